@@ -1,0 +1,177 @@
+/**
+ * Loads the one protobuf schema (`raftwal.proto`) and exposes typed encode/decode
+ * helpers for the messages the rest of the code base puts on disk or on the wire.
+ *
+ * uint64 fields decode as plain numbers (protobufjs would otherwise return `Long`
+ * objects): every index and term in raftwal is below 2^53.
+ */
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import protobuf from "protobufjs";
+
+// Decode 64-bit integers as JavaScript numbers, not Long objects.
+protobuf.util.Long = undefined as unknown as typeof protobuf.util.Long;
+protobuf.configure();
+
+const SCHEMA_PATH = fileURLToPath(new URL("./raftwal.proto", import.meta.url));
+const root = protobuf.parse(readFileSync(SCHEMA_PATH, "utf8"), { keepCase: false }).root;
+
+export const EntryType = { NORMAL: 0 } as const;
+export type EntryType = (typeof EntryType)[keyof typeof EntryType];
+
+export const MessageType = {
+  UNSPECIFIED: 0,
+  APPEND: 1,
+  APPEND_RESPONSE: 2,
+  VOTE: 3,
+  VOTE_RESPONSE: 4,
+  PRE_VOTE: 5,
+  PRE_VOTE_RESPONSE: 6,
+  HEARTBEAT: 7,
+  HEARTBEAT_RESPONSE: 8,
+  SNAPSHOT: 9,
+  SNAPSHOT_RESPONSE: 10,
+  TIMEOUT_NOW: 11,
+  READ_INDEX: 12,
+  READ_INDEX_RESPONSE: 13,
+} as const;
+export type MessageType = (typeof MessageType)[keyof typeof MessageType];
+
+/** A Raft log entry (the `Entry` message). */
+export interface Entry {
+  term: number;
+  index: number;
+  type: EntryType;
+  data: Uint8Array;
+}
+
+/** Term, vote and commit index (the `HardState` message). `vote` 0 means none. */
+export interface HardState {
+  term: number;
+  vote: number;
+  commit: number;
+}
+
+/** What a snapshot covers: all entries up to and including (index, term). */
+export interface SnapshotMeta {
+  index: number;
+  term: number;
+  voters: number[];
+  sizeBytes: number;
+}
+
+/** One chunk of an InstallSnapshot transfer. */
+export interface SnapshotChunk {
+  meta: SnapshotMeta;
+  offset: number;
+  data: Uint8Array;
+  done: boolean;
+}
+
+/** A Raft message between two nodes (the `Message` message). Node ids are > 0. */
+export interface Message {
+  type: MessageType;
+  to: number;
+  from: number;
+  term: number;
+  logTerm: number;
+  index: number;
+  entries: Entry[];
+  commit: number;
+  reject: boolean;
+  rejectHint: number;
+  rejectTerm: number;
+  context: Uint8Array;
+  snapshot?: SnapshotChunk;
+}
+
+export interface Handshake {
+  protocolVersion: number;
+  clusterId: string;
+  nodeId: number;
+}
+
+export type Frame = { handshake: Handshake; message?: undefined } | { message: Message; handshake?: undefined };
+
+const EMPTY = new Uint8Array(0);
+
+/** protobufjs leaves an absent bytes field as a shared empty array; normalize it. */
+function bytes(value: unknown): Uint8Array {
+  return value instanceof Uint8Array ? value : EMPTY;
+}
+
+interface Codec<T> {
+  encode(value: T): Uint8Array;
+  decode(bytes: Uint8Array): T;
+}
+
+function codec<T>(name: string, normalize: (decoded: any) => T): Codec<T> {
+  const type = root.lookupType(`raftwal.${name}`);
+  return {
+    encode: (value) => type.encode(value as unknown as Record<string, unknown>).finish(),
+    decode: (bytes) => normalize(type.decode(bytes)),
+  };
+}
+
+function normalizeEntry(e: any): Entry {
+  return { term: e.term ?? 0, index: e.index ?? 0, type: e.type ?? 0, data: bytes(e.data) };
+}
+
+function normalizeMeta(m: any): SnapshotMeta {
+  return { index: m?.index ?? 0, term: m?.term ?? 0, voters: m?.voters ?? [], sizeBytes: m?.sizeBytes ?? 0 };
+}
+
+function normalizeMessage(m: any): Message {
+  const message: Message = {
+    type: m.type ?? 0,
+    to: m.to ?? 0,
+    from: m.from ?? 0,
+    term: m.term ?? 0,
+    logTerm: m.logTerm ?? 0,
+    index: m.index ?? 0,
+    entries: (m.entries ?? []).map(normalizeEntry),
+    commit: m.commit ?? 0,
+    reject: m.reject ?? false,
+    rejectHint: m.rejectHint ?? 0,
+    rejectTerm: m.rejectTerm ?? 0,
+    context: bytes(m.context),
+  };
+  if (m.snapshot) {
+    const s = m.snapshot;
+    message.snapshot = { meta: normalizeMeta(s.meta), offset: s.offset ?? 0, data: bytes(s.data), done: s.done ?? false };
+  }
+  return message;
+}
+
+export const entryCodec = codec<Entry>("Entry", normalizeEntry);
+export const hardStateCodec = codec<HardState>("HardState", (h) => ({ term: h.term ?? 0, vote: h.vote ?? 0, commit: h.commit ?? 0 }));
+export const snapshotMetaCodec = codec<SnapshotMeta>("SnapshotMeta", normalizeMeta);
+export const messageCodec = codec<Message>("Message", normalizeMessage);
+export const handshakeCodec = codec<Handshake>("Handshake", (h) => ({
+  protocolVersion: h.protocolVersion ?? 0,
+  clusterId: h.clusterId ?? "",
+  nodeId: h.nodeId ?? 0,
+}));
+export const frameCodec = codec<Frame>("Frame", (f) =>
+  f.handshake
+    ? { handshake: { protocolVersion: f.handshake.protocolVersion ?? 0, clusterId: f.handshake.clusterId ?? "", nodeId: f.handshake.nodeId ?? 0 } }
+    : { message: normalizeMessage(f.message ?? {}) },
+);
+
+/** A message with every field at its default; spread over it to build one. */
+export function emptyMessage(): Message {
+  return {
+    type: MessageType.UNSPECIFIED,
+    to: 0,
+    from: 0,
+    term: 0,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
+    rejectTerm: 0,
+    context: EMPTY,
+  };
+}

@@ -1,0 +1,175 @@
+/**
+ * The contract between the Raft core and whoever hosts it (the node runtime, the
+ * simulation harness, a user's own embedding).
+ *
+ * The core is a deterministic state machine. It owns no timers, sockets, files or
+ * randomness: logical time arrives through `tick()`, randomness through the seeded
+ * `random` function in its config, messages through `step()`, and older log entries
+ * are read through `RaftLogStorage`. Everything it wants done comes out as a `Ready`.
+ *
+ * The host loop, in order:
+ *
+ *   1. Feed events: `tick()` every tick, `step(message)` for every message received,
+ *      `propose(...)`, `readIndex(...)`, `transferLeadership(...)`, `report*(...)`.
+ *   2. When `hasReady()`, take `ready()`. At most one Ready is outstanding: the next
+ *      `ready()` may only be taken after `advance()` for this one. Events may keep
+ *      arriving in between (steps 1 and 2 interleave freely).
+ *   3. Send `ready.messages` at once. They are safe to send before anything in this
+ *      Ready is durable: the core withholds every message that depends on state not
+ *      yet durable (a vote granted, an append acknowledged, a snapshot chunk
+ *      acknowledged) until the `advance()` that confirms that state is durable; it is
+ *      released in a later Ready. This is the persistence contract:
+ *        - "Persistent state on all servers: (Updated on stable storage before
+ *          responding to RPCs)" (Raft paper, Figure 2).
+ *        - A leader may send AppendEntries for entries it has not yet persisted
+ *          itself (Raft thesis, section 10.2.1); it counts itself toward a commit
+ *          quorum only for entries it has persisted.
+ *   4. Make durable, in this order: `ready.snapshotChunks` (appended to the pending
+ *      incoming snapshot), `ready.snapshot` (install: the snapshot becomes the newest
+ *      durable one and the log up to its index is discarded, keeping any later
+ *      entries that match it), `ready.entries` (if `entries[0].index` is at or below
+ *      the storage's last index, the log is first truncated from that index:
+ *      section 5.3), then `ready.hardState`. The storage must reflect all of it (its
+ *      `lastIndex()`, `term()`, `snapshotMeta()`) before `advance()`.
+ *   5. Apply `ready.committedEntries` to the application state machine, in order
+ *      (skip entries with empty data: they are leader no-ops). If `ready.snapshot`
+ *      is set, restore the state machine from it first. Serve `ready.readStates` once
+ *      the applied index reaches each one's `index`.
+ *   6. Call `advance(ready)`. This declares: everything in step 4 is durable and
+ *      everything in step 5 is applied.
+ *
+ * Committed entries are only handed out once they are durable on this node, so an
+ * application never applies an entry that a crash could take away from it.
+ */
+import type { Entry, HardState, Message, SnapshotChunk, SnapshotMeta } from "../proto/schema.js";
+
+export type { Entry, HardState, Message, SnapshotChunk, SnapshotMeta };
+
+export type Role = "follower" | "pre-candidate" | "candidate" | "leader";
+
+/** Volatile state the host may want to display or act on. `leader` 0 means unknown. */
+export interface SoftState {
+  role: Role;
+  leader: number;
+  term: number;
+}
+
+/** A read request that became safe: serve it once the applied index reaches `index`. */
+export interface ReadState {
+  requestId: Uint8Array;
+  index: number;
+}
+
+/** See the host loop at the top of this file for what to do with each field. */
+export interface Ready {
+  /** Set when role, leader or term changed since the last Ready. */
+  softState?: SoftState;
+  /** Set when term, vote or commit changed: persist before advance(). */
+  hardState?: HardState;
+  /** Entries to append durably (after truncating from entries[0].index if needed). */
+  entries: Entry[];
+  /** Chunks of an incoming snapshot to write durably, in order (offsets are contiguous). */
+  snapshotChunks: SnapshotChunk[];
+  /** A fully received snapshot to install durably and restore the state machine from. */
+  snapshot?: SnapshotMeta;
+  /** Messages to send now; every one of them is already safe to send. */
+  messages: Message[];
+  /** Committed, locally durable entries to apply, in index order, without gaps. */
+  committedEntries: Entry[];
+  /** Read requests confirmed by a leadership check (ReadIndex, thesis section 6.4). */
+  readStates: ReadState[];
+}
+
+/**
+ * The durable log as the core sees it. The host writes to it (step 4 of the loop);
+ * the core only reads. Reads are synchronous: a WAL serves them from its index and a
+ * bounded cache, reading segment files on demand.
+ *
+ * Invariant: snapshotMeta().index <= firstIndex() - 1 <= lastIndex().
+ */
+export interface RaftLogStorage {
+  /** The durable hard state at start-up (all zero for a new node). */
+  hardState(): HardState;
+  /** The newest durable snapshot's metadata (index 0, term 0 when there is none). */
+  snapshotMeta(): SnapshotMeta;
+  /** Index of the first entry still in the log: snapshotMeta().index + 1. */
+  firstIndex(): number;
+  /** Index of the last entry in the log; snapshotMeta().index when the log is empty. */
+  lastIndex(): number;
+  /**
+   * Term of the entry at `index`, for snapshotMeta().index <= index <= lastIndex()
+   * (at the snapshot's index it is the snapshot's term). Throws a RaftwalError with
+   * code WAL_ERR_COMPACTED below that range and WAL_ERR_UNAVAILABLE above it.
+   */
+  term(index: number): number;
+  /**
+   * Entries [lo, hi), stopping before their encoded data would exceed `maxBytes`
+   * but always returning at least one entry. Same errors as `term`.
+   */
+  entries(lo: number, hi: number, maxBytes: number): Entry[];
+  /** Up to `maxBytes` of the newest snapshot's payload, starting at `offset`. */
+  readSnapshotChunk(offset: number, maxBytes: number): Uint8Array;
+}
+
+/** Configuration of one Raft core. Counts and sizes carry their unit in the name. */
+export interface RaftConfig {
+  /** This node's id (> 0). */
+  id: number;
+  /** Every voter's id, this node's included. */
+  voters: number[];
+  storage: RaftLogStorage;
+  /** Seeded source of randomness in [0, 1): election timeouts are drawn from it. */
+  random: () => number;
+  /** Base election timeout; the effective one is drawn from [base, 2 * base). Default 10. */
+  electionTimeoutTicks?: number;
+  /** Default 1. Must be smaller than electionTimeoutTicks. */
+  heartbeatIntervalTicks?: number;
+  /** Default true (thesis section 9.6). */
+  preVote?: boolean;
+  /** Default true (thesis section 6.2: a leader without a quorum steps down). */
+  checkQuorum?: boolean;
+  /** Most entry bytes in one append message. Default 1 MiB. */
+  maxMessageBytes?: number;
+  /** Most append messages in flight to one follower in replicate state. Default 256. */
+  maxInflightMessages?: number;
+  /** Most entry bytes in flight to one follower. Default 16 MiB. */
+  maxInflightBytes?: number;
+  /** Most bytes of a snapshot in one InstallSnapshot chunk. Default 1 MiB. */
+  snapshotChunkBytes?: number;
+  /** Highest index the application has already applied (restart). Default: the snapshot index. */
+  appliedIndex?: number;
+}
+
+/** The result of a proposal: where the entry will live if it commits. */
+export interface ProposalPosition {
+  /** Index of the (first) proposed entry. */
+  index: number;
+  /** The leader's term; the proposal succeeded iff the entry applied at `index` has this term. */
+  term: number;
+}
+
+/** The core's inputs (shape required by the Raft core issue). */
+export interface RaftCore {
+  tick(): void;
+  step(message: Message): void;
+  /** Appends one entry as leader; throws RaftwalError RAFT_ERR_NOT_LEADER otherwise. */
+  propose(data: Uint8Array): ProposalPosition;
+  /** Appends several entries in one go; they get consecutive indexes starting at the result's. */
+  proposeBatch(data: Uint8Array[]): ProposalPosition;
+  /** Starts a linearizable read; its ReadState appears in a later Ready. */
+  readIndex(requestId: Uint8Array): void;
+  transferLeadership(to: number): void;
+  reportUnreachable(peer: number): void;
+  reportSnapshot(peer: number, ok: boolean): void;
+  /**
+   * The application has durably stored a snapshot covering entries up to `meta.index`
+   * (at or below the applied index) and the storage now serves it; the log before it
+   * may be compacted. Followers too far behind receive it via InstallSnapshot.
+   */
+  snapshotTaken(meta: SnapshotMeta): void;
+  hasReady(): boolean;
+  ready(): Ready;
+  advance(ready: Ready): void;
+  softState(): SoftState;
+  hardState(): HardState;
+}
