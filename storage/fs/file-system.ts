@@ -1,0 +1,59 @@
+/**
+ * The file-system seam. Every byte the storage engine reads or writes goes through
+ * these two interfaces, so tests can swap the real disk (`NodeFileSystem`) for an
+ * in-memory one (`MemoryFileSystem`) that loses whatever was not synced at a
+ * simulated crash, tears writes, flips bits and fails fsyncs on demand.
+ *
+ * Durability model (what a caller may rely on, on both implementations):
+ * - Bytes written to a file are durable only after `sync()` of that file returns.
+ * - A created, renamed or removed name is durable only after `syncDirectory()` of
+ *   the directory holding it returns (POSIX: fsync of the parent directory).
+ * - A failed `sync()` leaves the file in an unknown state; the caller must never
+ *   retry it and report success (the WAL treats it as fatal).
+ */
+
+/** An open file. Positions and lengths are in bytes. */
+export interface StorageFile {
+  readonly path: string;
+  /** Reads up to `length` bytes at `position` into `buffer[offset..]`; returns the count read (0 at end of file). */
+  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  /** Synchronous read, for the Raft core's synchronous log reads. */
+  readSync(buffer: Uint8Array, offset: number, length: number, position: number): number;
+  /** Writes all of `data` at `position` (extending the file if needed), or throws. */
+  write(data: Uint8Array, position: number): Promise<void>;
+  /** Makes this file's data and size durable (fdatasync). */
+  sync(): Promise<void>;
+  /** Sets the file's length; extends with zero bytes. Durable after sync(). */
+  truncate(length: number): Promise<void>;
+  /** The file's current length (including unsynced writes). */
+  size(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** Create the file if it does not exist. */
+  create?: boolean;
+  /** With `create`: fail if the file already exists. */
+  exclusive?: boolean;
+  /** Open for reading only. */
+  readOnly?: boolean;
+}
+
+export interface FileSystem {
+  /** Creates a directory and its parents if missing, and makes the new names durable. */
+  ensureDirectory(path: string): Promise<void>;
+  /** Names (not paths) of the entries in a directory, sorted. Throws ENOENT if missing. */
+  list(directory: string): Promise<string[]>;
+  exists(path: string): Promise<boolean>;
+  /** Whether `path` exists and is a directory. */
+  isDirectory(path: string): Promise<boolean>;
+  open(path: string, options?: OpenOptions): Promise<StorageFile>;
+  /** Atomically replaces `to` with `from`. Durable after syncDirectory(). */
+  rename(from: string, to: string): Promise<void>;
+  /** Removes a file. Durable after syncDirectory(). Missing files are not an error. */
+  remove(path: string): Promise<void>;
+  /** Makes the directory's entries (creates, renames, removes) durable. */
+  syncDirectory(path: string): Promise<void>;
+  /** Reads a whole (small) file. */
+  readFile(path: string): Promise<Uint8Array>;
+}

@@ -1,0 +1,127 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { FileSystem } from "../../storage/fs/file-system.js";
+import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
+import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
+
+const bytes = (...values: number[]) => new Uint8Array(values);
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+
+async function nodeRoot(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "raftwal-fs-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+// The same contract, checked against both implementations.
+describe.each([
+  ["NodeFileSystem", async () => ({ fs: new NodeFileSystem() as FileSystem, root: await nodeRoot() })],
+  ["MemoryFileSystem", async () => ({ fs: new MemoryFileSystem() as FileSystem, root: "/data" })],
+])("%s", (_name, setup) => {
+  it("writes, reads back (async and sync), extends and truncates", async () => {
+    const { fs, root } = await setup();
+    await fs.ensureDirectory(join(root, "a", "b"));
+    expect(await fs.isDirectory(join(root, "a", "b"))).toBe(true);
+    const file = await fs.open(join(root, "a", "b", "f"), { create: true, exclusive: true });
+    await file.write(bytes(1, 2, 3), 0);
+    await file.write(bytes(9), 5);
+    expect(await file.size()).toBe(6);
+    const buffer = new Uint8Array(6);
+    expect(await file.read(buffer, 0, 6, 0)).toBe(6);
+    expect(Array.from(buffer)).toEqual([1, 2, 3, 0, 0, 9]);
+    const one = new Uint8Array(2);
+    expect(file.readSync(one, 0, 2, 5)).toBe(1);
+    expect(one[0]).toBe(9);
+    await file.truncate(2);
+    expect(await file.size()).toBe(2);
+    await file.truncate(4);
+    expect(Array.from(await fs.readFile(join(root, "a", "b", "f")))).toEqual([1, 2, 0, 0]);
+    await file.sync();
+    await file.close();
+    await expect(fs.open(join(root, "a", "b", "f"), { create: true, exclusive: true })).rejects.toMatchObject({ code: "EEXIST" });
+    await expect(fs.open(join(root, "missing"))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("lists, renames over an existing name and removes", async () => {
+    const { fs, root } = await setup();
+    await fs.ensureDirectory(root);
+    for (const name of ["b", "a"]) {
+      const f = await fs.open(join(root, name), { create: true });
+      await f.write(new TextEncoder().encode(name), 0);
+      await f.close();
+    }
+    expect(await fs.list(root)).toEqual(["a", "b"]);
+    await fs.rename(join(root, "a"), join(root, "b"));
+    expect(await fs.list(root)).toEqual(["b"]);
+    expect(new TextDecoder().decode(await fs.readFile(join(root, "b")))).toBe("a");
+    await fs.remove(join(root, "b"));
+    await fs.remove(join(root, "never-existed"));
+    await fs.syncDirectory(root);
+    expect(await fs.list(root)).toEqual([]);
+    expect(await fs.exists(join(root, "b"))).toBe(false);
+  });
+});
+
+describe("MemoryFileSystem crash simulation", () => {
+  it("loses unsynced bytes and names whose directory was not synced", async () => {
+    const fs = new MemoryFileSystem();
+    await fs.ensureDirectory("/d");
+    const kept = await fs.open("/d/kept", { create: true });
+    await kept.write(bytes(1, 2), 0);
+    await kept.sync();
+    await fs.syncDirectory("/d");
+    await kept.write(bytes(3, 4), 2); // never synced
+    const lost = await fs.open("/d/lost", { create: true });
+    await lost.write(bytes(7), 0);
+    await lost.sync(); // data synced, but the name never was
+    fs.crash();
+    expect(await fs.list("/d")).toEqual(["kept"]);
+    expect(Array.from(fs.currentBytes("/d/kept"))).toEqual([1, 2]);
+    await expect(kept.size()).rejects.toMatchObject({ code: "EBADF" });
+  });
+
+  it("a rename is undone by a crash before the directory sync", async () => {
+    const fs = new MemoryFileSystem();
+    await fs.ensureDirectory("/d");
+    const f = await fs.open("/d/tmp", { create: true });
+    await f.write(bytes(5), 0);
+    await f.sync();
+    await fs.syncDirectory("/d");
+    await fs.rename("/d/tmp", "/d/final");
+    fs.crash();
+    expect(await fs.list("/d")).toEqual(["tmp"]);
+  });
+
+  it("keeps a chosen prefix of unsynced bytes: a torn write", async () => {
+    const fs = new MemoryFileSystem();
+    await fs.ensureDirectory("/d");
+    const f = await fs.open("/d/f", { create: true });
+    await f.write(bytes(1, 1), 0);
+    await f.sync();
+    await fs.syncDirectory("/d");
+    await f.write(bytes(2, 3, 4, 5), 2);
+    fs.crash({ keepUnsyncedBytes: (_path, unsynced) => (expect(unsynced).toBe(4), 3) });
+    expect(Array.from(fs.currentBytes("/d/f"))).toEqual([1, 1, 2, 3, 4]);
+  });
+
+  it("fails the next sync and the next write on demand, and flips bits", async () => {
+    const fs = new MemoryFileSystem();
+    await fs.ensureDirectory("/d");
+    const f = await fs.open("/d/seg", { create: true });
+    await f.write(bytes(0, 0), 0);
+    fs.failNextSync("seg");
+    await expect(f.sync()).rejects.toMatchObject({ code: "EIO" });
+    expect(fs.durableBytes("/d/seg").length).toBe(0);
+    fs.failNextWrite({ bytesWritten: 1 });
+    await expect(f.write(bytes(7, 8), 0)).rejects.toMatchObject({ code: "EIO" });
+    expect(Array.from(fs.currentBytes("/d/seg"))).toEqual([7, 0]);
+    await f.sync();
+    fs.flipBit("/d/seg", 1, 3);
+    expect(Array.from(fs.durableBytes("/d/seg"))).toEqual([7, 8]);
+  });
+});
