@@ -1,0 +1,364 @@
+/**
+ * Recovery: rebuilds the in-memory view of a WAL directory by replaying every record,
+ * and finds (optionally repairs) a torn tail. The procedure, step by step:
+ *
+ *  1. List `segment-*.wal` files. Ids must be consecutive. Other names are ignored.
+ *  2. Read each header. The last file may be blank (a preallocated spare never
+ *     activated) or, if nothing valid follows its header, hold a header torn while
+ *     being activated: both are spares. Any other bad header is corruption.
+ *  3. Start the view after the first segment's first index - 1 (earlier segments were
+ *     deleted by a compaction whose COMPACT record survives and names that term).
+ *  4. Replay each segment's records in order. Records are buffered per batch and
+ *     applied only when the batch's COMMIT record arrives and matches the batch
+ *     (start offset and record count). Entry indexes must continue the log.
+ *  5. In every segment but the last active one, the records must end in a COMMIT
+ *     followed by zero space; anything else is corruption.
+ *  6. In the last active segment, let B be the end of the last valid COMMIT. If a bad
+ *     record, records without COMMIT, or non-zero bytes follow B, survey the rest of
+ *     the file: a checksum-valid COMMIT after the damage means acknowledged data is
+ *     damaged (corruption); otherwise it is a torn tail [B, end of non-zero data).
+ *  7. Repair (read-write mode only): copy the torn bytes to `<segment>.torn-<B>`,
+ *     fsync it and the directory, overwrite [B, end) with zeros, fsync the segment.
+ *  8. Corruption stops recovery with WAL_ERR_CORRUPT naming segment, offset, indexes.
+ */
+import { posix } from "node:path";
+import type { FileSystem, StorageFile } from "../fs/file-system.js";
+import { ErrorCode } from "../../src/errors.js";
+import { WalCorruptionError, walError } from "./errors.js";
+import {
+  RECORD_TYPE_NAMES,
+  RecordType,
+  SEGMENT_HEADER_BYTES,
+  decodeCommitPayload,
+  recordBytes,
+  COMMIT_PAYLOAD_BYTES,
+  type RecordHeader,
+  type SegmentHeader,
+} from "./format.js";
+import { LogIndex, TERM_UNKNOWN } from "./log-index.js";
+import { listSegmentFiles, tornTailFileName, type SegmentFileRef } from "./naming.js";
+import { readFully, readSegmentHeader, scanRecords, surveyTail } from "./segment-reader.js";
+import { writeZeros, type SpareSegment } from "./segment-writer.js";
+
+export interface RecoveredSegment {
+  segmentId: number;
+  name: string;
+  path: string;
+  file: StorageFile;
+  header: SegmentHeader;
+  /** Offset just past the last committed batch: where the next batch goes. */
+  committedEndOffset: number;
+  /** Highest entry index written in this segment, 0 if none: compaction deletes it once this is compacted. */
+  maxEntryIndex: number;
+  /** Whether the segment holds a COMPACT record. */
+  hasCompactRecord: boolean;
+  /** Records in committed batches (COMMIT records included). */
+  recordCount: number;
+}
+
+export interface TornTail {
+  segment: string;
+  path: string;
+  /** Byte offset of the cut: the end of the last complete batch. */
+  offset: number;
+  /** Bytes cut (from the offset to the last non-zero byte). */
+  bytes: number;
+  reason: string;
+  /** Where the cut bytes were saved (repair mode only). */
+  savedTo?: string;
+}
+
+/** What open found. */
+export interface RecoveryReport {
+  segments: number;
+  /** Live entries after replay. */
+  entries: number;
+  firstIndex: number;
+  lastIndex: number;
+  compactedIndex: number;
+  /** Set when a torn tail was found (and, when opened for writing, cut). */
+  tornTail?: TornTail;
+  /** Bytes of segment data replayed. */
+  bytesReplayed: number;
+  durationMs: number;
+}
+
+export interface RecoveryResult {
+  index: LogIndex;
+  segments: RecoveredSegment[];
+  /** A blank preallocated segment following the last one, ready to activate. */
+  spare?: SpareSegment;
+  /** Files the recovery left behind that the caller should remove (a spare of the wrong size). */
+  report: RecoveryReport;
+}
+
+export interface RecoveryOptions {
+  /** Open files read-write and cut a torn tail. */
+  repair: boolean;
+  /** Size a kept spare must have. */
+  segmentSizeBytes?: number;
+}
+
+function corruption(ref: { name: string; path: string }, offset: number, reason: string, indexes: number[] = []): WalCorruptionError {
+  return new WalCorruptionError({ segment: ref.name, path: ref.path, offset, reason, indexes });
+}
+
+/** Names the record by its header when it decoded, else by where the log was expected to continue. */
+function describeBad(reason: string, header: RecordHeader | undefined, expectedIndex: number): { reason: string; indexes: number[] } {
+  if (header && header.type === RecordType.ENTRY) {
+    const indexes = header.index === expectedIndex ? [expectedIndex] : [expectedIndex, header.index].filter((i) => i > 0);
+    return { reason: `${reason} in entry record (index ${header.index}, term ${header.term})`, indexes };
+  }
+  if (header) return { reason: `${reason} in ${RECORD_TYPE_NAMES[header.type] ?? "unknown"} record`, indexes: [expectedIndex] };
+  return { reason, indexes: [expectedIndex] };
+}
+
+export async function recover(dir: string, fs: FileSystem, options: RecoveryOptions): Promise<RecoveryResult> {
+  const started = performance.now();
+  const refs = await listSegmentFiles(dir, fs);
+  const opened: StorageFile[] = [];
+  try {
+    return await replay(dir, fs, refs, options, opened, started);
+  } catch (error) {
+    await Promise.all(opened.map((file) => file.close().catch(() => undefined)));
+    throw error;
+  }
+}
+
+async function replay(
+  dir: string,
+  fs: FileSystem,
+  refs: SegmentFileRef[],
+  options: RecoveryOptions,
+  opened: StorageFile[],
+  started: number,
+): Promise<RecoveryResult> {
+  // Steps 1-2: headers.
+  const headed: Array<{ ref: SegmentFileRef; file: StorageFile; header: SegmentHeader }> = [];
+  let spareRef: { ref: SegmentFileRef; file: StorageFile; dataEndOffset: number; fileBytes: number } | undefined;
+  for (let k = 0; k < refs.length; k++) {
+    const ref = refs[k];
+    if (k > 0 && ref.segmentId !== refs[k - 1].segmentId + 1) {
+      throw corruption(ref, 0, `segment ${refs[k - 1].segmentId + 1} is missing (found ${refs[k - 1].name} then ${ref.name})`);
+    }
+    const file = await fs.open(ref.path, { readOnly: !options.repair });
+    opened.push(file);
+    const decoded = await readSegmentHeader(file);
+    const isLast = k === refs.length - 1;
+    if (decoded.kind === "ok") {
+      if (decoded.header.segmentId !== ref.segmentId) {
+        throw corruption(ref, 0, `segment header names segment ${decoded.header.segmentId}`);
+      }
+      headed.push({ ref, file, header: decoded.header });
+      continue;
+    }
+    if (isLast) {
+      // A spare (blank), or a header torn while being activated: the header is written and
+      // synced before any record, so nothing may follow it.
+      const survey = await surveyTail(file, 0, SEGMENT_HEADER_BYTES);
+      if (survey.dataEndOffset <= SEGMENT_HEADER_BYTES) {
+        spareRef = { ref, file, dataEndOffset: survey.dataEndOffset, fileBytes: survey.fileBytes };
+        continue;
+      }
+    }
+    if (decoded.kind === "bad" && refs.length === 1 && headed.length === 0) {
+      throw walError(ErrorCode.WAL_NOT_A_WAL, `${ref.path} is not a raftwal segment (${decoded.reason})`);
+    }
+    throw corruption(ref, 0, decoded.kind === "bad" ? decoded.reason : "blank segment header before the last segment");
+  }
+
+  // Step 3.
+  const index = headed.length === 0 ? new LogIndex() : LogIndex.startingAfter(headed[0].header.firstIndex - 1);
+  const segments: RecoveredSegment[] = [];
+  let tornTail: TornTail | undefined;
+  let bytesReplayed = 0;
+
+  // Step 4-6.
+  const pendingType: number[] = [];
+  const pendingIndex: number[] = [];
+  const pendingTerm: number[] = [];
+  for (let k = 0; k < headed.length; k++) {
+    const { ref, file, header } = headed[k];
+    const isLast = k === headed.length - 1;
+    if (k > 0 && header.firstIndex !== index.lastIndex() + 1) {
+      throw corruption(ref, 0, `segment first index ${header.firstIndex} does not continue the log (last index ${index.lastIndex()})`);
+    }
+    const segment: RecoveredSegment = {
+      segmentId: ref.segmentId,
+      name: ref.name,
+      path: ref.path,
+      file,
+      header,
+      committedEndOffset: SEGMENT_HEADER_BYTES,
+      maxEntryIndex: 0,
+      hasCompactRecord: false,
+      recordCount: 0,
+    };
+    let batchStart = SEGMENT_HEADER_BYTES;
+    let expectedIndex = index.lastIndex() + 1;
+    pendingType.length = pendingIndex.length = pendingTerm.length = 0;
+    let pendingOffsets: number[] = [];
+    let applyError: WalCorruptionError | undefined;
+
+    const end = await scanRecords(file, SEGMENT_HEADER_BYTES, (offset, record, bytes, at) => {
+      if (record.type !== RecordType.COMMIT) {
+        pendingType.push(record.type);
+        pendingIndex.push(record.index);
+        pendingTerm.push(record.term);
+        pendingOffsets.push(offset);
+        if (record.type === RecordType.ENTRY) expectedIndex = record.index + 1;
+        else if (record.type === RecordType.TRUNCATE_SUFFIX) expectedIndex = Math.min(expectedIndex, record.index);
+        else expectedIndex = Math.max(expectedIndex, record.index + 1);
+        return;
+      }
+      const info = decodeCommitPayload(bytes, at);
+      if (info.batchStartOffset !== batchStart || info.recordCount !== pendingType.length) {
+        return `commit record does not match its batch (start ${info.batchStartOffset}, ${info.recordCount} records; expected start ${batchStart}, ${pendingType.length} records)`;
+      }
+      // A whole batch: apply it.
+      for (let r = 0; r < pendingType.length; r++) {
+        const type = pendingType[r];
+        const at = pendingIndex[r];
+        if (type === RecordType.ENTRY) {
+          if (at !== index.lastIndex() + 1) {
+            applyError = corruption(ref, pendingOffsets[r], `entry index ${at} does not continue the log (last index ${index.lastIndex()})`, [at]);
+            return "entry out of sequence";
+          }
+          index.append(at, pendingTerm[r], ref.segmentId, pendingOffsets[r]);
+          if (at > segment.maxEntryIndex) segment.maxEntryIndex = at;
+        } else if (type === RecordType.TRUNCATE_SUFFIX) {
+          if (at <= index.compactedIndex() && index.compactedTerm() !== TERM_UNKNOWN) {
+            applyError = corruption(ref, pendingOffsets[r], `truncate-suffix from ${at} at or below the compacted index ${index.compactedIndex()}`, [at]);
+            return "truncation below compaction";
+          }
+          index.truncateSuffix(at);
+        } else {
+          index.compact(at, pendingTerm[r]);
+          segment.hasCompactRecord = true;
+        }
+      }
+      segment.recordCount += pendingType.length + 1;
+      pendingType.length = pendingIndex.length = pendingTerm.length = 0;
+      pendingOffsets = [];
+      batchStart = offset + recordBytes(COMMIT_PAYLOAD_BYTES);
+      segment.committedEndOffset = batchStart;
+      expectedIndex = index.lastIndex() + 1;
+    });
+    if (applyError) throw applyError;
+    bytesReplayed += segment.committedEndOffset;
+
+    if (!isLast) {
+      if (end.kind === "bad") {
+        const named = describeBad(end.reason, end.header, expectedIndex);
+        throw corruption(ref, end.offset, named.reason, named.indexes);
+      }
+      if (pendingType.length > 0) {
+        throw corruption(ref, batchStart, "batch without a commit record in a sealed segment", pendingIndexesOf(pendingType, pendingIndex));
+      }
+    } else {
+      const searchFrom = end.kind === "bad" ? end.offset + 8 : end.offset;
+      const survey = await surveyTail(file, segment.committedEndOffset, searchFrom);
+      if (survey.commitOffset !== undefined) {
+        if (end.kind === "bad") {
+          const named = describeBad(end.reason, end.header, expectedIndex);
+          throw corruption(ref, end.offset, `${named.reason} (a complete batch follows at byte offset ${survey.commitOffset})`, named.indexes);
+        }
+        throw corruption(ref, end.offset, `unwritten space followed by a complete batch at byte offset ${survey.commitOffset}`, [expectedIndex]);
+      }
+      if (survey.dataEndOffset > segment.committedEndOffset) {
+        const reason =
+          end.kind === "bad"
+            ? describeBad(end.reason, end.header, expectedIndex).reason
+            : pendingType.length > 0
+              ? "batch without a commit record"
+              : "non-zero bytes in unwritten space";
+        tornTail = {
+          segment: ref.name,
+          path: ref.path,
+          offset: segment.committedEndOffset,
+          bytes: survey.dataEndOffset - segment.committedEndOffset,
+          reason,
+        };
+        if (options.repair) tornTail.savedTo = await cutTornTail(fs, dir, file, ref, segment.committedEndOffset, survey.dataEndOffset);
+      }
+    }
+    segments.push(segment);
+  }
+
+  if (index.compactedTerm() === TERM_UNKNOWN) {
+    const first = headed[0];
+    throw corruption(first.ref, 0, `log starts after index ${first.header.firstIndex - 1} but no compact record names its term`);
+  }
+
+  // The spare: keep it only when blank and of the expected size; cut a torn header.
+  let spare: SpareSegment | undefined;
+  if (spareRef) {
+    const survey = spareRef;
+    if (survey.dataEndOffset > 0) {
+      const tail: TornTail = {
+        segment: spareRef.ref.name,
+        path: spareRef.ref.path,
+        offset: 0,
+        bytes: survey.dataEndOffset,
+        reason: "segment header torn while activating the segment",
+      };
+      if (options.repair) tail.savedTo = await cutTornTail(fs, dir, spareRef.file, spareRef.ref, 0, survey.dataEndOffset);
+      tornTail ??= tail;
+    }
+    if (options.repair) {
+      if (survey.fileBytes === options.segmentSizeBytes) {
+        spare = { segmentId: spareRef.ref.segmentId, name: spareRef.ref.name, path: spareRef.ref.path, file: spareRef.file, sizeBytes: survey.fileBytes };
+      } else {
+        await spareRef.file.close();
+        await fs.remove(spareRef.ref.path);
+        await fs.syncDirectory(dir);
+      }
+    }
+  }
+
+  const report: RecoveryReport = {
+    segments: segments.length,
+    entries: index.size(),
+    firstIndex: index.compactedIndex() + 1,
+    lastIndex: index.lastIndex(),
+    compactedIndex: index.compactedIndex(),
+    bytesReplayed,
+    durationMs: performance.now() - started,
+  };
+  if (tornTail) report.tornTail = tornTail;
+  const result: RecoveryResult = { index, segments, report };
+  if (spare) result.spare = spare;
+  return result;
+}
+
+function pendingIndexesOf(types: number[], indexes: number[]): number[] {
+  const out: number[] = [];
+  for (let r = 0; r < types.length; r++) if (types[r] === RecordType.ENTRY) out.push(indexes[r]);
+  return out;
+}
+
+/** Step 7: saves [from, to) beside the segment, makes the copy durable, then zeroes the range in the segment. */
+export async function cutTornTail(
+  fs: FileSystem,
+  dir: string,
+  file: StorageFile,
+  ref: { name: string },
+  from: number,
+  to: number,
+): Promise<string> {
+  const bytes = new Uint8Array(to - from);
+  const count = await readFully(file, bytes, from);
+  const savedTo = posix.join(dir, tornTailFileName(ref.name, from));
+  const copy = await fs.open(savedTo, { create: true });
+  try {
+    await copy.truncate(0);
+    await copy.write(bytes.subarray(0, count), 0);
+    await copy.sync();
+  } finally {
+    await copy.close();
+  }
+  await fs.syncDirectory(dir);
+  await writeZeros(file, from, to - from);
+  await file.sync();
+  return savedTo;
+}

@@ -1,0 +1,203 @@
+/**
+ * Reading segment files: a sequential scanner of records (recovery, verification,
+ * inspection), a forward search for damage beyond a bad record, and random-access
+ * reads of single records (entries() on demand). Never writes.
+ */
+import type { StorageFile } from "../fs/file-system.js";
+import {
+  RECORD_ALIGNMENT_BYTES,
+  RECORD_HEADER_BYTES,
+  RecordType,
+  SEGMENT_HEADER_BYTES,
+  checkRecord,
+  decodeRecordHeader,
+  decodeSegmentHeader,
+  emptyRecordHeader,
+  recordBytes,
+  type RecordHeader,
+  type SegmentHeaderDecoding,
+} from "./format.js";
+
+/** Bytes read from a segment per call while scanning: large reads keep recovery near disk speed. */
+export const SCAN_CHUNK_BYTES = 8 * 1024 * 1024;
+
+export async function readSegmentHeader(file: StorageFile): Promise<SegmentHeaderDecoding> {
+  const bytes = new Uint8Array(SEGMENT_HEADER_BYTES);
+  const count = await readFully(file, bytes, 0);
+  return decodeSegmentHeader(bytes.subarray(0, count));
+}
+
+/** Reads into `buffer` from `position` until it is full or the file ends; returns the count. */
+export async function readFully(file: StorageFile, buffer: Uint8Array, position: number): Promise<number> {
+  let filled = 0;
+  while (filled < buffer.length) {
+    const count = await file.read(buffer, filled, buffer.length - filled, position + filled);
+    if (count === 0) break;
+    filled += count;
+  }
+  return filled;
+}
+
+export function readFullySync(file: StorageFile, buffer: Uint8Array, position: number): number {
+  let filled = 0;
+  while (filled < buffer.length) {
+    const count = file.readSync(buffer, filled, buffer.length - filled, position + filled);
+    if (count === 0) break;
+    filled += count;
+  }
+  return filled;
+}
+
+/**
+ * Called for every record that is whole and passes its checksum, in file order.
+ * `bytes[at..]` holds the record (valid only during the call). Return a string to stop
+ * the scan, reporting the record as bad with that reason.
+ */
+export type RecordVisitor = (offset: number, header: RecordHeader, bytes: Uint8Array, at: number) => string | void;
+
+export type ScanEnd =
+  /** A zero record header (unwritten space) or the end of the file at `offset`. */
+  | { kind: "end"; offset: number }
+  /** The record at `offset` is damaged or cut short. `header` is set when its header decoded (fields may be damaged). */
+  | { kind: "bad"; offset: number; reason: string; header?: RecordHeader };
+
+/** Scans the records of a segment from `startOffset` until unwritten space, the end of the file, or a bad record. */
+export async function scanRecords(file: StorageFile, startOffset: number, visit: RecordVisitor): Promise<ScanEnd> {
+  let buffer: Uint8Array = new Uint8Array(SCAN_CHUNK_BYTES);
+  let bufferStart = startOffset; // file position of buffer[0]
+  let filled = await readFully(file, buffer, bufferStart);
+  let at = 0; // position in buffer of the next record
+  const header = emptyRecordHeader();
+  for (;;) {
+    // Make sure a whole record header is in the buffer.
+    if (filled - at < RECORD_HEADER_BYTES) {
+      if (filled === buffer.length || at > 0) {
+        ({ buffer, filled } = await refill(file, buffer, at, filled, bufferStart + at, RECORD_HEADER_BYTES));
+        bufferStart += at;
+        at = 0;
+      }
+      if (filled - at < RECORD_HEADER_BYTES) {
+        const rest = buffer.subarray(at, filled);
+        return rest.every((b) => b === 0)
+          ? { kind: "end", offset: bufferStart + at }
+          : { kind: "bad", offset: bufferStart + at, reason: "record header cut short by the end of the file" };
+      }
+    }
+    const offset = bufferStart + at;
+    const status = decodeRecordHeader(buffer, at, header);
+    if (status === "zero") return { kind: "end", offset };
+    if (status === "bad") return { kind: "bad", offset, reason: "malformed record header" };
+    const total = recordBytes(header.payloadBytes);
+    if (filled - at < total) {
+      ({ buffer, filled } = await refill(file, buffer, at, filled, offset, total));
+      bufferStart = offset;
+      at = 0;
+      if (filled < total) return { kind: "bad", offset, reason: "record cut short by the end of the file", header: { ...header } };
+    }
+    const problem = checkRecord(buffer, at, header);
+    if (problem !== undefined) return { kind: "bad", offset, reason: problem, header: { ...header } };
+    const stop = visit(offset, header, buffer, at);
+    if (stop !== undefined) return { kind: "bad", offset, reason: stop, header: { ...header } };
+    at += total;
+  }
+}
+
+/** Moves buffer[at..filled) to the front (growing the buffer to `needed` if required) and reads more. */
+async function refill(
+  file: StorageFile,
+  buffer: Uint8Array,
+  at: number,
+  filled: number,
+  position: number,
+  needed: number,
+): Promise<{ buffer: Uint8Array; filled: number }> {
+  const kept = filled - at;
+  let target = buffer;
+  if (needed > buffer.length) {
+    target = new Uint8Array(needed);
+    target.set(buffer.subarray(at, filled));
+  } else {
+    target.copyWithin(0, at, filled);
+  }
+  const count = await readFully(file, target.subarray(kept), position + kept);
+  return { buffer: target, filled: kept + count };
+}
+
+export interface TailSurvey {
+  /** One past the last non-zero byte at or after the start (the start when all zero). */
+  dataEndOffset: number;
+  /** Offset of a whole, checksum-valid COMMIT record found at or after `searchFrom`, if any. */
+  commitOffset?: number;
+  /** Bytes the file holds. */
+  fileBytes: number;
+}
+
+/**
+ * Surveys a segment from `start` to its end: where its non-zero bytes end, and whether
+ * a valid COMMIT record sits at an aligned offset >= `searchFrom` (which means the
+ * damage before it is corruption of acknowledged data, not a torn tail).
+ */
+export async function surveyTail(file: StorageFile, start: number, searchFrom: number): Promise<TailSurvey> {
+  const fileBytes = await file.size();
+  let dataEndOffset = start;
+  let commitOffset: number | undefined;
+  const header = emptyRecordHeader();
+  const overlap = recordBytes(8); // a COMMIT record is this long; chunks overlap so none is split
+  let position = start;
+  const buffer = new Uint8Array(SCAN_CHUNK_BYTES + overlap);
+  while (position < fileBytes) {
+    const count = await readFully(file, buffer, position);
+    if (count === 0) break;
+    for (let i = count - 1; i >= 0; i--) {
+      if (buffer[i] !== 0) {
+        dataEndOffset = Math.max(dataEndOffset, position + i + 1);
+        break;
+      }
+    }
+    if (commitOffset === undefined) {
+      let first = Math.max(searchFrom, position);
+      first += (RECORD_ALIGNMENT_BYTES - (first % RECORD_ALIGNMENT_BYTES)) % RECORD_ALIGNMENT_BYTES;
+      for (let offset = first; offset + overlap <= position + count; offset += RECORD_ALIGNMENT_BYTES) {
+        const at = offset - position;
+        if (buffer[at] !== RecordType.COMMIT) continue;
+        if (decodeRecordHeader(buffer, at, header) !== "ok" || header.type !== RecordType.COMMIT) continue;
+        if (checkRecord(buffer, at, header) === undefined) {
+          commitOffset = offset;
+          break;
+        }
+      }
+    }
+    if (count < buffer.length) break;
+    position += SCAN_CHUNK_BYTES;
+  }
+  return commitOffset === undefined ? { dataEndOffset, fileBytes } : { dataEndOffset, commitOffset, fileBytes };
+}
+
+/**
+ * Reads the record at `offset` synchronously into a fresh buffer and validates it.
+ * `sizeHint` is a guess of the record's total size (one read when right).
+ */
+export function readRecordSync(
+  file: StorageFile,
+  offset: number,
+  sizeHint: number,
+): { header: RecordHeader; bytes: Uint8Array } | { problem: string; header?: RecordHeader } {
+  let bytes: Uint8Array = new Uint8Array(Math.max(sizeHint, RECORD_HEADER_BYTES));
+  let count = readFullySync(file, bytes, offset);
+  const header = emptyRecordHeader();
+  if (count < RECORD_HEADER_BYTES) return { problem: "record cut short by the end of the file" };
+  if (decodeRecordHeader(bytes, 0, header) !== "ok") return { problem: "malformed record header" };
+  const total = recordBytes(header.payloadBytes);
+  if (count < total) {
+    if (bytes.length < total) {
+      const grown = new Uint8Array(total);
+      grown.set(bytes.subarray(0, count));
+      bytes = grown;
+    }
+    count += readFullySync(file, bytes.subarray(count, total), offset + count);
+    if (count < total) return { problem: "record cut short by the end of the file", header };
+  }
+  const problem = checkRecord(bytes, 0, header);
+  if (problem !== undefined) return { problem, header };
+  return { header, bytes: bytes.subarray(0, total) };
+}

@@ -1,0 +1,113 @@
+/**
+ * Writing segment files: creating a preallocated segment (zero-filled, synced, its
+ * name made durable by a directory fsync), activating it (header written and synced
+ * before any record), and appending batches (one write + one fdatasync each).
+ *
+ * An append that fails leaves the writer exactly as it was before the call (the write
+ * offset does not move), then reports the error. The caller (the Wal) treats any write
+ * or fsync failure as fatal: a failed fsync is never retried.
+ */
+import { strict as assert } from "node:assert";
+import { posix } from "node:path";
+import type { FileSystem, StorageFile } from "../fs/file-system.js";
+import { FORMAT_VERSION, SEGMENT_HEADER_BYTES, encodeSegmentHeader } from "./format.js";
+import { segmentFileName } from "./naming.js";
+
+/** Zero bytes written per call while preallocating. */
+const PREALLOCATE_CHUNK_BYTES = 1024 * 1024;
+let zeroChunk: Uint8Array | undefined;
+
+/**
+ * Writes `length` zero bytes at `position`. Real zeros, not a sparse extension: an
+ * fdatasync over blocks that are already allocated and written need not update file
+ * metadata, which makes each later batch's fdatasync cheaper.
+ */
+export async function writeZeros(file: StorageFile, position: number, length: number): Promise<void> {
+  zeroChunk ??= new Uint8Array(PREALLOCATE_CHUNK_BYTES);
+  for (let done = 0; done < length; ) {
+    const count = Math.min(PREALLOCATE_CHUNK_BYTES, length - done);
+    await file.write(count === zeroChunk.length ? zeroChunk : zeroChunk.subarray(0, count), position + done);
+    done += count;
+  }
+}
+
+/** A segment file created ahead of use: all zeros, durable, with a durable name. */
+export interface SpareSegment {
+  segmentId: number;
+  name: string;
+  path: string;
+  file: StorageFile;
+  sizeBytes: number;
+}
+
+/** Creates `segment-<id>.wal` preallocated to `sizeBytes` zeros, syncs it, then syncs the directory. */
+export async function createSpareSegment(fs: FileSystem, dir: string, segmentId: number, sizeBytes: number): Promise<SpareSegment> {
+  const name = segmentFileName(segmentId);
+  const path = posix.join(dir, name);
+  const file = await fs.open(path, { create: true, exclusive: true });
+  try {
+    await writeZeros(file, 0, sizeBytes);
+    await file.sync();
+    await fs.syncDirectory(dir);
+  } catch (error) {
+    await file.close().catch(() => undefined);
+    throw error;
+  }
+  return { segmentId, name, path, file, sizeBytes };
+}
+
+/** The segment being appended to. */
+export class ActiveSegment {
+  /** Invariant: SEGMENT_HEADER_BYTES <= writeOffset <= sizeBytes; bytes from writeOffset on are zero. */
+  private writeOffsetBytes: number;
+
+  constructor(
+    readonly segmentId: number,
+    readonly name: string,
+    readonly path: string,
+    readonly file: StorageFile,
+    /** Preallocated size; batches must fit in it. */
+    readonly sizeBytes: number,
+    /** Index the log's next entry had when this segment was activated. */
+    readonly firstIndex: number,
+    writeOffset: number,
+  ) {
+    assert.ok(writeOffset >= SEGMENT_HEADER_BYTES && writeOffset <= sizeBytes, "write offset inside the segment");
+    this.writeOffsetBytes = writeOffset;
+  }
+
+  /** Turns a spare into the active segment: writes its header and syncs it before any record. */
+  static async activate(spare: SpareSegment, firstIndex: number): Promise<ActiveSegment> {
+    const header = encodeSegmentHeader({
+      formatVersion: FORMAT_VERSION,
+      segmentSizeBytes: spare.sizeBytes,
+      segmentId: spare.segmentId,
+      firstIndex,
+    });
+    await spare.file.write(header, 0);
+    await spare.file.sync();
+    return new ActiveSegment(spare.segmentId, spare.name, spare.path, spare.file, spare.sizeBytes, firstIndex, SEGMENT_HEADER_BYTES);
+  }
+
+  writeOffset(): number {
+    return this.writeOffsetBytes;
+  }
+
+  remainingBytes(): number {
+    return this.sizeBytes - this.writeOffsetBytes;
+  }
+
+  /**
+   * Writes `batch` at the write offset and fdatasyncs. Resolves once durable. On
+   * failure the write offset is unchanged (the bytes may or may not be on disk: the
+   * WAL is then failed and recovery decides, by checksums and commit records).
+   */
+  async appendBatch(batch: Uint8Array): Promise<void> {
+    assert.ok(batch.length <= this.remainingBytes(), "batch fits in the segment");
+    const offset = this.writeOffsetBytes;
+    await this.file.write(batch, offset);
+    await this.file.sync();
+    // Only now: a concurrent reader never sees an offset past durable data.
+    this.writeOffsetBytes = offset + batch.length;
+  }
+}
