@@ -16,3 +16,15 @@ export {
 } from "./format.js";
 export { segmentFileName, parseSegmentFileName, tornTailFileName } from "./naming.js";
 export { crc32 } from "./crc.js";
+export {
+  listSegments,
+  scanWal,
+  verifyWal,
+  repairTornTail,
+  type SegmentListing,
+  type ScannedRecord,
+  type RecordStatus,
+  type VerifyResult,
+  type VerifiedSegment,
+  type VerifyProgress,
+} from "./inspect.js";

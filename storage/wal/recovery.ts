@@ -95,22 +95,29 @@ export interface RecoveryResult {
 export interface RecoveryOptions {
   /** Open files read-write and cut a torn tail. */
   repair: boolean;
-  /** Size a kept spare must have. */
+  /** Size a kept spare must have (repair mode: a spare of another size is removed). Unset: keep any spare. */
   segmentSizeBytes?: number;
+  /** Called after each segment is replayed (segments done, segments in all). */
+  onProgress?: (segmentsDone: number, segmentsTotal: number) => void;
 }
 
 function corruption(ref: { name: string; path: string }, offset: number, reason: string, indexes: number[] = []): WalCorruptionError {
   return new WalCorruptionError({ segment: ref.name, path: ref.path, offset, reason, indexes });
 }
 
-/** Names the record by its header when it decoded, else by where the log was expected to continue. */
-function describeBad(reason: string, header: RecordHeader | undefined, expectedIndex: number): { reason: string; indexes: number[] } {
+/**
+ * Names the entries a bad record affects: an entry record by where the log was expected
+ * to continue (and by its header index, which may itself be damaged); any other record
+ * by the entries of the batch it belongs to (they lose their COMMIT).
+ */
+function describeBad(reason: string, header: RecordHeader | undefined, expectedIndex: number, batchEntries: number[]): { reason: string; indexes: number[] } {
   if (header && header.type === RecordType.ENTRY) {
     const indexes = header.index === expectedIndex ? [expectedIndex] : [expectedIndex, header.index].filter((i) => i > 0);
     return { reason: `${reason} in entry record (index ${header.index}, term ${header.term})`, indexes };
   }
-  if (header) return { reason: `${reason} in ${RECORD_TYPE_NAMES[header.type] ?? "unknown"} record`, indexes: [expectedIndex] };
-  return { reason, indexes: [expectedIndex] };
+  const indexes = batchEntries.length > 0 ? batchEntries : [expectedIndex];
+  if (header) return { reason: `${reason} in ${RECORD_TYPE_NAMES[header.type] ?? "unknown"} record`, indexes };
+  return { reason, indexes: [...new Set([...batchEntries, expectedIndex])] };
 }
 
 export async function recover(dir: string, fs: FileSystem, options: RecoveryOptions): Promise<RecoveryResult> {
@@ -249,7 +256,7 @@ async function replay(
 
     if (!isLast) {
       if (end.kind === "bad") {
-        const named = describeBad(end.reason, end.header, expectedIndex);
+        const named = describeBad(end.reason, end.header, expectedIndex, pendingIndexesOf(pendingType, pendingIndex));
         throw corruption(ref, end.offset, named.reason, named.indexes);
       }
       if (pendingType.length > 0) {
@@ -260,7 +267,7 @@ async function replay(
       const survey = await surveyTail(file, segment.committedEndOffset, searchFrom);
       if (survey.commitOffset !== undefined) {
         if (end.kind === "bad") {
-          const named = describeBad(end.reason, end.header, expectedIndex);
+          const named = describeBad(end.reason, end.header, expectedIndex, pendingIndexesOf(pendingType, pendingIndex));
           throw corruption(ref, end.offset, `${named.reason} (a complete batch follows at byte offset ${survey.commitOffset})`, named.indexes);
         }
         throw corruption(ref, end.offset, `unwritten space followed by a complete batch at byte offset ${survey.commitOffset}`, [expectedIndex]);
@@ -268,7 +275,7 @@ async function replay(
       if (survey.dataEndOffset > segment.committedEndOffset) {
         const reason =
           end.kind === "bad"
-            ? describeBad(end.reason, end.header, expectedIndex).reason
+            ? describeBad(end.reason, end.header, expectedIndex, pendingIndexesOf(pendingType, pendingIndex)).reason
             : pendingType.length > 0
               ? "batch without a commit record"
               : "non-zero bytes in unwritten space";
@@ -283,6 +290,7 @@ async function replay(
       }
     }
     segments.push(segment);
+    options.onProgress?.(k + 1, headed.length);
   }
 
   if (index.compactedTerm() === TERM_UNKNOWN) {
@@ -305,11 +313,12 @@ async function replay(
       if (options.repair) tail.savedTo = await cutTornTail(fs, dir, spareRef.file, spareRef.ref, 0, survey.dataEndOffset);
       tornTail ??= tail;
     }
-    if (options.repair) {
-      if (survey.fileBytes === options.segmentSizeBytes) {
-        spare = { segmentId: spareRef.ref.segmentId, name: spareRef.ref.name, path: spareRef.ref.path, file: spareRef.file, sizeBytes: survey.fileBytes };
-      } else {
-        await spareRef.file.close();
+    const keep = options.segmentSizeBytes === undefined || survey.fileBytes === options.segmentSizeBytes;
+    if (options.repair && keep) {
+      spare = { segmentId: spareRef.ref.segmentId, name: spareRef.ref.name, path: spareRef.ref.path, file: spareRef.file, sizeBytes: survey.fileBytes };
+    } else {
+      await spareRef.file.close();
+      if (options.repair) {
         await fs.remove(spareRef.ref.path);
         await fs.syncDirectory(dir);
       }

@@ -63,7 +63,9 @@ export type ScanEnd =
 
 /** Scans the records of a segment from `startOffset` until unwritten space, the end of the file, or a bad record. */
 export async function scanRecords(file: StorageFile, startOffset: number, visit: RecordVisitor): Promise<ScanEnd> {
-  let buffer: Uint8Array = new Uint8Array(SCAN_CHUNK_BYTES);
+  // The file size is only a hint for the buffer (sizes are not trusted): reads go until EOF.
+  const hint = (await file.size()) - startOffset;
+  let buffer: Uint8Array = new Uint8Array(Math.min(SCAN_CHUNK_BYTES, Math.max(hint, 4096)));
   let bufferStart = startOffset; // file position of buffer[0]
   let filled = await readFully(file, buffer, bufferStart);
   let at = 0; // position in buffer of the next record
@@ -144,7 +146,8 @@ export async function surveyTail(file: StorageFile, start: number, searchFrom: n
   const header = emptyRecordHeader();
   const overlap = recordBytes(8); // a COMMIT record is this long; chunks overlap so none is split
   let position = start;
-  const buffer = new Uint8Array(SCAN_CHUNK_BYTES + overlap);
+  const chunkBytes = Math.min(SCAN_CHUNK_BYTES, Math.max(fileBytes - start, 4096));
+  const buffer = new Uint8Array(chunkBytes + overlap);
   while (position < fileBytes) {
     const count = await readFully(file, buffer, position);
     if (count === 0) break;
@@ -168,7 +171,7 @@ export async function surveyTail(file: StorageFile, start: number, searchFrom: n
       }
     }
     if (count < buffer.length) break;
-    position += SCAN_CHUNK_BYTES;
+    position += chunkBytes;
   }
   return commitOffset === undefined ? { dataEndOffset, fileBytes } : { dataEndOffset, commitOffset, fileBytes };
 }
