@@ -109,7 +109,7 @@ export class FrameDecoder {
 
   /** Bytes of a partial frame currently held (prefix included). */
   get bufferedBytes(): number {
-    return this.#headerFilledBytes + this.#bodyFilledBytes;
+    return this.#body === undefined ? this.#headerFilledBytes : FRAME_HEADER_BYTES + this.#bodyFilledBytes;
   }
 
   /**
