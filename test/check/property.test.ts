@@ -120,3 +120,96 @@ describe("checkLinearizable (property)", () => {
     expect(mutations).toBeGreaterThan(300);
   });
 });
+
+/** Every order, by brute force: the specification the search must agree with (histories of at most 7 operations). */
+function bruteForceLinearizable(history: HistoryOperation[]): boolean {
+  const byKey = new Map<string, HistoryOperation[]>();
+  for (const o of history) {
+    if (o.outcome === "failed" || (o.outcome === "unknown" && o.op === "read")) continue;
+    byKey.set(o.key, [...(byKey.get(o.key) ?? []), o]);
+  }
+  const ret = (o: HistoryOperation) => (o.outcome === "unknown" ? Infinity : o.completedAt!);
+  const step = (o: HistoryOperation, state: string | null): string | null | undefined => {
+    const known = o.outcome === "ok";
+    switch (o.op) {
+      case "read":
+        return o.result === state ? state : undefined;
+      case "write":
+        return o.value;
+      case "delete":
+        return known && o.existed !== undefined && o.existed !== (state !== null) ? undefined : null;
+      case "cas":
+        if (!known) return state === o.expect ? o.value : state;
+        if (o.result === "ok") return state === o.expect ? o.value : undefined;
+        if (state === o.expect) return undefined;
+        return o.current === undefined || o.current === state ? state : undefined;
+    }
+  };
+  const search = (remaining: HistoryOperation[], state: string | null): boolean => {
+    if (remaining.every((o) => o.outcome === "unknown")) return true;
+    return remaining.some((o, i) => {
+      if (remaining.some((p) => ret(p) < o.invokedAt)) return false;
+      const next = step(o, state);
+      return next !== undefined && search(remaining.filter((_, j) => j !== i), next);
+    });
+  };
+  return Array.from(byKey.values()).every((ops) => search(ops, null));
+}
+
+const value = fc.constantFrom<string | null>(null, "a", "b");
+const randomOperation: fc.Arbitrary<HistoryOperation> = fc
+  .record({
+    key: fc.constantFrom("x", "y"),
+    kind: fc.constantFrom("read", "write", "delete", "cas"),
+    invokedAt: fc.nat(12),
+    length: fc.nat(6),
+    outcome: fc.constantFrom("ok", "ok", "ok", "unknown", "failed"),
+    value,
+    other: value,
+    existed: fc.constantFrom(undefined, true, false),
+    casResult: fc.constantFrom("ok", "mismatch"),
+    current: fc.constantFrom<string | null | undefined>(undefined, null, "a", "b"),
+  })
+  .map((r): HistoryOperation => {
+    const common = { clientId: "c", key: r.key, invokedAt: r.invokedAt, outcome: r.outcome as HistoryOperation["outcome"] };
+    const timed = r.outcome === "unknown" ? common : { ...common, completedAt: r.invokedAt + r.length };
+    const written = r.value ?? "a";
+    switch (r.kind) {
+      case "read":
+        return { ...timed, op: "read", result: r.value };
+      case "write":
+        return { ...timed, op: "write", value: written };
+      case "delete":
+        return { ...timed, op: "delete", ...(r.existed === undefined ? {} : { existed: r.existed }) };
+      default:
+        return {
+          ...timed,
+          op: "cas",
+          expect: r.other,
+          value: written,
+          result: r.casResult as "ok" | "mismatch",
+          ...(r.casResult === "mismatch" && r.current !== undefined ? { current: r.current } : {}),
+        };
+    }
+  });
+
+describe("checkLinearizable agrees with brute force (property)", () => {
+  it("on small random histories with repeated values, unknown and failed operations", () => {
+    let violations = 0;
+    fc.assert(
+      fc.property(fc.array(randomOperation, { minLength: 1, maxLength: 7 }), (history) => {
+        const expected = bruteForceLinearizable(history);
+        const result = checkLinearizable(history);
+        expect(result.ok).toBe(expected);
+        if (result.ok === false) {
+          violations++;
+          // The explanation's fragment is part of the history and is a violation on its own.
+          for (const o of result.operations) expect(history).toContain(o);
+          expect(bruteForceLinearizable(result.operations)).toBe(false);
+        }
+      }),
+      { seed: 99, numRuns: 3000 },
+    );
+    expect(violations).toBeGreaterThan(300);
+  });
+});
