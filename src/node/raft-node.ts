@@ -1,0 +1,430 @@
+/**
+ * RaftNode: the Raft core, the storage engine, the TCP transport and a timer, wired
+ * together for one node of a cluster. This is what an application embeds.
+ *
+ * The node follows the core's host loop (src/raft/types.ts) to the letter:
+ *   - messages the core releases are sent at once (`takeMessages()`), so heartbeats,
+ *     appends and vote requests never wait for the disk;
+ *   - each Ready is made durable (snapshot chunks, snapshot, entries, hard state) before
+ *     `advance()`, and only `advance()` releases the messages that depend on it
+ *     (a vote granted, an append acknowledged: Raft paper, Figure 2);
+ *   - committed entries are applied in order, then `advance()`.
+ *
+ * Durability contract of the node (what is fsynced before what):
+ *   - A proposal's promise resolves only after its entry is committed (durable on a
+ *     majority, each of them having fsynced its WAL) and applied here.
+ *   - Term and vote are fsynced (hard-state file replaced atomically, directory synced)
+ *     before any message that depends on them leaves.
+ *   - The commit index is volatile state in the paper (Figure 2): a change of commit alone
+ *     is written lazily (with the next term/vote change, before every snapshot, when a
+ *     leader's snapshot is installed, and at close) to spare an fsync per Ready. After a
+ *     crash the node re-learns it from the leader; it never goes backwards past a snapshot.
+ *   - A failed write or fsync stops the node loudly (`failure()`, the `onFatal` handlers,
+ *     an error log line); it is never retried.
+ */
+import { performance } from "node:perf_hooks";
+import { ErrorCode, RaftwalError } from "../errors.js";
+import { createRaft } from "../raft/index.js";
+import type { Entry, HardState, RaftConfig, RaftCore, Ready, SnapshotMeta, SoftState } from "../raft/types.js";
+import { openRaftStorage, type RaftStorage, type RaftStorageOptions } from "../../storage/raft-storage.js";
+import { TcpTransport } from "../transport/transport.js";
+import type { TransportTlsOptions } from "../transport/tls.js";
+import { closedError, NotLeaderError } from "./errors.js";
+import { silentLogger, type Logger } from "./logger.js";
+import { NodeMetrics } from "./metrics.js";
+import { PendingProposals } from "./pending-proposals.js";
+import { PendingReads } from "./pending-reads.js";
+import { seededRandom } from "./random.js";
+import type { StateMachine } from "./state-machine.js";
+
+export interface PeerAddress {
+  host: string;
+  port: number;
+}
+
+export interface PeerConfig extends PeerAddress {
+  id: number;
+}
+
+/** Defaults suit a LAN or loopback: 100 ms ticks, elections after 1-2 s of silence. */
+export const TICK_MS_DEFAULT = 100;
+export const ELECTION_TIMEOUT_TICKS_DEFAULT = 10;
+export const HEARTBEAT_INTERVAL_TICKS_DEFAULT = 1;
+/** Take a snapshot (and compact the WAL) every this many applied entries. */
+export const SNAPSHOT_EVERY_ENTRIES_DEFAULT = 10_000;
+export const PROPOSAL_TIMEOUT_MS_DEFAULT = 5_000;
+export const READ_TIMEOUT_MS_DEFAULT = 5_000;
+
+export interface RaftNodeOptions<Result> {
+  /** This node's id (> 0). */
+  id: number;
+  /** Peers must present the same cluster id: a node of another cluster cannot connect. */
+  clusterId: string;
+  /** Every node of the cluster, this one included, with its peer (Raft) address. */
+  peers: PeerConfig[];
+  /** This node's data directory (WAL, hard state, snapshots). */
+  dataDir: string;
+  stateMachine: StateMachine<Result>;
+  /** Where to listen for peers. Default: this node's entry in `peers`. Port 0 picks a free port. */
+  listen?: PeerAddress;
+  tickMs?: number;
+  electionTimeoutTicks?: number;
+  heartbeatIntervalTicks?: number;
+  snapshotEveryEntries?: number;
+  proposalTimeoutMs?: number;
+  readTimeoutMs?: number;
+  logger?: Logger;
+  /** Mutual TLS for peer links. */
+  tls?: TransportTlsOptions;
+  /** Storage engine options (file system seam, WAL segment size, group-commit bounds). */
+  storage?: RaftStorageOptions;
+  /** Seed of the core's election-timeout randomness. Default: from the OS. */
+  seed?: number;
+  /** Flow-control knobs passed to the core. */
+  raft?: Pick<RaftConfig, "maxMessageBytes" | "maxInflightMessages" | "maxInflightBytes" | "snapshotChunkBytes" | "maxUncommittedBytes" | "preVote" | "checkQuorum">;
+}
+
+export interface PeerProgress {
+  id: number;
+  match: number;
+  next: number;
+  state: string;
+}
+
+export interface NodeStatus {
+  id: number;
+  role: SoftState["role"];
+  term: number;
+  /** 0 when no leader is known. */
+  leader: number;
+  commitIndex: number;
+  appliedIndex: number;
+  lastIndex: number;
+  snapshotIndex: number;
+  /** Replication progress of every follower (only on the leader). */
+  progress: PeerProgress[];
+}
+
+export class RaftNode<Result = unknown> {
+  readonly metrics = new NodeMetrics();
+  private readonly proposals = new PendingProposals<Result | undefined>();
+  private readonly reads = new PendingReads();
+  private readonly fatalHandlers: Array<(error: Error) => void> = [];
+  private ticker: NodeJS.Timeout | undefined;
+  private pumping: Promise<void> | undefined;
+  private stopped = false;
+  private fatal: Error | undefined;
+  private applied: number;
+  /** The hard state of the last advanced Ready: its commit is covered by the durable log. */
+  private advancedHardState: HardState;
+  private soft: SoftState;
+
+  private constructor(
+    private readonly options: RaftNodeOptions<Result>,
+    private readonly core: RaftCore,
+    private readonly storage: RaftStorage,
+    private readonly transport: TcpTransport,
+    private readonly logger: Logger,
+  ) {
+    this.applied = storage.snapshotMeta().index;
+    this.advancedHardState = storage.hardState();
+    this.soft = core.softState();
+  }
+
+  /** Opens the data directory, restores the state machine, starts the transport and the ticker. */
+  static async create<Result>(options: RaftNodeOptions<Result>): Promise<RaftNode<Result>> {
+    const self = options.peers.find((peer) => peer.id === options.id);
+    if (!self) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `node ${options.id} is not in the peer list`);
+    const logger = (options.logger ?? silentLogger).child({ node: options.id });
+    const storage = await openRaftStorage(options.dataDir, options.storage);
+    try {
+      for (const warning of storage.recovery.warnings) logger.warn(warning);
+      for (const action of storage.recovery.actions) logger.info(action);
+      const snapshot = storage.snapshotMeta();
+      if (snapshot.index > 0) await options.stateMachine.restore(storage.readSnapshot(), snapshot);
+      const core = createRaft({
+        ...options.raft,
+        id: options.id,
+        voters: options.peers.map((peer) => peer.id),
+        storage,
+        random: seededRandom(options.seed),
+        electionTimeoutTicks: options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT,
+        heartbeatIntervalTicks: options.heartbeatIntervalTicks ?? HEARTBEAT_INTERVAL_TICKS_DEFAULT,
+        appliedIndex: snapshot.index,
+      });
+      const transport = new TcpTransport({
+        nodeId: options.id,
+        clusterId: options.clusterId,
+        listen: options.listen ?? { host: self.host, port: self.port },
+        peers: new Map(options.peers.map((peer) => [peer.id, { host: peer.host, port: peer.port }])),
+        logger: logger.child({ component: "transport" }),
+        tls: options.tls,
+      });
+      const node = new RaftNode(options, core, storage, transport, logger);
+      await node.start();
+      logger.info("node started", {
+        snapshotIndex: snapshot.index,
+        lastIndex: storage.lastIndex(),
+        term: storage.hardState().term,
+        tornTail: storage.recovery.wal.tornTail ?? null,
+      });
+      return node;
+    } catch (error) {
+      await storage.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async start(): Promise<void> {
+    this.transport.onMessage((message) => {
+      if (this.stopped) return;
+      try {
+        this.core.step(message);
+      } catch (error) {
+        this.logger.warn("message rejected by the core", { from: message.from, type: message.type, error: String(error) });
+      }
+      this.kick();
+    });
+    this.transport.onUnreachable((peer) => {
+      if (!this.stopped) this.core.reportUnreachable(peer);
+    });
+    this.transport.onSnapshotDropped((peer) => {
+      if (!this.stopped) this.core.reportSnapshot(peer, false);
+    });
+    this.metrics.attachTransport(() => this.transport.stats());
+    await this.transport.start();
+    this.ticker = setInterval(() => this.tick(), this.options.tickMs ?? TICK_MS_DEFAULT);
+    this.kick();
+  }
+
+  /** The address the transport listens on (useful with port 0). */
+  address(): PeerAddress {
+    return this.transport.address();
+  }
+
+  // ---- the host loop ---------------------------------------------------------------------
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.core.tick();
+    this.kick();
+  }
+
+  /** Sends what is safe to send now and makes sure a pending Ready gets handled. */
+  private kick(): void {
+    if (this.stopped) return;
+    this.transport.send(this.core.takeMessages());
+    if (!this.pumping && this.core.hasReady()) {
+      this.pumping = this.pump().finally(() => {
+        this.pumping = undefined;
+        // Events that arrived while the last Ready was being persisted may have made a new one.
+        if (!this.stopped && this.core.hasReady()) this.kick();
+      });
+    }
+  }
+
+  /** Handles Readies one at a time (only one may be outstanding) until there are none. */
+  private async pump(): Promise<void> {
+    try {
+      while (!this.stopped && this.core.hasReady()) {
+        const ready = this.core.ready();
+        if (ready.softState) this.observe(ready.softState);
+        this.transport.send(ready.messages);
+        const started = performance.now();
+        await this.persist(ready);
+        this.metrics.persistSeconds.observe((performance.now() - started) / 1000);
+        await this.applyReady(ready);
+        this.core.advance(ready);
+        if (ready.hardState) this.advancedHardState = ready.hardState;
+        this.transport.send(this.core.takeMessages());
+        for (const readState of ready.readStates) this.reads.confirmed(readState.requestId, readState.index, this.applied);
+        await this.maybeSnapshot();
+      }
+    } catch (error) {
+      await this.stop(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /** Step 4 of the host loop: make the Ready durable, in the order the core requires. */
+  private async persist(ready: Ready): Promise<void> {
+    for (const chunk of ready.snapshotChunks) await this.storage.writeSnapshotChunk(chunk);
+    if (ready.snapshot) await this.storage.installSnapshot(ready.snapshot);
+    if (ready.entries.length > 0) await this.storage.append(ready.entries);
+    if (ready.hardState) {
+      const durable = this.storage.hardState();
+      // Term and vote: durable before anything that depends on them is sent (Figure 2).
+      // Commit alone is volatile (Figure 2) and written lazily; but never leave it below
+      // an installed snapshot, so a restart's commit covers the snapshot.
+      const termOrVote = ready.hardState.term !== durable.term || ready.hardState.vote !== durable.vote;
+      if (termOrVote || ready.snapshot) await this.storage.saveHardState(ready.hardState);
+    }
+  }
+
+  /** Step 5: restore from an installed snapshot, then apply committed entries in order. */
+  private async applyReady(ready: Ready): Promise<void> {
+    if (ready.snapshot) {
+      await this.options.stateMachine.restore(this.storage.readSnapshot(), ready.snapshot);
+      this.applied = ready.snapshot.index;
+      this.proposals.skippedTo(ready.snapshot.index, () => new RaftwalError(ErrorCode.PROPOSAL_DROPPED, "a snapshot from the leader replaced this node's log; the proposal's fate is unknown"));
+      this.logger.info("installed a snapshot from the leader", { index: ready.snapshot.index, term: ready.snapshot.term });
+    }
+    this.metrics.committed.inc(ready.committedEntries.length);
+    for (const entry of ready.committedEntries) await this.applyEntry(entry);
+    this.metrics.appliedIndex.set(this.applied);
+    this.reads.appliedTo(this.applied);
+  }
+
+  private async applyEntry(entry: Entry): Promise<void> {
+    if (entry.index !== this.applied + 1) {
+      throw new Error(`apply order broken: entry ${entry.index} after applied index ${this.applied}`);
+    }
+    // An entry with empty data is a leader's no-op (Raft paper, section 8): not for the application.
+    const result = entry.data.length > 0 ? await this.options.stateMachine.apply(entry) : undefined;
+    this.applied = entry.index;
+    this.metrics.applied.inc();
+    this.proposals.applied(entry.index, entry.term, result);
+  }
+
+  /** Snapshot policy: every `snapshotEveryEntries` applied entries, snapshot and compact. */
+  private async maybeSnapshot(): Promise<void> {
+    const every = this.options.snapshotEveryEntries ?? SNAPSHOT_EVERY_ENTRIES_DEFAULT;
+    if (this.applied - this.storage.snapshotMeta().index < every) return;
+    // The storage only snapshots durably committed entries: write the lazy commit first.
+    await this.storage.saveHardState(this.advancedHardState);
+    const meta = await this.storage.createSnapshot(
+      { index: this.applied, voters: this.options.peers.map((peer) => peer.id) },
+      this.options.stateMachine.snapshot(),
+    );
+    this.core.snapshotTaken(meta);
+    this.metrics.snapshots.inc();
+    this.logger.info("snapshot taken", { index: meta.index, term: meta.term, sizeBytes: meta.sizeBytes });
+  }
+
+  private observe(soft: SoftState): void {
+    const previous = this.soft;
+    this.soft = soft;
+    if (soft.leader !== previous.leader) {
+      this.metrics.leaderChanges.inc();
+      this.logger.info("leader changed", { leader: soft.leader, term: soft.term, role: soft.role });
+    }
+    if (soft.role === "candidate" && previous.role !== "candidate") this.metrics.elections.inc();
+    if (previous.role === "leader" && soft.role !== "leader") this.reads.rejectUnconfirmed(() => this.notLeader());
+    this.metrics.term.set(soft.term);
+    this.metrics.isLeader.set(soft.role === "leader" ? 1 : 0);
+  }
+
+  // ---- the embedding API ------------------------------------------------------------------
+
+  /**
+   * Proposes a command. Resolves with the state machine's result for it once it is
+   * committed and applied on this node; rejects with NotLeaderError (carrying the
+   * leader's id and address when known), a timeout (the command may still commit), or
+   * a closed/stopped error.
+   */
+  propose(command: Uint8Array): Promise<Result | undefined> {
+    if (this.stopped) return Promise.reject(closedError(this.fatal));
+    if (command.length === 0) return Promise.reject(new RaftwalError(ErrorCode.INVALID_ARGUMENT, "a command must not be empty (empty entries are leader no-ops)"));
+    let position;
+    try {
+      position = this.core.propose(command);
+    } catch (error) {
+      this.metrics.proposalsFailed.inc({ reason: (error as RaftwalError).code ?? "error" });
+      if ((error as RaftwalError).code === ErrorCode.NOT_LEADER) return Promise.reject(this.notLeader());
+      return Promise.reject(error);
+    }
+    this.metrics.proposals.inc();
+    const done = this.proposals.add(position.index, position.term, this.options.proposalTimeoutMs ?? PROPOSAL_TIMEOUT_MS_DEFAULT);
+    this.kick();
+    return done;
+  }
+
+  /**
+   * Resolves once a linearizable read may be served from the local state machine: the
+   * leader confirmed its leadership with a heartbeat round after the read began, and this
+   * node has applied everything committed before it (ReadIndex, Raft thesis 6.4).
+   */
+  read(): Promise<void> {
+    if (this.stopped) return Promise.reject(closedError(this.fatal));
+    if (this.core.softState().leader === 0) return Promise.reject(this.notLeader());
+    const { requestId, done } = this.reads.add(this.options.readTimeoutMs ?? READ_TIMEOUT_MS_DEFAULT);
+    this.core.readIndex(requestId);
+    this.kick();
+    return done;
+  }
+
+  /** Asks the leader (this node) to hand leadership to `to` (Raft thesis 3.10). */
+  transferLeadership(to: number): void {
+    if (this.stopped) throw closedError(this.fatal);
+    this.core.transferLeadership(to);
+    this.kick();
+  }
+
+  status(): NodeStatus {
+    const soft = this.core.softState();
+    const hard = this.core.hardState();
+    const coreWithProgress = this.core as RaftCore & { progress?: () => PeerProgress[] };
+    return {
+      id: this.options.id,
+      role: soft.role,
+      term: soft.term,
+      leader: soft.leader,
+      commitIndex: hard.commit,
+      appliedIndex: this.applied,
+      lastIndex: this.storage.lastIndex(),
+      snapshotIndex: this.storage.snapshotMeta().index,
+      progress: soft.role === "leader" && coreWithProgress.progress ? coreWithProgress.progress() : [],
+    };
+  }
+
+  /** The peer address of node `id`, if it is in the cluster. */
+  peerAddress(id: number): PeerAddress | undefined {
+    const peer = this.options.peers.find((p) => p.id === id);
+    return peer ? { host: peer.host, port: peer.port } : undefined;
+  }
+
+  /** The error that stopped this node, if a fatal one did. */
+  failure(): Error | undefined {
+    return this.fatal;
+  }
+
+  /** Called once if the node stops on a fatal error (a failed fsync, a broken invariant). */
+  onFatal(handler: (error: Error) => void): void {
+    this.fatalHandlers.push(handler);
+  }
+
+  /** Graceful shutdown: stops the ticker, fails pending requests, closes the transport and storage. */
+  async close(): Promise<void> {
+    await this.stop();
+  }
+
+  private notLeader(): NotLeaderError {
+    const leader = this.core.softState().leader;
+    return new NotLeaderError(leader, leader ? this.peerAddress(leader) : undefined);
+  }
+
+  private async stop(fatal?: Error): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (fatal) {
+      this.fatal = fatal;
+      this.logger.error("node stopped on a fatal error; it will not retry", { error: fatal.message, code: (fatal as RaftwalError).code });
+    }
+    if (this.ticker) clearInterval(this.ticker);
+    if (!fatal && this.pumping) await this.pumping;
+    const error = closedError(fatal);
+    this.proposals.rejectAll(error);
+    this.reads.rejectAll(error);
+    await this.transport.close();
+    if (!fatal) {
+      // Keep the commit index a restart starts from as fresh as this node knows it.
+      await this.storage.saveHardState(this.advancedHardState).catch((e: unknown) => this.logger.warn("could not save the hard state at close", { error: String(e) }));
+    }
+    await this.storage.close().catch(() => undefined);
+    if (fatal) for (const handler of this.fatalHandlers) handler(fatal);
+  }
+}
+
+/** Creates and starts a node: see RaftNodeOptions. */
+export function createNode<Result>(options: RaftNodeOptions<Result>): Promise<RaftNode<Result>> {
+  return RaftNode.create(options);
+}
