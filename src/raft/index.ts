@@ -1,15 +1,18 @@
 /**
- * The Raft core's public entry point: `createRaft` plus the contract types and the
- * in-memory storage used by tests, simulations and benchmarks.
+ * The Raft core's public entry point: `createRaft`, the contract types (types.ts,
+ * whose header is the host loop and the persistence contract), and the in-memory
+ * storage used by tests, simulations and benchmarks.
  */
-import assert from "node:assert";
+import { normalizeConfig } from "./config.js";
+import { Raft } from "./raft.js";
+import { RaftNode } from "./ready.js";
 import type { RaftConfig, RaftCore } from "./types.js";
 
 export type * from "./types.js";
 export { MemoryStorage } from "./memory-storage.js";
+export { NotLeaderError } from "./not-leader-error.js";
 
-/** Creates a Raft core (work in progress: the state machine lands in raft.ts). */
+/** Creates a Raft core from the durable state in `config.storage` (a follower, with no leader known). */
 export function createRaft(config: RaftConfig): RaftCore {
-  assert(config.id > 0, "id must be > 0");
-  throw new Error("createRaft: not implemented yet");
+  return new RaftNode(new Raft(normalizeConfig(config)));
 }

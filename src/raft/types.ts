@@ -138,6 +138,13 @@ export interface RaftConfig {
   snapshotChunkBytes?: number;
   /** Highest index the application has already applied (restart). Default: the snapshot index. */
   appliedIndex?: number;
+  /**
+   * A leader refuses proposals (RAFT_ERR_PROPOSAL_DROPPED) while this many entry bytes
+   * are proposed but not yet handed out as committed. Default 256 MiB.
+   */
+  maxUncommittedBytes?: number;
+  /** Most committed-entry bytes in one Ready (always at least one entry). Default 64 MiB. */
+  maxCommittedBytesPerReady?: number;
 }
 
 /** The result of a proposal: where the entry will live if it commits. */
@@ -169,6 +176,14 @@ export interface RaftCore {
   snapshotTaken(meta: SnapshotMeta): void;
   hasReady(): boolean;
   ready(): Ready;
+  /**
+   * Returns and removes the messages that are already safe to send, at any time, even
+   * while a Ready is outstanding (between `ready()` and `advance()`). A host that
+   * persists asynchronously uses it so that heartbeats, appends and vote requests do
+   * not wait for a slow disk. Messages that depend on durability stay withheld until
+   * `advance()`; `ready().messages` holds whatever has not been taken.
+   */
+  takeMessages(): Message[];
   advance(ready: Ready): void;
   softState(): SoftState;
   hardState(): HardState;

@@ -1,0 +1,326 @@
+/**
+ * The leader's side: replication (section 5.3), commitment (section 5.4.2), heartbeats
+ * and CheckQuorum (thesis section 6.2), snapshot sending in chunks (section 7),
+ * ReadIndex (thesis section 6.4) and leadership transfer (thesis section 3.10).
+ *
+ * Functions of the Raft instance, kept apart so each handler stays short.
+ */
+import assert from "node:assert";
+import { ErrorCode, RaftwalError } from "../errors.js";
+import { MessageType, type Message } from "../proto/schema.js";
+import { entrySizeBytes } from "./entry-size.js";
+import { EMPTY_BYTES, newMessage } from "./messages.js";
+import type { Progress } from "./progress.js";
+import { quorumIndex } from "./quorum.js";
+import type { Raft } from "./raft.js";
+import { decodeSequence, encodeSequence, type PendingRead } from "./read-only.js";
+import { sameSnapshot } from "./snapshot-receiver.js";
+
+export function stepLeader(raft: Raft, message: Message): void {
+  const progress = raft.progress.get(message.from);
+  if (progress === undefined) return;
+  // Any message of our term from a follower shows it is reachable (CheckQuorum).
+  progress.recentActive = true;
+  switch (message.type) {
+    case MessageType.APPEND_RESPONSE:
+      if (message.reject) handleAppendRejection(raft, progress, message);
+      else handleAppendAck(raft, progress, message.from, message.index);
+      return;
+    case MessageType.HEARTBEAT_RESPONSE:
+      handleHeartbeatResponse(raft, progress, message);
+      return;
+    case MessageType.SNAPSHOT_RESPONSE:
+      handleSnapshotResponse(raft, progress, message);
+      return;
+    case MessageType.READ_INDEX:
+      registerRead(raft, message.context, message.from);
+      return;
+    default:
+      return;
+  }
+}
+
+// ---- Ticks ------------------------------------------------------------------------------
+
+export function tickLeader(raft: Raft): void {
+  raft.heartbeatElapsed += 1;
+  raft.electionElapsed += 1;
+  if (raft.electionElapsed >= raft.config.electionTimeoutTicks) {
+    raft.electionElapsed = 0;
+    // Thesis section 6.2: a leader that has not heard from a majority within an
+    // election timeout steps down.
+    if (raft.config.checkQuorum && !quorumActive(raft)) {
+      raft.stepDown();
+      return;
+    }
+    // Thesis section 3.10: abandon a transfer that did not finish in an election timeout.
+    raft.leadTransferee = 0;
+  }
+  retransmitSnapshotChunks(raft);
+  if (raft.heartbeatElapsed >= raft.config.heartbeatIntervalTicks) {
+    raft.heartbeatElapsed = 0;
+    broadcastHeartbeat(raft);
+  }
+}
+
+/** Counts the peers heard from since the last check (plus this node), and clears the marks. */
+function quorumActive(raft: Raft): boolean {
+  let active = 1;
+  for (const progress of raft.peerProgress) {
+    if (progress.recentActive) active += 1;
+    progress.recentActive = false;
+  }
+  return active >= raft.quorumSize();
+}
+
+function broadcastHeartbeat(raft: Raft): void {
+  const sequence = raft.readOnly === undefined ? 0 : raft.readOnly.newestSequence();
+  const context = sequence === 0 ? EMPTY_BYTES : encodeSequence(sequence);
+  const peers = raft.peers;
+  for (let i = 0; i < peers.length; i++) {
+    const progress = raft.peerProgress[i];
+    const heartbeat = newMessage(MessageType.HEARTBEAT, raft.id, peers[i], raft.term);
+    // The follower may not hold our entries beyond its match index: commit no further.
+    heartbeat.commit = Math.min(progress.match, raft.log.committed);
+    heartbeat.context = context;
+    if (heartbeat.commit > progress.sentCommit) progress.sentCommit = heartbeat.commit;
+    raft.outbox.send(heartbeat);
+  }
+}
+
+// ---- Sending appends ----------------------------------------------------------------------
+
+/** Sends what became pending since the last call: new entries, the commit index, a read round. */
+export function flush(raft: Raft): void {
+  if (raft.appendsPending) {
+    raft.appendsPending = false;
+    const peers = raft.peers;
+    for (let i = 0; i < peers.length; i++) sendAppends(raft, peers[i], raft.peerProgress[i]);
+  }
+  if (raft.readHeartbeatPending) {
+    raft.readHeartbeatPending = false;
+    raft.heartbeatElapsed = 0;
+    broadcastHeartbeat(raft);
+  }
+}
+
+/** Sends appends to one follower while flow control allows and there is something to send. */
+function sendAppends(raft: Raft, to: number, progress: Progress): void {
+  // Bounded by the in-flight window (one message when probing).
+  for (let sent = 0; sent <= raft.config.maxInflightMessages; sent++) {
+    if (progress.isPaused() || !sendAppend(raft, to, progress)) return;
+  }
+}
+
+/**
+ * Sends one append (or starts a snapshot transfer when the entries it needs are
+ * compacted); returns false when there was nothing worth sending.
+ */
+function sendAppend(raft: Raft, to: number, progress: Progress): boolean {
+  const log = raft.log;
+  const lastIndex = log.lastIndex();
+  const prevIndex = progress.next - 1;
+  assert(prevIndex <= lastIndex, `next index ${progress.next} beyond the last index ${lastIndex}`);
+  const prevTerm = log.termOrMinusOne(prevIndex);
+  if (prevTerm < 0) return startSnapshot(raft, to, progress);
+  const hasEntries = progress.next <= lastIndex;
+  const commitNews = Math.min(log.committed, prevIndex) > progress.sentCommit;
+  const unconfirmed = progress.state === "probe" && progress.match < prevIndex;
+  if (!hasEntries && !commitNews && !unconfirmed) return false;
+  const entries = hasEntries ? log.slice(progress.next, lastIndex + 1, raft.config.maxMessageBytes) : [];
+  let bytes = 0;
+  for (let i = 0; i < entries.length; i++) bytes += entrySizeBytes(entries[i]);
+  const append = newMessage(MessageType.APPEND, raft.id, to, raft.term);
+  append.index = prevIndex;
+  append.logTerm = prevTerm;
+  append.entries = entries;
+  append.commit = log.committed;
+  const lastSent = prevIndex + entries.length;
+  progress.sentEntries(entries.length, lastSent, bytes);
+  const commitSent = Math.min(log.committed, lastSent);
+  if (commitSent > progress.sentCommit) progress.sentCommit = commitSent;
+  raft.outbox.send(append);
+  return true;
+}
+
+function handleAppendRejection(raft: Raft, progress: Progress, message: Message): void {
+  // Fast backup (section 5.3): skip the follower's whole conflicting term.
+  let hint = message.rejectHint;
+  if (message.rejectTerm > 0) hint = raft.log.findConflictByTerm(message.rejectHint, message.rejectTerm).index;
+  if (!progress.maybeDecreaseTo(message.index, hint)) return;
+  if (progress.state === "replicate") progress.becomeProbe();
+  sendAppends(raft, message.from, progress);
+}
+
+function handleAppendAck(raft: Raft, progress: Progress, from: number, index: number): void {
+  const updated = progress.maybeUpdate(index);
+  if (!updated && !(progress.state === "probe" && progress.match === index)) return;
+  if (progress.state === "probe") {
+    progress.becomeReplicate();
+  } else if (progress.state === "snapshot") {
+    if (progress.match + 1 < raft.log.firstIndex()) return;
+    progress.becomeProbe();
+    progress.becomeReplicate();
+  } else {
+    progress.inflights.freeLE(index);
+  }
+  maybeCommit(raft);
+  // New entries, the new commit index or the next window go out at the next flush (batching).
+  raft.appendsPending = true;
+  if (from === raft.leadTransferee && progress.match === raft.log.lastIndex()) sendTimeoutNow(raft, from);
+}
+
+function handleHeartbeatResponse(raft: Raft, progress: Progress, message: Message): void {
+  progress.probeSent = false;
+  if (progress.state !== "snapshot" && progress.match < raft.log.lastIndex()) sendAppends(raft, message.from, progress);
+  const sequence = decodeSequence(message.context);
+  if (sequence > 0 && raft.readOnly !== undefined) answerReads(raft, raft.readOnly.acknowledge(message.from, sequence));
+}
+
+// ---- Commitment -------------------------------------------------------------------------------
+
+const matchScratch: number[] = [];
+const sortScratch: number[] = [];
+
+/**
+ * Section 5.4.2 (Figure 8): the leader commits an index replicated on a majority only
+ * if that entry is of its current term; earlier entries then commit indirectly. The
+ * leader counts itself only for entries it has persisted. Returns whether the commit
+ * index advanced.
+ */
+export function maybeCommit(raft: Raft): boolean {
+  const voters = raft.voters;
+  matchScratch.length = voters.length;
+  for (let i = 0; i < voters.length; i++) matchScratch[i] = raft.progress.get(voters[i])!.match;
+  const index = quorumIndex(matchScratch, sortScratch);
+  const log = raft.log;
+  if (index <= log.committed || log.termOrMinusOne(index) !== raft.term) return false;
+  const firstOfTerm = log.termOrMinusOne(log.committed) !== raft.term;
+  log.commitTo(index);
+  if (firstOfTerm && raft.readOnly !== undefined) releaseWaitingReads(raft);
+  return true;
+}
+
+/** After advance(): the leader's own entries up to the persisted index count toward commitment. */
+export function onLeaderPersisted(raft: Raft): void {
+  const self = raft.progress.get(raft.id)!;
+  if (self.maybeUpdate(raft.log.persistedLastIndex()) && maybeCommit(raft)) raft.appendsPending = true;
+}
+
+// ---- Snapshots (section 7) ----------------------------------------------------------------------
+
+function startSnapshot(raft: Raft, to: number, progress: Progress): boolean {
+  // Like etcd: do not start a (large) transfer to a follower we have not heard from lately.
+  if (!progress.recentActive) return false;
+  const meta = raft.log.storage.snapshotMeta();
+  assert(meta.index > 0, `entry ${progress.next - 1} is compacted but the storage has no snapshot`);
+  progress.becomeSnapshot(meta);
+  sendSnapshotChunk(raft, to, progress);
+  return true;
+}
+
+/** Sends the chunk at the transfer's offset (one chunk in flight per follower). */
+function sendSnapshotChunk(raft: Raft, to: number, progress: Progress): void {
+  let transfer = progress.snapshotTransfer!;
+  const storage = raft.log.storage;
+  const current = storage.snapshotMeta();
+  if (!sameSnapshot(current, transfer.meta)) {
+    // A newer snapshot replaced the one being sent: start over with it.
+    progress.becomeSnapshot(current);
+    transfer = progress.snapshotTransfer!;
+  }
+  const meta = transfer.meta;
+  const data = meta.sizeBytes === 0 ? EMPTY_BYTES : storage.readSnapshotChunk(transfer.offset, raft.config.snapshotChunkBytes);
+  if (data.length === 0 && transfer.offset < meta.sizeBytes) {
+    throw new RaftwalError(ErrorCode.LOG_UNAVAILABLE, `snapshot ${meta.index} payload ends at ${transfer.offset} of ${meta.sizeBytes}`);
+  }
+  const done = transfer.offset + data.length >= meta.sizeBytes;
+  const message = newMessage(MessageType.SNAPSHOT, raft.id, to, raft.term);
+  message.snapshot = { meta, offset: transfer.offset, data, done };
+  transfer.chunkInFlight = true;
+  transfer.chunkTicks = 0;
+  raft.outbox.send(message);
+}
+
+function handleSnapshotResponse(raft: Raft, progress: Progress, message: Message): void {
+  const transfer = progress.snapshotTransfer;
+  const chunk = message.snapshot;
+  if (progress.state !== "snapshot" || transfer === undefined || chunk === undefined || !sameSnapshot(chunk.meta, transfer.meta)) return;
+  if (chunk.done && !message.reject) {
+    // Installed: the follower's log now ends at (or, keeping later entries, beyond) the snapshot.
+    progress.maybeUpdate(transfer.meta.index);
+    progress.becomeProbe();
+    raft.appendsPending = true;
+    return;
+  }
+  if (!message.reject && message.index <= transfer.offset) return; // a duplicate acknowledgement
+  transfer.offset = Math.max(0, Math.min(message.index, transfer.meta.sizeBytes));
+  sendSnapshotChunk(raft, message.from, progress);
+}
+
+/** A chunk unacknowledged for an election timeout was probably lost: send it again. */
+function retransmitSnapshotChunks(raft: Raft): void {
+  const peers = raft.peers;
+  for (let i = 0; i < peers.length; i++) {
+    const transfer = raft.peerProgress[i].snapshotTransfer;
+    if (transfer === undefined || !transfer.chunkInFlight) continue;
+    transfer.chunkTicks += 1;
+    if (transfer.chunkTicks >= raft.config.electionTimeoutTicks) sendSnapshotChunk(raft, peers[i], raft.peerProgress[i]);
+  }
+}
+
+// ---- ReadIndex (thesis section 6.4) -----------------------------------------------------------
+
+/** Registers a read from this node or a follower; dropped (or thrown, locally) when the queue is full. */
+export function registerRead(raft: Raft, requestId: Uint8Array, from: number): void {
+  const readOnly = raft.readOnly!;
+  if (readOnly.isFull()) {
+    if (from === raft.id) throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, "too many pending reads");
+    return;
+  }
+  // Until the leader has committed an entry of its term it does not know the commit index.
+  if (raft.log.termOrMinusOne(raft.log.committed) !== raft.term) {
+    readOnly.wait(requestId, from);
+    return;
+  }
+  readOnly.add(requestId, from, raft.log.committed);
+  if (raft.voters.length === 1) answerReads(raft, readOnly.release());
+  else raft.readHeartbeatPending = true;
+}
+
+function releaseWaitingReads(raft: Raft): void {
+  for (const read of raft.readOnly!.takeWaiting()) registerRead(raft, read.requestId, read.from);
+}
+
+function answerReads(raft: Raft, reads: PendingRead[]): void {
+  for (const read of reads) {
+    if (read.from === raft.id) {
+      raft.readStates.push({ requestId: read.requestId, index: read.index });
+      continue;
+    }
+    const response = newMessage(MessageType.READ_INDEX_RESPONSE, raft.id, read.from, raft.term);
+    response.index = read.index;
+    response.context = read.requestId;
+    raft.outbox.send(response);
+  }
+}
+
+// ---- Leadership transfer (thesis section 3.10) --------------------------------------------------
+
+export function startTransfer(raft: Raft, to: number): void {
+  if (to === raft.id) {
+    raft.leadTransferee = 0;
+    return;
+  }
+  if (raft.leadTransferee === to) return;
+  raft.leadTransferee = to;
+  // Abandon it if it does not complete within an election timeout.
+  raft.electionElapsed = 0;
+  const progress = raft.progress.get(to)!;
+  if (progress.match === raft.log.lastIndex()) sendTimeoutNow(raft, to);
+  else raft.appendsPending = true;
+}
+
+function sendTimeoutNow(raft: Raft, to: number): void {
+  raft.outbox.send(newMessage(MessageType.TIMEOUT_NOW, raft.id, to, raft.term));
+}

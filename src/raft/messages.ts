@@ -1,0 +1,59 @@
+/**
+ * Building messages, and the rule that decides which of them depend on durable state.
+ */
+import { MessageType, type Message, type SnapshotChunk } from "../proto/schema.js";
+
+export const EMPTY_BYTES = new Uint8Array(0);
+
+/** Context of a vote request sent because the leader asked us to take over (thesis section 3.10). */
+export const TRANSFER_CONTEXT = new TextEncoder().encode("raftwal:transfer");
+
+export function isTransferContext(context: Uint8Array): boolean {
+  if (context.length !== TRANSFER_CONTEXT.length) return false;
+  for (let i = 0; i < context.length; i++) if (context[i] !== TRANSFER_CONTEXT[i]) return false;
+  return true;
+}
+
+/** A message with every field set (one object shape for all messages). */
+export function newMessage(type: MessageType, from: number, to: number, term: number): Message {
+  return {
+    type,
+    to,
+    from,
+    term,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
+    rejectTerm: 0,
+    context: EMPTY_BYTES,
+    snapshot: undefined,
+  };
+}
+
+export function snapshotChunk(chunk: SnapshotChunk): SnapshotChunk {
+  return { meta: chunk.meta, offset: chunk.offset, data: chunk.data, done: chunk.done };
+}
+
+/**
+ * Messages that claim something about this node's durable state, and so may only be
+ * sent once that state is durable (Figure 2: "Updated on stable storage before
+ * responding to RPCs"):
+ *   - APPEND_RESPONSE acknowledges entries (and the term they were accepted in);
+ *   - VOTE_RESPONSE grants a vote (rejections are routed the same way, for simplicity);
+ *   - SNAPSHOT_RESPONSE acknowledges snapshot chunks or an installed snapshot;
+ *   - VOTE asks for votes in a term this node has just voted itself in: the new term
+ *     and the self-vote must be durable first, or a restarted node could vote twice
+ *     in that term, or win it twice with different logs.
+ * PRE_VOTE and PRE_VOTE_RESPONSE change no state and go at once.
+ */
+export function requiresPersistence(type: MessageType): boolean {
+  return (
+    type === MessageType.APPEND_RESPONSE ||
+    type === MessageType.VOTE_RESPONSE ||
+    type === MessageType.SNAPSHOT_RESPONSE ||
+    type === MessageType.VOTE
+  );
+}

@@ -1,0 +1,136 @@
+/**
+ * The leader's view of one follower (like etcd's tracker/progress.go).
+ *
+ * - probe: the leader does not know where the follower's log matches its own. It
+ *   sends one append at a time and waits for the answer (or the next heartbeat
+ *   response) before sending another (section 5.3, "the leader decrements nextIndex
+ *   and retries").
+ * - replicate: the follower acknowledged; the leader pipelines appends optimistically,
+ *   advancing `next` as it sends, bounded by the in-flight window.
+ * - snapshot: the follower needs entries the leader has compacted; the leader sends
+ *   the snapshot in chunks (section 7) and no appends.
+ */
+import assert from "node:assert";
+import type { SnapshotMeta } from "../proto/schema.js";
+import { Inflights } from "./inflights.js";
+
+export type ProgressState = "probe" | "replicate" | "snapshot";
+
+/** The leader's side of one chunked snapshot transfer (stop-and-wait: one chunk in flight). */
+export interface SnapshotTransfer {
+  meta: SnapshotMeta;
+  /** Offset of the next chunk to send (everything before it is acknowledged). */
+  offset: number;
+  /** A chunk was sent and is not yet acknowledged. */
+  chunkInFlight: boolean;
+  /** Leader ticks since the chunk in flight was sent; it is resent after an election timeout. */
+  chunkTicks: number;
+}
+
+export class Progress {
+  /**
+   * Highest index known to be replicated on the follower (matchIndex, Figure 2).
+   * Invariant: match < next.
+   */
+  match = 0;
+  /** Index of the next entry to send (nextIndex, Figure 2). */
+  next: number;
+  state: ProgressState = "probe";
+  /** In probe state: an append was sent; wait for its answer or a heartbeat response. */
+  probeSent = false;
+  /** In snapshot state: the snapshot's index. */
+  pendingSnapshot = 0;
+  snapshotTransfer: SnapshotTransfer | undefined = undefined;
+  /** Heard from within the current election timeout (CheckQuorum, thesis section 6.2). */
+  recentActive = false;
+  /** Highest commit index sent to the follower. */
+  sentCommit = 0;
+  readonly inflights: Inflights;
+
+  constructor(next: number, maxInflightMessages: number, maxInflightBytes: number) {
+    this.next = next;
+    this.inflights = new Inflights(maxInflightMessages, maxInflightBytes);
+  }
+
+  private resetState(state: ProgressState): void {
+    this.state = state;
+    this.probeSent = false;
+    this.pendingSnapshot = 0;
+    this.snapshotTransfer = undefined;
+    this.inflights.reset();
+  }
+
+  becomeProbe(): void {
+    if (this.state === "snapshot") {
+      const pending = this.pendingSnapshot;
+      this.resetState("probe");
+      this.next = Math.max(this.match + 1, pending + 1);
+    } else {
+      this.resetState("probe");
+      this.next = this.match + 1;
+    }
+  }
+
+  becomeReplicate(): void {
+    this.resetState("replicate");
+    this.next = this.match + 1;
+  }
+
+  becomeSnapshot(meta: SnapshotMeta): void {
+    this.resetState("snapshot");
+    this.pendingSnapshot = meta.index;
+    this.snapshotTransfer = { meta, offset: 0, chunkInFlight: false, chunkTicks: 0 };
+  }
+
+  /** The follower acknowledged entries up to `index`; returns whether that was news. */
+  maybeUpdate(index: number): boolean {
+    let updated = false;
+    if (this.match < index) {
+      this.match = index;
+      updated = true;
+      this.probeSent = false;
+    }
+    if (this.next < index + 1) this.next = index + 1;
+    return updated;
+  }
+
+  /**
+   * The follower rejected an append whose previous index was `rejected`; `matchHint`
+   * is where the leader should probe next (fast backup). Returns false for a stale
+   * rejection that must be ignored.
+   */
+  maybeDecreaseTo(rejected: number, matchHint: number): boolean {
+    if (this.state === "replicate") {
+      // Stale if the rejected index is already known to match.
+      if (rejected <= this.match) return false;
+      this.next = this.match + 1;
+      return true;
+    }
+    // Probe: only the answer to the outstanding probe counts.
+    if (this.next - 1 !== rejected) return false;
+    this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
+    this.probeSent = false;
+    return true;
+  }
+
+  /** Records that an append with `entryCount` entries ending at `lastIndex` was sent. */
+  sentEntries(entryCount: number, lastIndex: number, bytes: number): void {
+    if (this.state === "replicate") {
+      if (entryCount > 0) {
+        this.next = lastIndex + 1;
+        this.inflights.add(lastIndex, bytes);
+      }
+    } else if (this.state === "probe") {
+      this.probeSent = true;
+    } else {
+      assert.fail("sentEntries in snapshot state");
+    }
+  }
+
+  /** Whether the leader must hold back appends to this follower now. */
+  isPaused(): boolean {
+    if (this.state === "probe") return this.probeSent;
+    if (this.state === "replicate") return this.inflights.full();
+    return true;
+  }
+}

@@ -1,0 +1,563 @@
+/**
+ * The Raft state machine (extended Raft paper, sections 5 and 7; Raft thesis for
+ * PreVote, CheckQuorum, ReadIndex and leadership transfer).
+ *
+ * Every message goes through `step`: terms are handled once there (section 5.1:
+ * "If RPC request or response contains term T > currentTerm: set currentTerm = T,
+ * convert to follower"; stale-term messages are dropped or answered), then the
+ * message is dispatched to the current role's step function, which is assigned only
+ * in becomeFollower / becomePreCandidate / becomeCandidate / becomeLeader.
+ *
+ * Leader-side replication lives in leader.ts, the follower's handlers here. All
+ * output goes through `outbox` (the persistence gate, outbox.ts).
+ */
+import assert from "node:assert";
+import { ErrorCode, RaftwalError } from "../errors.js";
+import { MessageType, type Entry, type HardState, type Message, type SnapshotMeta } from "../proto/schema.js";
+import type { NormalizedConfig } from "./config.js";
+import { entrySizeBytes } from "./entry-size.js";
+import * as leader from "./leader.js";
+import { EMPTY_BYTES, isTransferContext, newMessage, TRANSFER_CONTEXT } from "./messages.js";
+import { NotLeaderError } from "./not-leader-error.js";
+import { Outbox } from "./outbox.js";
+import { Progress } from "./progress.js";
+import { voteResult } from "./quorum.js";
+import { RaftLog } from "./raft-log.js";
+import { ReadOnly } from "./read-only.js";
+import { SnapshotReceiver } from "./snapshot-receiver.js";
+import type { ReadState, Role, SoftState } from "./types.js";
+
+type StepFunction = (message: Message) => void;
+type CampaignKind = "pre-vote" | "election" | "transfer";
+
+export class Raft {
+  readonly id: number;
+  readonly config: NormalizedConfig;
+  readonly log: RaftLog;
+  readonly outbox = new Outbox();
+  /** Every voter, this node included, in configuration order. */
+  readonly voters: readonly number[];
+  /** Every voter but this node. */
+  readonly peers: readonly number[];
+
+  /** currentTerm (Figure 2). Invariant: never decreases. */
+  term: number;
+  /** votedFor in `term` (Figure 2); 0 for none. */
+  vote: number;
+  /** The leader of `term` as far as this node knows; 0 for unknown. */
+  lead = 0;
+  role: Role = "follower";
+  private stepRole: StepFunction;
+  private tickRole: () => void;
+
+  /** Ticks since the last election timeout reset (heard from a leader, granted a vote, started a campaign). */
+  electionElapsed = 0;
+  heartbeatElapsed = 0;
+  /** Drawn from [electionTimeoutTicks, 2 * electionTimeoutTicks) at every reset (section 5.2). */
+  randomizedElectionTimeout = 0;
+  /** Votes received in the current (pre-)campaign. */
+  readonly votes = new Map<number, boolean>();
+
+  // ---- Leader state (meaningful only while role === "leader") -------------------------
+  readonly progress = new Map<number, Progress>();
+  /** Progress of the peers, in `peers` order (the hot loops iterate this). */
+  peerProgress: Progress[] = [];
+  readOnly: ReadOnly | undefined = undefined;
+  /** The voter a leadership transfer is under way to; 0 for none (thesis section 3.10). */
+  leadTransferee = 0;
+  /** Entry bytes proposed in this term and not yet handed out committed. */
+  uncommittedBytes = 0;
+  /** New entries or a new commit index wait to be sent (batched until the host asks for messages). */
+  appendsPending = false;
+  /** A ReadIndex heartbeat round waits to be sent. */
+  readHeartbeatPending = false;
+
+  /** Reads confirmed for the host (Ready.readStates). */
+  readStates: ReadState[] = [];
+  readonly snapshotReceiver = new SnapshotReceiver();
+
+  constructor(config: NormalizedConfig) {
+    this.id = config.id;
+    this.config = config;
+    this.voters = config.voters;
+    this.peers = config.voters.filter((id) => id !== config.id);
+    const hard = config.storage.hardState();
+    this.log = new RaftLog(config.storage, hard.commit, config.appliedIndex);
+    this.term = hard.term;
+    this.vote = hard.vote;
+    this.stepRole = this.stepFollower;
+    this.tickRole = this.tickElection;
+    this.becomeFollower(this.term, 0);
+  }
+
+  // ---- Views -------------------------------------------------------------------------
+
+  softState(): SoftState {
+    return { role: this.role, leader: this.lead, term: this.term };
+  }
+
+  hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  quorumSize(): number {
+    return Math.floor(this.voters.length / 2) + 1;
+  }
+
+  // ---- Role transitions (the only places that assign stepRole / tickRole) ------------
+
+  /** Leaves any role for `term`'s follower; clears everything tied to the old role. */
+  private reset(term: number): void {
+    if (term !== this.term) {
+      assert(term > this.term, `term must not decrease (${this.term} -> ${term})`);
+      this.term = term;
+      this.vote = 0;
+    }
+    this.lead = 0;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.randomizedElectionTimeout = this.drawElectionTimeout();
+    this.votes.clear();
+    this.leadTransferee = 0;
+    this.readOnly = undefined;
+    this.progress.clear();
+    this.peerProgress = [];
+    this.uncommittedBytes = 0;
+    this.appendsPending = false;
+    this.readHeartbeatPending = false;
+  }
+
+  private drawElectionTimeout(): number {
+    const base = this.config.electionTimeoutTicks;
+    const draw = this.config.random();
+    assert(draw >= 0 && draw < 1, `random() must return a number in [0, 1), got ${draw}`);
+    return base + Math.floor(draw * base);
+  }
+
+  becomeFollower(term: number, lead: number): void {
+    this.reset(term);
+    this.lead = lead;
+    this.role = "follower";
+    this.stepRole = this.stepFollower;
+    this.tickRole = this.tickElection;
+  }
+
+  /** Thesis section 9.6: ask for votes in term + 1 without changing any state yet. */
+  private becomePreCandidate(): void {
+    assert(this.role !== "leader", "a leader cannot become a pre-candidate");
+    this.votes.clear();
+    this.lead = 0;
+    this.electionElapsed = 0;
+    this.randomizedElectionTimeout = this.drawElectionTimeout();
+    this.role = "pre-candidate";
+    this.stepRole = this.stepCandidate;
+    this.tickRole = this.tickElection;
+  }
+
+  /** Section 5.2: "increment its current term ... vote for itself". */
+  private becomeCandidate(): void {
+    assert(this.role !== "leader", "a leader cannot become a candidate");
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.role = "candidate";
+    this.stepRole = this.stepCandidate;
+    this.tickRole = this.tickElection;
+  }
+
+  private becomeLeader(): void {
+    assert(this.role === "candidate", `only a candidate can become leader (was ${this.role})`);
+    assert(this.log.unstable.snapshot === undefined, "a leader must not have a snapshot install pending");
+    this.reset(this.term);
+    this.lead = this.id;
+    this.role = "leader";
+    this.stepRole = this.stepLeader;
+    this.tickRole = this.tickHeartbeat;
+    const next = this.log.lastIndex() + 1;
+    for (const id of this.voters) {
+      const progress = new Progress(next, this.config.maxInflightMessages, this.config.maxInflightBytes);
+      this.progress.set(id, progress);
+      if (id === this.id) {
+        progress.match = this.log.persistedLastIndex();
+        progress.becomeReplicate();
+        progress.recentActive = true;
+      }
+    }
+    this.peerProgress = this.peers.map((id) => this.progress.get(id)!);
+    this.readOnly = new ReadOnly(this.id, this.voters);
+    // Section 5.4.2 / thesis 6.4: an entry of the new term, so that earlier entries
+    // can commit and the leader learns the commit index.
+    this.appendEntries([{ term: this.term, index: next, type: 0, data: EMPTY_BYTES }]);
+  }
+
+  // ---- Inputs --------------------------------------------------------------------------
+
+  tick(): void {
+    this.tickRole();
+  }
+
+  /** Followers and candidates: campaign after a randomized election timeout (section 5.2). */
+  private tickElection(): void {
+    this.electionElapsed += 1;
+    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.hup(false);
+    }
+  }
+
+  private tickHeartbeat(): void {
+    leader.tickLeader(this);
+  }
+
+  step(message: Message): void {
+    if (!this.voters.includes(message.from)) return;
+    if (message.from === this.id && message.type !== MessageType.VOTE_RESPONSE) return;
+    if (message.term > this.term) {
+      if (!this.handleHigherTerm(message)) return;
+    } else if (message.term < this.term) {
+      this.handleStaleTerm(message);
+      return;
+    }
+    if (message.type === MessageType.VOTE || message.type === MessageType.PRE_VOTE) {
+      this.handleVoteRequest(message);
+      return;
+    }
+    this.stepRole(message);
+  }
+
+  /** Returns whether the message should still be processed. */
+  private handleHigherTerm(message: Message): boolean {
+    const type = message.type;
+    if (type === MessageType.VOTE || type === MessageType.PRE_VOTE) {
+      // Thesis section 4.2.3: a server that heard from a current leader within the
+      // minimum election timeout does not grant votes nor update its term, so a
+      // rejoining partitioned server cannot depose a healthy leader. A transfer
+      // (TIMEOUT_NOW) campaign is exempt.
+      const inLease = this.config.checkQuorum && this.lead !== 0 && this.electionElapsed < this.config.electionTimeoutTicks;
+      if (inLease && !isTransferContext(message.context)) return false;
+    }
+    // A pre-vote changes no term; a granted pre-vote answer carries our own future term.
+    if (type === MessageType.PRE_VOTE) return true;
+    if (type === MessageType.PRE_VOTE_RESPONSE && !message.reject) return true;
+    const fromLeader = type === MessageType.APPEND || type === MessageType.HEARTBEAT || type === MessageType.SNAPSHOT;
+    this.becomeFollower(message.term, fromLeader ? message.from : 0);
+    return true;
+  }
+
+  /** Section 5.1: "If a server receives a request with a stale term number, it rejects the request." */
+  private handleStaleTerm(message: Message): void {
+    const type = message.type;
+    if ((this.config.checkQuorum || this.config.preVote) && (type === MessageType.APPEND || type === MessageType.HEARTBEAT)) {
+      // The stale leader may be cut off from the rest by PreVote/CheckQuorum: tell it our term so it steps down.
+      this.outbox.sendAfterPersist(newMessage(MessageType.APPEND_RESPONSE, this.id, message.from, this.term));
+    } else if (type === MessageType.PRE_VOTE) {
+      const reply = newMessage(MessageType.PRE_VOTE_RESPONSE, this.id, message.from, this.term);
+      reply.reject = true;
+      this.outbox.send(reply);
+    }
+  }
+
+  /**
+   * Section 5.2 / 5.4.1: grant at most one vote per term, and only to a candidate
+   * whose log is at least as up to date. A pre-vote is granted on the same log check
+   * if its term is ahead of ours (it changes nothing here).
+   */
+  private handleVoteRequest(message: Message): void {
+    const preVote = message.type === MessageType.PRE_VOTE;
+    const canVote =
+      this.vote === message.from || (this.vote === 0 && this.lead === 0) || (preVote && message.term > this.term);
+    const grant = canVote && this.log.isUpToDate(message.index, message.logTerm);
+    if (preVote) {
+      const reply = newMessage(MessageType.PRE_VOTE_RESPONSE, this.id, message.from, grant ? message.term : this.term);
+      reply.reject = !grant;
+      this.outbox.send(reply);
+      return;
+    }
+    if (grant) {
+      this.electionElapsed = 0;
+      this.vote = message.from;
+    }
+    const reply = newMessage(MessageType.VOTE_RESPONSE, this.id, message.from, this.term);
+    reply.reject = !grant;
+    // Figure 2: the vote must be durable before the candidate hears of it.
+    this.outbox.sendAfterPersist(reply);
+  }
+
+  // ---- Elections -------------------------------------------------------------------------
+
+  /** Starts a campaign (election timeout, or `transfer` for TIMEOUT_NOW). */
+  private hup(transfer: boolean): void {
+    if (this.role === "leader") return;
+    if (transfer) this.campaign("transfer");
+    else this.campaign(this.config.preVote ? "pre-vote" : "election");
+  }
+
+  private campaign(kind: CampaignKind): void {
+    if (kind === "pre-vote") this.becomePreCandidate();
+    else this.becomeCandidate();
+    const voteTerm = kind === "pre-vote" ? this.term + 1 : this.term;
+    const type = kind === "pre-vote" ? MessageType.PRE_VOTE : MessageType.VOTE;
+    const lastIndex = this.log.lastIndex();
+    const lastTerm = this.log.lastTerm();
+    for (const peer of this.peers) {
+      const request = newMessage(type, this.id, peer, voteTerm);
+      request.index = lastIndex;
+      request.logTerm = lastTerm;
+      if (kind === "transfer") request.context = TRANSFER_CONTEXT;
+      if (kind === "pre-vote") this.outbox.send(request);
+      else this.outbox.sendAfterPersist(request);
+    }
+    if (kind === "pre-vote") {
+      this.poll(this.id, true);
+    } else {
+      // The self-vote counts once it is durable: it comes back through the gate.
+      this.outbox.sendAfterPersist(newMessage(MessageType.VOTE_RESPONSE, this.id, this.id, this.term));
+    }
+  }
+
+  private poll(from: number, granted: boolean): void {
+    if (!this.votes.has(from)) this.votes.set(from, granted);
+    const result = voteResult(this.votes, this.voters.length);
+    if (result === "won") {
+      if (this.role === "pre-candidate") this.campaign("election");
+      else this.becomeLeader();
+    } else if (result === "lost") {
+      this.becomeFollower(this.term, 0);
+    }
+  }
+
+  private stepCandidate(message: Message): void {
+    switch (message.type) {
+      case MessageType.APPEND:
+      case MessageType.HEARTBEAT:
+      case MessageType.SNAPSHOT:
+        // Section 5.2: another server established itself as leader for this term.
+        this.becomeFollower(this.term, message.from);
+        this.stepFollower(message);
+        return;
+      case MessageType.PRE_VOTE_RESPONSE:
+        if (this.role === "pre-candidate") this.poll(message.from, !message.reject);
+        return;
+      case MessageType.VOTE_RESPONSE:
+        if (this.role === "candidate") this.poll(message.from, !message.reject);
+        return;
+      default:
+        return;
+    }
+  }
+
+  // ---- Follower ----------------------------------------------------------------------------
+
+  private stepFollower(message: Message): void {
+    switch (message.type) {
+      case MessageType.APPEND:
+        this.heardFromLeader(message.from);
+        this.handleAppend(message);
+        return;
+      case MessageType.HEARTBEAT:
+        this.heardFromLeader(message.from);
+        this.handleHeartbeat(message);
+        return;
+      case MessageType.SNAPSHOT:
+        this.heardFromLeader(message.from);
+        this.handleSnapshot(message);
+        return;
+      case MessageType.TIMEOUT_NOW:
+        // Thesis section 3.10: the leader asks us to campaign at once.
+        this.hup(true);
+        return;
+      case MessageType.READ_INDEX_RESPONSE:
+        this.readStates.push({ requestId: message.context, index: message.index });
+        return;
+      default:
+        return;
+    }
+  }
+
+  private heardFromLeader(from: number): void {
+    this.electionElapsed = 0;
+    this.lead = from;
+  }
+
+  private replyToAppend(message: Message): Message {
+    return newMessage(MessageType.APPEND_RESPONSE, this.id, message.from, this.term);
+  }
+
+  /** AppendEntries receiver (Figure 2, section 5.3), with the conflict hint of section 5.3. */
+  private handleAppend(message: Message): void {
+    const log = this.log;
+    const reply = this.replyToAppend(message);
+    if (message.index < log.committed) {
+      // Everything up to the commit index matches the leader already.
+      reply.index = log.committed;
+    } else {
+      const lastNew = log.maybeAppend(message.index, message.logTerm, message.commit, message.entries);
+      if (lastNew >= 0) {
+        reply.index = lastNew;
+      } else {
+        // Fast backup: point the leader at our last entry whose term is <= the term it
+        // probed with, so it skips a whole term per round trip.
+        const hint = log.findConflictByTerm(Math.min(message.index, log.lastIndex()), message.logTerm);
+        reply.index = message.index;
+        reply.reject = true;
+        reply.rejectHint = hint.index;
+        reply.rejectTerm = hint.term;
+      }
+    }
+    this.outbox.sendAfterPersist(reply);
+  }
+
+  private handleHeartbeat(message: Message): void {
+    // The leader sends min(match, commit): our log matches up to there.
+    this.log.commitTo(message.commit);
+    const reply = newMessage(MessageType.HEARTBEAT_RESPONSE, this.id, message.from, this.term);
+    reply.context = message.context;
+    this.outbox.send(reply);
+  }
+
+  /** InstallSnapshot receiver (section 7, Figure 13), one chunk at a time. */
+  private handleSnapshot(message: Message): void {
+    const chunk = message.snapshot;
+    if (chunk === undefined) return;
+    if (chunk.meta.index <= this.log.committed) {
+      // We have all of it already: tell the leader where we are.
+      this.snapshotReceiver.reset();
+      const reply = this.replyToAppend(message);
+      reply.index = this.log.committed;
+      this.outbox.sendAfterPersist(reply);
+      return;
+    }
+    const outcome = this.snapshotReceiver.receive(chunk);
+    const reply = newMessage(MessageType.SNAPSHOT_RESPONSE, this.id, message.from, this.term);
+    reply.snapshot = { meta: chunk.meta, offset: 0, data: EMPTY_BYTES, done: false };
+    if (outcome.kind === "rejected") {
+      reply.reject = true;
+      reply.index = outcome.expectedOffset;
+    } else {
+      reply.index = outcome.nextOffset;
+      if (outcome.kind === "accepted" && outcome.done && !this.installSnapshot(chunk.meta)) {
+        const ack = this.replyToAppend(message);
+        ack.index = this.log.committed;
+        this.outbox.sendAfterPersist(ack);
+        return;
+      }
+      reply.snapshot.done = outcome.kind === "accepted" && outcome.done;
+    }
+    reply.snapshot.offset = reply.index;
+    this.outbox.sendAfterPersist(reply);
+  }
+
+  /**
+   * The last chunk arrived: install (Figure 13 steps 6-8). Returns false when the log
+   * already holds the snapshot's last entry in an entry not yet durable: then the
+   * snapshot only proves those entries committed, and is not installed.
+   */
+  private installSnapshot(meta: SnapshotMeta): boolean {
+    const log = this.log;
+    const unstable = log.unstable;
+    const matches = log.matchTerm(meta.index, meta.term);
+    const durable =
+      (unstable.entries.length === 0 || meta.index < unstable.offset) &&
+      (unstable.snapshot === undefined || unstable.snapshotKeepsStorage);
+    if (matches && !durable) {
+      log.commitTo(meta.index);
+      return false;
+    }
+    // Step 6: keep the entries following a matching entry; step 7: else discard the log.
+    log.restore(meta, matches);
+    return true;
+  }
+
+  // ---- Leader ------------------------------------------------------------------------------
+
+  private stepLeader(message: Message): void {
+    leader.stepLeader(this, message);
+  }
+
+  /** Appends entries of the current term to the leader's log (not yet durable). */
+  appendEntries(entries: Entry[]): void {
+    this.log.append(entries);
+    this.appendsPending = true;
+  }
+
+  /** Called by leader.ts when its quorum check fails or a higher term is seen. */
+  stepDown(): void {
+    this.becomeFollower(this.term, 0);
+  }
+
+  // ---- Local operations --------------------------------------------------------------------
+
+  propose(data: Uint8Array[]): { index: number; term: number } {
+    assert(data.length > 0, "propose: no entries");
+    if (this.role !== "leader") throw new NotLeaderError(this.id, this.lead, "proposal");
+    if (this.leadTransferee !== 0) {
+      throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, `leadership transfer to ${this.leadTransferee} in progress`);
+    }
+    let bytes = 0;
+    for (const payload of data) bytes += payload.length;
+    if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.config.maxUncommittedBytes) {
+      throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, `${this.uncommittedBytes} uncommitted bytes: limit ${this.config.maxUncommittedBytes}`);
+    }
+    const first = this.log.lastIndex() + 1;
+    const entries: Entry[] = new Array(data.length);
+    for (let i = 0; i < data.length; i++) entries[i] = { term: this.term, index: first + i, type: 0, data: data[i] };
+    this.appendEntries(entries);
+    this.uncommittedBytes += bytes;
+    return { index: first, term: this.term };
+  }
+
+  /** Entries handed out committed no longer count against maxUncommittedBytes. */
+  reduceUncommittedBytes(entries: Entry[]): void {
+    if (this.role !== "leader" || this.uncommittedBytes === 0) return;
+    let bytes = 0;
+    for (let i = 0; i < entries.length; i++) bytes += entrySizeBytes(entries[i]);
+    this.uncommittedBytes = Math.max(0, this.uncommittedBytes - bytes);
+  }
+
+  readIndex(requestId: Uint8Array): void {
+    if (this.role === "leader") {
+      leader.registerRead(this, requestId, this.id);
+      return;
+    }
+    if (this.role !== "follower" || this.lead === 0) throw new NotLeaderError(this.id, this.lead, "read");
+    const request = newMessage(MessageType.READ_INDEX, this.id, this.lead, this.term);
+    request.context = requestId;
+    this.outbox.send(request);
+  }
+
+  transferLeadership(to: number): void {
+    if (this.role !== "leader") throw new NotLeaderError(this.id, this.lead, "leadership transfer");
+    if (!this.voters.includes(to)) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `${to} is not a voter`);
+    leader.startTransfer(this, to);
+  }
+
+  reportUnreachable(peer: number): void {
+    const progress = this.role === "leader" && peer !== this.id ? this.progress.get(peer) : undefined;
+    if (progress !== undefined && progress.state === "replicate") progress.becomeProbe();
+  }
+
+  reportSnapshot(peer: number, ok: boolean): void {
+    const progress = this.role === "leader" && peer !== this.id ? this.progress.get(peer) : undefined;
+    if (progress === undefined || progress.state !== "snapshot") return;
+    if (!ok) progress.pendingSnapshot = 0;
+    progress.becomeProbe();
+    // Wait for the next heartbeat response before probing again.
+    progress.probeSent = true;
+  }
+
+  snapshotTaken(meta: SnapshotMeta): void {
+    assert(meta.index <= this.log.applied, `snapshot ${meta.index} beyond the applied index ${this.log.applied}`);
+    // The storage already serves it; the log's first index follows the storage. Followers
+    // whose next entry was compacted get it the next time the leader sends to them.
+    if (this.role === "leader") this.appendsPending = true;
+  }
+
+  /** Local bookkeeping after the host made a Ready durable (called by advance()). */
+  onPersisted(): void {
+    if (this.role === "leader") leader.onLeaderPersisted(this);
+  }
+
+  /** Sends what proposals, acknowledgements and reads have made pending (batching). */
+  flush(): void {
+    if (this.role === "leader") leader.flush(this);
+  }
+}

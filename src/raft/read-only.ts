@@ -1,0 +1,117 @@
+/**
+ * The leader's side of ReadIndex (Raft thesis, section 6.4):
+ *
+ *   1. The leader records its commit index as the read index. A new leader first
+ *      waits until it has committed an entry of its own term ("the leader may not
+ *      know which entries are committed" until then); reads arriving before that are
+ *      queued in `waitingForCommit`.
+ *   2. It confirms it is still leader by a round of heartbeats: each heartbeat carries
+ *      the sequence number of the newest pending read, and a follower's response
+ *      echoes it. Once a majority (the leader included) has echoed a sequence number
+ *      at or above a read's, no newer leader can have existed when that read arrived.
+ *   3. The read is then safe to serve once the state machine has applied the read
+ *      index; the core hands it out as a ReadState (or a READ_INDEX_RESPONSE to the
+ *      follower that forwarded it).
+ *
+ * One instance lives exactly as long as one leadership: a node that stops being
+ * leader drops it, so a deposed leader never answers a pending read.
+ */
+import assert from "node:assert";
+import { MAX_PENDING_READS } from "./config.js";
+import { quorumIndex } from "./quorum.js";
+
+export interface PendingRead {
+  requestId: Uint8Array;
+  /** The node that asked (this node for local reads). */
+  from: number;
+  /** The read index: the leader's commit index when the read was registered. */
+  index: number;
+  /** Increases with each registered read. */
+  sequence: number;
+}
+
+const SEQUENCE_CONTEXT_BYTES = 8;
+
+/** Encodes a read sequence number as a heartbeat context. */
+export function encodeSequence(sequence: number): Uint8Array {
+  const bytes = new Uint8Array(SEQUENCE_CONTEXT_BYTES);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, Math.floor(sequence / 2 ** 32));
+  view.setUint32(4, sequence >>> 0);
+  return bytes;
+}
+
+/** Decodes a heartbeat context; 0 when it carries no read sequence. */
+export function decodeSequence(context: Uint8Array): number {
+  if (context.length !== SEQUENCE_CONTEXT_BYTES) return 0;
+  const view = new DataView(context.buffer, context.byteOffset, context.byteLength);
+  return view.getUint32(0) * 2 ** 32 + view.getUint32(4);
+}
+
+export class ReadOnly {
+  /** Reads registered and awaiting a quorum of heartbeat acknowledgements, oldest first. */
+  private readonly pending: PendingRead[] = [];
+  /** Reads that arrived before this leader committed an entry of its term. */
+  private readonly waiting: { requestId: Uint8Array; from: number }[] = [];
+  private nextSequence = 1;
+  /** Highest sequence each voter echoed; this node counts as having echoed everything. */
+  private readonly acknowledged: Map<number, number>;
+  private readonly scratch: number[];
+
+  constructor(
+    private readonly selfId: number,
+    voters: readonly number[],
+  ) {
+    this.acknowledged = new Map(voters.map((id) => [id, id === selfId ? Number.MAX_SAFE_INTEGER : 0]));
+    this.scratch = new Array<number>(voters.length).fill(0);
+  }
+
+  size(): number {
+    return this.pending.length + this.waiting.length;
+  }
+
+  isFull(): boolean {
+    return this.size() >= MAX_PENDING_READS;
+  }
+
+  /** Queues a read until the leader has committed an entry of its own term. */
+  wait(requestId: Uint8Array, from: number): void {
+    assert(!this.isFull(), "read queue full");
+    this.waiting.push({ requestId, from });
+  }
+
+  /** The reads that waited for the first commit of this term, removed. */
+  takeWaiting(): { requestId: Uint8Array; from: number }[] {
+    return this.waiting.splice(0, this.waiting.length);
+  }
+
+  /** Registers a read at `index`; returns its sequence number (the heartbeat context). */
+  add(requestId: Uint8Array, from: number, index: number): number {
+    assert(!this.isFull(), "read queue full");
+    const sequence = this.nextSequence++;
+    this.pending.push({ requestId, from, index, sequence });
+    return sequence;
+  }
+
+  /** Sequence number of the newest pending read, or 0. */
+  newestSequence(): number {
+    return this.pending.length === 0 ? 0 : this.pending[this.pending.length - 1].sequence;
+  }
+
+  /** Records a heartbeat response echoing `sequence` from `voter`; returns the reads now confirmed. */
+  acknowledge(voter: number, sequence: number): PendingRead[] {
+    const previous = this.acknowledged.get(voter);
+    if (previous === undefined || sequence <= previous || this.pending.length === 0) return [];
+    this.acknowledged.set(voter, sequence);
+    return this.release();
+  }
+
+  /** Confirms reads a majority has acknowledged (immediately, for a single-voter cluster). */
+  release(): PendingRead[] {
+    const confirmed = quorumIndex(Array.from(this.acknowledged.values()), this.scratch);
+    let count = 0;
+    // Bounded by the queue length.
+    while (count < this.pending.length && this.pending[count].sequence <= confirmed) count += 1;
+    return count === 0 ? [] : this.pending.splice(0, count);
+  }
+}

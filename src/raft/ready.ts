@@ -1,0 +1,161 @@
+/**
+ * The host-facing side of the core: builds Readies and takes them back (like etcd's
+ * rawnode.go). This is where the persistence contract (top of types.ts) is enforced:
+ *
+ *   - ready() hands out every unstable entry, the pending snapshot and its chunks,
+ *     and the hard state, and moves the withheld messages (outbox.ts) into a hidden
+ *     record of this Ready; none of them is in `ready.messages`.
+ *   - advance() is the host's statement that all of it is durable (and the committed
+ *     entries applied). Only then are the withheld messages released, the unstable
+ *     entries dropped (storage now serves them), and the leader's own match index
+ *     moved to what it has persisted (thesis section 10.2.1).
+ *   - committedEntries may include entries of the same Ready: the host persists
+ *     entries (step 4) before it applies (step 5), so they are durable when applied.
+ */
+import assert from "node:assert";
+import type { HardState, Message, SnapshotMeta } from "../proto/schema.js";
+import type { Raft } from "./raft.js";
+import type { ProposalPosition, RaftCore, Ready, SoftState } from "./types.js";
+
+/** What advance() needs to know about the Ready it confirms. */
+interface Outstanding {
+  ready: Ready;
+  withheld: Message[];
+  /** The applied index once this Ready is applied. */
+  appliedTo: number;
+}
+
+function sameSoftState(a: SoftState, b: SoftState): boolean {
+  return a.role === b.role && a.leader === b.leader && a.term === b.term;
+}
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+export class RaftNode implements RaftCore {
+  private previousSoftState: SoftState;
+  private previousHardState: HardState;
+  private outstanding: Outstanding | undefined = undefined;
+
+  constructor(private readonly raft: Raft) {
+    this.previousSoftState = raft.softState();
+    this.previousHardState = raft.hardState();
+  }
+
+  tick(): void {
+    this.raft.tick();
+  }
+
+  step(message: Message): void {
+    this.raft.step(message);
+  }
+
+  propose(data: Uint8Array): ProposalPosition {
+    return this.raft.propose([data]);
+  }
+
+  proposeBatch(data: Uint8Array[]): ProposalPosition {
+    return this.raft.propose(data);
+  }
+
+  readIndex(requestId: Uint8Array): void {
+    this.raft.readIndex(requestId);
+  }
+
+  transferLeadership(to: number): void {
+    this.raft.transferLeadership(to);
+  }
+
+  reportUnreachable(peer: number): void {
+    this.raft.reportUnreachable(peer);
+  }
+
+  reportSnapshot(peer: number, ok: boolean): void {
+    this.raft.reportSnapshot(peer, ok);
+  }
+
+  snapshotTaken(meta: SnapshotMeta): void {
+    this.raft.snapshotTaken(meta);
+  }
+
+  softState(): SoftState {
+    return this.raft.softState();
+  }
+
+  hardState(): HardState {
+    return this.raft.hardState();
+  }
+
+  takeMessages(): Message[] {
+    this.raft.flush();
+    return this.raft.outbox.takeSendable();
+  }
+
+  hasReady(): boolean {
+    if (this.outstanding !== undefined) return false;
+    const raft = this.raft;
+    raft.flush();
+    const log = raft.log;
+    return (
+      raft.outbox.hasSendable() ||
+      raft.outbox.hasWithheld() ||
+      log.unstable.hasEntriesToPersist() ||
+      log.unstable.hasSnapshotToPersist() ||
+      raft.snapshotReceiver.hasChunksToPersist() ||
+      log.hasEntriesToApply() ||
+      raft.readStates.length > 0 ||
+      !sameHardState(raft.hardState(), this.previousHardState) ||
+      !sameSoftState(raft.softState(), this.previousSoftState)
+    );
+  }
+
+  ready(): Ready {
+    assert(this.outstanding === undefined, "ready() called again before advance() of the previous Ready");
+    const raft = this.raft;
+    raft.flush();
+    const log = raft.log;
+    const unstable = log.unstable;
+    const ready: Ready = {
+      entries: unstable.entriesToPersist(),
+      snapshotChunks: raft.snapshotReceiver.takeChunksToPersist(),
+      messages: raft.outbox.takeSendable(),
+      committedEntries: log.entriesToApply(raft.config.maxCommittedBytesPerReady),
+      readStates: raft.readStates,
+    };
+    raft.readStates = [];
+    if (unstable.hasSnapshotToPersist()) ready.snapshot = unstable.snapshot;
+    const softState = raft.softState();
+    if (!sameSoftState(softState, this.previousSoftState)) {
+      ready.softState = softState;
+      this.previousSoftState = softState;
+    }
+    const hardState = raft.hardState();
+    if (!sameHardState(hardState, this.previousHardState)) ready.hardState = hardState;
+    unstable.acceptInProgress();
+    const committed = ready.committedEntries;
+    if (committed.length > 0) {
+      log.acceptApplying(committed[committed.length - 1].index);
+      raft.reduceUncommittedBytes(committed);
+    }
+    this.outstanding = { ready, withheld: raft.outbox.takeWithheld(), appliedTo: log.applying };
+    return ready;
+  }
+
+  advance(ready: Ready): void {
+    const outstanding = this.outstanding;
+    assert(outstanding !== undefined && outstanding.ready === ready, "advance() must be given the Ready last returned by ready()");
+    this.outstanding = undefined;
+    const raft = this.raft;
+    const log = raft.log;
+    if (ready.snapshot !== undefined) log.stableSnapshotTo(ready.snapshot.index);
+    if (ready.entries.length > 0) {
+      const last = ready.entries[ready.entries.length - 1];
+      log.stableTo(last.index, last.term);
+    }
+    log.appliedTo(outstanding.appliedTo);
+    if (ready.hardState !== undefined) this.previousHardState = ready.hardState;
+    raft.onPersisted();
+    raft.outbox.release(outstanding.withheld, raft.id, (message) => raft.step(message));
+  }
+}
