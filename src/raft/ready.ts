@@ -15,7 +15,7 @@
 import assert from "node:assert";
 import type { HardState, Message, SnapshotMeta } from "../proto/schema.js";
 import type { Raft } from "./raft.js";
-import type { ProposalPosition, RaftCore, Ready, SoftState } from "./types.js";
+import type { PeerProgress, ProposalPosition, RaftCore, Ready, SoftState } from "./types.js";
 
 /** What advance() needs to know about the Ready it confirms. */
 interface Outstanding {
@@ -85,6 +85,23 @@ export class RaftNode implements RaftCore {
 
   hardState(): HardState {
     return this.raft.hardState();
+  }
+
+  progress(): PeerProgress[] {
+    const raft = this.raft;
+    if (raft.role !== "leader") return [];
+    return raft.voters.map((id) => {
+      const progress = raft.progress.get(id)!;
+      return { id, match: progress.match, next: progress.next, state: progress.state, recentActive: progress.recentActive };
+    });
+  }
+
+  commitIndex(): number {
+    return this.raft.log.committed;
+  }
+
+  appliedIndex(): number {
+    return this.raft.log.applied;
   }
 
   takeMessages(): Message[] {

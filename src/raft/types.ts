@@ -147,6 +147,18 @@ export interface RaftConfig {
   maxCommittedBytesPerReady?: number;
 }
 
+/** One voter's replication state as the leader tracks it (etcd's tracker.Progress). */
+export interface PeerProgress {
+  id: number;
+  /** Highest index known replicated on it (for the leader itself: persisted). */
+  match: number;
+  /** Next index to send to it. */
+  next: number;
+  state: "probe" | "replicate" | "snapshot";
+  /** Heard from within the current election timeout. */
+  recentActive: boolean;
+}
+
 /** The result of a proposal: where the entry will live if it commits. */
 export interface ProposalPosition {
   /** Index of the (first) proposed entry. */
@@ -184,6 +196,12 @@ export interface RaftCore {
    * `advance()`; `ready().messages` holds whatever has not been taken.
    */
   takeMessages(): Message[];
+  /** The leader's view of every voter's replication (empty when not leader). */
+  progress(): PeerProgress[];
+  /** Highest index known committed. */
+  commitIndex(): number;
+  /** Highest index the host confirmed applied (through advance()). */
+  appliedIndex(): number;
   advance(ready: Ready): void;
   softState(): SoftState;
   hardState(): HardState;
