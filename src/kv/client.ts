@@ -1,0 +1,166 @@
+/**
+ * An HTTP client of the KV service: follows the leader's redirects, retries writes that
+ * got no answer with the same (client id, seq) so each write takes effect exactly once,
+ * and keeps connections alive.
+ */
+import { randomUUID } from "node:crypto";
+import http from "node:http";
+
+export interface KvClientOptions {
+  /** API base URLs of the cluster's nodes, e.g. http://127.0.0.1:8001. */
+  endpoints: string[];
+  /** Identifies this client's session for de-duplication. Default: a random UUID. */
+  clientId?: string;
+  /** Per-request timeout. Default 5 s. */
+  requestTimeoutMs?: number;
+  /** Total time one operation may take, retries included. Default 15 s. */
+  operationTimeoutMs?: number;
+  /** Shared keep-alive agent (benchmarks pass one sized to their concurrency). */
+  agent?: http.Agent;
+}
+
+export interface KvResponse {
+  status: number;
+  body: Buffer;
+  headers: http.IncomingHttpHeaders;
+}
+
+/** Redirects followed per attempt: a redirect chain longer than the cluster means no stable leader. */
+const REDIRECTS_MAX = 5;
+/** Pause between retries after a 503 or a connection error (no leader yet, node restarting). */
+const RETRY_DELAY_MS = 100;
+
+export class KvError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class KvClient {
+  readonly clientId: string;
+  private seq = 0;
+  private endpointIndex = 0;
+  private readonly agent: http.Agent;
+
+  constructor(private readonly options: KvClientOptions) {
+    if (options.endpoints.length === 0) throw new Error("KvClient needs at least one endpoint");
+    this.clientId = options.clientId ?? randomUUID();
+    this.agent = options.agent ?? new http.Agent({ keepAlive: true, maxSockets: 64 });
+  }
+
+  async put(key: string, value: Uint8Array | string): Promise<void> {
+    await this.write("PUT", key, typeof value === "string" ? Buffer.from(value) : Buffer.from(value));
+  }
+
+  /** Returns false when the key was absent. */
+  async delete(key: string): Promise<boolean> {
+    const response = await this.write("DELETE", key, undefined, [404]);
+    return response.status === 200;
+  }
+
+  /** Compare-and-set; `expect` null means "only if absent". */
+  async cas(key: string, expect: string | null, value: string): Promise<{ ok: true } | { ok: false; current: string | undefined }> {
+    const response = await this.write("POST", key, Buffer.from(JSON.stringify({ expect, value })), [404, 409], "?cas");
+    if (response.status === 200) return { ok: true };
+    if (response.status === 404) return { ok: false, current: undefined };
+    return { ok: false, current: (JSON.parse(response.body.toString()) as { current?: string }).current };
+  }
+
+  /** Linearizable by default; `stale` reads whatever the answering node has applied. */
+  async get(key: string, options: { stale?: boolean } = {}): Promise<Buffer | undefined> {
+    const response = await this.request("GET", `/kv/${encodeURIComponent(key)}${options.stale ? "?stale=true" : ""}`, undefined, {}, [404]);
+    return response.status === 404 ? undefined : response.body;
+  }
+
+  async status(endpoint: string): Promise<Record<string, unknown>> {
+    const response = await send(this.agent, "GET", new URL("/status", endpoint), undefined, {}, this.options.requestTimeoutMs ?? 5000);
+    return JSON.parse(response.body.toString()) as Record<string, unknown>;
+  }
+
+  close(): void {
+    if (!this.options.agent) this.agent.destroy();
+  }
+
+  private write(method: string, key: string, body: Buffer | undefined, accepted: number[] = [], query = ""): Promise<KvResponse> {
+    const seq = ++this.seq;
+    // The same (client id, seq) on every retry: the state machine applies the write once.
+    const headers = { "x-raftwal-client-id": this.clientId, "x-raftwal-seq": String(seq) };
+    return this.request(method, `/kv/${encodeURIComponent(key)}${query}`, body, headers, accepted);
+  }
+
+  private async request(method: string, path: string, body: Buffer | undefined, headers: Record<string, string>, accepted: number[]): Promise<KvResponse> {
+    const deadline = Date.now() + (this.options.operationTimeoutMs ?? 15_000);
+    let lastError: unknown;
+    while (Date.now() < deadline) {
+      let url = new URL(path, this.options.endpoints[this.endpointIndex]);
+      try {
+        for (let redirects = 0; redirects <= REDIRECTS_MAX; redirects++) {
+          const response = await send(this.agent, method, url, body, headers, this.options.requestTimeoutMs ?? 5000);
+          if (response.status === 307 && response.headers.location) {
+            url = new URL(response.headers.location);
+            continue;
+          }
+          if (response.status === 200 || accepted.includes(response.status)) {
+            this.remember(url);
+            return response;
+          }
+          const error = parseError(response);
+          if (response.status !== 503) throw error;
+          lastError = error;
+          break;
+        }
+      } catch (error) {
+        if (error instanceof KvError) throw error;
+        lastError = error;
+        this.endpointIndex = (this.endpointIndex + 1) % this.options.endpoints.length;
+      }
+      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
+    }
+    throw lastError instanceof Error ? lastError : new Error(`request failed: ${String(lastError)}`);
+  }
+
+  /** Start the next request at the node that answered (usually the leader). */
+  private remember(url: URL): void {
+    const index = this.options.endpoints.findIndex((endpoint) => new URL(endpoint).host === url.host);
+    if (index >= 0) this.endpointIndex = index;
+  }
+}
+
+function parseError(response: KvResponse): KvError {
+  try {
+    const parsed = JSON.parse(response.body.toString()) as { error?: string; message?: string };
+    return new KvError(response.status, parsed.error ?? "HTTP_ERROR", parsed.message ?? `HTTP ${response.status}`);
+  } catch {
+    return new KvError(response.status, "HTTP_ERROR", `HTTP ${response.status}`);
+  }
+}
+
+/** One HTTP request with a timeout; resolves with the whole response. */
+export function send(
+  agent: http.Agent,
+  method: string,
+  url: URL,
+  body: Buffer | undefined,
+  headers: Record<string, string>,
+  timeoutMs: number,
+): Promise<KvResponse> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      url,
+      { method, agent, headers: { ...headers, ...(body ? { "content-length": String(body.length) } : {}) }, timeout: timeoutMs },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks), headers: response.headers }));
+        response.on("error", reject);
+      },
+    );
+    request.on("timeout", () => request.destroy(new Error(`${method} ${url.href} timed out after ${timeoutMs} ms`)));
+    request.on("error", reject);
+    request.end(body);
+  });
+}
