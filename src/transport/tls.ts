@@ -2,9 +2,10 @@
  * Sockets for peer links: plain TCP, or mutual TLS when the host configures it.
  *
  * With TLS both ends present a certificate and both verify the other's against the
- * configured CA (`requestCert` and `rejectUnauthorized` on the server,
+ * configured CA (`requestCert` and an `authorized` check on the server,
  * `rejectUnauthorized` on the client). A peer without a certificate signed by that CA
- * fails the TLS handshake and never reaches the raftwal handshake. The dialler also
+ * is disconnected before a single byte of it is read: it never reaches the raftwal
+ * handshake. The dialler also
  * checks the server's certificate names the address it dialled (Node's default
  * `checkServerIdentity`): give each node's certificate a subjectAltName with the host
  * or IP address peers dial it at.
@@ -38,9 +39,24 @@ export function createPeerServer(tlsOptions: TransportTlsOptions | undefined, ha
   if (tlsOptions === undefined) {
     return net.createServer({ noDelay: true }, (socket) => handlers.onSocket(socket));
   }
+  // The server requests a certificate and verifies it against `ca`, but enforces the
+  // result itself (rejectUnauthorized: false, then the `authorized` check below, before
+  // any byte is read) so the log line can say *why* a peer was refused: with
+  // rejectUnauthorized: true a TLS 1.3 server only sees "socket hang up".
   const server = tls.createServer(
-    { ca: tlsOptions.ca, cert: tlsOptions.cert, key: tlsOptions.key, requestCert: true, rejectUnauthorized: true },
-    (socket) => handlers.onSocket(socket),
+    { ca: tlsOptions.ca, cert: tlsOptions.cert, key: tlsOptions.key, requestCert: true, rejectUnauthorized: false },
+    (socket) => {
+      if (!socket.authorized) {
+        const presented = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
+        const reason = presented
+          ? `client certificate not trusted: ${String(socket.authorizationError)}`
+          : "no client certificate presented";
+        handlers.onTlsError(new Error(reason), remoteOf(socket));
+        socket.destroy();
+        return;
+      }
+      handlers.onSocket(socket);
+    },
   );
   server.on("tlsClientError", (error, socket) => {
     handlers.onTlsError(error, remoteOf(socket));
