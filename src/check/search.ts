@@ -106,15 +106,6 @@ interface CacheEntry {
   words: Uint32Array;
 }
 
-/** Bounds of the interesting part of a bitset: [from, to). */
-function span(bits: Uint32Array): [number, number] {
-  let from = 0;
-  while (from < bits.length && bits[from] === 0xffffffff) from++;
-  let to = bits.length;
-  while (to > from && bits[to - 1] === 0) to--;
-  return [from, to];
-}
-
 function sameSet(entry: CacheEntry, bits: Uint32Array, from: number, to: number): boolean {
   if (entry.from !== from || entry.words.length !== to - from) return false;
   for (let i = 0; i < entry.words.length; i++) if (entry.words[i] !== bits[from + i]) return false;
@@ -176,6 +167,24 @@ export function searchLinearization(ops: readonly SearchOperation[], stepsMax: n
     zobristB[i] = mix32(2 * i + 1 + 0x7f4a7c15);
   }
   const bits = new Uint32Array(Math.ceil(n / 32) + 1);
+  // The interesting part of `bits` is words [from, to): all words before `from` are all
+  // ones, all from `to` on are zero. Both move by small amounts per step, so they are
+  // maintained incrementally (scanning the whole bitset per step made long histories slow).
+  // Invariant: bits[w] === 0xffffffff for w < from; bits[w] === 0 for w >= to.
+  let from = 0;
+  let to = 0;
+  const setBit = (op: number) => {
+    const w = op >>> 5;
+    bits[w] |= 1 << (op & 31);
+    if (w + 1 > to) to = w + 1;
+    while (from < to && bits[from] === 0xffffffff) from++;
+  };
+  const clearBit = (op: number) => {
+    const w = op >>> 5;
+    bits[w] &= ~(1 << (op & 31));
+    if (w < from) from = w;
+    while (to > from && bits[to - 1] === 0) to--;
+  };
   let hashA = 0;
   let hashB = 0;
   const cache = new Map<number, CacheEntry[]>();
@@ -185,7 +194,6 @@ export function searchLinearization(ops: readonly SearchOperation[], stepsMax: n
   /** Adds (bits, state) to the cache; false if it was already there. */
   const remember = (state: number, a: number, b: number): boolean => {
     const key = cacheKey(a, b, state);
-    const [from, to] = span(bits);
     let bucket = cache.get(key);
     if (bucket === undefined) {
       bucket = [];
@@ -199,45 +207,106 @@ export function searchLinearization(ops: readonly SearchOperation[], stepsMax: n
 
   const stackNode: number[] = [];
   const stackState: number[] = [];
+  /** 1 when the entry was linearized by the observer rule (see below): no alternatives to try. */
+  const stackForced: number[] = [];
   let state = ABSENT;
-  let node = next[HEAD];
   let steps = 0;
-  while (next[HEAD] !== TAIL) {
-    if (++steps > stepsMax) return { verdict: "unknown", steps: steps - 1 };
-    if (node === TAIL) return { verdict: "ok", steps }; // only unknown calls remain: they never took effect
-    if (isCall[node] === 1) {
-      const op = nodeOp[node];
-      const newState = stepModel(ops[op], state);
-      if (newState !== ILLEGAL) {
-        bits[op >>> 5] |= 1 << (op & 31);
-        const a = hashA ^ zobristA[op];
-        const b = hashB ^ zobristB[op];
-        if (remember(newState, a, b)) {
-          hashA = a;
-          hashB = b;
-          stackNode.push(node);
-          stackState.push(state);
-          state = newState;
-          unlink(node);
-          if (match[node] >= 0) unlink(match[node]);
-          node = next[HEAD];
-          continue;
-        }
-        bits[op >>> 5] &= ~(1 << (op & 31));
-      }
-      node = next[node];
-    } else {
-      // A return event: its operation was not linearized in time. Backtrack.
-      if (stackNode.length === 0) return { verdict: "fail", steps };
+
+  /** Linearizes the operation of call node `node`, taking the state to `newState`; false if that configuration is cached. */
+  const tryLift = (node: number, newState: number, forced: boolean): boolean => {
+    const op = nodeOp[node];
+    setBit(op);
+    const a = hashA ^ zobristA[op];
+    const b = hashB ^ zobristB[op];
+    if (!remember(newState, a, b)) {
+      clearBit(op);
+      return false;
+    }
+    hashA = a;
+    hashB = b;
+    stackNode.push(node);
+    stackState.push(state);
+    stackForced.push(forced ? 1 : 0);
+    state = newState;
+    unlink(node);
+    if (match[node] >= 0) unlink(match[node]);
+    return true;
+  };
+
+  /**
+   * Undoes linearizations until one that has alternatives left; returns the node to resume
+   * the scan at, or -1 when the stack is empty (no linearization exists).
+   */
+  const backtrack = (): number => {
+    while (stackNode.length > 0) {
       const callNode = stackNode.pop()!;
       state = stackState.pop()!;
+      const forced = stackForced.pop()!;
       const op = nodeOp[callNode];
-      bits[op >>> 5] &= ~(1 << (op & 31));
+      clearBit(op);
       hashA ^= zobristA[op];
       hashB ^= zobristB[op];
       if (match[callNode] >= 0) relink(match[callNode]);
       relink(callNode);
-      node = next[callNode];
+      if (forced === 0) return next[callNode];
+    }
+    return -1;
+  };
+
+  /**
+   * The observer rule, a partial-order reduction: a read or a CAS mismatch that is minimal
+   * (invoked before every pending return: it sits before the first return event in the
+   * list) and legal in the current state can be linearized right now without losing any
+   * solution. Any linearization from here places it later at a point with the same state
+   * (it does not change the state, and its result pins the state); moving it to the front
+   * breaks no real-time constraint (nothing pending had to precede it) and changes no
+   * other operation's state. So when such an operation exists it is the only branch tried,
+   * and if it fails, this configuration fails. Without the rule, a greedy choice of a
+   * concurrent write before a read that needs the old value makes the search revisit
+   * many orders of the same window.
+   * Returns the call node to linearize, or -1.
+   */
+  const findLegalObserver = (): number => {
+    for (let node = next[HEAD]; node !== TAIL && isCall[node] === 1; node = next[node]) {
+      steps++;
+      const op = ops[nodeOp[node]];
+      if ((op.kind === OpKind.READ || op.kind === OpKind.CAS_MISMATCH) && op.ret !== Infinity && stepModel(op, state) !== ILLEGAL) return node;
+    }
+    return -1;
+  };
+
+  let node = next[HEAD];
+  let fresh = true; // at a configuration not yet examined by the observer rule
+  while (next[HEAD] !== TAIL) {
+    if (++steps > stepsMax) return { verdict: "unknown", steps: steps - 1 };
+    if (fresh) {
+      fresh = false;
+      const observer = findLegalObserver();
+      if (observer >= 0) {
+        if (tryLift(observer, state, true)) {
+          node = next[HEAD];
+          fresh = true;
+        } else {
+          node = backtrack(); // explored before from here, and failed
+          if (node < 0) return { verdict: "fail", steps };
+        }
+        continue;
+      }
+      node = next[HEAD];
+    }
+    if (node === TAIL) return { verdict: "ok", steps }; // only unknown calls remain: they never took effect
+    if (isCall[node] === 1) {
+      const newState = stepModel(ops[nodeOp[node]], state);
+      if (newState !== ILLEGAL && tryLift(node, newState, false)) {
+        node = next[HEAD];
+        fresh = true;
+        continue;
+      }
+      node = next[node];
+    } else {
+      // A return event: its operation was not linearized in time. Backtrack.
+      node = backtrack();
+      if (node < 0) return { verdict: "fail", steps };
     }
   }
   return { verdict: "ok", steps };
