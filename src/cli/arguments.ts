@@ -1,0 +1,52 @@
+/**
+ * Parsers for command-line values, shared by the commands. Each throws commander's
+ * InvalidArgumentError, which the program prints as one line (no stack trace).
+ */
+import { InvalidArgumentError } from "commander";
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export function parseInteger(min: number, max: number): (value: string) => number {
+  return (value: string) => {
+    if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError(`'${value}' is not a whole number`);
+    const parsed = Number(value);
+    if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) throw new InvalidArgumentError(`'${value}' is not between ${min} and ${max}`);
+    return parsed;
+  };
+}
+
+export function parseHostPort(value: string): HostPort {
+  const match = /^(.+):(\d{1,5})$/.exec(value);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port > 65535) throw new InvalidArgumentError(`'${value}' is not HOST:PORT`);
+  return { host: match[1].replace(/^\[(.*)\]$/, "$1"), port };
+}
+
+export interface PeerSpec {
+  id: number;
+  host: string;
+  port: number;
+  api: HostPort;
+}
+
+/** `1=127.0.0.1:7001/127.0.0.1:7101,2=...`: node id = peer address / API address. */
+export function parsePeers(value: string): PeerSpec[] {
+  const peers = value.split(",").map((part) => {
+    const match = /^(\d+)=([^/]+)\/(.+)$/.exec(part.trim());
+    if (!match) throw new InvalidArgumentError(`'${part}' is not ID=PEER_HOST:PORT/API_HOST:PORT`);
+    const id = Number(match[1]);
+    if (!Number.isSafeInteger(id) || id < 1) throw new InvalidArgumentError(`node id '${match[1]}' must be a positive integer`);
+    return { id, ...parseHostPort(match[2]), api: parseHostPort(match[3]) };
+  });
+  const ids = new Set(peers.map((p) => p.id));
+  if (ids.size !== peers.length) throw new InvalidArgumentError("a node id appears twice in --peers");
+  return peers;
+}
+
+export function parseLogLevel(value: string): "debug" | "info" | "warn" | "error" | "silent" {
+  if (!["debug", "info", "warn", "error", "silent"].includes(value)) throw new InvalidArgumentError(`'${value}' is not one of debug, info, warn, error, silent`);
+  return value as "debug" | "info" | "warn" | "error" | "silent";
+}

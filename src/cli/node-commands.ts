@@ -1,0 +1,224 @@
+/**
+ * `raftwal node` (one node of the KV service), `raftwal cluster` (a local cluster of node
+ * processes on 127.0.0.1) and `raftwal kv` (a client of the KV service).
+ */
+import { readFileSync } from "node:fs";
+import { Command } from "commander";
+import { startKvNode } from "../kv/kv-node.js";
+import { KvClient } from "../kv/client.js";
+import { createLogger } from "../node/logger.js";
+import { LocalCluster } from "../node/local-cluster.js";
+import { parseHostPort, parseInteger, parseLogLevel, parsePeers, type HostPort, type PeerSpec } from "./arguments.js";
+import { CliError, ExitCode } from "./io.js";
+import type { CliContext } from "./program.js";
+
+/** The local cluster's defaults: peers on 7001.., APIs on 7101.. */
+export const CLUSTER_BASE_PORT_DEFAULT = 7001;
+
+interface NodeFlags {
+  id?: number;
+  peers?: PeerSpec[];
+  dir?: string;
+  clusterId: string;
+  listen?: HostPort;
+  api?: HostPort;
+  tickMs: number;
+  electionTicks: number;
+  snapshotEvery: number;
+  logLevel: "debug" | "info" | "warn" | "error" | "silent";
+  config?: string;
+}
+
+/** Resolves on SIGINT or SIGTERM. */
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const handler = (signal: NodeJS.Signals) => {
+      process.off("SIGINT", handler);
+      process.off("SIGTERM", handler);
+      resolve(signal);
+    };
+    process.on("SIGINT", handler);
+    process.on("SIGTERM", handler);
+  });
+}
+
+/** A JSON config file gives the same settings as the flags (flags win). */
+function readConfig(path: string): Partial<NodeFlags> & { peers?: PeerSpec[] } {
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+  } catch (error) {
+    throw new CliError(`cannot read config ${path}: ${(error as Error).message}`);
+  }
+  const config: Partial<NodeFlags> = {};
+  if (typeof parsed.id === "number") config.id = parsed.id;
+  if (typeof parsed.dir === "string") config.dir = parsed.dir;
+  if (typeof parsed.clusterId === "string") config.clusterId = parsed.clusterId;
+  if (typeof parsed.peers === "string") config.peers = parsePeers(parsed.peers);
+  if (typeof parsed.snapshotEvery === "number") config.snapshotEvery = parsed.snapshotEvery;
+  return config;
+}
+
+function registerNode(program: Command, context: CliContext): void {
+  program
+    .command("node")
+    .description("run one node of the replicated KV service")
+    .option("--id <n>", "this node's id", parseInteger(1, 2 ** 31))
+    .option("--peers <list>", "every node as ID=PEER_HOST:PORT/API_HOST:PORT, comma-separated", parsePeers)
+    .option("--dir <dir>", "data directory")
+    .option("--cluster-id <id>", "peers must present the same cluster id", "local")
+    .option("--listen <host:port>", "peer address to listen on (default: this node's entry in --peers)", parseHostPort)
+    .option("--api <host:port>", "HTTP API address (default: this node's entry in --peers)", parseHostPort)
+    .option("--tick-ms <ms>", "length of one Raft tick", parseInteger(1, 10_000), 100)
+    .option("--election-ticks <n>", "election timeout base, in ticks", parseInteger(2, 1000), 10)
+    .option("--snapshot-every <n>", "snapshot and compact every N applied entries", parseInteger(1, 2 ** 31), 10_000)
+    .option("--log-level <level>", "debug, info, warn, error or silent", parseLogLevel, "info")
+    .option("--config <file>", "JSON file with id, peers, dir, clusterId, snapshotEvery (flags win)")
+    .action(async (flags: NodeFlags) => {
+      const merged = { ...(flags.config ? readConfig(flags.config) : {}), ...stripUndefined(flags) } as NodeFlags;
+      if (merged.id === undefined || !merged.peers || !merged.dir) throw new CliError("node needs --id, --peers and --dir (or a --config with them)");
+      const self = merged.peers.find((peer) => peer.id === merged.id);
+      if (!self) throw new CliError(`node ${merged.id} is not in --peers`);
+      const logger = createLogger({ level: merged.logLevel });
+      const node = await startKvNode({
+        id: merged.id,
+        clusterId: merged.clusterId,
+        peers: merged.peers,
+        dataDir: merged.dir,
+        listen: merged.listen,
+        apiListen: merged.api,
+        tickMs: merged.tickMs,
+        electionTimeoutTicks: merged.electionTicks,
+        snapshotEveryEntries: merged.snapshotEvery,
+        logger,
+      });
+      logger.info("serving", { api: `http://${node.apiAddress.host}:${node.apiAddress.port}`, peer: `${self.host}:${self.port}` });
+      const fatal = new Promise<Error>((resolve) => node.node.onFatal(resolve));
+      const outcome = await Promise.race([untilSignal(), fatal]);
+      if (outcome instanceof Error) {
+        await node.close().catch(() => undefined);
+        throw new CliError(`node ${merged.id} stopped: ${outcome.message}`, ExitCode.ERROR);
+      }
+      await node.close();
+    });
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function registerCluster(program: Command, context: CliContext): void {
+  program
+    .command("cluster")
+    .description("run a local cluster of node processes on 127.0.0.1 with the KV service (Ctrl-C stops it)")
+    .option("--nodes <n>", "number of nodes", parseInteger(1, 9), 3)
+    .option("--dir <dir>", "data directory (restarting on the same dir recovers the data)", "./data")
+    .option("--base-port <port>", `first peer port; APIs listen 100 above (default ${CLUSTER_BASE_PORT_DEFAULT})`, parseInteger(1024, 65_000), CLUSTER_BASE_PORT_DEFAULT)
+    .option("--snapshot-every <n>", "snapshot and compact every N applied entries", parseInteger(1, 2 ** 31))
+    .action(async (flags: { nodes: number; dir: string; basePort: number; snapshotEvery?: number }) => {
+      const out = context.io.stdout;
+      const cluster = new LocalCluster({
+        nodes: flags.nodes,
+        dir: flags.dir,
+        basePort: flags.basePort,
+        logs: "file",
+        nodeArgs: flags.snapshotEvery ? ["--snapshot-every", String(flags.snapshotEvery)] : [],
+      });
+      const stopped = untilSignal();
+      try {
+        await cluster.start();
+      } catch (error) {
+        await cluster.stop();
+        throw new CliError(`cluster did not start: ${(error as Error).message} (logs in ${flags.dir})`);
+      }
+      for (const spec of cluster.specs) out.write(`node ${spec.id}: api ${spec.apiUrl}  peer 127.0.0.1:${spec.peerPort}  data ${spec.dataDir}  log ${flags.dir}/node-${spec.id}.log\n`);
+      let leader = 0;
+      const watch = setInterval(() => {
+        void (async () => {
+          const statuses = await Promise.all(cluster.specs.map((s) => cluster.status(s.id)));
+          const current = statuses.find((s) => s?.role === "leader");
+          if (current && current.id !== leader) {
+            leader = current.id;
+            out.write(`leader: node ${leader} (term ${current.term}) at ${cluster.spec(leader).apiUrl}\n`);
+          }
+          for (const spec of cluster.specs) {
+            if (!cluster.isRunning(spec.id)) {
+              out.write(`node ${spec.id} exited; restarting it\n`);
+              cluster.startNode(spec.id);
+            }
+          }
+        })();
+      }, 500);
+      out.write("Ctrl-C stops the cluster.\n");
+      await stopped;
+      clearInterval(watch);
+      out.write("stopping...\n");
+      await cluster.stop();
+      out.write("stopped.\n");
+    });
+}
+
+function registerKv(program: Command, context: CliContext): void {
+  const kv = program
+    .command("kv")
+    .description("a client of the KV service (follows redirects to the leader)")
+    .option(
+      "--endpoints <urls>",
+      "comma-separated API URLs",
+      `http://127.0.0.1:${CLUSTER_BASE_PORT_DEFAULT + 100},http://127.0.0.1:${CLUSTER_BASE_PORT_DEFAULT + 101},http://127.0.0.1:${CLUSTER_BASE_PORT_DEFAULT + 102}`,
+    );
+  const client = () => new KvClient({ endpoints: (kv.opts().endpoints as string).split(",") });
+  const run = async (action: (c: KvClient) => Promise<void>) => {
+    const c = client();
+    try {
+      await action(c);
+    } catch (error) {
+      throw new CliError((error as Error).message);
+    } finally {
+      c.close();
+    }
+  };
+  kv.command("put <key> <value>").action((key: string, value: string) =>
+    run(async (c) => {
+      await c.put(key, value);
+      context.io.stdout.write("OK\n");
+    }),
+  );
+  kv.command("get <key>")
+    .option("--stale", "read this node's state without a leadership check")
+    .action((key: string, options: { stale?: boolean }) =>
+      run(async (c) => {
+        const value = await c.get(key, { stale: options.stale });
+        if (value === undefined) {
+          context.io.stderr.write(`raftwal: no key ${JSON.stringify(key)}\n`);
+          context.exitCode = ExitCode.ERROR;
+          return;
+        }
+        context.io.stdout.write(`${value.toString()}\n`);
+      }),
+    );
+  kv.command("del <key>").action((key: string) =>
+    run(async (c) => {
+      const existed = await c.delete(key);
+      context.io.stdout.write(existed ? "OK\n" : "(absent)\n");
+    }),
+  );
+  kv.command("cas <key> <expect> <value>")
+    .option("--absent", "succeed only if the key is absent (<expect> is ignored)")
+    .action((key: string, expect: string, value: string, options: { absent?: boolean }) =>
+      run(async (c) => {
+        const result = await c.cas(key, options.absent ? null : expect, value);
+        if (result.ok) context.io.stdout.write("OK\n");
+        else {
+          context.io.stdout.write(`MISMATCH (current: ${result.current === undefined ? "absent" : JSON.stringify(result.current)})\n`);
+          context.exitCode = ExitCode.ERROR;
+        }
+      }),
+    );
+}
+
+export function registerNodeCommands(program: Command, context: CliContext): void {
+  registerNode(program, context);
+  registerCluster(program, context);
+  registerKv(program, context);
+}
