@@ -34,7 +34,7 @@
 import { join } from "node:path";
 import { ErrorCode, RaftwalError } from "../src/errors.js";
 import { hardStateCodec, type HardState } from "../src/proto/schema.js";
-import { crc32 } from "./checksum.js";
+import { crc32 } from "./wal/crc.js";
 import type { FileSystem } from "./fs/file-system.js";
 
 export const HARD_STATE_FILE_NAME = "hardstate";

@@ -24,7 +24,7 @@
  */
 import { ErrorCode, RaftwalError } from "../../src/errors.js";
 import { snapshotMetaCodec, type SnapshotMeta } from "../../src/proto/schema.js";
-import { crc32 } from "../checksum.js";
+import { crc32 } from "../wal/crc.js";
 
 /** "RWSN": identifies a raftwal snapshot file. */
 export const SNAPSHOT_MAGIC = 0x4e535752;

@@ -3,7 +3,7 @@
  * payload reader. Everything goes through the FileSystem seam.
  */
 import type { SnapshotMeta } from "../../src/proto/schema.js";
-import { crc32 } from "../checksum.js";
+import { crc32 } from "../wal/crc.js";
 import type { FileSystem, StorageFile } from "../fs/file-system.js";
 import {
   SNAPSHOT_HEADER_BYTES,

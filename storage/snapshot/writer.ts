@@ -18,7 +18,7 @@
 import { join } from "node:path";
 import { ErrorCode, RaftwalError } from "../../src/errors.js";
 import type { SnapshotMeta } from "../../src/proto/schema.js";
-import { crc32 } from "../checksum.js";
+import { crc32 } from "../wal/crc.js";
 import type { FileSystem, StorageFile } from "../fs/file-system.js";
 import {
   SNAPSHOT_HEADER_BYTES,
