@@ -51,6 +51,11 @@ export class Inflights {
     }
   }
 
+  /** Frees the oldest message (a heartbeat response suggests it was lost). */
+  freeFirstOne(): void {
+    if (this.count > 0) this.freeLE(this.indexes[this.start]);
+  }
+
   full(): boolean {
     return this.count === this.capacity || this.bytes >= this.maxBytes;
   }

@@ -104,11 +104,15 @@ export function flush(raft: Raft): void {
   }
 }
 
-/** Sends appends to one follower while flow control allows and there is something to send. */
-function sendAppends(raft: Raft, to: number, progress: Progress): void {
+/**
+ * Sends appends to one follower while flow control allows and there is something to
+ * send. With `probeIfEmpty`, an empty append goes out even without new entries when
+ * the follower has not confirmed everything sent (its answer tells where it stands).
+ */
+function sendAppends(raft: Raft, to: number, progress: Progress, probeIfEmpty = false): void {
   // Bounded by the in-flight window (one message when probing).
   for (let sent = 0; sent <= raft.config.maxInflightMessages; sent++) {
-    if (progress.isPaused() || !sendAppend(raft, to, progress)) return;
+    if (progress.isPaused() || !sendAppend(raft, to, progress, probeIfEmpty && sent === 0)) return;
   }
 }
 
@@ -116,7 +120,7 @@ function sendAppends(raft: Raft, to: number, progress: Progress): void {
  * Sends one append (or starts a snapshot transfer when the entries it needs are
  * compacted); returns false when there was nothing worth sending.
  */
-function sendAppend(raft: Raft, to: number, progress: Progress): boolean {
+function sendAppend(raft: Raft, to: number, progress: Progress, probeIfEmpty: boolean): boolean {
   const log = raft.log;
   const lastIndex = log.lastIndex();
   const prevIndex = progress.next - 1;
@@ -124,9 +128,10 @@ function sendAppend(raft: Raft, to: number, progress: Progress): boolean {
   const prevTerm = log.termOrMinusOne(prevIndex);
   if (prevTerm < 0) return startSnapshot(raft, to, progress);
   const hasEntries = progress.next <= lastIndex;
-  const commitNews = Math.min(log.committed, prevIndex) > progress.sentCommit;
-  const unconfirmed = progress.state === "probe" && progress.match < prevIndex;
-  if (!hasEntries && !commitNews && !unconfirmed) return false;
+  // A commit index alone does not justify a message: the next append or heartbeat
+  // carries it (this keeps agreement at one append and one response per entry batch).
+  const unconfirmed = (progress.state === "probe" || probeIfEmpty) && progress.match < prevIndex;
+  if (!hasEntries && !unconfirmed) return false;
   const entries = hasEntries ? log.slice(progress.next, lastIndex + 1, raft.config.maxMessageBytes) : [];
   let bytes = 0;
   for (let i = 0; i < entries.length; i++) bytes += entrySizeBytes(entries[i]);
@@ -172,7 +177,10 @@ function handleAppendAck(raft: Raft, progress: Progress, from: number, index: nu
 
 function handleHeartbeatResponse(raft: Raft, progress: Progress, message: Message): void {
   progress.probeSent = false;
-  if (progress.state !== "snapshot" && progress.match < raft.log.lastIndex()) sendAppends(raft, message.from, progress);
+  // A follower that answers heartbeats but not appends lost them: reopen one slot of
+  // the window and probe with an (empty) append, whose answer repairs `next`.
+  if (progress.state === "replicate" && progress.inflights.full()) progress.inflights.freeFirstOne();
+  if (progress.state !== "snapshot" && progress.match < raft.log.lastIndex()) sendAppends(raft, message.from, progress, true);
   const sequence = decodeSequence(message.context);
   if (sequence > 0 && raft.readOnly !== undefined) answerReads(raft, raft.readOnly.acknowledge(message.from, sequence));
 }
