@@ -21,8 +21,17 @@ const zlibCrc32 = (zlib as unknown as { crc32?: (data: Uint8Array, value?: numbe
 /** Node's built-in implementation, when this Node has one. */
 export const crc32Zlib: Crc32Function | undefined = zlibCrc32 ? (data, running = 0) => zlibCrc32(data, running) : undefined;
 
+/**
+ * Below this many bytes the `crc-32` package (plain JavaScript, no native call) is faster
+ * than `zlib.crc32`, whose per-call cost (~0.3 us here) dominates small records; above it
+ * zlib's throughput wins. Measured: 56-byte inputs 0.12 us (crc-32) vs 0.3-0.5 us (zlib).
+ */
+export const CRC32_NATIVE_THRESHOLD_BYTES = 256;
+
 /** CRC-32 (IEEE, reflected 0xEDB88320) of `data`, continuing from `running` (0 to start). Unsigned. */
-export const crc32: Crc32Function = crc32Zlib ?? crc32Package;
+export const crc32: Crc32Function = crc32Zlib
+  ? (data, running = 0) => (data.length < CRC32_NATIVE_THRESHOLD_BYTES ? CRC32.buf(data, running) >>> 0 : crc32Zlib(data, running))
+  : crc32Package;
 
 /** Which implementation `crc32` is (for the benchmark report). */
-export const crc32Implementation: "zlib" | "crc-32" = crc32Zlib ? "zlib" : "crc-32";
+export const crc32Implementation: string = crc32Zlib ? `zlib (crc-32 below ${CRC32_NATIVE_THRESHOLD_BYTES} B)` : "crc-32";

@@ -40,8 +40,8 @@
  * 32 | Payload ...                       | zero padding to 8 bytes   |
  *    +-------+-------+-------+-------+-------+-------+-------+-------+
  *
- * The CRC covers header bytes 0..28 then the payload. Padding and reserved bytes must
- * be zero. Type 0 is invalid, so zero (unwritten) space never parses as a record.
+ * The CRC covers the header (with the CRC field taken as zero) and the payload: bytes
+ * 0..32+length, in one pass. Padding and reserved bytes must be zero. Type 0 is invalid, so zero (unwritten) space never parses as a record.
  *
  * | type | name            | index              | term          | payload                               |
  * |------|-----------------|--------------------|---------------|---------------------------------------|
@@ -57,7 +57,9 @@
  * corruption. Checksums: CRC-32 IEEE (reflected polynomial 0xEDB88320), see crc.ts.
  */
 import { strict as assert } from "node:assert";
+import type { Entry } from "../../src/proto/schema.js";
 import { crc32 } from "./crc.js";
+import { writeEntry } from "./entry-codec.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -247,22 +249,39 @@ export function encodeRecord(
   term: number,
   payload: Uint8Array,
 ): number {
-  assert.ok(type >= RecordType.ENTRY && type <= RecordType.COMMIT, "record type");
   assert.ok(payload.length <= RECORD_PAYLOAD_BYTES_MAX, "record payload too large");
+  target.set(payload, offset + RECORD_HEADER_BYTES);
+  return sealRecord(target, offset, type, index, term, payload.length);
+}
+
+/** Writes an ENTRY record whose payload is the protobuf `Entry` (encoded in place); returns the bytes written. */
+export function encodeEntryRecord(target: Uint8Array, offset: number, entry: Entry, payloadBytes: number): number {
+  const end = writeEntry(target, offset + RECORD_HEADER_BYTES, entry);
+  assert.equal(end - offset - RECORD_HEADER_BYTES, payloadBytes, "entry payload size as computed");
+  return sealRecord(target, offset, RecordType.ENTRY, entry.index, entry.term, payloadBytes);
+}
+
+/**
+ * Completes a record whose payload is already at offset + RECORD_HEADER_BYTES: writes
+ * the header, zero padding, and the CRC over header (CRC field zero) and payload.
+ */
+function sealRecord(target: Uint8Array, offset: number, type: RecordType, index: number, term: number, payloadBytes: number): number {
+  assert.ok(type >= RecordType.ENTRY && type <= RecordType.COMMIT, "record type");
+  assert.ok(payloadBytes <= RECORD_PAYLOAD_BYTES_MAX, "record payload too large");
   assert.ok(index >= 0 && index <= INDEX_MAX && term >= 0 && term <= INDEX_MAX, "index and term range");
-  const total = recordBytes(payload.length);
+  const total = recordBytes(payloadBytes);
   target[offset] = type;
   target[offset + 1] = 0;
   target[offset + 2] = 0;
   target[offset + 3] = 0;
-  writeU32(target, offset + 4, payload.length);
+  writeU32(target, offset + 4, payloadBytes);
   writeU64(target, offset + 8, index);
   writeU64(target, offset + 16, term);
   writeU32(target, offset + 24, 0);
-  target.set(payload, offset + RECORD_HEADER_BYTES);
-  const crc = crc32(payload, crc32(target.subarray(offset, offset + 28)));
+  writeU32(target, offset + 28, 0);
+  const crc = crc32(target.subarray(offset, offset + RECORD_HEADER_BYTES + payloadBytes));
   writeU32(target, offset + 28, crc);
-  target.fill(0, offset + RECORD_HEADER_BYTES + payload.length, offset + total);
+  target.fill(0, offset + RECORD_HEADER_BYTES + payloadBytes, offset + total);
   return total;
 }
 
@@ -295,12 +314,15 @@ export function decodeRecordHeader(bytes: Uint8Array, offset: number, out: Recor
 /**
  * Checks a whole record whose header `header` was decoded from `bytes` at `offset`
  * (the record must be entirely inside `bytes`): checksum, zero padding, and the
- * type-specific shape. Returns undefined when valid, else the reason.
+ * type-specific shape. Returns undefined when valid, else the reason. Writes to the
+ * CRC field while checking and restores it: `bytes` must be the caller's own buffer.
  */
 export function checkRecord(bytes: Uint8Array, offset: number, header: RecordHeader): string | undefined {
-  const payloadStart = offset + RECORD_HEADER_BYTES;
-  const payloadEnd = payloadStart + header.payloadBytes;
-  const crc = crc32(bytes.subarray(payloadStart, payloadEnd), crc32(bytes.subarray(offset, offset + 28)));
+  const payloadEnd = offset + RECORD_HEADER_BYTES + header.payloadBytes;
+  // One pass over header and payload with the CRC field as zero (restored after).
+  bytes[offset + 28] = bytes[offset + 29] = bytes[offset + 30] = bytes[offset + 31] = 0;
+  const crc = crc32(bytes.subarray(offset, payloadEnd));
+  writeU32(bytes, offset + 28, header.crc);
   if (crc !== header.crc) return "checksum mismatch";
   if (!isZero(bytes, payloadEnd, offset + recordBytes(header.payloadBytes))) return "padding not zero";
   switch (header.type) {

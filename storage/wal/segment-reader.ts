@@ -18,7 +18,11 @@ import {
   type SegmentHeaderDecoding,
 } from "./format.js";
 
-/** Bytes read from a segment per call while scanning: large reads keep recovery near disk speed. */
+/**
+ * Bytes read from a segment per call while scanning: large reads keep recovery near disk
+ * speed. Scans read synchronously: recovery runs before the WAL serves anything, and a
+ * thread-pool round trip per chunk only adds latency.
+ */
 export const SCAN_CHUNK_BYTES = 8 * 1024 * 1024;
 
 export async function readSegmentHeader(file: StorageFile): Promise<SegmentHeaderDecoding> {
@@ -67,7 +71,7 @@ export async function scanRecords(file: StorageFile, startOffset: number, visit:
   const hint = (await file.size()) - startOffset;
   let buffer: Uint8Array = new Uint8Array(Math.min(SCAN_CHUNK_BYTES, Math.max(hint, 4096)));
   let bufferStart = startOffset; // file position of buffer[0]
-  let filled = await readFully(file, buffer, bufferStart);
+  let filled = readFullySync(file, buffer, bufferStart);
   let at = 0; // position in buffer of the next record
   const header = emptyRecordHeader();
   for (;;) {
@@ -121,8 +125,15 @@ async function refill(
   } else {
     target.copyWithin(0, at, filled);
   }
-  const count = await readFully(file, target.subarray(kept), position + kept);
+  const count = readFullySync(file, target.subarray(kept), position + kept);
   return { buffer: target, filled: kept + count };
+}
+
+const ZERO_BLOCK_BYTES = 64 * 1024;
+const ZERO_BLOCK = Buffer.alloc(ZERO_BLOCK_BYTES);
+
+function isZeroBlock(bytes: Uint8Array, start: number, end: number): boolean {
+  return Buffer.compare(bytes.subarray(start, end), ZERO_BLOCK.subarray(0, end - start)) === 0;
 }
 
 export interface TailSurvey {
@@ -149,18 +160,22 @@ export async function surveyTail(file: StorageFile, start: number, searchFrom: n
   const chunkBytes = Math.min(SCAN_CHUNK_BYTES, Math.max(fileBytes - start, 4096));
   const buffer = new Uint8Array(chunkBytes + overlap);
   while (position < fileBytes) {
-    const count = await readFully(file, buffer, position);
+    const count = readFullySync(file, buffer, position);
     if (count === 0) break;
-    for (let i = count - 1; i >= 0; i--) {
-      if (buffer[i] !== 0) {
-        dataEndOffset = Math.max(dataEndOffset, position + i + 1);
-        break;
+    // Whole zero blocks are skipped with a memcmp; only blocks holding data are walked.
+    for (let blockStart = 0; blockStart < count; blockStart += ZERO_BLOCK_BYTES) {
+      const blockEnd = Math.min(count, blockStart + ZERO_BLOCK_BYTES);
+      if (isZeroBlock(buffer, blockStart, blockEnd)) continue;
+      for (let i = blockEnd - 1; i >= blockStart; i--) {
+        if (buffer[i] !== 0) {
+          dataEndOffset = Math.max(dataEndOffset, position + i + 1);
+          break;
+        }
       }
-    }
-    if (commitOffset === undefined) {
-      let first = Math.max(searchFrom, position);
+      if (commitOffset !== undefined) continue;
+      let first = Math.max(searchFrom, position + blockStart);
       first += (RECORD_ALIGNMENT_BYTES - (first % RECORD_ALIGNMENT_BYTES)) % RECORD_ALIGNMENT_BYTES;
-      for (let offset = first; offset + overlap <= position + count; offset += RECORD_ALIGNMENT_BYTES) {
+      for (let offset = first; offset < position + blockEnd && offset + overlap <= position + count; offset += RECORD_ALIGNMENT_BYTES) {
         const at = offset - position;
         if (buffer[at] !== RecordType.COMMIT) continue;
         if (decodeRecordHeader(buffer, at, header) !== "ok" || header.type !== RecordType.COMMIT) continue;

@@ -18,6 +18,7 @@ import { NodeFileSystem } from "../fs/node-file-system.js";
 import { ErrorCode, RaftwalError } from "../../src/errors.js";
 import { entryCodec, type Entry } from "../../src/proto/schema.js";
 import { EntryCache } from "./entry-cache.js";
+import { encodedEntryBytes } from "./entry-codec.js";
 import { WalCorruptionError, walError } from "./errors.js";
 import {
   COMMIT_PAYLOAD_BYTES,
@@ -30,6 +31,7 @@ import {
   SEGMENT_SIZE_BYTES_MAX,
   SEGMENT_SIZE_BYTES_MIN,
   encodeCommitRecord,
+  encodeEntryRecord,
   encodeRecord,
   recordBytes,
 } from "./format.js";
@@ -72,9 +74,9 @@ const BATCH_WAIT_MICROS_MAX = 1_000_000;
 
 interface QueuedOp {
   kind: "append" | "truncate" | "compact";
-  /** append: the entries; their encoded payloads in `payloads`. */
+  /** append: the entries; the size of each one's protobuf encoding in `payloadBytes`. */
   entries: Entry[];
-  payloads: Uint8Array[];
+  payloadBytes: number[];
   /** append: truncate from entries[0].index first. truncate: the from index. */
   truncateFrom: number;
   /** compact: (index, term). */
@@ -402,25 +404,25 @@ export class Wal {
         ),
       );
     }
-    const payloads: Uint8Array[] = new Array(entries.length);
+    const payloadBytes: number[] = new Array(entries.length);
     let bytes = first <= this.acceptedLast ? recordBytes(0) : 0;
     for (let k = 0; k < entries.length; k++) {
       const entry = entries[k];
       if (entry.index !== first + k || !Number.isSafeInteger(entry.term) || entry.term < 0 || entry.term > INDEX_MAX) {
         return Promise.reject(walError(ErrorCode.INVALID_ARGUMENT, `append: entry ${k} has index ${entry.index} term ${entry.term}; indexes must be contiguous from ${first}`));
       }
-      const payload = entryCodec.encode(entry);
-      if (payload.length > RECORD_PAYLOAD_BYTES_MAX) {
-        return Promise.reject(walError(ErrorCode.INVALID_ARGUMENT, `entry ${entry.index} encodes to ${payload.length} bytes, more than ${RECORD_PAYLOAD_BYTES_MAX}`));
+      const size = encodedEntryBytes(entry);
+      if (size > RECORD_PAYLOAD_BYTES_MAX) {
+        return Promise.reject(walError(ErrorCode.INVALID_ARGUMENT, `entry ${entry.index} encodes to ${size} bytes, more than ${RECORD_PAYLOAD_BYTES_MAX}`));
       }
-      payloads[k] = payload;
-      bytes += recordBytes(payload.length);
+      payloadBytes[k] = size;
+      bytes += recordBytes(size);
     }
     const tooLarge = this.checkFitsSegment(bytes);
     if (tooLarge) return Promise.reject(tooLarge);
     const truncateFrom = first <= this.acceptedLast ? first : 0;
     this.acceptedLast = entries[entries.length - 1].index;
-    return this.enqueue({ kind: "append", entries, payloads, truncateFrom, index: 0, term: 0, bytes, lastIndexAfter: this.acceptedLast });
+    return this.enqueue({ kind: "append", entries, payloadBytes, truncateFrom, index: 0, term: 0, bytes, lastIndexAfter: this.acceptedLast });
   }
 
   private enqueueTruncate(fromIndex: number): Promise<void> {
@@ -433,7 +435,7 @@ export class Wal {
     return this.enqueue({
       kind: "truncate",
       entries: [],
-      payloads: [],
+      payloadBytes: [],
       truncateFrom: fromIndex,
       index: 0,
       term: 0,
@@ -458,7 +460,7 @@ export class Wal {
     const keepsSuffix = index <= this.view.lastIndex() && this.view.term(index) === term;
     this.acceptedCompacted = index;
     if (!keepsSuffix) this.acceptedLast = index;
-    return this.enqueue({ kind: "compact", entries: [], payloads: [], truncateFrom: 0, index, term, bytes: recordBytes(0), lastIndexAfter: this.acceptedLast });
+    return this.enqueue({ kind: "compact", entries: [], payloadBytes: [], truncateFrom: 0, index, term, bytes: recordBytes(0), lastIndexAfter: this.acceptedLast });
   }
 
   private checkFitsSegment(bytes: number): RaftwalError | undefined {
@@ -575,7 +577,7 @@ export class Wal {
         }
         for (let k = 0; k < op.entries.length; k++) {
           op.offsets.push(base + at);
-          at += encodeRecord(buffer, at, RecordType.ENTRY, op.entries[k].index, op.entries[k].term, op.payloads[k]);
+          at += encodeEntryRecord(buffer, at, op.entries[k], op.payloadBytes[k]);
         }
         records += op.entries.length;
       } else if (op.kind === "truncate") {
@@ -603,7 +605,7 @@ export class Wal {
       for (let k = 0; k < op.entries.length; k++) {
         const entry = op.entries[k];
         this.view.append(entry.index, entry.term, segment.segmentId, op.offsets[k]);
-        this.cache.put(entry.index, { entry, encodedBytes: op.payloads[k].length });
+        this.cache.put(entry.index, { entry, encodedBytes: op.payloadBytes[k] });
       }
       segment.maxEntryIndex = Math.max(segment.maxEntryIndex, op.entries[op.entries.length - 1].index);
     } else if (op.kind === "truncate") {

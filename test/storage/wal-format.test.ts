@@ -1,0 +1,134 @@
+/** The on-disk format: pure encode/decode round trips and the checksum. */
+import { describe, expect, it } from "vitest";
+import { crc32Package, crc32Zlib, crc32 } from "../../storage/wal/crc.js";
+import {
+  COMMIT_PAYLOAD_BYTES,
+  FORMAT_VERSION,
+  RECORD_HEADER_BYTES,
+  RECORD_PAYLOAD_BYTES_MAX,
+  RecordType,
+  SEGMENT_HEADER_BYTES,
+  checkRecord,
+  decodeCommitPayload,
+  decodeRecordHeader,
+  decodeSegmentHeader,
+  emptyRecordHeader,
+  encodeCommitRecord,
+  encodeRecord,
+  encodeSegmentHeader,
+  recordBytes,
+} from "../../storage/wal/format.js";
+import { parseSegmentFileName, segmentFileName } from "../../storage/wal/naming.js";
+import { seededRandom } from "./wal-helpers.js";
+
+describe("CRC-32", () => {
+  it("is the IEEE polynomial (check value of '123456789' is 0xCBF43926)", () => {
+    expect(crc32(new TextEncoder().encode("123456789"))).toBe(0xcbf43926);
+    expect(crc32Package(new TextEncoder().encode("123456789"))).toBe(0xcbf43926);
+  });
+
+  it("Node's zlib.crc32 and the crc-32 package agree, also when chained over two buffers (seeded)", () => {
+    const next = seededRandom(20240611);
+    for (let trial = 0; trial < 200; trial++) {
+      const data = new Uint8Array(Math.floor(next() * 5000));
+      for (let i = 0; i < data.length; i++) data[i] = Math.floor(next() * 256);
+      const split = Math.floor(next() * data.length);
+      const whole = crc32Package(data);
+      expect(crc32Package(data.subarray(split), crc32Package(data.subarray(0, split)))).toBe(whole);
+      if (crc32Zlib) {
+        expect(crc32Zlib(data)).toBe(whole);
+        expect(crc32Zlib(data.subarray(split), crc32Zlib(data.subarray(0, split)))).toBe(whole);
+      }
+    }
+  });
+});
+
+describe("segment header", () => {
+  it("round-trips every field with non-default values", () => {
+    const header = { formatVersion: FORMAT_VERSION, segmentSizeBytes: 0xdead_bee8, segmentId: 2 ** 40 + 12345, firstIndex: 2 ** 52 + 7 };
+    const bytes = encodeSegmentHeader(header);
+    expect(bytes.length).toBe(SEGMENT_HEADER_BYTES);
+    expect(decodeSegmentHeader(bytes)).toEqual({ kind: "ok", header });
+  });
+
+  it("tells blank, damaged and foreign headers apart", () => {
+    expect(decodeSegmentHeader(new Uint8Array(SEGMENT_HEADER_BYTES)).kind).toBe("blank");
+    const bytes = encodeSegmentHeader({ formatVersion: FORMAT_VERSION, segmentSizeBytes: 65536, segmentId: 3, firstIndex: 9 });
+    for (let i = 0; i < SEGMENT_HEADER_BYTES; i++) {
+      const damaged = bytes.slice();
+      damaged[i] ^= 0x10;
+      expect(decodeSegmentHeader(damaged).kind, `byte ${i}`).toBe("bad");
+    }
+    const foreign = new TextEncoder().encode("this is not a raftwal segment at all....");
+    expect(decodeSegmentHeader(foreign)).toMatchObject({ kind: "bad", reason: expect.stringContaining("magic") });
+  });
+});
+
+describe("records", () => {
+  it("round-trip each type with non-default header fields", () => {
+    const payload = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    const cases: Array<[number, number, number, Uint8Array]> = [
+      [RecordType.ENTRY, 2 ** 52 + 3, 2 ** 45 + 1, payload],
+      [RecordType.TRUNCATE_SUFFIX, 77, 0, new Uint8Array(0)],
+      [RecordType.COMPACT, 1234567, 89, new Uint8Array(0)],
+    ];
+    for (const [type, index, term, data] of cases) {
+      const buffer = new Uint8Array(recordBytes(data.length) + 8).fill(0xee);
+      const written = encodeRecord(buffer, 8 - 8, type as never, index, term, data);
+      expect(written).toBe(recordBytes(data.length));
+      expect(written % 8).toBe(0);
+      const header = emptyRecordHeader();
+      expect(decodeRecordHeader(buffer, 0, header)).toBe("ok");
+      expect(header).toMatchObject({ type, index, term, payloadBytes: data.length });
+      expect(checkRecord(buffer, 0, header)).toBeUndefined();
+      expect(buffer.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + data.length)).toEqual(data);
+      // Padding is zero-filled.
+      expect(buffer.subarray(RECORD_HEADER_BYTES + data.length, written).every((b) => b === 0)).toBe(true);
+    }
+  });
+
+  it("commit record carries its batch start and record count", () => {
+    const buffer = new Uint8Array(recordBytes(COMMIT_PAYLOAD_BYTES));
+    encodeCommitRecord(buffer, 0, 4242, { batchStartOffset: 123456, recordCount: 789 });
+    const header = emptyRecordHeader();
+    expect(decodeRecordHeader(buffer, 0, header)).toBe("ok");
+    expect(header).toMatchObject({ type: RecordType.COMMIT, index: 4242, term: 0, payloadBytes: COMMIT_PAYLOAD_BYTES });
+    expect(checkRecord(buffer, 0, header)).toBeUndefined();
+    expect(decodeCommitPayload(buffer, 0)).toEqual({ batchStartOffset: 123456, recordCount: 789 });
+  });
+
+  it("zero space is not a record; type 0 with other bytes set is damage; every flipped bit fails the check", () => {
+    const header = emptyRecordHeader();
+    expect(decodeRecordHeader(new Uint8Array(RECORD_HEADER_BYTES), 0, header)).toBe("zero");
+    const stray = new Uint8Array(RECORD_HEADER_BYTES);
+    stray[9] = 1;
+    expect(decodeRecordHeader(stray, 0, header)).toBe("bad");
+    const record = new Uint8Array(recordBytes(13));
+    encodeRecord(record, 0, RecordType.ENTRY, 5, 2, new Uint8Array(13).fill(7));
+    for (let i = 0; i < record.length; i++) {
+      for (let bit = 0; bit < 8; bit++) {
+        const damaged = record.slice();
+        damaged[i] ^= 1 << bit;
+        const status = decodeRecordHeader(damaged, 0, header);
+        expect(status === "bad" || checkRecord(damaged, 0, header) !== undefined, `byte ${i} bit ${bit}`).toBe(true);
+      }
+    }
+  });
+
+  it("rejects a length beyond the limit without reading it", () => {
+    const record = new Uint8Array(RECORD_HEADER_BYTES);
+    encodeRecord(record, 0, RecordType.TRUNCATE_SUFFIX, 5, 0, new Uint8Array(0));
+    new DataView(record.buffer).setUint32(4, RECORD_PAYLOAD_BYTES_MAX + 1, true);
+    expect(decodeRecordHeader(record, 0, emptyRecordHeader())).toBe("bad");
+  });
+});
+
+describe("segment file names", () => {
+  it("round-trip and sort by id", () => {
+    expect(segmentFileName(42)).toBe("segment-00000000000000000042.wal");
+    expect(parseSegmentFileName(segmentFileName(2 ** 50))).toBe(2 ** 50);
+    expect(parseSegmentFileName("segment-1.wal")).toBeUndefined();
+    expect(parseSegmentFileName(`${segmentFileName(3)}.torn-96`)).toBeUndefined();
+    expect([segmentFileName(10), segmentFileName(9)].sort()).toEqual([segmentFileName(9), segmentFileName(10)]);
+  });
+});
