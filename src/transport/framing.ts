@@ -15,8 +15,10 @@
  *   byte is buffered: a peer cannot make us allocate more than the maximum.
  * - A body protobuf cannot decode, or a message of an unknown type, is malformed.
  */
+import protobuf from "protobufjs";
 import { frameCodec, MessageType, type Frame } from "../proto/schema.js";
 import { TransportError, TransportErrorCode } from "./errors.js";
+import { frameType } from "./frame-type.js";
 
 /** Size of the length prefix: a uint32, big-endian. */
 export const FRAME_HEADER_BYTES = 4;
@@ -36,20 +38,40 @@ export const FRAME_BODY_BYTES_MAX_LIMIT = 1024 * 1024 * 1024;
 const MESSAGE_TYPE_MAX = MessageType.READ_INDEX_RESPONSE;
 
 /**
+ * A reused Writer's buffer is kept up to this size: 1 MiB. A fresh protobufjs Writer
+ * starts at 128 bytes and doubles as it goes, so reuse makes a 2.7 KB append about 3
+ * times cheaper to encode (bench/transport.ts); after a larger frame (a snapshot
+ * chunk) the writer is replaced so its memory does not stay pinned.
+ */
+const WRITER_RETAINED_BYTES_MAX = 1024 * 1024;
+
+let writer = protobuf.Writer.create();
+
+/**
  * Encodes one frame: the 4-byte big-endian body length, then the protobuf body, in one
  * Buffer. Throws TRANSPORT_ERR_FRAME_TOO_LARGE when the body exceeds `frameBodyBytesMax`.
+ *
+ * The bytes are exactly `frameCodec.encode(frame)` with the prefix in front; the
+ * body is encoded with one module-level Writer (encoding is synchronous, so it is never
+ * shared between two calls) and copied once into the returned Buffer.
  */
 export function encodeFrame(frame: Frame, frameBodyBytesMax: number = FRAME_BODY_BYTES_MAX_DEFAULT): Buffer {
-  const body = frameCodec.encode(frame);
-  if (body.length > frameBodyBytesMax) {
+  writer.reset();
+  frameType.encode(frame as unknown as Record<string, unknown>, writer);
+  const bodyBytes = writer.pos;
+  let out: Buffer | undefined;
+  if (bodyBytes <= frameBodyBytesMax) {
+    out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + bodyBytes);
+    writer.finishInto(out, FRAME_HEADER_BYTES);
+    out.writeUInt32BE(bodyBytes, 0);
+  }
+  if (writer.buf.length > WRITER_RETAINED_BYTES_MAX) writer = protobuf.Writer.create();
+  if (out === undefined) {
     throw new TransportError(
       TransportErrorCode.FRAME_TOO_LARGE,
-      `frame body of ${body.length} bytes exceeds the maximum of ${frameBodyBytesMax} bytes`,
+      `frame body of ${bodyBytes} bytes exceeds the maximum of ${frameBodyBytesMax} bytes`,
     );
   }
-  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
-  out.writeUInt32BE(body.length, 0);
-  out.set(body, FRAME_HEADER_BYTES);
   return out;
 }
 

@@ -48,11 +48,21 @@ describe("frame encoding", () => {
     expect(Buffer.compare(bytes.subarray(FRAME_HEADER_BYTES), Buffer.from(body))).toBe(0);
   });
 
-  it("refuses to encode a body over the maximum", () => {
+  it("produces exactly frameCodec's bytes, also after a frame large enough to replace the reused writer", () => {
+    const frames: Frame[] = [...sampleFrames, { message: snapshotChunk(1, 2, 0, 3 * 1024 * 1024) }, ...sampleFrames];
+    for (const frame of frames) {
+      const bytes = encodeFrame(frame);
+      expect(bytes.readUInt32BE(0)).toBe(bytes.length - FRAME_HEADER_BYTES);
+      expect(bytes.subarray(FRAME_HEADER_BYTES).equals(Buffer.from(frameCodec.encode(frame)))).toBe(true);
+    }
+  });
+
+  it("refuses to encode a body over the maximum, and encodes normally afterwards", () => {
     const frame: Frame = { message: appendMessage(1, 2, 1, 1000) };
     const bodyBytes = encodeFrame(frame).length - FRAME_HEADER_BYTES;
     expect(encodeFrame(frame, bodyBytes).length).toBe(bodyBytes + FRAME_HEADER_BYTES);
     expectTransportError(() => encodeFrame(frame, bodyBytes - 1), TransportErrorCode.FRAME_TOO_LARGE);
+    expect(decodeFrameBody(encodeFrame({ message: heartbeat(1, 2) }).subarray(FRAME_HEADER_BYTES)).message?.type).toBe(heartbeat(1, 2).type);
   });
 
   it("the default maximum is 16 MiB", () => {
