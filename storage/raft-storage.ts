@@ -1,0 +1,378 @@
+/**
+ * The composite storage of one Raft node: hard state + snapshot store + WAL, in
+ * subdirectories of one data directory, serving the Raft core's `RaftLogStorage` reads
+ * and the host's writes that follow each Ready (src/raft/types.ts, step 4).
+ *
+ * Directory layout:
+ *
+ *   <dir>/hardstate/hardstate   term, vote, commit          (storage/hard-state.ts)
+ *   <dir>/snap/snapshot-<index>-<term>.snap                 (storage/snapshot-store.ts)
+ *   <dir>/wal/segment-<id>.wal                              (storage/wal/)
+ *
+ * Durability order (every writer resolves only once its effect survives a crash):
+ *   1. `writeSnapshotChunk`: chunk written and fsynced into the pending incoming file.
+ *   2. `installSnapshot(meta)`: the snapshot file is made durable (fsync, rename, fsync
+ *      directory) BEFORE the WAL records the compaction to (meta.index, meta.term).
+ *      "Save snapshot file, discard any existing or partial snapshot with a smaller
+ *      index. If existing log entry has same index and term as snapshot's last included
+ *      entry, retain log entries following it and reply. Discard the entire log"
+ *      (Raft paper, section 7, InstallSnapshot receiver steps 5-7). A crash between the
+ *      two is repaired at open: the newest snapshot is ahead of the WAL's compaction, so
+ *      open records the compaction again.
+ *   3. `append(entries)`: a conflicting suffix is truncated first (section 5.3), never
+ *      below the durable commit index; the entries are durable when it resolves.
+ *   4. `saveHardState(state)`: refused if its commit is ahead of the log's last index, so
+ *      the durable commit index never covers an entry the log does not durably hold.
+ *      The term never decreases and a vote, once cast in a term, never changes.
+ *   5. `createSnapshot(target, data)` (application side): the snapshot is made durable
+ *      first; only then is the WAL compacted (`wal.compact(i, term)`), which deletes whole
+ *      segments whose entries are all <= i and fsyncs the directory. A crash in between
+ *      leaves the snapshot and the full log: still consistent, and open completes the
+ *      compaction.
+ *
+ * Open (recovery), step by step:
+ *   1. Read the hard state (missing: all zeros; damaged: WAL_ERR_HARD_STATE_CORRUPT).
+ *   2. Open the snapshot store: the newest snapshot whose checksums verify is current;
+ *      newer corrupt ones are skipped and reported in `recovery.warnings`.
+ *   3. Open the WAL (torn tail cut, corruption is an error).
+ *   4. Reconcile: if the snapshot is ahead of the WAL's compaction, record the compaction
+ *      (step 2 or 5 above was interrupted). If the WAL is compacted beyond the snapshot
+ *      (the newer snapshot that covered it is corrupt or missing), the entries between
+ *      are gone: WAL_ERR_SNAPSHOT_CORRUPT. A commit index ahead of the log is WAL_ERR_CORRUPT.
+ *
+ * Writers are serialized (each waits for the previous one); reads are synchronous and
+ * see everything acknowledged so far. A failed write or fsync in any part makes the
+ * whole storage refuse further writes (`failed()`); reopen to recover.
+ */
+import { join } from "node:path";
+import { ErrorCode, RaftwalError } from "../src/errors.js";
+import type { Entry, HardState, RaftLogStorage, SnapshotChunk, SnapshotMeta } from "../src/raft/types.js";
+import type { FileSystem } from "./fs/file-system.js";
+import { NodeFileSystem } from "./fs/node-file-system.js";
+import { HardStateFile } from "./hard-state.js";
+import { SnapshotStore, type SnapshotStoreRecovery } from "./snapshot-store.js";
+import { Wal, type WalOptions } from "./wal/index.js";
+
+export const WAL_DIRECTORY_NAME = "wal";
+export const SNAPSHOT_DIRECTORY_NAME = "snap";
+export const HARD_STATE_DIRECTORY_NAME = "hardstate";
+
+export interface RaftStorageOptions {
+  /** Default: the real disk. */
+  fs?: FileSystem;
+  /** Passed to Wal.open (segment size, group-commit bounds...). `fs` is set from above. */
+  wal?: Omit<Partial<WalOptions>, "fs">;
+  /** Snapshot files kept (>= 1). Default 3. */
+  snapshotRetainCount?: number;
+}
+
+export interface RaftStorageRecovery {
+  hardState: { state: HardState; fileExisted: boolean };
+  snapshot: SnapshotStoreRecovery;
+  /** The WAL's own recovery report. */
+  wal: Wal["recovery"];
+  /** What open did to reconcile the parts (e.g. an interrupted compaction completed). */
+  actions: string[];
+  /** Things an operator should know (e.g. a corrupt newest snapshot was skipped). */
+  warnings: string[];
+}
+
+const NO_SNAPSHOT: SnapshotMeta = Object.freeze({ index: 0, term: 0, voters: [], sizeBytes: 0 }) as SnapshotMeta;
+
+/** What the application's createSnapshot covers. `term` is checked against the log when given. */
+export interface SnapshotTargetInput {
+  index: number;
+  term?: number;
+  voters: number[];
+}
+
+function invalid(message: string): RaftwalError {
+  return new RaftwalError(ErrorCode.INVALID_ARGUMENT, message);
+}
+
+export class RaftStorage implements RaftLogStorage {
+  private hard: HardState;
+  private snapshot: SnapshotMeta;
+  private queue: Promise<unknown> = Promise.resolve();
+  private failure: RaftwalError | undefined;
+  private closed = false;
+
+  private constructor(
+    readonly directory: string,
+    private readonly hardStateFile: HardStateFile,
+    private readonly snapshots: SnapshotStore,
+    private readonly wal: Wal,
+    readonly recovery: RaftStorageRecovery,
+  ) {
+    this.hard = hardStateFile.get();
+    this.snapshot = snapshots.newestMeta() ?? NO_SNAPSHOT;
+  }
+
+  /** @internal Use openRaftStorage. */
+  static async open(directory: string, options: RaftStorageOptions = {}): Promise<RaftStorage> {
+    const fs = options.fs ?? new NodeFileSystem();
+    await fs.ensureDirectory(directory);
+    const hardStateFile = await HardStateFile.open(fs, join(directory, HARD_STATE_DIRECTORY_NAME));
+    const snapshots = await SnapshotStore.open(join(directory, SNAPSHOT_DIRECTORY_NAME), { fs, retainCount: options.snapshotRetainCount });
+    let wal: Wal;
+    try {
+      wal = await Wal.open(join(directory, WAL_DIRECTORY_NAME), { ...options.wal, fs });
+    } catch (error) {
+      await snapshots.close();
+      throw error;
+    }
+    const recovery: RaftStorageRecovery = {
+      hardState: { state: hardStateFile.get(), fileExisted: hardStateFile.existedAtOpen },
+      snapshot: snapshots.recovery,
+      wal: wal.recovery,
+      actions: [],
+      warnings: [],
+    };
+    try {
+      await reconcile(directory, hardStateFile.get(), snapshots, wal, recovery);
+    } catch (error) {
+      await wal.close().catch(() => undefined);
+      await snapshots.close();
+      throw error;
+    }
+    return new RaftStorage(directory, hardStateFile, snapshots, wal, recovery);
+  }
+
+  // ---- RaftLogStorage (synchronous reads) ---------------------------------------------
+
+  hardState(): HardState {
+    return { ...this.hard };
+  }
+
+  snapshotMeta(): SnapshotMeta {
+    return { ...this.snapshot, voters: [...this.snapshot.voters] };
+  }
+
+  firstIndex(): number {
+    return this.snapshot.index + 1;
+  }
+
+  lastIndex(): number {
+    return Math.max(this.snapshot.index, this.wal.lastIndex());
+  }
+
+  term(index: number): number {
+    this.checkRange(index, index);
+    if (index === this.snapshot.index) return this.snapshot.term;
+    return this.wal.term(index);
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    if (hi <= lo) return [];
+    this.checkRange(lo, hi - 1);
+    if (lo === this.snapshot.index) throw new RaftwalError(ErrorCode.WAL_COMPACTED, `entry ${lo} is compacted into the snapshot at ${this.snapshot.index}`);
+    return this.wal.entries(lo, hi, maxBytes);
+  }
+
+  readSnapshotChunk(offset: number, maxBytes: number): Uint8Array {
+    return this.snapshots.readChunk(offset, maxBytes);
+  }
+
+  private checkRange(lo: number, hi: number): void {
+    if (lo < this.snapshot.index) {
+      throw new RaftwalError(ErrorCode.WAL_COMPACTED, `index ${lo} is compacted (the snapshot covers up to ${this.snapshot.index})`);
+    }
+    const last = this.lastIndex();
+    if (hi > last) throw new RaftwalError(ErrorCode.WAL_UNAVAILABLE, `index ${hi} is beyond the last index ${last}`);
+  }
+
+  // ---- host-side writers ------------------------------------------------------------------
+
+  /** Runs writers one at a time; the first failure of any part makes every later write fail. */
+  private serialize<T>(name: string, run: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(async () => {
+      if (this.closed) throw new RaftwalError(ErrorCode.WAL_CLOSED, `storage ${this.directory} is closed`);
+      if (this.failure) throw this.failure;
+      try {
+        return await run();
+      } catch (error) {
+        const partFailure = this.hardStateFile.failed() ?? this.snapshots.failed() ?? this.wal.failed();
+        if (partFailure && !this.failure) {
+          this.failure = new RaftwalError(ErrorCode.WAL_FAILED, `storage ${this.directory}: ${name} failed; refusing further writes: ${partFailure.message}`, {
+            cause: partFailure,
+          });
+        }
+        throw error;
+      }
+    });
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** The failure that made this storage refuse writes, if any. */
+  failed(): Error | undefined {
+    return this.failure ?? this.hardStateFile.failed() ?? this.snapshots.failed() ?? this.wal.failed();
+  }
+
+  /** Makes `state` the durable hard state (step 4 of the durability order). */
+  saveHardState(state: HardState): Promise<void> {
+    return this.serialize("saveHardState", async () => {
+      const current = this.hard;
+      if (state.term === current.term && state.vote === current.vote && state.commit === current.commit) return;
+      if (state.term < current.term) throw invalid(`hard state term ${state.term} is below the durable term ${current.term}`);
+      if (state.term === current.term && current.vote !== 0 && state.vote !== current.vote) {
+        throw invalid(`hard state vote ${state.vote} in term ${state.term} replaces the durable vote ${current.vote} (at most one vote per term, section 5.2)`);
+      }
+      const last = this.lastIndex();
+      if (state.commit > last) {
+        throw invalid(`hard state commit ${state.commit} is ahead of the log's last index ${last}: make the entries durable first`);
+      }
+      await this.hardStateFile.save(state);
+      this.hard = this.hardStateFile.get();
+    });
+  }
+
+  /**
+   * Appends entries durably. If `entries[0].index` is at or below the last index, the log
+   * is first truncated from there (section 5.3). Entries at or below the snapshot's index
+   * are already covered by it and are skipped.
+   */
+  append(entries: Entry[]): Promise<void> {
+    return this.serialize("append", async () => {
+      const fresh = entries.filter((entry) => entry.index > this.snapshot.index);
+      if (fresh.length === 0) return;
+      for (let i = 1; i < fresh.length; i++) {
+        if (fresh[i].index !== fresh[i - 1].index + 1) throw invalid(`entries are not contiguous at index ${fresh[i].index}`);
+      }
+      const first = fresh[0].index;
+      const last = this.lastIndex();
+      if (first > last + 1) throw invalid(`entries start at ${first}, leaving a gap after the last index ${last}`);
+      if (first <= last && first <= this.hard.commit) {
+        throw invalid(`appending at ${first} would truncate committed entries (commit index ${this.hard.commit})`);
+      }
+      // The WAL truncates from `first` (if at or below its last index) in the same batch
+      // as the new entries: a crash leaves either the old log or the new one.
+      await this.wal.append(fresh);
+    });
+  }
+
+  /** Writes one chunk of a snapshot received from a leader (step 1); durable when it resolves. */
+  writeSnapshotChunk(chunk: SnapshotChunk): Promise<void> {
+    return this.serialize("writeSnapshotChunk", () => this.snapshots.writeIncomingChunk(chunk));
+  }
+
+  /**
+   * Installs the fully received snapshot `meta` (step 2): the snapshot becomes durable and
+   * current, then the log up to meta.index is discarded, keeping later entries only if the
+   * log holds meta.index with meta.term (section 7).
+   */
+  installSnapshot(meta: SnapshotMeta): Promise<void> {
+    return this.serialize("installSnapshot", async () => {
+      if (meta.index <= this.snapshot.index) {
+        throw invalid(`snapshot at index ${meta.index} is not newer than the current one at ${this.snapshot.index}`);
+      }
+      const installed = await this.snapshots.installIncoming(meta);
+      // Durable from here on: a crash now is completed by open (reconcile).
+      this.snapshot = installed;
+      await compactLogTo(this.wal, installed);
+    });
+  }
+
+  /**
+   * Application side (step 5): writes a snapshot of the state machine covering entries up to
+   * `target.index` (committed, at most the last index), streamed from `data`; once it is
+   * durable, compacts the WAL to it. Resolves with the snapshot's metadata.
+   */
+  createSnapshot(target: SnapshotTargetInput, data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<SnapshotMeta> {
+    return this.serialize("createSnapshot", async () => {
+      const { index } = target;
+      if (!Number.isSafeInteger(index) || index <= this.snapshot.index) {
+        throw invalid(`snapshot index ${index} must be above the current snapshot's ${this.snapshot.index}`);
+      }
+      if (index > this.hard.commit) throw invalid(`snapshot index ${index} is above the durable commit index ${this.hard.commit}`);
+      const term = this.term(index);
+      if (target.term !== undefined && target.term !== term) throw invalid(`snapshot term ${target.term} differs from the log's term ${term} at ${index}`);
+      const writer = await this.snapshots.createWriter({ index, term, voters: target.voters });
+      let meta: SnapshotMeta;
+      try {
+        for await (const chunk of data) await writer.write(chunk);
+        meta = await writer.finish();
+      } catch (error) {
+        await writer.abort().catch(() => undefined);
+        throw error;
+      }
+      // The snapshot is durable: only now may the log behind it go.
+      this.snapshot = meta;
+      await compactLogTo(this.wal, meta);
+      return meta;
+    });
+  }
+
+  /** Streams the current snapshot's payload (checksum verified at the end). */
+  readSnapshot(): AsyncGenerator<Uint8Array> {
+    return this.snapshots.openReader();
+  }
+
+  /** Waits for pending writes, then closes every part. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.queue;
+    this.closed = true;
+    await this.wal.close();
+    await this.snapshots.close();
+  }
+}
+
+/**
+ * Records in the WAL that everything up to (meta.index, meta.term) is in a snapshot. If the
+ * log holds meta.index with meta.term, later entries are kept; otherwise the whole log is
+ * discarded (section 7).
+ */
+async function compactLogTo(wal: Wal, meta: SnapshotMeta): Promise<void> {
+  if (wal.compactedIndex() >= meta.index) return;
+  await wal.compact(meta.index, meta.term);
+}
+
+async function reconcile(directory: string, hard: HardState, snapshots: SnapshotStore, wal: Wal, recovery: RaftStorageRecovery): Promise<void> {
+  const snapshot = snapshots.newestMeta() ?? NO_SNAPSHOT;
+  for (const skipped of snapshots.recovery.skippedCorrupt) {
+    recovery.warnings.push(`snapshot ${skipped.name} is corrupt and was skipped: ${skipped.problem}`);
+  }
+  if (snapshots.recovery.skippedCorrupt.length > 0) {
+    recovery.warnings.push(
+      snapshot.index > 0
+        ? `recovering from the older snapshot at index ${snapshot.index} (term ${snapshot.term}) instead`
+        : "no valid snapshot remains",
+    );
+  }
+  const compactedIndex = wal.compactedIndex();
+  if (snapshot.index > compactedIndex) {
+    const keepsTail = snapshot.index <= wal.lastIndex() && wal.term(snapshot.index) === snapshot.term;
+    await wal.compact(snapshot.index, snapshot.term);
+    recovery.actions.push(
+      `compacted the log to the snapshot at index ${snapshot.index} (term ${snapshot.term}), ` +
+        (keepsTail ? "completing an interrupted compaction" : "discarding the log it replaces (an interrupted snapshot install)"),
+    );
+  } else if (snapshot.index < compactedIndex) {
+    throw new RaftwalError(
+      ErrorCode.SNAPSHOT_CORRUPT,
+      `${directory}: the log is compacted up to index ${compactedIndex} but the newest valid snapshot covers only up to ${snapshot.index}` +
+        (snapshots.recovery.skippedCorrupt.length > 0
+          ? ` (newer snapshots are corrupt: ${snapshots.recovery.skippedCorrupt.map((s) => s.name).join(", ")})`
+          : " (the snapshot that covered it is missing)") +
+        "; the entries in between are lost",
+    );
+  } else if (snapshot.index > 0 && wal.compactedTerm() !== snapshot.term) {
+    throw new RaftwalError(
+      ErrorCode.WAL_CORRUPT,
+      `${directory}: the log is compacted to (index ${compactedIndex}, term ${wal.compactedTerm()}) but the snapshot there has term ${snapshot.term}`,
+    );
+  }
+  const lastIndex = Math.max(snapshot.index, wal.lastIndex());
+  if (hard.commit > lastIndex) {
+    throw new RaftwalError(
+      ErrorCode.WAL_CORRUPT,
+      `${directory}: the hard state's commit index ${hard.commit} is ahead of the log's last index ${lastIndex}: acknowledged entries are missing`,
+    );
+  }
+}
+
+/** Opens (creating if needed) the storage of one node in `directory` and recovers it. */
+export function openRaftStorage(directory: string, options: RaftStorageOptions = {}): Promise<RaftStorage> {
+  return RaftStorage.open(directory, options);
+}
