@@ -35,7 +35,11 @@ export interface PeerServerHandlers {
   onTlsError(error: Error, remote: string): void;
 }
 
-export function createPeerServer(tlsOptions: TransportTlsOptions | undefined, handlers: PeerServerHandlers): net.Server {
+export function createPeerServer(
+  tlsOptions: TransportTlsOptions | undefined,
+  handlers: PeerServerHandlers,
+  handshakeTimeoutMs: number,
+): net.Server {
   if (tlsOptions === undefined) {
     return net.createServer({ noDelay: true }, (socket) => handlers.onSocket(socket));
   }
@@ -44,7 +48,7 @@ export function createPeerServer(tlsOptions: TransportTlsOptions | undefined, ha
   // any byte is read) so the log line can say *why* a peer was refused: with
   // rejectUnauthorized: true a TLS 1.3 server only sees "socket hang up".
   const server = tls.createServer(
-    { ca: tlsOptions.ca, cert: tlsOptions.cert, key: tlsOptions.key, requestCert: true, rejectUnauthorized: false },
+    { ca: tlsOptions.ca, cert: tlsOptions.cert, key: tlsOptions.key, requestCert: true, rejectUnauthorized: false, handshakeTimeout: handshakeTimeoutMs },
     (socket) => {
       if (!socket.authorized) {
         const presented = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;

@@ -151,7 +151,7 @@ export class TcpTransport {
         this.#counters.connectionsRejected++;
         this.#logger.warn("peer connection rejected", { remote, code: "TLS", reason: describe(error) });
       },
-    });
+    }, this.#handshakeTimeoutMs);
     server.on("connection", (socket: net.Socket) => {
       this.#acceptedSockets.add(socket);
       socket.once("close", () => this.#acceptedSockets.delete(socket));
