@@ -103,18 +103,17 @@ describe("persistence contract (Figure 2: persist before responding)", () => {
     core.tick();
     const during = core.takeMessages();
     expect(during.filter((m) => m.type === MessageType.HEARTBEAT).map((m) => m.to)).toEqual([2, 3]);
-    core.step(message({ type: MessageType.APPEND, from: 3, to: 1, term: 1 })); // same-term append to a leader: ignored
-    core.step(message({ type: MessageType.HEARTBEAT, from: 2, to: 1, term: 0 })); // stale: answered after persistence
-    expect(core.takeMessages().filter((m) => m.type === MessageType.APPEND_RESPONSE)).toEqual([]);
+    core.step(message({ type: MessageType.VOTE, from: 2, to: 1, term: 1 })); // rejected: answered after persistence
+    expect(core.takeMessages().filter((m) => m.type === MessageType.VOTE_RESPONSE)).toEqual([]);
     persist(storage, ready, { chunks: [] });
     core.advance(ready);
     // It was queued after that Ready was taken, so it travels with the next one.
-    expect(core.takeMessages().filter((m) => m.type === MessageType.APPEND_RESPONSE)).toEqual([]);
+    expect(core.takeMessages().filter((m) => m.type === MessageType.VOTE_RESPONSE)).toEqual([]);
     const next = core.ready();
-    expect(next.messages.filter((m) => m.type === MessageType.APPEND_RESPONSE)).toEqual([]);
+    expect(next.messages.filter((m) => m.type === MessageType.VOTE_RESPONSE)).toEqual([]);
     persist(storage, next, { chunks: [] });
     core.advance(next);
-    expect(core.takeMessages().filter((m) => m.type === MessageType.APPEND_RESPONSE).map((m) => m.to)).toEqual([2]);
+    expect(core.takeMessages().filter((m) => m.type === MessageType.VOTE_RESPONSE).map((m) => [m.to, m.reject])).toEqual([[2, true]]);
     // Reference: thesis section 10.2.1 (messages independent of the disk need not wait for it)
   });
 });
