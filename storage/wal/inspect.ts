@@ -171,7 +171,7 @@ async function* scanSegment(file: StorageFile, listing: SegmentListing, isLast: 
   }
   for (let r = batchFirst; r < records.length; r++) {
     records[r].status = tailStatus;
-    records[r].reason = "batch without a commit record";
+    records[r].reason = "its batch has no valid commit record";
   }
   yield* records;
   if (end.kind === "bad") {

@@ -246,7 +246,9 @@ export class Wal {
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
     this.checkReadable();
     if (lo > hi) throw walError(ErrorCode.INVALID_ARGUMENT, `entries(${lo}, ${hi}): lo > hi`);
-    if (lo <= this.view.compactedIndex()) throw this.rangeError(lo);
+    if (lo <= this.view.compactedIndex()) {
+      throw walError(ErrorCode.WAL_COMPACTED, `entries from ${lo}: compacted (first index ${this.firstIndex()})`);
+    }
     if (hi > this.view.lastIndex() + 1) throw this.rangeError(hi - 1);
     const result: Entry[] = [];
     let bytes = 0;
