@@ -1,0 +1,99 @@
+/** Linearizable reads with ReadIndex (Raft thesis, section 6.4). */
+import { describe, expect, it } from "vitest";
+import { bytes, MessageType, Network, text } from "./helpers.js";
+
+describe("ReadIndex (thesis section 6.4)", () => {
+  it("the leader answers a read with its commit index after a heartbeat round confirms its leadership", () => {
+    const net = new Network([1, 2, 3]);
+    net.elect(1);
+    net.core(1).propose(bytes("w"));
+    net.deliver();
+    const commit = net.core(1).commitIndex();
+    net.core(1).readIndex(bytes("r1"));
+    net.deliver();
+    expect(net.node(1).readStates.map((r) => [text(r.requestId), r.index])).toEqual([["r1", commit]]);
+    // Reference: thesis section 6.4 ("The leader needs to make sure it hasn't been superseded ... it sends a new round of heartbeats")
+  });
+
+  it("a read is not answered while only a minority confirms the leadership", () => {
+    const net = new Network([1, 2, 3, 4, 5]);
+    net.elect(1);
+    net.filters.push((m) => !(m.type === MessageType.HEARTBEAT_RESPONSE && [3, 4, 5].includes(m.from)));
+    net.core(1).readIndex(bytes("r"));
+    net.deliver();
+    net.tickAll(3);
+    expect(net.node(1).readStates).toEqual([]);
+    net.heal();
+    net.tickAll(1);
+    expect(net.node(1).readStates.map((r) => text(r.requestId))).toEqual(["r"]);
+    // Reference: thesis section 6.4 ("a majority of the cluster")
+  });
+
+  it("a new leader serves no read until it has committed an entry of its own term", () => {
+    // Become leader, but hold back every append acknowledgement so the no-op does not commit.
+    const fresh = new Network([1, 2, 3]);
+    fresh.filters.push((m) => m.type !== MessageType.APPEND_RESPONSE);
+    fresh.elect(1);
+    fresh.core(1).readIndex(bytes("early"));
+    fresh.tickAll(3);
+    expect(fresh.core(1).commitIndex()).toBe(0);
+    expect(fresh.node(1).readStates).toEqual([]);
+    fresh.heal();
+    fresh.tickAll(3);
+    expect(fresh.core(1).commitIndex()).toBeGreaterThanOrEqual(1);
+    expect(fresh.node(1).readStates.map((r) => [text(r.requestId), r.index])).toEqual([["early", 1]]);
+    // Reference: thesis section 6.4 ("If the leader has not yet marked an entry from its current term committed, it waits until it has done so")
+  });
+
+  it("a follower forwards a read to the leader and receives the read index", () => {
+    const net = new Network([1, 2, 3]);
+    net.elect(1);
+    net.core(1).propose(bytes("w"));
+    net.deliver();
+    net.core(2).readIndex(bytes("via-2"));
+    net.deliver();
+    expect(net.node(2).readStates.map((r) => [text(r.requestId), r.index])).toEqual([["via-2", net.core(1).commitIndex()]]);
+    expect(net.node(1).readStates).toEqual([]);
+    // Reference: thesis section 6.4 ("followers could ... request the current commit index from the leader")
+  });
+
+  it("a deposed leader never answers a read it was still confirming", () => {
+    const net = new Network([1, 2, 3]);
+    net.elect(1);
+    net.isolate(1);
+    net.core(1).readIndex(bytes("stale"));
+    net.deliver();
+    // The others elect a new leader and move on.
+    for (let i = 0; i < 100 && ![2, 3].some((id) => net.core(id).softState().role === "leader"); i++) net.tickAll(1);
+    const newLeader = [2, 3].find((id) => net.core(id).softState().role === "leader")!;
+    net.core(newLeader).propose(bytes("after"));
+    net.deliver();
+    // The old leader hears of the new term (its heartbeat responses are lost until now).
+    net.heal();
+    net.tickAll(5);
+    expect(net.core(1).softState().role).toBe("follower");
+    net.tickAll(20);
+    expect(net.node(1).readStates).toEqual([]);
+    // Reference: thesis section 6.4 (a leader must confirm it has not been superseded before answering)
+  });
+
+  it("reads on a non-leader without a known leader fail with RAFT_ERR_NOT_LEADER", () => {
+    const net = new Network([1, 2, 3]);
+    expect(() => net.core(2).readIndex(bytes("r"))).toThrow(expect.objectContaining({ code: "RAFT_ERR_NOT_LEADER", leader: 0 }));
+    net.elect(1);
+    net.tickAll(1);
+    expect(() => net.core(2).propose(bytes("p"))).toThrow(expect.objectContaining({ code: "RAFT_ERR_NOT_LEADER", leader: 1 }));
+    // Reference: section 5.1 ("If a client contacts a follower, the follower redirects it to the leader")
+  });
+
+  it("reads issued together are confirmed by one heartbeat round and answered in order", () => {
+    const net = new Network([1, 2, 3]);
+    net.elect(1);
+    net.sent.length = 0;
+    for (const id of ["a", "b", "c"]) net.core(1).readIndex(bytes(id));
+    net.deliver();
+    expect(net.node(1).readStates.map((r) => text(r.requestId))).toEqual(["a", "b", "c"]);
+    expect(net.sent.filter((m) => m.type === MessageType.HEARTBEAT).length).toBe(2);
+    // Reference: thesis section 6.4 (batching reads)
+  });
+});
