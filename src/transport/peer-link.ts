@@ -53,7 +53,10 @@ export interface PeerLinkOptions {
   logger: TransportLogger;
   counters: TransportCounters;
   onUnreachable: () => void;
-  /** Called once per dropped frame (queue full or discarded at close). */
+  /**
+   * Called once per frame dropped because the queue was full, and once per snapshot-lane
+   * connection lost after frames were written on it. Not called by close().
+   */
   onDrop: () => void;
 }
 
@@ -76,6 +79,8 @@ export class PeerLink {
   #blocked = false;
   #flushScheduled = false;
   #unreachableReported = false;
+  /** Frames written on the current connection (a snapshot lane losing some reports them). */
+  #framesWrittenOnSocket = 0;
 
   constructor(options: PeerLinkOptions) {
     this.#options = options;
@@ -139,6 +144,7 @@ export class PeerLink {
     const { socket, readyEvent } = dialPeer(address, options.tls);
     this.#socket = socket;
     this.#blocked = false;
+    this.#framesWrittenOnSocket = 0;
     const decoder = new FrameDecoder(HANDSHAKE_FRAME_BODY_BYTES_MAX);
     this.#timer = setTimeout(
       () => this.#fail(socket, `no handshake reply within ${options.connectTimeoutMs} ms`),
@@ -194,6 +200,9 @@ export class PeerLink {
     const wasReady = this.#state === "ready";
     options.counters.connectionFailures++;
     this.#failedAttempts++;
+    // Chunks written on a lost snapshot connection may not have arrived: the transfer
+    // is broken, tell the host (core.reportSnapshot(peer, false)).
+    if (options.lane === "snapshot" && this.#framesWrittenOnSocket > 0) options.onDrop();
     this.#blocked = false;
     if (!wasReady || this.#queue.length > 0 || options.reconnectWhenIdle) {
       this.#reportUnreachable(reason);
@@ -231,6 +240,7 @@ export class PeerLink {
     while ((frame = this.#queue.shift()) !== undefined) {
       counters.bytesSent += frame.bytes.length;
       counters.framesSent++;
+      this.#framesWrittenOnSocket++;
       if (!socket.write(frame.bytes)) {
         this.#blocked = true;
         break;

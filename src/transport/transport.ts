@@ -15,7 +15,8 @@
  * `send` never blocks and never throws for a network condition: a message that cannot
  * be queued is dropped and counted, and the peer is reported through onUnreachable so
  * the host can call `core.reportUnreachable(peer)`. A dropped snapshot chunk is also
- * reported through onSnapshotDropped (host: `core.reportSnapshot(peer, false)`).
+ * reported through onSnapshotDropped (host: `core.reportSnapshot(peer, false)`), as is
+ * a snapshot connection lost with chunks written on it.
  */
 import assert from "node:assert/strict";
 import type net from "node:net";
@@ -230,7 +231,11 @@ export class TcpTransport {
     return register(this.#unreachableHandlers, handler);
   }
 
-  /** Registers a handler told when a snapshot chunk to a peer was dropped (host: core.reportSnapshot(peer, false)). */
+  /**
+   * Registers a handler told when a snapshot transfer to a peer is broken: a chunk was
+   * dropped (queue full, too large) or the snapshot connection was lost after chunks were
+   * written on it. Host: core.reportSnapshot(peer, false).
+   */
   onSnapshotDropped(handler: PeerHandler): () => void {
     return register(this.#snapshotDroppedHandlers, handler);
   }

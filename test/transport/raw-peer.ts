@@ -3,10 +3,10 @@
  * test wants (bad handshakes, garbage, truncated frames) and records what comes back.
  */
 import net from "node:net";
-import type { Frame, Handshake } from "../../src/proto/schema.js";
+import type { Frame, Handshake, Message } from "../../src/proto/schema.js";
 import { encodeFrame, FrameDecoder } from "../../src/transport/framing.js";
 import { PROTOCOL_VERSION } from "../../src/transport/handshake.js";
-import { CLUSTER_ID, type Resources } from "./helpers.js";
+import { CLUSTER_ID, LOCALHOST, type Resources } from "./helpers.js";
 import type { PeerAddress } from "../../src/transport/tls.js";
 
 export interface RawClient {
@@ -47,4 +47,37 @@ export function framePrefix(bodyBytes: number): Buffer {
   const prefix = Buffer.alloc(4);
   prefix.writeUInt32BE(bodyBytes, 0);
   return prefix;
+}
+
+export interface FakePeerOptions {
+  /** The handshake reply; defaults to node 2 of CLUSTER_ID. */
+  reply?: Partial<Handshake>;
+  /** Called for every message; return false to stop reading this connection. */
+  onMessage?: (message: Message, socket: net.Socket) => boolean | void;
+}
+
+/** A listening hand-driven peer: answers every handshake with `reply`, hands messages to `onMessage`. */
+export async function startFakePeer(resources: Resources, options: FakePeerOptions = {}): Promise<{ server: net.Server; address: PeerAddress; handshakes: Handshake[] }> {
+  const server = resources.server(net.createServer());
+  const handshakes: Handshake[] = [];
+  server.on("connection", (socket) => {
+    const decoder = new FrameDecoder();
+    socket.on("error", () => {});
+    socket.on("data", (chunk: Buffer) => {
+      try {
+        decoder.push(chunk, (frame) => {
+          if (frame.handshake) {
+            handshakes.push(frame.handshake);
+            socket.write(handshakeFrame(options.reply));
+            return;
+          }
+          return options.onMessage?.(frame.message, socket);
+        });
+      } catch {
+        socket.destroy();
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, LOCALHOST, resolve));
+  return { server, address: { host: LOCALHOST, port: (server.address() as net.AddressInfo).port }, handshakes };
 }

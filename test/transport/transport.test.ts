@@ -15,6 +15,7 @@ import {
   startCluster,
   waitUntil,
 } from "./helpers.js";
+import { startFakePeer } from "./raw-peer.js";
 
 const resources = new Resources();
 afterEach(() => resources.closeAll());
@@ -160,27 +161,16 @@ describe("TcpTransport", () => {
 
   it("a snapshot stream that fills its connection does not hold up heartbeats to that peer or another", async () => {
     // Node 2 is a hand-driven peer that stops reading any connection carrying snapshot chunks.
-    const stalled = resources.server(net.createServer());
     const heartbeatsAtTwo: Message[] = [];
-    stalled.on("connection", (socket) => {
-      const decoder = new FrameDecoder();
-      socket.on("error", () => {});
-      socket.on("data", (chunk: Buffer) =>
-        decoder.push(chunk, (frame) => {
-          if (frame.handshake) {
-            socket.write(encodeFrame({ handshake: { protocolVersion: PROTOCOL_VERSION, clusterId: CLUSTER_ID, nodeId: 2 } }));
-          } else if (frame.message?.type === MessageType.SNAPSHOT) {
-            socket.pause();
-            return false;
-          } else if (frame.message) {
-            heartbeatsAtTwo.push(frame.message);
-          }
-        }),
-      );
+    const stalled = await startFakePeer(resources, {
+      onMessage: (message, socket) => {
+        if (message.type !== MessageType.SNAPSHOT) return void heartbeatsAtTwo.push(message);
+        socket.pause();
+        return false;
+      },
     });
-    await new Promise<void>((resolve) => stalled.listen(0, LOCALHOST, resolve));
     const [one, , three] = await startCluster(resources, 3);
-    one.transport.setPeerAddress(2, { host: LOCALHOST, port: (stalled.address() as net.AddressInfo).port });
+    one.transport.setPeerAddress(2, stalled.address);
 
     const chunkBytes = 1024 * 1024;
     const chunks = 32;
@@ -196,6 +186,58 @@ describe("TcpTransport", () => {
     // The snapshot stream is still stuck behind node 2's full receive buffer.
     expect(one.transport.stats().peers[2].snapshot?.queuedMessages).toBeGreaterThan(0);
     expect(heartbeatsAtTwo.map((m) => m.term)).toEqual([1, 2, 3]);
+  });
+
+  it.each([
+    ["another node", { nodeId: 3 }, "unknown node id 3"],
+    ["another cluster", { clusterId: "other-cluster" }, "cluster id mismatch"],
+    ["another protocol version", { protocolVersion: 99 }, "protocol version mismatch"],
+  ])("the dialler refuses a handshake reply from %s and sends it nothing", async (_name, reply, reason) => {
+    const received: Message[] = [];
+    const fake = await startFakePeer(resources, { reply, onMessage: (message) => void received.push(message) });
+    const logger = recordingLogger();
+    const transport = resources.transport({
+      nodeId: 1,
+      clusterId: CLUSTER_ID,
+      listen: { host: LOCALHOST, port: 0 },
+      peers: new Map([[2, fake.address]]),
+      logger,
+      backoff: { initialDelayMs: 5, maxDelayMs: 20 },
+    });
+    await transport.start();
+    transport.send([heartbeat(1, 2)]);
+    await waitUntil("two refused replies", () => fake.handshakes.length >= 2);
+    const failures = logger.lines.filter((line) => line.message === "peer dial failed");
+    expect(String(failures[0].fields.reason)).toContain(reason);
+    expect(received).toEqual([]);
+    expect(transport.stats().peers[2].message?.queuedMessages).toBe(1);
+  });
+
+  it("a snapshot connection lost after chunks were written is reported for reportSnapshot", async () => {
+    const fake = await startFakePeer(resources, {
+      onMessage: (message, socket) => {
+        if (message.type === MessageType.SNAPSHOT) socket.destroy();
+        return false;
+      },
+    });
+    const transport = resources.transport({
+      nodeId: 1,
+      clusterId: CLUSTER_ID,
+      listen: { host: LOCALHOST, port: 0 },
+      peers: new Map([[2, fake.address]]),
+    });
+    await transport.start();
+    const snapshotDropped: number[] = [];
+    const unreachable: number[] = [];
+    transport.onSnapshotDropped((peer) => snapshotDropped.push(peer));
+    transport.onUnreachable((peer) => unreachable.push(peer));
+    transport.send([snapshotChunk(1, 2, 0, 1024)]);
+    await waitUntil("the snapshot failure report", () => snapshotDropped.length === 1);
+    expect(snapshotDropped).toEqual([2]);
+    // An idle snapshot lane closing is no outage by itself: the message lane reports those.
+    expect(unreachable).toEqual([]);
+    // The snapshot lane does not redial with nothing to send.
+    await waitUntil("the snapshot lane to go idle", () => transport.stats().peers[2].snapshot?.state === "idle");
   });
 
   it("close() stops the server, cancels redials, and drops later sends", async () => {
