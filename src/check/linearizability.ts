@@ -50,24 +50,39 @@
  * `stepsMax` loop iterations per key (default 5,000,000, a few seconds); a key that
  * exhausts it makes the verdict `{ ok: "unknown", reason: "search budget exhausted" }`,
  * never a guess. A definite violation on any key wins over exhausted budgets on others.
- * Memory: each cache entry holds the state and the part of the linearized-set bitset
- * that is neither a leading run of ones nor trailing zeros (usually a few words).
+ * There is no wall-clock timeout (the module is deterministic: no clocks); on this kind of
+ * machine the search runs roughly a million steps a second, so translate a time budget
+ * into steps. Memory: the cache keeps a 64-bit fingerprint per configuration reached, at
+ * most one per step, in a table at most half full: up to 128 MB at the default budget. A fingerprint collision could only prune a branch, so a "fail" is
+ * confirmed by a second search with independent fingerprints (the chance that both
+ * collide is negligible); "ok" needs no confirmation.
  *
- * ## Explanation of a violation
- * For the first key (in key order) with a violation, the checker finds a small
- * non-linearizable fragment: (1) the shortest prefix of the key's history (operations
- * invoked up to some time T, those completing after T treated as unknown) that is not
- * linearizable, found by bisection: such prefixes are monotone, any prefix of a
- * linearizable history is linearizable; (2) then removes chunks of operations (delta
- * debugging) as long as the rest stays non-linearizable, never removing a write or delete of
- * a value (or absence) that a remaining operation observes: such removals cannot create a
- * violation, so the fragment's violation is one of the history's. The
- * explanation prints the fragment one operation per line with its index in the input
- * history. The minimization has its own budget (`explainStepsMax`); when it runs out, the
- * fragment is still non-linearizable, only less small, and the text says so.
+ * One reduction keeps windows of concurrent operations cheap (the observer rule in
+ * search.ts): a read or CAS mismatch that may go next and is legal in the current state is
+ * linearized at once, without branching, since any solution can be reordered to start
+ * with it.
+ *
+ * ## Explanation of a violation (and violations found despite the budget)
+ * Removing an operation from a history cannot create a violation as long as it is not a
+ * write, delete or successful CAS of a value (or absence) that a remaining operation
+ * observes, and no remaining answer only observes presence (`safeToRemove`). So a fragment
+ * of a key's history obtained by such removals that is not linearizable proves the whole
+ * history is not. The checker uses this twice:
+ *   1. The search reports the operation whose return stopped it when it had linearized the
+ *      most operations: the likely culprit. Fragments of the culprit plus the 1, 2, 4, ...
+ *      operations nearest to it in time (plus the writers their observations require) are
+ *      checked until one fails. This also runs when the full search exhausts its budget: a
+ *      long history whose exhaustive refutation is too expensive often has a violation that
+ *      a 3-operation fragment proves, and then the verdict is a definite `ok: false`.
+ *   2. Delta debugging then removes chunks of the fragment, by safe removals only, while it
+ *      stays non-linearizable.
+ * The explanation prints the fragment one operation per line with its index in the input
+ * history, and a note when an observed value was never written by an operation that could
+ * have taken effect. Minimization has its own budget (`explainStepsMax`); when it runs
+ * out, the fragment is still a proven violation, only less small, and the text says so.
  */
 import { ErrorCode, RaftwalError } from "../errors.js";
-import { ABSENT, OpKind, UNCONSTRAINED, searchLinearization, type SearchOperation } from "./search.js";
+import { ABSENT, OpKind, UNCONSTRAINED, searchLinearization, type SearchOperation, type SearchVerdict } from "./search.js";
 
 interface OperationBase {
   /** Who issued it (printed in explanations; not used by the check). */
@@ -139,10 +154,8 @@ interface KeyOperation {
   index: number;
   source: HistoryOperation;
   call: number;
-  /** Infinity when unknown (or when cut off by a fragment's end: see `cut`). */
+  /** Infinity when unknown. */
   ret: number;
-  /** True when a completed operation is treated as unknown because it completed after a prefix's end. */
-  cut: boolean;
 }
 
 /**
@@ -160,15 +173,18 @@ export function checkLinearizable(history: readonly HistoryOperation[], options:
     const known = operation.outcome === "ok";
     let ops = byKey.get(operation.key);
     if (ops === undefined) byKey.set(operation.key, (ops = []));
-    ops.push({ index, source: operation, call: operation.invokedAt, ret: known ? operation.completedAt! : Infinity, cut: false });
+    ops.push({ index, source: operation, call: operation.invokedAt, ret: known ? operation.completedAt! : Infinity });
   });
   const exhausted: string[] = [];
   for (const key of Array.from(byKey.keys()).sort()) {
     const ops = byKey.get(key)!;
-    const verdict = searchKey(ops, stepsMax).verdict;
-    if (verdict === "unknown") exhausted.push(key);
-    if (verdict === "fail") {
-      const { fragment, minimized } = explain(ops, explainStepsMax);
+    const { verdict, blocked } = searchKey(ops, stepsMax);
+    if (verdict === "ok") continue;
+    // On "unknown", a small fragment around the likely culprit may still prove a violation.
+    const found = explain(ops, blocked, verdict === "fail", explainStepsMax);
+    if (found === undefined) exhausted.push(key);
+    else {
+      const { fragment, minimized } = found;
       return {
         ok: false,
         key,
@@ -214,7 +230,7 @@ function validate(operation: HistoryOperation, index: number): void {
 }
 
 /** The reduction described under "Algorithm" at the top of this file, then interning. */
-function toSearchOperations(ops: readonly KeyOperation[]): SearchOperation[] {
+function toSearchOperations(ops: readonly KeyOperation[]): { prepared: SearchOperation[]; origin: number[] } {
   const { values: observed, presenceOnly } = observations(ops);
   const ids = new Map<string, number>();
   const id = (value: string | null): number => {
@@ -224,7 +240,9 @@ function toSearchOperations(ops: readonly KeyOperation[]): SearchOperation[] {
     return n;
   };
   const out: SearchOperation[] = [];
-  for (const { source, call, ret } of ops) {
+  const origin: number[] = [];
+  for (let i = 0; i < ops.length; i++) {
+    const { source, call, ret } = ops[i];
     const unknown = ret === Infinity;
     if (unknown && source.op === "read") continue;
     if (unknown && !presenceOnly && (source.op === "write" || source.op === "cas") && !observed.has(source.value)) continue;
@@ -249,27 +267,57 @@ function toSearchOperations(ops: readonly KeyOperation[]): SearchOperation[] {
         break;
     }
     out.push(op);
+    origin.push(i);
   }
-  return out;
+  return { prepared: out, origin };
 }
 
-function searchKey(ops: readonly KeyOperation[], stepsMax: number) {
-  return searchLinearization(toSearchOperations(ops), stepsMax);
+/**
+ * Searches one key's operations. A "fail" is confirmed by a second search with independent
+ * cache fingerprints (see search.ts). `blocked` indexes `ops`: the likeliest culprit, or -1.
+ */
+function searchKey(ops: readonly KeyOperation[], stepsMax: number): { verdict: SearchVerdict; steps: number; blocked: number } {
+  const { prepared, origin } = toSearchOperations(ops);
+  const first = searchLinearization(prepared, stepsMax, 0);
+  const blocked = first.blockedOp >= 0 ? origin[first.blockedOp] : -1;
+  if (first.verdict !== "fail") return { verdict: first.verdict, steps: first.steps, blocked };
+  const second = searchLinearization(prepared, stepsMax, 1);
+  return { verdict: second.verdict, steps: first.steps + second.steps, blocked };
 }
 
-/** The operations invoked at or before `time`; those completing after it become unknown. */
-function prefixAt(ops: readonly KeyOperation[], time: number): KeyOperation[] {
-  const out: KeyOperation[] = [];
-  for (const op of ops) {
-    if (op.call > time) continue;
-    if (op.ret > time && op.ret !== Infinity) out.push({ ...op, ret: Infinity, cut: true });
-    else out.push(op);
+function changesState({ source, ret }: KeyOperation): boolean {
+  return source.op === "write" || source.op === "delete" || (source.op === "cas" && (ret === Infinity || source.result === "ok"));
+}
+
+/**
+ * The smallest superset of `seed` within `ops` from which the rest can be removed safely
+ * (see `safeToRemove`): adds every state change that writes a value (or absence) the set
+ * observes, and every state change if the set has an answer that only observes presence.
+ */
+function closure(ops: readonly KeyOperation[], seed: Iterable<number>): number[] {
+  const chosen = new Set<number>(seed);
+  for (;;) {
+    const { values, presenceOnly } = observations(Array.from(chosen, (i) => ops[i]));
+    const before = chosen.size;
+    ops.forEach((op, i) => {
+      if (chosen.has(i) || !changesState(op)) return;
+      if (presenceOnly || values.has(op.source.op === "delete" ? null : (op.source as { value: string }).value)) chosen.add(i);
+    });
+    if (chosen.size === before) return Array.from(chosen).sort((x, y) => x - y);
   }
-  return out;
 }
 
-/** Finds a small non-linearizable fragment of a non-linearizable key history. */
-function explain(ops: readonly KeyOperation[], stepsMax: number): { fragment: KeyOperation[]; minimized: boolean } {
+/**
+ * Finds a small non-linearizable fragment (see "Explanation" at the top). `knownToFail`:
+ * the whole of `ops` is proven non-linearizable. Returns undefined if no fragment could be
+ * proven within the budget (then nothing is claimed).
+ */
+function explain(
+  ops: readonly KeyOperation[],
+  culprit: number,
+  knownToFail: boolean,
+  stepsMax: number,
+): { fragment: KeyOperation[]; minimized: boolean } | undefined {
   let budget = stepsMax;
   let attempts = 0;
   let minimized = true;
@@ -286,28 +334,41 @@ function explain(ops: readonly KeyOperation[], stepsMax: number): { fragment: Ke
     return result.verdict === "fail";
   };
 
-  // (1) Shortest non-linearizable prefix, by bisection over invocation times.
-  // Infinity stands for the whole history (nothing cut), which is known to fail.
-  const times = Array.from(new Set(ops.map((op) => op.call))).sort((a, b) => a - b);
-  times.push(Infinity);
-  let lo = 0;
-  let hi = times.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (fails(prefixAt(ops, times[mid]))) hi = mid;
-    else lo = mid + 1;
+  // (1) Grow a fragment around the culprit: the 0, 1, 2, 4, ... operations nearest to it in
+  // time, plus what the closure requires, until one is proven non-linearizable.
+  let fragment: KeyOperation[] | undefined;
+  if (culprit >= 0) {
+    const c = ops[culprit];
+    const distance = (o: KeyOperation) => Math.max(0, c.call - o.ret, o.call - c.ret);
+    const nearest = ops
+      .map((_, i) => i)
+      .filter((i) => i !== culprit)
+      .sort((x, y) => distance(ops[x]) - distance(ops[y]) || y - x);
+    for (let k = 0; fragment === undefined; k = k === 0 ? 1 : k * 2) {
+      const candidate = closure(ops, [culprit, ...nearest.slice(0, k)]).map((i) => ops[i]);
+      if (candidate.length === ops.length) {
+        if (knownToFail) fragment = candidate;
+        break;
+      }
+      if (fails(candidate)) fragment = candidate;
+      if (budget <= 0) break;
+    }
   }
-  let fragment = prefixAt(ops, times[hi]);
+  if (fragment === undefined) {
+    if (!knownToFail) return undefined;
+    fragment = ops.slice();
+  }
 
-  // (2) Delta debugging: remove chunks while the rest still fails and keeps its causes.
+  // (2) Delta debugging: remove chunks while the rest still fails, by safe removals only.
+  let current: KeyOperation[] = fragment;
   let parts = 2;
-  while (fragment.length >= 2) {
-    const chunk = Math.ceil(fragment.length / parts);
+  while (current.length >= 2) {
+    const chunk = Math.ceil(current.length / parts);
     let removed = false;
-    for (let start = 0; start < fragment.length; start += chunk) {
-      const candidate = fragment.slice(0, start).concat(fragment.slice(start + chunk));
-      if (safeToRemove(candidate, fragment.slice(start, start + chunk)) && fails(candidate)) {
-        fragment = candidate;
+    for (let start = 0; start < current.length; start += chunk) {
+      const candidate = current.slice(0, start).concat(current.slice(start + chunk));
+      if (safeToRemove(candidate, current.slice(start, start + chunk)) && fails(candidate)) {
+        current = candidate;
         parts = Math.max(parts - 1, 2);
         removed = true;
         break;
@@ -315,14 +376,14 @@ function explain(ops: readonly KeyOperation[], stepsMax: number): { fragment: Ke
     }
     if (!removed) {
       if (chunk === 1) break;
-      parts = Math.min(parts * 2, fragment.length);
+      parts = Math.min(parts * 2, current.length);
     }
     if (budget <= 0 || attempts >= EXPLAIN_ATTEMPTS_MAX) {
       minimized = false;
       break;
     }
   }
-  return { fragment, minimized };
+  return { fragment: current, minimized };
 }
 
 /**
@@ -357,11 +418,10 @@ function observations(ops: readonly KeyOperation[]): { values: Set<string | null
  */
 function safeToRemove(candidate: readonly KeyOperation[], removed: readonly KeyOperation[]): boolean {
   const { values, presenceOnly } = observations(candidate);
-  for (const { source, ret } of removed) {
-    const changesState = source.op === "write" || source.op === "delete" || (source.op === "cas" && (ret === Infinity || source.result === "ok"));
-    if (!changesState) continue;
+  for (const op of removed) {
+    if (!changesState(op)) continue;
     if (presenceOnly) return false;
-    if (values.has(source.op === "delete" ? null : source.value)) return false;
+    if (values.has(op.source.op === "delete" ? null : (op.source as { value: string }).value)) return false;
   }
   return true;
 }
@@ -373,13 +433,12 @@ function describeOperation(op: KeyOperation): string {
   const call =
     s.op === "read" ? "read" : s.op === "write" ? `write ${show(s.value)}` : s.op === "delete" ? "delete" : `cas ${show(s.expect)} -> ${show(s.value)}`;
   let answer: string;
-  if (op.cut) answer = "(completed after this fragment's end: treated as unknown)";
-  else if (s.outcome === "unknown") answer = "unknown (may or may not have taken effect)";
+  if (s.outcome === "unknown") answer = "unknown (may or may not have taken effect)";
   else if (s.op === "read") answer = show(s.result);
   else if (s.op === "delete") answer = s.existed === undefined ? "ok" : s.existed ? "ok (existed)" : "not found";
   else if (s.op === "cas") answer = s.result === "ok" ? "ok" : s.current === undefined ? "mismatch" : `mismatch (found ${show(s.current)})`;
   else answer = "ok";
-  const completed = op.ret === Infinity && !op.cut ? "..." : String(s.completedAt);
+  const completed = op.ret === Infinity ? "..." : String(s.completedAt);
   return `  #${op.index} client ${s.clientId} [${s.invokedAt}, ${completed}] ${call} => ${answer}`;
 }
 
@@ -393,8 +452,8 @@ function describe(key: string, fragment: readonly KeyOperation[], minimized: boo
   const writable = new Set<string>();
   for (const op of history) if (op.key === key && op.outcome !== "failed" && (op.op === "write" || op.op === "cas")) writable.add(op.value);
   const required = new Set<string>();
-  for (const { source, ret, cut } of fragment) {
-    if (ret === Infinity || cut) continue;
+  for (const { source, ret } of fragment) {
+    if (ret === Infinity) continue;
     if (source.op === "read" && source.result !== null && source.result !== undefined) required.add(source.result);
     if (source.op === "cas" && source.result === "ok" && source.expect !== null) required.add(source.expect);
     if (source.op === "cas" && source.result === "mismatch" && source.current != null) required.add(source.current);

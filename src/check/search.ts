@@ -89,6 +89,11 @@ export type SearchVerdict = "ok" | "fail" | "unknown";
 export interface SearchResult {
   verdict: SearchVerdict;
   steps: number;
+  /**
+   * The operation whose return event stopped the search when it had linearized the most
+   * operations (-1 if none): on "fail" or "unknown", the likeliest culprit.
+   */
+  blockedOp: number;
 }
 
 /** murmur3's 32-bit finalizer: a fixed, well-mixed function of its input. */
@@ -98,25 +103,63 @@ function mix32(x: number): number {
   return (x ^ (x >>> 16)) >>> 0;
 }
 
-interface CacheEntry {
-  state: number;
-  /** Index of the first bitset word that is not all ones (every word before it is). */
-  from: number;
-  /** Words [from, last non-zero word]. */
-  words: Uint32Array;
-}
+/**
+ * A set of 64-bit keys (two int32 halves), open addressing with linear probing. The key
+ * (0, 0) is reserved as "empty". Memory: 8 bytes per slot, at most half the slots used.
+ */
+class KeySet {
+  private capacity = 1 << 12;
+  private keysA = new Int32Array(this.capacity);
+  private keysB = new Int32Array(this.capacity);
+  private count = 0;
 
-function sameSet(entry: CacheEntry, bits: Uint32Array, from: number, to: number): boolean {
-  if (entry.from !== from || entry.words.length !== to - from) return false;
-  for (let i = 0; i < entry.words.length; i++) if (entry.words[i] !== bits[from + i]) return false;
-  return true;
+  get size(): number {
+    return this.count;
+  }
+
+  /** Adds the key; false if it was already there. */
+  add(a: number, b: number): boolean {
+    if (a === 0 && b === 0) b = 1;
+    const mask = this.capacity - 1;
+    let slot = a & mask;
+    for (;;) {
+      const ka = this.keysA[slot];
+      const kb = this.keysB[slot];
+      if (ka === 0 && kb === 0) break;
+      if (ka === a && kb === b) return false;
+      slot = (slot + 1) & mask;
+    }
+    this.keysA[slot] = a;
+    this.keysB[slot] = b;
+    if (++this.count * 2 > this.capacity) this.grow();
+    return true;
+  }
+
+  private grow(): void {
+    const oldA = this.keysA;
+    const oldB = this.keysB;
+    this.capacity *= 2;
+    this.keysA = new Int32Array(this.capacity);
+    this.keysB = new Int32Array(this.capacity);
+    const mask = this.capacity - 1;
+    for (let i = 0; i < oldA.length; i++) {
+      const a = oldA[i];
+      const b = oldB[i];
+      if (a === 0 && b === 0) continue;
+      let slot = a & mask;
+      while (this.keysA[slot] !== 0 || this.keysB[slot] !== 0) slot = (slot + 1) & mask;
+      this.keysA[slot] = a;
+      this.keysB[slot] = b;
+    }
+  }
 }
 
 /**
  * Is there a linearization of `ops` (one key, initial state ABSENT)? Gives up with
- * "unknown" after `stepsMax` iterations of the search loop.
+ * "unknown" after `stepsMax` iterations of the search loop. "fail" is exact up to a
+ * fingerprint collision in the cache (see below): confirm it with another `salt`.
  */
-export function searchLinearization(ops: readonly SearchOperation[], stepsMax: number): SearchResult {
+export function searchLinearization(ops: readonly SearchOperation[], stepsMax: number, salt = 0): SearchResult {
   const n = ops.length;
   // Nodes: 0 = head sentinel, 1 = tail sentinel, then one call node per op and one return node per known op.
   const events: Array<{ time: number; isCall: boolean; op: number }> = [];
@@ -160,50 +203,25 @@ export function searchLinearization(ops: readonly SearchOperation[], stepsMax: n
   };
 
   // Zobrist keys: the hash of a set is the XOR of its members' keys, updated in O(1).
+  // Fixed functions of (index, salt): deterministic, and independent across salts.
   const zobristA = new Int32Array(n);
   const zobristB = new Int32Array(n);
   for (let i = 0; i < n; i++) {
-    zobristA[i] = mix32(2 * i + 0x9e3779b9);
-    zobristB[i] = mix32(2 * i + 1 + 0x7f4a7c15);
+    zobristA[i] = mix32(mix32(2 * i + 0x9e3779b9) ^ mix32(salt + 0x3c6ef372));
+    zobristB[i] = mix32(mix32(2 * i + 1 + 0x7f4a7c15) ^ mix32(salt + 0xa54ff53a));
   }
-  const bits = new Uint32Array(Math.ceil(n / 32) + 1);
-  // The interesting part of `bits` is words [from, to): all words before `from` are all
-  // ones, all from `to` on are zero. Both move by small amounts per step, so they are
-  // maintained incrementally (scanning the whole bitset per step made long histories slow).
-  // Invariant: bits[w] === 0xffffffff for w < from; bits[w] === 0 for w >= to.
-  let from = 0;
-  let to = 0;
-  const setBit = (op: number) => {
-    const w = op >>> 5;
-    bits[w] |= 1 << (op & 31);
-    if (w + 1 > to) to = w + 1;
-    while (from < to && bits[from] === 0xffffffff) from++;
-  };
-  const clearBit = (op: number) => {
-    const w = op >>> 5;
-    bits[w] &= ~(1 << (op & 31));
-    if (w < from) from = w;
-    while (to > from && bits[to - 1] === 0) to--;
-  };
   let hashA = 0;
   let hashB = 0;
-  const cache = new Map<number, CacheEntry[]>();
-  const cacheKey = (a: number, b: number, state: number) =>
-    ((a ^ mix32(state + 0x51ed27)) >>> 0) * 2097152 + ((b ^ mix32(state ^ 0x2545f491)) >>> 11);
-
-  /** Adds (bits, state) to the cache; false if it was already there. */
-  const remember = (state: number, a: number, b: number): boolean => {
-    const key = cacheKey(a, b, state);
-    let bucket = cache.get(key);
-    if (bucket === undefined) {
-      bucket = [];
-      cache.set(key, bucket);
-    } else {
-      for (const entry of bucket) if (entry.state === state && sameSet(entry, bits, from, to)) return false;
-    }
-    bucket.push({ state, from, words: bits.slice(from, to) });
-    return true;
-  };
+  // The cache holds a 64-bit fingerprint of each (linearized set, state) reached: the
+  // set's Zobrist hash mixed with the state. Storing fingerprints rather than the sets keeps
+  // an entry at 16 bytes whatever the history's length (a set stored as a bitset costs n/8
+  // bytes: gigabytes for long histories with operations that stay unlinearized). Two
+  // configurations share a fingerprint with probability about 2^-64 per pair; a collision
+  // can only prune a branch, so it can turn "ok" into "fail" but never "fail" into "ok".
+  // The caller therefore confirms a "fail" with a second search under independent keys.
+  const cache = new KeySet();
+  const keyA = (a: number, state: number) => a ^ mix32(Math.imul(state, 0x9e3779b1) ^ salt);
+  const keyB = (b: number, state: number) => b ^ mix32(Math.imul(state ^ 0x2545f491, 0x85ebca77) + salt);
 
   const stackNode: number[] = [];
   const stackState: number[] = [];
@@ -215,13 +233,9 @@ export function searchLinearization(ops: readonly SearchOperation[], stepsMax: n
   /** Linearizes the operation of call node `node`, taking the state to `newState`; false if that configuration is cached. */
   const tryLift = (node: number, newState: number, forced: boolean): boolean => {
     const op = nodeOp[node];
-    setBit(op);
     const a = hashA ^ zobristA[op];
     const b = hashB ^ zobristB[op];
-    if (!remember(newState, a, b)) {
-      clearBit(op);
-      return false;
-    }
+    if (!cache.add(keyA(a, newState), keyB(b, newState))) return false;
     hashA = a;
     hashB = b;
     stackNode.push(node);
@@ -243,7 +257,6 @@ export function searchLinearization(ops: readonly SearchOperation[], stepsMax: n
       state = stackState.pop()!;
       const forced = stackForced.pop()!;
       const op = nodeOp[callNode];
-      clearBit(op);
       hashA ^= zobristA[op];
       hashB ^= zobristB[op];
       if (match[callNode] >= 0) relink(match[callNode]);
@@ -275,10 +288,12 @@ export function searchLinearization(ops: readonly SearchOperation[], stepsMax: n
     return -1;
   };
 
+  let deepest = -1;
+  let blockedOp = -1;
   let node = next[HEAD];
   let fresh = true; // at a configuration not yet examined by the observer rule
   while (next[HEAD] !== TAIL) {
-    if (++steps > stepsMax) return { verdict: "unknown", steps: steps - 1 };
+    if (++steps > stepsMax) return { verdict: "unknown", steps: steps - 1, blockedOp };
     if (fresh) {
       fresh = false;
       const observer = findLegalObserver();
@@ -288,13 +303,13 @@ export function searchLinearization(ops: readonly SearchOperation[], stepsMax: n
           fresh = true;
         } else {
           node = backtrack(); // explored before from here, and failed
-          if (node < 0) return { verdict: "fail", steps };
+          if (node < 0) return { verdict: "fail", steps, blockedOp };
         }
         continue;
       }
       node = next[HEAD];
     }
-    if (node === TAIL) return { verdict: "ok", steps }; // only unknown calls remain: they never took effect
+    if (node === TAIL) return { verdict: "ok", steps, blockedOp: -1 }; // only unknown calls remain: they never took effect
     if (isCall[node] === 1) {
       const newState = stepModel(ops[nodeOp[node]], state);
       if (newState !== ILLEGAL && tryLift(node, newState, false)) {
@@ -305,9 +320,13 @@ export function searchLinearization(ops: readonly SearchOperation[], stepsMax: n
       node = next[node];
     } else {
       // A return event: its operation was not linearized in time. Backtrack.
+      if (stackNode.length > deepest) {
+        deepest = stackNode.length;
+        blockedOp = nodeOp[node];
+      }
       node = backtrack();
-      if (node < 0) return { verdict: "fail", steps };
+      if (node < 0) return { verdict: "fail", steps, blockedOp };
     }
   }
-  return { verdict: "ok", steps };
+  return { verdict: "ok", steps, blockedOp: -1 };
 }
