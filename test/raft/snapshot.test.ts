@@ -1,0 +1,173 @@
+/** Log compaction and InstallSnapshot in chunks (Raft paper, section 7). */
+import { describe, expect, it } from "vitest";
+import type { Message, SnapshotMeta } from "../../src/proto/schema.js";
+import { MemoryStorage } from "../../src/raft/index.js";
+import { bytes, drain, entry, message, MessageType, Network, newCore, persist, storageWithTerms } from "./helpers.js";
+
+const noPreVote = { preVote: false, checkQuorum: false };
+
+/** The application compacts: snapshot of its applied state at `index`, then tell the core. */
+function compact(net: Network, id: number, payload: Uint8Array): SnapshotMeta {
+  const node = net.node(id);
+  const index = node.core.appliedIndex();
+  const meta = { index, term: node.storage.term(index), voters: [1, 2, 3], sizeBytes: payload.length };
+  node.storage.createSnapshot(meta, payload);
+  node.storage.compact(index);
+  node.core.snapshotTaken(meta);
+  return meta;
+}
+
+function payload(size: number): Uint8Array {
+  const data = new Uint8Array(size);
+  for (let i = 0; i < size; i++) data[i] = (i * 31) & 0xff;
+  return data;
+}
+
+function chunkMessage(meta: SnapshotMeta, data: Uint8Array, offset: number, length: number, term = 2): Message {
+  const part = data.subarray(offset, offset + length);
+  return message({
+    type: MessageType.SNAPSHOT,
+    from: 1,
+    to: 2,
+    term,
+    snapshot: { meta, offset, data: part, done: offset + part.length >= meta.sizeBytes },
+  });
+}
+
+describe("log compaction and InstallSnapshot (section 7)", () => {
+  it("a follower whose next entry is compacted receives the snapshot in chunks and installs it", () => {
+    const net = new Network([1, 2, 3], { snapshotChunkBytes: 1000 });
+    net.elect(1);
+    net.isolate(3);
+    for (let i = 0; i < 10; i++) net.core(1).propose(bytes(`e${i}`));
+    net.deliver();
+    const data = payload(4500);
+    const meta = compact(net, 1, data);
+    net.heal();
+    net.sent.length = 0;
+    net.tickAll(5);
+    const chunks = net.sent.filter((m) => m.type === MessageType.SNAPSHOT && m.to === 3);
+    expect(chunks.map((m) => [m.snapshot!.offset, m.snapshot!.data.length, m.snapshot!.done])).toEqual([
+      [0, 1000, false],
+      [1000, 1000, false],
+      [2000, 1000, false],
+      [3000, 1000, false],
+      [4000, 500, true],
+    ]);
+    const follower = net.node(3).storage;
+    expect(follower.snapshotMeta()).toMatchObject({ index: meta.index, term: meta.term, sizeBytes: 4500 });
+    expect(follower.readSnapshotChunk(0, 10_000)).toEqual(data);
+    expect(follower.firstIndex()).toBe(meta.index + 1);
+    // It follows the leader from there on.
+    net.core(1).propose(bytes("later"));
+    net.tickAll(3);
+    expect(net.appliedData(3)).toEqual(["later"]);
+    expect(net.core(3).appliedIndex()).toBe(net.core(1).appliedIndex());
+    // Reference: section 7 ("the leader must occasionally send snapshots to followers that lag behind"; "divided into chunks")
+  });
+
+  it("each chunk is acknowledged only after advance() made it durable, with the next expected offset", () => {
+    const storage = new MemoryStorage();
+    const node = { core: newCore(2, [1, 2, 3], storage, noPreVote), storage, incoming: { chunks: [] as Uint8Array[] } };
+    const data = payload(300);
+    const meta = { index: 10, term: 2, voters: [1, 2, 3], sizeBytes: 300 };
+    node.core.step(chunkMessage(meta, data, 0, 100));
+    const ready = node.core.ready();
+    expect(ready.snapshotChunks.map((c) => [c.offset, c.data.length, c.done])).toEqual([[0, 100, false]]);
+    expect(ready.messages).toEqual([]);
+    persist(storage, ready, node.incoming);
+    node.core.advance(ready);
+    const [ackMessage] = node.core.takeMessages();
+    expect(ackMessage).toMatchObject({ type: MessageType.SNAPSHOT_RESPONSE, reject: false, index: 100 });
+    // An out-of-order chunk is rejected with the offset expected.
+    node.core.step(chunkMessage(meta, data, 200, 100));
+    const rejection = drain(node).find((m) => m.type === MessageType.SNAPSHOT_RESPONSE)!;
+    expect(rejection).toMatchObject({ reject: true, index: 100 });
+    // Reference: section 7, Figure 13 ("Reply ... after" writing data; "offset")
+  });
+
+  it("the last chunk installs the snapshot; entries after it that match are kept", () => {
+    // The follower's durable log holds (5, term 1) and entries 6..8 after it.
+    const storage = storageWithTerms([1, 1, 1, 1, 1, 1, 1, 1], 1);
+    const node = { core: newCore(2, [1, 2, 3], storage, noPreVote), storage, incoming: { chunks: [] as Uint8Array[] } };
+    const data = payload(150);
+    const meta = { index: 5, term: 1, voters: [1, 2, 3], sizeBytes: 150 };
+    node.core.step(chunkMessage(meta, data, 0, 100));
+    drain(node);
+    node.core.step(chunkMessage(meta, data, 100, 100));
+    const ready = node.core.ready();
+    expect(ready.snapshot).toEqual(meta);
+    expect(ready.hardState?.commit).toBe(5);
+    persist(storage, ready, node.incoming);
+    node.core.advance(ready);
+    expect(storage.firstIndex()).toBe(6);
+    expect(storage.lastIndex()).toBe(8);
+    expect(node.core.appliedIndex()).toBe(5);
+    const done = node.core.takeMessages().find((m) => m.type === MessageType.SNAPSHOT_RESPONSE)!;
+    expect(done.snapshot!.done).toBe(true);
+    // The kept entries still satisfy the consistency check.
+    node.core.step(message({ type: MessageType.APPEND, from: 1, to: 2, term: 2, index: 8, logTerm: 1, commit: 8, entries: [entry(9, 2)] }));
+    expect(drain(node).map((m) => [m.reject, m.index])).toEqual([[false, 9]]);
+    // Reference: section 7 ("If instead the follower receives a snapshot that describes a prefix of its log ... entries following the snapshot are still valid and must be retained")
+  });
+
+  it("a snapshot that conflicts with the follower's log replaces all of it", () => {
+    const storage = storageWithTerms([1, 1, 1, 1, 1, 1], 1);
+    const node = { core: newCore(2, [1, 2, 3], storage, noPreVote), storage, incoming: { chunks: [] as Uint8Array[] } };
+    const data = payload(50);
+    const meta = { index: 4, term: 2, voters: [1, 2, 3], sizeBytes: 50 };
+    node.core.step(chunkMessage(meta, data, 0, 100, 3));
+    drain(node);
+    expect(storage.snapshotMeta().index).toBe(4);
+    expect(storage.firstIndex()).toBe(5);
+    expect(storage.lastIndex()).toBe(4);
+    expect(node.core.commitIndex()).toBe(4);
+    // Reference: section 7 ("the follower discards its entire log; it is all superseded by the snapshot")
+  });
+
+  it("a snapshot the follower already covers is answered with its commit index, not installed", () => {
+    const storage = storageWithTerms([1, 1, 1], 1);
+    storage.setHardState({ term: 1, vote: 0, commit: 3 });
+    const node = { core: newCore(2, [1, 2, 3], storage, noPreVote), storage };
+    node.core.step(chunkMessage({ index: 2, term: 1, voters: [1, 2, 3], sizeBytes: 10 }, payload(10), 0, 10));
+    const out = drain(node);
+    expect(out.map((m) => [m.type, m.index])).toEqual([[MessageType.APPEND_RESPONSE, 3]]);
+    expect(storage.snapshotMeta().index).toBe(0);
+    // Reference: section 7, Figure 13
+  });
+
+  it("a lost chunk is sent again after an election timeout", () => {
+    const net = new Network([1, 2, 3], { snapshotChunkBytes: 100 });
+    net.elect(1);
+    net.isolate(3);
+    for (let i = 0; i < 3; i++) net.core(1).propose(bytes(`e${i}`));
+    net.deliver();
+    compact(net, 1, payload(250));
+    net.heal();
+    let dropped = 0;
+    net.filters.push((m) => !(m.type === MessageType.SNAPSHOT && m.snapshot!.offset === 100 && dropped++ === 0));
+    net.tickAll(30);
+    expect(dropped).toBeGreaterThan(1);
+    expect(net.node(3).storage.snapshotMeta().sizeBytes).toBe(250);
+    // Reference: section 7 (InstallSnapshot is retried like any RPC, section 5.1 "Servers retry RPCs if they do not receive a response in a timely manner")
+  });
+
+  it("reportSnapshot(false) returns the follower to probe state", () => {
+    const net = new Network([1, 2, 3], { snapshotChunkBytes: 100 });
+    net.elect(1);
+    net.isolate(3);
+    for (let i = 0; i < 3; i++) net.core(1).propose(bytes(`e${i}`));
+    net.deliver();
+    compact(net, 1, payload(250));
+    net.heal();
+    net.filters.push((m) => m.type !== MessageType.SNAPSHOT);
+    net.tickAll(2);
+    expect(net.core(1).progress().find((p) => p.id === 3)!.state).toBe("snapshot");
+    net.core(1).reportSnapshot(3, false);
+    expect(net.core(1).progress().find((p) => p.id === 3)!.state).toBe("probe");
+    net.heal();
+    net.tickAll(10);
+    expect(net.node(3).storage.snapshotMeta().sizeBytes).toBe(250);
+    // Reference: section 7; etcd's ReportSnapshot
+  });
+});
