@@ -64,7 +64,9 @@ export class InboundConnection {
     socket.on("error", (error) => {
       if (this.#closing) return;
       this.#closing = true;
-      this.#options.logger.warn("peer connection failed", this.#fields({ reason: describe(error) }));
+      // A reset after the handshake is ordinary (the peer restarted or redialled).
+      const log = this.#peerId === 0 ? this.#options.logger.warn : this.#options.logger.info;
+      log.call(this.#options.logger, "peer connection failed", this.#fields({ reason: describe(error) }));
       socket.destroy();
     });
     socket.on("close", () => {

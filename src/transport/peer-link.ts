@@ -120,6 +120,7 @@ export class PeerLink {
    */
   close(): Promise<void> {
     if (this.#state === "closed") return Promise.resolve();
+    const wasReady = this.#state === "ready";
     this.#state = "closed";
     this.#clearTimer();
     // Discarded at close: counted, but no drop hooks (the host is shutting down).
@@ -129,6 +130,11 @@ export class PeerLink {
     const socket = this.#socket;
     this.#socket = undefined;
     if (socket === undefined || socket.destroyed) return Promise.resolve();
+    if (!wasReady) {
+      // Still dialling or handshaking: nothing of ours to flush.
+      socket.destroy();
+      return Promise.resolve();
+    }
     return endSocket(socket, this.#options.closeTimeoutMs);
   }
 

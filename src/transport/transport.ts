@@ -16,7 +16,8 @@
  * be queued is dropped and counted, and the peer is reported through onUnreachable so
  * the host can call `core.reportUnreachable(peer)`. A dropped snapshot chunk is also
  * reported through onSnapshotDropped (host: `core.reportSnapshot(peer, false)`), as is
- * a snapshot connection lost with chunks written on it.
+ * a snapshot connection lost with chunks written on it. Both kinds of handler may be
+ * called synchronously from inside `send` (a full queue) as well as from socket events.
  */
 import assert from "node:assert/strict";
 import type net from "node:net";
