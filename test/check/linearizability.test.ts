@@ -199,6 +199,22 @@ describe("checkLinearizable: budget and input", () => {
     expect(result.ok).toBe(false);
   });
 
+  it("proves a violation with a small fragment even when the full search exhausts its budget", () => {
+    const history: HistoryOperation[] = [];
+    for (let i = 0; i < 2000; i++) {
+      // Overlapping writes and reads, each read seeing the latest write.
+      history.push(write(`w${i % 4}`, "k", `v${i}`, [i * 10, i * 10 + 35]));
+      history.push(read(`r${i % 4}`, "k", `v${i}`, [i * 10 + 36, i * 10 + 37]));
+    }
+    history.push(read("stale", "k", "v3", [20_100, 20_101])); // #4000
+    expect(checkLinearizable(history, { stepsMax: 100_000, explainStepsMax: 0 }).ok).toBe("unknown");
+    const full = checkLinearizable(history, { stepsMax: 100_000 });
+    expect(full.ok).toBe(false);
+    if (full.ok !== false) return;
+    expect(full.operations).toContain(history[4000]);
+    expect(full.operations.length).toBeLessThanOrEqual(4);
+  });
+
   it("rejects malformed operations with INVALID_ARGUMENT", () => {
     const bad = [
       { ...write("a", "k", "1", [5, 4]) },
