@@ -123,6 +123,29 @@ describe("TcpTransport", () => {
     expect(logger.lines.some((line) => line.message === "peer dial failed" && String(line.fields.reason).includes("ECONNREFUSED"))).toBe(true);
   });
 
+  it("redials a dead peer with exponentially growing, bounded delays drawn with the injected randomness", async () => {
+    const logger = recordingLogger();
+    const draws: number[] = [];
+    const transport = resources.transport({
+      nodeId: 1,
+      clusterId: CLUSTER_ID,
+      listen: { host: LOCALHOST, port: 0 },
+      peers: new Map([[2, { host: LOCALHOST, port: await deadPort() }]]),
+      logger,
+      backoff: { initialDelayMs: 2, maxDelayMs: 16, jitterRatio: 0.5 },
+      random: () => {
+        draws.push(0);
+        return 0; // no jitter: every delay is its ceiling
+      },
+    });
+    await transport.start();
+    transport.send([heartbeat(1, 2)]);
+    const delays = () => logger.lines.filter((line) => line.message === "peer dial failed").map((line) => line.fields.retryInMs);
+    await waitUntil("six failed dials", () => delays().length >= 6);
+    expect(delays().slice(0, 6)).toEqual([2, 4, 8, 16, 16, 16]);
+    expect(draws.length).toBeGreaterThanOrEqual(6);
+  });
+
   it("drops beyond the byte bound; a dropped snapshot chunk is reported for reportSnapshot", async () => {
     const transport = resources.transport({
       nodeId: 1,
