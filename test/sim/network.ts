@@ -81,6 +81,8 @@ export class NetworkStats {
   sentByNode = new Map<number, number>();
   /** Entries carried by APPEND messages. */
   appendEntriesSent = 0;
+  /** APPEND_RESPONSE messages with reject set (conflicts found by the consistency check). */
+  appendRejectionsSent = 0;
   snapshotChunksSent = 0;
   snapshotBytesSent = 0;
   delivered = 0;
@@ -98,7 +100,7 @@ export class NetworkStats {
 
   describe(): string {
     const parts = this.sentByType.flatMap((count, type) => (count > 0 ? [`${MESSAGE_TYPE_NAMES[type]}=${count}`] : []));
-    return `${parts.join(" ")} entries=${this.appendEntriesSent} dropped=${this.dropped} duplicated=${this.duplicated}`;
+    return `${parts.join(" ")} entries=${this.appendEntriesSent} rejections=${this.appendRejectionsSent} dropped=${this.dropped} duplicated=${this.duplicated}`;
   }
 }
 
@@ -113,6 +115,13 @@ export interface NetworkOptions {
   nodeIds: readonly number[];
   faults?: NetworkFaults;
 }
+
+/**
+ * Bound on messages in flight at once. A correct core with flow control stays far
+ * below it; reaching it means a message storm (for example a reject/resend loop
+ * amplified by duplication), reported as a failure rather than left to run for hours.
+ */
+export const IN_FLIGHT_MESSAGES_MAX = 20_000;
 
 export class Network {
   readonly nodeIds: readonly number[];
@@ -189,6 +198,7 @@ export class Network {
     stats.sentByType[message.type] = (stats.sentByType[message.type] ?? 0) + 1;
     stats.sentByNode.set(message.from, (stats.sentByNode.get(message.from) ?? 0) + 1);
     if (message.type === MessageType.APPEND) stats.appendEntriesSent += message.entries.length;
+    if (message.type === MessageType.APPEND_RESPONSE && message.reject) stats.appendRejectionsSent += 1;
     if (message.snapshot) {
       stats.snapshotChunksSent += 1;
       stats.snapshotBytesSent += message.snapshot.data.length;
@@ -207,6 +217,9 @@ export class Network {
     if (this.rng.chance(faults.duplicateProbability)) {
       copies = 2;
       stats.duplicated += 1;
+    }
+    if (this.queue.size + copies > IN_FLIGHT_MESSAGES_MAX) {
+      throw new Error(`network: more than ${IN_FLIGHT_MESSAGES_MAX} messages in flight (message storm; last sent: ${MESSAGE_TYPE_NAMES[message.type]} ${message.from}->${message.to})`);
     }
     for (let c = 0; c < copies; c++) {
       const delay = this.rng.chance(faults.longDelayProbability)

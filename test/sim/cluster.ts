@@ -1,0 +1,262 @@
+/**
+ * N simulated nodes, the network between them, the checkers and a client workload,
+ * all driven by one seed and one virtual clock.
+ *
+ * One `tick()`:
+ *   1. advance the clock and deliver the messages due (to live nodes only);
+ *   2. tick every live core;
+ *   3. run the registered per-tick hooks (client workload, fault injection);
+ *   4. pump every node's host loop (Readies taken, made durable when due, applied);
+ *   5. run the per-tick checkers on every live node.
+ * Any exception (a checker's, the core's, the host's) is rethrown as a
+ * SimulationFailure that names the seed, the tick and how to replay it.
+ */
+import { MessageType } from "../../src/proto/schema.js";
+import type { Entry, ReadState, SoftState } from "../../src/raft/types.js";
+import { Checkers } from "./checkers.js";
+import { Network, RELIABLE_NETWORK, type NetworkFaults } from "./network.js";
+import { NodeHost, type CoreSettings, type HostObserver } from "./node-host.js";
+import { Rng } from "./rng.js";
+import { VirtualClock } from "./time.js";
+import { Workload, DEFAULT_WORKLOAD, type WorkloadOptions } from "./workload.js";
+
+export interface ClusterOptions {
+  seed: number;
+  /** Names the test in failure messages (used in the replay command). */
+  testName: string;
+  nodeCount: number;
+  core?: CoreSettings;
+  network?: NetworkFaults;
+  persistDelayTicksMax?: number;
+  crashDuringPersistProbability?: number;
+  snapshotEveryAppliedEntries?: number;
+  snapshotPaddingBytes?: number;
+  workload?: Partial<WorkloadOptions>;
+}
+
+export const DEFAULT_CORE_SETTINGS: CoreSettings = {
+  electionTimeoutTicks: 10,
+  heartbeatIntervalTicks: 1,
+};
+
+export class SimulationFailure extends Error {
+  constructor(
+    readonly seed: number,
+    readonly tick: number,
+    testName: string,
+    cause: unknown,
+  ) {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    super(
+      `simulation failed: seed ${seed}, tick ${tick}: ${detail}\n` +
+        `  replay: RAFTWAL_SIM_SEED=${seed} npx vitest run --config test/vitest.config.ts test/sim -t "${testName}"`,
+      { cause },
+    );
+    this.name = "SimulationFailure";
+  }
+}
+
+export class Cluster implements HostObserver {
+  readonly seed: number;
+  readonly testName: string;
+  readonly clock = new VirtualClock();
+  readonly rng: Rng;
+  readonly network: Network;
+  readonly checkers: Checkers;
+  readonly nodes: NodeHost[];
+  readonly ids: number[];
+  readonly workload: Workload;
+  /** Called at step 3 of every tick. */
+  readonly tickHooks: (() => void)[] = [];
+  /** Extra observers of applies and reads (tests). */
+  readonly applyListeners: ((node: NodeHost, entry: Entry) => void)[] = [];
+  readonly readListeners: ((node: NodeHost, readState: ReadState) => void)[] = [];
+  /** Every (term, leader) seen, in order. */
+  readonly leaderHistory: { tick: number; term: number; leader: number }[] = [];
+
+  constructor(readonly options: ClusterOptions) {
+    this.seed = options.seed;
+    this.testName = options.testName;
+    this.rng = new Rng(options.seed);
+    this.ids = Array.from({ length: options.nodeCount }, (_, i) => i + 1);
+    this.checkers = new Checkers(this.clock);
+    this.network = new Network({ rng: this.rng.derive("network"), clock: this.clock, nodeIds: this.ids, faults: options.network ?? RELIABLE_NETWORK });
+    const core = { ...DEFAULT_CORE_SETTINGS, ...options.core };
+    this.nodes = this.ids.map(
+      (id) =>
+        new NodeHost({
+          id,
+          voters: this.ids,
+          rng: this.rng.derive(`node-${id}`),
+          clock: this.clock,
+          checkers: this.checkers,
+          send: (message) => this.network.send(message),
+          observer: this,
+          core,
+          persistDelayTicksMax: options.persistDelayTicksMax ?? 0,
+          crashDuringPersistProbability: options.crashDuringPersistProbability ?? 0,
+          snapshotEveryAppliedEntries: options.snapshotEveryAppliedEntries ?? 0,
+          snapshotPaddingBytes: options.snapshotPaddingBytes ?? 0,
+        }),
+    );
+    this.workload = new Workload(this.rng.derive("workload"), this.clock, () => this.nodes, { ...DEFAULT_WORKLOAD, ...options.workload });
+    this.workload.enabled = false;
+    this.tickHooks.push(() => this.workload.step());
+    this.guard(() => {
+      for (const node of this.nodes) node.start();
+    });
+  }
+
+  node(id: number): NodeHost {
+    const node = this.nodes[id - 1];
+    if (!node) throw new Error(`no node ${id}`);
+    return node;
+  }
+
+  now(): number {
+    return this.clock.now();
+  }
+
+  /** Runs `action`, turning any exception into a SimulationFailure naming the seed. */
+  guard<T>(action: () => T): T {
+    try {
+      return action();
+    } catch (error) {
+      if (error instanceof SimulationFailure) throw error;
+      throw new SimulationFailure(this.seed, this.clock.now(), this.testName, error);
+    }
+  }
+
+  /** Throws a SimulationFailure (for liveness failures and test assertions on the run). */
+  fail(message: string): never {
+    throw new SimulationFailure(this.seed, this.clock.now(), this.testName, new Error(message));
+  }
+
+  onApplied(node: NodeHost, entry: Entry): void {
+    this.workload.onApplied(node, entry);
+    for (const listener of this.applyListeners) listener(node, entry);
+  }
+
+  onReadServed(node: NodeHost, readState: ReadState): void {
+    this.workload.onReadServed(node, readState);
+    for (const listener of this.readListeners) listener(node, readState);
+  }
+
+  tick(): void {
+    this.guard(() => {
+      this.clock.advance();
+      for (const message of this.network.deliverDue()) {
+        const node = this.node(message.to);
+        if (node.alive) node.receive(message);
+      }
+      for (const node of this.nodes) node.tick();
+      for (const hook of this.tickHooks) hook();
+      this.pumpAndCheck();
+    });
+  }
+
+  /** Steps 4 and 5 of a tick; also useful right after a test acted on a core. */
+  pumpAndCheck(): void {
+    this.guard(() => {
+      for (const node of this.nodes) node.pump();
+      for (const node of this.nodes) {
+        if (!node.alive) continue;
+        const core = node.raft();
+        const soft = core.softState();
+        this.checkers.observeNodeState(node.id, soft, core.hardState(), node.disk.storage);
+        if (soft.role === "leader") {
+          const last = this.leaderHistory[this.leaderHistory.length - 1];
+          if (!last || last.term !== soft.term || last.leader !== node.id) this.leaderHistory.push({ tick: this.now(), term: soft.term, leader: node.id });
+        }
+      }
+    });
+  }
+
+  run(ticks: number): void {
+    for (let i = 0; i < ticks; i++) this.tick();
+  }
+
+  /** Ticks until `done()` holds; fails the run (with the seed) after `ticksMax`. Returns the ticks taken. */
+  runUntil(done: () => boolean, ticksMax: number, what: string): number {
+    for (let i = 0; i <= ticksMax; i++) {
+      if (this.guard(done)) return i;
+      this.tick();
+    }
+    return this.fail(`liveness: ${what} not reached within ${ticksMax} ticks`);
+  }
+
+  // ---- views ----
+
+  soft(id: number): SoftState | undefined {
+    const node = this.node(id);
+    return node.alive ? node.raft().softState() : undefined;
+  }
+
+  /** Live nodes that believe they lead, highest term first. */
+  leaders(): NodeHost[] {
+    return this.nodes
+      .filter((n) => n.alive && n.raft().softState().role === "leader")
+      .sort((a, b) => b.raft().softState().term - a.raft().softState().term);
+  }
+
+  /**
+   * The leader recognized by a majority of the voters (live, connected to it, in its
+   * term, naming it leader), or undefined.
+   */
+  stableLeader(): NodeHost | undefined {
+    for (const leader of this.leaders()) {
+      const term = leader.raft().softState().term;
+      let followers = 1; // the leader itself
+      for (const node of this.nodes) {
+        if (node === leader || !node.alive || !this.network.connected(node.id, leader.id)) continue;
+        const soft = node.raft().softState();
+        if (soft.term === term && soft.leader === leader.id) followers++;
+      }
+      if (followers * 2 > this.nodes.length) return leader;
+    }
+    return undefined;
+  }
+
+  // ---- faults ----
+
+  crash(id: number): void {
+    this.node(id).crash();
+  }
+
+  restart(id: number): void {
+    this.guard(() => this.node(id).start());
+  }
+
+  liveIds(): number[] {
+    return this.nodes.filter((n) => n.alive).map((n) => n.id);
+  }
+
+  /** Messages of `type` sent since the last reset (all types when omitted). */
+  sent(type?: MessageType): number {
+    return this.network.stats.sent(type);
+  }
+
+  // ---- proposals made directly by tests ----
+
+  /** Proposes `command` on node `id` (must be leader) and tracks it in the workload. */
+  propose(id: number, command: string): { index: number; term: number } {
+    const position = this.guard(() => this.node(id).raft().propose(new TextEncoder().encode(command)));
+    this.workload.track(id, position.index, position.term, command);
+    return position;
+  }
+
+  /** Whether `command` was acknowledged (applied at its index with its term on the proposer). */
+  acked(command: string): boolean {
+    return this.workload.ackedAt.has(command);
+  }
+
+  /** Nodes (live or not) whose state machine holds `command`. */
+  holders(command: string): number[] {
+    return this.nodes.filter((n) => n.alive && n.stateMachine.has(command)).map((n) => n.id);
+  }
+
+  /** Highest applied index over live nodes. */
+  appliedMax(): number {
+    return Math.max(0, ...this.nodes.filter((n) => n.alive).map((n) => n.stateMachine.appliedIndex));
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Small building blocks for the scenario tests: wait for a leader, commit a command
+ * through whoever leads, wait until nodes applied an index. Every wait is bounded in
+ * ticks and fails the run with its seed when the bound is reached.
+ */
+import { Cluster, type ClusterOptions } from "./cluster.js";
+import type { NodeHost } from "./node-host.js";
+import { describeCluster } from "./simulation.js";
+
+export function makeCluster(options: Partial<ClusterOptions> & { seed: number; testName: string }): Cluster {
+  console.log(`[sim] ${options.testName}: seed ${options.seed}`);
+  return new Cluster({ nodeCount: 3, ...options });
+}
+
+/** Ticks until a leader recognized by a majority exists; returns it. */
+export function waitForLeader(cluster: Cluster, ticksMax = 300): NodeHost {
+  for (let i = 0; i <= ticksMax; i++) {
+    const leader = cluster.stableLeader();
+    if (leader) return leader;
+    cluster.tick();
+  }
+  return cluster.fail(`no stable leader within ${ticksMax} ticks\n${describeCluster(cluster)}`);
+}
+
+/** Ticks until `done()` holds; fails with the cluster's state after `ticksMax`. */
+export function waitFor(cluster: Cluster, done: () => boolean, ticksMax: number, what: string): number {
+  for (let i = 0; i <= ticksMax; i++) {
+    if (cluster.guard(done)) return i;
+    cluster.tick();
+  }
+  return cluster.fail(`${what} not reached within ${ticksMax} ticks\n${describeCluster(cluster)}`);
+}
+
+/**
+ * Proposes `command` through the current stable leader, retrying (as the same
+ * command on a new leader) until it is acknowledged; returns its index and term.
+ */
+export function commit(cluster: Cluster, command: string, ticksMax = 500): { index: number; term: number } {
+  const start = cluster.now();
+  let proposedOn = 0;
+  let proposedTick = -Infinity;
+  for (;;) {
+    const acked = cluster.workload.ackedAt.get(command);
+    if (acked) return acked;
+    if (cluster.now() - start > ticksMax) cluster.fail(`"${command}" not acknowledged within ${ticksMax} ticks\n${describeCluster(cluster)}`);
+    const leader = cluster.stableLeader();
+    const leaderChanged = leader && leader.id !== proposedOn;
+    if (leader && (leaderChanged || cluster.now() - proposedTick > 100)) {
+      if (cluster.workload.tryProposeCommand(leader, command)) {
+        proposedOn = leader.id;
+        proposedTick = cluster.now();
+      }
+    }
+    cluster.tick();
+  }
+}
+
+/** Ticks until every listed node (default: all) is live and applied at least `index`. */
+export function waitApplied(cluster: Cluster, index: number, ids: readonly number[] = cluster.ids, ticksMax = 500): void {
+  waitFor(cluster, () => ids.every((id) => cluster.node(id).alive && cluster.node(id).stateMachine.appliedIndex >= index), ticksMax, `nodes ${ids.join(",")} applied ${index}`);
+}
+
+/** The other node ids. */
+export function others(cluster: Cluster, ...ids: number[]): number[] {
+  return cluster.ids.filter((id) => !ids.includes(id));
+}

@@ -1,0 +1,276 @@
+/**
+ * Hosts one Raft core exactly as the host loop in src/raft/types.ts describes:
+ * take a Ready, send its messages at once, make its snapshot chunks, snapshot,
+ * entries and hard state durable on the simulated disk, apply committed entries to
+ * the state machine, serve read states, then advance.
+ *
+ * Making a Ready durable can be postponed by a random number of ticks (the core
+ * keeps ticking and stepping meanwhile), which exercises the window between
+ * `ready()` and `advance()`. A crash can happen at any moment: between ticks (an
+ * outstanding Ready is lost with everything else in memory) or inside the
+ * persistence of a Ready, after any of its durable steps. A restart builds a new core
+ * from the disk alone, with the state machine restored from the newest snapshot and
+ * `appliedIndex` at its index; the core hands the log tail out again.
+ *
+ * The application compacts: every `snapshotEveryAppliedEntries` applied entries it
+ * serializes its state machine as a snapshot, stores it, compacts the log and tells
+ * the core (`snapshotTaken`).
+ */
+import { createRaft } from "../../src/raft/index.js";
+import type { Entry, Message, RaftConfig, RaftCore, ReadState, Ready } from "../../src/raft/types.js";
+import type { Checkers } from "./checkers.js";
+import { SimDisk } from "./disk.js";
+import type { Rng } from "./rng.js";
+import { StateMachine } from "./state-machine.js";
+import type { VirtualClock } from "./time.js";
+
+/** Where, inside the persistence of a Ready, a crash may strike. */
+export const CRASH_POINTS = ["before-persist", "after-chunks", "after-snapshot", "after-entries", "after-hard-state", "after-apply"] as const;
+export type CrashPoint = (typeof CRASH_POINTS)[number];
+
+/** Core settings a test may choose (the host supplies id, voters, storage, random, appliedIndex). */
+export type CoreSettings = Omit<RaftConfig, "id" | "voters" | "storage" | "random" | "appliedIndex">;
+
+export interface HostObserver {
+  /** `entry` was applied on `node` (no-ops included). */
+  onApplied(node: NodeHost, entry: Entry): void;
+  /** A read became servable on `node`; its state machine is at least at `readState.index`. */
+  onReadServed(node: NodeHost, readState: ReadState): void;
+}
+
+export interface NodeHostOptions {
+  id: number;
+  voters: readonly number[];
+  rng: Rng;
+  clock: VirtualClock;
+  checkers: Checkers;
+  send: (message: Message) => void;
+  observer: HostObserver;
+  core: CoreSettings;
+  /** A Ready is made durable 0..this many ticks after it is taken. */
+  persistDelayTicksMax: number;
+  /** Probability, per Ready made durable, of crashing somewhere inside its persistence. */
+  crashDuringPersistProbability: number;
+  /** Take an application snapshot every this many applied entries (0: never). */
+  snapshotEveryAppliedEntries: number;
+  /** Padding added to each application snapshot (to make large snapshots). */
+  snapshotPaddingBytes: number;
+}
+
+interface PendingReady {
+  ready: Ready;
+  persistTick: number;
+}
+
+/** Bound on Readies handled for one node in one pump (each one is real work). */
+const READIES_PER_PUMP_MAX = 64;
+
+export class NodeHost {
+  readonly id: number;
+  readonly disk = new SimDisk();
+  alive = false;
+  incarnation = 0;
+  crashes = 0;
+  /** The application state machine (volatile: rebuilt from disk on restart). */
+  stateMachine = new StateMachine();
+  readiesHandled = 0;
+  /** Set by a test to crash at the given point while persisting the next Ready. */
+  crashAtNextPersist: CrashPoint | undefined;
+  private core: RaftCore | undefined;
+  private pending: PendingReady | undefined;
+  private readonly waitingReads: ReadState[] = [];
+
+  constructor(private readonly options: NodeHostOptions) {
+    this.id = options.id;
+  }
+
+  /** The running core; throws when the node is down. */
+  raft(): RaftCore {
+    if (!this.core) throw new Error(`node ${this.id} is down`);
+    return this.core;
+  }
+
+  /** Updates the host-side knobs (delays, crash probability, compaction cadence). */
+  configure(update: Partial<Pick<NodeHostOptions, "persistDelayTicksMax" | "crashDuringPersistProbability" | "snapshotEveryAppliedEntries" | "snapshotPaddingBytes">>): void {
+    Object.assign(this.options, update);
+  }
+
+  /** Starts (or restarts) the node from what its disk holds. */
+  start(): void {
+    if (this.alive) throw new Error(`node ${this.id} already running`);
+    this.incarnation += 1;
+    const storage = this.disk.storage;
+    const snapshot = storage.snapshotMeta();
+    this.stateMachine = snapshot.index > 0 ? StateMachine.deserialize(this.disk.readSnapshotData()) : new StateMachine();
+    const hard = storage.hardState();
+    this.options.checkers.onStart(this.id, snapshot.index, hard);
+    if (snapshot.index > 0) this.options.checkers.onRestore(this.id, snapshot, this.stateMachine.hash, this.stateMachine.appliedIndex, hard.term);
+    this.core = createRaft({
+      ...this.options.core,
+      id: this.id,
+      voters: [...this.options.voters],
+      storage,
+      random: this.options.rng.derive(`core-${this.incarnation}`).asRandomFunction(),
+      appliedIndex: snapshot.index,
+    });
+    this.pending = undefined;
+    this.waitingReads.length = 0;
+    this.alive = true;
+  }
+
+  /** Loses everything not on disk. */
+  crash(): void {
+    if (!this.alive) return;
+    this.alive = false;
+    this.crashes += 1;
+    this.core = undefined;
+    this.pending = undefined;
+    this.waitingReads.length = 0;
+    this.stateMachine = new StateMachine();
+    this.crashAtNextPersist = undefined;
+  }
+
+  tick(): void {
+    if (this.core) this.core.tick();
+  }
+
+  receive(message: Message): void {
+    if (this.core) this.core.step(message);
+  }
+
+  /** Handles Readies: takes one when none is outstanding, makes it durable when its time has come. */
+  pump(): void {
+    for (let round = 0; round < READIES_PER_PUMP_MAX; round++) {
+      if (!this.core) return;
+      if (this.pending) {
+        if (this.pending.persistTick > this.options.clock.now()) {
+          this.sendEarlyMessages();
+          return;
+        }
+        const { ready } = this.pending;
+        this.pending = undefined;
+        this.persistApplyAdvance(ready);
+        continue;
+      }
+      if (!this.core.hasReady()) return;
+      const ready = this.core.ready();
+      this.readiesHandled += 1;
+      for (const message of ready.messages) {
+        if (message.from !== this.id) throw new Error(`node ${this.id} emitted a message from ${message.from}`);
+        this.options.send(message);
+      }
+      const delay = this.options.persistDelayTicksMax > 0 ? this.options.rng.between(0, this.options.persistDelayTicksMax) : 0;
+      this.pending = { ready, persistTick: this.options.clock.now() + delay };
+    }
+  }
+
+  /**
+   * While a Ready waits to become durable, send the messages the core already
+   * considers safe (heartbeats, appends, vote requests) through `takeMessages()`,
+   * as the node runtime does: a slow disk must not hold back elections or heartbeats.
+   */
+  private sendEarlyMessages(): void {
+    if (!this.core) return;
+    for (const message of this.core.takeMessages()) {
+      if (message.from !== this.id) throw new Error(`node ${this.id} emitted a message from ${message.from}`);
+      this.options.send(message);
+    }
+  }
+
+  private pickCrashPoint(): CrashPoint | undefined {
+    const forced = this.crashAtNextPersist;
+    if (forced) {
+      this.crashAtNextPersist = undefined;
+      return forced;
+    }
+    if (!this.options.rng.chance(this.options.crashDuringPersistProbability)) return undefined;
+    return this.options.rng.pick(CRASH_POINTS);
+  }
+
+  /** Steps 4-6 of the host loop, with an optional crash after any durable step. */
+  private persistApplyAdvance(ready: Ready): void {
+    const crashPoint = this.pickCrashPoint();
+    const { checkers } = this.options;
+    const disk = this.disk;
+    const storage = disk.storage;
+    if (crashPoint === "before-persist") return this.crash();
+
+    for (const chunk of ready.snapshotChunks) disk.writeSnapshotChunk(chunk);
+    if (crashPoint === "after-chunks") return this.crash();
+
+    let snapshotData: Uint8Array | undefined;
+    if (ready.snapshot) {
+      snapshotData = disk.installSnapshot(ready.snapshot);
+      checkers.afterDurableSnapshot(this.id, ready.snapshot, storage.hardState().term);
+    }
+    if (crashPoint === "after-snapshot") return this.crash();
+
+    if (ready.entries.length > 0) {
+      checkers.beforeDurableEntries(this.id, storage, ready.entries);
+      disk.appendEntries(ready.entries);
+      checkers.afterDurableEntries(this.id, storage, ready.entries);
+    }
+    if (crashPoint === "after-entries") return this.crash();
+
+    if (ready.hardState) {
+      disk.setHardState(ready.hardState);
+      checkers.afterDurableHardState(this.id, ready.hardState, storage);
+    }
+    if (crashPoint === "after-hard-state") return this.crash();
+
+    const hardTerm = storage.hardState().term;
+    if (ready.snapshot && snapshotData) {
+      this.stateMachine = StateMachine.deserialize(snapshotData);
+      checkers.onRestore(this.id, ready.snapshot, this.stateMachine.hash, this.stateMachine.appliedIndex, hardTerm);
+    }
+    for (const entry of ready.committedEntries) {
+      this.stateMachine.apply(entry.index, entry.data);
+      checkers.onApply(this.id, entry, this.stateMachine.hash, storage, hardTerm);
+      this.options.observer.onApplied(this, entry);
+      if (!this.core) return; // an observer crashed the node
+    }
+    this.waitingReads.push(...ready.readStates);
+    this.serveReads();
+    if (crashPoint === "after-apply") return this.crash();
+
+    this.core!.advance(ready);
+    this.maybeCompact();
+  }
+
+  private serveReads(): void {
+    let kept = 0;
+    for (const readState of this.waitingReads) {
+      if (readState.index <= this.stateMachine.appliedIndex) this.options.observer.onReadServed(this, readState);
+      else this.waitingReads[kept++] = readState;
+    }
+    this.waitingReads.length = kept;
+  }
+
+  /** Application-side compaction (section 7): snapshot the state machine, compact, tell the core. */
+  private maybeCompact(): void {
+    const every = this.options.snapshotEveryAppliedEntries;
+    if (every <= 0 || !this.core) return;
+    const storage = this.disk.storage;
+    const applied = this.stateMachine.appliedIndex;
+    if (applied - storage.snapshotMeta().index < every) return;
+    this.snapshotNow();
+  }
+
+  /** Takes an application snapshot at the applied index right now. */
+  snapshotNow(): void {
+    const core = this.raft();
+    if (this.pending) throw new Error("snapshotNow with a Ready outstanding");
+    const storage = this.disk.storage;
+    const applied = this.stateMachine.appliedIndex;
+    if (applied <= storage.snapshotMeta().index) return;
+    const data = this.stateMachine.serialize(this.options.snapshotPaddingBytes);
+    const meta = { index: applied, term: storage.term(applied), voters: [...this.options.voters], sizeBytes: data.length };
+    this.disk.takeSnapshot(meta, data, applied);
+    core.snapshotTaken(meta);
+  }
+
+  /** True when no Ready is outstanding and the core has nothing to hand out. */
+  idle(): boolean {
+    return !!this.core && !this.pending && !this.core.hasReady();
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * A randomized run: a safety phase with faults drawn from the seed (crashes,
+ * restarts, crashes inside persistence, partitions, isolation, an unreliable
+ * network) under client load, then a liveness phase with faults off in which the
+ * cluster must converge: a leader within a bounded number of ticks, every node
+ * applying everything, and every acknowledged command in every node's state machine
+ * and log.
+ */
+import { Cluster, type ClusterOptions } from "./cluster.js";
+import { RELIABLE_NETWORK, type NetworkFaults } from "./network.js";
+import type { Rng } from "./rng.js";
+import { encodeCommand } from "./state-machine.js";
+
+export interface FaultPlan {
+  network: NetworkFaults;
+  /** Per tick: crash one random live node (never more than `downMax` down). */
+  crashProbability: number;
+  downMax: number;
+  /** Per tick: crash the node that currently leads (Figure 8 style), within `downMax`. */
+  leaderCrashProbability: number;
+  /** Per tick: restart one random crashed node. */
+  restartProbability: number;
+  /** Per Ready: crash somewhere inside its persistence (counts toward `downMax`). */
+  crashDuringPersistProbability: number;
+  /** Per tick: split the nodes into random groups / heal / isolate one node. */
+  partitionProbability: number;
+  healProbability: number;
+  isolateProbability: number;
+}
+
+export const NO_FAULTS: FaultPlan = {
+  network: RELIABLE_NETWORK,
+  crashProbability: 0,
+  downMax: 0,
+  leaderCrashProbability: 0,
+  restartProbability: 0,
+  crashDuringPersistProbability: 0,
+  partitionProbability: 0,
+  healProbability: 0,
+  isolateProbability: 0,
+};
+
+export interface SimulationOptions extends ClusterOptions {
+  faults: FaultPlan;
+  safetyTicks: number;
+  /** After faults stop, a stable leader must appear within this many ticks. */
+  electionTicksMax: number;
+  /** ... and the cluster must converge within this many more. */
+  convergenceTicksMax: number;
+  /** Called on the cluster before the run starts (extra hooks, listeners). */
+  setup?: (cluster: Cluster) => void;
+}
+
+export interface SimulationReport {
+  seed: number;
+  ticks: number;
+  acked: number;
+  proposals: number;
+  crashes: number;
+  terms: number;
+  readsServed: number;
+  snapshotsInstalled: number;
+  electionTicks: number;
+  convergenceTicks: number;
+}
+
+/** Random groups: 2 or 3 non-empty groups (the nodes shuffled). */
+export function randomPartition(rng: Rng, ids: readonly number[]): number[][] {
+  const shuffled = rng.shuffled(ids);
+  const groupCount = Math.min(shuffled.length, rng.between(2, 3));
+  const cuts = new Set<number>();
+  while (cuts.size < groupCount - 1) cuts.add(rng.between(1, shuffled.length - 1));
+  const sortedCuts = [...cuts].sort((a, b) => a - b);
+  const groups: number[][] = [];
+  let start = 0;
+  for (const cut of [...sortedCuts, shuffled.length]) {
+    groups.push(shuffled.slice(start, cut));
+    start = cut;
+  }
+  return groups;
+}
+
+/** Installs the fault injector as a tick hook; returns a switch to turn it off. */
+export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => void } {
+  const rng = cluster.rng.derive("faults");
+  let active = true;
+  cluster.network.setFaults(plan.network);
+  for (const node of cluster.nodes) node.configure({ crashDuringPersistProbability: plan.crashDuringPersistProbability });
+  cluster.tickHooks.push(() => {
+    if (!active) return;
+    const live = cluster.nodes.filter((n) => n.alive);
+    const down = cluster.nodes.filter((n) => !n.alive);
+    if (down.length > 0 && rng.chance(plan.restartProbability)) cluster.restart(rng.pick(down).id);
+    else if (live.length > 0 && down.length < plan.downMax && rng.chance(plan.crashProbability)) cluster.crash(rng.pick(live).id);
+    else if (down.length < plan.downMax && rng.chance(plan.leaderCrashProbability)) {
+      const leader = cluster.leaders()[0];
+      if (leader) cluster.crash(leader.id);
+    }
+    if (rng.chance(plan.partitionProbability)) cluster.network.partition(randomPartition(rng, cluster.ids));
+    else if (rng.chance(plan.healProbability)) cluster.network.heal();
+    else if (rng.chance(plan.isolateProbability)) cluster.network.isolate(rng.pick(cluster.ids));
+    // A crash inside persistence may take more nodes down than downMax; bring one back.
+    if (cluster.nodes.filter((n) => !n.alive).length > plan.downMax) cluster.restart(rng.pick(cluster.nodes.filter((n) => !n.alive)).id);
+  });
+  return {
+    stop: () => {
+      active = false;
+      cluster.network.heal();
+      cluster.network.setFaults(RELIABLE_NETWORK);
+      for (const node of cluster.nodes) node.configure({ crashDuringPersistProbability: 0 });
+      for (const node of cluster.nodes) if (!node.alive) cluster.restart(node.id);
+    },
+  };
+}
+
+/** One line per node, for failure messages. */
+export function describeCluster(cluster: Cluster): string {
+  return cluster.nodes
+    .map((n) => {
+      if (!n.alive) return `  node ${n.id}: down`;
+      const soft = n.raft().softState();
+      const hard = n.raft().hardState();
+      const storage = n.disk.storage;
+      return `  node ${n.id}: ${soft.role} term ${soft.term} leader ${soft.leader} commit ${hard.commit} applied ${n.stateMachine.appliedIndex} log [${storage.firstIndex()}..${storage.lastIndex()}] snapshot ${storage.snapshotMeta().index}`;
+    })
+    .join("\n");
+}
+
+/**
+ * Liveness: with faults off, a leader within `electionTicksMax`, then a probe
+ * command acknowledged and every node applied up to it within `convergenceTicksMax`.
+ */
+export function converge(cluster: Cluster, electionTicksMax: number, convergenceTicksMax: number): { electionTicks: number; convergenceTicks: number } {
+  const within = (done: () => boolean, ticksMax: number, what: string): number => {
+    for (let i = 0; i <= ticksMax; i++) {
+      if (cluster.guard(done)) return i;
+      cluster.tick();
+    }
+    return cluster.fail(`liveness: ${what} not reached within ${ticksMax} ticks\n${describeCluster(cluster)}`);
+  };
+  const electionTicks = within(() => cluster.stableLeader() !== undefined, electionTicksMax, "a stable leader after faults stopped");
+  // Probe: a fresh command through the leader, retried (as a new command) if it does not commit.
+  const probeRetryTicks = 100;
+  let probe: string | undefined;
+  let probeTick = -Infinity;
+  const converged = (): boolean => {
+    const acked = probe !== undefined ? cluster.workload.ackedAt.get(probe) : undefined;
+    if (!acked) {
+      const leader = cluster.stableLeader();
+      if (leader && cluster.now() - probeTick >= probeRetryTicks) {
+        probe = `probe-${cluster.now()}`;
+        probeTick = cluster.now();
+        cluster.workload.tryProposeCommand(leader, probe);
+      }
+      return false;
+    }
+    return cluster.nodes.every((n) => n.alive && n.stateMachine.appliedIndex >= acked.index);
+  };
+  const convergenceTicks = within(converged, convergenceTicksMax, "convergence (a probe command applied on every node)");
+  checkAckedEverywhere(cluster);
+  return { electionTicks, convergenceTicks };
+}
+
+/** Every acknowledged command is in every node's state machine, and in its log unless compacted. */
+export function checkAckedEverywhere(cluster: Cluster): void {
+  cluster.guard(() => {
+    for (const command of cluster.workload.acked) {
+      const at = cluster.workload.ackedAt.get(command)!;
+      for (const node of cluster.nodes) {
+        if (!node.stateMachine.has(command)) cluster.fail(`acknowledged "${command}" (index ${at.index}) missing from node ${node.id}'s state machine`);
+        const storage = node.disk.storage;
+        if (at.index > storage.snapshotMeta().index) {
+          if (at.index > storage.lastIndex()) cluster.fail(`acknowledged "${command}" (index ${at.index}) beyond node ${node.id}'s log`);
+          const [entry] = storage.entries(at.index, at.index + 1, Number.MAX_SAFE_INTEGER);
+          if (!entry || entry.term !== at.term || new TextDecoder().decode(entry.data) !== command) {
+            cluster.fail(`node ${node.id}'s log lacks acknowledged "${command}" at index ${at.index}`);
+          }
+        }
+      }
+    }
+  });
+}
+
+export function runSimulation(options: SimulationOptions): SimulationReport {
+  console.log(`[sim] ${options.testName}: seed ${options.seed}`);
+  const cluster = new Cluster(options);
+  options.setup?.(cluster);
+  const faults = injectFaults(cluster, options.faults);
+  cluster.workload.enabled = true;
+  cluster.run(options.safetyTicks);
+  faults.stop();
+  cluster.workload.enabled = false;
+  const { electionTicks, convergenceTicks } = converge(cluster, options.electionTicksMax, options.convergenceTicksMax);
+  return {
+    seed: options.seed,
+    ticks: cluster.now(),
+    acked: cluster.workload.acked.length,
+    proposals: cluster.workload.proposalsStarted,
+    crashes: cluster.nodes.reduce((sum, n) => sum + n.crashes, 0),
+    terms: cluster.leaderHistory.length,
+    readsServed: cluster.workload.readsServed,
+    snapshotsInstalled: cluster.nodes.reduce((sum, n) => sum + n.disk.snapshotsInstalled, 0),
+    electionTicks,
+    convergenceTicks,
+  };
+}
+
+export { encodeCommand };
