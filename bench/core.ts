@@ -1,0 +1,221 @@
+/**
+ * Raft core benchmark (`npm run bench:core`): a 3-node cluster in one process over
+ * MemoryStorage, no simulated delay. Measures committed entries per second (counted
+ * when the leader hands them out in Ready.committedEntries) with 1, 64 and 4096
+ * proposals in flight, 128-byte entries, and the heap used per million entries in
+ * flight. Prints a table and writes bench/results/core.json.
+ *
+ * The host loop is the one of src/raft/types.ts: for each node with a Ready, send its
+ * messages, persist (MemoryStorage), apply, advance, then send what advance released
+ * (takeMessages). Messages are delivered in FIFO order by reference (no encoding:
+ * this measures the core, not the codec or the network).
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+import type { Message } from "../src/proto/schema.js";
+import { createRaft, MemoryStorage, type RaftCore } from "../src/raft/index.js";
+
+const ENTRY_BYTES = 128;
+const VOTERS = [1, 2, 3];
+const INFLIGHT_CASES = [1, 64, 4096];
+/** Each case runs this long after its warm-up. */
+const MEASURE_MS = 2000;
+const WARMUP_MS = 300;
+/** Nodes snapshot and compact their log every this many applied entries (keeps memory flat). */
+const COMPACT_EVERY_ENTRIES = 1 << 16;
+const HEAP_ENTRIES = 1_000_000;
+
+interface BenchNode {
+  id: number;
+  core: RaftCore;
+  storage: MemoryStorage;
+  compactedTo: number;
+}
+
+function seeded(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
+class Cluster {
+  readonly nodes: BenchNode[];
+  private queue: Message[] = [];
+  /** Non-empty entries the leader handed out committed. */
+  committed = 0;
+
+  constructor() {
+    this.nodes = VOTERS.map((id) => {
+      const storage = new MemoryStorage();
+      const core = createRaft({ id, voters: VOTERS, storage, random: seeded(id), electionTimeoutTicks: 10 });
+      return { id, core, storage, compactedTo: 0 };
+    });
+  }
+
+  get leader(): RaftCore {
+    return this.nodes[0].core;
+  }
+
+  /** Ticks node 1 until it leads, pumping in between. */
+  elect(): void {
+    for (let i = 0; i < 200 && this.leader.softState().role !== "leader"; i++) {
+      this.leader.tick();
+      this.pump();
+    }
+    if (this.leader.softState().role !== "leader") throw new Error("node 1 did not become leader");
+    for (let i = 0; i < 5; i++) this.pump();
+  }
+
+  /** One round: every node handles its Ready, then every queued message is delivered. */
+  pump(): void {
+    const queue = this.queue;
+    for (const node of this.nodes) {
+      const core = node.core;
+      if (!core.hasReady()) continue;
+      const ready = core.ready();
+      for (const m of ready.messages) queue.push(m);
+      if (ready.entries.length > 0) node.storage.append(ready.entries);
+      if (ready.hardState) node.storage.setHardState(ready.hardState);
+      if (node.id === 1) {
+        const entries = ready.committedEntries;
+        for (let i = 0; i < entries.length; i++) if (entries[i].data.length > 0) this.committed += 1;
+      }
+      core.advance(ready);
+      for (const m of core.takeMessages()) queue.push(m);
+      this.maybeCompact(node);
+    }
+    if (queue.length === 0) return;
+    this.queue = [];
+    for (let i = 0; i < queue.length; i++) this.nodes[queue[i].to - 1].core.step(queue[i]);
+  }
+
+  private maybeCompact(node: BenchNode): void {
+    const applied = node.core.appliedIndex();
+    if (applied - node.compactedTo < COMPACT_EVERY_ENTRIES) return;
+    const meta = { index: applied, term: node.storage.term(applied), voters: VOTERS, sizeBytes: 0 };
+    node.storage.createSnapshot(meta, new Uint8Array(0));
+    node.storage.compact(applied);
+    node.core.snapshotTaken(meta);
+    node.compactedTo = applied;
+  }
+}
+
+interface ThroughputResult {
+  inflight: number;
+  committedEntries: number;
+  seconds: number;
+  entriesPerSecond: number;
+  pumpRounds: number;
+}
+
+function runThroughput(inflight: number): ThroughputResult {
+  const cluster = new Cluster();
+  cluster.elect();
+  const payload = new Uint8Array(ENTRY_BYTES).fill(7);
+  const leader = cluster.leader;
+  let proposed = 0;
+  let rounds = 0;
+  const loop = (untilMs: number) => {
+    while (performance.now() < untilMs) {
+      // Bounded batches of rounds between clock reads.
+      for (let r = 0; r < 64; r++) {
+        while (proposed - cluster.committed < inflight) {
+          leader.propose(payload);
+          proposed += 1;
+        }
+        cluster.pump();
+        rounds += 1;
+      }
+    }
+  };
+  loop(performance.now() + WARMUP_MS);
+  const startCommitted = cluster.committed;
+  const startRounds = rounds;
+  const start = performance.now();
+  loop(start + MEASURE_MS);
+  const seconds = (performance.now() - start) / 1000;
+  const committedEntries = cluster.committed - startCommitted;
+  return { inflight, committedEntries, seconds, entriesPerSecond: committedEntries / seconds, pumpRounds: rounds - startRounds };
+}
+
+function gc(): void {
+  const collect = (globalThis as { gc?: () => void }).gc;
+  if (collect) {
+    collect();
+    collect();
+  }
+}
+
+interface HeapResult {
+  entries: number;
+  heapUsedBytes: number;
+  externalBytes: number;
+  heapBytesPerMillionEntries: number;
+  heapPlusExternalBytesPerMillionEntries: number;
+  gcExposed: boolean;
+}
+
+/**
+ * Heap held for entries in flight: the leader accepts HEAP_ENTRIES proposals (each
+ * with its own 128-byte payload), persists them and sends what flow control allows;
+ * the followers hear nothing, so none commits.
+ */
+function measureHeap(): HeapResult {
+  const cluster = new Cluster();
+  cluster.elect();
+  const leader = cluster.leader;
+  gc();
+  const before = process.memoryUsage();
+  for (let i = 0; i < HEAP_ENTRIES; i++) leader.propose(new Uint8Array(ENTRY_BYTES));
+  const ready = leader.ready();
+  cluster.nodes[0].storage.append(ready.entries);
+  leader.advance(ready);
+  const held = [ready, leader.takeMessages()];
+  gc();
+  const after = process.memoryUsage();
+  if (held.length !== 2) throw new Error("unreachable");
+  const heapUsedBytes = after.heapUsed - before.heapUsed;
+  const externalBytes = after.external + after.arrayBuffers - before.external - before.arrayBuffers;
+  return {
+    entries: HEAP_ENTRIES,
+    heapUsedBytes,
+    externalBytes,
+    heapBytesPerMillionEntries: (heapUsedBytes / HEAP_ENTRIES) * 1e6,
+    heapPlusExternalBytesPerMillionEntries: ((heapUsedBytes + externalBytes) / HEAP_ENTRIES) * 1e6,
+    gcExposed: typeof (globalThis as { gc?: unknown }).gc === "function",
+  };
+}
+
+function main(): void {
+  const throughput = INFLIGHT_CASES.map((inflight) => {
+    gc();
+    return runThroughput(inflight);
+  });
+  const heap = measureHeap();
+  const targets = { 1: 100_000, 4096: 1_000_000 } as Record<number, number>;
+  console.log(`raft core, 3 nodes in one process, MemoryStorage, ${ENTRY_BYTES}-byte entries, node ${process.version}`);
+  console.log("");
+  console.log("in flight | committed entries/s | target      | entries   | seconds | pump rounds");
+  console.log("----------|---------------------|-------------|-----------|---------|------------");
+  for (const r of throughput) {
+    const target = targets[r.inflight];
+    const verdict = target === undefined ? "-" : `${r.entriesPerSecond >= target ? "met" : "MISSED"} ${target.toLocaleString("en-US")}`;
+    console.log(
+      `${String(r.inflight).padStart(9)} | ${Math.round(r.entriesPerSecond).toLocaleString("en-US").padStart(19)} | ${verdict.padEnd(11)} | ${String(r.committedEntries).padStart(9)} | ${r.seconds.toFixed(2).padStart(7)} | ${String(r.pumpRounds).padStart(10)}`,
+    );
+  }
+  console.log("");
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+  console.log(
+    `heap per million entries in flight: ${mib(heap.heapBytesPerMillionEntries)} MiB heap` +
+      ` (${mib(heap.heapPlusExternalBytesPerMillionEntries)} MiB with payload buffers)${heap.gcExposed ? "" : " [run with --expose-gc for stable numbers]"}`,
+  );
+  const results = { benchmark: "core", node: process.version, entryBytes: ENTRY_BYTES, measureMs: MEASURE_MS, throughput, heap };
+  const dir = new URL("../../bench/results/", import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(new URL("core.json", dir), JSON.stringify(results, null, 2) + "\n");
+}
+
+main();
