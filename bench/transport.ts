@@ -3,13 +3,13 @@
  * 256 bytes) and a heartbeat into a length-prefixed frame and back, side by side.
  *
  *   encode
- *     reflection + copy    frameCodec.encode (a fresh protobufjs Writer per call, which
- *                          sizes, allocates and copies out a body), then a second
+ *     fresh writer         frameCodec.encode (a fresh protobufjs Writer per call, which
+ *                          grows from 128 bytes and copies out a body), then a second
  *                          allocation and copy to put the 4-byte prefix in front.
- *                          This is what src/transport/framing.ts does.
- *     writer reuse         one long-lived Writer (reset per call), the body copied once
+ *     reused writer        one long-lived Writer (reset per call), the body copied once
  *                          into a buffer allocated with room for the prefix (finishInto).
- *     writer reuse, shared the same, but the 4-byte prefix written through the Writer
+ *                          This is what src/transport/framing.ts does.
+ *     shared view          the same, but the 4-byte prefix written through the Writer
  *                          (fixed32 placeholder patched to big-endian) and the result
  *                          a view of the Writer's buffer: no copy at all; only valid
  *                          until the next encode, so a socket would need it copied anyway.
@@ -25,16 +25,15 @@
  * to a specialised function at first use (util.codegen), the same code pbjs emits,
  * so no large difference is expected from it.
  *
- * Run: npm run build && npm run bench:transport. Writes bench/results/transport.json.
+ * Run: npm run bench:transport (builds first). Writes bench/results/transport.json.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { fileURLToPath } from "node:url";
 import protobuf from "protobufjs";
 import { emptyMessage, frameCodec, MessageType, type Frame, type Message } from "../src/proto/schema.js";
+import { frameType } from "../src/transport/frame-type.js";
 import { encodeFrame, FrameDecoder, FRAME_HEADER_BYTES } from "../src/transport/framing.js";
 
-const PROTO_PATH = fileURLToPath(new URL("../src/proto/raftwal.proto", import.meta.url));
 /** Relative to the working directory: npm scripts run at the package root. */
 const RESULTS_PATH = "bench/results/transport.json";
 /** Each measurement runs for this long; every case is warmed up once for as long. */
@@ -42,8 +41,7 @@ const MEASURE_MS = 150;
 /** Measurements per case, interleaved with the other cases; the median is reported. */
 const ROUNDS = 9;
 
-const root = protobuf.parse(readFileSync(PROTO_PATH, "utf8"), { keepCase: false }).root;
-const FrameType = root.lookupType("raftwal.Frame");
+const FrameType = frameType;
 
 function appendMessage(): Message {
   const entries = Array.from({ length: 10 }, (_, i) => ({ term: 5, index: 1_000_000 + i, type: 0 as const, data: Buffer.alloc(256, i) }));

@@ -39,9 +39,9 @@ const MESSAGE_TYPE_MAX = MessageType.READ_INDEX_RESPONSE;
 
 /**
  * A reused Writer's buffer is kept up to this size: 1 MiB. A fresh protobufjs Writer
- * starts at 128 bytes and doubles as it goes, so reuse makes a 2.7 KB append about 3
- * times cheaper to encode (bench/transport.ts); after a larger frame (a snapshot
- * chunk) the writer is replaced so its memory does not stay pinned.
+ * starts at 128 bytes and doubles as it goes, so reuse makes a 2.7 KB append 1.5 to 7
+ * times cheaper to encode depending on the run (bench/transport.ts); after a larger
+ * frame (a snapshot chunk) the writer is replaced so its memory does not stay pinned.
  */
 const WRITER_RETAINED_BYTES_MAX = 1024 * 1024;
 
