@@ -1,0 +1,123 @@
+/**
+ * RaftNode in-process: three nodes in this process on 127.0.0.1 (free ports), the KV
+ * state machine, real TCP. Storage is the in-memory file system where a test needs to
+ * fail an fsync, the real disk elsewhere.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { encodeCommand } from "../../src/kv/command.js";
+import { startKvNode, type KvNode, type KvPeerConfig } from "../../src/kv/kv-node.js";
+import { findFreeBasePort } from "../../src/node/local-cluster.js";
+import { silentLogger } from "../../src/node/logger.js";
+import { NotLeaderError } from "../../src/node/errors.js";
+import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
+import type { FileSystem } from "../../storage/fs/file-system.js";
+
+const running: KvNode[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const node of running.splice(0)) await node.close().catch(() => undefined);
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+async function startThree(options: { fs?: (id: number) => FileSystem; seed?: number } = {}): Promise<KvNode[]> {
+  const dir = await mkdtemp(join(tmpdir(), "raftwal-node-"));
+  dirs.push(dir);
+  const base = await findFreeBasePort(3);
+  const peers: KvPeerConfig[] = [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: base + id - 1, api: { host: "127.0.0.1", port: base + 99 + id } }));
+  const nodes = await Promise.all(
+    peers.map((peer) =>
+      startKvNode({
+        id: peer.id,
+        clusterId: "test",
+        peers,
+        dataDir: options.fs ? `/data/node-${peer.id}` : join(dir, `node-${peer.id}`),
+        storage: options.fs ? { fs: options.fs(peer.id) } : undefined,
+        tickMs: 10,
+        seed: (options.seed ?? 1) * 10 + peer.id,
+        snapshotEveryEntries: 25,
+        logger: silentLogger,
+      }),
+    ),
+  );
+  running.push(...nodes);
+  return nodes;
+}
+
+async function leaderOf(nodes: KvNode[], timeoutMs = 10_000): Promise<KvNode> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const leaders = nodes.filter((n) => n.node.status().role === "leader");
+    if (leaders.length === 1) return leaders[0];
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error("no leader");
+}
+
+const put = (key: string, value: string, seq: number, clientId = "c1") =>
+  encodeCommand({ op: "put", clientId, seq, key, value: new TextEncoder().encode(value) });
+
+describe("RaftNode", () => {
+  it("resolves a proposal with the state machine's result once it is applied, on every node", async () => {
+    const nodes = await startThree();
+    const leader = await leaderOf(nodes);
+    for (let seq = 1; seq <= 60; seq++) expect(await leader.node.propose(put(`k${seq}`, `v${seq}`, seq))).toEqual({ status: "ok" });
+    // A retried (client, seq) is not applied again: the remembered result comes back.
+    expect(await leader.node.propose(put("k60", "changed", 60))).toEqual({ status: "ok" });
+    expect(new TextDecoder().decode(leader.kv.get("k60"))).toBe("v60");
+    expect(await leader.node.propose(put("k1", "changed", 1))).toEqual({ status: "stale", lastSeq: 60 });
+    const applied = leader.node.status().appliedIndex;
+    const deadline = Date.now() + 10_000;
+    while (nodes.some((n) => n.node.status().appliedIndex < applied) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const hashes = new Set(nodes.map((n) => n.kv.hash()));
+    expect(hashes.size).toBe(1);
+    // The snapshot policy (every 25 entries) ran and compacted the log.
+    expect(leader.node.status().snapshotIndex).toBeGreaterThanOrEqual(25);
+  });
+
+  it("rejects a proposal on a follower with NotLeaderError naming the leader and its address", async () => {
+    const nodes = await startThree({ seed: 2 });
+    const leader = await leaderOf(nodes);
+    const follower = nodes.find((n) => n !== leader)!;
+    // The follower learns the leader from its first append or heartbeat.
+    while (follower.node.status().leader === 0) await new Promise((r) => setTimeout(r, 10));
+    const error = await follower.node.propose(put("x", "y", 1)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NotLeaderError);
+    expect((error as NotLeaderError).leaderId).toBe(leader.node.status().id);
+    expect((error as NotLeaderError).leaderAddress?.port).toBeGreaterThan(0);
+  });
+
+  it("serves linearizable reads on the leader and on a follower through ReadIndex", async () => {
+    const nodes = await startThree({ seed: 3 });
+    const leader = await leaderOf(nodes);
+    await leader.node.propose(put("r", "1", 1));
+    const follower = nodes.find((n) => n !== leader)!;
+    while (follower.node.status().leader === 0) await new Promise((r) => setTimeout(r, 10));
+    await follower.node.read();
+    // After the read completes, the follower has applied the write acknowledged before it.
+    expect(new TextDecoder().decode(follower.kv.get("r"))).toBe("1");
+    await leader.node.read();
+  });
+
+  it("stops loudly when an fsync fails, rejecting pending work, and never retries it", async () => {
+    const filesystems = new Map<number, MemoryFileSystem>();
+    const nodes = await startThree({ fs: (id) => filesystems.set(id, new MemoryFileSystem()).get(id)!, seed: 4 });
+    const leader = await leaderOf(nodes);
+    const id = leader.node.status().id;
+    await leader.node.propose(put("before", "1", 1));
+    const fatal = new Promise<Error>((resolve) => leader.node.onFatal(resolve));
+    filesystems.get(id)!.failNextSync();
+    const outcome = await leader.node.propose(put("during", "2", 2)).catch((e: unknown) => e as Error);
+    expect(outcome).toBeInstanceOf(Error);
+    const error = await fatal;
+    expect(error.message).toMatch(/fsync|EIO/i);
+    expect(leader.node.failure()).toBe(error);
+    await expect(leader.node.propose(put("after", "3", 3))).rejects.toMatchObject({ code: "NODE_ERR_CLOSED" });
+    // The other two elect a new leader and keep serving.
+    const survivors = nodes.filter((n) => n !== leader);
+    const next = await leaderOf(survivors);
+    expect(await next.node.propose(put("later", "4", 1, "c2"))).toEqual({ status: "ok" });
+  });
+});
