@@ -32,6 +32,8 @@ export interface ClusterOptions {
   snapshotEveryAppliedEntries?: number;
   snapshotPaddingBytes?: number;
   workload?: Partial<WorkloadOptions>;
+  /** A deliberately broken host on every node (see NodeHostOptions.mutation). */
+  mutation?: "advance-before-durable";
 }
 
 export const DEFAULT_CORE_SETTINGS: CoreSettings = {
@@ -97,6 +99,7 @@ export class Cluster implements HostObserver {
           crashDuringPersistProbability: options.crashDuringPersistProbability ?? 0,
           snapshotEveryAppliedEntries: options.snapshotEveryAppliedEntries ?? 0,
           snapshotPaddingBytes: options.snapshotPaddingBytes ?? 0,
+          ...(options.mutation ? { mutation: options.mutation } : {}),
         }),
     );
     this.workload = new Workload(this.rng.derive("workload"), this.clock, () => this.nodes, { ...DEFAULT_WORKLOAD, ...options.workload });

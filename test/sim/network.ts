@@ -133,6 +133,8 @@ export class Network {
   /** Node id -> partition group. Nodes in different groups cannot talk. */
   private groupOf = new Map<number, number>();
   private groupNext = 1;
+  /** Called for a message lost because its endpoints were not connected (the sender's transport notices). */
+  onUnreachable: ((message: Message) => void) | undefined;
 
   constructor(options: NetworkOptions) {
     this.rng = options.rng;
@@ -236,6 +238,7 @@ export class Network {
       const m = inFlight.message;
       if (!this.connected(m.from, m.to)) {
         this.stats.dropped += 1;
+        this.onUnreachable?.(m);
         continue;
       }
       this.stats.delivered += 1;

@@ -55,6 +55,13 @@ export interface NodeHostOptions {
   snapshotEveryAppliedEntries: number;
   /** Padding added to each application snapshot (to make large snapshots). */
   snapshotPaddingBytes: number;
+  /**
+   * A deliberately broken host, for testing that the checkers catch what it breaks:
+   * "advance-before-durable" calls advance() as soon as it takes a Ready and makes
+   * the Ready durable 1..persistDelayTicksMax+1 ticks later, so a crash in between
+   * loses votes and entries the core already acknowledged.
+   */
+  mutation?: "advance-before-durable";
 }
 
 interface PendingReady {
@@ -78,6 +85,8 @@ export class NodeHost {
   crashAtNextPersist: CrashPoint | undefined;
   private core: RaftCore | undefined;
   private pending: PendingReady | undefined;
+  /** Readies already advanced but not yet durable (only with the mutation). */
+  private readonly deferred: PendingReady[] = [];
   private readonly waitingReads: ReadState[] = [];
 
   constructor(private readonly options: NodeHostOptions) {
@@ -114,6 +123,7 @@ export class NodeHost {
       appliedIndex: snapshot.index,
     });
     this.pending = undefined;
+    this.deferred.length = 0;
     this.waitingReads.length = 0;
     this.alive = true;
   }
@@ -125,6 +135,7 @@ export class NodeHost {
     this.crashes += 1;
     this.core = undefined;
     this.pending = undefined;
+    this.deferred.length = 0;
     this.waitingReads.length = 0;
     this.stateMachine = new StateMachine();
     this.crashAtNextPersist = undefined;
@@ -140,6 +151,7 @@ export class NodeHost {
 
   /** Handles Readies: takes one when none is outstanding, makes it durable when its time has come. */
   pump(): void {
+    if (this.options.mutation === "advance-before-durable") return this.pumpAdvancingEarly();
     for (let round = 0; round < READIES_PER_PUMP_MAX; round++) {
       if (!this.core) return;
       if (this.pending) {
@@ -161,6 +173,20 @@ export class NodeHost {
       }
       const delay = this.options.persistDelayTicksMax > 0 ? this.options.rng.between(0, this.options.persistDelayTicksMax) : 0;
       this.pending = { ready, persistTick: this.options.clock.now() + delay };
+    }
+  }
+
+  /** The broken host loop of the "advance-before-durable" mutation. */
+  private pumpAdvancingEarly(): void {
+    const now = this.options.clock.now();
+    while (this.core && this.deferred.length > 0 && this.deferred[0]!.persistTick <= now) {
+      this.persistApplyAdvance(this.deferred.shift()!.ready, false);
+    }
+    for (let round = 0; round < READIES_PER_PUMP_MAX && this.core?.hasReady(); round++) {
+      const ready = this.core.ready();
+      for (const message of ready.messages) this.options.send(message);
+      this.core.advance(ready);
+      this.deferred.push({ ready, persistTick: now + 1 + this.options.rng.between(0, this.options.persistDelayTicksMax) });
     }
   }
 
@@ -188,7 +214,7 @@ export class NodeHost {
   }
 
   /** Steps 4-6 of the host loop, with an optional crash after any durable step. */
-  private persistApplyAdvance(ready: Ready): void {
+  private persistApplyAdvance(ready: Ready, advance = true): void {
     const crashPoint = this.pickCrashPoint();
     const { checkers } = this.options;
     const disk = this.disk;
@@ -233,6 +259,7 @@ export class NodeHost {
     this.serveReads();
     if (crashPoint === "after-apply") return this.crash();
 
+    if (!advance) return;
     this.core!.advance(ready);
     this.maybeCompact();
   }

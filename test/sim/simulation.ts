@@ -8,6 +8,8 @@
  */
 import { Cluster, type ClusterOptions } from "./cluster.js";
 import { RELIABLE_NETWORK, type NetworkFaults } from "./network.js";
+import { MessageType } from "../../src/proto/schema.js";
+import type { CoreSettings } from "./node-host.js";
 import type { Rng } from "./rng.js";
 import { encodeCommand } from "./state-machine.js";
 
@@ -26,6 +28,15 @@ export interface FaultPlan {
   partitionProbability: number;
   healProbability: number;
   isolateProbability: number;
+  /** Per tick: the leader starts a leadership transfer to a random node. */
+  transferProbability: number;
+  /**
+   * Probability that the sender's host reports a message lost to a partition
+   * (reportUnreachable, and reportSnapshot(peer, false) for a snapshot chunk).
+   */
+  reportUnreachableProbability: number;
+  /** Per tick: one random live node takes an application snapshot now (irregular compaction). */
+  snapshotNowProbability: number;
 }
 
 export const NO_FAULTS: FaultPlan = {
@@ -38,6 +49,9 @@ export const NO_FAULTS: FaultPlan = {
   partitionProbability: 0,
   healProbability: 0,
   isolateProbability: 0,
+  transferProbability: 0,
+  reportUnreachableProbability: 0,
+  snapshotNowProbability: 0,
 };
 
 export interface SimulationOptions extends ClusterOptions {
@@ -62,6 +76,26 @@ export interface SimulationReport {
   snapshotsInstalled: number;
   electionTicks: number;
   convergenceTicks: number;
+}
+
+/**
+ * Core settings drawn from the seed: timeouts, flow-control limits small enough to
+ * matter (one message in flight, tiny messages and snapshot chunks), PreVote and
+ * CheckQuorum on or off. Safety must hold for every combination.
+ */
+export function randomCoreSettings(rng: Rng): CoreSettings {
+  const electionTimeoutTicks = rng.between(6, 20);
+  return {
+    electionTimeoutTicks,
+    heartbeatIntervalTicks: rng.between(1, Math.max(1, Math.floor(electionTimeoutTicks / 4))),
+    preVote: rng.chance(0.75),
+    checkQuorum: rng.chance(0.75),
+    maxMessageBytes: rng.pick([16, 64, 1024, 1 << 20]),
+    maxInflightMessages: rng.pick([1, 2, 8, 256]),
+    maxInflightBytes: rng.pick([64, 4096, 16 << 20]),
+    snapshotChunkBytes: rng.pick([32, 256, 1 << 20]),
+    maxCommittedBytesPerReady: rng.pick([8, 1024, 64 << 20]),
+  };
 }
 
 /** Random groups: 2 or 3 non-empty groups (the nodes shuffled). */
@@ -99,9 +133,27 @@ export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => v
     if (rng.chance(plan.partitionProbability)) cluster.network.partition(randomPartition(rng, cluster.ids));
     else if (rng.chance(plan.healProbability)) cluster.network.heal();
     else if (rng.chance(plan.isolateProbability)) cluster.network.isolate(rng.pick(cluster.ids));
+    if (rng.chance(plan.transferProbability)) {
+      const leader = cluster.leaders()[0];
+      if (leader) cluster.guard(() => leader.raft().transferLeadership(rng.pick(cluster.ids.filter((id) => id !== leader.id))));
+    }
+    if (rng.chance(plan.snapshotNowProbability)) {
+      const idle = cluster.nodes.filter((n) => n.alive && n.idle());
+      if (idle.length > 0) {
+        const node = rng.pick(idle);
+        cluster.guard(() => node.snapshotNow());
+      }
+    }
     // A crash inside persistence may take more nodes down than downMax; bring one back.
     if (cluster.nodes.filter((n) => !n.alive).length > plan.downMax) cluster.restart(rng.pick(cluster.nodes.filter((n) => !n.alive)).id);
   });
+  cluster.network.onUnreachable = (message) => {
+    if (!active || !rng.chance(plan.reportUnreachableProbability)) return;
+    const sender = cluster.node(message.from);
+    if (!sender.alive) return;
+    sender.raft().reportUnreachable(message.to);
+    if (message.type === MessageType.SNAPSHOT) sender.raft().reportSnapshot(message.to, false);
+  };
   return {
     stop: () => {
       active = false;
@@ -182,7 +234,7 @@ export function checkAckedEverywhere(cluster: Cluster): void {
 }
 
 export function runSimulation(options: SimulationOptions): SimulationReport {
-  console.log(`[sim] ${options.testName}: seed ${options.seed}`);
+  console.log(`[sim] ${options.testName}: seed ${options.seed} core ${JSON.stringify(options.core ?? {})}`);
   const cluster = new Cluster(options);
   options.setup?.(cluster);
   const faults = injectFaults(cluster, options.faults);
