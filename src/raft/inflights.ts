@@ -3,7 +3,7 @@
  * of (last index, bytes). Flow control pauses a follower when either the message
  * count or the byte total reaches its limit (like etcd's tracker/inflights.go).
  */
-import assert from "node:assert";
+import { fail, invariant } from "./invariant.js";
 
 export class Inflights {
   private readonly indexes: Float64Array;
@@ -18,18 +18,18 @@ export class Inflights {
     private readonly capacity: number,
     private readonly maxBytes: number,
   ) {
-    assert(capacity > 0 && maxBytes > 0, "inflights limits must be positive");
+    invariant(capacity > 0 && maxBytes > 0, "inflights limits must be positive");
     this.indexes = new Float64Array(capacity);
     this.sizes = new Float64Array(capacity);
   }
 
   /** Records a message whose last entry is `index`; indexes must increase. */
   add(index: number, bytes: number): void {
-    assert(!this.full(), "inflights: add while full");
+    invariant(!this.full(), "inflights: add while full");
     const position = (this.start + this.count) % this.capacity;
     if (this.count > 0) {
       const previous = this.indexes[(position + this.capacity - 1) % this.capacity];
-      assert(index > previous, `inflights: index ${index} not above ${previous}`);
+      if (!(index > previous)) fail(`inflights: index ${index} not above ${previous}`);
     }
     this.indexes[position] = index;
     this.sizes[position] = bytes;

@@ -5,7 +5,7 @@
  *
  * Functions of the Raft instance, kept apart so each handler stays short.
  */
-import assert from "node:assert";
+import { fail } from "./invariant.js";
 import { ErrorCode, RaftwalError } from "../errors.js";
 import { MessageType, type Message } from "../proto/schema.js";
 import { entrySizeBytes } from "./entry-size.js";
@@ -124,7 +124,7 @@ function sendAppend(raft: Raft, to: number, progress: Progress, probeIfEmpty: bo
   const log = raft.log;
   const lastIndex = log.lastIndex();
   const prevIndex = progress.next - 1;
-  assert(prevIndex <= lastIndex, `next index ${progress.next} beyond the last index ${lastIndex}`);
+  if (!(prevIndex <= lastIndex)) fail(`next index ${progress.next} beyond the last index ${lastIndex}`);
   const prevTerm = log.termOrMinusOne(prevIndex);
   if (prevTerm < 0) return startSnapshot(raft, to, progress);
   const hasEntries = progress.next <= lastIndex;
@@ -221,7 +221,7 @@ function startSnapshot(raft: Raft, to: number, progress: Progress): boolean {
   // Like etcd: do not start a (large) transfer to a follower we have not heard from lately.
   if (!progress.recentActive) return false;
   const meta = raft.log.storage.snapshotMeta();
-  assert(meta.index > 0, `entry ${progress.next - 1} is compacted but the storage has no snapshot`);
+  if (!(meta.index > 0)) fail(`entry ${progress.next - 1} is compacted but the storage has no snapshot`);
   progress.becomeSnapshot(meta);
   sendSnapshotChunk(raft, to, progress);
   return true;

@@ -7,7 +7,7 @@
  * Like etcd's log_unstable.go, with one addition: an installed snapshot may keep the
  * storage's entries after it (section 7, Figure 13 step 6) when they match it.
  */
-import assert from "node:assert";
+import { fail, invariant } from "./invariant.js";
 import type { Entry, SnapshotMeta } from "../proto/schema.js";
 
 export class Unstable {
@@ -106,7 +106,7 @@ export class Unstable {
    */
   restore(meta: SnapshotMeta, keepsStorage: boolean): void {
     if (keepsStorage) {
-      assert(this.entries.length === 0 || meta.index < this.offset, "restore: kept entries must be above the snapshot");
+      invariant(this.entries.length === 0 || meta.index < this.offset, "restore: kept entries must be above the snapshot");
     } else {
       this.entries = [];
       this.offset = meta.index + 1;
@@ -120,7 +120,7 @@ export class Unstable {
   /** Appends entries, first dropping any held entry at or after entries[0].index (section 5.3). */
   truncateAndAppend(entries: Entry[]): void {
     const fromIndex = entries[0].index;
-    assert(this.snapshot === undefined || fromIndex > this.snapshot.index, "truncateAndAppend: entries below the pending snapshot");
+    invariant(this.snapshot === undefined || fromIndex > this.snapshot.index, "truncateAndAppend: entries below the pending snapshot");
     const end = this.offset + this.entries.length;
     if (fromIndex === end) {
       for (let i = 0; i < entries.length; i++) this.entries.push(entries[i]);
@@ -133,14 +133,14 @@ export class Unstable {
       this.entries = entries.slice();
       return;
     }
-    assert(fromIndex < end, `truncateAndAppend: gap between ${end - 1} and ${fromIndex}`);
+    if (!(fromIndex < end)) fail(`truncateAndAppend: gap between ${end - 1} and ${fromIndex}`);
     this.entries = this.entries.slice(0, fromIndex - this.offset).concat(entries);
     if (this.offsetInProgress > fromIndex) this.offsetInProgress = fromIndex;
   }
 
   /** Entries [lo, hi) from this structure; the caller checked lo >= offset and hi <= end. */
   slice(lo: number, hi: number): Entry[] {
-    assert(lo >= this.offset && hi <= this.offset + this.entries.length && lo <= hi, `unstable.slice(${lo}, ${hi}) out of bounds`);
+    if (!(lo >= this.offset && hi <= this.offset + this.entries.length && lo <= hi)) fail(`unstable.slice(${lo}, ${hi}) out of bounds`);
     return this.entries.slice(lo - this.offset, hi - this.offset);
   }
 }

@@ -12,7 +12,7 @@
  * Invariant: snapshot.index >= compactedIndex once `compact` followed `createSnapshot`
  * (between the two calls the snapshot may run ahead of the compaction point).
  */
-import assert from "node:assert";
+import { fail, invariant } from "./invariant.js";
 import { ErrorCode, RaftwalError } from "../errors.js";
 import type { Entry, HardState, SnapshotMeta } from "../proto/schema.js";
 import type { RaftLogStorage } from "./types.js";
@@ -58,7 +58,7 @@ export class MemoryStorage implements RaftLogStorage {
   }
 
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
-    assert(lo < hi, `entries: empty range [${lo}, ${hi})`);
+    if (!(lo < hi)) fail(`entries: empty range [${lo}, ${hi})`);
     this.checkRange(lo);
     this.checkRange(hi - 1);
     const start = lo - this.compactedIndex - 1;
@@ -75,7 +75,7 @@ export class MemoryStorage implements RaftLogStorage {
   }
 
   readSnapshotChunk(offset: number, maxBytes: number): Uint8Array {
-    assert(offset >= 0 && maxBytes > 0, "readSnapshotChunk: bad arguments");
+    invariant(offset >= 0 && maxBytes > 0, "readSnapshotChunk: bad arguments");
     return this.snapshotData.subarray(offset, Math.min(this.snapshotData.length, offset + maxBytes));
   }
 
@@ -99,7 +99,7 @@ export class MemoryStorage implements RaftLogStorage {
     }
     if (startIndex <= last) this.log.length = startIndex - first;
     for (let i = from; i < entries.length; i++) {
-      assert(entries[i].index === startIndex + (i - from), "append: indexes are not contiguous");
+      invariant(entries[i].index === startIndex + (i - from), "append: indexes are not contiguous");
       this.log.push(entries[i]);
     }
   }
@@ -137,7 +137,7 @@ export class MemoryStorage implements RaftLogStorage {
     if (meta.index > this.lastIndex() || meta.index < this.compactedIndex) {
       throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot ${meta.index} outside the log [${this.compactedIndex}, ${this.lastIndex()}]`);
     }
-    assert(this.term(meta.index) === meta.term, `snapshot term ${meta.term} does not match the log at ${meta.index}`);
+    if (!(this.term(meta.index) === meta.term)) fail(`snapshot term ${meta.term} does not match the log at ${meta.index}`);
     this.snapshot = copyMeta(meta);
     this.snapshotData = data.slice();
   }

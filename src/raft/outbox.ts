@@ -14,7 +14,7 @@
  * queued, and every such change is in the next Ready (or an earlier one, already
  * advanced), so releasing on that Ready's advance() is never early.
  */
-import assert from "node:assert";
+import { fail, invariant } from "./invariant.js";
 import type { Message } from "../proto/schema.js";
 import { requiresPersistence } from "./messages.js";
 
@@ -27,15 +27,15 @@ export class Outbox {
 
   /** Queues a message that does not depend on durable state. */
   send(message: Message): void {
-    assert(!requiresPersistence(message.type), `message type ${message.type} must wait for persistence`);
-    assert(this.sendable.length < OUTBOX_MESSAGES_MAX, "outbox full: the host is not taking messages");
+    if (!(!requiresPersistence(message.type))) fail(`message type ${message.type} must wait for persistence`);
+    invariant(this.sendable.length < OUTBOX_MESSAGES_MAX, "outbox full: the host is not taking messages");
     this.sendable.push(message);
   }
 
   /** Queues a message that may only leave once the state changed so far is durable. */
   sendAfterPersist(message: Message): void {
-    assert(requiresPersistence(message.type), `message type ${message.type} does not need persistence`);
-    assert(this.withheld.length < OUTBOX_MESSAGES_MAX, "outbox full: the host is not advancing");
+    if (!(requiresPersistence(message.type))) fail(`message type ${message.type} does not need persistence`);
+    invariant(this.withheld.length < OUTBOX_MESSAGES_MAX, "outbox full: the host is not advancing");
     this.withheld.push(message);
   }
 

@@ -10,7 +10,7 @@
  * - snapshot: the follower needs entries the leader has compacted; the leader sends
  *   the snapshot in chunks (section 7) and no appends.
  */
-import assert from "node:assert";
+import { fail } from "./invariant.js";
 import type { SnapshotMeta } from "../proto/schema.js";
 import { Inflights } from "./inflights.js";
 
@@ -123,7 +123,7 @@ export class Progress {
     } else if (this.state === "probe") {
       this.probeSent = true;
     } else {
-      assert.fail("sentEntries in snapshot state");
+      fail("sentEntries in snapshot state");
     }
   }
 

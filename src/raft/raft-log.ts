@@ -2,7 +2,7 @@
  * The log as the core sees it: the durable storage, shadowed by the unstable part
  * (entries and a snapshot not yet durable), plus the commit and apply positions.
  */
-import assert from "node:assert";
+import { fail } from "./invariant.js";
 import type { Entry, SnapshotMeta } from "../proto/schema.js";
 import { entrySizeBytes } from "./entry-size.js";
 import { compactedError, unavailableError } from "./log-errors.js";
@@ -30,9 +30,9 @@ export class RaftLog {
     this.unstable = new Unstable(storage.lastIndex() + 1);
     const snapshotIndex = storage.snapshotMeta().index;
     this.committed = Math.max(committed, snapshotIndex);
-    assert(this.committed <= storage.lastIndex(), `commit ${this.committed} beyond the last index ${storage.lastIndex()}`);
+    if (!(this.committed <= storage.lastIndex())) fail(`commit ${this.committed} beyond the last index ${storage.lastIndex()}`);
     this.applied = appliedIndex ?? snapshotIndex;
-    assert(this.applied >= snapshotIndex && this.applied <= this.committed, `applied index ${this.applied} outside [${snapshotIndex}, ${this.committed}]`);
+    if (!(this.applied >= snapshotIndex && this.applied <= this.committed)) fail(`applied index ${this.applied} outside [${snapshotIndex}, ${this.committed}]`);
     this.applying = this.applied;
   }
 
@@ -82,7 +82,7 @@ export class RaftLog {
    */
   slice(lo: number, hi: number, maxBytes: number): Entry[] {
     if (lo < this.firstIndex()) throw compactedError(lo, this.firstIndex());
-    assert(hi <= this.lastIndex() + 1, `slice(${lo}, ${hi}) beyond the last index ${this.lastIndex()}`);
+    if (!(hi <= this.lastIndex() + 1)) fail(`slice(${lo}, ${hi}) beyond the last index ${this.lastIndex()}`);
     if (lo >= hi) return [];
     const unstable = this.unstable;
     const unstableFrom = unstable.entries.length > 0 ? unstable.offset : this.lastIndex() + 1;
@@ -147,7 +147,7 @@ export class RaftLog {
     const lastNew = prevIndex + entries.length;
     const conflict = this.findConflict(entries);
     if (conflict !== 0) {
-      assert(conflict > this.committed, `entry ${conflict} conflicts with committed ${this.committed}`);
+      if (!(conflict > this.committed)) fail(`entry ${conflict} conflicts with committed ${this.committed}`);
       this.append(conflict === entries[0].index ? entries : entries.slice(conflict - entries[0].index));
     }
     this.commitTo(Math.min(leaderCommit, lastNew));
@@ -156,13 +156,13 @@ export class RaftLog {
 
   append(entries: Entry[]): void {
     if (entries.length === 0) return;
-    assert(entries[0].index > this.committed, `append at ${entries[0].index} would overwrite committed ${this.committed}`);
+    if (!(entries[0].index > this.committed)) fail(`append at ${entries[0].index} would overwrite committed ${this.committed}`);
     this.unstable.truncateAndAppend(entries);
   }
 
   commitTo(index: number): void {
     if (index <= this.committed) return;
-    assert(index <= this.lastIndex(), `commit ${index} beyond the last index ${this.lastIndex()}`);
+    if (!(index <= this.lastIndex())) fail(`commit ${index} beyond the last index ${this.lastIndex()}`);
     this.committed = index;
   }
 
@@ -181,13 +181,13 @@ export class RaftLog {
   }
 
   acceptApplying(index: number): void {
-    assert(index <= this.committed && index >= this.applying, `applying ${index} outside [${this.applying}, ${this.committed}]`);
+    if (!(index <= this.committed && index >= this.applying)) fail(`applying ${index} outside [${this.applying}, ${this.committed}]`);
     this.applying = index;
   }
 
   appliedTo(index: number): void {
     if (index <= this.applied) return;
-    assert(index <= this.applying, `applied ${index} beyond applying ${this.applying}`);
+    if (!(index <= this.applying)) fail(`applied ${index} beyond applying ${this.applying}`);
     this.applied = index;
   }
 
@@ -200,7 +200,7 @@ export class RaftLog {
 
   /** Accepts a fully received snapshot (section 7); see Unstable.restore for `keepsStorage`. */
   restore(meta: SnapshotMeta, keepsStorage: boolean): void {
-    assert(meta.index > this.committed, `restore of snapshot ${meta.index} at or below commit ${this.committed}`);
+    if (!(meta.index > this.committed)) fail(`restore of snapshot ${meta.index} at or below commit ${this.committed}`);
     this.unstable.restore(meta, keepsStorage);
     this.committed = meta.index;
     this.applying = meta.index;

@@ -11,7 +11,7 @@
  * Leader-side replication lives in leader.ts, the follower's handlers here. All
  * output goes through `outbox` (the persistence gate, outbox.ts).
  */
-import assert from "node:assert";
+import { fail, invariant } from "./invariant.js";
 import { ErrorCode, RaftwalError } from "../errors.js";
 import { MessageType, type Entry, type HardState, type Message, type SnapshotMeta } from "../proto/schema.js";
 import type { NormalizedConfig } from "./config.js";
@@ -109,7 +109,7 @@ export class Raft {
   /** Leaves any role for `term`'s follower; clears everything tied to the old role. */
   private reset(term: number): void {
     if (term !== this.term) {
-      assert(term > this.term, `term must not decrease (${this.term} -> ${term})`);
+      if (!(term > this.term)) fail(`term must not decrease (${this.term} -> ${term})`);
       this.term = term;
       this.vote = 0;
     }
@@ -130,7 +130,7 @@ export class Raft {
   private drawElectionTimeout(): number {
     const base = this.config.electionTimeoutTicks;
     const draw = this.config.random();
-    assert(draw >= 0 && draw < 1, `random() must return a number in [0, 1), got ${draw}`);
+    if (!(draw >= 0 && draw < 1)) fail(`random() must return a number in [0, 1), got ${draw}`);
     return base + Math.floor(draw * base);
   }
 
@@ -144,7 +144,7 @@ export class Raft {
 
   /** Thesis section 9.6: ask for votes in term + 1 without changing any state yet. */
   private becomePreCandidate(): void {
-    assert(this.role !== "leader", "a leader cannot become a pre-candidate");
+    invariant(this.role !== "leader", "a leader cannot become a pre-candidate");
     this.votes.clear();
     this.lead = 0;
     this.electionElapsed = 0;
@@ -156,7 +156,7 @@ export class Raft {
 
   /** Section 5.2: "increment its current term ... vote for itself". */
   private becomeCandidate(): void {
-    assert(this.role !== "leader", "a leader cannot become a candidate");
+    invariant(this.role !== "leader", "a leader cannot become a candidate");
     this.reset(this.term + 1);
     this.vote = this.id;
     this.role = "candidate";
@@ -165,8 +165,8 @@ export class Raft {
   }
 
   private becomeLeader(): void {
-    assert(this.role === "candidate", `only a candidate can become leader (was ${this.role})`);
-    assert(this.log.unstable.snapshot === undefined, "a leader must not have a snapshot install pending");
+    if (!(this.role === "candidate")) fail(`only a candidate can become leader (was ${this.role})`);
+    invariant(this.log.unstable.snapshot === undefined, "a leader must not have a snapshot install pending");
     this.reset(this.term);
     this.lead = this.id;
     this.role = "leader";
@@ -487,7 +487,7 @@ export class Raft {
   // ---- Local operations --------------------------------------------------------------------
 
   propose(data: Uint8Array[]): { index: number; term: number } {
-    assert(data.length > 0, "propose: no entries");
+    invariant(data.length > 0, "propose: no entries");
     if (this.role !== "leader") throw new NotLeaderError(this.id, this.lead, "proposal");
     if (this.leadTransferee !== 0) {
       throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, `leadership transfer to ${this.leadTransferee} in progress`);
@@ -545,7 +545,7 @@ export class Raft {
   }
 
   snapshotTaken(meta: SnapshotMeta): void {
-    assert(meta.index <= this.log.applied, `snapshot ${meta.index} beyond the applied index ${this.log.applied}`);
+    if (!(meta.index <= this.log.applied)) fail(`snapshot ${meta.index} beyond the applied index ${this.log.applied}`);
     // The storage already serves it; the log's first index follows the storage. Followers
     // whose next entry was compacted get it the next time the leader sends to them.
     if (this.role === "leader") this.appendsPending = true;

@@ -16,7 +16,7 @@
  * One instance lives exactly as long as one leadership: a node that stops being
  * leader drops it, so a deposed leader never answers a pending read.
  */
-import assert from "node:assert";
+import { invariant } from "./invariant.js";
 import { MAX_PENDING_READS } from "./config.js";
 import { quorumIndex } from "./quorum.js";
 
@@ -76,7 +76,7 @@ export class ReadOnly {
 
   /** Queues a read until the leader has committed an entry of its own term. */
   wait(requestId: Uint8Array, from: number): void {
-    assert(!this.isFull(), "read queue full");
+    invariant(!this.isFull(), "read queue full");
     this.waiting.push({ requestId, from });
   }
 
@@ -87,7 +87,7 @@ export class ReadOnly {
 
   /** Registers a read at `index`; returns its sequence number (the heartbeat context). */
   add(requestId: Uint8Array, from: number, index: number): number {
-    assert(!this.isFull(), "read queue full");
+    invariant(!this.isFull(), "read queue full");
     const sequence = this.nextSequence++;
     this.pending.push({ requestId, from, index, sequence });
     return sequence;

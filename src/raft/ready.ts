@@ -12,7 +12,7 @@
  *   - committedEntries may include entries of the same Ready: the host persists
  *     entries (step 4) before it applies (step 5), so they are durable when applied.
  */
-import assert from "node:assert";
+import { invariant } from "./invariant.js";
 import type { HardState, Message, SnapshotMeta } from "../proto/schema.js";
 import type { Raft } from "./raft.js";
 import type { PeerProgress, ProposalPosition, RaftCore, Ready, SoftState } from "./types.js";
@@ -128,7 +128,7 @@ export class RaftNode implements RaftCore {
   }
 
   ready(): Ready {
-    assert(this.outstanding === undefined, "ready() called again before advance() of the previous Ready");
+    invariant(this.outstanding === undefined, "ready() called again before advance() of the previous Ready");
     const raft = this.raft;
     raft.flush();
     const log = raft.log;
@@ -161,7 +161,7 @@ export class RaftNode implements RaftCore {
 
   advance(ready: Ready): void {
     const outstanding = this.outstanding;
-    assert(outstanding !== undefined && outstanding.ready === ready, "advance() must be given the Ready last returned by ready()");
+    invariant(outstanding !== undefined && outstanding.ready === ready, "advance() must be given the Ready last returned by ready()");
     this.outstanding = undefined;
     const raft = this.raft;
     const log = raft.log;
