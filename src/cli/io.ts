@@ -1,0 +1,45 @@
+/**
+ * What a CLI command may touch: injected so tests run commands in-process and read
+ * their output without spawning the binary.
+ */
+import type { FileSystem } from "../../storage/fs/file-system.js";
+
+/** A writable text stream (process.stdout and process.stderr fit). */
+export interface TextOutput {
+  write(text: string): unknown;
+  /** True on a terminal: progress bars are drawn only then. */
+  isTTY?: boolean;
+  /** Terminal width in characters, when known. */
+  columns?: number;
+}
+
+export interface CliIo {
+  stdout: TextOutput;
+  stderr: TextOutput;
+  /** The file system to inspect (default: the real disk). */
+  fs?: FileSystem;
+}
+
+/** Exit codes of every `raftwal` command. Scripts may rely on them. */
+export const ExitCode = {
+  /** Success; for `wal verify`: every record is healthy. */
+  OK: 0,
+  /** A usage error or an operational failure (bad path, not a WAL, unreadable file). */
+  ERROR: 1,
+  /** `wal verify`: the WAL ends in a torn tail (an interrupted write), repairable with `wal repair`. */
+  TORN_TAIL: 2,
+  /** `wal verify` / `wal repair`: corruption before the last complete batch (or a damaged hard-state or snapshot file). */
+  CORRUPT: 3,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** An error that ends a command with a one-line message and an exit code (no stack trace). */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode = ExitCode.ERROR,
+  ) {
+    super(message);
+    this.name = "CliError";
+  }
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+/** The `raftwal` binary: a thin shell around runCli (program.ts), which tests call in-process. */
+import { runCli } from "./program.js";
+
+// `raftwal wal dump DIR | head`: the reader went away; stop quietly instead of a stack trace.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
+process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr });
