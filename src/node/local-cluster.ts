@@ -14,8 +14,13 @@ import net from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** The compiled CLI entry point next to this module (dist/src/cli/main.js). */
-export const CLI_ENTRY = fileURLToPath(new URL("../cli/main.js", import.meta.url));
+/**
+ * The compiled CLI entry point (dist/src/cli/main.js). From the TypeScript sources (tests
+ * run them directly) it is the build's copy, which `npm test` makes first.
+ */
+export const CLI_ENTRY = import.meta.url.endsWith(".ts")
+  ? fileURLToPath(new URL("../../dist/src/cli/main.js", import.meta.url))
+  : fileURLToPath(new URL("../cli/main.js", import.meta.url));
 
 export const API_PORT_OFFSET = 100;
 
