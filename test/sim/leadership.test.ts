@@ -86,6 +86,30 @@ describe("ReadIndex", () => {
     waitFor(cluster, () => cluster.workload.wasServed(healed), 300, "read on the old leader after healing");
   });
 
+  seededTest("a new leader answers reads only at or above its first entry of its own term", [436, 437, 438], (seed, testName) => {
+    const cluster = makeCluster({ seed, testName, nodeCount: 5 });
+    const old = waitForLeader(cluster);
+    for (let i = 0; i < 5; i++) commit(cluster, `w-${i}`);
+    const readIndexes = new Map<string, number>();
+    cluster.readListeners.push((_node, readState) => readIndexes.set(new TextDecoder().decode(readState.requestId), readState.index));
+    cluster.crash(old.id);
+    // Catch the new leader on the very tick it takes office, before its no-op can commit.
+    waitFor(cluster, () => cluster.leaders().length > 0, 300, "a new leader");
+    const fresh = cluster.leaders()[0]!;
+    const term = fresh.raft().softState().term;
+    const requestId = cluster.workload.readOn(fresh);
+    waitFor(cluster, () => cluster.workload.wasRefused(requestId) || cluster.workload.wasServed(requestId), 200, "the read served or refused");
+    console.log(`[sim] fresh leader's read ${cluster.workload.wasServed(requestId) ? "served" : "refused"}`);
+    if (cluster.workload.wasServed(requestId)) {
+      const storage = fresh.disk.storage;
+      let firstOfTerm = 0;
+      for (let index = storage.firstIndex(); index <= storage.lastIndex() && firstOfTerm === 0; index++) if (storage.term(index) === term) firstOfTerm = index;
+      expect(firstOfTerm, "the new leader's first entry").toBeGreaterThan(0);
+      expect(readIndexes.get(requestId)!, "read index of a fresh leader's read").toBeGreaterThanOrEqual(firstOfTerm);
+    }
+    cluster.restart(old.id);
+  });
+
   seededTest("linearizable reads under crashes, partitions and an unreliable network", [441, 442, 443], (seed, testName) => {
     const report = runSimulation({
       seed,

@@ -210,6 +210,7 @@ export function converge(cluster: Cluster, electionTicksMax: number, convergence
   };
   const convergenceTicks = within(converged, convergenceTicksMax, "convergence (a probe command applied on every node)");
   checkAckedEverywhere(cluster);
+  checkLogsAgree(cluster);
   return { electionTicks, convergenceTicks };
 }
 
@@ -229,6 +230,19 @@ export function checkAckedEverywhere(cluster: Cluster): void {
           }
         }
       }
+    }
+  });
+}
+
+/** After convergence: every node's durable log has the same term at every index they all hold. */
+export function checkLogsAgree(cluster: Cluster): void {
+  cluster.guard(() => {
+    const storages = cluster.nodes.map((n) => n.disk.storage);
+    const from = Math.max(...storages.map((s) => s.firstIndex()));
+    const to = Math.min(...storages.map((s) => s.lastIndex()));
+    for (let index = from; index <= to; index++) {
+      const terms = storages.map((s) => s.term(index));
+      if (terms.some((t) => t !== terms[0])) cluster.fail(`logs disagree at index ${index} after convergence: terms ${terms.join(",")}`);
     }
   });
 }

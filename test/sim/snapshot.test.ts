@@ -5,7 +5,7 @@
  */
 import { describe, expect } from "vitest";
 import { MessageType } from "../../src/proto/schema.js";
-import { commit, makeCluster, others, waitApplied, waitForLeader } from "./helpers.js";
+import { commit, makeCluster, others, waitApplied, waitFor, waitForLeader } from "./helpers.js";
 import { UNRELIABLE_NETWORK } from "./network.js";
 import { converge, NO_FAULTS, runSimulation } from "./simulation.js";
 import { seededTest } from "./seeds.js";
@@ -123,6 +123,49 @@ describe("snapshots", () => {
     // No single message carried more than one chunk's worth.
     expect(cluster.network.stats.snapshotBytesSent / cluster.network.stats.snapshotChunksSent).toBeLessThanOrEqual(snapshotChunkBytes);
     expect(follower.stateMachine.has("big-11")).toBe(true);
+    converge(cluster, 300, 1500);
+  });
+
+  seededTest("crashes of the receiver and of the sender in the middle of a chunked transfer", [345, 346, 347], (seed, testName) => {
+    const snapshotChunkBytes = 64 * 1024;
+    const cluster = makeCluster({
+      seed,
+      testName,
+      nodeCount: 3,
+      persistDelayTicksMax: 1,
+      snapshotEveryAppliedEntries: 10,
+      snapshotPaddingBytes: 1024 * 1024,
+      core: { electionTimeoutTicks: 10, heartbeatIntervalTicks: 1, snapshotChunkBytes, maxInflightMessages: 2 },
+    });
+    const leader = waitForLeader(cluster);
+    const lagging = others(cluster, leader.id)[0]!;
+    const follower = cluster.node(lagging);
+    // Receiver crash: cut off, fall behind a snapshot, crash after a few chunks arrived.
+    cluster.network.isolate(lagging);
+    let last = { index: 0, term: 0 };
+    for (let i = 0; i < 12; i++) last = commit(cluster, `a-${i}`);
+    cluster.network.heal();
+    const chunksBefore = follower.disk.snapshotChunksWritten;
+    waitFor(cluster, () => follower.disk.snapshotChunksWritten >= chunksBefore + 3, 300, "a few chunks written");
+    expect(follower.disk.snapshotsInstalled).toBe(0);
+    cluster.crash(lagging);
+    cluster.run(5);
+    cluster.restart(lagging);
+    waitApplied(cluster, last.index, cluster.ids, 1500);
+    expect(follower.disk.snapshotsInstalled).toBe(1);
+    // Sender crash: fall behind again, the leader crashes mid-transfer, the next leader finishes.
+    cluster.network.isolate(lagging);
+    for (let i = 0; i < 12; i++) last = commit(cluster, `b-${i}`);
+    const sender = cluster.stableLeader()!;
+    cluster.network.heal();
+    const chunksMid = follower.disk.snapshotChunksWritten;
+    waitFor(cluster, () => follower.disk.snapshotChunksWritten >= chunksMid + 3, 300, "a few chunks of the second snapshot");
+    expect(follower.disk.snapshotsInstalled).toBe(1);
+    cluster.crash(sender.id);
+    const next = commit(cluster, "after-sender-crash", 1500);
+    waitApplied(cluster, next.index, cluster.ids.filter((id) => id !== sender.id), 1500);
+    expect(follower.disk.snapshotsInstalled, "snapshots installed on the follower").toBeGreaterThanOrEqual(2);
+    cluster.restart(sender.id);
     converge(cluster, 300, 1500);
   });
 

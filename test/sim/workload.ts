@@ -69,6 +69,7 @@ export class Workload {
   private readonly reads = new Map<string, PendingRead>();
   private commandNext = 1;
   private readNext = 1;
+  private readonly refusedReads = new Set<string>();
   private leaderGuess = 0;
 
   constructor(
@@ -184,6 +185,7 @@ export class Workload {
     this.readOn(node);
   }
 
+  /** Starts a read on `node`; returns its request id (reads the core refused are forgotten: see `wasRefused`). */
   readOn(node: NodeHost): string {
     const requestId = `r${this.readNext++}`;
     this.reads.set(requestId, { node: node.id, startTick: this.clock.now(), ackedCountAtStart: this.acked.length, served: false });
@@ -193,6 +195,7 @@ export class Workload {
     } catch (error) {
       if (!(error instanceof RaftwalError)) throw error;
       this.reads.delete(requestId);
+      this.refusedReads.add(requestId);
     }
     return requestId;
   }
@@ -221,6 +224,10 @@ export class Workload {
         );
       }
     }
+  }
+
+  wasRefused(requestId: string): boolean {
+    return this.refusedReads.has(requestId);
   }
 
   wasServed(requestId: string): boolean {
