@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import type { FileSystem } from "../../storage/fs/file-system.js";
 import { HARD_STATE_DIRECTORY_NAME, SNAPSHOT_DIRECTORY_NAME, WAL_DIRECTORY_NAME } from "../../storage/raft-storage.js";
-import { parseSegmentFileName } from "../../storage/wal/index.js";
+import { listSegments, parseSegmentFileName } from "../../storage/wal/index.js";
 import { CliError } from "./io.js";
 
 export interface WalTarget {
@@ -36,6 +36,13 @@ export async function resolveWalTarget(fs: FileSystem, directory: string): Promi
         ? `${target.walDirectory} is empty: no raftwal WAL segments (segment-<id>.wal) in it`
         : `${target.walDirectory} holds no raftwal WAL segments (segment-<id>.wal); give a node data directory or a WAL directory`,
     );
+  }
+  // Files named like segments of which none has a valid header (and none is a blank
+  // spare) are not a raftwal WAL at all, rather than a damaged one.
+  const segments = await listSegments(target.walDirectory, fs);
+  const bad = segments.find((segment) => segment.state === "bad-header");
+  if (bad && segments.every((segment) => segment.state === "bad-header")) {
+    throw new CliError(`${bad.path} is not a raftwal segment (${bad.reason ?? "bad header"})`);
   }
   return target;
 }

@@ -1,0 +1,260 @@
+/**
+ * `raftwal wal ...` run in-process through runCli on real directories (NodeFileSystem in a
+ * temp dir): damage is made by truncating or flipping bytes of real files.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { appendFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli/program.js";
+import { PROGRESS_BAR_SEGMENTS_MIN } from "../../src/cli/wal-commands.js";
+import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
+import { openRaftStorage } from "../../storage/raft-storage.js";
+import { scanWal, verifyWal } from "../../storage/wal/index.js";
+import { entries } from "../storage/raft-storage-helpers.js";
+
+const fs = new NodeFileSystem();
+let root: string;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function cli(argv: string[], options: { tty?: boolean } = {}): Promise<Run> {
+  let stdout = "";
+  let stderr = "";
+  const code = await runCli(argv, {
+    stdout: { write: (text: string) => ((stdout += text), true) },
+    stderr: { write: (text: string) => ((stderr += text), true), isTTY: options.tty ?? false },
+  });
+  return { code, stdout, stderr };
+}
+
+/** A node data directory: 300 entries over several 64 KiB segments, a snapshot at 100, hard state. */
+async function makeNodeDirectory(name: string, lastIndex = 300): Promise<string> {
+  const dir = join(root, name);
+  const storage = await openRaftStorage(dir, { wal: { segmentSizeBytes: 64 * 1024 } });
+  for (let from = 1; from <= lastIndex; from += 30) await storage.append(entries(from, from + 29, 1, 500));
+  await storage.saveHardState({ term: 1, vote: 2, commit: 250 });
+  await storage.createSnapshot({ index: 100, voters: [1, 2, 3] }, [new TextEncoder().encode("snapshot payload")]);
+  await storage.close();
+  return dir;
+}
+
+/** Asserts a failed run printed exactly one line on stderr, without a stack trace. */
+function expectOneLineError(run: Run, pattern: RegExp): void {
+  expect(run.code).toBe(1);
+  expect(run.stderr).toMatch(/^raftwal: [^\n]+\n$/);
+  expect(run.stderr).toMatch(pattern);
+  expect(run.stderr).not.toMatch(/\n\s+at /);
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "raftwal-cli-"));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("raftwal wal on a healthy directory", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await makeNodeDirectory("healthy");
+  });
+
+  it("inspect shows segments, hard state, snapshots and a healthy verdict", async () => {
+    const run = await cli(["wal", "inspect", dir]);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/segment-00000000000000000001\.wal\s+1\s+120\s+\d+\/65536\s+sealed/);
+    expect(run.stdout).toMatch(/\s+active\n/);
+    expect(run.stdout).toContain("log: 200 entries (101..300)");
+    expect(run.stdout).toContain("hard state: term 1, vote 2, commit 250");
+    expect(run.stdout).toMatch(/snapshot-00000000000000000100-00000000000000000001\.snap\s+100\s+1\s+16\s+1,2,3\s+ok/);
+    expect(run.stdout).toContain("health: healthy");
+  });
+
+  it("dump prints one line per record, filtered by --from, --to and --type", async () => {
+    const run = await cli(["wal", "dump", dir, "--from", "118", "--to", "122", "--type", "entry"]);
+    expect(run.code).toBe(0);
+    const lines = run.stdout.trimEnd().split("\n");
+    expect(lines).toHaveLength(5);
+    expect(lines[0]).toMatch(/^index 118\s+term 1\s+entry\s+\d+ B\s+1:\d+\s+ok\s+0x656e74727920313138/);
+    expect(lines[3]).toMatch(/^index 121\s+term 1\s+entry\s+\d+ B\s+2:40\s+ok/);
+    const all = await cli(["wal", "dump", dir]);
+    expect(all.stdout.trimEnd().split("\n").filter((line) => / entry /.test(line))).toHaveLength(300);
+    expect(all.stdout).toMatch(/index 100\s+term 1\s+compact/);
+  });
+
+  it("dump --json gives JSON lines, and DIR may be the WAL directory itself", async () => {
+    const run = await cli(["wal", "dump", join(dir, "wal"), "--json", "--type", "commit"]);
+    expect(run.code).toBe(0);
+    const records = run.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+    expect(records.length).toBeGreaterThanOrEqual(10);
+    expect(records[0]).toMatchObject({ type: "commit", index: 30, segmentId: 1, status: "ok", segment: "segment-00000000000000000001.wal" });
+    expect(typeof records[0].offset).toBe("number");
+    const entry = JSON.parse((await cli(["wal", "dump", dir, "--json", "--from", "7", "--to", "7", "--type", "entry"])).stdout);
+    expect(entry).toMatchObject({ index: 7, term: 1, type: "entry", dataBytes: 500 });
+  });
+
+  it("verify exits 0, and draws a progress bar on a terminal only", async () => {
+    const plain = await cli(["wal", "verify", dir]);
+    expect(plain).toMatchObject({ code: 0, stderr: "" });
+    expect(plain.stdout).toMatch(/3 segments, 200 entries \(101\.\.300\)/);
+    expect(plain.stdout).toMatch(/healthy\n$/);
+    const large = await makeNodeDirectory("large", 300 + 120 * PROGRESS_BAR_SEGMENTS_MIN);
+    const tty = await cli(["wal", "verify", large], { tty: true });
+    expect(tty.code).toBe(0);
+    expect(tty.stderr).toMatch(/verifying segments \[#+\] \d+\/\d+/);
+    expect(tty.stderr.endsWith("\r\x1b[K")).toBe(true); // erased before the result is printed
+    expect((await cli(["wal", "verify", large])).stderr).toBe("");
+  });
+
+  it("repair of a healthy WAL changes nothing", async () => {
+    const run = await cli(["wal", "repair", dir]);
+    expect(run).toMatchObject({ code: 0 });
+    expect(run.stdout).toMatch(/nothing to repair/);
+  });
+});
+
+describe("raftwal wal on a damaged directory", () => {
+  async function activeSegment(dir: string): Promise<{ path: string; committedBytes: number }> {
+    const verified = await verifyWal(join(dir, "wal"), fs);
+    const last = verified.segments[verified.segments.length - 1];
+    return { path: join(dir, "wal", last.name), committedBytes: last.committedBytes };
+  }
+
+  it("a torn tail: verify exits 2 naming segment and offset; repair cuts it (saving the bytes); verify is then healthy", async () => {
+    const dir = await makeNodeDirectory("torn");
+    const { path, committedBytes } = await activeSegment(dir);
+    // Half a record after the last complete batch: an interrupted write.
+    const bytes = await readFile(path);
+    bytes.set([1, 0, 0, 0, 64, 0, 0, 0, 9, 9, 9], committedBytes);
+    await writeFile(path, bytes);
+    const verify = await cli(["wal", "verify", dir]);
+    expect(verify.code).toBe(2);
+    expect(verify.stdout).toMatch(new RegExp(`torn tail \\(repairable\\): WAL segment-0+3\\.wal at byte offset ${committedBytes}: 11 bytes`));
+    expect((await cli(["wal", "inspect", dir])).code).toBe(2);
+    const repair = await cli(["wal", "repair", dir]);
+    expect(repair.code).toBe(0);
+    expect(repair.stdout).toMatch(new RegExp(`cut the torn tail of segment-0+3\\.wal at byte offset ${committedBytes}: 11 bytes`));
+    const saved = join(dir, "wal", `segment-00000000000000000003.wal.torn-${committedBytes}`);
+    expect(Array.from(await readFile(saved))).toEqual([1, 0, 0, 0, 64, 0, 0, 0, 9, 9, 9]);
+    expect(await cli(["wal", "verify", dir])).toMatchObject({ code: 0 });
+    const storage = await openRaftStorage(dir, { wal: { segmentSizeBytes: 64 * 1024 } });
+    expect(storage.lastIndex()).toBe(300);
+    await storage.close();
+  });
+
+  it("corruption: verify exits 3 naming segment, offset and entry; repair refuses and changes nothing", async () => {
+    const dir = await makeNodeDirectory("corrupt");
+    let target: { segment: string; offset: number } | undefined;
+    for await (const record of scanWal(join(dir, "wal"), fs)) {
+      if (record.type === "entry" && record.index === 130) target = { segment: record.segment, offset: record.offset };
+    }
+    const path = join(dir, "wal", target!.segment);
+    const bytes = await readFile(path);
+    bytes[target!.offset + 40] ^= 0x04; // a payload byte of entry 130
+    await writeFile(path, bytes);
+    const verify = await cli(["wal", "verify", dir]);
+    expect(verify.code).toBe(3);
+    expect(verify.stdout).toContain(`corrupt: WAL ${target!.segment} at byte offset ${target!.offset}`);
+    expect(verify.stdout).toMatch(/entry 130/);
+    const before = await readdir(join(dir, "wal"));
+    const repair = await cli(["wal", "repair", dir]);
+    expect(repair.code).toBe(3);
+    expect(repair.stderr).toMatch(/^raftwal: refusing to repair [^\n]*corrupt, not torn[^\n]*\n$/);
+    expect(await readdir(join(dir, "wal"))).toEqual(before);
+    expect(Buffer.compare(await readFile(path), bytes)).toBe(0);
+    expect((await cli(["wal", "inspect", dir])).code).toBe(3);
+    expect((await cli(["wal", "dump", dir, "--from", "130", "--to", "130", "--type", "entry"])).stdout).toMatch(/CORRUPT \(/);
+  });
+
+  it("a damaged hard-state file or snapshot makes verify exit 3 and says which", async () => {
+    const dir = await makeNodeDirectory("hardstate");
+    const hardState = join(dir, "hardstate", "hardstate");
+    const bytes = await readFile(hardState);
+    bytes[13] ^= 1;
+    await writeFile(hardState, bytes);
+    const verify = await cli(["wal", "verify", dir]);
+    expect(verify.code).toBe(3);
+    expect(verify.stdout).toMatch(/corrupt: hard-state file .*hardstate: checksum mismatch/);
+    const other = await makeNodeDirectory("snapshot");
+    const snapshot = join(other, "snap", "snapshot-00000000000000000100-00000000000000000001.snap");
+    await appendFile(snapshot, "x");
+    const run = await cli(["wal", "verify", other]);
+    expect(run.code).toBe(3);
+    expect(run.stdout).toMatch(/corrupt: snapshot snapshot-0+100-0+1\.snap: /);
+  });
+});
+
+describe("raftwal wal errors are one line, never a stack trace", () => {
+  it("a path that does not exist", async () => {
+    expectOneLineError(await cli(["wal", "inspect", join(root, "missing")]), /no such file or directory/);
+  });
+
+  it("an empty directory", async () => {
+    const empty = join(root, "empty");
+    await mkdir(empty, { recursive: true });
+    expectOneLineError(await cli(["wal", "verify", empty]), /is empty: no raftwal WAL segments/);
+  });
+
+  it("a directory without segments", async () => {
+    const other = join(root, "other");
+    await mkdir(other, { recursive: true });
+    await writeFile(join(other, "notes.txt"), "hello");
+    expectOneLineError(await cli(["wal", "dump", other]), /holds no raftwal WAL segments/);
+  });
+
+  it("a file instead of a directory", async () => {
+    const file = join(root, "file.txt");
+    await writeFile(file, "hello");
+    expectOneLineError(await cli(["wal", "inspect", file]), /is a file, not a node data directory or a WAL directory/);
+  });
+
+  it("a file named like a segment that is not one", async () => {
+    const fake = join(root, "fake");
+    await mkdir(fake, { recursive: true });
+    await writeFile(join(fake, "segment-00000000000000000001.wal"), "this is not a raftwal segment, just some text that is long enough\n".repeat(4));
+    for (const command of ["inspect", "verify", "dump", "repair"]) {
+      expectOneLineError(await cli(["wal", command, fake]), /is not a raftwal segment/);
+    }
+  });
+
+  it("bad arguments", async () => {
+    const dir = join(root, "empty");
+    expectOneLineError(await cli(["wal", "dump", dir, "--from", "abc"]), /--from <N>.*'abc' is invalid/);
+    expectOneLineError(await cli(["wal", "dump", dir, "--to", "-3"]), /--to <M>/);
+    expectOneLineError(await cli(["wal", "dump", dir, "--type", "bogus"]), /--type <T>.*'bogus' is invalid/);
+    expectOneLineError(await cli(["wal", "dump", dir, "--from", "5", "--to", "2"]), /--from 5 is above --to 2/);
+    expectOneLineError(await cli(["wal", "verify"]), /missing required argument 'DIR'/);
+    expectOneLineError(await cli(["wal", "frobnicate", dir]), /unknown command 'frobnicate'/);
+  });
+
+  it("help is not an error", async () => {
+    const run = await cli(["wal", "--help"]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/inspect[^]*dump[^]*verify[^]*repair/);
+  });
+});
+
+describe("the real binary", () => {
+  // npm test builds dist/ first (and npm ci runs the prepare build), so the compiled CLI exists here.
+  const bin = new URL("../../dist/src/cli/main.js", import.meta.url).pathname;
+
+  it("runs as `raftwal` with a node shebang and reports exit codes", async () => {
+    expect(existsSync(bin), `${bin} is missing: run npm run build`).toBe(true);
+    expect(readFileSync(bin, "utf8").startsWith("#!/usr/bin/env node\n")).toBe(true);
+    const dir = await makeNodeDirectory("binary");
+    const healthy = spawnSync(process.execPath, [bin, "wal", "verify", dir], { encoding: "utf8" });
+    expect(healthy.status, healthy.stderr).toBe(0);
+    expect(healthy.stdout).toMatch(/healthy/);
+    const missing = spawnSync(process.execPath, [bin, "wal", "verify", join(root, "nope")], { encoding: "utf8" });
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/^raftwal: [^\n]+\n$/);
+  });
+});
