@@ -21,8 +21,15 @@ const INFLIGHT_CASES = [1, 64, 4096];
 /** Each case runs this long after its warm-up. */
 const MEASURE_MS = 2000;
 const WARMUP_MS = 300;
-/** Nodes snapshot and compact their log every this many applied entries (keeps memory flat). */
-const COMPACT_EVERY_ENTRIES = 1 << 16;
+/**
+ * Nodes snapshot and compact their log every this many applied entries, keeping the
+ * last COMPACT_SLACK_ENTRIES (so a follower a little behind still gets appends). A
+ * small in-memory log keeps the arrays young: holding 64 Ki entries per node instead
+ * costs about 0.3 us per entry in garbage collection (measured), which is the
+ * benchmark's storage, not the core.
+ */
+const COMPACT_EVERY_ENTRIES = 4096;
+const COMPACT_SLACK_ENTRIES = 1024;
 const HEAP_ENTRIES = 1_000_000;
 
 interface BenchNode {
@@ -92,13 +99,13 @@ class Cluster {
   }
 
   private maybeCompact(node: BenchNode): void {
-    const applied = node.core.appliedIndex();
-    if (applied - node.compactedTo < COMPACT_EVERY_ENTRIES) return;
-    const meta = { index: applied, term: node.storage.term(applied), voters: VOTERS, sizeBytes: 0 };
+    const index = node.core.appliedIndex() - COMPACT_SLACK_ENTRIES;
+    if (index - node.compactedTo < COMPACT_EVERY_ENTRIES) return;
+    const meta = { index, term: node.storage.term(index), voters: VOTERS, sizeBytes: 0 };
     node.storage.createSnapshot(meta, new Uint8Array(0));
-    node.storage.compact(applied);
+    node.storage.compact(index);
     node.core.snapshotTaken(meta);
-    node.compactedTo = applied;
+    node.compactedTo = index;
   }
 }
 
@@ -149,6 +156,8 @@ function gc(): void {
 }
 
 interface HeapResult {
+  /** Own payload per entry (128-byte Uint8Array each) or one payload shared by all (core overhead only). */
+  payload: "own" | "shared";
   entries: number;
   heapUsedBytes: number;
   externalBytes: number;
@@ -162,13 +171,14 @@ interface HeapResult {
  * with its own 128-byte payload), persists them and sends what flow control allows;
  * the followers hear nothing, so none commits.
  */
-function measureHeap(): HeapResult {
+function measureHeap(payload: "own" | "shared"): HeapResult {
   const cluster = new Cluster();
   cluster.elect();
   const leader = cluster.leader;
+  const shared = new Uint8Array(ENTRY_BYTES);
   gc();
   const before = process.memoryUsage();
-  for (let i = 0; i < HEAP_ENTRIES; i++) leader.propose(new Uint8Array(ENTRY_BYTES));
+  for (let i = 0; i < HEAP_ENTRIES; i++) leader.propose(payload === "own" ? new Uint8Array(ENTRY_BYTES) : shared);
   const ready = leader.ready();
   cluster.nodes[0].storage.append(ready.entries);
   leader.advance(ready);
@@ -179,6 +189,7 @@ function measureHeap(): HeapResult {
   const heapUsedBytes = after.heapUsed - before.heapUsed;
   const externalBytes = after.external + after.arrayBuffers - before.external - before.arrayBuffers;
   return {
+    payload,
     entries: HEAP_ENTRIES,
     heapUsedBytes,
     externalBytes,
@@ -193,7 +204,7 @@ function main(): void {
     gc();
     return runThroughput(inflight);
   });
-  const heap = measureHeap();
+  const heap = [measureHeap("shared"), measureHeap("own")];
   const targets = { 1: 100_000, 4096: 1_000_000 } as Record<number, number>;
   console.log(`raft core, 3 nodes in one process, MemoryStorage, ${ENTRY_BYTES}-byte entries, node ${process.version}`);
   console.log("");
@@ -208,10 +219,14 @@ function main(): void {
   }
   console.log("");
   const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
-  console.log(
-    `heap per million entries in flight: ${mib(heap.heapBytesPerMillionEntries)} MiB heap` +
-      ` (${mib(heap.heapPlusExternalBytesPerMillionEntries)} MiB with payload buffers)${heap.gcExposed ? "" : " [run with --expose-gc for stable numbers]"}`,
-  );
+  for (const h of heap) {
+    console.log(
+      `heap per million entries in flight (${h.payload === "shared" ? "core only, one shared payload" : "each entry with its own 128-byte payload"}): ` +
+        `${mib(h.heapBytesPerMillionEntries)} MiB heap, ${mib(h.heapPlusExternalBytesPerMillionEntries)} MiB with external buffers` +
+        `${h.gcExposed ? "" : " [run with --expose-gc for stable numbers]"}`,
+    );
+  }
+  console.log("(in flight: proposed on the leader, persisted there, not committed; the leader's MemoryStorage log is included)");
   const results = { benchmark: "core", node: process.version, entryBytes: ENTRY_BYTES, measureMs: MEASURE_MS, throughput, heap };
   const dir = new URL("../../bench/results/", import.meta.url);
   mkdirSync(dir, { recursive: true });

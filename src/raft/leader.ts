@@ -199,7 +199,8 @@ const sortScratch: number[] = [];
 export function maybeCommit(raft: Raft): boolean {
   const voters = raft.voters;
   matchScratch.length = voters.length;
-  for (let i = 0; i < voters.length; i++) matchScratch[i] = raft.progress.get(voters[i])!.match;
+  const progress = raft.voterProgress;
+  for (let i = 0; i < voters.length; i++) matchScratch[i] = progress[i].match;
   const index = quorumIndex(matchScratch, sortScratch);
   const log = raft.log;
   if (index <= log.committed || log.termOrMinusOne(index) !== raft.term) return false;

@@ -62,6 +62,8 @@ export class Raft {
   readonly progress = new Map<number, Progress>();
   /** Progress of the peers, in `peers` order (the hot loops iterate this). */
   peerProgress: Progress[] = [];
+  /** Progress of every voter, in `voters` order. */
+  voterProgress: Progress[] = [];
   readOnly: ReadOnly | undefined = undefined;
   /** The voter a leadership transfer is under way to; 0 for none (thesis section 3.10). */
   leadTransferee = 0;
@@ -122,6 +124,7 @@ export class Raft {
     this.readOnly = undefined;
     this.progress.clear();
     this.peerProgress = [];
+    this.voterProgress = [];
     this.uncommittedBytes = 0;
     this.appendsPending = false;
     this.readHeartbeatPending = false;
@@ -183,6 +186,7 @@ export class Raft {
       }
     }
     this.peerProgress = this.peers.map((id) => this.progress.get(id)!);
+    this.voterProgress = this.voters.map((id) => this.progress.get(id)!);
     this.readOnly = new ReadOnly(this.id, this.voters);
     // Section 5.4.2 / thesis 6.4: an entry of the new term, so that earlier entries
     // can commit and the leader learns the commit index.

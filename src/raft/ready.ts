@@ -25,13 +25,6 @@ interface Outstanding {
   appliedTo: number;
 }
 
-function sameSoftState(a: SoftState, b: SoftState): boolean {
-  return a.role === b.role && a.leader === b.leader && a.term === b.term;
-}
-
-function sameHardState(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
-}
 
 export class RaftNode implements RaftCore {
   private previousSoftState: SoftState;
@@ -104,6 +97,18 @@ export class RaftNode implements RaftCore {
     return this.raft.log.applied;
   }
 
+  private softStateChanged(): boolean {
+    const raft = this.raft;
+    const previous = this.previousSoftState;
+    return raft.role !== previous.role || raft.lead !== previous.leader || raft.term !== previous.term;
+  }
+
+  private hardStateChanged(): boolean {
+    const raft = this.raft;
+    const previous = this.previousHardState;
+    return raft.term !== previous.term || raft.vote !== previous.vote || raft.log.committed !== previous.commit;
+  }
+
   takeMessages(): Message[] {
     this.raft.flush();
     return this.raft.outbox.takeSendable();
@@ -122,8 +127,8 @@ export class RaftNode implements RaftCore {
       raft.snapshotReceiver.hasChunksToPersist() ||
       log.hasEntriesToApply() ||
       raft.readStates.length > 0 ||
-      !sameHardState(raft.hardState(), this.previousHardState) ||
-      !sameSoftState(raft.softState(), this.previousSoftState)
+      this.hardStateChanged() ||
+      this.softStateChanged()
     );
   }
 
@@ -142,13 +147,11 @@ export class RaftNode implements RaftCore {
     };
     raft.readStates = [];
     if (unstable.hasSnapshotToPersist()) ready.snapshot = unstable.snapshot;
-    const softState = raft.softState();
-    if (!sameSoftState(softState, this.previousSoftState)) {
-      ready.softState = softState;
-      this.previousSoftState = softState;
+    if (this.softStateChanged()) {
+      ready.softState = raft.softState();
+      this.previousSoftState = ready.softState;
     }
-    const hardState = raft.hardState();
-    if (!sameHardState(hardState, this.previousHardState)) ready.hardState = hardState;
+    if (this.hardStateChanged()) ready.hardState = raft.hardState();
     unstable.acceptInProgress();
     const committed = ready.committedEntries;
     if (committed.length > 0) {
