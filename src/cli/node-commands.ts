@@ -27,6 +27,24 @@ interface NodeFlags {
   snapshotEvery: number;
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
   config?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+/** Mutual TLS for peer links: all three files or none. */
+function readTls(flags: NodeFlags): { ca: Buffer; cert: Buffer; key: Buffer } | undefined {
+  const files = [flags.tlsCa, flags.tlsCert, flags.tlsKey];
+  if (files.every((f) => f === undefined)) return undefined;
+  if (files.some((f) => f === undefined)) throw new CliError("--tls-ca, --tls-cert and --tls-key go together");
+  const read = (path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new CliError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  };
+  return { ca: read(flags.tlsCa!), cert: read(flags.tlsCert!), key: read(flags.tlsKey!) };
 }
 
 /** Resolves on SIGINT or SIGTERM. */
@@ -74,6 +92,9 @@ function registerNode(program: Command, context: CliContext): void {
     .option("--snapshot-every <n>", "snapshot and compact every N applied entries", parseInteger(1, 2 ** 31), 10_000)
     .option("--log-level <level>", "debug, info, warn, error or silent", parseLogLevel, "info")
     .option("--config <file>", "JSON file with id, peers, dir, clusterId, snapshotEvery (flags win)")
+    .option("--tls-ca <file>", "mutual TLS for peer links: the CA certificate (PEM) peers must be signed by")
+    .option("--tls-cert <file>", "mutual TLS: this node's certificate (PEM)")
+    .option("--tls-key <file>", "mutual TLS: this node's private key (PEM)")
     .action(async (flags: NodeFlags) => {
       const merged = { ...(flags.config ? readConfig(flags.config) : {}), ...stripUndefined(flags) } as NodeFlags;
       if (merged.id === undefined || !merged.peers || !merged.dir) throw new CliError("node needs --id, --peers and --dir (or a --config with them)");
@@ -90,6 +111,7 @@ function registerNode(program: Command, context: CliContext): void {
         tickMs: merged.tickMs,
         electionTimeoutTicks: merged.electionTicks,
         snapshotEveryEntries: merged.snapshotEvery,
+        tls: readTls(merged),
         logger,
       });
       logger.info("serving", { api: `http://${node.apiAddress.host}:${node.apiAddress.port}`, peer: `${self.host}:${self.port}` });

@@ -30,8 +30,8 @@ export interface LocalClusterOptions {
   basePort: number;
   host?: string;
   clusterId?: string;
-  /** Extra `raftwal node` flags for every node (e.g. ["--snapshot-every", "100"]). */
-  nodeArgs?: string[];
+  /** Extra `raftwal node` flags for every node (e.g. ["--snapshot-every", "100"]), or per node. */
+  nodeArgs?: string[] | ((id: number) => string[]);
   /** Where each node's log lines go: "inherit" (this process's stderr), "file" (<dir>/node-<i>.log) or "ignore". */
   logs?: "inherit" | "file" | "ignore";
   logLevel?: string;
@@ -91,7 +91,7 @@ export class LocalCluster {
       this.peersFlag(),
       "--log-level",
       this.options.logLevel ?? "info",
-      ...(this.options.nodeArgs ?? []),
+      ...(typeof this.options.nodeArgs === "function" ? this.options.nodeArgs(id) : (this.options.nodeArgs ?? [])),
     ];
     const logs = this.options.logs ?? "file";
     const child = spawn(process.execPath, args, { stdio: ["ignore", logs === "inherit" ? "inherit" : "pipe", logs === "inherit" ? "inherit" : "pipe"] });
