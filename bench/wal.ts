@@ -15,6 +15,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { StorageFile } from "../storage/fs/file-system.js";
 import { NodeFileSystem } from "../storage/fs/node-file-system.js";
 import { Wal } from "../storage/wal/index.js";
 import { crc32Implementation } from "../storage/wal/crc.js";
@@ -23,7 +24,9 @@ import { entryCodec, type Entry } from "../src/proto/schema.js";
 
 const quick = process.argv.includes("--quick");
 const SECONDS_PER_CASE = quick ? 0.6 : 2.5;
-const PLAIN_SECONDS = quick ? 0.6 : 2;
+/** Single-appender comparison: rounds of (plain append, plain preallocated, WAL) slices. */
+const ROUNDS = quick ? 2 : 6;
+const SLICE_SECONDS = quick ? 0.3 : 0.4;
 const RECOVERY_BYTES = quick ? 128 * 1024 * 1024 : 1024 * 1024 * 1024;
 const MEMORY_ENTRIES = quick ? 1_000_000 : 10_000_000;
 const ENTRY_SIZES = [128, 1024, 16 * 1024];
@@ -61,33 +64,125 @@ interface PlainResult {
   p99Micros: number;
 }
 
-async function plainLoop(bytes: number, mode: "append" | "preallocated"): Promise<PlainResult> {
-  const dir = freshDir();
-  await fs.ensureDirectory(dir);
-  const file = await fs.open(join(dir, "plain"), { create: true });
-  const record = new Uint8Array(bytes).fill(0x5a);
-  const capacity = 256 * 1024 * 1024;
-  if (mode === "preallocated") {
-    const zeros = new Uint8Array(1024 * 1024);
-    for (let at = 0; at < capacity; at += zeros.length) await file.write(zeros, at);
-    await file.sync();
+/** A plain write + fdatasync loop that can run in slices (interleaved with the WAL runs). */
+class PlainLoop {
+  private file!: StorageFile;
+  private position = 0;
+  private readonly latencies: number[] = [];
+  private seconds = 0;
+  private readonly record: Uint8Array;
+  private static readonly CAPACITY_BYTES = 256 * 1024 * 1024;
+
+  constructor(
+    readonly recordBytes: number,
+    readonly mode: "append" | "preallocated",
+  ) {
+    this.record = new Uint8Array(recordBytes).fill(0x5a);
   }
-  const latencies: number[] = [];
-  const deadline = performance.now() + PLAIN_SECONDS * 1000;
-  let position = 0;
-  const started = performance.now();
-  while (performance.now() < deadline && position + bytes <= capacity) {
-    const t0 = performance.now();
-    await file.write(record, position);
-    await file.sync();
-    latencies.push((performance.now() - t0) * 1000);
-    position += bytes;
+
+  private dir = "";
+
+  async setUp(): Promise<void> {
+    this.dir = freshDir();
+    await fs.ensureDirectory(this.dir);
+    this.file = await fs.open(join(this.dir, "plain"), { create: true });
+    if (this.mode === "preallocated") {
+      const zeros = new Uint8Array(1024 * 1024);
+      for (let at = 0; at < PlainLoop.CAPACITY_BYTES; at += zeros.length) await this.file.write(zeros, at);
+      await this.file.sync();
+    }
   }
-  const seconds = (performance.now() - started) / 1000;
-  await file.close();
-  rmSync(dir, { recursive: true, force: true });
-  const sorted = Float64Array.from(latencies).sort();
-  return { recordBytes: bytes, mode, opsPerSecond: latencies.length / seconds, p50Micros: percentile(sorted, 50), p99Micros: percentile(sorted, 99) };
+
+  async run(seconds: number): Promise<void> {
+    const started = performance.now();
+    const deadline = started + seconds * 1000;
+    while (performance.now() < deadline) {
+      if (this.position + this.recordBytes > PlainLoop.CAPACITY_BYTES) this.position = 0;
+      const t0 = performance.now();
+      await this.file.write(this.record, this.position);
+      await this.file.sync();
+      this.latencies.push((performance.now() - t0) * 1000);
+      this.position += this.recordBytes;
+    }
+    this.seconds += (performance.now() - started) / 1000;
+  }
+
+  async tearDown(): Promise<PlainResult> {
+    await this.file.close();
+    rmSync(this.dir, { recursive: true, force: true });
+    const sorted = Float64Array.from(this.latencies).sort();
+    return {
+      recordBytes: this.recordBytes,
+      mode: this.mode,
+      opsPerSecond: this.latencies.length / this.seconds,
+      p50Micros: percentile(sorted, 50),
+      p99Micros: percentile(sorted, 99),
+    };
+  }
+}
+
+/** A WAL with `appenders` closed-loop appenders, runnable in slices. */
+class WalLoad {
+  private wal!: Wal;
+  private next = 1;
+  private readonly latencies: number[] = [];
+  private seconds = 0;
+  private appended = 0;
+
+  constructor(
+    readonly entryBytes: number,
+    readonly appenders: number,
+  ) {}
+
+  private dir = "";
+
+  async setUp(): Promise<void> {
+    this.dir = freshDir();
+    this.wal = await Wal.open(this.dir, { fs });
+    // Warm up briefly (JIT, first batches).
+    const warm = performance.now() + 200;
+    while (performance.now() < warm) await this.wal.append([makeEntry(this.next++, this.entryBytes)]);
+  }
+
+  async run(seconds: number): Promise<void> {
+    let running = true;
+    const worker = async (): Promise<void> => {
+      while (running) {
+        const entry = makeEntry(this.next++, this.entryBytes);
+        const t0 = performance.now();
+        await this.wal.append([entry]);
+        this.latencies.push((performance.now() - t0) * 1000);
+        this.appended++;
+      }
+    };
+    const started = performance.now();
+    const workers = Array.from({ length: this.appenders }, worker);
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    running = false;
+    await Promise.all(workers);
+    this.seconds += (performance.now() - started) / 1000;
+  }
+
+  async tearDown(plain: PlainResult[]): Promise<AppendResult> {
+    await this.wal.close();
+    rmSync(this.dir, { recursive: true, force: true });
+    const sorted = Float64Array.from(this.latencies).sort();
+    const record = entryRecordBytes(this.entryBytes);
+    const rate = this.appended / this.seconds;
+    const plainAppend = plain.find((p) => p.recordBytes === record && p.mode === "append")!;
+    const plainPre = plain.find((p) => p.recordBytes === record && p.mode === "preallocated")!;
+    return {
+      entryBytes: this.entryBytes,
+      recordBytes: record,
+      appenders: this.appenders,
+      entriesPerSecond: rate,
+      megabytesPerSecond: (rate * this.entryBytes) / 1e6,
+      p50Micros: percentile(sorted, 50),
+      p99Micros: percentile(sorted, 99),
+      ratioToPlainAppend: rate / plainAppend.opsPerSecond,
+      ratioToPlainPreallocated: rate / plainPre.opsPerSecond,
+    };
+  }
 }
 
 // ---- (b) WAL appends -----------------------------------------------------------------------
@@ -102,52 +197,6 @@ interface AppendResult {
   p99Micros: number;
   ratioToPlainAppend: number;
   ratioToPlainPreallocated: number;
-}
-
-async function walAppends(entryBytes: number, appenders: number, plain: PlainResult[]): Promise<AppendResult> {
-  const dir = freshDir();
-  const wal = await Wal.open(dir, { fs });
-  let next = 1;
-  const latencies: number[] = [];
-  let running = true;
-  const worker = async (): Promise<void> => {
-    while (running) {
-      const entry = makeEntry(next++, entryBytes);
-      const t0 = performance.now();
-      await wal.append([entry]);
-      latencies.push((performance.now() - t0) * 1000);
-    }
-  };
-  // Warm up briefly (JIT, first segment), then measure.
-  const warm = performance.now() + 200;
-  while (performance.now() < warm) await wal.append([makeEntry(next++, entryBytes)]);
-  latencies.length = 0;
-  const startIndex = next;
-  const started = performance.now();
-  const workers = Array.from({ length: appenders }, worker);
-  await new Promise((resolve) => setTimeout(resolve, SECONDS_PER_CASE * 1000));
-  running = false;
-  await Promise.all(workers);
-  const seconds = (performance.now() - started) / 1000;
-  const appended = next - startIndex;
-  await wal.close();
-  rmSync(dir, { recursive: true, force: true });
-  const sorted = Float64Array.from(latencies).sort();
-  const record = entryRecordBytes(entryBytes);
-  const rate = appended / seconds;
-  const plainAppend = plain.find((p) => p.recordBytes === record && p.mode === "append")!;
-  const plainPre = plain.find((p) => p.recordBytes === record && p.mode === "preallocated")!;
-  return {
-    entryBytes,
-    recordBytes: record,
-    appenders,
-    entriesPerSecond: rate,
-    megabytesPerSecond: (rate * entryBytes) / 1e6,
-    p50Micros: percentile(sorted, 50),
-    p99Micros: percentile(sorted, 99),
-    ratioToPlainAppend: rate / plainAppend.opsPerSecond,
-    ratioToPlainPreallocated: rate / plainPre.opsPerSecond,
-  };
 }
 
 // ---- (c), (d) building a big log, reopening it ----------------------------------------------
@@ -261,12 +310,24 @@ async function main(): Promise<void> {
   const wallStart = performance.now();
   console.log(`raftwal WAL benchmark${quick ? " (--quick)" : ""}; dir ${root}; crc32: ${crc32Implementation}; node ${process.version}`);
 
+  // (a) and the single-appender WAL runs, interleaved in rounds so that both see the same
+  // disk conditions (this machine is shared and noisy).
   const plain: PlainResult[] = [];
+  const single: Array<{ size: number; load: WalLoad }> = [];
   for (const size of ENTRY_SIZES) {
     const bytes = entryRecordBytes(size);
-    for (const mode of ["append", "preallocated"] as const) plain.push(await plainLoop(bytes, mode));
+    const loops = [new PlainLoop(bytes, "append"), new PlainLoop(bytes, "preallocated")];
+    const load = new WalLoad(size, 1);
+    for (const loop of loops) await loop.setUp();
+    await load.setUp();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const loop of loops) await loop.run(SLICE_SECONDS);
+      await load.run(SLICE_SECONDS);
+    }
+    for (const loop of loops) plain.push(await loop.tearDown());
+    single.push({ size, load });
   }
-  console.log("\n(a) plain loop: write + fdatasync of one record");
+  console.log("\n(a) plain loop: write + fdatasync of one record (interleaved with the 1-appender WAL runs)");
   console.log(
     table(
       ["record B", "mode", "ops/s", "p50 us", "p99 us"],
@@ -275,7 +336,18 @@ async function main(): Promise<void> {
   );
 
   const appends: AppendResult[] = [];
-  for (const size of ENTRY_SIZES) for (const appenders of CONCURRENCY) appends.push(await walAppends(size, appenders, plain));
+  for (const size of ENTRY_SIZES) {
+    for (const appenders of CONCURRENCY) {
+      if (appenders === 1) {
+        appends.push(await single.find((s) => s.size === size)!.load.tearDown(plain));
+        continue;
+      }
+      const load = new WalLoad(size, appenders);
+      await load.setUp();
+      await load.run(SECONDS_PER_CASE);
+      appends.push(await load.tearDown(plain));
+    }
+  }
   console.log("\n(b) WAL append (each append durable before it resolves)");
   console.log(
     table(

@@ -1,4 +1,9 @@
-/** A bounded cache of recent log entries (insertion order, oldest evicted first). */
+/**
+ * A bounded cache of recent log entries: a ring of `capacityEntries` slots indexed by
+ * entry index modulo the capacity, so a put or get costs one array access (no map, no
+ * eviction bookkeeping). A slot remembers its entry's index; a newer entry at the same
+ * position overwrites an older one.
+ */
 import type { Entry } from "../../src/proto/schema.js";
 
 export interface CachedEntry {
@@ -8,39 +13,41 @@ export interface CachedEntry {
 }
 
 export class EntryCache {
-  private readonly entries = new Map<number, CachedEntry>();
+  private readonly indexes: Float64Array;
+  private readonly values: Array<CachedEntry | undefined>;
 
-  constructor(private readonly capacityEntries: number) {}
+  constructor(private readonly capacityEntries: number) {
+    this.indexes = new Float64Array(capacityEntries).fill(-1);
+    this.values = new Array<CachedEntry | undefined>(capacityEntries).fill(undefined);
+  }
 
   get(index: number): CachedEntry | undefined {
-    return this.entries.get(index);
+    if (this.capacityEntries === 0) return undefined;
+    const slot = index % this.capacityEntries;
+    return this.indexes[slot] === index ? this.values[slot] : undefined;
   }
 
   put(index: number, value: CachedEntry): void {
     if (this.capacityEntries === 0) return;
-    this.entries.delete(index);
-    this.entries.set(index, value);
-    while (this.entries.size > this.capacityEntries) {
-      const oldest = this.entries.keys().next().value as number;
-      this.entries.delete(oldest);
+    const slot = index % this.capacityEntries;
+    this.indexes[slot] = index;
+    this.values[slot] = value;
+  }
+
+  /** Drops entries with indexes in [fromIndex, throughIndex]. */
+  dropRange(fromIndex: number, throughIndex: number): void {
+    const count = Math.min(this.capacityEntries, throughIndex - fromIndex + 1);
+    for (let k = 0; k < count; k++) {
+      const slot = (fromIndex + k) % this.capacityEntries;
+      if (this.indexes[slot] >= fromIndex && this.indexes[slot] <= throughIndex) {
+        this.indexes[slot] = -1;
+        this.values[slot] = undefined;
+      }
     }
   }
 
-  /** Drops entries >= fromIndex. */
-  dropFrom(fromIndex: number): void {
-    for (const index of this.entries.keys()) if (index >= fromIndex) this.entries.delete(index);
-  }
-
-  /** Drops entries <= throughIndex. */
-  dropThrough(throughIndex: number): void {
-    for (const index of this.entries.keys()) if (index <= throughIndex) this.entries.delete(index);
-  }
-
   clear(): void {
-    this.entries.clear();
-  }
-
-  size(): number {
-    return this.entries.size;
+    this.indexes.fill(-1);
+    this.values.fill(undefined);
   }
 }

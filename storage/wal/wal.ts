@@ -132,6 +132,7 @@ export class Wal {
   private acceptedLast: number;
   private acceptedCompacted: number;
   private sparePromise: Promise<SpareSegment | Error> | undefined;
+  private batchBuffer = new Uint8Array(64 * 1024);
 
   private constructor(
     private readonly dir: string,
@@ -472,10 +473,15 @@ export class Wal {
   }
 
   private enqueue(op: Omit<QueuedOp, "offsets" | "resolve" | "reject">): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ ...op, offsets: [], resolve, reject });
-      this.scheduleFlush();
+    const queued = op as QueuedOp;
+    queued.offsets = [];
+    const promise = new Promise<void>((resolve, reject) => {
+      queued.resolve = resolve;
+      queued.reject = reject;
     });
+    this.queue.push(queued);
+    this.scheduleFlush();
+    return promise;
   }
 
   // ---- group commit -------------------------------------------------------------------
@@ -527,17 +533,20 @@ export class Wal {
       if (this.queue[0].bytes + commitBytes > this.active.remainingBytes()) await this.rollover();
       let bytes = commitBytes;
       let entryCount = 0;
-      while (this.queue.length > 0) {
-        const op = this.queue[0];
-        if (batch.length > 0) {
+      let count = 0;
+      while (count < this.queue.length) {
+        const op = this.queue[count];
+        if (count > 0) {
           if (bytes + op.bytes > this.options.batchBytesMax) break;
           if (entryCount + op.entries.length > this.options.batchEntriesMax) break;
         }
         if (bytes + op.bytes > this.active.remainingBytes()) break;
-        batch.push(this.queue.shift()!);
         bytes += op.bytes;
         entryCount += op.entries.length;
+        count++;
       }
+      assert.ok(count > 0, "the first call always fits a fresh segment (checked when it was queued)");
+      batch = this.queue.splice(0, count);
       const buffer = this.encodeBatch(batch, bytes);
       await this.active.appendBatch(buffer);
     } catch (error) {
@@ -566,7 +575,10 @@ export class Wal {
   }
 
   private encodeBatch(batch: QueuedOp[], bytes: number): Uint8Array {
-    const buffer = new Uint8Array(bytes);
+    // One buffer reused by every batch (batches are written one at a time); every byte of
+    // [0, bytes) is overwritten below, so nothing of an earlier batch can leak.
+    if (this.batchBuffer.length < bytes) this.batchBuffer = new Uint8Array(Math.max(bytes, this.batchBuffer.length * 2));
+    const buffer = this.batchBuffer.subarray(0, bytes);
     const base = this.active.writeOffset();
     let at = 0;
     let records = 0;
@@ -601,8 +613,8 @@ export class Wal {
     const segment = this.segments[this.segments.length - 1];
     if (op.kind === "append") {
       if (op.truncateFrom > 0) {
+        this.cache.dropRange(op.truncateFrom, this.view.lastIndex());
         this.view.truncateSuffix(op.truncateFrom);
-        this.cache.dropFrom(op.truncateFrom);
       }
       for (let k = 0; k < op.entries.length; k++) {
         const entry = op.entries[k];
@@ -611,14 +623,15 @@ export class Wal {
       }
       segment.maxEntryIndex = Math.max(segment.maxEntryIndex, op.entries[op.entries.length - 1].index);
     } else if (op.kind === "truncate") {
+      this.cache.dropRange(op.truncateFrom, this.view.lastIndex());
       this.view.truncateSuffix(op.truncateFrom);
-      this.cache.dropFrom(op.truncateFrom);
     } else {
       const lastBefore = this.view.lastIndex();
+      const compactedBefore = this.view.compactedIndex();
       this.view.compact(op.index, op.term);
       segment.hasCompactRecord = true;
       if (this.view.lastIndex() !== lastBefore || this.view.size() === 0) this.cache.clear();
-      else this.cache.dropThrough(op.index);
+      else this.cache.dropRange(compactedBefore + 1, op.index);
     }
     // Invariant: the view matches what calls were validated against once the queue drains.
     assert.ok(this.view.compactedIndex() <= this.view.lastIndex());
