@@ -6,7 +6,8 @@
  * Errors end the command with one line on stderr (`raftwal: <message>`) and a non-zero
  * exit code, never a stack trace (set RAFTWAL_DEBUG=1 to get one for a bug report).
  *
- * Subcommand groups register themselves here, one module each (`wal` in wal-commands.ts).
+ * Subcommand groups register here, one module each: `wal` (wal-commands.ts); `node`,
+ * `cluster`, `kv` (node-commands.ts).
  */
 import { Command, CommanderError } from "commander";
 import { RaftwalError } from "../errors.js";
