@@ -14,13 +14,14 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { findFreeBasePort, LocalCluster } from "../src/node/local-cluster.js";
 import { send } from "../src/kv/client.js";
+import { writeResults } from "./results.js";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -236,10 +237,8 @@ async function main(): Promise<void> {
     };
   });
   console.table(rows);
-  const out = new URL("./results/cluster.json", import.meta.url);
-  mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
-  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), secondsPerRow: SECONDS, valueBytes: VALUE_BYTES, results }, null, 2));
-  console.log(`results written to ${out.pathname}`);
+  const path = writeResults("cluster", { date: new Date().toISOString(), secondsPerRow: SECONDS, valueBytes: VALUE_BYTES, results });
+  console.log(`results written to ${path}`);
 }
 
 await main();
