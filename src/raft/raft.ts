@@ -430,7 +430,7 @@ export class Raft {
       this.outbox.sendAfterPersist(reply);
       return;
     }
-    const outcome = this.snapshotReceiver.receive(chunk);
+    const outcome = this.snapshotReceiver.receive(chunk, message.from, this.term);
     const reply = newMessage(MessageType.SNAPSHOT_RESPONSE, this.id, message.from, this.term);
     reply.snapshot = { meta: chunk.meta, offset: 0, data: EMPTY_BYTES, done: false };
     if (outcome.kind === "rejected") {

@@ -11,6 +11,8 @@
  *   - an already received chunk is acknowledged again (idempotent);
  *   - anything else is rejected with the offset expected (0 when no transfer matches),
  *     so the leader resumes from there.
+ * A transfer belongs to one sender in one term: two leaders' snapshots of the same
+ * index need not be byte-identical, so their chunks are never mixed.
  */
 import type { SnapshotChunk, SnapshotMeta } from "../proto/schema.js";
 
@@ -27,18 +29,20 @@ export function sameSnapshot(a: SnapshotMeta, b: SnapshotMeta): boolean {
 }
 
 export class SnapshotReceiver {
-  private incoming: { meta: SnapshotMeta; offset: number } | undefined = undefined;
+  private incoming: { meta: SnapshotMeta; offset: number; from: number; term: number } | undefined = undefined;
   private chunksToPersist: SnapshotChunk[] = [];
 
-  receive(chunk: SnapshotChunk): ChunkOutcome {
+  receive(chunk: SnapshotChunk, from: number, term: number): ChunkOutcome {
     const incoming = this.incoming;
-    const same = incoming !== undefined && sameSnapshot(incoming.meta, chunk.meta);
+    const same = incoming !== undefined && incoming.from === from && incoming.term === term && sameSnapshot(incoming.meta, chunk.meta);
     if (same && chunk.offset < incoming.offset) return { kind: "duplicate", nextOffset: incoming.offset };
-    if (chunk.offset === 0 && !same) this.incoming = { meta: chunk.meta, offset: 0 };
-    const current = this.incoming;
-    if (current === undefined || !sameSnapshot(current.meta, chunk.meta) || chunk.offset !== current.offset) {
-      return { kind: "rejected", expectedOffset: same ? current!.offset : 0 };
+    if (!same) {
+      if (chunk.offset !== 0) return { kind: "rejected", expectedOffset: 0 };
+      this.incoming = { meta: chunk.meta, offset: 0, from, term };
+    } else if (chunk.offset !== incoming.offset) {
+      return { kind: "rejected", expectedOffset: incoming.offset };
     }
+    const current = this.incoming!;
     const end = chunk.offset + chunk.data.length;
     const done = chunk.done || end >= chunk.meta.sizeBytes;
     if (end > chunk.meta.sizeBytes || (done && end !== chunk.meta.sizeBytes) || this.chunksToPersist.length >= CHUNKS_TO_PERSIST_MAX) {

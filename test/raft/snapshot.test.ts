@@ -86,6 +86,21 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
     // Reference: section 7, Figure 13 ("Reply ... after" writing data; "offset")
   });
 
+  it("chunks of one snapshot index from two leaders are never mixed", () => {
+    const storage = new MemoryStorage();
+    const node = { core: newCore(2, [1, 2, 3], storage, noPreVote), storage, incoming: { chunks: [] as Uint8Array[] } };
+    const meta = { index: 10, term: 2, voters: [1, 2, 3], sizeBytes: 200 };
+    node.core.step(chunkMessage(meta, payload(200), 0, 100, 2));
+    drain(node);
+    // A new leader (node 3, term 3) sends the same snapshot index: its second chunk alone is refused.
+    const second = chunkMessage(meta, payload(200), 100, 100, 3);
+    node.core.step({ ...second, from: 3 });
+    const reply = drain(node).find((m) => m.type === MessageType.SNAPSHOT_RESPONSE)!;
+    expect(reply).toMatchObject({ to: 3, reject: true, index: 0 });
+    expect(storage.snapshotMeta().index).toBe(0);
+    // Reference: section 7 (a snapshot is one leader's; chunks are written "at the given offset" of that file)
+  });
+
   it("the last chunk installs the snapshot; entries after it that match are kept", () => {
     // The follower's durable log holds (5, term 1) and entries 6..8 after it.
     const storage = storageWithTerms([1, 1, 1, 1, 1, 1, 1, 1], 1);
