@@ -23,6 +23,7 @@ import { SimDisk } from "./disk.js";
 import type { Rng } from "./rng.js";
 import { StateMachine } from "./state-machine.js";
 import type { VirtualClock } from "./time.js";
+import { trace, TRACE_ENABLED } from "./trace.js";
 
 /** Where, inside the persistence of a Ready, a crash may strike. */
 export const CRASH_POINTS = ["before-persist", "after-chunks", "after-snapshot", "after-entries", "after-hard-state", "after-apply"] as const;
@@ -110,6 +111,7 @@ export class NodeHost {
     this.incarnation += 1;
     const storage = this.disk.storage;
     const snapshot = storage.snapshotMeta();
+    if (TRACE_ENABLED) trace(this.options.clock.now(), this.id, `start: snapshot ${snapshot.index}, log to ${storage.lastIndex()}, ${JSON.stringify(storage.hardState())}`);
     this.stateMachine = snapshot.index > 0 ? StateMachine.deserialize(this.disk.readSnapshotData()) : new StateMachine();
     const hard = storage.hardState();
     this.options.checkers.onStart(this.id, snapshot.index, hard);
@@ -131,6 +133,7 @@ export class NodeHost {
   /** Loses everything not on disk. */
   crash(): void {
     if (!this.alive) return;
+    if (TRACE_ENABLED) trace(this.options.clock.now(), this.id, `crash${this.pending ? " (a Ready outstanding)" : ""}`);
     this.alive = false;
     this.crashes += 1;
     this.core = undefined;
@@ -216,6 +219,12 @@ export class NodeHost {
   /** Steps 4-6 of the host loop, with an optional crash after any durable step. */
   private persistApplyAdvance(ready: Ready, advance = true): void {
     const crashPoint = this.pickCrashPoint();
+    if (TRACE_ENABLED) {
+      const chunks = ready.snapshotChunks.map((c) => `${c.meta.index}@${c.offset}+${c.data.length}${c.done ? "!" : ""}`).join(",");
+      const entries = ready.entries.length > 0 ? `${ready.entries[0]!.index}..${ready.entries[ready.entries.length - 1]!.index}` : "-";
+      const committed = ready.committedEntries.length > 0 ? `${ready.committedEntries[0]!.index}..${ready.committedEntries[ready.committedEntries.length - 1]!.index}` : "-";
+      trace(this.options.clock.now(), this.id, `persist: chunks [${chunks}] snapshot ${ready.snapshot?.index ?? "-"} entries ${entries} hard ${JSON.stringify(ready.hardState ?? null)} committed ${committed} reads ${ready.readStates.length}${crashPoint ? ` crash ${crashPoint}` : ""}`);
+    }
     const { checkers } = this.options;
     const disk = this.disk;
     const storage = disk.storage;

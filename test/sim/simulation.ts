@@ -37,6 +37,13 @@ export interface FaultPlan {
   reportUnreachableProbability: number;
   /** Per tick: one random live node takes an application snapshot now (irregular compaction). */
   snapshotNowProbability: number;
+  /**
+   * Slow disks during the safety phase: a Ready becomes durable up to this many ticks
+   * after it is taken (0: the cluster's own persistDelayTicksMax). With fsync slower
+   * than the election timeout no election can succeed, so the liveness phase goes
+   * back to the cluster's setting.
+   */
+  slowDiskTicksMax: number;
 }
 
 export const NO_FAULTS: FaultPlan = {
@@ -52,6 +59,7 @@ export const NO_FAULTS: FaultPlan = {
   transferProbability: 0,
   reportUnreachableProbability: 0,
   snapshotNowProbability: 0,
+  slowDiskTicksMax: 0,
 };
 
 export interface SimulationOptions extends ClusterOptions {
@@ -120,6 +128,7 @@ export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => v
   let active = true;
   cluster.network.setFaults(plan.network);
   for (const node of cluster.nodes) node.configure({ crashDuringPersistProbability: plan.crashDuringPersistProbability });
+  if (plan.slowDiskTicksMax > 0) for (const node of cluster.nodes) node.configure({ persistDelayTicksMax: plan.slowDiskTicksMax });
   cluster.tickHooks.push(() => {
     if (!active) return;
     const live = cluster.nodes.filter((n) => n.alive);
@@ -159,7 +168,7 @@ export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => v
       active = false;
       cluster.network.heal();
       cluster.network.setFaults(RELIABLE_NETWORK);
-      for (const node of cluster.nodes) node.configure({ crashDuringPersistProbability: 0 });
+      for (const node of cluster.nodes) node.configure({ crashDuringPersistProbability: 0, persistDelayTicksMax: cluster.options.persistDelayTicksMax ?? 0 });
       for (const node of cluster.nodes) if (!node.alive) cluster.restart(node.id);
     },
   };
