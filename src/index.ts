@@ -1,0 +1,35 @@
+/**
+ * raftwal's public API. Everything not exported here is internal and may change.
+ *
+ * - Embed a replicated state machine: `createNode` (src/node).
+ * - Drive the Raft core yourself: `createRaft` and its contract types (src/raft).
+ * - Use the storage engine on its own: `openRaftStorage`, `Wal` (storage/).
+ * - The reference application: `KvStateMachine`, `KvClient`, `startKvNode` (src/kv).
+ * - Check histories: `checkLinearizable` (src/check).
+ * Errors: every deliberate error is a `RaftwalError`; match on its `code`.
+ */
+export { RaftwalError, ErrorCode } from "./errors.js";
+export * from "./node/index.js";
+export { createRaft, MemoryStorage } from "./raft/index.js";
+export type {
+  RaftCore,
+  RaftConfig,
+  RaftLogStorage,
+  Ready,
+  ReadState,
+  SoftState,
+  Role,
+  ProposalPosition,
+  Entry,
+  HardState,
+  Message,
+  SnapshotMeta,
+  SnapshotChunk,
+} from "./raft/types.js";
+export { MessageType, EntryType } from "./proto/schema.js";
+export { openRaftStorage, RaftStorage, Wal, type RaftStorageOptions, type WalOptions, NodeFileSystem, MemoryFileSystem, type FileSystem } from "../storage/index.js";
+export { TcpTransport, type TcpTransportOptions, type TransportTlsOptions } from "./transport/index.js";
+export { KvStateMachine, type KvResult } from "./kv/index.js";
+export { KvClient, type KvClientOptions } from "./kv/client.js";
+export { startKvNode, type KvNode, type KvNodeOptions, type KvPeerConfig } from "./kv/kv-node.js";
+export { checkLinearizable, type HistoryOperation, type CheckResult } from "./check/index.js";

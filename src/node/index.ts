@@ -1,0 +1,21 @@
+/** The node runtime's public API: create a node, embed a state machine, run a local cluster. */
+export {
+  createNode,
+  RaftNode,
+  TICK_MS_DEFAULT,
+  ELECTION_TIMEOUT_TICKS_DEFAULT,
+  HEARTBEAT_INTERVAL_TICKS_DEFAULT,
+  SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+  PROPOSAL_TIMEOUT_MS_DEFAULT,
+  READ_TIMEOUT_MS_DEFAULT,
+  type RaftNodeOptions,
+  type NodeStatus,
+  type PeerConfig,
+  type PeerAddress,
+  type PeerProgress,
+} from "./raft-node.js";
+export type { StateMachine } from "./state-machine.js";
+export { NotLeaderError, NodeErrorCode } from "./errors.js";
+export { createLogger, silentLogger, type Logger, type LogLevel } from "./logger.js";
+export { NodeMetrics } from "./metrics.js";
+export { LocalCluster, findFreeBasePort, type LocalClusterOptions, type LocalNodeSpec } from "./local-cluster.js";
