@@ -228,7 +228,7 @@ async function repair(context: CliContext, directory: string): Promise<ExitCode>
     if (!(error instanceof WalCorruptionError)) throw error;
     stderr.write(
       `raftwal: refusing to repair ${target.walDirectory}: it is corrupt, not torn: ${error.segment} at byte offset ${error.offset}: ${error.reason}` +
-        `; acknowledged data is damaged and is never cut automatically (restore this node from a healthy replica)\n`,
+        `; acknowledged data is damaged and is never cut automatically (rebuild this node from a healthy replica)\n`,
     );
     return ExitCode.CORRUPT;
   }
