@@ -3,7 +3,7 @@ import { posix } from "node:path";
 import type { FileSystem } from "../fs/file-system.js";
 
 const SEGMENT_NAME = /^segment-(\d{20})\.wal$/;
-const TORN_NAME = /^segment-(\d{20})\.wal\.torn-(\d+)$/;
+const TORN_NAME = /^segment-(\d{20})\.wal\.torn-(\d+)(\.\d+)?$/;
 
 /** `segment-<id, 20 decimal digits>.wal`: lexical order is id order. */
 export function segmentFileName(segmentId: number): string {
@@ -18,7 +18,7 @@ export function parseSegmentFileName(name: string): number | undefined {
   return Number.isSafeInteger(id) && id >= 1 ? id : undefined;
 }
 
-/** Where the bytes cut from a torn tail at `offset` are kept: beside the segment. */
+/** Where the bytes cut from a torn tail at `offset` are kept: beside the segment (then `.1`, `.2`, ... if taken). */
 export function tornTailFileName(segmentName: string, offset: number): string {
   return `${segmentName}.torn-${offset}`;
 }

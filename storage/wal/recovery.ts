@@ -357,10 +357,11 @@ export async function cutTornTail(
 ): Promise<string> {
   const bytes = new Uint8Array(to - from);
   const count = await readFully(file, bytes, from);
-  const savedTo = posix.join(dir, tornTailFileName(ref.name, from));
-  const copy = await fs.open(savedTo, { create: true });
+  // Never overwrite an earlier copy (the same offset can tear twice): add .1, .2, ...
+  let savedTo = posix.join(dir, tornTailFileName(ref.name, from));
+  for (let attempt = 1; await fs.exists(savedTo); attempt++) savedTo = posix.join(dir, `${tornTailFileName(ref.name, from)}.${attempt}`);
+  const copy = await fs.open(savedTo, { create: true, exclusive: true });
   try {
-    await copy.truncate(0);
     await copy.write(bytes.subarray(0, count), 0);
     await copy.sync();
   } finally {

@@ -81,6 +81,23 @@ describe("torn tail", () => {
     }
   });
 
+  it("a second tear at the same offset keeps both copies of the cut bytes", async () => {
+    const fs = new MemoryFileSystem();
+    let wal = await Wal.open(DIR, { fs, ...OPTIONS });
+    await wal.append(range(1, 3, 1));
+    for (let round = 0; round < 2; round++) {
+      fs.failNextSync(segmentFileName(1));
+      await expect(wal.append(range(4, 6, 1 + round, 30))).rejects.toBeDefined();
+      fs.crash({ keepUnsyncedBytes: () => 50 });
+      wal = await Wal.open(DIR, { fs, ...OPTIONS });
+      expect(wal.lastIndex()).toBe(3);
+    }
+    const torn = (await fs.list(DIR)).filter((name) => name.includes(".torn-"));
+    expect(torn).toHaveLength(2);
+    expect(torn[1]).toBe(`${torn[0]}.1`);
+    await wal.close();
+  });
+
   it("a torn segment header (activation interrupted) is a spare, not corruption", async () => {
     const fs = new MemoryFileSystem();
     const wal = await Wal.open(DIR, { fs, ...OPTIONS });
