@@ -303,4 +303,48 @@ describe("probe, replicate and flow control (section 5.3, etcd-style)", () => {
     expect(fromLeader.length).toBe(20);
     // Reference: section 5.2 ("Leaders send periodic heartbeats (AppendEntries RPCs that carry no log entries)")
   });
+
+  it("a follower that lost every append is re-probed when it answers a heartbeat", () => {
+    const net = new Network([1, 2, 3], noPreVote);
+    net.elect(1);
+    net.tickAll(1);
+    net.filters.push((m) => !(m.type === MessageType.APPEND && m.to === 3));
+    for (let i = 0; i < 3; i++) net.core(1).propose(bytes(`lost-${i}`));
+    net.deliver();
+    expect(net.core(1).progress().find((p) => p.id === 3)!.state).toBe("replicate");
+    net.heal();
+    net.tickAll(2); // no new proposal: the heartbeat response alone must repair node 3
+    expect(net.appliedData(3)).toEqual(["lost-0", "lost-1", "lost-2"]);
+    // Reference: section 5.3 ("the leader retries AppendEntries RPCs indefinitely ... until all followers eventually store all log entries")
+  });
+
+  it("reportUnreachable moves a replicating follower back to probe", () => {
+    const { core, node, term } = leader();
+    core.step(ack(2, term, 1));
+    drain(node);
+    expect(core.progress().find((p) => p.id === 2)!.state).toBe("replicate");
+    core.reportUnreachable(2);
+    expect(core.progress().find((p) => p.id === 2)).toMatchObject({ state: "probe", next: 2 });
+    // Reference: section 5.3; etcd's ReportUnreachable
+  });
+
+  it("proposals beyond maxUncommittedBytes are dropped with RAFT_ERR_PROPOSAL_DROPPED", () => {
+    const { core, node, term } = leader([1, 2, 3], { maxUncommittedBytes: 300 });
+    core.propose(new Uint8Array(200));
+    expect(() => core.propose(new Uint8Array(200))).toThrow(expect.objectContaining({ code: "RAFT_ERR_PROPOSAL_DROPPED" }));
+    drain(node);
+    core.step(ack(2, term, 2));
+    drain(node); // the committed entry is handed out: its bytes no longer count
+    expect(core.propose(new Uint8Array(200)).index).toBe(3);
+    // Reference: flow control for proposals (etcd's MaxUncommittedEntriesSize)
+  });
+
+  it("messages from nodes outside the configuration are ignored", () => {
+    const storage = new MemoryStorage();
+    const node = { core: newCore(1, [1, 2, 3], storage, noPreVote), storage };
+    node.core.step(message({ type: MessageType.APPEND, from: 9, to: 1, term: 7, entries: [entry(1, 7)] }));
+    expect(node.core.hasReady()).toBe(false);
+    expect(node.core.softState().term).toBe(0);
+    // Reference: section 5.1 (servers of the cluster); membership changes are out of scope
+  });
 });
