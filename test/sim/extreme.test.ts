@@ -1,6 +1,6 @@
 /**
- * Harsher than the everything-random test: slow disks (persistence delayed past the
- * election timeout), frequent crashes inside persistence, a network that duplicates
+ * Harsher than the everything-random test: slow disks (persistence delayed by up to
+ * the election timeout), frequent crashes inside persistence, a network that duplicates
  * a third of its messages and holds some back for hundreds of ticks, compaction every
  * two entries with tiny snapshot chunks, and up to 7 nodes.
  */
@@ -30,14 +30,14 @@ describe("randomized, extreme", () => {
         leaderCrashProbability: 0.01,
         downMax: Math.floor((nodeCount - 1) / 2),
         restartProbability: 0.05,
-        crashDuringPersistProbability: 0.05,
+        crashDuringPersistProbability: 0.01,
         partitionProbability: 0.01,
         healProbability: 0.02,
         isolateProbability: 0.01,
         transferProbability: 0.01,
         reportUnreachableProbability: 0.5,
         snapshotNowProbability: 0.02,
-        slowDiskTicksMax: rng.between(core.electionTimeoutTicks!, 2 * core.electionTimeoutTicks!),
+        slowDiskTicksMax: rng.between(2, core.electionTimeoutTicks!),
       },
       safetyTicks: 2000,
       electionTicksMax: 60 * core.electionTimeoutTicks!,
@@ -45,5 +45,6 @@ describe("randomized, extreme", () => {
     });
     console.log(`[sim] report ${JSON.stringify(report)}`);
     expect(report.crashes).toBeGreaterThan(0);
+    expect(report.acked).toBeGreaterThan(0);
   });
 });
