@@ -39,6 +39,9 @@
  *      (step 2 or 5 above was interrupted). If the WAL is compacted beyond the snapshot
  *      (the newer snapshot that covered it is corrupt or missing), the entries between
  *      are gone: WAL_ERR_SNAPSHOT_CORRUPT. A commit index ahead of the log is WAL_ERR_CORRUPT.
+ *   5. A hard state saved behind its Ready's entries or snapshot (a crash in between) is
+ *      raised in memory: term to the last entry's term (no vote), commit to the snapshot's
+ *      index (raiseHardStateFloors); `recovery.actions` says so.
  *
  * Writers are serialized (each waits for the previous one); reads are synchronous and
  * see everything acknowledged so far. A failed write or fsync in any part makes the
@@ -103,8 +106,9 @@ export class RaftStorage implements RaftLogStorage {
     private readonly snapshots: SnapshotStore,
     private readonly wal: Wal,
     readonly recovery: RaftStorageRecovery,
+    recoveredHardState: HardState,
   ) {
-    this.hard = hardStateFile.get();
+    this.hard = recoveredHardState;
     this.snapshot = snapshots.newestMeta() ?? NO_SNAPSHOT;
   }
 
@@ -128,14 +132,15 @@ export class RaftStorage implements RaftLogStorage {
       actions: [],
       warnings: [],
     };
+    let hard: HardState;
     try {
-      await reconcile(directory, hardStateFile.get(), snapshots, wal, recovery);
+      hard = await reconcile(directory, hardStateFile.get(), snapshots, wal, recovery);
     } catch (error) {
       await wal.close().catch(() => undefined);
       await snapshots.close();
       throw error;
     }
-    return new RaftStorage(directory, hardStateFile, snapshots, wal, recovery);
+    return new RaftStorage(directory, hardStateFile, snapshots, wal, recovery, hard);
   }
 
   // ---- RaftLogStorage (synchronous reads) ---------------------------------------------
@@ -328,7 +333,8 @@ async function compactLogTo(wal: Wal, meta: SnapshotMeta): Promise<void> {
   await wal.compact(meta.index, meta.term);
 }
 
-async function reconcile(directory: string, hard: HardState, snapshots: SnapshotStore, wal: Wal, recovery: RaftStorageRecovery): Promise<void> {
+/** Step 4 of open; returns the hard state the core starts from (see raiseHardStateFloors). */
+async function reconcile(directory: string, hard: HardState, snapshots: SnapshotStore, wal: Wal, recovery: RaftStorageRecovery): Promise<HardState> {
   const snapshot = snapshots.newestMeta() ?? NO_SNAPSHOT;
   for (const skipped of snapshots.recovery.skippedCorrupt) {
     recovery.warnings.push(`snapshot ${skipped.name} is corrupt and was skipped: ${skipped.problem}`);
@@ -370,6 +376,29 @@ async function reconcile(directory: string, hard: HardState, snapshots: Snapshot
       `${directory}: the hard state's commit index ${hard.commit} is ahead of the log's last index ${lastIndex}: acknowledged entries are missing`,
     );
   }
+  return raiseHardStateFloors(hard, snapshot, lastIndex === snapshot.index ? snapshot.term : wal.term(lastIndex), recovery);
+}
+
+/**
+ * The hard state is saved after the entries and snapshot of the same Ready (durability
+ * order above), so a crash in between leaves it behind them. Two floors are restored in
+ * memory (they become durable with the next save):
+ * - term >= the last entry's term, with no vote: the node never voted durably in that
+ *   term (a vote is saved before it is sent, and would have raised the saved term);
+ * - commit >= the snapshot's index: a snapshot holds only committed entries.
+ */
+function raiseHardStateFloors(hard: HardState, snapshot: SnapshotMeta, lastTerm: number, recovery: RaftStorageRecovery): HardState {
+  const raised = { ...hard };
+  if (lastTerm > hard.term) {
+    raised.term = lastTerm;
+    raised.vote = 0;
+    recovery.actions.push(`raised the term from ${hard.term} to the last entry's term ${lastTerm} (no vote): the hard state was saved behind the log`);
+  }
+  if (snapshot.index > hard.commit) {
+    raised.commit = snapshot.index;
+    recovery.actions.push(`raised the commit index from ${hard.commit} to the snapshot's index ${snapshot.index}`);
+  }
+  return raised;
 }
 
 /** Opens (creating if needed) the storage of one node in `directory` and recovers it. */

@@ -276,6 +276,23 @@ describe("RaftStorage", () => {
     expect([reopened.lastIndex(), reopened.hardState().commit]).toEqual([5, 0]);
   });
 
+  it("a hard state saved behind its Ready's entries or snapshot is raised at open: term to the last entry's, commit to the snapshot's", async () => {
+    const fs = new MemoryFileSystem();
+    const storage = await openRaftStorage(DIR, options(fs));
+    await storage.saveHardState({ term: 2, vote: 3, commit: 0 });
+    await storage.append(entries(1, 4, 2));
+    await storage.append(entries(5, 6, 5)); // the crash comes before the Ready's hard state (term 5)
+    fs.crash();
+    const reopened = await openRaftStorage(DIR, options(fs));
+    expect(reopened.hardState()).toEqual({ term: 5, vote: 0, commit: 0 });
+    expect(reopened.recovery.actions.join()).toMatch(/raised the term from 2 to the last entry's term 5/);
+    await receiveSnapshot(reopened, { index: 9, term: 5, voters: [1] }, snapshotPayload(9, 5, 10), 4); // crash before its hard state
+    fs.crash();
+    const again = await openRaftStorage(DIR, options(fs));
+    expect(again.hardState()).toEqual({ term: 5, vote: 0, commit: 9 });
+    await again.saveHardState({ term: 5, vote: 0, commit: 9 }); // what the next save makes durable
+  });
+
   it("rejects writes after close", async () => {
     const storage = await openRaftStorage(DIR, options(new MemoryFileSystem()));
     await storage.close();
