@@ -117,6 +117,24 @@ describe("appends and reads", () => {
   });
 });
 
+describe("cache of recent entries", () => {
+  it("never serves an entry replaced by an overwrite, truncation or compaction", async () => {
+    const fs = new MemoryFileSystem();
+    const wal = await open(fs, { cacheEntriesMax: 4 });
+    await wal.append(range(1, 10, 1));
+    expect(wal.entries(7, 11, Infinity)).toEqual(range(7, 10, 1));
+    await wal.append(range(8, 9, 2)); // replaces 8.. (10 goes away)
+    expect(wal.entries(7, 10, Infinity)).toEqual([entry(7, 1), entry(8, 2), entry(9, 2)]);
+    await wal.truncateSuffix(9);
+    await wal.append([entry(9, 3)]);
+    expect(wal.entries(1, 10, Infinity)).toEqual([...range(1, 7, 1), entry(8, 2), entry(9, 3)]);
+    await wal.compact(12, 3); // beyond the log: everything goes
+    await wal.append(range(13, 14, 3));
+    expect(wal.entries(13, 15, Infinity)).toEqual(range(13, 14, 3));
+    await wal.close();
+  });
+});
+
 describe("truncation (paper section 5.3)", () => {
   it("an append at or below lastIndex replaces the suffix in one batch, also after reopen", async () => {
     const fs = new MemoryFileSystem();
@@ -336,7 +354,9 @@ describe("inspection", () => {
     expect(records[5].entry).toEqual(entry(3, 2));
     expect(records[0].offset).toBe(40);
 
-    const verdict = await verifyWal(DIR, fs);
+    const progress: Array<[number, number]> = [];
+    const verdict = await verifyWal(DIR, fs, (done, total) => progress.push([done, total]));
+    expect(progress).toEqual([[1, 1]]);
     expect(verdict.status).toBe("torn-tail");
     expect(verdict.tornTail?.offset).toBe(records[10].offset);
     expect(verdict).toMatchObject({ firstIndex: 3, lastIndex: 4 });
