@@ -42,18 +42,13 @@ export function snapshotChunk(chunk: SnapshotChunk): SnapshotChunk {
  * sent once that state is durable (Figure 2: "Updated on stable storage before
  * responding to RPCs"):
  *   - APPEND_RESPONSE acknowledges entries (and the term they were accepted in);
- *   - VOTE_RESPONSE grants a vote (rejections are routed the same way, for simplicity);
- *   - SNAPSHOT_RESPONSE acknowledges snapshot chunks or an installed snapshot;
- *   - VOTE asks for votes in a term this node has just voted itself in: the new term
- *     and the self-vote must be durable first, or a restarted node could vote twice
- *     in that term, or win it twice with different logs.
- * PRE_VOTE and PRE_VOTE_RESPONSE change no state and go at once.
+ *   - VOTE_RESPONSE grants a vote (rejections are routed the same way, for simplicity),
+ *     including a candidate's vote for itself, which it counts only once durable;
+ *   - SNAPSHOT_RESPONSE acknowledges snapshot chunks or an installed snapshot.
+ * VOTE requests go at once: a candidate cannot win without its own durable vote
+ * (Raft.poll), so sending them early claims nothing. PRE_VOTE and PRE_VOTE_RESPONSE
+ * change no state.
  */
 export function requiresPersistence(type: MessageType): boolean {
-  return (
-    type === MessageType.APPEND_RESPONSE ||
-    type === MessageType.VOTE_RESPONSE ||
-    type === MessageType.SNAPSHOT_RESPONSE ||
-    type === MessageType.VOTE
-  );
+  return type === MessageType.APPEND_RESPONSE || type === MessageType.VOTE_RESPONSE || type === MessageType.SNAPSHOT_RESPONSE;
 }

@@ -307,8 +307,9 @@ export class Raft {
       request.index = lastIndex;
       request.logTerm = lastTerm;
       if (kind === "transfer") request.context = TRANSFER_CONTEXT;
-      if (kind === "pre-vote") this.outbox.send(request);
-      else this.outbox.sendAfterPersist(request);
+      // Vote requests go at once, even before our new term is durable (a slow disk
+      // must not slow elections); the self-vote is what must be durable, see poll().
+      this.outbox.send(request);
     }
     if (kind === "pre-vote") {
       this.poll(this.id, true);
@@ -318,9 +319,17 @@ export class Raft {
     }
   }
 
+  /**
+   * Records a vote and acts on the outcome. A candidate wins only with its own vote
+   * among the majority, and that vote counts only once durable (it arrives through the
+   * persistence gate). So a leader of term T always has T and its self-vote on disk:
+   * after a crash it can neither vote for another candidate in T nor win T a second
+   * time with a different log (both would break Election Safety, Figure 3).
+   */
   private poll(from: number, granted: boolean): void {
     if (!this.votes.has(from)) this.votes.set(from, granted);
     const result = voteResult(this.votes, this.voters.length);
+    if (result === "won" && this.votes.get(this.id) !== true) return;
     if (result === "won") {
       if (this.role === "pre-candidate") this.campaign("election");
       else this.becomeLeader();

@@ -37,18 +37,23 @@ describe("persistence contract (Figure 2: persist before responding)", () => {
     // Reference: Figure 2 (votedFor is persistent state), section 5.2
   });
 
-  it("a candidate asks for votes only after its new term and self-vote are durable", () => {
+  it("a candidate asks for votes at once but wins only once its own vote is durable", () => {
     const storage = new MemoryStorage();
     const core = newCore(1, [1, 2, 3], storage, noPreVote);
     for (let i = 0; i < 30 && core.softState().role === "follower"; i++) core.tick();
-    expect(core.takeMessages()).toEqual([]);
+    // Vote requests need no durability: they go before the new term is on disk.
+    expect(core.takeMessages().filter((m) => m.type === MessageType.VOTE).map((m) => m.to)).toEqual([2, 3]);
     const ready = core.ready();
     expect(ready.hardState).toEqual({ term: 1, vote: 1, commit: 0 });
-    expect(ready.messages).toEqual([]);
+    // Both peers grant before the self-vote is durable: a majority of peers, but no leader yet.
+    core.step(message({ type: MessageType.VOTE_RESPONSE, from: 2, to: 1, term: 1 }));
+    core.step(message({ type: MessageType.VOTE_RESPONSE, from: 3, to: 1, term: 1 }));
+    expect(core.softState().role).toBe("candidate");
     persist(storage, ready, { chunks: [] });
     core.advance(ready);
-    expect(core.takeMessages().filter((m) => m.type === MessageType.VOTE).map((m) => m.to)).toEqual([2, 3]);
-    // Reference: Figure 2 (currentTerm and votedFor persisted before issuing RPCs), section 5.2
+    expect(core.softState().role).toBe("leader");
+    expect(storage.hardState()).toMatchObject({ term: 1, vote: 1 });
+    // Reference: section 5.2 and Figure 2 (a leader's term and vote are durable, so it can never win the same term twice)
   });
 
   it("a single-node cluster becomes leader only once its self-vote is durable", () => {
