@@ -59,6 +59,14 @@ describe("SnapshotStore", () => {
     expect(Buffer.compare(await readAll(reopened), data)).toBe(0);
   });
 
+  it("the streamed reader verifies the checksum: damage after open fails the read with WAL_ERR_SNAPSHOT_CORRUPT", async () => {
+    const fs = new MemoryFileSystem();
+    const store = await SnapshotStore.open(DIR, { fs });
+    await writeSnapshot(store, 3, 1, payload(9, 3 * MiB));
+    fs.flipBit(`${DIR}/${snapshotFileName(3, 1)}`, SNAPSHOT_HEADER_BYTES + 2 * MiB + 17, 5);
+    await expect(readAll(store)).rejects.toMatchObject({ code: "WAL_ERR_SNAPSHOT_CORRUPT", message: expect.stringMatching(/payload checksum/) });
+  });
+
   it("a zero-byte snapshot is valid", async () => {
     const fs = new MemoryFileSystem();
     const store = await SnapshotStore.open(DIR, { fs });
