@@ -169,6 +169,38 @@ describe("snapshots", () => {
     converge(cluster, 300, 1500);
   });
 
+  seededTest("the leader compacts again while a chunked transfer is under way", [348, 349, 350], (seed, testName) => {
+    const cluster = makeCluster({
+      seed,
+      testName,
+      nodeCount: 3,
+      snapshotEveryAppliedEntries: 3,
+      snapshotPaddingBytes: 200 * 1024,
+      core: { electionTimeoutTicks: 10, heartbeatIntervalTicks: 1, snapshotChunkBytes: 16 * 1024, maxInflightMessages: 1 },
+    });
+    cluster.network.setFaults({ ...UNRELIABLE_NETWORK, dropRequestProbability: 0, dropReplyProbability: 0, duplicateProbability: 0 });
+    const leader = waitForLeader(cluster, 400);
+    const lagging = others(cluster, leader.id)[0]!;
+    const follower = cluster.node(lagging);
+    cluster.network.isolate(lagging);
+    for (let i = 0; i < 10; i++) commit(cluster, `before-${i}`, 800);
+    const sender = cluster.stableLeader()!;
+    cluster.network.heal();
+    // Client load during the transfer makes the sender take new snapshots meanwhile: the
+    // chunks sent so far belong to a snapshot the sender no longer has.
+    cluster.workload.configure({ proposeProbability: 1, inflightMax: 2, batchSizeMax: 1, readProbability: 0 });
+    waitFor(cluster, () => follower.disk.snapshotChunksWritten > 0, 300, "the transfer starting");
+    const takenAtStart = sender.disk.snapshotsTaken;
+    cluster.workload.enabled = true;
+    waitFor(cluster, () => sender.disk.snapshotsTaken >= takenAtStart + 2, 300, "the sender compacting twice during the transfer");
+    cluster.workload.enabled = false;
+    expect(follower.disk.snapshotsInstalled).toBe(0);
+    // Once compaction pauses the transfer completes, with an intact payload (the state
+    // machine's restore verifies length, padding pattern and hash).
+    waitFor(cluster, () => follower.disk.snapshotsInstalled > 0, 1500, "a snapshot installed on the follower");
+    converge(cluster, 300, 3000);
+  });
+
   for (const [label, network] of [["reliable", undefined], ["unreliable", UNRELIABLE_NETWORK]] as const) {
     seededTest(`compaction every few entries under crashes and partitions (${label} network)`, [351, 352, 353], (seed, testName) => {
       const report = runSimulation({
