@@ -218,7 +218,8 @@ export class RaftStorage implements RaftLogStorage {
   saveHardState(state: HardState): Promise<void> {
     return this.serialize("saveHardState", async () => {
       const current = this.hard;
-      if (state.term === current.term && state.vote === current.vote && state.commit === current.commit) return;
+      const durable = this.hardStateFile.get(); // may be below `current` after open raised it
+      if (state.term === durable.term && state.vote === durable.vote && state.commit === durable.commit) return;
       if (state.term < current.term) throw invalid(`hard state term ${state.term} is below the durable term ${current.term}`);
       if (state.term === current.term && current.vote !== 0 && state.vote !== current.vote) {
         throw invalid(`hard state vote ${state.vote} in term ${state.term} replaces the durable vote ${current.vote} (at most one vote per term, section 5.2)`);

@@ -290,7 +290,11 @@ describe("RaftStorage", () => {
     fs.crash();
     const again = await openRaftStorage(DIR, options(fs));
     expect(again.hardState()).toEqual({ term: 5, vote: 0, commit: 9 });
-    await again.saveHardState({ term: 5, vote: 0, commit: 9 }); // what the next save makes durable
+    await again.saveHardState({ term: 5, vote: 0, commit: 9 }); // the raised state, made durable by this save
+    await again.close();
+    const third = await openRaftStorage(DIR, options(fs));
+    expect(third.hardState()).toEqual({ term: 5, vote: 0, commit: 9 });
+    expect(third.recovery.actions).toEqual([]);
   });
 
   it("rejects writes after close", async () => {
