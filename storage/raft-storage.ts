@@ -347,6 +347,12 @@ async function reconcile(directory: string, hard: HardState, snapshots: Snapshot
         : "no valid snapshot remains",
     );
   }
+  const torn = wal.recovery.tornTail;
+  if (torn) {
+    recovery.actions.push(
+      `cut a torn tail of ${torn.bytes} bytes from ${torn.segment} at byte offset ${torn.offset} (${torn.reason})${torn.savedTo ? `, saved to ${torn.savedTo}` : ""}`,
+    );
+  }
   const compactedIndex = wal.compactedIndex();
   if (snapshot.index > compactedIndex) {
     const keepsTail = snapshot.index <= wal.lastIndex() && wal.term(snapshot.index) === snapshot.term;

@@ -4,7 +4,7 @@ import { HardStateFile } from "../../storage/hard-state.js";
 import { openRaftStorage, type RaftStorageOptions } from "../../storage/raft-storage.js";
 import { SnapshotStore } from "../../storage/snapshot-store.js";
 import { snapshotFileName } from "../../storage/snapshot/format.js";
-import { listSegments } from "../../storage/wal/index.js";
+import { listSegments, verifyWal } from "../../storage/wal/index.js";
 import { CrashingFileSystem, SimulatedCrash } from "./raft-storage-crashing-fs.js";
 import { chunksOf, decodeText, entries, entry, readSnapshotBytes, receiveSnapshot, snapshotPayload } from "./raft-storage-helpers.js";
 
@@ -295,6 +295,19 @@ describe("RaftStorage", () => {
     const third = await openRaftStorage(DIR, options(fs));
     expect(third.hardState()).toEqual({ term: 5, vote: 0, commit: 9 });
     expect(third.recovery.actions).toEqual([]);
+  });
+
+  it("a torn tail in the WAL is cut at open and reported among the actions", async () => {
+    const fs = new MemoryFileSystem();
+    const storage = await openRaftStorage(DIR, options(fs));
+    await storage.append(entries(1, 5, 1));
+    await storage.close();
+    const verified = await verifyWal(`${DIR}/wal`, fs);
+    const active = verified.segments[verified.segments.length - 1];
+    fs.overwrite(`${DIR}/wal/${active.name}`, active.committedBytes, new Uint8Array([1, 0, 0, 0, 9, 9]));
+    const reopened = await openRaftStorage(DIR, options(fs));
+    expect(reopened.lastIndex()).toBe(5);
+    expect(reopened.recovery.actions.join()).toMatch(new RegExp(`cut a torn tail of 6 bytes from ${active.name} at byte offset ${active.committedBytes}`));
   });
 
   it("rejects writes after close", async () => {
