@@ -433,10 +433,15 @@ export class Raft {
     if (chunk === undefined) return;
     if (chunk.meta.index <= this.log.committed) {
       // We have all of it already: tell the leader where we are.
-      this.snapshotReceiver.reset();
       const reply = this.replyToAppend(message);
       reply.index = this.log.committed;
       this.outbox.sendAfterPersist(reply);
+      return;
+    }
+    if (this.log.unstable.hasSnapshotToPersist()) {
+      // A fully received snapshot waits for the next Ready. Chunks of another transfer
+      // must not share that Ready (the host installs after writing all its chunks),
+      // so this one is dropped; the leader resends it after an election timeout.
       return;
     }
     const outcome = this.snapshotReceiver.receive(chunk, message.from, this.term);

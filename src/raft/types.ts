@@ -68,7 +68,12 @@ export interface Ready {
   hardState?: HardState;
   /** Entries to append durably (after truncating from entries[0].index if needed). */
   entries: Entry[];
-  /** Chunks of an incoming snapshot to write durably, in order (offsets are contiguous). */
+  /**
+   * Chunks of an incoming snapshot to write durably, in order. Within one transfer the
+   * offsets are contiguous; a chunk at offset 0 starts a new transfer (discarding a
+   * partial one). When `snapshot` is set, the last chunk here is that snapshot's
+   * `done` chunk (or it arrived in an earlier Ready).
+   */
   snapshotChunks: SnapshotChunk[];
   /** A fully received snapshot to install durably and restore the state machine from. */
   snapshot?: SnapshotMeta;

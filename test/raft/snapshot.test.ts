@@ -101,6 +101,24 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
     // Reference: section 7 (a snapshot is one leader's; chunks are written "at the given offset" of that file)
   });
 
+  it("a Ready that installs a snapshot carries no chunk of a later transfer (finding 1 from the simulation)", () => {
+    const storage = new MemoryStorage();
+    const node = { core: newCore(2, [1, 2, 3], storage, noPreVote), storage, incoming: { chunks: [] as Uint8Array[] } };
+    const first = { index: 5, term: 2, voters: [1, 2, 3], sizeBytes: 50 };
+    const second = { index: 9, term: 2, voters: [1, 2, 3], sizeBytes: 80 };
+    node.core.step(chunkMessage(first, payload(50), 0, 50));
+    node.core.step(chunkMessage(second, payload(80), 0, 40));
+    const ready = node.core.ready();
+    expect(ready.snapshot).toEqual(first);
+    expect(ready.snapshotChunks.map((c) => [c.meta.index, c.offset, c.done])).toEqual([[5, 0, true]]);
+    persist(storage, ready, node.incoming);
+    node.core.advance(ready);
+    // Once the install was handed out, the later transfer is accepted (the leader resends it).
+    node.core.step(chunkMessage(second, payload(80), 0, 40));
+    expect(node.core.ready().snapshotChunks.map((c) => [c.meta.index, c.offset])).toEqual([[9, 0]]);
+    // Reference: section 7 (install after the last chunk is written); types.ts host loop step 4
+  });
+
   it("the last chunk installs the snapshot; entries after it that match are kept", () => {
     // The follower's durable log holds (5, term 1) and entries 6..8 after it.
     const storage = storageWithTerms([1, 1, 1, 1, 1, 1, 1, 1], 1);
