@@ -1,6 +1,6 @@
 /**
  * The two ways a log position can be out of reach, as RaftwalErrors with the storage
- * codes (the same ones a `RaftLogStorage` throws), and a predicate for each.
+ * codes (the same ones a `RaftLogStorage` throws).
  */
 import { ErrorCode, RaftwalError } from "../errors.js";
 
@@ -10,8 +10,4 @@ export function compactedError(index: number, firstIndex: number): RaftwalError 
 
 export function unavailableError(index: number, lastIndex: number): RaftwalError {
   return new RaftwalError(ErrorCode.WAL_UNAVAILABLE, `index ${index} is beyond the last index ${lastIndex}`);
-}
-
-export function isCompacted(error: unknown): boolean {
-  return error instanceof RaftwalError && error.code === ErrorCode.WAL_COMPACTED;
 }

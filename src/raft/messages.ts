@@ -1,7 +1,7 @@
 /**
  * Building messages, and the rule that decides which of them depend on durable state.
  */
-import { MessageType, type Message, type SnapshotChunk } from "../proto/schema.js";
+import { MessageType, type Message } from "../proto/schema.js";
 
 export const EMPTY_BYTES = new Uint8Array(0);
 
@@ -31,10 +31,6 @@ export function newMessage(type: MessageType, from: number, to: number, term: nu
     context: EMPTY_BYTES,
     snapshot: undefined,
   };
-}
-
-export function snapshotChunk(chunk: SnapshotChunk): SnapshotChunk {
-  return { meta: chunk.meta, offset: chunk.offset, data: chunk.data, done: chunk.done };
 }
 
 /**

@@ -8,14 +8,15 @@
  * message is dispatched to the current role's step function, which is assigned only
  * in becomeFollower / becomePreCandidate / becomeCandidate / becomeLeader.
  *
- * Leader-side replication lives in leader.ts, the follower's handlers here. All
- * output goes through `outbox` (the persistence gate, outbox.ts).
+ * Leader-side replication lives in leader.ts, the follower's handlers in follower.ts.
+ * All output goes through `outbox` (the persistence gate, outbox.ts).
  */
 import { fail, invariant } from "./invariant.js";
 import { ErrorCode, RaftwalError } from "../errors.js";
 import { MessageType, type Entry, type HardState, type Message, type SnapshotMeta } from "../proto/schema.js";
 import type { NormalizedConfig } from "./config.js";
 import { entrySizeBytes } from "./entry-size.js";
+import * as follower from "./follower.js";
 import * as leader from "./leader.js";
 import { EMPTY_BYTES, isTransferContext, newMessage, TRANSFER_CONTEXT } from "./messages.js";
 import { NotLeaderError } from "./not-leader-error.js";
@@ -364,15 +365,15 @@ export class Raft {
     switch (message.type) {
       case MessageType.APPEND:
         this.heardFromLeader(message.from);
-        this.handleAppend(message);
+        follower.handleAppend(this, message);
         return;
       case MessageType.HEARTBEAT:
         this.heardFromLeader(message.from);
-        this.handleHeartbeat(message);
+        follower.handleHeartbeat(this, message);
         return;
       case MessageType.SNAPSHOT:
         this.heardFromLeader(message.from);
-        this.handleSnapshot(message);
+        follower.handleSnapshot(this, message);
         return;
       case MessageType.TIMEOUT_NOW:
         // Thesis section 3.10: the leader asks us to campaign at once.
@@ -389,100 +390,6 @@ export class Raft {
   private heardFromLeader(from: number): void {
     this.electionElapsed = 0;
     this.lead = from;
-  }
-
-  private replyToAppend(message: Message): Message {
-    return newMessage(MessageType.APPEND_RESPONSE, this.id, message.from, this.term);
-  }
-
-  /** AppendEntries receiver (Figure 2, section 5.3), with the conflict hint of section 5.3. */
-  private handleAppend(message: Message): void {
-    const log = this.log;
-    const reply = this.replyToAppend(message);
-    if (message.index < log.committed) {
-      // Everything up to the commit index matches the leader already.
-      reply.index = log.committed;
-    } else {
-      const lastNew = log.maybeAppend(message.index, message.logTerm, message.commit, message.entries);
-      if (lastNew >= 0) {
-        reply.index = lastNew;
-      } else {
-        // Fast backup: point the leader at our last entry whose term is <= the term it
-        // probed with, so it skips a whole term per round trip.
-        const hint = log.findConflictByTerm(Math.min(message.index, log.lastIndex()), message.logTerm);
-        reply.index = message.index;
-        reply.reject = true;
-        reply.rejectHint = hint.index;
-        reply.rejectTerm = hint.term;
-      }
-    }
-    this.outbox.sendAfterPersist(reply);
-  }
-
-  private handleHeartbeat(message: Message): void {
-    // The leader sends min(match, commit): our log matches up to there.
-    this.log.commitTo(message.commit);
-    const reply = newMessage(MessageType.HEARTBEAT_RESPONSE, this.id, message.from, this.term);
-    reply.context = message.context;
-    this.outbox.send(reply);
-  }
-
-  /** InstallSnapshot receiver (section 7, Figure 13), one chunk at a time. */
-  private handleSnapshot(message: Message): void {
-    const chunk = message.snapshot;
-    if (chunk === undefined) return;
-    if (chunk.meta.index <= this.log.committed) {
-      // We have all of it already: tell the leader where we are.
-      const reply = this.replyToAppend(message);
-      reply.index = this.log.committed;
-      this.outbox.sendAfterPersist(reply);
-      return;
-    }
-    if (this.log.unstable.hasSnapshotToPersist()) {
-      // A fully received snapshot waits for the next Ready. Chunks of another transfer
-      // must not share that Ready (the host installs after writing all its chunks),
-      // so this one is dropped; the leader resends it after an election timeout.
-      return;
-    }
-    const outcome = this.snapshotReceiver.receive(chunk, message.from, this.term);
-    const reply = newMessage(MessageType.SNAPSHOT_RESPONSE, this.id, message.from, this.term);
-    reply.snapshot = { meta: chunk.meta, offset: 0, data: EMPTY_BYTES, done: false };
-    if (outcome.kind === "rejected") {
-      reply.reject = true;
-      reply.index = outcome.expectedOffset;
-    } else {
-      reply.index = outcome.nextOffset;
-      if (outcome.kind === "accepted" && outcome.done && !this.installSnapshot(chunk.meta)) {
-        const ack = this.replyToAppend(message);
-        ack.index = this.log.committed;
-        this.outbox.sendAfterPersist(ack);
-        return;
-      }
-      reply.snapshot.done = outcome.kind === "accepted" && outcome.done;
-    }
-    reply.snapshot.offset = reply.index;
-    this.outbox.sendAfterPersist(reply);
-  }
-
-  /**
-   * The last chunk arrived: install (Figure 13 steps 6-8). Returns false when the log
-   * already holds the snapshot's last entry in an entry not yet durable: then the
-   * snapshot only proves those entries committed, and is not installed.
-   */
-  private installSnapshot(meta: SnapshotMeta): boolean {
-    const log = this.log;
-    const unstable = log.unstable;
-    const matches = log.matchTerm(meta.index, meta.term);
-    const durable =
-      (unstable.entries.length === 0 || meta.index < unstable.offset) &&
-      (unstable.snapshot === undefined || unstable.snapshotKeepsStorage);
-    if (matches && !durable) {
-      log.commitTo(meta.index);
-      return false;
-    }
-    // Step 6: keep the entries following a matching entry; step 7: else discard the log.
-    log.restore(meta, matches);
-    return true;
   }
 
   // ---- Leader ------------------------------------------------------------------------------

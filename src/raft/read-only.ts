@@ -58,10 +58,7 @@ export class ReadOnly {
   private readonly acknowledged: Map<number, number>;
   private readonly scratch: number[];
 
-  constructor(
-    private readonly selfId: number,
-    voters: readonly number[],
-  ) {
+  constructor(selfId: number, voters: readonly number[]) {
     this.acknowledged = new Map(voters.map((id) => [id, id === selfId ? Number.MAX_SAFE_INTEGER : 0]));
     this.scratch = new Array<number>(voters.length).fill(0);
   }
