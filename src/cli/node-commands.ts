@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { startKvNode } from "../kv/kv-node.js";
+import { faultNodeOptions, type FaultFlags } from "../kv/fault-admin.js";
 import { KvClient } from "../kv/client.js";
 import { createLogger } from "../node/logger.js";
 import { LocalCluster } from "../node/local-cluster.js";
@@ -15,7 +16,7 @@ import type { CliContext } from "./program.js";
 /** The local cluster's defaults: peers on 7001.., APIs on 7101.. */
 export const CLUSTER_BASE_PORT_DEFAULT = 7001;
 
-interface NodeFlags {
+interface NodeFlags extends FaultFlags {
   id?: number;
   peers?: PeerSpec[];
   dir?: string;
@@ -95,6 +96,9 @@ function registerNode(program: Command, context: CliContext): void {
     .option("--tls-ca <file>", "mutual TLS for peer links: the CA certificate (PEM) peers must be signed by")
     .option("--tls-cert <file>", "mutual TLS: this node's certificate (PEM)")
     .option("--tls-key <file>", "mutual TLS: this node's private key (PEM)")
+    .option("--fault-injection", "torture testing only: obey /admin/faults (partitions) and serve /admin/hash")
+    .option("--fault-power-loss", "torture testing only: keep unsynced writes in memory, so kill -9 loses them like a power cut")
+    .option("--fault-wal-segment-bytes <n>", "torture testing only: WAL segment size", parseInteger(65_536, 2 ** 30))
     .action(async (flags: NodeFlags) => {
       const merged = { ...(flags.config ? readConfig(flags.config) : {}), ...stripUndefined(flags) } as NodeFlags;
       if (merged.id === undefined || !merged.peers || !merged.dir) throw new CliError("node needs --id, --peers and --dir (or a --config with them)");
@@ -113,6 +117,7 @@ function registerNode(program: Command, context: CliContext): void {
         snapshotEveryEntries: merged.snapshotEvery,
         tls: readTls(merged),
         logger,
+        ...faultNodeOptions(merged, logger),
       });
       logger.info("serving", { api: `http://${node.apiAddress.host}:${node.apiAddress.port}`, peer: `${self.host}:${self.port}` });
       const fatal = new Promise<Error>((resolve) => node.node.onFatal(resolve));

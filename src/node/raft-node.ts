@@ -28,6 +28,7 @@ import { createRaft } from "../raft/index.js";
 import type { Entry, HardState, RaftConfig, RaftCore, Ready, SnapshotMeta, SoftState } from "../raft/types.js";
 import { openRaftStorage, type RaftStorage, type RaftStorageOptions } from "../../storage/raft-storage.js";
 import { TcpTransport } from "../transport/transport.js";
+import type { FaultFilter } from "./fault-filter.js";
 import type { TransportTlsOptions } from "../transport/tls.js";
 import { closedError, NotLeaderError } from "./errors.js";
 import { silentLogger, type Logger } from "./logger.js";
@@ -82,6 +83,8 @@ export interface RaftNodeOptions<Result> {
   seed?: number;
   /** Flow-control knobs passed to the core. */
   raft?: Pick<RaftConfig, "maxMessageBytes" | "maxInflightMessages" | "maxInflightBytes" | "snapshotChunkBytes" | "maxUncommittedBytes" | "preVote" | "checkQuorum">;
+  /** Torture testing only (`--fault-injection`): drops messages to and from blocked peers. */
+  faultFilter?: FaultFilter;
 }
 
 export interface PeerProgress {
@@ -160,6 +163,7 @@ export class RaftNode<Result = unknown> {
         logger: logger.child({ component: "transport" }),
         tls: options.tls,
       });
+      options.faultFilter?.install(transport);
       const node = new RaftNode(options, core, storage, transport, logger);
       await node.start();
       logger.info("node started", {

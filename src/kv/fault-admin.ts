@@ -1,0 +1,117 @@
+/**
+ * The torture suite's hooks inside a KV node, all off unless the node is started with
+ * `--fault-injection` (and `--fault-power-loss` for the storage part). Without them the
+ * node never constructs any of this and `/admin/...` answers 404.
+ *
+ * | request                   | effect                                                          |
+ * |---------------------------|-----------------------------------------------------------------|
+ * | `POST /admin/faults` JSON `{"blockPeers": [2, 3]}` | drop every message to and from those peers (`[]` heals) |
+ * | `GET /admin/faults`       | the blocked peers and the messages dropped so far               |
+ * | `GET /admin/hash`         | `{id, appliedIndex, kvAppliedIndex, hash, term, role}`: the state hash, read in one turn of the event loop with the applied index |
+ * | `POST /admin/tear?seed=N` | power-loss mode only: write a seeded random prefix of the unsynced bytes, then SIGKILL this process |
+ *
+ * SIGUSR2 does what `/admin/tear` does (seed from the clock).
+ */
+import { writeSync } from "node:fs";
+import type http from "node:http";
+import { PowerLossFileSystem } from "../../storage/fs/power-loss-file-system.js";
+import { FaultFilter } from "../node/fault-filter.js";
+import type { Logger } from "../node/logger.js";
+import { seededRandom } from "../node/random.js";
+import type { RaftNode } from "../node/raft-node.js";
+import type { AdminRoutes } from "./http-api.js";
+import type { KvNodeOptions } from "./kv-node.js";
+import type { KvResult, KvStateMachine } from "./state-machine.js";
+
+export interface FaultFlags {
+  faultInjection?: boolean;
+  faultPowerLoss?: boolean;
+  faultWalSegmentBytes?: number;
+}
+
+/** Largest /admin request body accepted. */
+const ADMIN_BODY_BYTES_MAX = 4096;
+
+/**
+ * The node options that turn the hooks on, for `raftwal node` to spread into its
+ * startKvNode options; `{}` when no fault flag is given.
+ */
+export function faultNodeOptions(flags: FaultFlags, logger: Logger): Partial<KvNodeOptions> {
+  if (!flags.faultInjection && !flags.faultPowerLoss && flags.faultWalSegmentBytes === undefined) return {};
+  if (!flags.faultInjection) throw new Error("--fault-power-loss and --fault-wal-segment-bytes need --fault-injection");
+  const filter = new FaultFilter();
+  const fs = flags.faultPowerLoss ? new PowerLossFileSystem() : undefined;
+  if (fs) process.on("SIGUSR2", () => tearAndDie(fs, Date.now() >>> 0));
+  logger.warn("fault injection is ON: this node obeys /admin/faults (torture testing only)", { powerLoss: fs !== undefined });
+  return {
+    faultFilter: filter,
+    storage: {
+      ...(fs ? { fs } : {}),
+      ...(flags.faultWalSegmentBytes !== undefined ? { wal: { segmentSizeBytes: flags.faultWalSegmentBytes } } : {}),
+    },
+    admin: ({ node, kv }) => adminRoutes({ node, kv, filter, fs }),
+  };
+}
+
+/** Writes a random prefix of the unsynced changes (no fsync), then dies like kill -9. */
+function tearAndDie(fs: PowerLossFileSystem, seed: number): never {
+  const report = fs.tear(seededRandom(seed));
+  // Synchronous: the process is about to vanish, an asynchronous logger would lose the line.
+  writeSync(2, `${JSON.stringify({ level: 50, msg: "torn write-back, then SIGKILL (fault injection)", seed, files: report })}\n`);
+  process.kill(process.pid, "SIGKILL");
+  throw new Error("unreachable: SIGKILL did not stop the process");
+}
+
+function adminRoutes(parts: { node: RaftNode<KvResult>; kv: KvStateMachine; filter: FaultFilter; fs?: PowerLossFileSystem }): AdminRoutes {
+  const { node, kv, filter, fs } = parts;
+  const faults = () => ({ blockPeers: filter.blockedPeers(), droppedOutbound: filter.droppedOutbound, droppedInbound: filter.droppedInbound, unsyncedBytes: fs?.unsyncedBytes() ?? null });
+  return async (request, response, url) => {
+    const route = `${request.method} ${url.pathname}`;
+    if (route === "GET /admin/faults") return reply(response, 200, faults());
+    if (route === "POST /admin/faults") {
+      let body: { blockPeers?: unknown };
+      try {
+        body = JSON.parse((await readSmallBody(request)).toString()) as { blockPeers?: unknown };
+      } catch (error) {
+        return reply(response, 400, { error: "BAD_REQUEST", message: `the body must be JSON {"blockPeers": [ids]}: ${(error as Error).message}` });
+      }
+      if (!Array.isArray(body.blockPeers)) return reply(response, 400, { error: "BAD_REQUEST", message: "blockPeers must be an array of node ids" });
+      try {
+        filter.setBlockedPeers(body.blockPeers as number[]);
+      } catch (error) {
+        return reply(response, 400, { error: "BAD_REQUEST", message: (error as Error).message });
+      }
+      return reply(response, 200, faults());
+    }
+    if (route === "GET /admin/hash") {
+      const status = node.status();
+      return reply(response, 200, { id: status.id, appliedIndex: status.appliedIndex, kvAppliedIndex: kv.appliedIndex(), hash: kv.hash(), term: status.term, role: status.role });
+    }
+    if (route === "POST /admin/tear") {
+      if (!fs) return reply(response, 409, { error: "NOT_POWER_LOSS", message: "start the node with --fault-power-loss to tear writes" });
+      const seed = Number(url.searchParams.get("seed") ?? Date.now()) >>> 0;
+      // Answer first, then tear on the next turn: the caller sees the connection close.
+      reply(response, 202, { tearing: true, seed });
+      setImmediate(() => tearAndDie(fs, seed));
+      return;
+    }
+    return reply(response, 404, { error: "NOT_FOUND", message: `no route ${route}` });
+  };
+}
+
+function reply(response: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  response.end(text);
+}
+
+async function readSmallBody(request: http.IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > ADMIN_BODY_BYTES_MAX) throw new Error(`body larger than ${ADMIN_BODY_BYTES_MAX} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}

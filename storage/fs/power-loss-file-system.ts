@@ -1,0 +1,288 @@
+/**
+ * Power loss on a real disk, for the torture suite (`raftwal node --fault-power-loss`).
+ *
+ * Wraps a FileSystem (normally NodeFileSystem) and holds every write and truncate made to
+ * a file since that file's last `sync()` in memory, in order. Reads through any handle
+ * (and `readFile`) see them, exactly as the page cache would; `sync()` writes them to the
+ * real file, in order, then syncs it. So when the process is killed with SIGKILL, the
+ * real file holds exactly what was synced, as if the machine had lost power: the OS
+ * cannot save bytes it never received.
+ *
+ * Torn writes: `tear(random)` writes a random prefix of each file's unsynced changes to
+ * the real file (whole operations, then part of the next one) without syncing; the
+ * caller then kills the process. That is what a power loss during a write-back can leave
+ * (the WAL's "sector writes are not atomic" assumption, FORMAT.md).
+ *
+ * Model and its limits (documented so a reader knows what is and is not simulated):
+ * - Data is volatile until the file's `sync()`; the unsynced changes of a file are kept
+ *   in memory (bounded by UNSYNCED_BYTES_MAX per file: beyond it, a write throws, as a
+ *   full disk would, rather than growing without bound).
+ * - Names (create, rename, remove) take effect on the real disk at once, as if the
+ *   directory were always synced. The storage engine syncs directories after every such
+ *   change, so this only hides bugs of a missing directory fsync, which the in-memory
+ *   MemoryFileSystem tests cover.
+ * - A file created and not yet synced exists on disk with the length it had at its last
+ *   sync (0 when new).
+ */
+import { closeSync, openSync, writeSync, ftruncateSync } from "node:fs";
+import type { FileSystem, OpenOptions, StorageFile } from "./file-system.js";
+import { NodeFileSystem } from "./node-file-system.js";
+
+/** Bound on one file's unsynced bytes held in memory: the WAL preallocates 64 MiB segments. */
+export const UNSYNCED_BYTES_MAX = 256 * 1024 * 1024;
+
+type PendingChange = { kind: "write"; position: number; data: Uint8Array } | { kind: "truncate"; length: number };
+
+/** The volatile state of one path: what the real file has (its synced length) and what is pending. */
+interface PathState {
+  /** Length of the real file (it changes only at sync or tear). */
+  baseLength: number;
+  pending: PendingChange[];
+  pendingBytes: number;
+  /** Handles open on this path (a sync through any of them flushes the path). */
+  handles: Set<PowerLossFile>;
+}
+
+/** The logical length of a path: the real length with the pending changes applied. */
+function logicalLength(state: PathState): number {
+  let length = state.baseLength;
+  for (const change of state.pending) {
+    length = change.kind === "write" ? Math.max(length, change.position + change.data.length) : change.length;
+  }
+  return length;
+}
+
+/**
+ * Overlays the pending changes on `buffer[offset .. offset+count)`, which holds the real
+ * file's bytes of [position, position+count) (zeros past its end). Pure.
+ */
+function overlay(state: PathState, buffer: Uint8Array, offset: number, count: number, position: number): void {
+  const end = position + count;
+  for (const change of state.pending) {
+    if (change.kind === "write") {
+      const from = Math.max(position, change.position);
+      const to = Math.min(end, change.position + change.data.length);
+      if (from < to) buffer.set(change.data.subarray(from - change.position, to - change.position), offset + (from - position));
+    } else if (change.length < end) {
+      const from = Math.max(position, change.length);
+      buffer.fill(0, offset + (from - position), offset + count);
+    }
+  }
+}
+
+class PowerLossFile implements StorageFile {
+  constructor(
+    private readonly owner: PowerLossFileSystem,
+    readonly path: string,
+    private readonly base: StorageFile,
+    private readonly readOnly: boolean,
+  ) {}
+
+  private state(): PathState {
+    return this.owner.stateOf(this.path);
+  }
+
+  async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    const state = this.state();
+    if (state.pending.length === 0) return this.base.read(buffer, offset, length, position);
+    const count = Math.max(0, Math.min(length, logicalLength(state) - position));
+    if (count === 0) return 0;
+    buffer.fill(0, offset, offset + count);
+    const fromBase = Math.max(0, Math.min(count, state.baseLength - position));
+    let done = 0;
+    while (done < fromBase) {
+      const read = await this.base.read(buffer, offset + done, fromBase - done, position + done);
+      if (read === 0) break;
+      done += read;
+    }
+    overlay(this.state(), buffer, offset, count, position);
+    return count;
+  }
+
+  readSync(buffer: Uint8Array, offset: number, length: number, position: number): number {
+    const state = this.state();
+    if (state.pending.length === 0) return this.base.readSync(buffer, offset, length, position);
+    const count = Math.max(0, Math.min(length, logicalLength(state) - position));
+    if (count === 0) return 0;
+    buffer.fill(0, offset, offset + count);
+    const fromBase = Math.max(0, Math.min(count, state.baseLength - position));
+    let done = 0;
+    while (done < fromBase) {
+      const read = this.base.readSync(buffer, offset + done, fromBase - done, position + done);
+      if (read === 0) break;
+      done += read;
+    }
+    overlay(state, buffer, offset, count, position);
+    return count;
+  }
+
+  async write(data: Uint8Array, position: number): Promise<void> {
+    if (this.readOnly) throw Object.assign(new Error(`EBADF: ${this.path} is open read-only`), { code: "EBADF" });
+    const state = this.state();
+    if (state.pendingBytes + data.length > UNSYNCED_BYTES_MAX) {
+      throw Object.assign(new Error(`ENOSPC: more than ${UNSYNCED_BYTES_MAX} unsynced bytes held for ${this.path}`), { code: "ENOSPC" });
+    }
+    // Copy: the caller may reuse its buffer once write resolves (the WAL does).
+    state.pending.push({ kind: "write", position, data: Uint8Array.from(data) });
+    state.pendingBytes += data.length;
+  }
+
+  async sync(): Promise<void> {
+    const state = this.state();
+    // Take the changes first: writes made while this sync runs stay pending for the next one.
+    const changes = state.pending;
+    state.pending = [];
+    state.pendingBytes = 0;
+    try {
+      for (const change of changes) {
+        if (change.kind === "write") await this.base.write(change.data, change.position);
+        else await this.base.truncate(change.length);
+      }
+      await this.base.sync();
+    } catch (error) {
+      // The real file is now in an unknown state (as after a failed fsync): keep nothing pending.
+      state.baseLength = await this.base.size().catch(() => state.baseLength);
+      throw error;
+    }
+    for (const change of changes) {
+      state.baseLength = change.kind === "write" ? Math.max(state.baseLength, change.position + change.data.length) : change.length;
+    }
+  }
+
+  async truncate(length: number): Promise<void> {
+    if (this.readOnly) throw Object.assign(new Error(`EBADF: ${this.path} is open read-only`), { code: "EBADF" });
+    this.state().pending.push({ kind: "truncate", length });
+  }
+
+  async size(): Promise<number> {
+    return logicalLength(this.state());
+  }
+
+  async close(): Promise<void> {
+    // Closing does not make data durable (close(2) does not fsync).
+    this.owner.detach(this.path, this);
+    await this.base.close();
+  }
+}
+
+export class PowerLossFileSystem implements FileSystem {
+  private readonly paths = new Map<string, PathState>();
+
+  constructor(private readonly base: FileSystem = new NodeFileSystem()) {}
+
+  /** @internal The volatile state of `path` (created empty when absent). */
+  stateOf(path: string): PathState {
+    let state = this.paths.get(path);
+    if (!state) {
+      state = { baseLength: 0, pending: [], pendingBytes: 0, handles: new Set() };
+      this.paths.set(path, state);
+    }
+    return state;
+  }
+
+  /** @internal */
+  detach(path: string, file: PowerLossFile): void {
+    const state = this.paths.get(path);
+    if (!state) return;
+    state.handles.delete(file);
+    // Keep pending changes of a closed file: they are still in the "page cache".
+    if (state.handles.size === 0 && state.pending.length === 0) this.paths.delete(path);
+  }
+
+  /** Unsynced bytes held in memory, over every file. */
+  unsyncedBytes(): number {
+    let total = 0;
+    for (const state of this.paths.values()) total += state.pendingBytes;
+    return total;
+  }
+
+  ensureDirectory(path: string): Promise<void> {
+    return this.base.ensureDirectory(path);
+  }
+
+  list(directory: string): Promise<string[]> {
+    return this.base.list(directory);
+  }
+
+  exists(path: string): Promise<boolean> {
+    return this.base.exists(path);
+  }
+
+  isDirectory(path: string): Promise<boolean> {
+    return this.base.isDirectory(path);
+  }
+
+  async open(path: string, options: OpenOptions = {}): Promise<StorageFile> {
+    const baseFile = await this.base.open(path, options);
+    const known = this.paths.get(path);
+    const state = this.stateOf(path);
+    if (!known) state.baseLength = await baseFile.size();
+    const file = new PowerLossFile(this, path, baseFile, options.readOnly === true);
+    state.handles.add(file);
+    return file;
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await this.base.rename(from, to);
+    const state = this.paths.get(from);
+    this.paths.delete(from);
+    if (state) this.paths.set(to, state);
+    else this.paths.delete(to);
+  }
+
+  async remove(path: string): Promise<void> {
+    await this.base.remove(path);
+    this.paths.delete(path);
+  }
+
+  syncDirectory(path: string): Promise<void> {
+    return this.base.syncDirectory(path);
+  }
+
+  async readFile(path: string): Promise<Uint8Array> {
+    const state = this.paths.get(path);
+    if (!state || state.pending.length === 0) return this.base.readFile(path);
+    const file = await this.open(path, { readOnly: true });
+    try {
+      const length = await file.size();
+      const buffer = new Uint8Array(length);
+      const read = await file.read(buffer, 0, length, 0);
+      return buffer.subarray(0, read);
+    } finally {
+      await file.close();
+    }
+  }
+
+  /**
+   * A torn write-back: for every file with unsynced changes, writes the first whole
+   * changes and a prefix of the next one to the real file (no fsync), choosing how much
+   * with `random` (in [0, 1)). Synchronous, so nothing else runs before the caller kills
+   * the process. Only for the real disk (paths are node:fs paths). Returns what it wrote.
+   */
+  tear(random: () => number): Array<{ path: string; changesKept: number; changesTotal: number; bytesOfLastKept: number }> {
+    const report: Array<{ path: string; changesKept: number; changesTotal: number; bytesOfLastKept: number }> = [];
+    for (const [path, state] of this.paths) {
+      if (state.pending.length === 0) continue;
+      const changesKept = Math.floor(random() * (state.pending.length + 1));
+      let bytesOfLastKept = 0;
+      const fd = openSync(path, "r+");
+      try {
+        for (let k = 0; k < changesKept && k < state.pending.length; k++) {
+          const change = state.pending[k];
+          const partial = k === changesKept - 1 && change.kind === "write";
+          if (change.kind === "write") {
+            const bytes = partial ? Math.floor(random() * (change.data.length + 1)) : change.data.length;
+            writeSync(fd, change.data, 0, bytes, change.position);
+            bytesOfLastKept = bytes;
+          } else {
+            ftruncateSync(fd, change.length);
+          }
+        }
+      } finally {
+        closeSync(fd);
+      }
+      report.push({ path, changesKept, changesTotal: state.pending.length, bytesOfLastKept });
+    }
+    return report;
+  }
+}
