@@ -248,12 +248,19 @@ export class Raft {
     return true;
   }
 
-  /** Section 5.1: "If a server receives a request with a stale term number, it rejects the request." */
+  /**
+   * Section 5.1: "If a server receives a request with a stale term number, it rejects
+   * the request." The rejection carries our term, so the stale sender steps down
+   * (Figure 2: "Reply false if term < currentTerm"). Stale responses are ignored.
+   */
   private handleStaleTerm(message: Message): void {
     const type = message.type;
-    if ((this.config.checkQuorum || this.config.preVote) && (type === MessageType.APPEND || type === MessageType.HEARTBEAT)) {
-      // The stale leader may be cut off from the rest by PreVote/CheckQuorum: tell it our term so it steps down.
+    if (type === MessageType.APPEND || type === MessageType.HEARTBEAT) {
       this.outbox.sendAfterPersist(newMessage(MessageType.APPEND_RESPONSE, this.id, message.from, this.term));
+    } else if (type === MessageType.VOTE) {
+      const reply = newMessage(MessageType.VOTE_RESPONSE, this.id, message.from, this.term);
+      reply.reject = true;
+      this.outbox.sendAfterPersist(reply);
     } else if (type === MessageType.PRE_VOTE) {
       const reply = newMessage(MessageType.PRE_VOTE_RESPONSE, this.id, message.from, this.term);
       reply.reject = true;
