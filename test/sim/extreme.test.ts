@@ -11,7 +11,7 @@ import { NO_FAULTS, randomCoreSettings, runSimulation } from "./simulation.js";
 import { seededTest } from "./seeds.js";
 
 describe("randomized, extreme", () => {
-  seededTest("slow disks, crashes inside persistence, heavy duplication and reordering", [2001, 2002, 2003, 2004], (seed, testName) => {
+  seededTest("slow disks, crashes inside persistence, heavy duplication and reordering", Array.from({ length: 24 }, (_, i) => 2001 + i), (seed, testName) => {
     const rng = new Rng(seed).derive("configuration");
     const core = { ...randomCoreSettings(rng), snapshotChunkBytes: 32 };
     const nodeCount = rng.pick([3, 5, 7]);

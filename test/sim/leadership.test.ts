@@ -110,7 +110,7 @@ describe("ReadIndex", () => {
     cluster.restart(old.id);
   });
 
-  seededTest("linearizable reads under crashes, partitions and an unreliable network", [441, 442, 443], (seed, testName) => {
+  seededTest("linearizable reads under crashes, partitions and an unreliable network", [441, 442, 443, 444, 445], (seed, testName) => {
     const report = runSimulation({
       seed,
       testName,

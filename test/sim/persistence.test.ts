@@ -67,7 +67,7 @@ describe("persistence", () => {
     converge(cluster, 500, 1500);
   });
 
-  seededTest("Figure 8 on a hostile network: repeated leader crashes with long reordering", [221, 222, 223, 224], (seed, testName) => {
+  seededTest("Figure 8 on a hostile network: repeated leader crashes with long reordering", [221, 222, 223, 224, 225, 226, 227, 228], (seed, testName) => {
     const report = runSimulation({
       seed,
       testName,
@@ -91,7 +91,7 @@ describe("persistence", () => {
     expect(report.acked).toBeGreaterThan(20);
   });
 
-  seededTest("churn: random crashes, restarts and partitions under client load", [231, 232, 233, 234], (seed, testName) => {
+  seededTest("churn: random crashes, restarts and partitions under client load", [231, 232, 233, 234, 235, 236, 237, 238], (seed, testName) => {
     const report = runSimulation({
       seed,
       testName,

@@ -12,7 +12,7 @@ import { NO_FAULTS, randomCoreSettings, runSimulation } from "./simulation.js";
 import { seededTest } from "./seeds.js";
 
 describe("randomized", () => {
-  seededTest("everything random: configuration, faults, workload", [1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008], (seed, testName) => {
+  seededTest("everything random: configuration, faults, workload", Array.from({ length: 32 }, (_, i) => 1001 + i), (seed, testName) => {
     const rng = new Rng(seed).derive("configuration");
     const core = randomCoreSettings(rng);
     const report = runSimulation({

@@ -11,7 +11,6 @@ import { RELIABLE_NETWORK, type NetworkFaults } from "./network.js";
 import { MessageType } from "../../src/proto/schema.js";
 import type { CoreSettings } from "./node-host.js";
 import type { Rng } from "./rng.js";
-import { encodeCommand } from "./state-machine.js";
 
 export interface FaultPlan {
   network: NetworkFaults;
@@ -280,4 +279,3 @@ export function runSimulation(options: SimulationOptions): SimulationReport {
   };
 }
 
-export { encodeCommand };

@@ -202,7 +202,7 @@ describe("snapshots", () => {
   });
 
   for (const [label, network] of [["reliable", undefined], ["unreliable", UNRELIABLE_NETWORK]] as const) {
-    seededTest(`compaction every few entries under crashes and partitions (${label} network)`, [351, 352, 353], (seed, testName) => {
+    seededTest(`compaction every few entries under crashes and partitions (${label} network)`, [351, 352, 353, 354], (seed, testName) => {
       const report = runSimulation({
         seed,
         testName,
