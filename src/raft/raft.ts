@@ -425,7 +425,11 @@ export class Raft {
       throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, `leadership transfer to ${this.leadTransferee} in progress`);
     }
     let bytes = 0;
-    for (const payload of data) bytes += payload.length;
+    for (let i = 0; i < data.length; i++) {
+      // An empty entry is a leader no-op to the application (types.ts, step 5).
+      if (data[i].length === 0) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, "a proposal must not be empty");
+      bytes += data[i].length;
+    }
     if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.config.maxUncommittedBytes) {
       throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, `${this.uncommittedBytes} uncommitted bytes: limit ${this.config.maxUncommittedBytes}`);
     }

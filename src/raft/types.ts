@@ -176,11 +176,21 @@ export interface ProposalPosition {
 export interface RaftCore {
   tick(): void;
   step(message: Message): void;
-  /** Appends one entry as leader; throws RaftwalError RAFT_ERR_NOT_LEADER otherwise. */
+  /**
+   * Appends one entry as leader; throws RaftwalError RAFT_ERR_NOT_LEADER otherwise (its
+   * `leader` property names the known leader, 0 if none), RAFT_ERR_PROPOSAL_DROPPED
+   * during a leadership transfer or past maxUncommittedBytes, and
+   * RAFTWAL_ERR_INVALID_ARGUMENT for empty data (empty entries are leader no-ops).
+   */
   propose(data: Uint8Array): ProposalPosition;
   /** Appends several entries in one go; they get consecutive indexes starting at the result's. */
   proposeBatch(data: Uint8Array[]): ProposalPosition;
-  /** Starts a linearizable read; its ReadState appears in a later Ready. */
+  /**
+   * Starts a linearizable read (thesis section 6.4); its ReadState appears in a later
+   * Ready. On a follower the request is forwarded to the leader it knows. A read can be
+   * lost (message loss, leader change, a deposed leader never answers): the host
+   * retries after its own timeout. Throws RAFT_ERR_NOT_LEADER when no leader is known.
+   */
   readIndex(requestId: Uint8Array): void;
   transferLeadership(to: number): void;
   reportUnreachable(peer: number): void;

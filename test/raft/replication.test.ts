@@ -339,6 +339,12 @@ describe("probe, replicate and flow control (section 5.3, etcd-style)", () => {
     // Reference: flow control for proposals (etcd's MaxUncommittedEntriesSize)
   });
 
+  it("an empty proposal is refused (empty entries are the leader's no-ops)", () => {
+    const { core } = leader();
+    expect(() => core.propose(new Uint8Array(0))).toThrow(expect.objectContaining({ code: "RAFTWAL_ERR_INVALID_ARGUMENT" }));
+    // Reference: section 5.4.2 / thesis 6.4 (the no-op entry), types.ts host loop step 5
+  });
+
   it("messages from nodes outside the configuration are ignored", () => {
     const storage = new MemoryStorage();
     const node = { core: newCore(1, [1, 2, 3], storage, noPreVote), storage };
