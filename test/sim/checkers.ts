@@ -100,6 +100,9 @@ export class Checkers {
     const record = this.node(id);
     if (hard.commit < record.memoryCommit) this.fail("commit-monotonic", `node ${id} commit went from ${record.memoryCommit} back to ${hard.commit}`);
     if (hard.term < record.memoryTerm) this.fail("term-monotonic", `node ${id} term went from ${record.memoryTerm} back to ${hard.term}`);
+    // In memory a node is never behind what it made durable (a restart starts from the durable state).
+    if (hard.commit < record.durable.commit) this.fail("commit-monotonic", `node ${id} commit ${hard.commit} below its durable commit ${record.durable.commit}`);
+    if (hard.term < record.durable.term) this.fail("term-monotonic", `node ${id} term ${hard.term} below its durable term ${record.durable.term}`);
     record.memoryCommit = hard.commit;
     record.memoryTerm = hard.term;
     if (soft.role === "leader") {

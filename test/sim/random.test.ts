@@ -26,7 +26,7 @@ describe("randomized", () => {
       workload: {
         proposeProbability: rng.pick([0.2, 0.6, 1]),
         inflightMax: rng.between(1, 8),
-        batchSizeMax: rng.between(1, 5),
+        batchSizeMax: rng.pick([1, 3, 5, 40]),
         readProbability: rng.pick([0, 0.1, 0.3]),
       },
       faults: {

@@ -102,6 +102,7 @@ export function randomCoreSettings(rng: Rng): CoreSettings {
     maxInflightBytes: rng.pick([64, 4096, 16 << 20]),
     snapshotChunkBytes: rng.pick([32, 256, 1 << 20]),
     maxCommittedBytesPerReady: rng.pick([8, 1024, 64 << 20]),
+    maxUncommittedBytes: rng.pick([64, 1024, 256 << 20]),
   };
 }
 
