@@ -5,10 +5,10 @@
  *
  * Functions of the Raft instance, kept apart so each handler stays short.
  */
-import { fail } from "./invariant.js";
 import { ErrorCode, RaftwalError } from "../errors.js";
 import { MessageType, type Message } from "../proto/schema.js";
 import { entrySizeBytes } from "./entry-size.js";
+import { fail } from "./invariant.js";
 import { EMPTY_BYTES, newMessage } from "./messages.js";
 import type { Progress } from "./progress.js";
 import { quorumIndex } from "./quorum.js";

@@ -7,8 +7,8 @@
  * Like etcd's log_unstable.go, with one addition: an installed snapshot may keep the
  * storage's entries after it (section 7, Figure 13 step 6) when they match it.
  */
-import { fail, invariant } from "./invariant.js";
 import type { Entry, SnapshotMeta } from "../proto/schema.js";
+import { fail, invariant } from "./invariant.js";
 
 export class Unstable {
   /** A fully received snapshot, to be installed; undefined once durable. */
@@ -36,6 +36,16 @@ export class Unstable {
   constructor(offset: number) {
     this.offset = offset;
     this.offsetInProgress = offset;
+  }
+
+  /** Enforces the invariants documented on the fields (cheap: called after each mutation). */
+  private checkInvariants(): void {
+    const end = this.offset + this.entries.length;
+    invariant(this.offset <= this.offsetInProgress && this.offsetInProgress <= end, "unstable: offset <= offsetInProgress <= end");
+    invariant(
+      this.snapshot === undefined || this.snapshotKeepsStorage || this.offset === this.snapshot.index + 1,
+      "unstable: entries follow a snapshot that replaces the log",
+    );
   }
 
   /** The term at `index` if this structure knows it, else -1. */
@@ -88,6 +98,7 @@ export class Unstable {
     this.entries = count === this.entries.length ? [] : this.entries.slice(count);
     this.offset = index + 1;
     if (this.offsetInProgress < this.offset) this.offsetInProgress = this.offset;
+    this.checkInvariants();
   }
 
   /** The snapshot at `index` is durable. */
@@ -115,6 +126,7 @@ export class Unstable {
     this.snapshot = meta;
     this.snapshotInProgress = false;
     this.snapshotKeepsStorage = keepsStorage;
+    this.checkInvariants();
   }
 
   /** Appends entries, first dropping any held entry at or after entries[0].index (section 5.3). */
@@ -131,11 +143,13 @@ export class Unstable {
       this.offset = fromIndex;
       this.offsetInProgress = fromIndex;
       this.entries = entries.slice();
+      this.checkInvariants();
       return;
     }
     if (!(fromIndex < end)) fail(`truncateAndAppend: gap between ${end - 1} and ${fromIndex}`);
     this.entries = this.entries.slice(0, fromIndex - this.offset).concat(entries);
     if (this.offsetInProgress > fromIndex) this.offsetInProgress = fromIndex;
+    this.checkInvariants();
   }
 
   /** Entries [lo, hi) from this structure; the caller checked lo >= offset and hi <= end. */

@@ -12,11 +12,11 @@
  * Invariant: snapshot.index >= compactedIndex once `compact` followed `createSnapshot`
  * (between the two calls the snapshot may run ahead of the compaction point).
  */
-import { fail, invariant } from "./invariant.js";
 import { ErrorCode, RaftwalError } from "../errors.js";
 import type { Entry, HardState, SnapshotMeta } from "../proto/schema.js";
-import type { RaftLogStorage } from "./types.js";
 import { entrySizeBytes } from "./entry-size.js";
+import { fail, invariant } from "./invariant.js";
+import type { RaftLogStorage } from "./types.js";
 
 const EMPTY = new Uint8Array(0);
 

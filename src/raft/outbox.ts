@@ -14,8 +14,8 @@
  * queued, and every such change is in the next Ready (or an earlier one, already
  * advanced), so releasing on that Ready's advance() is never early.
  */
-import { fail, invariant } from "./invariant.js";
 import type { Message } from "../proto/schema.js";
+import { fail, invariant } from "./invariant.js";
 import { requiresPersistence } from "./messages.js";
 
 /** Messages the core holds before the host takes them; a host that never drains it is broken. */

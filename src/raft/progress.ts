@@ -10,9 +10,9 @@
  * - snapshot: the follower needs entries the leader has compacted; the leader sends
  *   the snapshot in chunks (section 7) and no appends.
  */
-import { fail } from "./invariant.js";
 import type { SnapshotMeta } from "../proto/schema.js";
 import { Inflights } from "./inflights.js";
+import { fail, invariant } from "./invariant.js";
 
 export type ProgressState = "probe" | "replicate" | "snapshot";
 
@@ -91,6 +91,7 @@ export class Progress {
       this.probeSent = false;
     }
     if (this.next < index + 1) this.next = index + 1;
+    invariant(this.match < this.next, "progress: match < next");
     return updated;
   }
 
@@ -110,6 +111,7 @@ export class Progress {
     if (this.next - 1 !== rejected) return false;
     this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
     this.probeSent = false;
+    invariant(this.match < this.next && this.next >= 1, "progress: match < next");
     return true;
   }
 

@@ -2,9 +2,9 @@
  * The log as the core sees it: the durable storage, shadowed by the unstable part
  * (entries and a snapshot not yet durable), plus the commit and apply positions.
  */
-import { fail } from "./invariant.js";
 import type { Entry, SnapshotMeta } from "../proto/schema.js";
 import { entrySizeBytes } from "./entry-size.js";
+import { fail } from "./invariant.js";
 import { compactedError, unavailableError } from "./log-errors.js";
 import { Unstable } from "./log-unstable.js";
 import type { RaftLogStorage } from "./types.js";

@@ -11,12 +11,12 @@
  * Leader-side replication lives in leader.ts, the follower's handlers in follower.ts.
  * All output goes through `outbox` (the persistence gate, outbox.ts).
  */
-import { fail, invariant } from "./invariant.js";
 import { ErrorCode, RaftwalError } from "../errors.js";
 import { MessageType, type Entry, type HardState, type Message, type SnapshotMeta } from "../proto/schema.js";
 import type { NormalizedConfig } from "./config.js";
 import { entrySizeBytes } from "./entry-size.js";
 import * as follower from "./follower.js";
+import { fail, invariant } from "./invariant.js";
 import * as leader from "./leader.js";
 import { EMPTY_BYTES, isTransferContext, newMessage, TRANSFER_CONTEXT } from "./messages.js";
 import { NotLeaderError } from "./not-leader-error.js";

@@ -16,8 +16,8 @@
  * One instance lives exactly as long as one leadership: a node that stops being
  * leader drops it, so a deposed leader never answers a pending read.
  */
-import { invariant } from "./invariant.js";
 import { MAX_PENDING_READS } from "./config.js";
+import { invariant } from "./invariant.js";
 import { quorumIndex } from "./quorum.js";
 
 export interface PendingRead {

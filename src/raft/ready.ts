@@ -12,8 +12,8 @@
  *   - committedEntries may include entries of the same Ready: the host persists
  *     entries (step 4) before it applies (step 5), so they are durable when applied.
  */
-import { invariant } from "./invariant.js";
 import type { HardState, Message, SnapshotMeta } from "../proto/schema.js";
+import { invariant } from "./invariant.js";
 import type { Raft } from "./raft.js";
 import type { PeerProgress, ProposalPosition, RaftCore, Ready, SoftState } from "./types.js";
 
