@@ -15,6 +15,7 @@ import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { CliError, ExitCode, type CliIo } from "./io.js";
 import { registerNodeCommands } from "./node-commands.js";
 import { registerWalCommands } from "./wal-commands.js";
+import { registerTortureCommand } from "./torture-command.js";
 
 /** The state one run shares between the program and its commands. */
 export interface CliContext {
@@ -35,6 +36,7 @@ function buildProgram(context: CliContext): Command {
     });
   registerWalCommands(program, context);
   registerNodeCommands(program, context);
+  registerTortureCommand(program, context);
   return program;
 }
 

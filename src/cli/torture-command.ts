@@ -1,0 +1,83 @@
+/**
+ * `raftwal torture`: the crash-recovery torture suite (src/torture/TORTURE.md).
+ * Prints the seed first, a progress line on stderr while it runs, the report on stdout,
+ * and exits non-zero when any check finds a violation.
+ */
+import { InvalidArgumentError, type Command } from "commander";
+import { runTorture } from "../torture/torture.js";
+import { ALL_NEMESIS_GROUPS, parseNemesisGroups, type NemesisGroup } from "../torture/nemesis.js";
+import { parseInteger } from "./arguments.js";
+import { ExitCode } from "./io.js";
+import type { CliContext } from "./program.js";
+
+/** `90`, `90s`, `500ms`, `30m`, `2h` -> milliseconds. */
+export function parseDuration(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!match) throw new InvalidArgumentError(`'${value}' is not a duration like 60s, 30m or 500ms`);
+  const unitMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? "s") as "ms" | "s" | "m" | "h"];
+  const ms = Math.round(Number(match[1]) * unitMs);
+  if (ms < 1000 || ms > 7 * 24 * 3_600_000) throw new InvalidArgumentError(`'${value}' must be between 1s and 7 days`);
+  return ms;
+}
+
+function parseGroups(value: string): NemesisGroup[] {
+  try {
+    return parseNemesisGroups(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+interface TortureFlags {
+  nodes: number;
+  duration: number;
+  seed?: number;
+  nemesis: NemesisGroup[];
+  clients: number;
+  keep?: string;
+  tickMs: number;
+  snapshotEvery: number;
+  keys: number;
+}
+
+export function registerTortureCommand(program: Command, context: CliContext): void {
+  program
+    .command("torture")
+    .description("run a local cluster under load while killing, pausing, partitioning and damaging it; check linearizability, durability and convergence")
+    .option("--nodes <n>", "cluster size", parseInteger(3, 9), 3)
+    .option("--duration <time>", "length of the fault (safety) phase: 60s, 30m, ...", parseDuration, 60_000)
+    .option("--seed <n>", "seed of the fault schedule and workload (printed first; replays a run)", parseInteger(1, 2 ** 32 - 1))
+    .option("--nemesis <list>", `comma-separated: ${ALL_NEMESIS_GROUPS.join(",")} (or all)`, parseGroups, [...ALL_NEMESIS_GROUPS])
+    .option("--clients <n>", "concurrent client workers", parseInteger(1, 256), 8)
+    .option("--keep <dir>", "keep the run directory (history, node logs, report) here; default: a temp dir kept only on failure")
+    .option("--tick-ms <ms>", "Raft tick of the nodes", parseInteger(1, 10_000), 20)
+    .option("--snapshot-every <n>", "snapshot and compact every N applied entries", parseInteger(1, 2 ** 31), 100)
+    .option("--keys <n>", "number of keys the clients share", parseInteger(1, 1000), 5)
+    .action(async (flags: TortureFlags) => {
+      const stderr = context.io.stderr;
+      const tty = (stderr as NodeJS.WriteStream).isTTY === true;
+      let lastLineAt = 0;
+      const result = await runTorture({
+        nodes: flags.nodes,
+        durationMs: flags.duration,
+        seed: flags.seed,
+        groups: flags.nemesis,
+        clients: flags.clients,
+        keepDir: flags.keep,
+        tickMs: flags.tickMs,
+        snapshotEvery: flags.snapshotEvery,
+        keys: flags.keys,
+        out: (text) => context.io.stdout.write(text),
+        progress: (line) => {
+          if (tty) stderr.write(`\r\x1b[K${line}`);
+          else if (Date.now() - lastLineAt >= 5000) {
+            lastLineAt = Date.now();
+            stderr.write(`${line}\n`);
+          }
+        },
+        replayCommand: `raftwal torture --nodes ${flags.nodes} --duration ${flags.duration / 1000}s --nemesis ${flags.nemesis.join(",")} --clients ${flags.clients} --tick-ms ${flags.tickMs} --snapshot-every ${flags.snapshotEvery} --keys ${flags.keys}`,
+      });
+      if (tty) stderr.write("\n");
+      if (!result.ok) context.exitCode = ExitCode.ERROR;
+    });
+}
