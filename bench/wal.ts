@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { OpenOptions, StorageFile } from "../storage/fs/file-system.js";
 import { NodeFileSystem } from "../storage/fs/node-file-system.js";
-import { Wal } from "../storage/wal/index.js";
+import { Wal, type Preallocation } from "../storage/wal/index.js";
 import { crc32Implementation } from "../storage/wal/crc.js";
 import { recordBytes } from "../storage/wal/format.js";
 import { entryCodec, type Entry } from "../src/proto/schema.js";
@@ -188,13 +188,14 @@ class WalLoad {
   constructor(
     readonly entryBytes: number,
     readonly appenders: number,
+    readonly preallocation: Preallocation = "zeros",
   ) {}
 
   private dir = "";
 
   async setUp(): Promise<void> {
     this.dir = freshDir();
-    this.wal = await Wal.open(this.dir, { fs });
+    this.wal = await Wal.open(this.dir, { fs, preallocation: this.preallocation });
     // Warm up briefly (JIT, first batches).
     const warm = performance.now() + 200;
     while (performance.now() < warm) await this.wal.append([makeEntry(this.next++, this.entryBytes)]);
@@ -244,6 +245,7 @@ class WalLoad {
       ratioToPlainAppend: rate / plainAppend.opsPerSecond,
       ratioToPlainPreallocated: rate / plainPre.opsPerSecond,
       ioShare: this.ioSeconds / this.seconds,
+      preallocation: this.preallocation,
       ceilingEntriesPerSecond: NaN,
       ratioToCeiling: NaN,
     };
@@ -264,6 +266,7 @@ interface AppendResult {
   ratioToPlainPreallocated: number;
   /** Share of wall time spent inside segment write + fdatasync calls (the rest is the engine and the event loop). */
   ioShare: number;
+  preallocation: Preallocation;
   /**
    * What the disk allows this case, measured interleaved with it: for 1 appender the plain
    * preallocated loop; for N appenders N x the rate of a plain preallocated loop writing
@@ -418,8 +421,13 @@ async function main(): Promise<void> {
   );
 
   const appends: AppendResult[] = [];
-  for (const size of ENTRY_SIZES) {
-    for (const appenders of CONCURRENCY) {
+  // Every case with zero-written segments (the default), and the large-batch cases again
+  // with sparse preallocation, side by side.
+  const multiCases: Array<[number, number, Preallocation]> = [];
+  for (const size of ENTRY_SIZES) for (const appenders of CONCURRENCY) multiCases.push([size, appenders, "zeros"]);
+  multiCases.push([1024, 256, "sparse"], [16 * 1024, 256, "sparse"]);
+  for (const [size, appenders, preallocation] of multiCases) {
+    {
       if (appenders === 1) {
         const run = single.find((s) => s.size === size)!;
         const result = await run.load.tearDown(plain);
@@ -433,7 +441,7 @@ async function main(): Promise<void> {
       const batchBytes = appenders * entryRecordBytes(size) + recordBytes(8);
       const ceiling = new PlainLoop(batchBytes, "preallocated");
       await ceiling.setUp();
-      const load = new WalLoad(size, appenders);
+      const load = new WalLoad(size, appenders, preallocation);
       await load.setUp();
       for (let round = 0; round < MULTI_ROUNDS; round++) {
         await ceiling.run(SECONDS_PER_CASE / MULTI_ROUNDS / 2);
@@ -449,10 +457,11 @@ async function main(): Promise<void> {
   console.log("\n(b) WAL append (each append durable before it resolves)");
   console.log(
     table(
-      ["entry B", "appenders", "entries/s", "MB/s", "p50 us", "p99 us", "/plain append", "/plain prealloc", "ceiling/s", "/ceiling", "in write+sync"],
+      ["entry B", "appenders", "prealloc", "entries/s", "MB/s", "p50 us", "p99 us", "/plain append", "/plain prealloc", "ceiling/s", "/ceiling", "in write+sync"],
       appends.map((a) => [
         fmt(a.entryBytes),
         fmt(a.appenders),
+        a.preallocation,
         fmt(a.entriesPerSecond),
         fmt(a.megabytesPerSecond, 1),
         fmt(a.p50Micros),
@@ -480,7 +489,7 @@ async function main(): Promise<void> {
       `index ${fmt(memory.indexBytesPerEntry, 2)} B/entry; heap+buffers growth ${fmt(memory.heapAndBuffersBytesPerEntry, 2)} B/entry; rss growth ${fmt(memory.rssDeltaBytesPerEntry, 2)} B/entry`,
   );
 
-  const at1KiB256 = appends.find((a) => a.entryBytes === 1024 && a.appenders === 256)!;
+  const at1KiB256 = appends.find((a) => a.entryBytes === 1024 && a.appenders === 256 && a.preallocation === "zeros")!;
   const oneAppender = appends.filter((a) => a.appenders === 1);
   const targets = {
     "256 appenders x 1 KiB >= 200,000 entries/s": at1KiB256.entriesPerSecond >= 200_000,

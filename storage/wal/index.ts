@@ -16,6 +16,7 @@ export {
 } from "./format.js";
 export { segmentFileName, parseSegmentFileName, tornTailFileName } from "./naming.js";
 export { crc32 } from "./crc.js";
+export type { Preallocation } from "./segment-writer.js";
 export {
   listSegments,
   scanWal,

@@ -40,13 +40,28 @@ export interface SpareSegment {
   sizeBytes: number;
 }
 
-/** Creates `segment-<id>.wal` preallocated to `sizeBytes` zeros, syncs it, then syncs the directory. */
-export async function createSpareSegment(fs: FileSystem, dir: string, segmentId: number, sizeBytes: number): Promise<SpareSegment> {
+/**
+ * How a new segment is preallocated. "zeros": every byte written (blocks allocated and
+ * written, so a later fdatasync of an overwrite need not touch file metadata; costs one
+ * extra write of the segment's size). "sparse": only the size is set (ftruncate): no
+ * extra write volume, but blocks are allocated as batches land.
+ */
+export type Preallocation = "zeros" | "sparse";
+
+/** Creates `segment-<id>.wal` preallocated to `sizeBytes`, syncs it, then syncs the directory. */
+export async function createSpareSegment(
+  fs: FileSystem,
+  dir: string,
+  segmentId: number,
+  sizeBytes: number,
+  preallocation: Preallocation = "zeros",
+): Promise<SpareSegment> {
   const name = segmentFileName(segmentId);
   const path = posix.join(dir, name);
   const file = await fs.open(path, { create: true, exclusive: true });
   try {
-    await writeZeros(file, 0, sizeBytes);
+    if (preallocation === "zeros") await writeZeros(file, 0, sizeBytes);
+    else await file.truncate(sizeBytes);
     await file.sync();
     await fs.syncDirectory(dir);
   } catch (error) {

@@ -39,7 +39,7 @@ import { LogIndex } from "./log-index.js";
 import { listSegmentFiles } from "./naming.js";
 import { recover, type RecoveryReport } from "./recovery.js";
 import { readRecordSync } from "./segment-reader.js";
-import { ActiveSegment, createSpareSegment, type SpareSegment } from "./segment-writer.js";
+import { ActiveSegment, createSpareSegment, type Preallocation, type SpareSegment } from "./segment-writer.js";
 
 export type { RecoveryReport } from "./recovery.js";
 
@@ -57,6 +57,12 @@ export interface WalOptions {
   batchWaitMicros?: number;
   /** Most entries kept in the cache of recent entries. Default 4,096. */
   cacheEntriesMax?: number;
+  /**
+   * How new segments are preallocated: "zeros" (default; written with zeros, so small
+   * batches overwrite allocated blocks and fdatasync cheaply) or "sparse" (only the size
+   * is set: no extra write volume, better for sustained large-batch throughput).
+   */
+  preallocation?: Preallocation;
 }
 
 export const WAL_DEFAULTS = {
@@ -67,6 +73,7 @@ export const WAL_DEFAULTS = {
   batchEntriesMax: 16_384,
   batchWaitMicros: 0,
   cacheEntriesMax: 4_096,
+  preallocation: "zeros" as Preallocation,
 } as const;
 
 /** Upper bound of batchWaitMicros: one second; longer waits only add latency. */
@@ -164,6 +171,7 @@ export class Wal {
       batchEntriesMax: options.batchEntriesMax ?? WAL_DEFAULTS.batchEntriesMax,
       batchWaitMicros: options.batchWaitMicros ?? WAL_DEFAULTS.batchWaitMicros,
       cacheEntriesMax: options.cacheEntriesMax ?? WAL_DEFAULTS.cacheEntriesMax,
+      preallocation: options.preallocation ?? WAL_DEFAULTS.preallocation,
     };
     validateOptions(resolved);
     await fs.ensureDirectory(dir);
@@ -193,7 +201,7 @@ export class Wal {
       );
     } else {
       // A new WAL (or one whose only segment was never activated).
-      const firstSpare = spare ?? (await createSpareSegment(fs, dir, 1, resolved.segmentSizeBytes));
+      const firstSpare = spare ?? (await createSpareSegment(fs, dir, 1, resolved.segmentSizeBytes, resolved.preallocation));
       spare = undefined;
       active = await ActiveSegment.activate(firstSpare, recovered.index.lastIndex() + 1);
       segments.push({
@@ -647,7 +655,7 @@ export class Wal {
   private maybePrepareSpare(): void {
     if (this.sparePromise || this.failure || this.closed) return;
     if (this.active.writeOffset() < this.active.sizeBytes / 2) return;
-    this.sparePromise = createSpareSegment(this.fs, this.dir, this.active.segmentId + 1, this.options.segmentSizeBytes).catch(
+    this.sparePromise = createSpareSegment(this.fs, this.dir, this.active.segmentId + 1, this.options.segmentSizeBytes, this.options.preallocation).catch(
       (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
     );
   }
@@ -655,7 +663,7 @@ export class Wal {
   /** Activates the spare (creating it now if not yet prepared) as the new active segment. */
   private async rollover(): Promise<void> {
     if (!this.sparePromise) {
-      this.sparePromise = createSpareSegment(this.fs, this.dir, this.active.segmentId + 1, this.options.segmentSizeBytes).catch(
+      this.sparePromise = createSpareSegment(this.fs, this.dir, this.active.segmentId + 1, this.options.segmentSizeBytes, this.options.preallocation).catch(
         (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
       );
     }
@@ -725,7 +733,7 @@ export class Wal {
 const EMPTY = new Uint8Array(0);
 
 function validateOptions(options: Required<Omit<WalOptions, "fs">>): void {
-  const { segmentSizeBytes, batchBytesMax, batchEntriesMax, batchWaitMicros, cacheEntriesMax } = options;
+  const { segmentSizeBytes, batchBytesMax, batchEntriesMax, batchWaitMicros, cacheEntriesMax, preallocation } = options;
   const bad = (what: string): never => {
     throw walError(ErrorCode.INVALID_ARGUMENT, `WalOptions: ${what}`);
   };
@@ -738,4 +746,5 @@ function validateOptions(options: Required<Omit<WalOptions, "fs">>): void {
     bad(`batchWaitMicros ${batchWaitMicros} must be in [0, ${BATCH_WAIT_MICROS_MAX}]`);
   }
   if (!Number.isInteger(cacheEntriesMax) || cacheEntriesMax < 0) bad(`cacheEntriesMax ${cacheEntriesMax} must be >= 0`);
+  if (preallocation !== "zeros" && preallocation !== "sparse") bad(`preallocation ${String(preallocation)} must be "zeros" or "sparse"`);
 }

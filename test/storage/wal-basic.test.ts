@@ -157,6 +157,21 @@ describe("truncation (paper section 5.3)", () => {
 });
 
 describe("segments and compaction (paper section 7)", () => {
+  it("sparse preallocation sets the size without writing zeros and behaves the same", async () => {
+    const fs = new MemoryFileSystem();
+    const wal = await open(fs, { preallocation: "sparse" });
+    const writesAfterOpen = fs.stats.writes;
+    await appendInChunks(wal, 1, 1500, 1, 60);
+    expect(fs.currentBytes(posix.join(DIR, segmentFileName(1))).length).toBe(64 * 1024);
+    // Only batches and headers were written: no zero-filling writes.
+    expect(fs.stats.writes - writesAfterOpen).toBeLessThan(40);
+    await wal.close();
+    const again = await open(fs, { preallocation: "sparse", cacheEntriesMax: 0 });
+    expect(again.entries(1, 1501, Infinity)).toEqual(range(1, 1500, 1, 60));
+    await again.close();
+    await expect(open(fs, { preallocation: "bogus" as never })).rejects.toMatchObject({ code: "RAFTWAL_ERR_INVALID_ARGUMENT" });
+  });
+
   it("rolls over to new segments and reads across them after reopen", async () => {
     const fs = new MemoryFileSystem();
     const wal = await open(fs);
