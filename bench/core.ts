@@ -208,13 +208,13 @@ function main(): void {
   const targets = { 1: 100_000, 4096: 1_000_000 } as Record<number, number>;
   console.log(`raft core, 3 nodes in one process, MemoryStorage, ${ENTRY_BYTES}-byte entries, node ${process.version}`);
   console.log("");
-  console.log("in flight | committed entries/s | target      | entries   | seconds | pump rounds");
-  console.log("----------|---------------------|-------------|-----------|---------|------------");
+  console.log("in flight | committed entries/s | target              | entries   | seconds | pump rounds");
+  console.log("----------|---------------------|---------------------|-----------|---------|------------");
   for (const r of throughput) {
     const target = targets[r.inflight];
     const verdict = target === undefined ? "-" : `${r.entriesPerSecond >= target ? "met" : "MISSED"} ${target.toLocaleString("en-US")}`;
     console.log(
-      `${String(r.inflight).padStart(9)} | ${Math.round(r.entriesPerSecond).toLocaleString("en-US").padStart(19)} | ${verdict.padEnd(11)} | ${String(r.committedEntries).padStart(9)} | ${r.seconds.toFixed(2).padStart(7)} | ${String(r.pumpRounds).padStart(10)}`,
+      `${String(r.inflight).padStart(9)} | ${Math.round(r.entriesPerSecond).toLocaleString("en-US").padStart(19)} | ${verdict.padEnd(19)} | ${String(r.committedEntries).padStart(9)} | ${r.seconds.toFixed(2).padStart(7)} | ${String(r.pumpRounds).padStart(10)}`,
     );
   }
   console.log("");
