@@ -163,9 +163,11 @@ function handleAppendAck(raft: Raft, progress: Progress, from: number, index: nu
   if (progress.state === "probe") {
     progress.becomeReplicate();
   } else if (progress.state === "snapshot") {
-    if (progress.match + 1 < raft.log.firstIndex()) return;
-    progress.becomeProbe();
-    progress.becomeReplicate();
+    // Leave the snapshot state once the log can serve the follower again.
+    if (progress.match + 1 >= raft.log.firstIndex()) {
+      progress.becomeProbe();
+      progress.becomeReplicate();
+    }
   } else {
     progress.inflights.freeLE(index);
   }
