@@ -236,7 +236,8 @@ function sendSnapshotChunk(raft: Raft, to: number, progress: Progress): void {
   const storage = raft.log.storage;
   const current = storage.snapshotMeta();
   if (!sameSnapshot(current, transfer.meta)) {
-    // A newer snapshot replaced the one being sent: start over with it.
+    // A newer snapshot replaced the one being sent, and the storage serves only the
+    // newest: start over with it (see RaftLogStorage.readSnapshotChunk).
     progress.becomeSnapshot(current);
     transfer = progress.snapshotTransfer!;
   }

@@ -112,7 +112,13 @@ export interface RaftLogStorage {
    * but always returning at least one entry. Same errors as `term`.
    */
   entries(lo: number, hi: number, maxBytes: number): Entry[];
-  /** Up to `maxBytes` of the newest snapshot's payload, starting at `offset`. */
+  /**
+   * Up to `maxBytes` of the newest snapshot's payload, starting at `offset`. A leader's
+   * chunked transfer reads the newest snapshot only, so when the application takes a
+   * newer snapshot while a transfer is under way, that transfer restarts from offset 0
+   * with the newer one: keep the interval between application snapshots longer than a
+   * transfer takes, or a far-behind follower may never finish one.
+   */
   readSnapshotChunk(offset: number, maxBytes: number): Uint8Array;
 }
 
