@@ -2,7 +2,7 @@
  * Harsher than the everything-random test: slow disks (persistence delayed by up to
  * the election timeout), frequent crashes inside persistence, a network that duplicates
  * a third of its messages and holds some back for hundreds of ticks, compaction every
- * two entries with tiny snapshot chunks, and up to 7 nodes.
+ * two entries with 128-byte snapshot chunks, and up to 7 nodes.
  */
 import { describe, expect } from "vitest";
 import { HOSTILE_NETWORK } from "./network.js";
@@ -13,7 +13,7 @@ import { seededTest } from "./seeds.js";
 describe("randomized, extreme", () => {
   seededTest("slow disks, crashes inside persistence, heavy duplication and reordering", Array.from({ length: 24 }, (_, i) => 2001 + i), (seed, testName) => {
     const rng = new Rng(seed).derive("configuration");
-    const core = { ...randomCoreSettings(rng), snapshotChunkBytes: 32 };
+    const core = { ...randomCoreSettings(rng), snapshotChunkBytes: 128 };
     const nodeCount = rng.pick([3, 5, 7]);
     const report = runSimulation({
       seed,

@@ -100,7 +100,8 @@ export function randomCoreSettings(rng: Rng): CoreSettings {
     maxMessageBytes: rng.pick([16, 64, 1024, 1 << 20]),
     maxInflightMessages: rng.pick([1, 2, 8, 256]),
     maxInflightBytes: rng.pick([64, 4096, 16 << 20]),
-    snapshotChunkBytes: rng.pick([32, 256, 1 << 20]),
+    // One chunk travels per round trip: tiny chunks of a large snapshot take thousands of ticks.
+    snapshotChunkBytes: rng.pick([128, 1024, 1 << 20]),
     maxCommittedBytesPerReady: rng.pick([8, 1024, 64 << 20]),
     maxUncommittedBytes: rng.pick([64, 1024, 256 << 20]),
   };
