@@ -13,6 +13,9 @@ import { parseHostPort, parseInteger, parseLogLevel, parsePeers, type HostPort, 
 import { CliError, ExitCode } from "./io.js";
 import type { CliContext } from "./program.js";
 
+/** How long `raftwal cluster` waits before restarting a node that died. */
+const RESTART_DELAY_MS = 5000;
+
 /** The local cluster's defaults: peers on 7001.., APIs on 7101.. */
 export const CLUSTER_BASE_PORT_DEFAULT = 7001;
 
@@ -158,8 +161,12 @@ function registerCluster(program: Command, context: CliContext): void {
         await cluster.stop();
         throw new CliError(`cluster did not start: ${(error as Error).message} (logs in ${flags.dir})`);
       }
-      for (const spec of cluster.specs) out.write(`node ${spec.id}: api ${spec.apiUrl}  peer 127.0.0.1:${spec.peerPort}  data ${spec.dataDir}  log ${flags.dir}/node-${spec.id}.log\n`);
+      for (const spec of cluster.specs) {
+        out.write(`node ${spec.id}: api ${spec.apiUrl}  peer 127.0.0.1:${spec.peerPort}  pid ${cluster.pid(spec.id)}  data ${spec.dataDir}  log ${flags.dir}/node-${spec.id}.log\n`);
+      }
       let leader = 0;
+      let stopping = false;
+      const restarting = new Set<number>();
       const watch = setInterval(() => {
         void (async () => {
           const statuses = await Promise.all(cluster.specs.map((s) => cluster.status(s.id)));
@@ -168,16 +175,24 @@ function registerCluster(program: Command, context: CliContext): void {
             leader = current.id;
             out.write(`leader: node ${leader} (term ${current.term}) at ${cluster.spec(leader).apiUrl}\n`);
           }
+          // Supervise: a node that died (kill -9 in the tour) is restarted after a pause, long
+          // enough to watch the others elect a new leader without it.
           for (const spec of cluster.specs) {
-            if (!cluster.isRunning(spec.id)) {
-              out.write(`node ${spec.id} exited; restarting it\n`);
+            if (cluster.isRunning(spec.id) || restarting.has(spec.id)) continue;
+            restarting.add(spec.id);
+            out.write(`node ${spec.id} exited; restarting it in ${RESTART_DELAY_MS / 1000} s\n`);
+            setTimeout(() => {
+              restarting.delete(spec.id);
+              if (stopping) return;
               cluster.startNode(spec.id);
-            }
+              out.write(`node ${spec.id} restarted (pid ${cluster.pid(spec.id)})\n`);
+            }, RESTART_DELAY_MS);
           }
         })();
       }, 500);
       out.write("Ctrl-C stops the cluster.\n");
       await stopped;
+      stopping = true;
       clearInterval(watch);
       out.write("stopping...\n");
       await cluster.stop();

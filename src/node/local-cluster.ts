@@ -134,6 +134,11 @@ export class LocalCluster {
     await this.waitForApi(id);
   }
 
+  /** The operating-system process id of node `id`, if it runs. */
+  pid(id: number): number | undefined {
+    return this.processes.get(id)?.pid;
+  }
+
   isRunning(id: number): boolean {
     return this.processes.has(id);
   }
