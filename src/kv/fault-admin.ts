@@ -14,7 +14,7 @@
  */
 import { writeSync } from "node:fs";
 import type http from "node:http";
-import { PowerLossFileSystem } from "../../storage/fs/power-loss-file-system.js";
+import { PowerLossFileSystem, type TearReport } from "../../storage/fs/power-loss-file-system.js";
 import { FaultFilter } from "../node/fault-filter.js";
 import type { Logger } from "../node/logger.js";
 import { seededRandom } from "../node/random.js";
@@ -41,7 +41,7 @@ export function faultNodeOptions(flags: FaultFlags, logger: Logger): Partial<KvN
   if (!flags.faultInjection) throw new Error("--fault-power-loss and --fault-wal-segment-bytes need --fault-injection");
   const filter = new FaultFilter();
   const fs = flags.faultPowerLoss ? new PowerLossFileSystem() : undefined;
-  if (fs) process.on("SIGUSR2", () => tearAndDie(fs, Date.now() >>> 0));
+  if (fs) process.on("SIGUSR2", () => armTear(fs, Date.now() >>> 0));
   logger.warn("fault injection is ON: this node obeys /admin/faults (torture testing only)", { powerLoss: fs !== undefined });
   return {
     faultFilter: filter,
@@ -53,13 +53,22 @@ export function faultNodeOptions(flags: FaultFlags, logger: Logger): Partial<KvN
   };
 }
 
-/** Writes a random prefix of the unsynced changes (no fsync), then dies like kill -9. */
-function tearAndDie(fs: PowerLossFileSystem, seed: number): never {
-  const report = fs.tear(seededRandom(seed));
-  // Synchronous: the process is about to vanish, an asynchronous logger would lose the line.
-  writeSync(2, `${JSON.stringify({ level: 50, msg: "torn write-back, then SIGKILL (fault injection)", seed, files: report })}\n`);
-  process.kill(process.pid, "SIGKILL");
-  throw new Error("unreachable: SIGKILL did not stop the process");
+/** Bound on waiting for a write to tear: an idle node is torn (with nothing unsynced) after it. */
+const TEAR_WAIT_MS = 2_000;
+
+/**
+ * At the next fsync (a write in flight), writes a random prefix of the unsynced changes
+ * without syncing, then dies like kill -9; after TEAR_WAIT_MS without any fsync, tears now.
+ */
+function armTear(fs: PowerLossFileSystem, seed: number): void {
+  const die = (report: TearReport, when: string) => {
+    // Synchronous: the process is about to vanish, an asynchronous logger would lose the line.
+    writeSync(2, `${JSON.stringify({ level: 50, msg: "torn write-back, then SIGKILL (fault injection)", when, seed, files: report })}\n`);
+    process.kill(process.pid, "SIGKILL");
+  };
+  const random = seededRandom(seed);
+  fs.armTear(random, (report) => die(report, "at an fsync"));
+  setTimeout(() => die(fs.tear(random), "idle"), TEAR_WAIT_MS).unref();
 }
 
 function adminRoutes(parts: { node: RaftNode<KvResult>; kv: KvStateMachine; filter: FaultFilter; fs?: PowerLossFileSystem }): AdminRoutes {
@@ -90,9 +99,8 @@ function adminRoutes(parts: { node: RaftNode<KvResult>; kv: KvStateMachine; filt
     if (route === "POST /admin/tear") {
       if (!fs) return reply(response, 409, { error: "NOT_POWER_LOSS", message: "start the node with --fault-power-loss to tear writes" });
       const seed = Number(url.searchParams.get("seed") ?? Date.now()) >>> 0;
-      // Answer first, then tear on the next turn: the caller sees the connection close.
       reply(response, 202, { tearing: true, seed });
-      setImmediate(() => tearAndDie(fs, seed));
+      armTear(fs, seed);
       return;
     }
     return reply(response, 404, { error: "NOT_FOUND", message: `no route ${route}` });

@@ -128,6 +128,8 @@ class PowerLossFile implements StorageFile {
   }
 
   async sync(): Promise<void> {
+    // An armed tear strikes at the first sync: the write it would make durable is in flight.
+    this.owner.strikeIfArmed();
     const state = this.state();
     // Take the changes first: writes made while this sync runs stay pending for the next one.
     const changes = state.pending;
@@ -165,8 +167,11 @@ class PowerLossFile implements StorageFile {
   }
 }
 
+export type TearReport = Array<{ path: string; changesKept: number; changesTotal: number; bytesOfLastKept: number }>;
+
 export class PowerLossFileSystem implements FileSystem {
   private readonly paths = new Map<string, PathState>();
+  private armed: { random: () => number; then: (report: TearReport) => void } | undefined;
 
   constructor(private readonly base: FileSystem = new NodeFileSystem()) {}
 
@@ -254,24 +259,41 @@ export class PowerLossFileSystem implements FileSystem {
   }
 
   /**
-   * A torn write-back: for every file with unsynced changes, writes the first whole
-   * changes and a prefix of the next one to the real file (no fsync), choosing how much
-   * with `random` (in [0, 1)). Synchronous, so nothing else runs before the caller kills
+   * Arms a tear for the next `sync()` of any file: instead of syncing, it tears (see
+   * `tear`) and calls `then` with the report (which kills the process). So the crash
+   * lands while a write is in flight, the case torn-tail recovery exists for.
+   */
+  armTear(random: () => number, then: (report: TearReport) => void): void {
+    this.armed = { random, then };
+  }
+
+  /** @internal Fires an armed tear (called by sync()). */
+  strikeIfArmed(): void {
+    const armed = this.armed;
+    if (!armed) return;
+    this.armed = undefined;
+    armed.then(this.tear(armed.random));
+  }
+
+  /**
+   * A torn write-back: for every file with unsynced changes, writes a random number of
+   * its first changes whole and a random prefix of the next one to the real file (no
+   * fsync), choosing with `random` (in [0, 1)). `changesKept` counts the whole ones. Synchronous, so nothing else runs before the caller kills
    * the process. Only for the real disk (paths are node:fs paths). Returns what it wrote.
    */
-  tear(random: () => number): Array<{ path: string; changesKept: number; changesTotal: number; bytesOfLastKept: number }> {
-    const report: Array<{ path: string; changesKept: number; changesTotal: number; bytesOfLastKept: number }> = [];
+  tear(random: () => number): TearReport {
+    const report: TearReport = [];
     for (const [path, state] of this.paths) {
       if (state.pending.length === 0) continue;
-      const changesKept = Math.floor(random() * (state.pending.length + 1));
+      // Changes before the torn one land whole; the torn one lands as a random prefix.
+      const torn = Math.floor(random() * state.pending.length);
       let bytesOfLastKept = 0;
       const fd = openSync(path, "r+");
       try {
-        for (let k = 0; k < changesKept && k < state.pending.length; k++) {
+        for (let k = 0; k <= torn; k++) {
           const change = state.pending[k];
-          const partial = k === changesKept - 1 && change.kind === "write";
           if (change.kind === "write") {
-            const bytes = partial ? Math.floor(random() * (change.data.length + 1)) : change.data.length;
+            const bytes = k === torn ? Math.floor(random() * (change.data.length + 1)) : change.data.length;
             writeSync(fd, change.data, 0, bytes, change.position);
             bytesOfLastKept = bytes;
           } else {
@@ -281,6 +303,7 @@ export class PowerLossFileSystem implements FileSystem {
       } finally {
         closeSync(fd);
       }
+      const changesKept = torn;
       report.push({ path, changesKept, changesTotal: state.pending.length, bytesOfLastKept });
     }
     return report;
