@@ -116,7 +116,7 @@ export interface SegmentInfo {
   name: string;
   firstIndex: number;
   sizeBytes: number;
-  state: "sealed" | "active" | "spare";
+  state: "sealed" | "active";
 }
 
 export class Wal {
@@ -316,7 +316,7 @@ export class Wal {
     return this.failure;
   }
 
-  /** Segments in id order, with the spare (if created). */
+  /** Activated segments in id order (a preallocated spare is not listed; see listSegments). */
   segmentInfos(): SegmentInfo[] {
     return this.segments.map((s) => ({
       segmentId: s.segmentId,
