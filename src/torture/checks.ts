@@ -113,8 +113,9 @@ export function checkFinalReadsAgree(reads: ReadonlyMap<number, ReadonlyMap<stri
   for (const values of reads.values()) for (const key of values.keys()) keys.add(key);
   for (const key of [...keys].sort()) {
     const values = nodes.map((id) => reads.get(id)!.get(key));
-    if (new Set(values.map((v) => JSON.stringify(v ?? "<no answer>"))).size > 1) {
-      problems.push(`key ${key}: ${nodes.map((id, k) => `n${id}=${JSON.stringify(values[k] ?? "<no answer>")}`).join(" ")}`);
+    const shown = values.map((value) => (value === undefined ? "<no answer>" : JSON.stringify(value)));
+    if (new Set(shown).size > 1) {
+      problems.push(`key ${key}: ${nodes.map((id, k) => `n${id}=${shown[k]}`).join(" ")}`);
     }
   }
   if (problems.length === 0) return { name, status: "pass", detail: `${keys.size} keys on ${nodes.length} nodes` };
