@@ -3,7 +3,8 @@
  * all driven by one seed and one virtual clock.
  *
  * One `tick()`:
- *   1. advance the clock and deliver the messages due (to live nodes only);
+ *   1. advance the clock and deliver the messages due (to live nodes only), checking
+ *      the receiver's role, term and commit after each;
  *   2. tick every live core;
  *   3. run the registered per-tick hooks (client workload, fault injection);
  *   4. pump every node's host loop (Readies taken, made durable when due, applied);
@@ -150,7 +151,11 @@ export class Cluster implements HostObserver {
       this.clock.advance();
       for (const message of this.network.deliverDue()) {
         const node = this.node(message.to);
-        if (node.alive) node.receive(message);
+        if (!node.alive) continue;
+        node.receive(message);
+        // Also after every message, so that a leadership lasting less than a tick is seen.
+        const core = node.raft();
+        this.checkers.observeNodeState(node.id, core.softState(), core.hardState(), node.disk.storage);
       }
       for (const node of this.nodes) node.tick();
       for (const hook of this.tickHooks) hook();
