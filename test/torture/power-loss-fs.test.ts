@@ -35,6 +35,7 @@ describe("PowerLossFileSystem", () => {
     expect(await file.size()).toBe(11);
     // ...the real file does not: the process dies here, the instance is dropped.
     expect(text(await new NodeFileSystem().readFile(path))).toBe("hello ");
+    await file.close();
   });
 
   it("sync writes pending changes in order, truncates included", async () => {
@@ -64,6 +65,8 @@ describe("PowerLossFileSystem", () => {
     expect(await reader.read(buffer, 0, 10, 0)).toBe(10);
     expect(text(buffer)).toBe("0123ab6789");
     expect(text(await new NodeFileSystem().readFile(path))).toBe("0123456789");
+    await reader.close();
+    await writer.close();
   });
 
   it("a hard state saved through it (write, fsync, rename, fsync dir) is on the real disk", async () => {
@@ -86,6 +89,7 @@ describe("PowerLossFileSystem", () => {
     const onDisk = text(await new NodeFileSystem().readFile(path));
     const { changesKept, bytesOfLastKept } = report[0];
     expect(onDisk).toBe("AAAABBBBCCCC".slice(0, changesKept * 4 + bytesOfLastKept));
+    await file.close();
   });
 
   it("an armed tear strikes at the next sync instead of syncing", async () => {
@@ -100,5 +104,6 @@ describe("PowerLossFileSystem", () => {
     // In a node the callback kills the process; here sync goes on afterwards.
     await file.sync();
     expect(reports).toHaveLength(1);
+    await file.close();
   });
 });
