@@ -14,6 +14,12 @@ export const MAX_MESSAGE_BYTES_DEFAULT = 1 << 20;
 export const MAX_INFLIGHT_MESSAGES_DEFAULT = 256;
 export const MAX_INFLIGHT_BYTES_DEFAULT = 16 << 20;
 export const SNAPSHOT_CHUNK_BYTES_DEFAULT = 1 << 20;
+/**
+ * Snapshot chunks sent to one follower ahead of its acknowledgements: enough to keep
+ * a transfer moving while the follower makes earlier chunks durable, few enough that a
+ * lost chunk wastes little (the window is resent from the follower's offset).
+ */
+export const SNAPSHOT_CHUNKS_IN_FLIGHT_MAX = 4;
 /** A leader refuses proposals while this many entry bytes are proposed but not yet handed out committed. */
 export const MAX_UNCOMMITTED_BYTES_DEFAULT = 256 << 20;
 /** Most committed-entry bytes handed out in one Ready (at least one entry). */

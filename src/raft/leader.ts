@@ -7,6 +7,7 @@
  */
 import { ErrorCode, RaftwalError } from "../errors.js";
 import { MessageType, type Message } from "../proto/schema.js";
+import { SNAPSHOT_CHUNKS_IN_FLIGHT_MAX } from "./config.js";
 import { entrySizeBytes } from "./entry-size.js";
 import { fail } from "./invariant.js";
 import { EMPTY_BYTES, newMessage } from "./messages.js";
@@ -226,12 +227,12 @@ function startSnapshot(raft: Raft, to: number, progress: Progress): boolean {
   const meta = raft.log.storage.snapshotMeta();
   if (!(meta.index > 0)) fail(`entry ${progress.next - 1} is compacted but the storage has no snapshot`);
   progress.becomeSnapshot(meta);
-  sendSnapshotChunk(raft, to, progress);
+  sendSnapshotChunks(raft, to, progress);
   return true;
 }
 
-/** Sends the chunk at the transfer's offset (one chunk in flight per follower). */
-function sendSnapshotChunk(raft: Raft, to: number, progress: Progress): void {
+/** Sends chunks from the transfer's sent offset while the window allows. */
+function sendSnapshotChunks(raft: Raft, to: number, progress: Progress): void {
   let transfer = progress.snapshotTransfer!;
   const storage = raft.log.storage;
   const current = storage.snapshotMeta();
@@ -242,16 +243,35 @@ function sendSnapshotChunk(raft: Raft, to: number, progress: Progress): void {
     transfer = progress.snapshotTransfer!;
   }
   const meta = transfer.meta;
-  const data = meta.sizeBytes === 0 ? EMPTY_BYTES : storage.readSnapshotChunk(transfer.offset, raft.config.snapshotChunkBytes);
-  if (data.length === 0 && transfer.offset < meta.sizeBytes) {
-    throw new RaftwalError(ErrorCode.LOG_UNAVAILABLE, `snapshot ${meta.index} payload ends at ${transfer.offset} of ${meta.sizeBytes}`);
+  const chunkBytes = raft.config.snapshotChunkBytes;
+  if (!(transfer.offset <= transfer.sentOffset && transfer.sentOffset <= meta.sizeBytes)) {
+    fail(`snapshot transfer offsets out of order: ${transfer.offset} <= ${transfer.sentOffset} <= ${meta.sizeBytes}`);
   }
-  const done = transfer.offset + data.length >= meta.sizeBytes;
-  const message = newMessage(MessageType.SNAPSHOT, raft.id, to, raft.term);
-  message.snapshot = { meta, offset: transfer.offset, data, done };
-  transfer.chunkInFlight = true;
-  transfer.chunkTicks = 0;
-  raft.outbox.send(message);
+  // Bounded by the window.
+  for (let sent = 0; sent < SNAPSHOT_CHUNKS_IN_FLIGHT_MAX; sent++) {
+    if (transfer.doneSent || transfer.sentOffset - transfer.offset >= SNAPSHOT_CHUNKS_IN_FLIGHT_MAX * chunkBytes) return;
+    const offset = transfer.sentOffset;
+    const data = meta.sizeBytes === 0 ? EMPTY_BYTES : storage.readSnapshotChunk(offset, chunkBytes);
+    if (data.length === 0 && offset < meta.sizeBytes) {
+      throw new RaftwalError(ErrorCode.LOG_UNAVAILABLE, `snapshot ${meta.index} payload ends at ${offset} of ${meta.sizeBytes}`);
+    }
+    const done = offset + data.length >= meta.sizeBytes;
+    const message = newMessage(MessageType.SNAPSHOT, raft.id, to, raft.term);
+    message.snapshot = { meta, offset, data, done };
+    transfer.sentOffset = offset + data.length;
+    transfer.doneSent = done;
+    raft.outbox.send(message);
+  }
+}
+
+/** Resends the window from the follower's last reported offset. */
+function resendSnapshotWindow(raft: Raft, to: number, progress: Progress, offset: number): void {
+  const transfer = progress.snapshotTransfer!;
+  transfer.offset = Math.max(0, Math.min(offset, transfer.meta.sizeBytes));
+  transfer.sentOffset = transfer.offset;
+  transfer.doneSent = false;
+  transfer.idleTicks = 0;
+  sendSnapshotChunks(raft, to, progress);
 }
 
 function handleSnapshotResponse(raft: Raft, progress: Progress, message: Message): void {
@@ -265,19 +285,26 @@ function handleSnapshotResponse(raft: Raft, progress: Progress, message: Message
     raft.appendsPending = true;
     return;
   }
-  if (!message.reject && message.index <= transfer.offset) return; // a duplicate acknowledgement
-  transfer.offset = Math.max(0, Math.min(message.index, transfer.meta.sizeBytes));
-  sendSnapshotChunk(raft, message.from, progress);
+  if (message.reject) {
+    // The follower expects another offset (a chunk was lost, or it restarted): resume there.
+    resendSnapshotWindow(raft, message.from, progress, message.index);
+    return;
+  }
+  if (message.index <= transfer.offset || message.index > transfer.sentOffset) return; // stale or duplicate
+  transfer.offset = message.index;
+  transfer.idleTicks = 0;
+  sendSnapshotChunks(raft, message.from, progress);
 }
 
-/** A chunk unacknowledged for an election timeout was probably lost: send it again. */
+/** Chunks unacknowledged for an election timeout were probably lost: resend the window. */
 function retransmitSnapshotChunks(raft: Raft): void {
   const peers = raft.peers;
   for (let i = 0; i < peers.length; i++) {
-    const transfer = raft.peerProgress[i].snapshotTransfer;
-    if (transfer === undefined || !transfer.chunkInFlight) continue;
-    transfer.chunkTicks += 1;
-    if (transfer.chunkTicks >= raft.config.electionTimeoutTicks) sendSnapshotChunk(raft, peers[i], raft.peerProgress[i]);
+    const progress = raft.peerProgress[i];
+    const transfer = progress.snapshotTransfer;
+    if (transfer === undefined || (transfer.sentOffset === transfer.offset && !transfer.doneSent)) continue;
+    transfer.idleTicks += 1;
+    if (transfer.idleTicks >= raft.config.electionTimeoutTicks) resendSnapshotWindow(raft, peers[i], progress, transfer.offset);
   }
 }
 

@@ -16,15 +16,21 @@ import { fail, invariant } from "./invariant.js";
 
 export type ProgressState = "probe" | "replicate" | "snapshot";
 
-/** The leader's side of one chunked snapshot transfer (stop-and-wait: one chunk in flight). */
+/**
+ * The leader's side of one chunked snapshot transfer: a window of up to
+ * SNAPSHOT_CHUNKS_IN_FLIGHT_MAX chunks is sent ahead of the follower's acknowledgements.
+ * Invariant: 0 <= offset <= sentOffset <= meta.sizeBytes.
+ */
 export interface SnapshotTransfer {
   meta: SnapshotMeta;
-  /** Offset of the next chunk to send (everything before it is acknowledged). */
+  /** The follower's next expected offset, as last reported (resume point after a loss). */
   offset: number;
-  /** A chunk was sent and is not yet acknowledged. */
-  chunkInFlight: boolean;
-  /** Leader ticks since the chunk in flight was sent; it is resent after an election timeout. */
-  chunkTicks: number;
+  /** Offset of the next chunk to send. */
+  sentOffset: number;
+  /** The last chunk (done) was sent and not yet acknowledged. */
+  doneSent: boolean;
+  /** Leader ticks without progress while chunks are in flight; the window is resent after an election timeout. */
+  idleTicks: number;
 }
 
 export class Progress {
@@ -79,7 +85,7 @@ export class Progress {
   becomeSnapshot(meta: SnapshotMeta): void {
     this.resetState("snapshot");
     this.pendingSnapshot = meta.index;
-    this.snapshotTransfer = { meta, offset: 0, chunkInFlight: false, chunkTicks: 0 };
+    this.snapshotTransfer = { meta, offset: 0, sentOffset: 0, doneSent: false, idleTicks: 0 };
   }
 
   /** The follower acknowledged entries up to `index`; returns whether that was news. */

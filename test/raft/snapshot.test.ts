@@ -66,6 +66,25 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
     // Reference: section 7 ("the leader must occasionally send snapshots to followers that lag behind"; "divided into chunks")
   });
 
+  it("the leader pipelines a window of chunks ahead of the follower's acknowledgements", () => {
+    const net = new Network([1, 2, 3], { snapshotChunkBytes: 100 });
+    net.elect(1);
+    net.isolate(3);
+    for (let i = 0; i < 3; i++) net.core(1).propose(bytes(`e${i}`));
+    net.deliver();
+    compact(net, 1, payload(1000));
+    net.heal();
+    net.filters.push((m) => !(m.type === MessageType.SNAPSHOT_RESPONSE)); // hold every acknowledgement
+    net.sent.length = 0;
+    net.tickAll(3);
+    const offsets = net.sent.filter((m) => m.type === MessageType.SNAPSHOT).map((m) => m.snapshot!.offset);
+    expect(offsets).toEqual([0, 100, 200, 300]);
+    net.heal();
+    net.tickAll(20);
+    expect(net.node(3).storage.snapshotMeta().sizeBytes).toBe(1000);
+    // Reference: section 7 (chunks of one InstallSnapshot), section 5.3 (pipelining, by analogy)
+  });
+
   it("each chunk is acknowledged only after advance() made it durable, with the next expected offset", () => {
     const storage = new MemoryStorage();
     const node = { core: newCore(2, [1, 2, 3], storage, noPreVote), storage, incoming: { chunks: [] as Uint8Array[] } };
