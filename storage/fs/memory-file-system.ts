@@ -19,6 +19,8 @@ interface Inode {
   durable: Uint8Array; // exact image at the last sync
   /** Lowest byte position written since the last sync (Infinity when clean). */
   dirtyFrom: number;
+  /** End of the highest byte range written since the last sync (0 when clean). */
+  dirtyTo: number;
 }
 
 interface Directory {
@@ -97,17 +99,28 @@ class MemoryFile implements StorageFile {
       grown.set(inode.data.subarray(0, inode.length));
       inode.data = grown;
     }
+    // A write past the end fills the gap with zeros: that gap is written too.
+    const written = Math.min(position, inode.length);
     if (position > inode.length) inode.data.fill(0, inode.length, position);
     inode.data.set(data, position);
     inode.length = Math.max(inode.length, end);
-    inode.dirtyFrom = Math.min(inode.dirtyFrom, position);
+    inode.dirtyFrom = Math.min(inode.dirtyFrom, written);
+    inode.dirtyTo = Math.max(inode.dirtyTo, end);
   }
 
   async sync(): Promise<void> {
     this.check();
     if (this.fs.takeSyncFault(this.path)) throw ioError("EIO", `simulated fsync failure on ${this.path}`);
-    this.inode.durable = this.inode.data.slice(0, this.inode.length);
-    this.inode.dirtyFrom = Infinity;
+    const inode = this.inode;
+    if (inode.durable.length === inode.length && inode.dirtyFrom !== Infinity) {
+      // Same size as the durable image (a preallocated file): copy only what changed, so
+      // a sync costs what was written, not the file's size.
+      inode.durable.set(inode.data.subarray(inode.dirtyFrom, Math.min(inode.dirtyTo, inode.length)), inode.dirtyFrom);
+    } else if (inode.durable.length !== inode.length || inode.dirtyFrom !== Infinity) {
+      inode.durable = inode.data.slice(0, inode.length);
+    }
+    inode.dirtyFrom = Infinity;
+    inode.dirtyTo = 0;
   }
 
   async truncate(length: number): Promise<void> {
@@ -219,6 +232,7 @@ export class MemoryFileSystem implements FileSystem {
     inode.data = image.slice();
     inode.length = image.length;
     inode.dirtyFrom = Infinity;
+    inode.dirtyTo = 0;
   }
 
   takeSyncFault(path: string): boolean {
@@ -287,7 +301,7 @@ export class MemoryFileSystem implements FileSystem {
     if (inode && options.create && options.exclusive) throw ioError("EEXIST", `${path} exists`);
     if (!inode) {
       if (!options.create) throw ioError("ENOENT", `no such file ${path}`);
-      inode = { data: new Uint8Array(0), length: 0, durable: new Uint8Array(0), dirtyFrom: Infinity };
+      inode = { data: new Uint8Array(0), length: 0, durable: new Uint8Array(0), dirtyFrom: Infinity, dirtyTo: 0 };
       directory.names.set(basename(normalized), inode);
     }
     return new MemoryFile(normalized, inode, this, this.generation, options.readOnly ?? false);

@@ -34,7 +34,7 @@ async function startThree(options: { fs?: (id: number) => FileSystem; seed?: num
         clusterId: "test",
         peers,
         dataDir: options.fs ? `/data/node-${peer.id}` : join(dir, `node-${peer.id}`),
-        storage: options.fs ? { fs: options.fs(peer.id) } : undefined,
+        storage: options.fs ? { fs: options.fs(peer.id), wal: { segmentSizeBytes: 1024 * 1024 } } : undefined,
         tickMs: 10,
         seed: (options.seed ?? 1) * 10 + peer.id,
         snapshotEveryEntries: 25,
