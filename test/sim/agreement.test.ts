@@ -5,7 +5,7 @@
  */
 import { describe, expect } from "vitest";
 import { MessageType } from "../../src/proto/schema.js";
-import { commit, makeCluster, others, waitApplied, waitFor, waitForLeader } from "./helpers.js";
+import { commit, makeCluster, others, waitApplied, waitForLeader } from "./helpers.js";
 import { seededTest } from "./seeds.js";
 import { encodeCommand } from "./state-machine.js";
 
