@@ -7,7 +7,8 @@
  *
  * The host loop is the one of src/raft/types.ts: for each node with a Ready, send its
  * messages, persist (MemoryStorage), apply, advance, then send what advance released
- * (takeMessages). Messages are delivered in FIFO order by reference (no encoding:
+ * (takeMessages); the leader's clients propose again as soon as they are acknowledged
+ * (committed entries applied), keeping the number in flight constant. Messages are delivered in FIFO order by reference (no encoding:
  * this measures the core, not the codec or the network).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -31,6 +32,8 @@ const WARMUP_MS = 300;
 const COMPACT_EVERY_ENTRIES = 4096;
 const COMPACT_SLACK_ENTRIES = 1024;
 const HEAP_ENTRIES = 1_000_000;
+/** Readies one node may handle back to back in one pump round. */
+const READIES_PER_NODE_PER_ROUND = 2;
 
 interface BenchNode {
   id: number;
@@ -75,28 +78,39 @@ class Cluster {
     for (let i = 0; i < 5; i++) this.pump();
   }
 
-  /** One round: every node handles its Ready, then every queued message is delivered. */
+  /**
+   * One round: every node handles its Readies (a host takes the next Ready as soon as
+   * it advanced the previous one, so the leader's clients can propose again within
+   * the round), then every queued message is delivered.
+   */
   pump(): void {
-    const queue = this.queue;
     for (const node of this.nodes) {
-      const core = node.core;
-      if (!core.hasReady()) continue;
-      const ready = core.ready();
-      for (const m of ready.messages) queue.push(m);
-      if (ready.entries.length > 0) node.storage.append(ready.entries);
-      if (ready.hardState) node.storage.setHardState(ready.hardState);
-      if (node.id === 1) {
-        const entries = ready.committedEntries;
-        for (let i = 0; i < entries.length; i++) if (entries[i].data.length > 0) this.committed += 1;
-      }
-      core.advance(ready);
-      for (const m of core.takeMessages()) queue.push(m);
-      this.maybeCompact(node);
+      for (let i = 0; i < READIES_PER_NODE_PER_ROUND && node.core.hasReady(); i++) this.handleReady(node);
     }
+    const queue = this.queue;
     if (queue.length === 0) return;
     this.queue = [];
     for (let i = 0; i < queue.length; i++) this.nodes[queue[i].to - 1].core.step(queue[i]);
   }
+
+  private handleReady(node: BenchNode): void {
+    const core = node.core;
+    const queue = this.queue;
+    const ready = core.ready();
+    for (const m of ready.messages) queue.push(m);
+    if (ready.entries.length > 0) node.storage.append(ready.entries);
+    if (ready.hardState) node.storage.setHardState(ready.hardState);
+    const entries = ready.committedEntries;
+    const leader = node.id === 1;
+    if (leader) for (let i = 0; i < entries.length; i++) if (entries[i].data.length > 0) this.committed += 1;
+    core.advance(ready);
+    for (const m of core.takeMessages()) queue.push(m);
+    this.maybeCompact(node);
+    if (leader && entries.length > 0) this.onLeaderApplied();
+  }
+
+  /** The leader applied entries: its clients, acknowledged, propose again at once. */
+  onLeaderApplied: () => void = () => {};
 
   private maybeCompact(node: BenchNode): void {
     const index = node.core.appliedIndex() - COMPACT_SLACK_ENTRIES;
@@ -124,14 +138,18 @@ function runThroughput(inflight: number): ThroughputResult {
   const leader = cluster.leader;
   let proposed = 0;
   let rounds = 0;
+  const topUp = () => {
+    while (proposed - cluster.committed < inflight) {
+      leader.propose(payload);
+      proposed += 1;
+    }
+  };
+  cluster.onLeaderApplied = topUp;
   const loop = (untilMs: number) => {
     while (performance.now() < untilMs) {
       // Bounded batches of rounds between clock reads.
       for (let r = 0; r < 64; r++) {
-        while (proposed - cluster.committed < inflight) {
-          leader.propose(payload);
-          proposed += 1;
-        }
+        topUp();
         cluster.pump();
         rounds += 1;
       }
