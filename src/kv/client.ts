@@ -159,6 +159,9 @@ export function send(
         response.on("error", reject);
       },
     );
+    // Headers and body leave in separate writes: without this, Nagle's algorithm holds the
+    // body until the server's (delayed) ACK of the headers arrives.
+    request.on("socket", (socket) => socket.setNoDelay(true));
     request.on("timeout", () => request.destroy(new Error(`${method} ${url.href} timed out after ${timeoutMs} ms`)));
     request.on("error", reject);
     request.end(body);

@@ -35,6 +35,8 @@ export interface LocalClusterOptions {
   /** Where each node's log lines go: "inherit" (this process's stderr), "file" (<dir>/node-<i>.log) or "ignore". */
   logs?: "inherit" | "file" | "ignore";
   logLevel?: string;
+  /** Flags for the Node.js runtime of every node process (e.g. ["--cpu-prof"] to profile). */
+  runtimeFlags?: string[];
 }
 
 export interface LocalNodeSpec {
@@ -79,6 +81,7 @@ export class LocalCluster {
     const spec = this.spec(id);
     if (this.processes.has(id)) throw new Error(`node ${id} is already running`);
     const args = [
+      ...(this.options.runtimeFlags ?? []),
       CLI_ENTRY,
       "node",
       "--id",

@@ -116,6 +116,7 @@ export class RaftNode<Result = unknown> {
   private ticker: NodeJS.Timeout | undefined;
   private pumping: Promise<void> | undefined;
   private stopped = false;
+  private kickScheduled = false;
   private fatal: Error | undefined;
   private applied: number;
   /** The hard state of the last advanced Ready: its commit is covered by the durable log. */
@@ -215,7 +216,21 @@ export class RaftNode<Result = unknown> {
   }
 
   /** Sends what is safe to send now and makes sure a pending Ready gets handled. */
+  /**
+   * Schedules one flush for everything that happens in this turn of the event loop:
+   * proposals and messages that arrive together leave in one append per follower and
+   * one Ready (batching), not one each.
+   */
   private kick(): void {
+    if (this.stopped || this.kickScheduled) return;
+    this.kickScheduled = true;
+    setImmediate(() => {
+      this.kickScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
     if (this.stopped) return;
     this.transport.send(this.core.takeMessages());
     if (!this.pumping && this.core.hasReady()) {
