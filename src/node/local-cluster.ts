@@ -13,6 +13,7 @@ import http from "node:http";
 import net from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { NodeStatus } from "./raft-node.js";
 
 /**
  * The compiled CLI entry point (dist/src/cli/main.js). From the TypeScript sources (tests
@@ -205,16 +206,8 @@ export class LocalCluster {
   }
 }
 
-export interface NodeStatusJson {
-  id: number;
-  role: string;
-  term: number;
-  leader: number;
-  commitIndex: number;
-  appliedIndex: number;
-  lastIndex: number;
-  snapshotIndex: number;
-}
+/** What a node's GET /status answers. */
+export type NodeStatusJson = NodeStatus;
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -3,6 +3,7 @@
  * hand-wired by a message pump that delivers in FIFO order, with optional drop
  * filters. The full cluster simulator (faults, crashes, checkers) lives in test/sim/.
  */
+import { newMessage } from "../../src/raft/messages.js";
 import { MessageType, type Entry, type Message } from "../../src/proto/schema.js";
 import { createRaft, MemoryStorage } from "../../src/raft/index.js";
 import type { RaftConfig, RaftCore, ReadState, Ready } from "../../src/raft/types.js";
@@ -195,15 +196,5 @@ export function drain(node: { core: RaftCore; storage: MemoryStorage; incoming?:
 }
 
 export function message(fields: Partial<Message> & Pick<Message, "type" | "from" | "to" | "term">): Message {
-  return {
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-    rejectTerm: 0,
-    context: new Uint8Array(0),
-    ...fields,
-  };
+  return { ...newMessage(fields.type, fields.from, fields.to, fields.term), ...fields };
 }

@@ -38,13 +38,4 @@ export function errorCode(error: unknown): string | undefined {
 }
 
 /** A small seeded PRNG (mulberry32) for the WAL tests: the seed is printed by each test that uses it. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from "../../src/node/random.js";
