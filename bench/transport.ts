@@ -31,7 +31,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import protobuf from "protobufjs";
 import { emptyMessage, frameCodec, MessageType, type Frame, type Message } from "../src/proto/schema.js";
-import { frameType } from "../src/transport/frame-type.js";
+import { frameType } from "../src/proto/schema.js";
 import { encodeFrame, FrameDecoder, FRAME_HEADER_BYTES } from "../src/transport/framing.js";
 
 /** Relative to the working directory: npm scripts run at the package root. */

@@ -143,6 +143,9 @@ function normalizeMessage(m: any): Message {
   return message;
 }
 
+/** The protobufjs Type of `raftwal.Frame`, for encoders that reuse a Writer (transport framing). */
+export const frameType: protobuf.Type = root.lookupType("raftwal.Frame");
+
 export const entryCodec = codec<Entry>("Entry", normalizeEntry);
 export const hardStateCodec = codec<HardState>("HardState", (h) => ({ term: h.term ?? 0, vote: h.vote ?? 0, commit: h.commit ?? 0 }));
 export const snapshotMetaCodec = codec<SnapshotMeta>("SnapshotMeta", normalizeMeta);

@@ -16,9 +16,8 @@
  * - A body protobuf cannot decode, or a message of an unknown type, is malformed.
  */
 import protobuf from "protobufjs";
-import { frameCodec, MessageType, type Frame } from "../proto/schema.js";
+import { frameCodec, MessageType, type Frame, frameType } from "../proto/schema.js";
 import { TransportError, TransportErrorCode } from "./errors.js";
-import { frameType } from "./frame-type.js";
 
 /** Size of the length prefix: a uint32, big-endian. */
 export const FRAME_HEADER_BYTES = 4;
