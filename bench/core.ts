@@ -11,7 +11,7 @@
  * (committed entries applied), keeping the number in flight constant. Messages are delivered in FIFO order by reference (no encoding:
  * this measures the core, not the codec or the network).
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeResults } from "./results.js";
 import { performance } from "node:perf_hooks";
 import type { Message } from "../src/proto/schema.js";
 import { createRaft, MemoryStorage, type RaftCore } from "../src/raft/index.js";
@@ -246,9 +246,7 @@ function main(): void {
   }
   console.log("(in flight: proposed on the leader, persisted there, not committed; the leader's MemoryStorage log is included)");
   const results = { benchmark: "core", node: process.version, entryBytes: ENTRY_BYTES, measureMs: MEASURE_MS, throughput, heap };
-  const dir = new URL("../../bench/results/", import.meta.url);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(new URL("core.json", dir), JSON.stringify(results, null, 2) + "\n");
+  console.log(`wrote ${writeResults("core", results)}`);
 }
 
 main();

@@ -27,7 +27,7 @@
  *
  * Run: npm run bench:transport (builds first). Writes bench/results/transport.json.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeResults } from "./results.js";
 import { dirname } from "node:path";
 import protobuf from "protobufjs";
 import { emptyMessage, frameCodec, MessageType, type Frame, type Message } from "../src/proto/schema.js";
@@ -35,7 +35,6 @@ import { frameType } from "../src/proto/schema.js";
 import { encodeFrame, FrameDecoder, FRAME_HEADER_BYTES } from "../src/transport/framing.js";
 
 /** Relative to the working directory: npm scripts run at the package root. */
-const RESULTS_PATH = "bench/results/transport.json";
 /** Each measurement runs for this long; every case is warmed up once for as long. */
 const MEASURE_MS = 150;
 /** Measurements per case, interleaved with the other cases; the median is reported. */
@@ -159,12 +158,8 @@ function main(): void {
   console.log(widths.map((w) => "-".repeat(w)).join("  "));
   for (const row of table) console.log(line(row));
 
-  mkdirSync(dirname(RESULTS_PATH), { recursive: true });
-  writeFileSync(
-    RESULTS_PATH,
-    JSON.stringify({ benchmark: "transport-codec", node: process.version, date: new Date().toISOString(), measureMs: MEASURE_MS, rounds: ROUNDS, rows }, null, 2) + "\n",
-  );
-  console.log(`\nwrote ${RESULTS_PATH} (checksum ${sink % 1000})`);
+  const path = writeResults("transport", { benchmark: "transport-codec", node: process.version, date: new Date().toISOString(), measureMs: MEASURE_MS, rounds: ROUNDS, rows });
+  console.log(`\nwrote ${path} (checksum ${sink % 1000})`);
 }
 
 main();

@@ -13,6 +13,7 @@
  * noisy: compare the ratios, which are measured side by side in the same run.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { writeResults } from "./results.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { OpenOptions, StorageFile } from "../storage/fs/file-system.js";
@@ -503,7 +504,6 @@ async function main(): Promise<void> {
   const wallSeconds = (performance.now() - wallStart) / 1000;
   console.log(`\ntotal ${fmt(wallSeconds, 1)} s`);
 
-  mkdirSync(new URL("./results/", import.meta.url.replace("/dist/bench/", "/bench/")), { recursive: true });
   const out = {
     date: new Date().toISOString(),
     quick,
@@ -516,9 +516,7 @@ async function main(): Promise<void> {
     targets,
     wallSeconds,
   };
-  const resultsPath = new URL("./results/wal.json", import.meta.url.replace("/dist/bench/", "/bench/"));
-  writeFileSync(resultsPath, JSON.stringify(out, null, 2) + "\n");
-  console.log(`wrote ${resultsPath.pathname}`);
+  console.log(`wrote ${writeResults("wal", out)}`);
 }
 
 try {
