@@ -28,7 +28,6 @@
  * Run: npm run bench:transport (builds first). Writes bench/results/transport.json.
  */
 import { writeResults } from "./results.js";
-import { dirname } from "node:path";
 import protobuf from "protobufjs";
 import { emptyMessage, frameCodec, MessageType, type Frame, type Message } from "../src/proto/schema.js";
 import { frameType } from "../src/proto/schema.js";

@@ -12,7 +12,7 @@
  * Prints a table and writes bench/results/wal.json. Figures on a shared machine are
  * noisy: compare the ratios, which are measured side by side in the same run.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { writeResults } from "./results.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
