@@ -1,5 +1,6 @@
 /** Errors a RaftNode's callers handle. Match on `code`. */
-import { ErrorCode, RaftwalError } from "../errors.js";
+import { RaftwalError } from "../errors.js";
+import { NotLeaderError as CoreNotLeaderError } from "../raft/not-leader-error.js";
 
 export const NodeErrorCode = {
   /** The proposal or read did not complete within its timeout; it may still take effect. */
@@ -10,14 +11,22 @@ export const NodeErrorCode = {
   PROPOSAL_LOST: "NODE_ERR_PROPOSAL_LOST",
 } as const;
 
-/** This node is not the leader. `leaderId` is 0 when no leader is known. */
-export class NotLeaderError extends RaftwalError {
+/**
+ * This node is not the leader: the core's NotLeaderError (code RAFT_ERR_NOT_LEADER) plus
+ * where to find the leader. `leaderId` is 0 when no leader is known.
+ */
+export class NotLeaderError extends CoreNotLeaderError {
   constructor(
-    readonly leaderId: number,
+    nodeId: number,
+    leaderId: number,
     /** The leader's peer address when known. */
     readonly leaderAddress: { host: string; port: number } | undefined,
   ) {
-    super(ErrorCode.NOT_LEADER, leaderId ? `not the leader; the leader is node ${leaderId}` : "not the leader; no leader is known");
+    super(nodeId, leaderId, "request");
+  }
+
+  get leaderId(): number {
+    return this.leader;
   }
 }
 

@@ -418,7 +418,7 @@ export class RaftNode<Result = unknown> {
 
   private notLeader(): NotLeaderError {
     const leader = this.core.softState().leader;
-    return new NotLeaderError(leader, leader ? this.peerAddress(leader) : undefined);
+    return new NotLeaderError(this.options.id, leader, leader ? this.peerAddress(leader) : undefined);
   }
 
   private async stop(fatal?: Error): Promise<void> {
