@@ -38,6 +38,7 @@ interface TortureFlags {
   tickMs: number;
   snapshotEvery: number;
   keys: number;
+  walSegmentBytes: number;
 }
 
 export function registerTortureCommand(program: Command, context: CliContext): void {
@@ -53,6 +54,7 @@ export function registerTortureCommand(program: Command, context: CliContext): v
     .option("--tick-ms <ms>", "Raft tick of the nodes", parseInteger(1, 10_000), 20)
     .option("--snapshot-every <n>", "snapshot and compact every N applied entries", parseInteger(1, 2 ** 31), 100)
     .option("--keys <n>", "number of keys the clients share", parseInteger(1, 1000), 5)
+    .option("--wal-segment-bytes <n>", "WAL segment size of the nodes (small: sealed segments to damage)", parseInteger(65_536, 2 ** 30), 65_536)
     .action(async (flags: TortureFlags) => {
       const stderr = context.io.stderr;
       const tty = (stderr as NodeJS.WriteStream).isTTY === true;
@@ -67,6 +69,7 @@ export function registerTortureCommand(program: Command, context: CliContext): v
         tickMs: flags.tickMs,
         snapshotEvery: flags.snapshotEvery,
         keys: flags.keys,
+        walSegmentBytes: flags.walSegmentBytes,
         out: (text) => context.io.stdout.write(text),
         progress: (line) => {
           if (tty) stderr.write(`\r\x1b[K${line}`);
@@ -75,7 +78,7 @@ export function registerTortureCommand(program: Command, context: CliContext): v
             stderr.write(`${line}\n`);
           }
         },
-        replayCommand: `raftwal torture --nodes ${flags.nodes} --duration ${flags.duration / 1000}s --nemesis ${flags.nemesis.join(",")} --clients ${flags.clients} --tick-ms ${flags.tickMs} --snapshot-every ${flags.snapshotEvery} --keys ${flags.keys}`,
+        replayCommand: `raftwal torture --nodes ${flags.nodes} --duration ${flags.duration / 1000}s --nemesis ${flags.nemesis.join(",")} --clients ${flags.clients} --tick-ms ${flags.tickMs} --snapshot-every ${flags.snapshotEvery} --keys ${flags.keys} --wal-segment-bytes ${flags.walSegmentBytes}`,
       });
       if (tty) stderr.write("\n");
       if (!result.ok) context.exitCode = ExitCode.ERROR;

@@ -43,6 +43,8 @@ export interface TortureOptions {
   tickMs: number;
   snapshotEvery: number;
   keys: number;
+  /** WAL segment size of the nodes. Default TORTURE_WAL_SEGMENT_BYTES. */
+  walSegmentBytes?: number;
   /** Length of the liveness phase's workload. Default: 15% of the safety phase, 2 to 10 s. */
   livenessMs?: number;
   /** Linearizability search budget per key. */
@@ -99,7 +101,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureResult
       "--tick-ms", String(options.tickMs),
       "--snapshot-every", String(options.snapshotEvery),
       "--fault-injection",
-      "--fault-wal-segment-bytes", String(TORTURE_WAL_SEGMENT_BYTES),
+      "--fault-wal-segment-bytes", String(options.walSegmentBytes ?? TORTURE_WAL_SEGMENT_BYTES),
       ...(powerLoss ? ["--fault-power-loss"] : []),
     ],
   });
