@@ -13,7 +13,22 @@ import { findFreeBasePort } from "../../src/node/local-cluster.js";
 import { silentLogger } from "../../src/node/logger.js";
 import { NotLeaderError } from "../../src/node/errors.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
-import type { FileSystem } from "../../storage/fs/file-system.js";
+import type { FileSystem, StorageFile } from "../../storage/fs/file-system.js";
+
+/** Wraps a file system so that every fsync waits while `hold` is set: a disk that stalls. */
+class StallingFileSystem extends MemoryFileSystem {
+  hold: Promise<void> | undefined;
+
+  override async open(path: string, options?: Parameters<FileSystem["open"]>[1]): Promise<StorageFile> {
+    const file = await super.open(path, options);
+    const sync = file.sync.bind(file);
+    file.sync = async () => {
+      while (this.hold) await this.hold;
+      return sync();
+    };
+    return file;
+  }
+}
 
 const running: KvNode[] = [];
 const dirs: string[] = [];
@@ -119,5 +134,24 @@ describe("RaftNode", () => {
     const survivors = nodes.filter((n) => n !== leader);
     const next = await leaderOf(survivors);
     expect(await next.node.propose(put("later", "4", 1, "c2"))).toEqual({ status: "ok" });
+  });
+
+  it("keeps heartbeating while its disk stalls: a slow fsync on the leader causes no election", async () => {
+    const filesystems = new Map<number, StallingFileSystem>();
+    const nodes = await startThree({ fs: (id) => filesystems.set(id, new StallingFileSystem()).get(id)!, seed: 5 });
+    const leader = await leaderOf(nodes);
+    const { id, term } = leader.node.status();
+    await leader.node.propose(put("a", "1", 1));
+    let release!: () => void;
+    filesystems.get(id)!.hold = new Promise<void>((resolve) => (release = resolve));
+    const stalled = leader.node.propose(put("b", "2", 2));
+    // 100 ticks of 10 ms: five times the longest election timeout (10-20 ticks).
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    for (const node of nodes) expect(node.node.status().term).toBe(term);
+    expect(leader.node.status().role).toBe("leader");
+    filesystems.get(id)!.hold = undefined;
+    release();
+    expect(await stalled).toEqual({ status: "ok" });
+    expect(leader.node.status()).toMatchObject({ id, term, role: "leader" });
   });
 });
