@@ -429,11 +429,53 @@ export class Wal {
       payloadBytes[k] = size;
       bytes += recordBytes(size);
     }
-    const tooLarge = this.checkFitsSegment(bytes);
-    if (tooLarge) return Promise.reject(tooLarge);
     const truncateFrom = first <= this.acceptedLast ? first : 0;
-    this.acceptedLast = entries[entries.length - 1].index;
-    return this.enqueue({ kind: "append", entries, payloadBytes, truncateFrom, index: 0, term: 0, bytes, lastIndexAfter: this.acceptedLast });
+    if (this.checkFitsSegment(bytes) === undefined) {
+      this.acceptedLast = entries[entries.length - 1].index;
+      return this.enqueue({ kind: "append", entries, payloadBytes, truncateFrom, index: 0, term: 0, bytes, lastIndexAfter: this.acceptedLast });
+    }
+    return this.enqueueAppendInParts(entries, payloadBytes, truncateFrom);
+  }
+
+  /**
+   * A call larger than one segment (a follower catching up a long log with small
+   * segments) is written as consecutive parts, each fitting an empty segment: the first
+   * carries the truncation. After a crash a prefix of the parts may be durable: a
+   * contiguous prefix of the entries, which Raft tolerates (the append is acknowledged
+   * only once the whole call has resolved). A single entry larger than a segment is
+   * refused: configure segments larger than the largest entry.
+   */
+  private enqueueAppendInParts(entries: Entry[], payloadBytes: number[], truncateFrom: number): Promise<void> {
+    const parts: Array<{ from: number; to: number; bytes: number }> = [];
+    let from = 0;
+    let bytes = truncateFrom > 0 ? recordBytes(0) : 0;
+    for (let k = 0; k < entries.length; k++) {
+      const size = recordBytes(payloadBytes[k]);
+      if (k > from && this.checkFitsSegment(bytes + size) !== undefined) {
+        parts.push({ from, to: k, bytes });
+        from = k;
+        bytes = 0;
+      }
+      bytes += size;
+      const alone = this.checkFitsSegment(bytes);
+      if (alone !== undefined) return Promise.reject(alone);
+    }
+    parts.push({ from, to: entries.length, bytes });
+    const written = parts.map((part, i) => {
+      const slice = entries.slice(part.from, part.to);
+      this.acceptedLast = slice[slice.length - 1].index;
+      return this.enqueue({
+        kind: "append",
+        entries: slice,
+        payloadBytes: payloadBytes.slice(part.from, part.to),
+        truncateFrom: i === 0 ? truncateFrom : 0,
+        index: 0,
+        term: 0,
+        bytes: part.bytes,
+        lastIndexAfter: this.acceptedLast,
+      });
+    });
+    return Promise.all(written).then(() => undefined);
   }
 
   private enqueueTruncate(fromIndex: number): Promise<void> {
