@@ -249,10 +249,16 @@ export class RaftNode<Result = unknown> {
         const ready = this.core.ready();
         if (ready.softState) this.observe(ready.softState);
         this.transport.send(ready.messages);
+        // Committed entries the log already holds durably may be applied while this Ready's
+        // own writes are in flight (the disk and the state machine work in parallel); the
+        // rest wait for the writes. A snapshot to install comes first, so nothing overlaps it.
+        const durable = ready.snapshot ? [] : this.durablyHeld(ready);
         const started = performance.now();
-        await this.persist(ready);
-        this.metrics.persistSeconds.observe((performance.now() - started) / 1000);
-        await this.applyReady(ready);
+        const persisted = this.persist(ready).then(() => this.metrics.persistSeconds.observe((performance.now() - started) / 1000));
+        persisted.catch(() => undefined); // awaited below; this only keeps it from counting as unhandled meanwhile
+        await this.applyEntries(durable);
+        await persisted;
+        await this.applyReady(ready, durable.length);
         this.core.advance(ready);
         if (ready.hardState) this.advancedHardState = ready.hardState;
         this.transport.send(this.core.takeMessages());
@@ -279,8 +285,26 @@ export class RaftNode<Result = unknown> {
     }
   }
 
-  /** Step 5: restore from an installed snapshot, then apply committed entries in order. */
-  private async applyReady(ready: Ready): Promise<void> {
+  /**
+   * The leading committed entries of `ready` that the durable log already holds: below
+   * both the storage's last index and the first entry this Ready writes (which may
+   * truncate from there). Committed entries are never truncated (Leader Completeness, 5.4).
+   */
+  private durablyHeld(ready: Ready): Entry[] {
+    let bound = this.storage.lastIndex();
+    if (ready.entries.length > 0) bound = Math.min(bound, ready.entries[0].index - 1);
+    const committed = ready.committedEntries;
+    let count = 0;
+    while (count < committed.length && committed[count].index <= bound) count++;
+    return committed.slice(0, count);
+  }
+
+  private async applyEntries(entries: Entry[]): Promise<void> {
+    for (const entry of entries) await this.applyEntry(entry);
+  }
+
+  /** Step 5: restore from an installed snapshot, then apply the committed entries from `skip` on, in order. */
+  private async applyReady(ready: Ready, skip = 0): Promise<void> {
     if (ready.snapshot) {
       await this.options.stateMachine.restore(this.storage.readSnapshot(), ready.snapshot);
       this.applied = ready.snapshot.index;
@@ -288,7 +312,7 @@ export class RaftNode<Result = unknown> {
       this.logger.info("installed a snapshot from the leader", { index: ready.snapshot.index, term: ready.snapshot.term });
     }
     this.metrics.committed.inc(ready.committedEntries.length);
-    for (const entry of ready.committedEntries) await this.applyEntry(entry);
+    for (let i = skip; i < ready.committedEntries.length; i++) await this.applyEntry(ready.committedEntries[i]);
     this.metrics.appliedIndex.set(this.applied);
     this.reads.appliedTo(this.applied);
   }
