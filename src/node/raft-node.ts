@@ -52,7 +52,7 @@ export const TICK_MS_DEFAULT = 100;
 export const ELECTION_TIMEOUT_TICKS_DEFAULT = 10;
 export const HEARTBEAT_INTERVAL_TICKS_DEFAULT = 1;
 /** Take a snapshot (and compact the WAL) every this many applied entries. */
-export const SNAPSHOT_EVERY_ENTRIES_DEFAULT = 10_000;
+export const SNAPSHOT_EVERY_ENTRIES_DEFAULT = 100_000;
 export const PROPOSAL_TIMEOUT_MS_DEFAULT = 5_000;
 export const READ_TIMEOUT_MS_DEFAULT = 5_000;
 
