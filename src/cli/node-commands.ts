@@ -9,7 +9,7 @@ import { faultNodeOptions, type FaultFlags } from "../kv/fault-admin.js";
 import { KvClient } from "../kv/client.js";
 import { createLogger } from "../node/logger.js";
 import { LocalCluster } from "../node/local-cluster.js";
-import { SNAPSHOT_EVERY_ENTRIES_DEFAULT } from "../node/raft-node.js";
+import { SNAPSHOT_EVERY_ENTRIES_DEFAULT, SNAPSHOT_EVERY_WAL_BYTES_DEFAULT } from "../node/raft-node.js";
 import { parseHostPort, parseInteger, parseLogLevel, parsePeers, type HostPort, type PeerSpec } from "./arguments.js";
 import { CliError, ExitCode } from "./io.js";
 import type { CliContext } from "./program.js";
@@ -30,6 +30,7 @@ interface NodeFlags extends FaultFlags {
   tickMs: number;
   electionTicks: number;
   snapshotEvery: number;
+  snapshotEveryBytes: number;
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
   config?: string;
   tlsCa?: string;
@@ -95,6 +96,7 @@ function registerNode(program: Command, context: CliContext): void {
     .option("--tick-ms <ms>", "length of one Raft tick", parseInteger(1, 10_000), 100)
     .option("--election-ticks <n>", "election timeout base, in ticks", parseInteger(2, 1000), 10)
     .option("--snapshot-every <n>", "snapshot and compact every N applied entries", parseInteger(1, 2 ** 31), SNAPSHOT_EVERY_ENTRIES_DEFAULT)
+    .option("--snapshot-every-bytes <n>", "... or once about N bytes of entries went into the WAL", parseInteger(1024, 2 ** 50), SNAPSHOT_EVERY_WAL_BYTES_DEFAULT)
     .option("--log-level <level>", "debug, info, warn, error or silent", parseLogLevel, "info")
     .option("--config <file>", "JSON file with id, peers, dir, clusterId, snapshotEvery (flags win)")
     .option("--tls-ca <file>", "mutual TLS for peer links: the CA certificate (PEM) peers must be signed by")
@@ -119,6 +121,7 @@ function registerNode(program: Command, context: CliContext): void {
         tickMs: merged.tickMs,
         electionTimeoutTicks: merged.electionTicks,
         snapshotEveryEntries: merged.snapshotEvery,
+        snapshotEveryWalBytes: merged.snapshotEveryBytes,
         tls: readTls(merged),
         logger,
         ...faultNodeOptions(merged, logger),

@@ -53,6 +53,10 @@ export const ELECTION_TIMEOUT_TICKS_DEFAULT = 10;
 export const HEARTBEAT_INTERVAL_TICKS_DEFAULT = 1;
 /** Take a snapshot (and compact the WAL) every this many applied entries. */
 export const SNAPSHOT_EVERY_ENTRIES_DEFAULT = 100_000;
+/** ... or once about this many bytes of entries went into the WAL since the last snapshot. */
+export const SNAPSHOT_EVERY_WAL_BYTES_DEFAULT = 256 * 1024 * 1024;
+/** Bytes a WAL record adds to an entry's data (record header, protobuf framing, padding): an estimate for the policy. */
+const WAL_RECORD_OVERHEAD_BYTES_ESTIMATE = 56;
 export const PROPOSAL_TIMEOUT_MS_DEFAULT = 5_000;
 export const READ_TIMEOUT_MS_DEFAULT = 5_000;
 
@@ -72,6 +76,8 @@ export interface RaftNodeOptions<Result> {
   electionTimeoutTicks?: number;
   heartbeatIntervalTicks?: number;
   snapshotEveryEntries?: number;
+  /** Also snapshot once about this many bytes of entries were written to the WAL since the last one. */
+  snapshotEveryWalBytes?: number;
   proposalTimeoutMs?: number;
   readTimeoutMs?: number;
   logger?: Logger;
@@ -122,6 +128,8 @@ export class RaftNode<Result = unknown> {
   /** The hard state of the last advanced Ready: its commit is covered by the durable log. */
   private advancedHardState: HardState;
   private soft: SoftState;
+  /** Entry bytes written to the WAL since the last snapshot (an estimate, reset at start). */
+  private walBytesSinceSnapshot = 0;
 
   private constructor(
     private readonly options: RaftNodeOptions<Result>,
@@ -274,7 +282,10 @@ export class RaftNode<Result = unknown> {
   private async persist(ready: Ready): Promise<void> {
     for (const chunk of ready.snapshotChunks) await this.storage.writeSnapshotChunk(chunk);
     if (ready.snapshot) await this.storage.installSnapshot(ready.snapshot);
-    if (ready.entries.length > 0) await this.storage.append(ready.entries);
+    if (ready.entries.length > 0) {
+      await this.storage.append(ready.entries);
+      for (const entry of ready.entries) this.walBytesSinceSnapshot += entry.data.length + WAL_RECORD_OVERHEAD_BYTES_ESTIMATE;
+    }
     if (ready.hardState) {
       const durable = this.storage.hardState();
       // Term and vote: durable before anything that depends on them is sent (Figure 2).
@@ -328,10 +339,17 @@ export class RaftNode<Result = unknown> {
     this.proposals.applied(entry.index, entry.term, result);
   }
 
-  /** Snapshot policy: every `snapshotEveryEntries` applied entries, snapshot and compact. */
+  /**
+   * Snapshot policy: every `snapshotEveryEntries` applied entries, or once about
+   * `snapshotEveryWalBytes` of entries went into the WAL, snapshot and compact (whole
+   * segments behind the snapshot are deleted).
+   */
   private async maybeSnapshot(): Promise<void> {
-    const every = this.options.snapshotEveryEntries ?? SNAPSHOT_EVERY_ENTRIES_DEFAULT;
-    if (this.applied - this.storage.snapshotMeta().index < every) return;
+    const sinceSnapshot = this.applied - this.storage.snapshotMeta().index;
+    if (sinceSnapshot <= 0) return;
+    const entriesDue = sinceSnapshot >= (this.options.snapshotEveryEntries ?? SNAPSHOT_EVERY_ENTRIES_DEFAULT);
+    const bytesDue = this.walBytesSinceSnapshot >= (this.options.snapshotEveryWalBytes ?? SNAPSHOT_EVERY_WAL_BYTES_DEFAULT);
+    if (!entriesDue && !bytesDue) return;
     // The storage only snapshots durably committed entries: write the lazy commit first.
     await this.storage.saveHardState(this.advancedHardState);
     const meta = await this.storage.createSnapshot(
@@ -339,6 +357,7 @@ export class RaftNode<Result = unknown> {
       this.options.stateMachine.snapshot(),
     );
     this.core.snapshotTaken(meta);
+    this.walBytesSinceSnapshot = 0;
     this.metrics.snapshots.inc();
     this.logger.info("snapshot taken", { index: meta.index, term: meta.term, sizeBytes: meta.sizeBytes });
   }

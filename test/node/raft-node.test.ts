@@ -154,4 +154,27 @@ describe("RaftNode", () => {
     expect(await stalled).toEqual({ status: "ok" });
     expect(leader.node.status()).toMatchObject({ id, term, role: "leader" });
   });
+
+  it("also snapshots (and compacts the WAL) once enough bytes went into the log, whatever the entry count", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "raftwal-node-"));
+    dirs.push(dir);
+    const base = await findFreeBasePort(1);
+    const node = await startKvNode({
+      id: 1,
+      clusterId: "bytes",
+      peers: [{ id: 1, host: "127.0.0.1", port: base, api: { host: "127.0.0.1", port: base + 100 } }],
+      dataDir: join(dir, "node-1"),
+      tickMs: 10,
+      snapshotEveryEntries: 1_000_000,
+      snapshotEveryWalBytes: 32 * 1024,
+      logger: silentLogger,
+    });
+    running.push(node);
+    while (node.node.status().role !== "leader") await new Promise((r) => setTimeout(r, 10));
+    const big = "x".repeat(2000);
+    for (let seq = 1; seq <= 10; seq++) await node.node.propose(put(`k${seq}`, big, seq));
+    expect(node.node.status().snapshotIndex).toBe(0);
+    for (let seq = 11; seq <= 20; seq++) await node.node.propose(put(`k${seq}`, big, seq));
+    expect(node.node.status().snapshotIndex).toBeGreaterThan(10);
+  });
 });
