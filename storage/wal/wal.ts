@@ -110,6 +110,20 @@ interface SegmentState {
   sizeBytes: number;
 }
 
+/** The bookkeeping of a segment that was just activated: no records yet. */
+function freshSegmentEntry(active: ActiveSegment): SegmentState {
+  return {
+    segmentId: active.segmentId,
+    name: active.name,
+    path: active.path,
+    file: active.file,
+    maxEntryIndex: 0,
+    hasCompactRecord: false,
+    firstIndex: active.firstIndex,
+    sizeBytes: active.sizeBytes,
+  };
+}
+
 /** Header info of one segment, for the inspection tool. */
 export interface SegmentInfo {
   segmentId: number;
@@ -204,16 +218,7 @@ export class Wal {
       const firstSpare = spare ?? (await createSpareSegment(fs, dir, 1, resolved.segmentSizeBytes, resolved.preallocation));
       spare = undefined;
       active = await ActiveSegment.activate(firstSpare, recovered.index.lastIndex() + 1);
-      segments.push({
-        segmentId: active.segmentId,
-        name: active.name,
-        path: active.path,
-        file: active.file,
-        maxEntryIndex: 0,
-        hasCompactRecord: false,
-        firstIndex: active.firstIndex,
-        sizeBytes: active.sizeBytes,
-      });
+      segments.push(freshSegmentEntry(active));
     }
     const wal = new Wal(dir, fs, resolved, recovered.index, segments, active, spare, recovered.report);
     // A compaction may have been durable before its segment deletion was.
@@ -715,16 +720,7 @@ export class Wal {
     assert.equal(spare.segmentId, this.active.segmentId + 1, "the spare follows the active segment");
     const active = await ActiveSegment.activate(spare, this.view.lastIndex() + 1);
     this.active = active;
-    this.segments.push({
-      segmentId: active.segmentId,
-      name: active.name,
-      path: active.path,
-      file: active.file,
-      maxEntryIndex: 0,
-      hasCompactRecord: false,
-      firstIndex: active.firstIndex,
-      sizeBytes: active.sizeBytes,
-    });
+    this.segments.push(freshSegmentEntry(active));
   }
 
   /**
