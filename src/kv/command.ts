@@ -83,7 +83,10 @@ function checkSeq(seq: number): void {
  */
 export function encodeCommand(command: KvCommand): Uint8Array {
   const key = encodeText("key", command.key, 1, KEY_BYTES_MAX);
-  const writer = new ByteWriter(32 + key.length);
+  // Sized for the whole command up front (header, varints, client id, key, value, expect): no regrowth on the hot path.
+  const valueBytes = command.op === "put" ? command.value.length : command.op === "cas" ? command.value.length + (command.expect?.length ?? 0) : 0;
+  const clientIdBytes = command.op === "get" ? 0 : command.clientId.length * 3;
+  const writer = new ByteWriter(48 + key.length + clientIdBytes + valueBytes);
   writer.u8(COMMAND_VERSION);
   switch (command.op) {
     case "get":
