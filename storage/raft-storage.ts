@@ -366,7 +366,7 @@ async function reconcile(directory: string, hard: HardState, snapshots: Snapshot
       ErrorCode.SNAPSHOT_CORRUPT,
       `${directory}: the log is compacted up to index ${compactedIndex} but the newest valid snapshot covers only up to ${snapshot.index}` +
         (snapshots.recovery.skippedCorrupt.length > 0
-          ? ` (newer snapshots are corrupt: ${snapshots.recovery.skippedCorrupt.map((s) => s.name).join(", ")})`
+          ? ` (newer snapshots are corrupt: ${snapshots.recovery.skippedCorrupt.map((s) => `${s.name}: ${s.problem}`).join("; ")})`
           : " (the snapshot that covered it is missing)") +
         "; the entries in between are lost",
     );
