@@ -189,21 +189,9 @@ export class RaftNode<Result = unknown> {
   }
 
   private async start(): Promise<void> {
-    this.transport.onMessage((message) => {
-      if (this.stopped) return;
-      try {
-        this.core.step(message);
-      } catch (error) {
-        this.logger.warn("message rejected by the core", { from: message.from, type: message.type, error: String(error) });
-      }
-      this.kick();
-    });
-    this.transport.onUnreachable((peer) => {
-      if (!this.stopped) this.core.reportUnreachable(peer);
-    });
-    this.transport.onSnapshotDropped((peer) => {
-      if (!this.stopped) this.core.reportSnapshot(peer, false);
-    });
+    this.transport.onMessage((message) => this.guard(() => this.core.step(message)));
+    this.transport.onUnreachable((peer) => this.guard(() => this.core.reportUnreachable(peer)));
+    this.transport.onSnapshotDropped((peer) => this.guard(() => this.core.reportSnapshot(peer, false)));
     this.metrics.attachTransport(() => this.transport.stats());
     await this.transport.start();
     this.ticker = setInterval(() => this.tick(), this.options.tickMs ?? TICK_MS_DEFAULT);
@@ -218,8 +206,22 @@ export class RaftNode<Result = unknown> {
   // ---- the host loop ---------------------------------------------------------------------
 
   private tick(): void {
+    this.guard(() => this.core.tick());
+  }
+
+  /**
+   * Feeds one event to the core. The core throws only on a broken invariant or when its
+   * storage cannot serve the log (a damaged record): neither is safe to carry on from, so
+   * the node stops loudly instead of serving with a core in an unknown state.
+   */
+  private guard(event: () => void): void {
     if (this.stopped) return;
-    this.core.tick();
+    try {
+      event();
+    } catch (error) {
+      void this.stop(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
     this.kick();
   }
 
@@ -240,15 +242,23 @@ export class RaftNode<Result = unknown> {
 
   private flush(): void {
     if (this.stopped) return;
-    this.transport.send(this.core.takeMessages());
-    if (!this.pumping && this.core.hasReady()) {
+    let pumpNeeded: boolean;
+    try {
+      this.transport.send(this.core.takeMessages());
+      pumpNeeded = !this.pumping && this.core.hasReady();
+    } catch (error) {
+      void this.stop(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    if (pumpNeeded) {
       this.pumping = this.pump().finally(() => {
         this.pumping = undefined;
         // Events that arrived while the last Ready was being persisted may have made a new one.
-        if (!this.stopped && this.core.hasReady()) this.kick();
+        this.kick();
       });
     }
   }
+
 
   /** Handles Readies one at a time (only one may be outstanding) until there are none. */
   private async pump(): Promise<void> {

@@ -177,4 +177,20 @@ describe("RaftNode", () => {
     for (let seq = 11; seq <= 20; seq++) await node.node.propose(put(`k${seq}`, big, seq));
     expect(node.node.status().snapshotIndex).toBeGreaterThan(10);
   });
+
+  it("stops loudly, without crashing the process, when the core throws (a broken invariant or an unreadable log)", async () => {
+    const nodes = await startThree({ seed: 6 });
+    const leader = await leaderOf(nodes);
+    const fatal = new Promise<Error>((resolve) => leader.node.onFatal(resolve));
+    // Simulate the core failing on its next event (for example a WAL record that no longer reads back).
+    const core = (leader.node as unknown as { core: { tick(): void } }).core;
+    core.tick = () => {
+      throw new Error("entry 7 failed its checksum");
+    };
+    const error = await fatal;
+    expect(error.message).toBe("entry 7 failed its checksum");
+    await expect(leader.node.propose(put("x", "1", 1))).rejects.toMatchObject({ code: "NODE_ERR_CLOSED" });
+    const next = await leaderOf(nodes.filter((n) => n !== leader));
+    expect(await next.node.propose(put("y", "2", 1, "c9"))).toEqual({ status: "ok" });
+  });
 });
