@@ -161,13 +161,16 @@ export const frameCodec = codec<Frame>("Frame", (f) =>
     : { message: normalizeMessage(f.message ?? {}) },
 );
 
-/** A message with every field at its default; spread over it to build one. */
-export function emptyMessage(): Message {
+/**
+ * A message with every field set: one object shape for every message (the core builds
+ * them on its hot path, and a stable shape keeps property access monomorphic).
+ */
+export function newMessage(type: MessageType, from: number, to: number, term: number): Message {
   return {
-    type: MessageType.UNSPECIFIED,
-    to: 0,
-    from: 0,
-    term: 0,
+    type,
+    to,
+    from,
+    term,
     logTerm: 0,
     index: 0,
     entries: [],
@@ -176,5 +179,11 @@ export function emptyMessage(): Message {
     rejectHint: 0,
     rejectTerm: 0,
     context: EMPTY,
+    snapshot: undefined,
   };
+}
+
+/** A message with every field at its default; spread over it to build one. */
+export function emptyMessage(): Message {
+  return newMessage(MessageType.UNSPECIFIED, 0, 0, 0);
 }

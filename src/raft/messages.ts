@@ -1,7 +1,9 @@
 /**
  * Building messages, and the rule that decides which of them depend on durable state.
  */
-import { MessageType, type Message } from "../proto/schema.js";
+import { MessageType, newMessage, type Message } from "../proto/schema.js";
+
+export { newMessage };
 
 export const EMPTY_BYTES = new Uint8Array(0);
 
@@ -12,25 +14,6 @@ export function isTransferContext(context: Uint8Array): boolean {
   if (context.length !== TRANSFER_CONTEXT.length) return false;
   for (let i = 0; i < context.length; i++) if (context[i] !== TRANSFER_CONTEXT[i]) return false;
   return true;
-}
-
-/** A message with every field set (one object shape for all messages). */
-export function newMessage(type: MessageType, from: number, to: number, term: number): Message {
-  return {
-    type,
-    to,
-    from,
-    term,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-    rejectTerm: 0,
-    context: EMPTY_BYTES,
-    snapshot: undefined,
-  };
 }
 
 /**
