@@ -141,8 +141,9 @@ export class KvHttpApi {
     response: http.ServerResponse,
     command: Omit<KvWriteCommand, "clientId" | "seq"> & Partial<KvWriteCommand>,
   ): Promise<void> {
-    const status = this.options.node.status();
-    if (status.role !== "leader") return this.redirect(request, response, status.leader);
+    // Per-request routing needs only role and leader, not the full status (progress, indexes).
+    const { role, leader } = this.options.node.leadership();
+    if (role !== "leader") return this.redirect(request, response, leader);
     const session = parseSession(request);
     const data = encodeCommand({ ...command, ...session } as KvWriteCommand);
     let result: KvResult | undefined;

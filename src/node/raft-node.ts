@@ -431,6 +431,12 @@ export class RaftNode<Result = unknown> {
     this.kick();
   }
 
+  /** Role and known leader (0: none): the cheap part of status(), for per-request routing. */
+  leadership(): { role: SoftState["role"]; leader: number } {
+    const soft = this.core.softState();
+    return { role: soft.role, leader: soft.leader };
+  }
+
   status(): NodeStatus {
     const soft = this.core.softState();
     const hard = this.core.hardState();
