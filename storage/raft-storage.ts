@@ -167,15 +167,15 @@ export class RaftStorage implements RaftLogStorage {
     return this.wal.term(index);
   }
 
-  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+  entries(lo: number, hi: number, bytesMax: number): Entry[] {
     if (hi <= lo) return [];
     this.checkRange(lo, hi - 1);
     if (lo === this.snapshot.index) throw new RaftwalError(ErrorCode.WAL_COMPACTED, `entry ${lo} is compacted into the snapshot at ${this.snapshot.index}`);
-    return this.wal.entries(lo, hi, maxBytes);
+    return this.wal.entries(lo, hi, bytesMax);
   }
 
-  readSnapshotChunk(offset: number, maxBytes: number): Uint8Array {
-    return this.snapshots.readChunk(offset, maxBytes);
+  readSnapshotChunk(offset: number, bytesMax: number): Uint8Array {
+    return this.snapshots.readChunk(offset, bytesMax);
   }
 
   private checkRange(lo: number, hi: number): void {

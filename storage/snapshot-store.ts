@@ -365,12 +365,12 @@ export class SnapshotStore {
   }
 
   /**
-   * Up to `maxBytes` of the current snapshot's payload from `offset`, read synchronously
+   * Up to `bytesMax` of the current snapshot's payload from `offset`, read synchronously
    * (RaftLogStorage.readSnapshotChunk). Always serves the newest snapshot: a caller
    * streaming one to a follower checks `newestMeta()` has not changed between chunks.
    * An offset at the end returns an empty array.
    */
-  readChunk(offset: number, maxBytes: number): Uint8Array {
+  readChunk(offset: number, bytesMax: number): Uint8Array {
     const current = this.current;
     if (this.closed) throw new RaftwalError(ErrorCode.WAL_CLOSED, `snapshot store ${this.directory} is closed`);
     if (!current) throw new RaftwalError(ErrorCode.WAL_UNAVAILABLE, `no snapshot in ${this.directory}`);
@@ -378,8 +378,8 @@ export class SnapshotStore {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > size) {
       throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot chunk offset ${offset} outside [0, ${size}]`);
     }
-    if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `maxBytes must be >= 1, got ${maxBytes}`);
-    const length = Math.min(maxBytes, size - offset, SNAPSHOT_READ_CHUNK_BYTES_MAX);
+    if (!Number.isSafeInteger(bytesMax) || bytesMax < 1) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `bytesMax must be >= 1, got ${bytesMax}`);
+    const length = Math.min(bytesMax, size - offset, SNAPSHOT_READ_CHUNK_BYTES_MAX);
     const buffer = new Uint8Array(length);
     let done = 0;
     while (done < length) {

@@ -17,7 +17,7 @@ import type http from "node:http";
 import { PowerLossFileSystem, type TearReport } from "../../storage/fs/power-loss-file-system.js";
 import { FaultFilter } from "../node/fault-filter.js";
 import type { Logger } from "../node/logger.js";
-import { seededRandom } from "../node/random.js";
+import { seededRandom } from "../rng.js";
 import type { RaftNode } from "../node/raft-node.js";
 import type { AdminRoutes } from "./http-api.js";
 import type { KvNodeOptions } from "./kv-node.js";

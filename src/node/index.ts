@@ -13,9 +13,9 @@ export {
   type NodeStatus,
   type PeerConfig,
   type PeerAddress,
-  type PeerProgress,
 } from "./raft-node.js";
 export type { StateMachine } from "./state-machine.js";
+export type { PeerProgress } from "../raft/types.js";
 export { NotLeaderError, NodeErrorCode } from "./errors.js";
 export { createLogger, silentLogger, type Logger, type LogLevel } from "./logger.js";
 export { NodeMetrics } from "./metrics.js";

@@ -25,17 +25,20 @@
 import { performance } from "node:perf_hooks";
 import { ErrorCode, RaftwalError } from "../errors.js";
 import { createRaft } from "../raft/index.js";
-import type { Entry, HardState, RaftConfig, RaftCore, Ready, SnapshotMeta, SoftState } from "../raft/types.js";
+import { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT } from "../raft/config.js";
+import type { Entry, HardState, PeerProgress, RaftConfig, RaftCore, Ready, SnapshotMeta, SoftState } from "../raft/types.js";
 import { openRaftStorage, type RaftStorage, type RaftStorageOptions } from "../../storage/raft-storage.js";
 import { TcpTransport } from "../transport/transport.js";
 import type { FaultFilter } from "./fault-filter.js";
 import type { TransportTlsOptions } from "../transport/tls.js";
-import { closedError, NotLeaderError } from "./errors.js";
+import { closedError } from "./errors.js";
+import { NotLeaderError } from "../raft/not-leader-error.js";
 import { silentLogger, type Logger } from "./logger.js";
 import { NodeMetrics } from "./metrics.js";
 import { PendingProposals } from "./pending-proposals.js";
 import { PendingReads } from "./pending-reads.js";
-import { seededRandom } from "./random.js";
+import { randomInt } from "node:crypto";
+import { seededRandom } from "../rng.js";
 import type { StateMachine } from "./state-machine.js";
 
 export interface PeerAddress {
@@ -47,10 +50,12 @@ export interface PeerConfig extends PeerAddress {
   id: number;
 }
 
-/** Defaults suit a LAN or loopback: 100 ms ticks, elections after 1-2 s of silence. */
+/**
+ * Defaults suit a LAN or loopback: 100 ms ticks and the core's tick defaults
+ * (elections after 10-20 ticks, 1-2 s, of silence; a heartbeat every tick).
+ */
 export const TICK_MS_DEFAULT = 100;
-export const ELECTION_TIMEOUT_TICKS_DEFAULT = 10;
-export const HEARTBEAT_INTERVAL_TICKS_DEFAULT = 1;
+export { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT };
 /** Take a snapshot (and compact the WAL) every this many applied entries. */
 export const SNAPSHOT_EVERY_ENTRIES_DEFAULT = 100_000;
 /** ... or once about this many bytes of entries went into the WAL since the last snapshot. */
@@ -88,16 +93,9 @@ export interface RaftNodeOptions<Result> {
   /** Seed of the core's election-timeout randomness. Default: from the OS. */
   seed?: number;
   /** Flow-control knobs passed to the core. */
-  raft?: Pick<RaftConfig, "maxMessageBytes" | "maxInflightMessages" | "maxInflightBytes" | "snapshotChunkBytes" | "maxUncommittedBytes" | "preVote" | "checkQuorum">;
+  raft?: Pick<RaftConfig, "messageBytesMax" | "inflightMessagesMax" | "inflightBytesMax" | "snapshotChunkBytes" | "uncommittedBytesMax" | "preVote" | "checkQuorum">;
   /** Torture testing only (`--fault-injection`): drops messages to and from blocked peers. */
   faultFilter?: FaultFilter;
-}
-
-export interface PeerProgress {
-  id: number;
-  match: number;
-  next: number;
-  state: string;
 }
 
 export interface NodeStatus {
@@ -159,7 +157,7 @@ export class RaftNode<Result = unknown> {
         id: options.id,
         voters: options.peers.map((peer) => peer.id),
         storage,
-        random: seededRandom(options.seed),
+        random: seededRandom(options.seed ?? randomInt(0, 2 ** 32 - 1)),
         electionTimeoutTicks: options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT,
         heartbeatIntervalTicks: options.heartbeatIntervalTicks ?? HEARTBEAT_INTERVAL_TICKS_DEFAULT,
         appliedIndex: snapshot.index,
@@ -440,7 +438,6 @@ export class RaftNode<Result = unknown> {
   status(): NodeStatus {
     const soft = this.core.softState();
     const hard = this.core.hardState();
-    const coreWithProgress = this.core as RaftCore & { progress?: () => PeerProgress[] };
     return {
       id: this.options.id,
       role: soft.role,
@@ -450,7 +447,7 @@ export class RaftNode<Result = unknown> {
       appliedIndex: this.applied,
       lastIndex: this.storage.lastIndex(),
       snapshotIndex: this.storage.snapshotMeta().index,
-      progress: soft.role === "leader" && coreWithProgress.progress ? coreWithProgress.progress() : [],
+      progress: this.core.progress(),
     };
   }
 
@@ -477,7 +474,7 @@ export class RaftNode<Result = unknown> {
 
   private notLeader(): NotLeaderError {
     const leader = this.core.softState().leader;
-    return new NotLeaderError(this.options.id, leader, leader ? this.peerAddress(leader) : undefined);
+    return new NotLeaderError(this.options.id, leader, "request", leader ? this.peerAddress(leader) : undefined);
   }
 
   private async stop(fatal?: Error): Promise<void> {

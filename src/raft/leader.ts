@@ -112,7 +112,7 @@ export function flush(raft: Raft): void {
  */
 function sendAppends(raft: Raft, to: number, progress: Progress, probeIfEmpty = false): void {
   // Bounded by the in-flight window (one message when probing).
-  for (let sent = 0; sent <= raft.config.maxInflightMessages; sent++) {
+  for (let sent = 0; sent <= raft.config.inflightMessagesMax; sent++) {
     if (progress.isPaused() || !sendAppend(raft, to, progress, probeIfEmpty && sent === 0)) return;
   }
 }
@@ -133,7 +133,7 @@ function sendAppend(raft: Raft, to: number, progress: Progress, probeIfEmpty: bo
   // carries it (this keeps agreement at one append and one response per entry batch).
   const unconfirmed = (progress.state === "probe" || probeIfEmpty) && progress.match < prevIndex;
   if (!hasEntries && !unconfirmed) return false;
-  const entries = hasEntries ? log.slice(progress.next, lastIndex + 1, raft.config.maxMessageBytes) : [];
+  const entries = hasEntries ? log.slice(progress.next, lastIndex + 1, raft.config.messageBytesMax) : [];
   let bytes = 0;
   for (let i = 0; i < entries.length; i++) bytes += entrySizeBytes(entries[i]);
   const append = newMessage(MessageType.APPEND, raft.id, to, raft.term);

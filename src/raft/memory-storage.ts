@@ -57,7 +57,7 @@ export class MemoryStorage implements RaftLogStorage {
     return this.log[index - this.compactedIndex - 1].term;
   }
 
-  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+  entries(lo: number, hi: number, bytesMax: number): Entry[] {
     if (!(lo < hi)) fail(`entries: empty range [${lo}, ${hi})`);
     this.checkRange(lo);
     this.checkRange(hi - 1);
@@ -68,15 +68,15 @@ export class MemoryStorage implements RaftLogStorage {
     // Bounded by hi - lo.
     while (stop < end) {
       bytes += entrySizeBytes(this.log[stop]);
-      if (bytes > maxBytes && stop > start) break;
+      if (bytes > bytesMax && stop > start) break;
       stop += 1;
     }
     return this.log.slice(start, stop);
   }
 
-  readSnapshotChunk(offset: number, maxBytes: number): Uint8Array {
-    invariant(offset >= 0 && maxBytes > 0, "readSnapshotChunk: bad arguments");
-    return this.snapshotData.subarray(offset, Math.min(this.snapshotData.length, offset + maxBytes));
+  readSnapshotChunk(offset: number, bytesMax: number): Uint8Array {
+    invariant(offset >= 0 && bytesMax > 0, "readSnapshotChunk: bad arguments");
+    return this.snapshotData.subarray(offset, Math.min(this.snapshotData.length, offset + bytesMax));
   }
 
   // ---- Host-side writers ------------------------------------------------------------

@@ -77,10 +77,10 @@ export class RaftLog {
   }
 
   /**
-   * Entries [lo, hi) whose sizes add up to at most maxBytes (at least one entry).
+   * Entries [lo, hi) whose sizes add up to at most bytesMax (at least one entry).
    * Throws WAL_ERR_COMPACTED when lo is compacted.
    */
-  slice(lo: number, hi: number, maxBytes: number): Entry[] {
+  slice(lo: number, hi: number, bytesMax: number): Entry[] {
     if (lo < this.firstIndex()) throw compactedError(lo, this.firstIndex());
     if (!(hi <= this.lastIndex() + 1)) fail(`slice(${lo}, ${hi}) beyond the last index ${this.lastIndex()}`);
     if (lo >= hi) return [];
@@ -89,7 +89,7 @@ export class RaftLog {
     let result: Entry[];
     let bytes = 0;
     if (lo < unstableFrom) {
-      result = this.storage.entries(lo, Math.min(hi, unstableFrom), maxBytes);
+      result = this.storage.entries(lo, Math.min(hi, unstableFrom), bytesMax);
       for (let i = 0; i < result.length; i++) bytes += entrySizeBytes(result[i]);
       if (result.length < Math.min(hi, unstableFrom) - lo || hi <= unstableFrom) return result;
       lo = unstableFrom;
@@ -103,7 +103,7 @@ export class RaftLog {
     // Bounded by hi - lo.
     while (stop < end) {
       bytes += entrySizeBytes(entries[stop]);
-      if (bytes > maxBytes && (stop > start || result.length > 0)) break;
+      if (bytes > bytesMax && (stop > start || result.length > 0)) break;
       stop += 1;
     }
     const fromUnstable = entries.slice(start, stop);
@@ -171,13 +171,13 @@ export class RaftLog {
   }
 
   /**
-   * Committed entries not yet handed out, at most maxBytes (at least one). A Ready
+   * Committed entries not yet handed out, at most bytesMax (at least one). A Ready
    * carries every unstable entry, and the host persists entries before applying, so
    * all of them are durable by the time they are applied.
    */
-  entriesToApply(maxBytes: number): Entry[] {
+  entriesToApply(bytesMax: number): Entry[] {
     if (!this.hasEntriesToApply()) return [];
-    return this.slice(this.applying + 1, this.committed + 1, maxBytes);
+    return this.slice(this.applying + 1, this.committed + 1, bytesMax);
   }
 
   acceptApplying(index: number): void {

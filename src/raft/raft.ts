@@ -178,7 +178,7 @@ export class Raft {
     this.tickRole = this.tickHeartbeat;
     const next = this.log.lastIndex() + 1;
     for (const id of this.voters) {
-      const progress = new Progress(next, this.config.maxInflightMessages, this.config.maxInflightBytes);
+      const progress = new Progress(next, this.config.inflightMessagesMax, this.config.inflightBytesMax);
       this.progress.set(id, progress);
       if (id === this.id) {
         progress.match = this.log.persistedLastIndex();
@@ -430,8 +430,8 @@ export class Raft {
       if (data[i].length === 0) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, "a proposal must not be empty");
       bytes += data[i].length;
     }
-    if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.config.maxUncommittedBytes) {
-      throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, `${this.uncommittedBytes} uncommitted bytes: limit ${this.config.maxUncommittedBytes}`);
+    if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.config.uncommittedBytesMax) {
+      throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, `${this.uncommittedBytes} uncommitted bytes: limit ${this.config.uncommittedBytesMax}`);
     }
     const first = this.log.lastIndex() + 1;
     const entries: Entry[] = new Array(data.length);
@@ -441,7 +441,7 @@ export class Raft {
     return { index: first, term: this.term };
   }
 
-  /** Entries handed out committed no longer count against maxUncommittedBytes. */
+  /** Entries handed out committed no longer count against uncommittedBytesMax. */
   reduceUncommittedBytes(entries: Entry[]): void {
     if (this.role !== "leader" || this.uncommittedBytes === 0) return;
     let bytes = 0;

@@ -16,7 +16,7 @@
  * One instance lives exactly as long as one leadership: a node that stops being
  * leader drops it, so a deposed leader never answers a pending read.
  */
-import { MAX_PENDING_READS } from "./config.js";
+import { PENDING_READS_MAX } from "./config.js";
 import { invariant } from "./invariant.js";
 import { quorumIndex } from "./quorum.js";
 
@@ -68,7 +68,7 @@ export class ReadOnly {
   }
 
   isFull(): boolean {
-    return this.size() >= MAX_PENDING_READS;
+    return this.size() >= PENDING_READS_MAX;
   }
 
   /** Queues a read until the leader has committed an entry of its own term. */

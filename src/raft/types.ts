@@ -108,18 +108,18 @@ export interface RaftLogStorage {
    */
   term(index: number): number;
   /**
-   * Entries [lo, hi), stopping before their encoded data would exceed `maxBytes`
+   * Entries [lo, hi), stopping before their encoded data would exceed `bytesMax`
    * but always returning at least one entry. Same errors as `term`.
    */
-  entries(lo: number, hi: number, maxBytes: number): Entry[];
+  entries(lo: number, hi: number, bytesMax: number): Entry[];
   /**
-   * Up to `maxBytes` of the newest snapshot's payload, starting at `offset`. A leader's
+   * Up to `bytesMax` of the newest snapshot's payload, starting at `offset`. A leader's
    * chunked transfer reads the newest snapshot only, so when the application takes a
    * newer snapshot while a transfer is under way, that transfer restarts from offset 0
    * with the newer one: keep the interval between application snapshots longer than a
    * transfer takes, or a far-behind follower may never finish one.
    */
-  readSnapshotChunk(offset: number, maxBytes: number): Uint8Array;
+  readSnapshotChunk(offset: number, bytesMax: number): Uint8Array;
 }
 
 /** Configuration of one Raft core. Counts and sizes carry their unit in the name. */
@@ -140,11 +140,11 @@ export interface RaftConfig {
   /** Default true (thesis section 6.2: a leader without a quorum steps down). */
   checkQuorum?: boolean;
   /** Most entry bytes in one append message. Default 1 MiB. */
-  maxMessageBytes?: number;
+  messageBytesMax?: number;
   /** Most append messages in flight to one follower in replicate state. Default 256. */
-  maxInflightMessages?: number;
+  inflightMessagesMax?: number;
   /** Most entry bytes in flight to one follower. Default 16 MiB. */
-  maxInflightBytes?: number;
+  inflightBytesMax?: number;
   /** Most bytes of a snapshot in one InstallSnapshot chunk. Default 1 MiB. */
   snapshotChunkBytes?: number;
   /** Highest index the application has already applied (restart). Default: the snapshot index. */
@@ -153,9 +153,9 @@ export interface RaftConfig {
    * A leader refuses proposals (RAFT_ERR_PROPOSAL_DROPPED) while this many entry bytes
    * are proposed but not yet handed out as committed. Default 256 MiB.
    */
-  maxUncommittedBytes?: number;
+  uncommittedBytesMax?: number;
   /** Most committed-entry bytes in one Ready (always at least one entry). Default 64 MiB. */
-  maxCommittedBytesPerReady?: number;
+  committedBytesPerReadyMax?: number;
 }
 
 /** One voter's replication state as the leader tracks it (etcd's tracker.Progress). */
@@ -178,14 +178,14 @@ export interface ProposalPosition {
   term: number;
 }
 
-/** The core's inputs (shape required by the Raft core issue). */
+/** The core as its host drives it: events in (the methods up to `snapshotTaken`), Readies out; see the host loop above. */
 export interface RaftCore {
   tick(): void;
   step(message: Message): void;
   /**
    * Appends one entry as leader; throws RaftwalError RAFT_ERR_NOT_LEADER otherwise (its
-   * `leader` property names the known leader, 0 if none), RAFT_ERR_PROPOSAL_DROPPED
-   * during a leadership transfer or past maxUncommittedBytes, and
+   * `leaderId` property names the known leader, 0 if none), RAFT_ERR_PROPOSAL_DROPPED
+   * during a leadership transfer or past uncommittedBytesMax, and
    * RAFTWAL_ERR_INVALID_ARGUMENT for empty data (empty entries are leader no-ops).
    */
   propose(data: Uint8Array): ProposalPosition;

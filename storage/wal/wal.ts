@@ -253,11 +253,11 @@ export class Wal {
   }
 
   /**
-   * Entries [lo, hi), stopping before their encoded size would exceed `maxBytes` but
+   * Entries [lo, hi), stopping before their encoded size would exceed `bytesMax` but
    * always at least one (when lo < hi). Reads segment files on demand through a bounded
    * cache; an entry whose record fails its checksum throws WAL_ERR_CORRUPT naming it.
    */
-  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+  entries(lo: number, hi: number, bytesMax: number): Entry[] {
     this.checkReadable();
     if (lo > hi) throw walError(ErrorCode.INVALID_ARGUMENT, `entries(${lo}, ${hi}): lo > hi`);
     if (lo <= this.view.compactedIndex()) {
@@ -268,7 +268,7 @@ export class Wal {
     let bytes = 0;
     for (let index = lo; index < hi; index++) {
       const cached = this.cache.get(index) ?? this.readEntry(index);
-      if (result.length > 0 && bytes + cached.encodedBytes > maxBytes) break;
+      if (result.length > 0 && bytes + cached.encodedBytes > bytesMax) break;
       bytes += cached.encodedBytes;
       result.push(cached.entry);
     }

@@ -32,7 +32,7 @@ describe("MemoryStorage", () => {
     // Reference: section 7 (log compaction)
   });
 
-  it("entries stops at maxBytes but returns at least one entry", () => {
+  it("entries stops at bytesMax but returns at least one entry", () => {
     const storage = new MemoryStorage();
     storage.append([1, 2, 3, 4].map((i) => ({ index: i, term: 1, type: 0 as const, data: new Uint8Array(10) })));
     expect(storage.entries(1, 5, 25).length).toBe(2);

@@ -228,8 +228,8 @@ describe("probe, replicate and flow control (section 5.3, etcd-style)", () => {
     // Reference: section 5.3 (probing for the match point one request at a time)
   });
 
-  it("in replicate state the leader pipelines up to maxInflightMessages appends", () => {
-    const { core, node, term } = leader([1, 2, 3], { maxInflightMessages: 3 });
+  it("in replicate state the leader pipelines up to inflightMessagesMax appends", () => {
+    const { core, node, term } = leader([1, 2, 3], { inflightMessagesMax: 3 });
     core.step(ack(2, term, 1));
     drain(node);
     let sent = 0;
@@ -246,7 +246,7 @@ describe("probe, replicate and flow control (section 5.3, etcd-style)", () => {
   });
 
   it("the in-flight byte limit pauses a follower before the count limit does", () => {
-    const { core, node, term } = leader([1, 2, 3], { maxInflightBytes: 250 });
+    const { core, node, term } = leader([1, 2, 3], { inflightBytesMax: 250 });
     core.step(ack(2, term, 1));
     drain(node);
     let sent = 0;
@@ -258,8 +258,8 @@ describe("probe, replicate and flow control (section 5.3, etcd-style)", () => {
     // Reference: section 5.3, flow control by in-flight bytes
   });
 
-  it("an append message carries at most maxMessageBytes of entries (but at least one entry)", () => {
-    const { core, node, term } = leader([1, 2, 3], { maxMessageBytes: 250 });
+  it("an append message carries at most messageBytesMax of entries (but at least one entry)", () => {
+    const { core, node, term } = leader([1, 2, 3], { messageBytesMax: 250 });
     core.step(ack(2, term, 1));
     drain(node);
     core.proposeBatch([new Uint8Array(100), new Uint8Array(100), new Uint8Array(100), new Uint8Array(400)]);
@@ -328,8 +328,8 @@ describe("probe, replicate and flow control (section 5.3, etcd-style)", () => {
     // Reference: section 5.3; etcd's ReportUnreachable
   });
 
-  it("proposals beyond maxUncommittedBytes are dropped with RAFT_ERR_PROPOSAL_DROPPED", () => {
-    const { core, node, term } = leader([1, 2, 3], { maxUncommittedBytes: 300 });
+  it("proposals beyond uncommittedBytesMax are dropped with RAFT_ERR_PROPOSAL_DROPPED", () => {
+    const { core, node, term } = leader([1, 2, 3], { uncommittedBytesMax: 300 });
     core.propose(new Uint8Array(200));
     expect(() => core.propose(new Uint8Array(200))).toThrow(expect.objectContaining({ code: "RAFT_ERR_PROPOSAL_DROPPED" }));
     drain(node);

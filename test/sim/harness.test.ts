@@ -8,7 +8,7 @@ import { emptyMessage, MessageType, type Message } from "../../src/proto/schema.
 import type { RaftLogStorage } from "../../src/raft/types.js";
 import { Checkers, SafetyViolation } from "./checkers.js";
 import { Network, RELIABLE_NETWORK, isReply } from "./network.js";
-import { Rng } from "./rng.js";
+import { Rng } from "../../src/rng.js";
 import { encodeCommand, StateMachine } from "./state-machine.js";
 import { TickQueue, VirtualClock } from "./time.js";
 

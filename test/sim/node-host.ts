@@ -20,7 +20,7 @@ import { createRaft } from "../../src/raft/index.js";
 import type { Entry, Message, RaftConfig, RaftCore, ReadState, Ready } from "../../src/raft/types.js";
 import type { Checkers } from "./checkers.js";
 import { SimDisk } from "./disk.js";
-import type { Rng } from "./rng.js";
+import type { Rng } from "../../src/rng.js";
 import { StateMachine } from "./state-machine.js";
 import type { VirtualClock } from "./time.js";
 import { trace, TRACE_ENABLED } from "./trace.js";

@@ -40,7 +40,7 @@ describe("RaftStorage", () => {
     expect(reopened.hardState()).toEqual({ term: 2, vote: 1, commit: 15 });
     expect(reopened.lastIndex()).toBe(20);
     expect(reopened.entries(1, 21, Infinity).map((e) => decodeText(e.data))).toEqual(entries(1, 20, 2).map((e) => decodeText(e.data)));
-    expect(reopened.entries(1, 21, 1)).toHaveLength(1); // at least one entry, whatever maxBytes
+    expect(reopened.entries(1, 21, 1)).toHaveLength(1); // at least one entry, whatever bytesMax
   });
 
   it("overwrites a conflicting uncommitted suffix, but never a committed entry, and refuses gaps (section 5.3)", async () => {

@@ -147,7 +147,7 @@ export async function startCluster(
       listen: { host: LOCALHOST, port: 0 },
       peers: new Map(ids.filter((other) => other !== id).map((other) => [other, placeholder])),
       logger,
-      backoff: { initialDelayMs: 5, maxDelayMs: 50 },
+      backoff: { initialDelayMs: 5, delayMsMax: 50 },
       ...extra,
     });
     await transport.start();

@@ -71,7 +71,7 @@ describe("TcpTransport", () => {
   });
 
   it("reconnects after the peer restarts and delivers what was queued meanwhile", async () => {
-    const [one, two] = await startCluster(resources, 2, { backoff: { initialDelayMs: 5, maxDelayMs: 40 } });
+    const [one, two] = await startCluster(resources, 2, { backoff: { initialDelayMs: 5, delayMsMax: 40 } });
     const unreachable: number[] = [];
     one.transport.onUnreachable((peer) => unreachable.push(peer));
     one.transport.send([heartbeat(1, 2, 1)]);
@@ -105,7 +105,7 @@ describe("TcpTransport", () => {
       peers: new Map([[2, { host: LOCALHOST, port: await deadPort() }]]),
       queueMessagesMax: 10,
       logger,
-      backoff: { initialDelayMs: 5, maxDelayMs: 20 },
+      backoff: { initialDelayMs: 5, delayMsMax: 20 },
     });
     await transport.start();
     const unreachable: number[] = [];
@@ -132,7 +132,7 @@ describe("TcpTransport", () => {
       listen: { host: LOCALHOST, port: 0 },
       peers: new Map([[2, { host: LOCALHOST, port: await deadPort() }]]),
       logger,
-      backoff: { initialDelayMs: 2, maxDelayMs: 16, jitterRatio: 0.5 },
+      backoff: { initialDelayMs: 2, delayMsMax: 16, jitterRatio: 0.5 },
       random: () => {
         draws.push(0);
         return 0; // no jitter: every delay is its ceiling
@@ -171,7 +171,7 @@ describe("TcpTransport", () => {
       clusterId: CLUSTER_ID,
       listen: { host: LOCALHOST, port: 0 },
       peers: new Map([[2, { host: LOCALHOST, port: await deadPort() }]]),
-      maxFrameBytes: 1024,
+      frameBodyBytesMax: 1024,
       logger,
     });
     await transport.start();
@@ -225,7 +225,7 @@ describe("TcpTransport", () => {
       listen: { host: LOCALHOST, port: 0 },
       peers: new Map([[2, fake.address]]),
       logger,
-      backoff: { initialDelayMs: 5, maxDelayMs: 20 },
+      backoff: { initialDelayMs: 5, delayMsMax: 20 },
     });
     await transport.start();
     transport.send([heartbeat(1, 2)]);
@@ -269,7 +269,7 @@ describe("TcpTransport", () => {
       clusterId: CLUSTER_ID,
       listen: { host: LOCALHOST, port: 0 },
       peers: new Map([[2, { host: LOCALHOST, port: await deadPort() }]]),
-      backoff: { initialDelayMs: 5, maxDelayMs: 10 },
+      backoff: { initialDelayMs: 5, delayMsMax: 10 },
     });
     await transport.start();
     const { port } = transport.address();
@@ -308,7 +308,7 @@ describe("TcpTransport", () => {
 
   it("refuses invalid options with RAFTWAL_ERR_INVALID_ARGUMENT", () => {
     const base = { nodeId: 1, clusterId: "c", listen: { host: LOCALHOST, port: 0 }, peers: new Map() };
-    for (const bad of [{ nodeId: 0 }, { clusterId: "" }, { maxFrameBytes: 2 ** 31 }, { queueMessagesMax: 0 }, { backoff: { initialDelayMs: 0 } }]) {
+    for (const bad of [{ nodeId: 0 }, { clusterId: "" }, { frameBodyBytesMax: 2 ** 31 }, { queueMessagesMax: 0 }, { backoff: { initialDelayMs: 0 } }]) {
       expect(() => resources.transport({ ...base, ...bad })).toThrowError(expect.objectContaining({ code: "RAFTWAL_ERR_INVALID_ARGUMENT" }));
     }
   });

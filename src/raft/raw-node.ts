@@ -26,7 +26,7 @@ interface Outstanding {
 }
 
 
-export class RaftNode implements RaftCore {
+export class RawNode implements RaftCore {
   private previousSoftState: SoftState;
   private previousHardState: HardState;
   private outstanding: Outstanding | undefined = undefined;
@@ -142,7 +142,7 @@ export class RaftNode implements RaftCore {
       entries: unstable.entriesToPersist(),
       snapshotChunks: raft.snapshotReceiver.takeChunksToPersist(),
       messages: raft.outbox.takeSendable(),
-      committedEntries: log.entriesToApply(raft.config.maxCommittedBytesPerReady),
+      committedEntries: log.entriesToApply(raft.config.committedBytesPerReadyMax),
       readStates: raft.readStates,
     };
     raft.readStates = [];
