@@ -188,7 +188,13 @@ export class RaftStorage implements RaftLogStorage {
 
   // ---- host-side writers ------------------------------------------------------------------
 
-  /** Runs writers one at a time; the first failure of any part makes every later write fail. */
+  /**
+   * Runs writers one at a time, because each composite write spans parts whose order the
+   * durability contract fixes (a snapshot durable before the WAL compacts to it; entries
+   * durable before a hard state whose commit covers them), and each writer checks its
+   * preconditions against the durable effect of the previous one. The first failure of
+   * any part makes every later write fail.
+   */
   private serialize<T>(name: string, run: () => Promise<T>): Promise<T> {
     const result = this.queue.then(async () => {
       if (this.closed) throw new RaftwalError(ErrorCode.WAL_CLOSED, `storage ${this.directory} is closed`);
@@ -242,13 +248,10 @@ export class RaftStorage implements RaftLogStorage {
     return this.serialize("append", async () => {
       const fresh = entries.filter((entry) => entry.index > this.snapshot.index);
       if (fresh.length === 0) return;
-      for (let i = 1; i < fresh.length; i++) {
-        if (fresh[i].index !== fresh[i - 1].index + 1) throw invalid(`entries are not contiguous at index ${fresh[i].index}`);
-      }
+      // The WAL checks that indexes are contiguous and leave no gap; only the composite
+      // knows the durable commit index, so only it can refuse to truncate below it.
       const first = fresh[0].index;
-      const last = this.lastIndex();
-      if (first > last + 1) throw invalid(`entries start at ${first}, leaving a gap after the last index ${last}`);
-      if (first <= last && first <= this.hard.commit) {
+      if (first <= this.lastIndex() && first <= this.hard.commit) {
         throw invalid(`appending at ${first} would truncate committed entries (commit index ${this.hard.commit})`);
       }
       // The WAL truncates from `first` (if at or below its last index) in the same batch

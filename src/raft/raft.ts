@@ -492,6 +492,11 @@ export class Raft {
     if (this.role === "leader") leader.onLeaderPersisted(this);
   }
 
+  /** Whether proposals, acknowledgements or reads made sends due that flush() would build. */
+  hasSendsDue(): boolean {
+    return this.role === "leader" && (this.appendsPending || this.readHeartbeatPending);
+  }
+
   /** Sends what proposals, acknowledgements and reads have made pending (batching). */
   flush(): void {
     if (this.role === "leader") leader.flush(this);

@@ -25,7 +25,6 @@ interface Outstanding {
   appliedTo: number;
 }
 
-
 export class RawNode implements RaftCore {
   private previousSoftState: SoftState;
   private previousHardState: HardState;
@@ -109,17 +108,19 @@ export class RawNode implements RaftCore {
     return raft.term !== previous.term || raft.vote !== previous.vote || raft.log.committed !== previous.commit;
   }
 
+  /** A command: builds the batched appends and heartbeats that became due, and takes every sendable message. */
   takeMessages(): Message[] {
     this.raft.flush();
     return this.raft.outbox.takeSendable();
   }
 
+  /** A query: changes nothing (batched sends still to be built count as something to hand out). */
   hasReady(): boolean {
     if (this.outstanding !== undefined) return false;
     const raft = this.raft;
-    raft.flush();
     const log = raft.log;
     return (
+      raft.hasSendsDue() ||
       raft.outbox.hasSendable() ||
       raft.outbox.hasWithheld() ||
       log.unstable.hasEntriesToPersist() ||

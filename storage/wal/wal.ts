@@ -135,13 +135,19 @@ export interface SegmentInfo {
 
 export class Wal {
   private readonly cache: EntryCache;
+  /** Accepted writes not yet durable: concurrent calls share one write and one fdatasync (group commit). */
   private readonly queue: QueuedOp[] = [];
   private flushing = false;
   private flushScheduled = false;
   private idleWaiters: Array<() => void> = [];
   private failure: Error | undefined;
   private closed = false;
-  /** Compactions waiting for the queue to drain; later calls wait behind them. */
+  /**
+   * A compaction decides whether the entries after its index stay by reading the durable
+   * log (does it hold that index with that term?), so it waits until every write accepted
+   * before it is durable, and calls made after it wait for it (they are validated against
+   * the log it leaves).
+   */
   private barrier: Promise<void> = Promise.resolve();
   private barrierHolders = 0;
   /** Calls queued behind the barrier that have not yet been validated and enqueued. */
