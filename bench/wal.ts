@@ -64,8 +64,10 @@ class TimedFileSystem extends NodeFileSystem {
     };
     const write = file.write.bind(file);
     const sync = file.sync.bind(file);
+    const writeDurable = file.writeDurable.bind(file);
     file.write = (data, position) => timed(() => write(data, position))();
     file.sync = timed(sync);
+    file.writeDurable = (data, position) => timed(() => writeDurable(data, position))();
     return file;
   }
 }

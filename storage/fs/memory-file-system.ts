@@ -123,6 +123,12 @@ class MemoryFile implements StorageFile {
     inode.dirtyTo = 0;
   }
 
+  /** As write() then sync() (through this object's own methods, so a wrapper that replaces them on the instance sees both). */
+  async writeDurable(data: Uint8Array, position: number): Promise<void> {
+    await this.write(data, position);
+    await this.sync();
+  }
+
   async truncate(length: number): Promise<void> {
     this.check();
     const inode = this.inode;

@@ -5,7 +5,20 @@ import { dirname } from "node:path";
 import fse from "fs-extra";
 import type { FileSystem, OpenOptions, StorageFile } from "./file-system.js";
 
+/** Writes all of `data` at `position` through `handle`: a short write is legal for write(2), so keep going. */
+async function writeAll(handle: FileHandle, path: string, data: Uint8Array, position: number): Promise<void> {
+  let written = 0;
+  while (written < data.length) {
+    const { bytesWritten } = await handle.write(data, written, data.length - written, position + written);
+    if (bytesWritten === 0) throw new Error(`write to ${path} made no progress`);
+    written += bytesWritten;
+  }
+}
+
 class NodeFile implements StorageFile {
+  /** A second descriptor of the same file opened with O_DSYNC, for writeDurable (opened on first use). */
+  private durableHandle: Promise<FileHandle> | undefined;
+
   constructor(
     readonly path: string,
     private readonly handle: FileHandle,
@@ -20,18 +33,21 @@ class NodeFile implements StorageFile {
     return readSync(this.handle.fd, buffer, offset, length, position);
   }
 
-  async write(data: Uint8Array, position: number): Promise<void> {
-    let written = 0;
-    // A short write is legal for write(2); keep going until everything is down.
-    while (written < data.length) {
-      const { bytesWritten } = await this.handle.write(data, written, data.length - written, position + written);
-      if (bytesWritten === 0) throw new Error(`write to ${this.path} made no progress`);
-      written += bytesWritten;
-    }
+  write(data: Uint8Array, position: number): Promise<void> {
+    return writeAll(this.handle, this.path, data, position);
   }
 
   sync(): Promise<void> {
     return this.handle.datasync();
+  }
+
+  /**
+   * With O_DSYNC, write(2) returns once the bytes and the metadata needed to read them are
+   * durable (POSIX synchronized I/O data integrity): what write + fdatasync give, in one call.
+   */
+  async writeDurable(data: Uint8Array, position: number): Promise<void> {
+    this.durableHandle ??= fsp.open(this.path, constants.O_RDWR | constants.O_DSYNC);
+    await writeAll(await this.durableHandle, this.path, data, position);
   }
 
   truncate(length: number): Promise<void> {
@@ -42,8 +58,11 @@ class NodeFile implements StorageFile {
     return (await this.handle.stat()).size;
   }
 
-  close(): Promise<void> {
-    return this.handle.close();
+  async close(): Promise<void> {
+    const durable = this.durableHandle;
+    this.durableHandle = undefined;
+    if (durable) await durable.then((handle) => handle.close()).catch(() => undefined);
+    await this.handle.close();
   }
 }
 

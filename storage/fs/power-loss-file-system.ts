@@ -140,6 +140,12 @@ class PowerLossFile implements StorageFile {
     }
   }
 
+  /** As write() then sync(): the bytes are durable on the real file when it resolves. */
+  async writeDurable(data: Uint8Array, position: number): Promise<void> {
+    await this.write(data, position);
+    await this.sync();
+  }
+
   async truncate(length: number): Promise<void> {
     if (this.readOnly) throw Object.assign(new Error(`EBADF: ${this.path} is open read-only`), { code: "EBADF" });
     this.state().pending.push({ kind: "truncate", length });

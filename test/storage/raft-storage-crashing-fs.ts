@@ -47,6 +47,11 @@ export class CrashingFileSystem implements FileSystem {
       size: () => file.size(),
       write: (data, position) => self.step(`write ${file.path}`, () => file.write(data, position)),
       sync: () => self.step(`sync ${file.path}`, () => file.sync()),
+      // Two crash points, as on a disk: after the bytes are written, and after they are durable.
+      writeDurable: async (data, position) => {
+        await self.step(`write ${file.path}`, () => file.write(data, position));
+        await self.step(`sync ${file.path}`, () => file.sync());
+      },
       truncate: (length) => self.step(`truncate ${file.path}`, () => file.truncate(length)),
       close: () => (self.crashed ? file.close() : self.step(`close ${file.path}`, () => file.close())),
     };
