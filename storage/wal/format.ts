@@ -3,9 +3,11 @@
  * bytes, no I/O. Everything else in storage/wal builds on the layouts below.
  *
  * A WAL is a directory of segment files, `segment-<id, 20 decimal digits>.wal`, ids
- * increasing by one. Each segment is preallocated to its full size with zero bytes
- * and starts with a segment header; records follow back to back, each aligned to 8
- * bytes; unwritten space stays zero. All integers are little-endian.
+ * increasing by one. Each segment starts with a segment header; records follow back to
+ * back, each aligned to 8 bytes. A new segment's unwritten space is zero; a recycled one
+ * (a compacted segment reused under a new id, flag RECYCLED) holds stale records of its
+ * earlier life there, which fail their checksum because every record's CRC covers the id
+ * of the segment it was written to. All integers are little-endian.
  *
  * Segment header (SEGMENT_HEADER_BYTES = 40):
  *
@@ -13,7 +15,7 @@
  *    +-------+-------+-------+-------+-------+-------+-------+-------+
  *  0 | Magic "RAFTWAL\0"                                             |
  *    +-------+-------+-------+-------+-------+-------+-------+-------+
- *  8 | Format version (u16)  | Reserved (u16, 0) | Segment size (u32)|
+ *  8 | Format version (u16)  | Flags (u16)       | Segment size (u32)|
  *    +-------+-------+-------+-------+-------+-------+-------+-------+
  * 16 | Segment id (u64)                                              |
  *    +-------+-------+-------+-------+-------+-------+-------+-------+
@@ -22,8 +24,10 @@
  * 32 | Header CRC-32 of bytes 0..32 (u32) | Reserved (u32, 0)        |
  *    +-------+-------+-------+-------+-------+-------+-------+-------+
  *
- * A header of 40 zero bytes marks a preallocated segment that was never activated
- * (a spare created ahead of time so that rollover does not stall appends).
+ * Flags: bit 0 RECYCLED (the file held an earlier segment); other bits zero. A header of
+ * 40 zero bytes marks a prepared segment that was never activated (a spare made ready
+ * ahead of time so that rollover does not stall appends). Format version 1 (read, never
+ * written) had no flags and records checksummed without the segment id.
  *
  * Record (RECORD_HEADER_BYTES = 32, then the payload, then zero padding to 8):
  *
@@ -40,8 +44,10 @@
  * 32 | Payload ...                       | zero padding to 8 bytes   |
  *    +-------+-------+-------+-------+-------+-------+-------+-------+
  *
- * The CRC covers the header (with the CRC field taken as zero) and the payload: bytes
- * 0..32+length, in one pass. Padding and reserved bytes must be zero. Type 0 is invalid, so zero (unwritten) space never parses as a record.
+ * The CRC covers the segment id (u64, as 8 little-endian bytes), then the record header
+ * (with the CRC field taken as zero) and the payload: bytes 0..32+length. Padding and
+ * reserved bytes must be zero. Type 0 is invalid, so zero (unwritten) space never parses
+ * as a record.
  *
  * | type | name            | index              | term          | payload                               |
  * |------|-----------------|--------------------|---------------|---------------------------------------|
@@ -67,8 +73,12 @@ const GiB = 1024 * MiB;
 
 /** "RAFTWAL\0": tells a raftwal segment from any other file. */
 export const SEGMENT_MAGIC = new Uint8Array([0x52, 0x41, 0x46, 0x54, 0x57, 0x41, 0x4c, 0x00]);
-/** Bumped on any incompatible change of the layouts above. */
-export const FORMAT_VERSION = 1;
+/** Bumped on any incompatible change of the layouts above. 2: record CRCs cover the segment id; header flags. */
+export const FORMAT_VERSION = 2;
+/** The first format: no header flags, record CRCs without the segment id. Still read (and appended to). */
+export const FORMAT_VERSION_UNSEEDED = 1;
+/** Header flag: the file held an earlier segment, so stale records of that one may follow this segment's records. */
+export const SEGMENT_FLAG_RECYCLED = 1;
 /** Bytes of the segment header. A multiple of RECORD_ALIGNMENT_BYTES so records stay aligned. */
 export const SEGMENT_HEADER_BYTES = 40;
 /** Bytes of a record header. */
@@ -120,15 +130,18 @@ assert.ok(
 export const WAL_FORMAT = {
   segmentFileName: "segment-<id, 20 decimal digits>.wal",
   tornTailFileName: "<segment file>.torn-<byte offset>",
+  recycledFileName: "recycled-<former segment id, 20 decimal digits>.wal",
   magic: "RAFTWAL\\0",
   formatVersion: FORMAT_VERSION,
+  formatVersionsRead: [FORMAT_VERSION_UNSEEDED, FORMAT_VERSION],
+  segmentFlags: { RECYCLED: SEGMENT_FLAG_RECYCLED },
   byteOrder: "little-endian",
   segmentHeaderBytes: SEGMENT_HEADER_BYTES,
   recordHeaderBytes: RECORD_HEADER_BYTES,
   recordAlignmentBytes: RECORD_ALIGNMENT_BYTES,
   recordPayloadBytesMax: RECORD_PAYLOAD_BYTES_MAX,
   segmentSizeBytes: { min: SEGMENT_SIZE_BYTES_MIN, default: SEGMENT_SIZE_BYTES_DEFAULT, max: SEGMENT_SIZE_BYTES_MAX },
-  checksum: "CRC-32 IEEE 802.3 (reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF)",
+  checksum: "CRC-32 IEEE 802.3 (reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF); a record's covers its segment id first (8 bytes LE)",
   recordTypes: { ENTRY: 1, TRUNCATE_SUFFIX: 2, COMPACT: 3, COMMIT: 4 },
   entryPayload: "protobuf raftwal.Entry (src/proto/raftwal.proto)",
 } as const;
@@ -178,6 +191,8 @@ function isZero(buffer: Uint8Array, start: number, end: number): boolean {
 
 export interface SegmentHeader {
   formatVersion: number;
+  /** The file held an earlier segment: stale records (checksummed under another id) may follow this one's. */
+  recycled: boolean;
   /** Size the segment was preallocated to, in bytes (informational: file sizes are not trusted). */
   segmentSizeBytes: number;
   segmentId: number;
@@ -193,6 +208,7 @@ export function encodeSegmentHeader(header: SegmentHeader): Uint8Array {
   bytes.set(SEGMENT_MAGIC, 0);
   bytes[8] = header.formatVersion & 0xff;
   bytes[9] = header.formatVersion >>> 8;
+  bytes[10] = header.recycled ? SEGMENT_FLAG_RECYCLED : 0;
   writeU32(bytes, 12, header.segmentSizeBytes);
   writeU64(bytes, 16, header.segmentId);
   writeU64(bytes, 24, header.firstIndex);
@@ -217,12 +233,28 @@ export function decodeSegmentHeader(bytes: Uint8Array): SegmentHeaderDecoding {
   const storedCrc = readU32(bytes, 32);
   if (crc32(bytes.subarray(0, 32)) !== storedCrc) return { kind: "bad", reason: "segment header checksum mismatch" };
   const formatVersion = bytes[8] | (bytes[9] << 8);
-  if (formatVersion !== FORMAT_VERSION) return { kind: "bad", reason: `unsupported format version ${formatVersion}` };
-  if (!isZero(bytes, 10, 12) || !isZero(bytes, 36, 40)) return { kind: "bad", reason: "reserved header bytes not zero" };
+  if (formatVersion !== FORMAT_VERSION && formatVersion !== FORMAT_VERSION_UNSEEDED) return { kind: "bad", reason: `unsupported format version ${formatVersion}` };
+  const flags = bytes[10] | (bytes[11] << 8);
+  const knownFlags = formatVersion === FORMAT_VERSION ? SEGMENT_FLAG_RECYCLED : 0;
+  if ((flags & ~knownFlags) !== 0 || !isZero(bytes, 36, 40)) return { kind: "bad", reason: "reserved header bytes not zero" };
   const segmentId = readU64(bytes, 16);
   const firstIndex = readU64(bytes, 24);
   if (segmentId < 1 || firstIndex < 1) return { kind: "bad", reason: "segment id or first index out of range" };
-  return { kind: "ok", header: { formatVersion, segmentSizeBytes: readU32(bytes, 12), segmentId, firstIndex } };
+  const recycled = (flags & SEGMENT_FLAG_RECYCLED) !== 0;
+  return { kind: "ok", header: { formatVersion, recycled, segmentSizeBytes: readU32(bytes, 12), segmentId, firstIndex } };
+}
+
+/**
+ * The running CRC every record of a segment starts from: the CRC-32 of its id as 8
+ * little-endian bytes (0 for format version 1, whose records do not cover the id). Binding
+ * records to their segment is what lets a recycled file be overwritten in place: what is
+ * left of its earlier life fails the checksum instead of passing for this segment's data.
+ */
+export function recordCrcSeed(segmentId: number, formatVersion: number = FORMAT_VERSION): number {
+  if (formatVersion === FORMAT_VERSION_UNSEEDED) return 0;
+  const id = new Uint8Array(8);
+  writeU64(id, 0, segmentId);
+  return crc32(id);
 }
 
 // ---- records ------------------------------------------------------------------------
@@ -240,7 +272,10 @@ export function emptyRecordHeader(): RecordHeader {
   return { type: 0, payloadBytes: 0, index: 0, term: 0, crc: 0 };
 }
 
-/** Writes a record (header, payload, zero padding) into `target` at `offset`; returns the bytes written. */
+/**
+ * Writes a record (header, payload, zero padding) into `target` at `offset`; returns the
+ * bytes written. `seed` is the segment's `recordCrcSeed`.
+ */
 export function encodeRecord(
   target: Uint8Array,
   offset: number,
@@ -248,24 +283,25 @@ export function encodeRecord(
   index: number,
   term: number,
   payload: Uint8Array,
+  seed: number,
 ): number {
   assert.ok(payload.length <= RECORD_PAYLOAD_BYTES_MAX, "record payload too large");
   target.set(payload, offset + RECORD_HEADER_BYTES);
-  return sealRecord(target, offset, type, index, term, payload.length);
+  return sealRecord(target, offset, type, index, term, payload.length, seed);
 }
 
 /** Writes an ENTRY record whose payload is the protobuf `Entry` (encoded in place); returns the bytes written. */
-export function encodeEntryRecord(target: Uint8Array, offset: number, entry: Entry, payloadBytes: number): number {
+export function encodeEntryRecord(target: Uint8Array, offset: number, entry: Entry, payloadBytes: number, seed: number): number {
   const end = writeEntry(target, offset + RECORD_HEADER_BYTES, entry);
   assert.equal(end - offset - RECORD_HEADER_BYTES, payloadBytes, "entry payload size as computed");
-  return sealRecord(target, offset, RecordType.ENTRY, entry.index, entry.term, payloadBytes);
+  return sealRecord(target, offset, RecordType.ENTRY, entry.index, entry.term, payloadBytes, seed);
 }
 
 /**
  * Completes a record whose payload is already at offset + RECORD_HEADER_BYTES: writes
- * the header, zero padding, and the CRC over header (CRC field zero) and payload.
+ * the header, zero padding, and the CRC (from `seed`) over header (CRC field zero) and payload.
  */
-function sealRecord(target: Uint8Array, offset: number, type: RecordType, index: number, term: number, payloadBytes: number): number {
+function sealRecord(target: Uint8Array, offset: number, type: RecordType, index: number, term: number, payloadBytes: number, seed: number): number {
   assert.ok(type >= RecordType.ENTRY && type <= RecordType.COMMIT, "record type");
   assert.ok(payloadBytes <= RECORD_PAYLOAD_BYTES_MAX, "record payload too large");
   assert.ok(index >= 0 && index <= INDEX_MAX && term >= 0 && term <= INDEX_MAX, "index and term range");
@@ -279,7 +315,7 @@ function sealRecord(target: Uint8Array, offset: number, type: RecordType, index:
   writeU64(target, offset + 16, term);
   writeU32(target, offset + 24, 0);
   writeU32(target, offset + 28, 0);
-  const crc = crc32(target.subarray(offset, offset + RECORD_HEADER_BYTES + payloadBytes));
+  const crc = crc32(target.subarray(offset, offset + RECORD_HEADER_BYTES + payloadBytes), seed);
   writeU32(target, offset + 28, crc);
   target.fill(0, offset + RECORD_HEADER_BYTES + payloadBytes, offset + total);
   return total;
@@ -313,15 +349,15 @@ export function decodeRecordHeader(bytes: Uint8Array, offset: number, out: Recor
 
 /**
  * Checks a whole record whose header `header` was decoded from `bytes` at `offset`
- * (the record must be entirely inside `bytes`): checksum, zero padding, and the
- * type-specific shape. Returns undefined when valid, else the reason. Writes to the
- * CRC field while checking and restores it: `bytes` must be the caller's own buffer.
+ * (the record must be entirely inside `bytes`): checksum (from the segment's `seed`), zero
+ * padding, and the type-specific shape. Returns undefined when valid, else the reason.
+ * Writes to the CRC field while checking and restores it: `bytes` must be the caller's own buffer.
  */
-export function checkRecord(bytes: Uint8Array, offset: number, header: RecordHeader): string | undefined {
+export function checkRecord(bytes: Uint8Array, offset: number, header: RecordHeader, seed: number): string | undefined {
   const payloadEnd = offset + RECORD_HEADER_BYTES + header.payloadBytes;
   // One pass over header and payload with the CRC field as zero (restored after).
   bytes[offset + 28] = bytes[offset + 29] = bytes[offset + 30] = bytes[offset + 31] = 0;
-  const crc = crc32(bytes.subarray(offset, payloadEnd));
+  const crc = crc32(bytes.subarray(offset, payloadEnd), seed);
   writeU32(bytes, offset + 28, header.crc);
   if (crc !== header.crc) return "checksum mismatch";
   if (!isZero(bytes, payloadEnd, offset + recordBytes(header.payloadBytes))) return "padding not zero";
@@ -362,6 +398,6 @@ export function decodeCommitPayload(bytes: Uint8Array, recordOffset: number): Co
 }
 
 /** Writes a COMMIT record at `offset` of `target`; returns its size. */
-export function encodeCommitRecord(target: Uint8Array, offset: number, lastIndex: number, info: CommitInfo): number {
-  return encodeRecord(target, offset, RecordType.COMMIT, lastIndex, 0, encodeCommitPayload(info));
+export function encodeCommitRecord(target: Uint8Array, offset: number, lastIndex: number, info: CommitInfo, seed: number): number {
+  return encodeRecord(target, offset, RecordType.COMMIT, lastIndex, 0, encodeCommitPayload(info), seed);
 }

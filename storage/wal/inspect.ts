@@ -16,11 +16,12 @@ import {
   SEGMENT_HEADER_BYTES,
   decodeCommitPayload,
   recordBytes,
+  recordCrcSeed,
   type SegmentHeader,
 } from "./format.js";
 import { listSegmentFiles } from "./naming.js";
-import { recover, type RecoveredSegment, type TornTail } from "./recovery.js";
-import { readSegmentHeader, scanRecords, surveyTail } from "./segment-reader.js";
+import { asSpare, recover, type RecoveredSegment, type TornTail } from "./recovery.js";
+import { readSegmentHeader, scanRecords, surveyTail, type ScanEnd } from "./segment-reader.js";
 
 export interface SegmentListing {
   segmentId: number;
@@ -111,49 +112,37 @@ export async function* scanWal(dir: string, fs: FileSystem): AsyncIterable<Scann
   }
 }
 
+/** The record a bad header stands for: a torn header (repairable) when it is the last file and no record of its own follows. */
+async function badHeaderRecord(file: StorageFile, listing: SegmentListing, isLast: boolean): Promise<ScannedRecord> {
+  const torn = isLast && (await asSpare(listing, file)) !== undefined;
+  return {
+    segmentId: listing.segmentId,
+    segment: listing.name,
+    offset: 0,
+    type: "segment-header",
+    index: 0,
+    term: 0,
+    sizeBytes: SEGMENT_HEADER_BYTES,
+    payload: new Uint8Array(0),
+    status: torn ? "torn-tail" : "corrupt",
+    reason: listing.reason ?? "bad segment header",
+  };
+}
+
 async function* scanSegment(file: StorageFile, listing: SegmentListing, isLast: boolean): AsyncIterable<ScannedRecord> {
-  const base = { segmentId: listing.segmentId, segment: listing.name };
-  if (!listing.header) {
-    const survey = await surveyTail(file, 0, SEGMENT_HEADER_BYTES);
-    const torn = isLast && survey.dataEndOffset <= SEGMENT_HEADER_BYTES;
-    yield {
-      ...base,
-      offset: 0,
-      type: "segment-header",
-      index: 0,
-      term: 0,
-      sizeBytes: SEGMENT_HEADER_BYTES,
-      payload: new Uint8Array(0),
-      status: torn ? "torn-tail" : "corrupt",
-      reason: listing.reason ?? "bad segment header",
-    };
+  const header = listing.header;
+  if (!header) {
+    yield await badHeaderRecord(file, listing, isLast);
     return;
   }
+  const base = { segmentId: listing.segmentId, segment: listing.name };
+  const seed = recordCrcSeed(listing.segmentId, header.formatVersion);
   const records: ScannedRecord[] = [];
   let batchFirst = 0;
   let batchStart = SEGMENT_HEADER_BYTES;
-  const end = await scanRecords(file, SEGMENT_HEADER_BYTES, (offset, header, bytes, at) => {
-    const payload = bytes.slice(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + header.payloadBytes);
-    const record: ScannedRecord = {
-      ...base,
-      offset,
-      type: RECORD_TYPE_NAMES[header.type] ?? "unknown",
-      index: header.index,
-      term: header.term,
-      sizeBytes: recordBytes(header.payloadBytes),
-      payload,
-      status: "ok",
-    };
-    if (header.type === RecordType.ENTRY) {
-      try {
-        record.entry = entryCodec.decode(payload);
-      } catch {
-        record.status = "corrupt";
-        record.reason = "entry payload does not decode";
-      }
-    }
-    records.push(record);
-    if (header.type === RecordType.COMMIT) {
+  const end = await scanRecords(file, SEGMENT_HEADER_BYTES, seed, (offset, record, bytes, at) => {
+    records.push(scannedRecord(base, offset, record.type, record.index, record.term, bytes.slice(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + record.payloadBytes)));
+    if (record.type === RecordType.COMMIT) {
       const info = decodeCommitPayload(bytes, at);
       if (info.batchStartOffset !== batchStart || info.recordCount !== records.length - 1 - batchFirst) {
         records.pop();
@@ -164,17 +153,13 @@ async function* scanSegment(file: StorageFile, listing: SegmentListing, isLast: 
     }
   });
   const uncommitted = records.length - batchFirst;
-  let tailStatus: RecordStatus = "corrupt";
-  if (isLast && (end.kind === "bad" || uncommitted > 0)) {
-    const survey = await surveyTail(file, batchStart, end.kind === "bad" ? end.offset + 8 : end.offset);
-    if (survey.commitOffset === undefined) tailStatus = "torn-tail";
-  }
+  const tail = await tailOf(file, { seeds: [seed], recycled: header.recycled }, end, batchStart, uncommitted, isLast);
   for (let r = batchFirst; r < records.length; r++) {
-    records[r].status = tailStatus;
+    records[r].status = tail.status;
     records[r].reason = "its batch has no valid commit record";
   }
   yield* records;
-  if (end.kind === "bad") {
+  if (end.kind === "bad" && !tail.stale) {
     yield {
       ...base,
       offset: end.offset,
@@ -183,10 +168,43 @@ async function* scanSegment(file: StorageFile, listing: SegmentListing, isLast: 
       term: end.header?.term ?? 0,
       sizeBytes: end.header ? recordBytes(end.header.payloadBytes) : 0,
       payload: new Uint8Array(0),
-      status: tailStatus,
+      status: tail.status,
       reason: end.reason,
     };
   }
+}
+
+function scannedRecord(base: { segmentId: number; segment: string }, offset: number, type: number, index: number, term: number, payload: Uint8Array): ScannedRecord {
+  const record: ScannedRecord = { ...base, offset, type: RECORD_TYPE_NAMES[type] ?? "unknown", index, term, sizeBytes: recordBytes(payload.length), payload, status: "ok" };
+  if (type === RecordType.ENTRY) {
+    try {
+      record.entry = entryCodec.decode(payload);
+    } catch {
+      record.status = "corrupt";
+      record.reason = "entry payload does not decode";
+    }
+  }
+  return record;
+}
+
+/**
+ * The status of what follows the last complete batch (as recovery decides it): a torn tail
+ * in the last segment unless a valid commit follows the damage, else corruption. `stale`:
+ * a recycled segment's bad record is only its earlier life's bytes (no record of its own follows).
+ */
+async function tailOf(
+  file: StorageFile,
+  scope: { seeds: number[]; recycled: boolean },
+  end: ScanEnd,
+  batchStart: number,
+  uncommitted: number,
+  isLast: boolean,
+): Promise<{ status: RecordStatus; stale: boolean }> {
+  if (end.kind !== "bad" && uncommitted === 0) return { status: "corrupt", stale: false };
+  const survey = await surveyTail(file, batchStart, end.kind === "bad" ? end.offset + 8 : end.offset, scope);
+  const stale = scope.recycled && uncommitted === 0 && survey.dataEndOffset <= batchStart;
+  if (stale) return { status: "ok", stale };
+  return { status: isLast && survey.commitOffset === undefined ? "torn-tail" : "corrupt", stale };
 }
 
 /** Per-segment result of a verification. */

@@ -3,6 +3,7 @@ import { posix } from "node:path";
 import type { FileSystem } from "../fs/file-system.js";
 
 const SEGMENT_NAME = /^segment-(\d{20})\.wal$/;
+const RECYCLED_NAME = /^recycled-(\d{20})\.wal$/;
 const TORN_NAME = /^segment-(\d{20})\.wal\.torn-(\d+)(\.\d+)?$/;
 
 /** `segment-<id, 20 decimal digits>.wal`: lexical order is id order. */
@@ -16,6 +17,19 @@ export function parseSegmentFileName(name: string): number | undefined {
   if (!match) return undefined;
   const id = Number(match[1]);
   return Number.isSafeInteger(id) && id >= 1 ? id : undefined;
+}
+
+/**
+ * `recycled-<id of the segment it was>.wal`: a compacted segment kept for reuse instead of
+ * deleted. Not a segment name, so recovery and the tools ignore it.
+ */
+export function recycledFileName(formerSegmentId: number): string {
+  return `recycled-${String(formerSegmentId).padStart(20, "0")}.wal`;
+}
+
+/** The recycled files of `dir` (names), oldest former segment first. */
+export async function listRecycledFiles(dir: string, fs: FileSystem): Promise<string[]> {
+  return (await fs.list(dir)).filter((name) => RECYCLED_NAME.test(name)).sort();
 }
 
 /** Where the bytes cut from a torn tail at `offset` are kept: beside the segment (then `.1`, `.2`, ... if taken). */

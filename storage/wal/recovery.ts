@@ -3,20 +3,24 @@
  * and finds (optionally repairs) a torn tail. The procedure, step by step:
  *
  *  1. List `segment-*.wal` files. Ids must be consecutive. Other names are ignored.
- *  2. Read each header. The last file may be blank (a preallocated spare never
- *     activated) or, if nothing valid follows its header, hold a header torn while
- *     being activated: both are spares. Any other bad header is corruption.
+ *  2. Read each header. The last file may be blank (a prepared spare never activated)
+ *     or hold a header torn while being activated: both are spares if the first record's
+ *     place is zero and no record of that segment follows (stale records of a recycled
+ *     file's earlier life fail their checksum). Any other bad header is corruption.
  *  3. Start the view after the first segment's first index - 1 (earlier segments were
  *     deleted by a compaction whose COMPACT record survives and names that term).
  *  4. Replay each segment's records in order. Records are buffered per batch and
  *     applied only when the batch's COMMIT record arrives and matches the batch
  *     (start offset and record count). Entry indexes must continue the log.
  *  5. In every segment but the last active one, the records must end in a COMMIT
- *     followed by zero space; anything else is corruption.
+ *     followed by zero space (a recycled segment: followed by no record of its own);
+ *     anything else is corruption.
  *  6. In the last active segment, let B be the end of the last valid COMMIT. If a bad
  *     record, records without COMMIT, or non-zero bytes follow B, survey the rest of
  *     the file: a checksum-valid COMMIT after the damage means acknowledged data is
- *     damaged (corruption); otherwise it is a torn tail [B, end of non-zero data).
+ *     damaged (corruption); otherwise it is a torn tail [B, end of its data): the last
+ *     non-zero byte, or in a recycled segment the end of its last record (the other
+ *     non-zero bytes are stale, not torn).
  *  7. Repair (read-write mode only): copy the torn bytes to `<segment>.torn-<B>`,
  *     fsync it and the directory, overwrite [B, end) with zeros, fsync the segment.
  *  8. Corruption stops recovery with WAL_ERR_CORRUPT naming segment, offset, indexes.
@@ -26,18 +30,21 @@ import type { FileSystem, StorageFile } from "../fs/file-system.js";
 import { ErrorCode } from "../../src/errors.js";
 import { WalCorruptionError, walError } from "./errors.js";
 import {
+  FORMAT_VERSION_UNSEEDED,
+  RECORD_HEADER_BYTES,
   RECORD_TYPE_NAMES,
   RecordType,
   SEGMENT_HEADER_BYTES,
   decodeCommitPayload,
   recordBytes,
+  recordCrcSeed,
   COMMIT_PAYLOAD_BYTES,
   type RecordHeader,
   type SegmentHeader,
 } from "./format.js";
 import { LogIndex, TERM_UNKNOWN } from "./log-index.js";
 import { listSegmentFiles, tornTailFileName, type SegmentFileRef } from "./naming.js";
-import { readFully, readSegmentHeader, scanRecords, surveyTail } from "./segment-reader.js";
+import { readFully, readSegmentHeader, scanRecords, surveyTail, type ScanEnd } from "./segment-reader.js";
 import { writeZeros, type SpareSegment } from "./segment-writer.js";
 
 export interface RecoveredSegment {
@@ -46,6 +53,8 @@ export interface RecoveredSegment {
   path: string;
   file: StorageFile;
   header: SegmentHeader;
+  /** The running CRC its records start from (recordCrcSeed of its id and format version). */
+  crcSeed: number;
   /** Offset just past the last committed batch: where the next batch goes. */
   committedEndOffset: number;
   /** Highest entry index written in this segment, 0 if none: compaction deletes it once this is compacted. */
@@ -132,6 +141,24 @@ export async function recover(dir: string, fs: FileSystem, options: RecoveryOpti
   }
 }
 
+/** A segment file whose header decoded. */
+interface HeadedSegment {
+  ref: SegmentFileRef;
+  file: StorageFile;
+  header: SegmentHeader;
+}
+
+/** The last file, when its header is blank or torn and no record of its own follows: a spare. */
+export interface SpareCandidate {
+  ref: SegmentFileRef;
+  file: StorageFile;
+  /** One past the last non-zero byte of the header (0 when blank). */
+  headerEndOffset: number;
+  fileBytes: number;
+  /** Non-zero bytes follow the header: stale records of a recycled file's earlier life. */
+  recycled: boolean;
+}
+
 async function replay(
   dir: string,
   fs: FileSystem,
@@ -140,156 +167,26 @@ async function replay(
   opened: StorageFile[],
   started: number,
 ): Promise<RecoveryResult> {
-  // Steps 1-2: headers.
-  const headed: Array<{ ref: SegmentFileRef; file: StorageFile; header: SegmentHeader }> = [];
-  let spareRef: { ref: SegmentFileRef; file: StorageFile; dataEndOffset: number; fileBytes: number } | undefined;
-  for (let k = 0; k < refs.length; k++) {
-    const ref = refs[k];
-    if (k > 0 && ref.segmentId !== refs[k - 1].segmentId + 1) {
-      throw corruption(ref, 0, `segment ${refs[k - 1].segmentId + 1} is missing (found ${refs[k - 1].name} then ${ref.name})`);
-    }
-    const file = await fs.open(ref.path, { readOnly: !options.repair });
-    opened.push(file);
-    const decoded = await readSegmentHeader(file);
-    const isLast = k === refs.length - 1;
-    if (decoded.kind === "ok") {
-      if (decoded.header.segmentId !== ref.segmentId) {
-        throw corruption(ref, 0, `segment header names segment ${decoded.header.segmentId}`);
-      }
-      headed.push({ ref, file, header: decoded.header });
-      continue;
-    }
-    if (isLast) {
-      // A spare (blank), or a header torn while being activated: the header is written and
-      // synced before any record, so nothing may follow it.
-      const survey = await surveyTail(file, 0, SEGMENT_HEADER_BYTES);
-      if (survey.dataEndOffset <= SEGMENT_HEADER_BYTES) {
-        spareRef = { ref, file, dataEndOffset: survey.dataEndOffset, fileBytes: survey.fileBytes };
-        continue;
-      }
-    }
-    if (decoded.kind === "bad" && refs.length === 1 && headed.length === 0) {
-      throw walError(ErrorCode.WAL_NOT_A_WAL, `${ref.path} is not a raftwal segment (${decoded.reason})`);
-    }
-    throw corruption(ref, 0, decoded.kind === "bad" ? decoded.reason : "blank segment header before the last segment");
-  }
-
+  const { headed, spareCandidate } = await readHeaders(fs, refs, options, opened);
   // Step 3.
   const index = headed.length === 0 ? new LogIndex() : LogIndex.startingAfter(headed[0].header.firstIndex - 1);
   const segments: RecoveredSegment[] = [];
   let tornTail: TornTail | undefined;
   let bytesReplayed = 0;
-
-  // Step 4-6.
-  const pendingType: number[] = [];
-  const pendingIndex: number[] = [];
-  const pendingTerm: number[] = [];
+  // Steps 4-7.
   for (let k = 0; k < headed.length; k++) {
     const { ref, file, header } = headed[k];
-    const isLast = k === headed.length - 1;
     if (k > 0 && header.firstIndex !== index.lastIndex() + 1) {
       throw corruption(ref, 0, `segment first index ${header.firstIndex} does not continue the log (last index ${index.lastIndex()})`);
     }
-    const segment: RecoveredSegment = {
-      segmentId: ref.segmentId,
-      name: ref.name,
-      path: ref.path,
-      file,
-      header,
-      committedEndOffset: SEGMENT_HEADER_BYTES,
-      maxEntryIndex: 0,
-      hasCompactRecord: false,
-      recordCount: 0,
-    };
-    let batchStart = SEGMENT_HEADER_BYTES;
-    let expectedIndex = index.lastIndex() + 1;
-    pendingType.length = pendingIndex.length = pendingTerm.length = 0;
-    let pendingOffsets: number[] = [];
-    let applyError: WalCorruptionError | undefined;
-
-    const end = await scanRecords(file, SEGMENT_HEADER_BYTES, (offset, record, bytes, at) => {
-      if (record.type !== RecordType.COMMIT) {
-        pendingType.push(record.type);
-        pendingIndex.push(record.index);
-        pendingTerm.push(record.term);
-        pendingOffsets.push(offset);
-        if (record.type === RecordType.ENTRY) expectedIndex = record.index + 1;
-        else if (record.type === RecordType.TRUNCATE_SUFFIX) expectedIndex = Math.min(expectedIndex, record.index);
-        else expectedIndex = Math.max(expectedIndex, record.index + 1);
-        return;
-      }
-      const info = decodeCommitPayload(bytes, at);
-      if (info.batchStartOffset !== batchStart || info.recordCount !== pendingType.length) {
-        return `commit record does not match its batch (start ${info.batchStartOffset}, ${info.recordCount} records; expected start ${batchStart}, ${pendingType.length} records)`;
-      }
-      // A whole batch: apply it.
-      for (let r = 0; r < pendingType.length; r++) {
-        const type = pendingType[r];
-        const at = pendingIndex[r];
-        if (type === RecordType.ENTRY) {
-          if (at !== index.lastIndex() + 1) {
-            applyError = corruption(ref, pendingOffsets[r], `entry index ${at} does not continue the log (last index ${index.lastIndex()})`, [at]);
-            return "entry out of sequence";
-          }
-          index.append(at, pendingTerm[r], ref.segmentId, pendingOffsets[r]);
-          if (at > segment.maxEntryIndex) segment.maxEntryIndex = at;
-        } else if (type === RecordType.TRUNCATE_SUFFIX) {
-          if (at <= index.compactedIndex() && index.compactedTerm() !== TERM_UNKNOWN) {
-            applyError = corruption(ref, pendingOffsets[r], `truncate-suffix from ${at} at or below the compacted index ${index.compactedIndex()}`, [at]);
-            return "truncation below compaction";
-          }
-          index.truncateSuffix(at);
-        } else {
-          index.compact(at, pendingTerm[r]);
-          segment.hasCompactRecord = true;
-        }
-      }
-      segment.recordCount += pendingType.length + 1;
-      pendingType.length = pendingIndex.length = pendingTerm.length = 0;
-      pendingOffsets = [];
-      batchStart = offset + recordBytes(COMMIT_PAYLOAD_BYTES);
-      segment.committedEndOffset = batchStart;
-      expectedIndex = index.lastIndex() + 1;
-    });
-    if (applyError) throw applyError;
-    bytesReplayed += segment.committedEndOffset;
-
-    if (!isLast) {
-      if (end.kind === "bad") {
-        const named = describeBad(end.reason, end.header, expectedIndex, pendingIndexesOf(pendingType, pendingIndex));
-        throw corruption(ref, end.offset, named.reason, named.indexes);
-      }
-      if (pendingType.length > 0) {
-        throw corruption(ref, batchStart, "batch without a commit record in a sealed segment", pendingIndexesOf(pendingType, pendingIndex));
-      }
-    } else {
-      const searchFrom = end.kind === "bad" ? end.offset + 8 : end.offset;
-      const survey = await surveyTail(file, segment.committedEndOffset, searchFrom);
-      if (survey.commitOffset !== undefined) {
-        if (end.kind === "bad") {
-          const named = describeBad(end.reason, end.header, expectedIndex, pendingIndexesOf(pendingType, pendingIndex));
-          throw corruption(ref, end.offset, `${named.reason} (a complete batch follows at byte offset ${survey.commitOffset})`, named.indexes);
-        }
-        throw corruption(ref, end.offset, `unwritten space followed by a complete batch at byte offset ${survey.commitOffset}`, [expectedIndex]);
-      }
-      if (survey.dataEndOffset > segment.committedEndOffset) {
-        const reason =
-          end.kind === "bad"
-            ? describeBad(end.reason, end.header, expectedIndex, pendingIndexesOf(pendingType, pendingIndex)).reason
-            : pendingType.length > 0
-              ? "batch without a commit record"
-              : "non-zero bytes in unwritten space";
-        tornTail = {
-          segment: ref.name,
-          path: ref.path,
-          offset: segment.committedEndOffset,
-          bytes: survey.dataEndOffset - segment.committedEndOffset,
-          reason,
-        };
-        if (options.repair) tornTail.savedTo = await cutTornTail(fs, dir, file, ref, segment.committedEndOffset, survey.dataEndOffset);
-      }
+    const replayed = await replaySegment(headed[k], index);
+    bytesReplayed += replayed.segment.committedEndOffset;
+    const tail = await checkSegmentEnd(headed[k], replayed, k === headed.length - 1);
+    if (tail) {
+      if (options.repair) tail.savedTo = await cutTornTail(fs, dir, file, ref, tail.offset, tail.offset + tail.bytes);
+      tornTail = tail;
     }
-    segments.push(segment);
+    segments.push(replayed.segment);
     options.onProgress?.(k + 1, headed.length);
   }
 
@@ -297,32 +194,11 @@ async function replay(
     const first = headed[0];
     throw corruption(first.ref, 0, `log starts after index ${first.header.firstIndex - 1} but no compact record names its term`);
   }
-
-  // The spare: keep it only when blank and of the expected size; cut a torn header.
   let spare: SpareSegment | undefined;
-  if (spareRef) {
-    const survey = spareRef;
-    if (survey.dataEndOffset > 0) {
-      const tail: TornTail = {
-        segment: spareRef.ref.name,
-        path: spareRef.ref.path,
-        offset: 0,
-        bytes: survey.dataEndOffset,
-        reason: "segment header torn while activating the segment",
-      };
-      if (options.repair) tail.savedTo = await cutTornTail(fs, dir, spareRef.file, spareRef.ref, 0, survey.dataEndOffset);
-      tornTail ??= tail;
-    }
-    const keep = options.segmentSizeBytes === undefined || survey.fileBytes === options.segmentSizeBytes;
-    if (options.repair && keep) {
-      spare = { segmentId: spareRef.ref.segmentId, name: spareRef.ref.name, path: spareRef.ref.path, file: spareRef.file, sizeBytes: survey.fileBytes };
-    } else {
-      await spareRef.file.close();
-      if (options.repair) {
-        await fs.remove(spareRef.ref.path);
-        await fs.syncDirectory(dir);
-      }
-    }
+  if (spareCandidate) {
+    const settled = await settleSpare(dir, fs, spareCandidate, options);
+    spare = settled.spare;
+    tornTail ??= settled.tornTail;
   }
 
   const report: RecoveryReport = {
@@ -338,6 +214,196 @@ async function replay(
   const result: RecoveryResult = { index, segments, report };
   if (spare) result.spare = spare;
   return result;
+}
+
+/** Steps 1-2: ids consecutive, every header valid; the last file may be a spare. */
+async function readHeaders(
+  fs: FileSystem,
+  refs: SegmentFileRef[],
+  options: RecoveryOptions,
+  opened: StorageFile[],
+): Promise<{ headed: HeadedSegment[]; spareCandidate?: SpareCandidate }> {
+  const headed: HeadedSegment[] = [];
+  for (let k = 0; k < refs.length; k++) {
+    const ref = refs[k];
+    if (k > 0 && ref.segmentId !== refs[k - 1].segmentId + 1) {
+      throw corruption(ref, 0, `segment ${refs[k - 1].segmentId + 1} is missing (found ${refs[k - 1].name} then ${ref.name})`);
+    }
+    const file = await fs.open(ref.path, { readOnly: !options.repair });
+    opened.push(file);
+    const decoded = await readSegmentHeader(file);
+    if (decoded.kind === "ok") {
+      if (decoded.header.segmentId !== ref.segmentId) throw corruption(ref, 0, `segment header names segment ${decoded.header.segmentId}`);
+      headed.push({ ref, file, header: decoded.header });
+      continue;
+    }
+    if (k === refs.length - 1) {
+      const spareCandidate = await asSpare(ref, file);
+      if (spareCandidate) return { headed, spareCandidate };
+    }
+    if (decoded.kind === "bad" && refs.length === 1 && headed.length === 0) {
+      throw walError(ErrorCode.WAL_NOT_A_WAL, `${ref.path} is not a raftwal segment (${decoded.reason})`);
+    }
+    throw corruption(ref, 0, decoded.kind === "bad" ? decoded.reason : "blank segment header before the last segment");
+  }
+  return { headed };
+}
+
+/**
+ * The last file as a spare, if it is one: its header is blank (prepared, never activated)
+ * or torn while being activated. The header is made durable before any record, so the
+ * first record's place must be zero and no record of this segment (in either format) may
+ * follow; anything else after it is zero space or, in a recycled file, stale records of its
+ * earlier life (they fail this segment's checksum).
+ */
+export async function asSpare(ref: SegmentFileRef, file: StorageFile): Promise<SpareCandidate | undefined> {
+  const head = new Uint8Array(SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES);
+  const headBytes = await readFully(file, head, 0);
+  if (head.subarray(SEGMENT_HEADER_BYTES, headBytes).some((byte) => byte !== 0)) return undefined;
+  const seeds = [recordCrcSeed(ref.segmentId), recordCrcSeed(ref.segmentId, FORMAT_VERSION_UNSEEDED)];
+  const survey = await surveyTail(file, SEGMENT_HEADER_BYTES, SEGMENT_HEADER_BYTES, { seeds, recycled: true });
+  if (survey.dataEndOffset > SEGMENT_HEADER_BYTES) return undefined;
+  const headerEndOffset = head.subarray(0, Math.min(headBytes, SEGMENT_HEADER_BYTES)).findLastIndex((byte) => byte !== 0) + 1;
+  const anyData = await surveyTail(file, SEGMENT_HEADER_BYTES, SEGMENT_HEADER_BYTES, { seeds: [], recycled: false });
+  return { ref, file, headerEndOffset, fileBytes: survey.fileBytes, recycled: anyData.dataEndOffset > SEGMENT_HEADER_BYTES };
+}
+
+/** A segment replayed up to its last valid COMMIT, and what follows it. */
+interface ReplayedSegment {
+  segment: RecoveredSegment;
+  end: ScanEnd;
+  /** The index the log was expected to continue with where the scan stopped. */
+  expectedIndex: number;
+  /** Records read after the last COMMIT (a batch without its COMMIT), and the entry indexes among them. */
+  pendingRecords: number;
+  pendingEntries: number[];
+}
+
+/** Step 4: replays the segment's records into `index`, a batch at a time. */
+async function replaySegment({ ref, file, header }: HeadedSegment, index: LogIndex): Promise<ReplayedSegment> {
+  const crcSeed = recordCrcSeed(ref.segmentId, header.formatVersion);
+  const segment: RecoveredSegment = {
+    segmentId: ref.segmentId,
+    name: ref.name,
+    path: ref.path,
+    file,
+    header,
+    crcSeed,
+    committedEndOffset: SEGMENT_HEADER_BYTES,
+    maxEntryIndex: 0,
+    hasCompactRecord: false,
+    recordCount: 0,
+  };
+  const pending = { type: [] as number[], index: [] as number[], term: [] as number[], offset: [] as number[] };
+  let expectedIndex = index.lastIndex() + 1;
+  let applyError: WalCorruptionError | undefined;
+  const end = await scanRecords(file, SEGMENT_HEADER_BYTES, crcSeed, (offset, record, bytes, at) => {
+    if (record.type !== RecordType.COMMIT) {
+      pending.type.push(record.type);
+      pending.index.push(record.index);
+      pending.term.push(record.term);
+      pending.offset.push(offset);
+      if (record.type === RecordType.ENTRY) expectedIndex = record.index + 1;
+      else if (record.type === RecordType.TRUNCATE_SUFFIX) expectedIndex = Math.min(expectedIndex, record.index);
+      else expectedIndex = Math.max(expectedIndex, record.index + 1);
+      return;
+    }
+    const info = decodeCommitPayload(bytes, at);
+    if (info.batchStartOffset !== segment.committedEndOffset || info.recordCount !== pending.type.length) {
+      return `commit record does not match its batch (start ${info.batchStartOffset}, ${info.recordCount} records; expected start ${segment.committedEndOffset}, ${pending.type.length} records)`;
+    }
+    applyError = applyBatch(ref, segment, pending, index);
+    if (applyError) return "batch does not apply";
+    segment.recordCount += pending.type.length + 1;
+    pending.type.length = pending.index.length = pending.term.length = pending.offset.length = 0;
+    segment.committedEndOffset = offset + recordBytes(COMMIT_PAYLOAD_BYTES);
+    expectedIndex = index.lastIndex() + 1;
+  });
+  if (applyError) throw applyError;
+  return { segment, end, expectedIndex, pendingRecords: pending.type.length, pendingEntries: pendingIndexesOf(pending.type, pending.index) };
+}
+
+/** Applies a whole batch (its COMMIT matched); returns the corruption when an entry does not continue the log. */
+function applyBatch(
+  ref: SegmentFileRef,
+  segment: RecoveredSegment,
+  pending: { type: number[]; index: number[]; term: number[]; offset: number[] },
+  index: LogIndex,
+): WalCorruptionError | undefined {
+  for (let r = 0; r < pending.type.length; r++) {
+    const type = pending.type[r];
+    const at = pending.index[r];
+    if (type === RecordType.ENTRY) {
+      if (at !== index.lastIndex() + 1) return corruption(ref, pending.offset[r], `entry index ${at} does not continue the log (last index ${index.lastIndex()})`, [at]);
+      index.append(at, pending.term[r], ref.segmentId, pending.offset[r]);
+      if (at > segment.maxEntryIndex) segment.maxEntryIndex = at;
+    } else if (type === RecordType.TRUNCATE_SUFFIX) {
+      if (at <= index.compactedIndex() && index.compactedTerm() !== TERM_UNKNOWN) {
+        return corruption(ref, pending.offset[r], `truncate-suffix from ${at} at or below the compacted index ${index.compactedIndex()}`, [at]);
+      }
+      index.truncateSuffix(at);
+    } else {
+      index.compact(at, pending.term[r]);
+      segment.hasCompactRecord = true;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Steps 5-6: what follows the last COMMIT. A sealed segment must end there (corruption
+ * otherwise). The last one may end in a torn tail, returned to be cut; a valid COMMIT after
+ * damage is corruption.
+ */
+async function checkSegmentEnd({ ref, file, header }: HeadedSegment, replayed: ReplayedSegment, isLast: boolean): Promise<TornTail | undefined> {
+  const { segment, end, expectedIndex, pendingRecords, pendingEntries } = replayed;
+  const committedEnd = segment.committedEndOffset;
+  const scope = { seeds: [segment.crcSeed], recycled: header.recycled };
+  const named = (): { reason: string; indexes: number[] } =>
+    end.kind === "bad" ? describeBad(end.reason, end.header, expectedIndex, pendingEntries) : { reason: "batch without a commit record", indexes: pendingEntries };
+  if (!isLast) {
+    // A recycled segment goes on with stale bytes (a bad record); none may be a record of its own.
+    if (!header.recycled && end.kind === "bad") throw corruption(ref, end.offset, named().reason, named().indexes);
+    if (pendingRecords > 0) throw corruption(ref, committedEnd, "batch without a commit record in a sealed segment", pendingEntries);
+    if (header.recycled && (await surveyTail(file, committedEnd, committedEnd, scope)).dataEndOffset > committedEnd) {
+      throw corruption(ref, end.offset, "records after the last commit of a sealed segment", [expectedIndex]);
+    }
+    return undefined;
+  }
+  const searchFrom = end.kind === "bad" ? end.offset + 8 : end.offset;
+  const survey = await surveyTail(file, committedEnd, searchFrom, scope);
+  if (survey.commitOffset !== undefined) {
+    if (end.kind === "bad") throw corruption(ref, end.offset, `${named().reason} (a complete batch follows at byte offset ${survey.commitOffset})`, named().indexes);
+    throw corruption(ref, end.offset, `unwritten space followed by a complete batch at byte offset ${survey.commitOffset}`, [expectedIndex]);
+  }
+  if (survey.dataEndOffset <= committedEnd) return undefined;
+  const reason = end.kind === "bad" || pendingRecords > 0 ? named().reason : "non-zero bytes in unwritten space";
+  return { segment: ref.name, path: ref.path, offset: committedEnd, bytes: survey.dataEndOffset - committedEnd, reason };
+}
+
+/** The spare: kept when of the expected size (repair mode); a torn header is cut first. */
+async function settleSpare(
+  dir: string,
+  fs: FileSystem,
+  candidate: SpareCandidate,
+  options: RecoveryOptions,
+): Promise<{ spare?: SpareSegment; tornTail?: TornTail }> {
+  const { ref, file, headerEndOffset, fileBytes, recycled } = candidate;
+  let tornTail: TornTail | undefined;
+  if (headerEndOffset > 0) {
+    tornTail = { segment: ref.name, path: ref.path, offset: 0, bytes: headerEndOffset, reason: "segment header torn while activating the segment" };
+    if (options.repair) tornTail.savedTo = await cutTornTail(fs, dir, file, ref, 0, headerEndOffset);
+  }
+  const keep = options.segmentSizeBytes === undefined || fileBytes === options.segmentSizeBytes;
+  if (options.repair && keep) {
+    return { spare: { segmentId: ref.segmentId, name: ref.name, path: ref.path, file, sizeBytes: fileBytes, recycled }, tornTail };
+  }
+  await file.close();
+  if (options.repair) {
+    await fs.remove(ref.path);
+    await fs.syncDirectory(dir);
+  }
+  return { tornTail };
 }
 
 function pendingIndexesOf(types: number[], indexes: number[]): number[] {

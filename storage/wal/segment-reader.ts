@@ -65,8 +65,12 @@ export type ScanEnd =
   /** The record at `offset` is damaged or cut short. `header` is set when its header decoded (fields may be damaged). */
   | { kind: "bad"; offset: number; reason: string; header?: RecordHeader };
 
-/** Scans the records of a segment from `startOffset` until unwritten space, the end of the file, or a bad record. */
-export async function scanRecords(file: StorageFile, startOffset: number, visit: RecordVisitor): Promise<ScanEnd> {
+/**
+ * Scans the records of a segment from `startOffset` until unwritten space, the end of the
+ * file, or a bad record (which includes a record of another segment: `seed` is this
+ * segment's recordCrcSeed).
+ */
+export async function scanRecords(file: StorageFile, startOffset: number, seed: number, visit: RecordVisitor): Promise<ScanEnd> {
   // The file size is only a hint for the buffer (sizes are not trusted): reads go until EOF.
   const hint = (await file.size()) - startOffset;
   let buffer: Uint8Array = new Uint8Array(Math.min(SCAN_CHUNK_BYTES, Math.max(hint, 4096)));
@@ -100,7 +104,7 @@ export async function scanRecords(file: StorageFile, startOffset: number, visit:
       at = 0;
       if (filled < total) return { kind: "bad", offset, reason: "record cut short by the end of the file", header: { ...header } };
     }
-    const problem = checkRecord(buffer, at, header);
+    const problem = checkRecord(buffer, at, header, seed);
     if (problem !== undefined) return { kind: "bad", offset, reason: problem, header: { ...header } };
     const stop = visit(offset, header, buffer, at);
     if (stop !== undefined) return { kind: "bad", offset, reason: stop, header: { ...header } };
@@ -137,7 +141,11 @@ function isZeroBlock(bytes: Uint8Array, start: number, end: number): boolean {
 }
 
 export interface TailSurvey {
-  /** One past the last non-zero byte at or after the start (the start when all zero). */
+  /**
+   * Where this segment's bytes after the start end: one past the last non-zero byte (a new
+   * segment), or one past the last whole record of this segment (a recycled one, whose
+   * other non-zero bytes are stale); the start when there are none.
+   */
   dataEndOffset: number;
   /** Offset of a whole, checksum-valid COMMIT record found at or after `searchFrom`, if any. */
   commitOffset?: number;
@@ -146,15 +154,23 @@ export interface TailSurvey {
 }
 
 /**
- * Surveys a segment from `start` to its end: where its non-zero bytes end, and whether
- * a valid COMMIT record sits at an aligned offset >= `searchFrom` (which means the
- * damage before it is corruption of acknowledged data, not a torn tail).
+ * What a survey looks at. A record is this segment's when its checksum holds under one of
+ * `seeds` (recordCrcSeed); `recycled`: stale bytes may follow this segment's records, so its
+ * data ends after its last record rather than at its last non-zero byte.
  */
-export async function surveyTail(file: StorageFile, start: number, searchFrom: number): Promise<TailSurvey> {
+export interface SurveyScope {
+  seeds: readonly number[];
+  recycled: boolean;
+}
+
+/**
+ * Surveys a segment from `start` to its end: where its data ends (see TailSurvey), and
+ * whether a valid COMMIT record of this segment sits at an aligned offset >= `searchFrom`
+ * (which means the damage before it is corruption of acknowledged data, not a torn tail).
+ */
+export async function surveyTail(file: StorageFile, start: number, searchFrom: number, scope: SurveyScope): Promise<TailSurvey> {
   const fileBytes = await file.size();
-  let dataEndOffset = start;
-  let commitOffset: number | undefined;
-  const header = emptyRecordHeader();
+  const found: { dataEndOffset: number; commitOffset?: number } = { dataEndOffset: start };
   const overlap = recordBytes(8); // a COMMIT record is this long; chunks overlap so none is split
   let position = start;
   const chunkBytes = Math.min(SCAN_CHUNK_BYTES, Math.max(fileBytes - start, 4096));
@@ -166,39 +182,65 @@ export async function surveyTail(file: StorageFile, start: number, searchFrom: n
     for (let blockStart = 0; blockStart < count; blockStart += ZERO_BLOCK_BYTES) {
       const blockEnd = Math.min(count, blockStart + ZERO_BLOCK_BYTES);
       if (isZeroBlock(buffer, blockStart, blockEnd)) continue;
-      for (let i = blockEnd - 1; i >= blockStart; i--) {
-        if (buffer[i] !== 0) {
-          dataEndOffset = Math.max(dataEndOffset, position + i + 1);
-          break;
-        }
-      }
-      if (commitOffset !== undefined) continue;
-      let first = Math.max(searchFrom, position + blockStart);
-      first += (RECORD_ALIGNMENT_BYTES - (first % RECORD_ALIGNMENT_BYTES)) % RECORD_ALIGNMENT_BYTES;
-      for (let offset = first; offset < position + blockEnd && offset + overlap <= position + count; offset += RECORD_ALIGNMENT_BYTES) {
-        const at = offset - position;
-        if (buffer[at] !== RecordType.COMMIT) continue;
-        if (decodeRecordHeader(buffer, at, header) !== "ok" || header.type !== RecordType.COMMIT) continue;
-        if (checkRecord(buffer, at, header) === undefined) {
-          commitOffset = offset;
-          break;
-        }
+      if (!scope.recycled) found.dataEndOffset = Math.max(found.dataEndOffset, position + lastNonZero(buffer, blockStart, blockEnd) + 1);
+      if (scope.recycled || found.commitOffset === undefined) {
+        surveyBlock(file, buffer, { position, count, blockStart, blockEnd, start, searchFrom }, scope, found);
       }
     }
     if (count < buffer.length) break;
     position += chunkBytes;
   }
+  const { dataEndOffset, commitOffset } = found;
   return commitOffset === undefined ? { dataEndOffset, fileBytes } : { dataEndOffset, commitOffset, fileBytes };
 }
 
+function lastNonZero(bytes: Uint8Array, start: number, end: number): number {
+  for (let i = end - 1; i >= start; i--) if (bytes[i] !== 0) return i;
+  return start - 1;
+}
+
 /**
- * Reads the record at `offset` synchronously into a fresh buffer and validates it.
- * `sizeHint` is a guess of the record's total size (one read when right).
+ * Walks the aligned offsets of one non-zero block for records of this segment: the first
+ * valid COMMIT at or after `searchFrom`, and (recycled) the end of the last valid record.
+ * A record running past the buffer is read from the file.
+ */
+function surveyBlock(
+  file: StorageFile,
+  buffer: Uint8Array,
+  at: { position: number; count: number; blockStart: number; blockEnd: number; start: number; searchFrom: number },
+  scope: SurveyScope,
+  found: { dataEndOffset: number; commitOffset?: number },
+): void {
+  const header = emptyRecordHeader();
+  let first = Math.max(scope.recycled ? at.start : at.searchFrom, at.position + at.blockStart);
+  first += (RECORD_ALIGNMENT_BYTES - (first % RECORD_ALIGNMENT_BYTES)) % RECORD_ALIGNMENT_BYTES;
+  for (let offset = first; offset < at.position + at.blockEnd && offset + RECORD_HEADER_BYTES <= at.position + at.count; offset += RECORD_ALIGNMENT_BYTES) {
+    const i = offset - at.position;
+    const type = buffer[i];
+    if (scope.recycled ? type < RecordType.ENTRY || type > RecordType.COMMIT : type !== RecordType.COMMIT) continue;
+    if (decodeRecordHeader(buffer, i, header) !== "ok") continue;
+    const total = recordBytes(header.payloadBytes);
+    const valid = scope.seeds.some((seed) =>
+      i + total <= at.count ? checkRecord(buffer, i, header, seed) === undefined : !("problem" in readRecordSync(file, offset, total, seed)),
+    );
+    if (!valid) continue;
+    if (scope.recycled) found.dataEndOffset = Math.max(found.dataEndOffset, offset + total);
+    if (header.type === RecordType.COMMIT && offset >= at.searchFrom && found.commitOffset === undefined) {
+      found.commitOffset = offset;
+      if (!scope.recycled) return;
+    }
+  }
+}
+
+/**
+ * Reads the record at `offset` synchronously into a fresh buffer and validates it against
+ * the segment's `seed`. `sizeHint` is a guess of the record's total size (one read when right).
  */
 export function readRecordSync(
   file: StorageFile,
   offset: number,
   sizeHint: number,
+  seed: number,
 ): { header: RecordHeader; bytes: Uint8Array } | { problem: string; header?: RecordHeader } {
   let bytes: Uint8Array = new Uint8Array(Math.max(sizeHint, RECORD_HEADER_BYTES));
   let count = readFullySync(file, bytes, offset);
@@ -215,7 +257,7 @@ export function readRecordSync(
     count += readFullySync(file, bytes.subarray(count, total), offset + count);
     if (count < total) return { problem: "record cut short by the end of the file", header };
   }
-  const problem = checkRecord(bytes, 0, header);
+  const problem = checkRecord(bytes, 0, header, seed);
   if (problem !== undefined) return { problem, header };
   return { header, bytes: bytes.subarray(0, total) };
 }

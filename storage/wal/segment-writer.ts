@@ -10,7 +10,7 @@
 import { strict as assert } from "node:assert";
 import { posix } from "node:path";
 import type { FileSystem, StorageFile } from "../fs/file-system.js";
-import { FORMAT_VERSION, SEGMENT_HEADER_BYTES, encodeSegmentHeader } from "./format.js";
+import { FORMAT_VERSION, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, encodeSegmentHeader, recordCrcSeed } from "./format.js";
 import { segmentFileName } from "./naming.js";
 
 /** Zero bytes written per call while preallocating. */
@@ -31,13 +31,15 @@ export async function writeZeros(file: StorageFile, position: number, length: nu
   }
 }
 
-/** A segment file created ahead of use: all zeros, durable, with a durable name. */
+/** A segment file made ready ahead of use: a blank header, durable, with a durable name. */
 export interface SpareSegment {
   segmentId: number;
   name: string;
   path: string;
   file: StorageFile;
   sizeBytes: number;
+  /** The file held an earlier segment: stale records follow the header (its header says so once activated). */
+  recycled?: boolean;
 }
 
 /**
@@ -68,12 +70,43 @@ export async function createSpareSegment(
     await file.close().catch(() => undefined);
     throw error;
   }
-  return { segmentId, name, path, file, sizeBytes };
+  return { segmentId, name, path, file, sizeBytes, recycled: false };
+}
+
+/**
+ * Makes the recycled file `recycledName` (a compacted segment kept for reuse) the spare
+ * `segment-<segmentId>.wal`, without rewriting its data: its old records stay as stale
+ * bytes, which fail the new segment's checksums. Steps, each durable before the next:
+ * blank the header and the first record's place (so it reads as a spare, and its old
+ * header can never name the wrong segment under the new name), then rename it and fsync
+ * the directory. A crash in between leaves either a recycled file (ignored by recovery,
+ * reused later) or a spare.
+ */
+export async function prepareRecycledSpare(fs: FileSystem, dir: string, recycledName: string, segmentId: number): Promise<SpareSegment> {
+  const from = posix.join(dir, recycledName);
+  const name = segmentFileName(segmentId);
+  const path = posix.join(dir, name);
+  const old = await fs.open(from);
+  let sizeBytes: number;
+  try {
+    await old.writeDurable(new Uint8Array(SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES), 0);
+    sizeBytes = await old.size();
+  } finally {
+    await old.close();
+  }
+  await fs.rename(from, path);
+  await fs.syncDirectory(dir);
+  // Opened under its new name: a file object keeps the path it was opened with.
+  const file = await fs.open(path);
+  return { segmentId, name, path, file, sizeBytes, recycled: true };
 }
 
 /** The segment being appended to. */
 export class ActiveSegment {
-  /** Invariant: SEGMENT_HEADER_BYTES <= writeOffset <= sizeBytes; bytes from writeOffset on are zero. */
+  /**
+   * Invariant: SEGMENT_HEADER_BYTES <= writeOffset <= sizeBytes; bytes from writeOffset on
+   * hold no record of this segment (zero, or a recycled file's stale records).
+   */
   private writeOffsetBytes: number;
 
   constructor(
@@ -86,22 +119,25 @@ export class ActiveSegment {
     /** Index the log's next entry had when this segment was activated. */
     readonly firstIndex: number,
     writeOffset: number,
+    /** The running CRC its records start from (recordCrcSeed of its id and format version). */
+    readonly crcSeed: number,
   ) {
     assert.ok(writeOffset >= SEGMENT_HEADER_BYTES && writeOffset <= sizeBytes, "write offset inside the segment");
     this.writeOffsetBytes = writeOffset;
   }
 
-  /** Turns a spare into the active segment: writes its header and syncs it before any record. */
+  /** Turns a spare into the active segment: writes its header durably before any record. */
   static async activate(spare: SpareSegment, firstIndex: number): Promise<ActiveSegment> {
     const header = encodeSegmentHeader({
       formatVersion: FORMAT_VERSION,
+      recycled: spare.recycled === true,
       segmentSizeBytes: spare.sizeBytes,
       segmentId: spare.segmentId,
       firstIndex,
     });
-    await spare.file.write(header, 0);
-    await spare.file.sync();
-    return new ActiveSegment(spare.segmentId, spare.name, spare.path, spare.file, spare.sizeBytes, firstIndex, SEGMENT_HEADER_BYTES);
+    await spare.file.writeDurable(header, 0);
+    const seed = recordCrcSeed(spare.segmentId);
+    return new ActiveSegment(spare.segmentId, spare.name, spare.path, spare.file, spare.sizeBytes, firstIndex, SEGMENT_HEADER_BYTES, seed);
   }
 
   writeOffset(): number {

@@ -22,6 +22,7 @@ import { encodedEntryBytes } from "./entry-codec.js";
 import { WalCorruptionError, walError } from "./errors.js";
 import {
   COMMIT_PAYLOAD_BYTES,
+  FORMAT_VERSION,
   INDEX_MAX,
   RECORD_HEADER_BYTES,
   RECORD_PAYLOAD_BYTES_MAX,
@@ -39,7 +40,8 @@ import { LogIndex } from "./log-index.js";
 import { listSegmentFiles } from "./naming.js";
 import { recover, type RecoveryReport } from "./recovery.js";
 import { readRecordSync } from "./segment-reader.js";
-import { ActiveSegment, createSpareSegment, type Preallocation, type SpareSegment } from "./segment-writer.js";
+import { SegmentSupply } from "./segment-supply.js";
+import { ActiveSegment, type Preallocation } from "./segment-writer.js";
 
 export type { RecoveryReport } from "./recovery.js";
 
@@ -63,6 +65,14 @@ export interface WalOptions {
    * is set: no extra write volume, better for sustained large-batch throughput).
    */
   preallocation?: Preallocation;
+  /**
+   * Most compacted segments kept for reuse instead of deleted. Default 4 (with the node's
+   * snapshot every 256 MiB of WAL, enough that a steady load never makes a new segment).
+   * A recycled segment is overwritten in place: no preallocation write, and its blocks are
+   * already allocated, so durable writes into it are cheaper. It costs disk space: up to
+   * this many segments stay on disk after a compaction. 0: delete compacted segments.
+   */
+  recycledSegmentsMax?: number;
 }
 
 export const WAL_DEFAULTS = {
@@ -74,6 +84,7 @@ export const WAL_DEFAULTS = {
   batchWaitMicros: 0,
   cacheEntriesMax: 4_096,
   preallocation: "zeros" as Preallocation,
+  recycledSegmentsMax: 4,
 } as const;
 
 /** Upper bound of batchWaitMicros: one second; longer waits only add latency. */
@@ -108,6 +119,10 @@ interface SegmentState {
   hasCompactRecord: boolean;
   firstIndex: number;
   sizeBytes: number;
+  /** The running CRC its records start from (recordCrcSeed). */
+  crcSeed: number;
+  /** Written in the current format: once compacted it can be recycled (format 1 checksums do not tell stale records). */
+  currentFormat: boolean;
 }
 
 /** The bookkeeping of a segment that was just activated: no records yet. */
@@ -121,6 +136,8 @@ function freshSegmentEntry(active: ActiveSegment): SegmentState {
     hasCompactRecord: false,
     firstIndex: active.firstIndex,
     sizeBytes: active.sizeBytes,
+    crcSeed: active.crcSeed,
+    currentFormat: true,
   };
 }
 
@@ -158,7 +175,6 @@ export class Wal {
    */
   private acceptedLast: number;
   private acceptedCompacted: number;
-  private sparePromise: Promise<SpareSegment | Error> | undefined;
   private batchBuffer = new Uint8Array(64 * 1024);
 
   private constructor(
@@ -168,14 +184,13 @@ export class Wal {
     private readonly view: LogIndex,
     private readonly segments: SegmentState[],
     private active: ActiveSegment,
-    spare: SpareSegment | undefined,
+    private readonly supply: SegmentSupply,
     /** What open found. */
     readonly recovery: RecoveryReport,
   ) {
     this.cache = new EntryCache(options.cacheEntriesMax);
     this.acceptedLast = view.lastIndex();
     this.acceptedCompacted = view.compactedIndex();
-    if (spare) this.sparePromise = Promise.resolve(spare);
   }
 
   /**
@@ -192,6 +207,7 @@ export class Wal {
       batchWaitMicros: options.batchWaitMicros ?? WAL_DEFAULTS.batchWaitMicros,
       cacheEntriesMax: options.cacheEntriesMax ?? WAL_DEFAULTS.cacheEntriesMax,
       preallocation: options.preallocation ?? WAL_DEFAULTS.preallocation,
+      recycledSegmentsMax: options.recycledSegmentsMax ?? WAL_DEFAULTS.recycledSegmentsMax,
     };
     validateOptions(resolved);
     await fs.ensureDirectory(dir);
@@ -205,8 +221,10 @@ export class Wal {
       hasCompactRecord: s.hasCompactRecord,
       firstIndex: s.header.firstIndex,
       sizeBytes: s.header.segmentSizeBytes,
+      crcSeed: s.crcSeed,
+      currentFormat: s.header.formatVersion === FORMAT_VERSION,
     }));
-    let spare = recovered.spare;
+    const supply = await SegmentSupply.open(fs, dir, resolved, recovered.spare);
     let active: ActiveSegment;
     const last = recovered.segments[recovered.segments.length - 1];
     if (last) {
@@ -218,15 +236,14 @@ export class Wal {
         Math.max(last.header.segmentSizeBytes, last.committedEndOffset),
         last.header.firstIndex,
         last.committedEndOffset,
+        last.crcSeed,
       );
     } else {
       // A new WAL (or one whose only segment was never activated).
-      const firstSpare = spare ?? (await createSpareSegment(fs, dir, 1, resolved.segmentSizeBytes, resolved.preallocation));
-      spare = undefined;
-      active = await ActiveSegment.activate(firstSpare, recovered.index.lastIndex() + 1);
+      active = await ActiveSegment.activate(await supply.take(1), recovered.index.lastIndex() + 1);
       segments.push(freshSegmentEntry(active));
     }
-    const wal = new Wal(dir, fs, resolved, recovered.index, segments, active, spare, recovered.report);
+    const wal = new Wal(dir, fs, resolved, recovered.index, segments, active, supply, recovered.report);
     // A compaction may have been durable before its segment deletion was.
     await wal.deleteCompactedSegments();
     return wal;
@@ -287,7 +304,7 @@ export class Wal {
     const offset = run.offsets[index - run.arrayFirstIndex];
     const segment = this.segmentById(run.segmentId);
     const hint = index < run.lastIndex ? run.offsets[index + 1 - run.arrayFirstIndex] - offset : 4096;
-    const read = readRecordSync(segment.file, offset, hint > 0 ? hint : 4096);
+    const read = readRecordSync(segment.file, offset, hint > 0 ? hint : 4096, segment.crcSeed);
     const term = this.view.term(index);
     const fail = (reason: string): WalCorruptionError =>
       new WalCorruptionError({ segment: segment.name, path: segment.path, offset, reason, indexes: [index] });
@@ -392,10 +409,8 @@ export class Wal {
     await this.barrier;
     await this.waitIdle();
     this.closed = true;
-    const spare = await this.sparePromise;
-    const files = this.segments.map((s) => s.file);
-    if (spare && !(spare instanceof Error)) files.push(spare.file);
-    await Promise.all(files.map((file) => file.close().catch(() => undefined)));
+    await this.supply.close();
+    await Promise.all(this.segments.map((s) => s.file.close().catch(() => undefined)));
   }
 
   private afterBarrier(enqueue: () => Promise<void>): Promise<void> {
@@ -641,30 +656,31 @@ export class Wal {
     if (this.batchBuffer.length < bytes) this.batchBuffer = new Uint8Array(Math.max(bytes, this.batchBuffer.length * 2));
     const buffer = this.batchBuffer.subarray(0, bytes);
     const base = this.active.writeOffset();
+    const seed = this.active.crcSeed;
     let at = 0;
     let records = 0;
     let lastIndexAfter = this.view.lastIndex();
     for (const op of batch) {
       if (op.kind === "append") {
         if (op.truncateFrom > 0) {
-          at += encodeRecord(buffer, at, RecordType.TRUNCATE_SUFFIX, op.truncateFrom, 0, EMPTY);
+          at += encodeRecord(buffer, at, RecordType.TRUNCATE_SUFFIX, op.truncateFrom, 0, EMPTY, seed);
           records++;
         }
         for (let k = 0; k < op.entries.length; k++) {
           op.offsets.push(base + at);
-          at += encodeEntryRecord(buffer, at, op.entries[k], op.payloadBytes[k]);
+          at += encodeEntryRecord(buffer, at, op.entries[k], op.payloadBytes[k], seed);
         }
         records += op.entries.length;
       } else if (op.kind === "truncate") {
-        at += encodeRecord(buffer, at, RecordType.TRUNCATE_SUFFIX, op.truncateFrom, 0, EMPTY);
+        at += encodeRecord(buffer, at, RecordType.TRUNCATE_SUFFIX, op.truncateFrom, 0, EMPTY, seed);
         records++;
       } else {
-        at += encodeRecord(buffer, at, RecordType.COMPACT, op.index, op.term, EMPTY);
+        at += encodeRecord(buffer, at, RecordType.COMPACT, op.index, op.term, EMPTY, seed);
         records++;
       }
       lastIndexAfter = op.lastIndexAfter;
     }
-    at += encodeCommitRecord(buffer, at, lastIndexAfter, { batchStartOffset: base, recordCount: records });
+    at += encodeCommitRecord(buffer, at, lastIndexAfter, { batchStartOffset: base, recordCount: records }, seed);
     assert.equal(at, bytes, "batch size as computed");
     return buffer;
   }
@@ -704,35 +720,28 @@ export class Wal {
 
   // ---- segments ----------------------------------------------------------------------
 
-  /** Starts preallocating the next segment once the active one is half full. */
+  /**
+   * Starts making the next segment ready once the active one is half full (late enough
+   * that a compaction in between can supply a recycled one).
+   */
   private maybePrepareSpare(): void {
-    if (this.sparePromise || this.failure || this.closed) return;
+    if (this.failure || this.closed) return;
     if (this.active.writeOffset() < this.active.sizeBytes / 2) return;
-    this.sparePromise = createSpareSegment(this.fs, this.dir, this.active.segmentId + 1, this.options.segmentSizeBytes, this.options.preallocation).catch(
-      (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
-    );
+    this.supply.prepare(this.active.segmentId + 1);
   }
 
-  /** Activates the spare (creating it now if not yet prepared) as the new active segment. */
+  /** Activates the spare (made now if not yet prepared) as the new active segment. */
   private async rollover(): Promise<void> {
-    if (!this.sparePromise) {
-      this.sparePromise = createSpareSegment(this.fs, this.dir, this.active.segmentId + 1, this.options.segmentSizeBytes, this.options.preallocation).catch(
-        (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
-      );
-    }
-    const spare = await this.sparePromise;
-    this.sparePromise = undefined;
-    if (spare instanceof Error) throw spare;
-    assert.equal(spare.segmentId, this.active.segmentId + 1, "the spare follows the active segment");
+    const spare = await this.supply.take(this.active.segmentId + 1);
     const active = await ActiveSegment.activate(spare, this.view.lastIndex() + 1);
     this.active = active;
     this.segments.push(freshSegmentEntry(active));
   }
 
   /**
-   * Deletes the longest prefix of sealed segments whose entries are all <= the compacted
-   * index, stopping at the segment holding the newest COMPACT record (replay needs it to
-   * learn the compacted term), then fsyncs the directory.
+   * Retires (recycles or deletes) the longest prefix of sealed segments whose entries are
+   * all <= the compacted index, stopping at the segment holding the newest COMPACT record
+   * (replay needs it to learn the compacted term), then fsyncs the directory.
    */
   private async deleteCompactedSegments(): Promise<void> {
     let newestCompact = -1;
@@ -752,12 +761,11 @@ export class Wal {
       count++;
     }
     if (count === 0) return;
-    const doomed = this.segments.splice(0, count);
-    for (const segment of doomed) {
-      await segment.file.close().catch(() => undefined);
-      await this.fs.remove(segment.path);
-    }
-    await this.fs.syncDirectory(this.dir);
+    const retired = this.segments.splice(0, count).map((segment) => ({
+      ...segment,
+      recyclable: segment.currentFormat && segment.sizeBytes === this.options.segmentSizeBytes,
+    }));
+    await this.supply.retire(retired);
   }
 
   private segmentById(segmentId: number): SegmentState {
@@ -777,7 +785,7 @@ export class Wal {
 const EMPTY = new Uint8Array(0);
 
 function validateOptions(options: Required<Omit<WalOptions, "fs">>): void {
-  const { segmentSizeBytes, batchBytesMax, batchEntriesMax, batchWaitMicros, cacheEntriesMax, preallocation } = options;
+  const { segmentSizeBytes, batchBytesMax, batchEntriesMax, batchWaitMicros, cacheEntriesMax, preallocation, recycledSegmentsMax } = options;
   const bad = (what: string): never => {
     throw walError(ErrorCode.INVALID_ARGUMENT, `WalOptions: ${what}`);
   };
@@ -791,4 +799,5 @@ function validateOptions(options: Required<Omit<WalOptions, "fs">>): void {
   }
   if (!Number.isInteger(cacheEntriesMax) || cacheEntriesMax < 0) bad(`cacheEntriesMax ${cacheEntriesMax} must be >= 0`);
   if (preallocation !== "zeros" && preallocation !== "sparse") bad(`preallocation ${String(preallocation)} must be "zeros" or "sparse"`);
+  if (!Number.isInteger(recycledSegmentsMax) || recycledSegmentsMax < 0) bad(`recycledSegmentsMax ${recycledSegmentsMax} must be >= 0`);
 }

@@ -12,51 +12,11 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 import { Wal } from "../../storage/wal/index.js";
-import type { Entry } from "../../src/proto/schema.js";
-import { DIR, entry } from "./wal-helpers.js";
+import { DIR, applyOp, call, entry, lastIndex, snapshot, termAt, type Model, type Op } from "./wal-helpers.js";
 
 const SEED = 0x5eed_0a1;
 const RUNS = 40;
 const OPTIONS = { segmentSizeBytes: 64 * 1024, cacheEntriesMax: 16 };
-
-interface Model {
-  compactedIndex: number;
-  compactedTerm: number;
-  /** entries[k] has index compactedIndex + 1 + k. */
-  entries: Entry[];
-}
-
-function lastIndex(model: Model): number {
-  return model.compactedIndex + model.entries.length;
-}
-
-function termAt(model: Model, index: number): number | undefined {
-  if (index === model.compactedIndex) return model.compactedTerm;
-  return model.entries[index - model.compactedIndex - 1]?.term;
-}
-
-type Op = { kind: "append"; entries: Entry[] } | { kind: "truncate"; from: number } | { kind: "compact"; index: number; term: number };
-
-function applyOp(model: Model, op: Op): Model {
-  const next: Model = { ...model, entries: model.entries.slice() };
-  if (op.kind === "append") {
-    next.entries.length = op.entries[0].index - next.compactedIndex - 1;
-    next.entries.push(...op.entries);
-  } else if (op.kind === "truncate") {
-    next.entries.length = Math.max(0, Math.min(next.entries.length, op.from - next.compactedIndex - 1));
-  } else if (op.index > next.compactedIndex) {
-    const keep = termAt(model, op.index) === op.term && op.index <= lastIndex(model);
-    next.entries = keep ? next.entries.slice(op.index - next.compactedIndex) : [];
-    next.compactedIndex = op.index;
-    next.compactedTerm = op.term;
-  }
-  return next;
-}
-
-function snapshot(wal: Wal): Model {
-  const entries = wal.lastIndex() >= wal.firstIndex() ? wal.entries(wal.firstIndex(), wal.lastIndex() + 1, Infinity) : [];
-  return { compactedIndex: wal.compactedIndex(), compactedTerm: wal.compactedTerm(), entries };
-}
 
 /** A command, with its random choices drawn up front (so fast-check can shrink them). */
 type Command =
@@ -90,12 +50,6 @@ function concrete(model: Model, cmd: Command, term: number): Op | undefined {
   const index = model.compactedIndex + 1 + cmd.forward;
   const known = termAt(model, index);
   return { kind: "compact", index, term: cmd.mismatch || known === undefined ? term : known };
-}
-
-async function call(wal: Wal, op: Op): Promise<void> {
-  if (op.kind === "append") return wal.append(op.entries);
-  if (op.kind === "truncate") return wal.truncateSuffix(op.from);
-  return wal.compact(op.index, op.term);
 }
 
 describe("crash simulation (property-based, seeded)", () => {
@@ -162,31 +116,43 @@ describe("crash simulation (property-based, seeded)", () => {
     expect(tornTails).toBeGreaterThan(5);
   });
 
-  it("a crash between a durable compact record and the segment deletion is finished at the next open", async () => {
-    // A file system whose next remove() fails: the deletion after the compact record does not happen.
-    class FailingRemove extends MemoryFileSystem {
-      failRemove = false;
+  it.each([
+    ["deletion", "remove", 0],
+    ["recycling", "rename", 4],
+  ] as const)("a crash between a durable compact record and the segment %s is finished at the next open", async (_what, failing, recycledSegmentsMax) => {
+    // A file system whose next remove() or rename() fails: retiring segments after the compact record does not happen.
+    class FailingNames extends MemoryFileSystem {
+      fail: "remove" | "rename" | undefined;
+      private check(operation: "remove" | "rename", path: string): void {
+        if (this.fail !== operation) return;
+        this.fail = undefined;
+        throw Object.assign(new Error(`EIO: simulated ${operation} failure on ${path}`), { code: "EIO" });
+      }
       override async remove(path: string): Promise<void> {
-        if (this.failRemove) {
-          this.failRemove = false;
-          throw Object.assign(new Error(`EIO: simulated remove failure on ${path}`), { code: "EIO" });
-        }
+        this.check("remove", path);
         return super.remove(path);
       }
+      override async rename(from: string, to: string): Promise<void> {
+        this.check("rename", from);
+        return super.rename(from, to);
+      }
     }
-    const fs = new FailingRemove();
-    const wal = await Wal.open(DIR, { fs, ...OPTIONS });
+    const fs = new FailingNames();
+    const segmentNames = async (): Promise<string[]> => (await fs.list(DIR)).filter((name) => name.startsWith("segment-"));
+    const wal = await Wal.open(DIR, { fs, ...OPTIONS, recycledSegmentsMax });
     for (let i = 1; i <= 2000; i += 50) await wal.append(Array.from({ length: 50 }, (_, k) => entry(i + k, 1, 100)));
-    const before = (await fs.list(DIR)).filter((name) => name.endsWith(".wal"));
-    fs.failRemove = true;
-    await wal.compact(1500, 1); // durable; the deletion failed and made the instance refuse writes
-    expect(wal.failed()?.message).toContain("remove");
-    expect((await fs.list(DIR)).filter((name) => name.endsWith(".wal"))).toEqual(before);
+    const before = await segmentNames();
+    fs.fail = failing;
+    await wal.compact(1500, 1); // durable; retiring failed and made the instance refuse writes
+    expect(wal.failed()?.message).toContain(failing);
+    expect(await segmentNames()).toEqual(before);
     fs.crash();
-    const again = await Wal.open(DIR, { fs, ...OPTIONS });
+    const again = await Wal.open(DIR, { fs, ...OPTIONS, recycledSegmentsMax });
     expect([again.firstIndex(), again.lastIndex()]).toEqual([1501, 2000]);
-    const after = (await fs.list(DIR)).filter((name) => name.endsWith(".wal"));
+    const after = await segmentNames();
     expect(after.length).toBeLessThan(before.length);
+    const recycled = (await fs.list(DIR)).filter((name) => name.startsWith("recycled-"));
+    expect(recycled.length).toBe(Math.min(recycledSegmentsMax, before.length - after.length));
     expect(again.entries(1501, 2001, Infinity)).toHaveLength(500);
     await again.close();
   });

@@ -4,6 +4,7 @@ import { crc32Package, crc32Zlib, crc32 } from "../../storage/wal/crc.js";
 import {
   COMMIT_PAYLOAD_BYTES,
   FORMAT_VERSION,
+  FORMAT_VERSION_UNSEEDED,
   RECORD_HEADER_BYTES,
   RECORD_PAYLOAD_BYTES_MAX,
   RecordType,
@@ -17,6 +18,7 @@ import {
   encodeRecord,
   encodeSegmentHeader,
   recordBytes,
+  recordCrcSeed,
 } from "../../storage/wal/format.js";
 import { parseSegmentFileName, segmentFileName } from "../../storage/wal/naming.js";
 import { seededRandom } from "./wal-helpers.js";
@@ -43,17 +45,40 @@ describe("CRC-32", () => {
   });
 });
 
+/** A segment header with a fixed CRC, for hand-made headers of other versions and flags. */
+function withCrc(bytes: Uint8Array): Uint8Array {
+  new DataView(bytes.buffer, bytes.byteOffset).setUint32(32, crc32Package(bytes.subarray(0, 32)), true);
+  return bytes;
+}
+
 describe("segment header", () => {
   it("round-trips every field with non-default values", () => {
-    const header = { formatVersion: FORMAT_VERSION, segmentSizeBytes: 0xdead_bee8, segmentId: 2 ** 40 + 12345, firstIndex: 2 ** 52 + 7 };
+    const header = { formatVersion: FORMAT_VERSION, recycled: true, segmentSizeBytes: 0xdead_bee8, segmentId: 2 ** 40 + 12345, firstIndex: 2 ** 52 + 7 };
     const bytes = encodeSegmentHeader(header);
     expect(bytes.length).toBe(SEGMENT_HEADER_BYTES);
+    expect(bytes[10]).toBe(1); // the RECYCLED flag
     expect(decodeSegmentHeader(bytes)).toEqual({ kind: "ok", header });
+    expect(decodeSegmentHeader(encodeSegmentHeader({ ...header, recycled: false }))).toEqual({ kind: "ok", header: { ...header, recycled: false } });
+  });
+
+  it("reads format version 1 (no flags) and refuses unknown versions and flags", () => {
+    const v1 = encodeSegmentHeader({ formatVersion: FORMAT_VERSION_UNSEEDED, recycled: false, segmentSizeBytes: 65536, segmentId: 3, firstIndex: 9 });
+    expect(decodeSegmentHeader(v1)).toMatchObject({ kind: "ok", header: { formatVersion: 1, recycled: false } });
+    const v1Flagged = v1.slice();
+    v1Flagged[10] = 1;
+    expect(decodeSegmentHeader(withCrc(v1Flagged))).toMatchObject({ kind: "bad" });
+    const unknownFlag = encodeSegmentHeader({ formatVersion: FORMAT_VERSION, recycled: false, segmentSizeBytes: 65536, segmentId: 3, firstIndex: 9 });
+    unknownFlag[10] = 2;
+    expect(decodeSegmentHeader(withCrc(unknownFlag))).toMatchObject({ kind: "bad" });
+    const v3 = unknownFlag.slice();
+    v3[10] = 0;
+    v3[8] = 3;
+    expect(decodeSegmentHeader(withCrc(v3))).toMatchObject({ kind: "bad", reason: expect.stringContaining("version 3") });
   });
 
   it("tells blank, damaged and foreign headers apart", () => {
     expect(decodeSegmentHeader(new Uint8Array(SEGMENT_HEADER_BYTES)).kind).toBe("blank");
-    const bytes = encodeSegmentHeader({ formatVersion: FORMAT_VERSION, segmentSizeBytes: 65536, segmentId: 3, firstIndex: 9 });
+    const bytes = encodeSegmentHeader({ formatVersion: FORMAT_VERSION, recycled: false, segmentSizeBytes: 65536, segmentId: 3, firstIndex: 9 });
     for (let i = 0; i < SEGMENT_HEADER_BYTES; i++) {
       const damaged = bytes.slice();
       damaged[i] ^= 0x10;
@@ -64,7 +89,26 @@ describe("segment header", () => {
   });
 });
 
+const SEED = recordCrcSeed(7);
+
 describe("records", () => {
+  it("checksum the segment id first: a record of one segment fails in another; format 1 records do not cover it", () => {
+    const record = new Uint8Array(recordBytes(5));
+    encodeRecord(record, 0, RecordType.ENTRY, 11, 2, new Uint8Array([1, 2, 3, 4, 5]), SEED);
+    const header = emptyRecordHeader();
+    expect(decodeRecordHeader(record, 0, header)).toBe("ok");
+    expect(checkRecord(record, 0, header, SEED)).toBeUndefined();
+    expect(checkRecord(record, 0, header, recordCrcSeed(8))).toBe("checksum mismatch");
+    // Computed independently: CRC-32 of the id's 8 little-endian bytes, then the record with its CRC field zeroed.
+    const image = new Uint8Array(8 + RECORD_HEADER_BYTES + 5);
+    image[0] = 7;
+    image.set(record.subarray(0, RECORD_HEADER_BYTES + 5), 8);
+    image.fill(0, 8 + 28, 8 + 32);
+    expect(header.crc).toBe(crc32Package(image));
+    expect(recordCrcSeed(7, FORMAT_VERSION_UNSEEDED)).toBe(0);
+    expect(header.crc).not.toBe(crc32Package(image.subarray(8)));
+  });
+
   it("round-trip each type with non-default header fields", () => {
     const payload = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     const cases: Array<[number, number, number, Uint8Array]> = [
@@ -74,13 +118,13 @@ describe("records", () => {
     ];
     for (const [type, index, term, data] of cases) {
       const buffer = new Uint8Array(recordBytes(data.length) + 8).fill(0xee);
-      const written = encodeRecord(buffer, 8 - 8, type as never, index, term, data);
+      const written = encodeRecord(buffer, 8 - 8, type as never, index, term, data, SEED);
       expect(written).toBe(recordBytes(data.length));
       expect(written % 8).toBe(0);
       const header = emptyRecordHeader();
       expect(decodeRecordHeader(buffer, 0, header)).toBe("ok");
       expect(header).toMatchObject({ type, index, term, payloadBytes: data.length });
-      expect(checkRecord(buffer, 0, header)).toBeUndefined();
+      expect(checkRecord(buffer, 0, header, SEED)).toBeUndefined();
       expect(buffer.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + data.length)).toEqual(data);
       // Padding is zero-filled.
       expect(buffer.subarray(RECORD_HEADER_BYTES + data.length, written).every((b) => b === 0)).toBe(true);
@@ -89,11 +133,11 @@ describe("records", () => {
 
   it("commit record carries its batch start and record count", () => {
     const buffer = new Uint8Array(recordBytes(COMMIT_PAYLOAD_BYTES));
-    encodeCommitRecord(buffer, 0, 4242, { batchStartOffset: 123456, recordCount: 789 });
+    encodeCommitRecord(buffer, 0, 4242, { batchStartOffset: 123456, recordCount: 789 }, SEED);
     const header = emptyRecordHeader();
     expect(decodeRecordHeader(buffer, 0, header)).toBe("ok");
     expect(header).toMatchObject({ type: RecordType.COMMIT, index: 4242, term: 0, payloadBytes: COMMIT_PAYLOAD_BYTES });
-    expect(checkRecord(buffer, 0, header)).toBeUndefined();
+    expect(checkRecord(buffer, 0, header, SEED)).toBeUndefined();
     expect(decodeCommitPayload(buffer, 0)).toEqual({ batchStartOffset: 123456, recordCount: 789 });
   });
 
@@ -104,20 +148,20 @@ describe("records", () => {
     stray[9] = 1;
     expect(decodeRecordHeader(stray, 0, header)).toBe("bad");
     const record = new Uint8Array(recordBytes(13));
-    encodeRecord(record, 0, RecordType.ENTRY, 5, 2, new Uint8Array(13).fill(7));
+    encodeRecord(record, 0, RecordType.ENTRY, 5, 2, new Uint8Array(13).fill(7), SEED);
     for (let i = 0; i < record.length; i++) {
       for (let bit = 0; bit < 8; bit++) {
         const damaged = record.slice();
         damaged[i] ^= 1 << bit;
         const status = decodeRecordHeader(damaged, 0, header);
-        expect(status === "bad" || checkRecord(damaged, 0, header) !== undefined, `byte ${i} bit ${bit}`).toBe(true);
+        expect(status === "bad" || checkRecord(damaged, 0, header, SEED) !== undefined, `byte ${i} bit ${bit}`).toBe(true);
       }
     }
   });
 
   it("rejects a length beyond the limit without reading it", () => {
     const record = new Uint8Array(RECORD_HEADER_BYTES);
-    encodeRecord(record, 0, RecordType.TRUNCATE_SUFFIX, 5, 0, new Uint8Array(0));
+    encodeRecord(record, 0, RecordType.TRUNCATE_SUFFIX, 5, 0, new Uint8Array(0), SEED);
     new DataView(record.buffer).setUint32(4, RECORD_PAYLOAD_BYTES_MAX + 1, true);
     expect(decodeRecordHeader(record, 0, emptyRecordHeader())).toBe("bad");
   });
