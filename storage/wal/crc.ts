@@ -29,8 +29,8 @@ export const crc32Zlib: Crc32Function | undefined = zlibCrc32 ? (data, running =
 export const CRC32_NATIVE_THRESHOLD_BYTES = 256;
 
 /** CRC-32 (IEEE, reflected 0xEDB88320) of `data`, continuing from `running` (0 to start). Unsigned. */
-export const crc32: Crc32Function = crc32Zlib
-  ? (data, running = 0) => (data.length < CRC32_NATIVE_THRESHOLD_BYTES ? CRC32.buf(data, running) >>> 0 : crc32Zlib(data, running))
+export const crc32: Crc32Function = zlibCrc32
+  ? (data, running = 0) => (data.length < CRC32_NATIVE_THRESHOLD_BYTES ? CRC32.buf(data, running) >>> 0 : zlibCrc32(data, running))
   : crc32Package;
 
 /** Which implementation `crc32` is (for the benchmark report). */

@@ -58,9 +58,11 @@
  *
  * A COMMIT record ends every batch (one durable write); its payload names the
  * byte offset of the batch's first record in this segment and how many records precede
- * it in the batch, so recovery can check that the batch is whole. Records after the
- * last valid COMMIT of the last segment are a torn tail; anything bad before it is
- * corruption. Checksums: CRC-32 IEEE (reflected polynomial 0xEDB88320), see crc.ts.
+ * it in the batch, so recovery can check that the batch is whole. Its flag PIPELINED
+ * (bit 0 of Flags, the only record flag) says the batch was written while the previous one
+ * was still in flight. Records after the last valid COMMIT of the last segment are a torn
+ * tail, and so is a damaged batch followed only by one whole PIPELINED batch; anything bad
+ * before it is corruption. Checksums: CRC-32 IEEE (reflected polynomial 0xEDB88320), see crc.ts.
  */
 import { strict as assert } from "node:assert";
 import type { Entry } from "../../src/proto/schema.js";
@@ -79,6 +81,12 @@ export const FORMAT_VERSION = 2;
 export const FORMAT_VERSION_UNSEEDED = 1;
 /** Header flag: the file held an earlier segment, so stale records of that one may follow this segment's records. */
 export const SEGMENT_FLAG_RECYCLED = 1;
+/**
+ * COMMIT record flag: the batch was written while the batch before it was not yet known to
+ * be durable (two batches in flight). Such a batch can be whole on disk after a crash that
+ * tore the batch before it; it was never acknowledged, since acknowledgements go in order.
+ */
+export const COMMIT_FLAG_PIPELINED = 1;
 /** Bytes of the segment header. A multiple of RECORD_ALIGNMENT_BYTES so records stay aligned. */
 export const SEGMENT_HEADER_BYTES = 40;
 /** Bytes of a record header. */
@@ -135,6 +143,7 @@ export const WAL_FORMAT = {
   formatVersion: FORMAT_VERSION,
   formatVersionsRead: [FORMAT_VERSION_UNSEEDED, FORMAT_VERSION],
   segmentFlags: { RECYCLED: SEGMENT_FLAG_RECYCLED },
+  commitFlags: { PIPELINED: COMMIT_FLAG_PIPELINED },
   byteOrder: "little-endian",
   segmentHeaderBytes: SEGMENT_HEADER_BYTES,
   recordHeaderBytes: RECORD_HEADER_BYTES,
@@ -262,6 +271,8 @@ export function recordCrcSeed(segmentId: number, formatVersion: number = FORMAT_
 /** A decoded record header; reused across calls by the scanners to avoid allocation. */
 export interface RecordHeader {
   type: number;
+  /** COMMIT_FLAG_PIPELINED on a COMMIT record; 0 otherwise. */
+  flags: number;
   payloadBytes: number;
   index: number;
   term: number;
@@ -269,7 +280,7 @@ export interface RecordHeader {
 }
 
 export function emptyRecordHeader(): RecordHeader {
-  return { type: 0, payloadBytes: 0, index: 0, term: 0, crc: 0 };
+  return { type: 0, flags: 0, payloadBytes: 0, index: 0, term: 0, crc: 0 };
 }
 
 /**
@@ -287,27 +298,28 @@ export function encodeRecord(
 ): number {
   assert.ok(payload.length <= RECORD_PAYLOAD_BYTES_MAX, "record payload too large");
   target.set(payload, offset + RECORD_HEADER_BYTES);
-  return sealRecord(target, offset, type, index, term, payload.length, seed);
+  return sealRecord(target, offset, type, 0, index, term, payload.length, seed);
 }
 
 /** Writes an ENTRY record whose payload is the protobuf `Entry` (encoded in place); returns the bytes written. */
 export function encodeEntryRecord(target: Uint8Array, offset: number, entry: Entry, payloadBytes: number, seed: number): number {
   const end = writeEntry(target, offset + RECORD_HEADER_BYTES, entry);
-  assert.equal(end - offset - RECORD_HEADER_BYTES, payloadBytes, "entry payload size as computed");
-  return sealRecord(target, offset, RecordType.ENTRY, entry.index, entry.term, payloadBytes, seed);
+  if (end - offset - RECORD_HEADER_BYTES !== payloadBytes) assert.fail(`entry ${entry.index} encodes to ${end - offset - RECORD_HEADER_BYTES} bytes, not ${payloadBytes}`);
+  return sealRecord(target, offset, RecordType.ENTRY, 0, entry.index, entry.term, payloadBytes, seed);
 }
 
 /**
  * Completes a record whose payload is already at offset + RECORD_HEADER_BYTES: writes
  * the header, zero padding, and the CRC (from `seed`) over header (CRC field zero) and payload.
  */
-function sealRecord(target: Uint8Array, offset: number, type: RecordType, index: number, term: number, payloadBytes: number, seed: number): number {
-  assert.ok(type >= RecordType.ENTRY && type <= RecordType.COMMIT, "record type");
-  assert.ok(payloadBytes <= RECORD_PAYLOAD_BYTES_MAX, "record payload too large");
-  assert.ok(index >= 0 && index <= INDEX_MAX && term >= 0 && term <= INDEX_MAX, "index and term range");
+function sealRecord(target: Uint8Array, offset: number, type: RecordType, flags: number, index: number, term: number, payloadBytes: number, seed: number): number {
+  // One combined check per record (this runs for every entry of every batch).
+  if (!(payloadBytes <= RECORD_PAYLOAD_BYTES_MAX && index >= 0 && index <= INDEX_MAX && term >= 0 && term <= INDEX_MAX)) {
+    assert.fail(`record out of range: payload ${payloadBytes} bytes, index ${index}, term ${term}`);
+  }
   const total = recordBytes(payloadBytes);
   target[offset] = type;
-  target[offset + 1] = 0;
+  target[offset + 1] = flags;
   target[offset + 2] = 0;
   target[offset + 3] = 0;
   writeU32(target, offset + 4, payloadBytes);
@@ -332,7 +344,8 @@ export function decodeRecordHeader(bytes: Uint8Array, offset: number, out: Recor
   const type = bytes[offset];
   if (type === RecordType.INVALID) return isZero(bytes, offset, offset + RECORD_HEADER_BYTES) ? "zero" : "bad";
   if (type > RecordType.COMMIT) return "bad";
-  if (bytes[offset + 1] !== 0 || bytes[offset + 2] !== 0 || bytes[offset + 3] !== 0) return "bad";
+  const flags = bytes[offset + 1];
+  if ((flags & ~(type === RecordType.COMMIT ? COMMIT_FLAG_PIPELINED : 0)) !== 0 || bytes[offset + 2] !== 0 || bytes[offset + 3] !== 0) return "bad";
   if (readU32(bytes, offset + 24) !== 0) return "bad";
   const payloadBytes = readU32(bytes, offset + 4);
   if (payloadBytes > RECORD_PAYLOAD_BYTES_MAX) return "bad";
@@ -340,6 +353,7 @@ export function decodeRecordHeader(bytes: Uint8Array, offset: number, out: Recor
   const term = readU64(bytes, offset + 16);
   if (index < 0 || term < 0) return "bad";
   out.type = type;
+  out.flags = flags;
   out.payloadBytes = payloadBytes;
   out.index = index;
   out.term = term;
@@ -397,7 +411,11 @@ export function decodeCommitPayload(bytes: Uint8Array, recordOffset: number): Co
   return { batchStartOffset: readU32(bytes, at), recordCount: readU32(bytes, at + 4) };
 }
 
-/** Writes a COMMIT record at `offset` of `target`; returns its size. */
-export function encodeCommitRecord(target: Uint8Array, offset: number, lastIndex: number, info: CommitInfo, seed: number): number {
-  return encodeRecord(target, offset, RecordType.COMMIT, lastIndex, 0, encodeCommitPayload(info), seed);
+/**
+ * Writes a COMMIT record at `offset` of `target`; returns its size. `pipelined`: the batch
+ * is written while the previous batch is not yet known to be durable (COMMIT_FLAG_PIPELINED).
+ */
+export function encodeCommitRecord(target: Uint8Array, offset: number, lastIndex: number, info: CommitInfo, seed: number, pipelined = false): number {
+  target.set(encodeCommitPayload(info), offset + RECORD_HEADER_BYTES);
+  return sealRecord(target, offset, RecordType.COMMIT, pipelined ? COMMIT_FLAG_PIPELINED : 0, lastIndex, 0, COMMIT_PAYLOAD_BYTES, seed);
 }

@@ -20,7 +20,7 @@ import {
   type SegmentHeader,
 } from "./format.js";
 import { listSegmentFiles } from "./naming.js";
-import { asSpare, recover, type RecoveredSegment, type TornTail } from "./recovery.js";
+import { acknowledgedAfterDamage, asSpare, recover, type RecoveredSegment, type TornTail } from "./recovery.js";
 import { readSegmentHeader, scanRecords, surveyTail, type ScanEnd } from "./segment-reader.js";
 
 export interface SegmentListing {
@@ -204,7 +204,7 @@ async function tailOf(
   const survey = await surveyTail(file, batchStart, end.kind === "bad" ? end.offset + 8 : end.offset, scope);
   const stale = scope.recycled && uncommitted === 0 && survey.dataEndOffset <= batchStart;
   if (stale) return { status: "ok", stale };
-  return { status: isLast && survey.commitOffset === undefined ? "torn-tail" : "corrupt", stale };
+  return { status: isLast && acknowledgedAfterDamage(survey.commits, batchStart) === undefined ? "torn-tail" : "corrupt", stale };
 }
 
 /** Per-segment result of a verification. */

@@ -18,9 +18,10 @@
  *  6. In the last active segment, let B be the end of the last valid COMMIT. If a bad
  *     record, records without COMMIT, or non-zero bytes follow B, survey the rest of
  *     the file: a checksum-valid COMMIT after the damage means acknowledged data is
- *     damaged (corruption); otherwise it is a torn tail [B, end of its data): the last
- *     non-zero byte, or in a recycled segment the end of its last record (the other
- *     non-zero bytes are stale, not torn).
+ *     damaged (corruption), unless it is the only one, PIPELINED and after B (two batches
+ *     were in flight: see acknowledgedAfterDamage); otherwise it is a torn tail [B, end of
+ *     its data): the last non-zero byte, or in a recycled segment the end of its last
+ *     record (the other non-zero bytes are stale, not torn).
  *  7. Repair (read-write mode only): copy the torn bytes to `<segment>.torn-<B>`,
  *     fsync it and the directory, overwrite [B, end) with zeros, fsync the segment.
  *  8. Corruption stops recovery with WAL_ERR_CORRUPT naming segment, offset, indexes.
@@ -44,7 +45,7 @@ import {
 } from "./format.js";
 import { LogIndex, TERM_UNKNOWN } from "./log-index.js";
 import { listSegmentFiles, tornTailFileName, type SegmentFileRef } from "./naming.js";
-import { readFully, readSegmentHeader, scanRecords, surveyTail, type ScanEnd } from "./segment-reader.js";
+import { readFully, readSegmentHeader, scanRecords, surveyTail, type FoundCommit, type ScanEnd } from "./segment-reader.js";
 import { writeZeros, type SpareSegment } from "./segment-writer.js";
 
 export interface RecoveredSegment {
@@ -372,13 +373,31 @@ async function checkSegmentEnd({ ref, file, header }: HeadedSegment, replayed: R
   }
   const searchFrom = end.kind === "bad" ? end.offset + 8 : end.offset;
   const survey = await surveyTail(file, committedEnd, searchFrom, scope);
-  if (survey.commitOffset !== undefined) {
-    if (end.kind === "bad") throw corruption(ref, end.offset, `${named().reason} (a complete batch follows at byte offset ${survey.commitOffset})`, named().indexes);
-    throw corruption(ref, end.offset, `unwritten space followed by a complete batch at byte offset ${survey.commitOffset}`, [expectedIndex]);
+  const proof = acknowledgedAfterDamage(survey.commits, committedEnd);
+  if (proof !== undefined) {
+    if (end.kind === "bad") throw corruption(ref, end.offset, `${named().reason} (a complete batch follows at byte offset ${proof})`, named().indexes);
+    throw corruption(ref, end.offset, `unwritten space followed by a complete batch at byte offset ${proof}`, [expectedIndex]);
   }
   if (survey.dataEndOffset <= committedEnd) return undefined;
   const reason = end.kind === "bad" || pendingRecords > 0 ? named().reason : "non-zero bytes in unwritten space";
   return { segment: ref.name, path: ref.path, offset: committedEnd, bytes: survey.dataEndOffset - committedEnd, reason };
+}
+
+/**
+ * Step 6: whether valid COMMIT records after damage at the end of the last segment prove
+ * that acknowledged data is damaged; returns the offset of the proving COMMIT, or undefined
+ * for a torn tail. Up to two batches are in flight at once, and a batch is acknowledged only
+ * after every batch before it is durable. So none after the damage: torn. Exactly one,
+ * PIPELINED (written while the damaged batch was in flight) and starting after the last
+ * whole batch: the damaged batch and that one were in flight together, neither was
+ * acknowledged: torn. Anything else was written after the damaged batch was durable: the
+ * damage came later, to acknowledged data: corruption.
+ */
+export function acknowledgedAfterDamage(commits: FoundCommit[], committedEndOffset: number): number | undefined {
+  if (commits.length === 0) return undefined;
+  const [first] = commits;
+  if (commits.length === 1 && first.pipelined && first.batchStartOffset > committedEndOffset) return undefined;
+  return first.offset;
 }
 
 /** The spare: kept when of the expected size (repair mode); a torn header is cut first. */

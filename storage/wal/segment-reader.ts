@@ -5,11 +5,14 @@
  */
 import type { StorageFile } from "../fs/file-system.js";
 import {
+  COMMIT_FLAG_PIPELINED,
+  COMMIT_PAYLOAD_BYTES,
   RECORD_ALIGNMENT_BYTES,
   RECORD_HEADER_BYTES,
   RecordType,
   SEGMENT_HEADER_BYTES,
   checkRecord,
+  decodeCommitPayload,
   decodeRecordHeader,
   decodeSegmentHeader,
   emptyRecordHeader,
@@ -147,11 +150,22 @@ export interface TailSurvey {
    * other non-zero bytes are stale); the start when there are none.
    */
   dataEndOffset: number;
-  /** Offset of a whole, checksum-valid COMMIT record found at or after `searchFrom`, if any. */
-  commitOffset?: number;
+  /** The first two whole, checksum-valid COMMIT records of this segment at or after `searchFrom`, in file order. */
+  commits: FoundCommit[];
   /** Bytes the file holds. */
   fileBytes: number;
 }
+
+export interface FoundCommit {
+  offset: number;
+  /** From its payload: where its batch starts. */
+  batchStartOffset: number;
+  /** Its batch was written while the one before was in flight (COMMIT_FLAG_PIPELINED). */
+  pipelined: boolean;
+}
+
+/** Commits a survey reports: enough to tell one trailing batch from more. */
+const SURVEY_COMMITS_MAX = 2;
 
 /**
  * What a survey looks at. A record is this segment's when its checksum holds under one of
@@ -165,12 +179,12 @@ export interface SurveyScope {
 
 /**
  * Surveys a segment from `start` to its end: where its data ends (see TailSurvey), and
- * whether a valid COMMIT record of this segment sits at an aligned offset >= `searchFrom`
- * (which means the damage before it is corruption of acknowledged data, not a torn tail).
+ * which valid COMMIT records of this segment sit at aligned offsets >= `searchFrom` (a
+ * batch after damage: see recovery, step 6).
  */
 export async function surveyTail(file: StorageFile, start: number, searchFrom: number, scope: SurveyScope): Promise<TailSurvey> {
   const fileBytes = await file.size();
-  const found: { dataEndOffset: number; commitOffset?: number } = { dataEndOffset: start };
+  const found: Found = { dataEndOffset: start, commits: [] };
   const overlap = recordBytes(8); // a COMMIT record is this long; chunks overlap so none is split
   let position = start;
   const chunkBytes = Math.min(SCAN_CHUNK_BYTES, Math.max(fileBytes - start, 4096));
@@ -183,15 +197,27 @@ export async function surveyTail(file: StorageFile, start: number, searchFrom: n
       const blockEnd = Math.min(count, blockStart + ZERO_BLOCK_BYTES);
       if (isZeroBlock(buffer, blockStart, blockEnd)) continue;
       if (!scope.recycled) found.dataEndOffset = Math.max(found.dataEndOffset, position + lastNonZero(buffer, blockStart, blockEnd) + 1);
-      if (scope.recycled || found.commitOffset === undefined) {
+      if (scope.recycled || found.commits.length < SURVEY_COMMITS_MAX) {
         surveyBlock(file, buffer, { position, count, blockStart, blockEnd, start, searchFrom }, scope, found);
       }
     }
     if (count < buffer.length) break;
     position += chunkBytes;
   }
-  const { dataEndOffset, commitOffset } = found;
-  return commitOffset === undefined ? { dataEndOffset, fileBytes } : { dataEndOffset, commitOffset, fileBytes };
+  return { dataEndOffset: found.dataEndOffset, commits: found.commits, fileBytes };
+}
+
+interface Found {
+  dataEndOffset: number;
+  commits: FoundCommit[];
+}
+
+/** The batch start offset named by the (checked) COMMIT record at `offset`, at buffer position `i` or read again when it runs past. */
+function decodeCommitPayloadAt(file: StorageFile, buffer: Uint8Array, i: number, offset: number, count: number): number {
+  if (i + recordBytes(COMMIT_PAYLOAD_BYTES) <= count) return decodeCommitPayload(buffer, i).batchStartOffset;
+  const record = new Uint8Array(recordBytes(COMMIT_PAYLOAD_BYTES));
+  readFullySync(file, record, offset);
+  return decodeCommitPayload(record, 0).batchStartOffset;
 }
 
 function lastNonZero(bytes: Uint8Array, start: number, end: number): number {
@@ -209,7 +235,7 @@ function surveyBlock(
   buffer: Uint8Array,
   at: { position: number; count: number; blockStart: number; blockEnd: number; start: number; searchFrom: number },
   scope: SurveyScope,
-  found: { dataEndOffset: number; commitOffset?: number },
+  found: Found,
 ): void {
   const header = emptyRecordHeader();
   let first = Math.max(scope.recycled ? at.start : at.searchFrom, at.position + at.blockStart);
@@ -225,9 +251,11 @@ function surveyBlock(
     );
     if (!valid) continue;
     if (scope.recycled) found.dataEndOffset = Math.max(found.dataEndOffset, offset + total);
-    if (header.type === RecordType.COMMIT && offset >= at.searchFrom && found.commitOffset === undefined) {
-      found.commitOffset = offset;
-      if (!scope.recycled) return;
+    const known = found.commits.length > 0 && found.commits[found.commits.length - 1].offset >= offset; // chunks overlap
+    if (header.type === RecordType.COMMIT && offset >= at.searchFrom && !known && found.commits.length < SURVEY_COMMITS_MAX) {
+      const pipelined = (header.flags & COMMIT_FLAG_PIPELINED) !== 0;
+      found.commits.push({ offset, batchStartOffset: decodeCommitPayloadAt(file, buffer, i, offset, at.count), pipelined });
+      if (!scope.recycled && found.commits.length === SURVEY_COMMITS_MAX) return;
     }
   }
 }

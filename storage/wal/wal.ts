@@ -3,7 +3,8 @@
  *
  * Writes (append, truncateSuffix, compact) are queued and written in batches: every
  * batch is one durable write (write + fdatasync in one O_DSYNC write) of its records plus
- * a COMMIT record (group commit). A call's promise resolves only after the batch holding its records is
+ * a COMMIT record (group commit). Up to two batches are in flight at once, completed in
+ * order (BATCHES_IN_FLIGHT_MAX). A call's promise resolves only after the batch holding its records is
  * durable; only then does the in-memory view (firstIndex, lastIndex, term, entries)
  * change, so reads never see data a crash could take away.
  *
@@ -89,6 +90,28 @@ export const WAL_DEFAULTS = {
 
 /** Upper bound of batchWaitMicros: one second; longer waits only add latency. */
 const BATCH_WAIT_MICROS_MAX = 1_000_000;
+/**
+ * Most batches written at once. With two, the next batch is encoded and written while the
+ * one before is still being made durable, so the CPU work of a batch (resolving callers,
+ * encoding, checksums) overlaps the disk's work on the other. Recovery knows a crash can
+ * tear one batch while the next one, written meanwhile, is whole (its COMMIT is PIPELINED).
+ */
+const BATCHES_IN_FLIGHT_MAX = 2;
+/**
+ * With nothing in flight, a queue of at least twice this many bytes is written as two
+ * batches rather than one, so that the second is encoded while the first is written; from
+ * then on, callers resolved by one batch queue their next calls while the other is in
+ * flight, and the two halves keep alternating. Below it one batch is cheaper.
+ */
+const PIPELINE_SPLIT_BYTES_MIN = 32 * 1024;
+
+/** A batch being written: its calls, in order, and the outcome of its durable write. */
+interface InFlightBatch {
+  ops: QueuedOp[];
+  /** Settles with undefined once durable, or with the write's error. */
+  settled: Promise<unknown>;
+  done: boolean;
+}
 
 interface QueuedOp {
   kind: "append" | "truncate" | "compact";
@@ -175,7 +198,13 @@ export class Wal {
    */
   private acceptedLast: number;
   private acceptedCompacted: number;
-  private batchBuffer = new Uint8Array(64 * 1024);
+  /** Batches being written, oldest first; completed (applied, resolved) in that order. Invariant: length <= BATCHES_IN_FLIGHT_MAX. */
+  private readonly inFlight: InFlightBatch[] = [];
+  /** One encoding buffer per batch in flight: batch k uses buffer k mod BATCHES_IN_FLIGHT_MAX. */
+  private readonly batchBuffers: Uint8Array[] = Array.from({ length: BATCHES_IN_FLIGHT_MAX }, () => new Uint8Array(64 * 1024));
+  private batchesIssued = 0;
+  /** Wakes the flush loop when a call is queued while it waits for a batch in flight. */
+  private wakeFlush: (() => void) | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -227,7 +256,7 @@ export class Wal {
     const supply = await SegmentSupply.open(fs, dir, resolved, recovered.spare);
     let active: ActiveSegment;
     const last = recovered.segments[recovered.segments.length - 1];
-    if (last) {
+    if (last && last.header.formatVersion === FORMAT_VERSION) {
       active = new ActiveSegment(
         last.segmentId,
         last.name,
@@ -239,8 +268,9 @@ export class Wal {
         last.crcSeed,
       );
     } else {
-      // A new WAL (or one whose only segment was never activated).
-      active = await ActiveSegment.activate(await supply.take(1), recovered.index.lastIndex() + 1);
+      // A new WAL, one whose only segment was never activated, or one written in format 1
+      // (it goes on in a new segment: records are only ever written in the current format).
+      active = await ActiveSegment.activate(await supply.take((last?.segmentId ?? 0) + 1), recovered.index.lastIndex() + 1);
       segments.push(freshSegmentEntry(active));
     }
     const wal = new Wal(dir, fs, resolved, recovered.index, segments, active, supply, recovered.report);
@@ -557,6 +587,7 @@ export class Wal {
     });
     this.queue.push(queued);
     this.scheduleFlush();
+    this.wakeFlush?.();
     return promise;
   }
 
@@ -573,23 +604,51 @@ export class Wal {
     else setImmediate(run);
   }
 
+  /**
+   * Writes the queue out in batches, up to BATCHES_IN_FLIGHT_MAX at once, and completes
+   * them (apply, resolve) in order as they become durable.
+   */
   private async flushLoop(): Promise<void> {
     this.flushing = true;
     try {
-      while (this.queue.length > 0) {
+      while (this.queue.length > 0 || this.inFlight.length > 0) {
         if (this.failure) {
-          this.rejectQueued();
+          await this.abandonInFlight();
           break;
         }
-        await this.flushBatch();
+        if (this.queue.length > 0 && this.inFlight.length < BATCHES_IN_FLIGHT_MAX && this.issueBatch()) continue;
+        if (!(await this.oldestSettledOrQueued())) continue;
+        await this.completeBatch(this.inFlight.shift()!);
         // Let callers whose promises just resolved queue their next call into the next batch.
-        if (this.queue.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {
       this.flushing = false;
     }
     if (this.queue.length > 0) this.scheduleFlush();
     else for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  /** Waits until the oldest batch in flight settles (true) or, if another batch may start, a call is queued (false). */
+  private async oldestSettledOrQueued(): Promise<boolean> {
+    const oldest = this.inFlight[0];
+    if (this.inFlight.length >= BATCHES_IN_FLIGHT_MAX || this.queue.length > 0) {
+      await oldest.settled;
+      return true;
+    }
+    const queued = new Promise<void>((resolve) => (this.wakeFlush = resolve));
+    await Promise.race([oldest.settled, queued]);
+    this.wakeFlush = undefined;
+    return oldest.done;
+  }
+
+  /** After a failure: waits for the batches still in flight and rejects their calls and the queue. */
+  private async abandonInFlight(): Promise<void> {
+    for (const batch of this.inFlight.splice(0)) {
+      await batch.settled;
+      for (const op of batch.ops) op.reject(this.writeRefusal());
+    }
+    this.rejectQueued();
   }
 
   private waitIdle(): Promise<void> {
@@ -601,60 +660,93 @@ export class Wal {
     for (const op of this.queue.splice(0)) op.reject(this.writeRefusal());
   }
 
-  /** Takes ops off the queue into one batch, writes it, syncs, applies, resolves. */
-  private async flushBatch(): Promise<void> {
+  /**
+   * Takes calls off the queue into one batch and starts its durable write. Returns false
+   * when it cannot start yet: the next call needs a new segment while batches are in flight
+   * (a segment is sealed only once everything written to it is durable).
+   */
+  private issueBatch(): boolean {
     const commitBytes = recordBytes(COMMIT_PAYLOAD_BYTES);
-    let batch: QueuedOp[] = [];
-    try {
-      if (this.queue[0].bytes + commitBytes > this.active.remainingBytes()) await this.rollover();
-      let bytes = commitBytes;
-      let entryCount = 0;
-      let count = 0;
-      while (count < this.queue.length) {
-        const op = this.queue[count];
-        if (count > 0) {
-          if (bytes + op.bytes > this.options.batchBytesMax) break;
-          if (entryCount + op.entries.length > this.options.batchEntriesMax) break;
-        }
-        if (bytes + op.bytes > this.active.remainingBytes()) break;
-        bytes += op.bytes;
-        entryCount += op.entries.length;
-        count++;
+    if (this.queue[0].bytes + commitBytes > this.active.remainingBytes()) {
+      if (this.inFlight.length > 0) return false;
+      this.startBatch([], () => this.rollover());
+      return true;
+    }
+    let budget = this.options.batchBytesMax;
+    if (this.inFlight.length === 0 && BATCHES_IN_FLIGHT_MAX > 1) {
+      let queued = commitBytes;
+      for (let k = 0; k < this.queue.length && queued < 2 * budget; k++) queued += this.queue[k].bytes;
+      if (queued >= 2 * PIPELINE_SPLIT_BYTES_MIN) budget = Math.min(budget, Math.ceil(queued / 2));
+    }
+    let bytes = commitBytes;
+    let entryCount = 0;
+    let count = 0;
+    while (count < this.queue.length) {
+      const op = this.queue[count];
+      if (count > 0) {
+        if (bytes + op.bytes > budget) break;
+        if (entryCount + op.entries.length > this.options.batchEntriesMax) break;
       }
-      assert.ok(count > 0, "the first call always fits a fresh segment (checked when it was queued)");
-      batch = this.queue.splice(0, count);
-      const buffer = this.encodeBatch(batch, bytes);
-      await this.active.appendBatch(buffer);
-    } catch (error) {
+      if (bytes + op.bytes > this.active.remainingBytes()) break;
+      bytes += op.bytes;
+      entryCount += op.entries.length;
+      count++;
+    }
+    assert.ok(count > 0, "the first call always fits a fresh segment (checked when it was queued)");
+    const ops = this.queue.splice(0, count);
+    const buffer = this.encodeBatch(ops, bytes, this.inFlight.length > 0);
+    this.startBatch(ops, () => this.active.appendBatch(buffer));
+    return true;
+  }
+
+  private startBatch(ops: QueuedOp[], write: () => Promise<void>): void {
+    const batch: InFlightBatch = { ops, settled: Promise.resolve(), done: false };
+    batch.settled = write().then(
+      () => {
+        batch.done = true;
+      },
+      (error: unknown) => {
+        batch.done = true;
+        return error ?? new Error("batch write failed");
+      },
+    );
+    this.inFlight.push(batch);
+    this.batchesIssued++;
+  }
+
+  /** A batch settled (in order): if durable, apply its calls to the view, retire compacted segments, resolve. */
+  private async completeBatch(batch: InFlightBatch): Promise<void> {
+    const error = await batch.settled;
+    if (error !== undefined) {
       this.fail(error);
       const refusal = walError(ErrorCode.WAL_FAILED, `WAL write failed: ${(error as Error).message}`, error);
-      for (const op of batch) op.reject(refusal);
-      batch = [];
-      this.rejectQueued();
+      for (const op of batch.ops) op.reject(refusal);
       return;
     }
-    // Durable: apply to the view, in order, then resolve.
     let compacted = false;
-    for (const op of batch) {
+    for (const op of batch.ops) {
       this.apply(op);
       if (op.kind === "compact") compacted = true;
     }
     if (compacted) {
       try {
         await this.deleteCompactedSegments();
-      } catch (error) {
-        this.fail(error);
+      } catch (failure) {
+        this.fail(failure);
       }
     }
-    for (const op of batch) op.resolve();
+    for (const op of batch.ops) op.resolve();
     this.maybePrepareSpare();
   }
 
-  private encodeBatch(batch: QueuedOp[], bytes: number): Uint8Array {
-    // One buffer reused by every batch (batches are written one at a time); every byte of
-    // [0, bytes) is overwritten below, so nothing of an earlier batch can leak.
-    if (this.batchBuffer.length < bytes) this.batchBuffer = new Uint8Array(Math.max(bytes, this.batchBuffer.length * 2));
-    const buffer = this.batchBuffer.subarray(0, bytes);
+  /** Encodes the batch's records and its COMMIT (PIPELINED when another batch is in flight). */
+  private encodeBatch(batch: QueuedOp[], bytes: number, pipelined: boolean): Uint8Array {
+    // Buffers are reused round-robin: the batch that used this one before has completed (at
+    // most BATCHES_IN_FLIGHT_MAX are in flight). Every byte of [0, bytes) is overwritten
+    // below, so nothing of an earlier batch can leak.
+    const slot = this.batchesIssued % BATCHES_IN_FLIGHT_MAX;
+    if (this.batchBuffers[slot].length < bytes) this.batchBuffers[slot] = new Uint8Array(Math.max(bytes, this.batchBuffers[slot].length * 2));
+    const buffer = this.batchBuffers[slot].subarray(0, bytes);
     const base = this.active.writeOffset();
     const seed = this.active.crcSeed;
     let at = 0;
@@ -680,7 +772,7 @@ export class Wal {
       }
       lastIndexAfter = op.lastIndexAfter;
     }
-    at += encodeCommitRecord(buffer, at, lastIndexAfter, { batchStartOffset: base, recordCount: records }, seed);
+    at += encodeCommitRecord(buffer, at, lastIndexAfter, { batchStartOffset: base, recordCount: records }, seed, pipelined);
     assert.equal(at, bytes, "batch size as computed");
     return buffer;
   }

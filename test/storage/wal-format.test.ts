@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { crc32Package, crc32Zlib, crc32 } from "../../storage/wal/crc.js";
 import {
+  COMMIT_FLAG_PIPELINED,
   COMMIT_PAYLOAD_BYTES,
   FORMAT_VERSION,
   FORMAT_VERSION_UNSEEDED,
@@ -139,6 +140,22 @@ describe("records", () => {
     expect(header).toMatchObject({ type: RecordType.COMMIT, index: 4242, term: 0, payloadBytes: COMMIT_PAYLOAD_BYTES });
     expect(checkRecord(buffer, 0, header, SEED)).toBeUndefined();
     expect(decodeCommitPayload(buffer, 0)).toEqual({ batchStartOffset: 123456, recordCount: 789 });
+  });
+
+  it("a COMMIT record may carry the PIPELINED flag (covered by its checksum); no other record carries a flag", () => {
+    const commit = new Uint8Array(recordBytes(COMMIT_PAYLOAD_BYTES));
+    encodeCommitRecord(commit, 0, 7, { batchStartOffset: 40, recordCount: 1 }, SEED, true);
+    const header = emptyRecordHeader();
+    expect(decodeRecordHeader(commit, 0, header)).toBe("ok");
+    expect(header.flags).toBe(COMMIT_FLAG_PIPELINED);
+    expect(checkRecord(commit, 0, header, SEED)).toBeUndefined();
+    commit[1] = 0; // the flag is part of what the CRC covers
+    expect(decodeRecordHeader(commit, 0, header)).toBe("ok");
+    expect(checkRecord(commit, 0, header, SEED)).toBe("checksum mismatch");
+    const entryRecord = new Uint8Array(recordBytes(3));
+    encodeRecord(entryRecord, 0, RecordType.ENTRY, 5, 1, new Uint8Array(3), SEED);
+    entryRecord[1] = COMMIT_FLAG_PIPELINED;
+    expect(decodeRecordHeader(entryRecord, 0, header)).toBe("bad");
   });
 
   it("zero space is not a record; type 0 with other bytes set is damage; every flipped bit fails the check", () => {

@@ -216,7 +216,7 @@ describe("format version 1", () => {
     return image;
   }
 
-  it("is read and appended to; new segments are version 2; compacted version-1 segments are deleted, not recycled", async () => {
+  it("is read; appends go on in a new version-2 segment; compacted version-1 segments are deleted, not recycled", async () => {
     const fs = new MemoryFileSystem();
     await fs.ensureDirectory(DIR);
     for (const [id, from, to] of [[1, 1, 100], [2, 101, 150]]) {
@@ -229,13 +229,19 @@ describe("format version 1", () => {
     let wal = await Wal.open(DIR, { fs, ...OPTIONS });
     expect([wal.firstIndex(), wal.lastIndex()]).toEqual([1, 150]);
     expect(wal.entries(1, 151, Infinity)).toEqual(range(1, 150, 1, 200));
-    await wal.append(range(151, 160, 1, 200)); // into the version-1 active segment
+    expect((await listSegments(DIR, fs)).map((s) => [s.segmentId, s.header?.formatVersion])).toEqual([
+      [1, 1],
+      [2, 1],
+      [3, 2], // activated at open: nothing more is written in version 1
+    ]);
+    await wal.append(range(151, 160, 1, 200));
     await wal.close();
     wal = await Wal.open(DIR, { fs, ...OPTIONS });
     expect(wal.entries(145, 161, Infinity)).toEqual(range(145, 160, 1, 200));
     await wal.append(range(161, 600, 1, 200)); // rolls over to version-2 segments
     const versions = (await listSegments(DIR, fs)).filter((s) => s.header).map((s) => s.header!.formatVersion);
     expect(versions.slice(0, 2)).toEqual([1, 1]);
+    expect(versions.length).toBeGreaterThan(3);
     expect(versions.slice(2).every((v) => v === 2)).toBe(true);
     await wal.compact(590, 1);
     expect((await fs.list(DIR)).some((name) => name === segmentFileName(1) || name === "recycled-00000000000000000001.wal")).toBe(false);
