@@ -415,7 +415,9 @@ async function settleSpare(
   }
   const keep = options.segmentSizeBytes === undefined || fileBytes === options.segmentSizeBytes;
   if (options.repair && keep) {
-    return { spare: { segmentId: ref.segmentId, name: ref.name, path: ref.path, file, sizeBytes: fileBytes, recycled }, tornTail };
+    // Its zeros may be sparse: only a recycled file is known to be written throughout.
+    const filledBytes = recycled ? fileBytes : 0;
+    return { spare: { segmentId: ref.segmentId, name: ref.name, path: ref.path, file, sizeBytes: fileBytes, recycled, filledBytes }, tornTail };
   }
   await file.close();
   if (options.repair) {

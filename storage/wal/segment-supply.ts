@@ -5,9 +5,10 @@
  * is renamed `recycled-<its id>.wal` and later becomes a new segment without rewriting its
  * data. Overwriting blocks that are already allocated and written is what makes a later
  * durable write cheap (no block allocation to journal), so a recycled segment needs no
- * preallocation write at all. Only when none is kept is a new file made
- * (createSpareSegment). Either way the next segment is made ready in the background, well
- * before the active one is full, so that rollover only writes the new header.
+ * preallocation write at all. Only when none is kept is a new file made (createSpareSegment:
+ * sparse, with a zero-written start when the WAL asks for one). Either way the next segment
+ * is made ready in the background, well before the active one is full, so that rollover only
+ * writes the new header.
  *
  * Stale records of a recycled file's earlier life are told from live ones by their
  * checksum, which covers the id of the segment each record was written to (format version
@@ -17,11 +18,10 @@ import { strict as assert } from "node:assert";
 import { posix } from "node:path";
 import type { FileSystem, StorageFile } from "../fs/file-system.js";
 import { listRecycledFiles, recycledFileName } from "./naming.js";
-import { createSpareSegment, prepareRecycledSpare, type Preallocation, type SpareSegment } from "./segment-writer.js";
+import { createSpareSegment, prepareRecycledSpare, type SpareSegment } from "./segment-writer.js";
 
 export interface SegmentSupplyOptions {
   segmentSizeBytes: number;
-  preallocation: Preallocation;
   /** Most compacted segments kept for reuse. */
   recycledSegmentsMax: number;
 }
@@ -78,8 +78,12 @@ export class SegmentSupply {
     return this.recycled;
   }
 
-  /** Starts making `segment-<segmentId>.wal` ready in the background, unless that has started. */
-  prepare(segmentId: number): void {
+  /**
+   * Starts making `segment-<segmentId>.wal` ready in the background, unless that has
+   * started: a recycled file if one is kept, else a new file whose first `prefillBytes` are
+   * zero-written.
+   */
+  prepare(segmentId: number, prefillBytes: number): void {
     if (this.spare) {
       assert.equal(this.spare.segmentId, segmentId, "one spare at a time, for the segment after the active one");
       return;
@@ -88,13 +92,13 @@ export class SegmentSupply {
     const ready =
       recycledName !== undefined
         ? prepareRecycledSpare(this.fs, this.dir, recycledName, segmentId)
-        : createSpareSegment(this.fs, this.dir, segmentId, this.options.segmentSizeBytes, this.options.preallocation);
+        : createSpareSegment(this.fs, this.dir, segmentId, this.options.segmentSizeBytes, prefillBytes);
     this.spare = { segmentId, ready: ready.catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))) };
   }
 
   /** The spare `segment-<segmentId>.wal`, ready (made now if not prepared). Throws what preparing it threw. */
-  async take(segmentId: number): Promise<SpareSegment> {
-    this.prepare(segmentId);
+  async take(segmentId: number, prefillBytes: number): Promise<SpareSegment> {
+    this.prepare(segmentId, prefillBytes);
     const spare = await this.spare!.ready;
     this.spare = undefined;
     if (spare instanceof Error) throw spare;

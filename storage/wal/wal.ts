@@ -61,9 +61,12 @@ export interface WalOptions {
   /** Most entries kept in the cache of recent entries. Default 4,096. */
   cacheEntriesMax?: number;
   /**
-   * How new segments are preallocated: "zeros" (default; written with zeros, so small
-   * batches overwrite allocated blocks and fdatasync cheaply) or "sparse" (only the size
-   * is set: no extra write volume, better for sustained large-batch throughput).
+   * New (not recycled) segments are sparse files; this says when the space just ahead of
+   * the write offset is zero-written in the background (up to 16 MiB ahead, in steps of
+   * 4 MiB; at most half a segment): "auto" (default) while batches average under 64 KiB,
+   * "zeros" always, "sparse" never. A small batch's durable write into blocks already
+   * allocated and written is much cheaper; for large batches writing every byte twice costs
+   * more than it saves. Disk space grows with the log either way.
    */
   preallocation?: Preallocation;
   /**
@@ -84,7 +87,7 @@ export const WAL_DEFAULTS = {
   batchEntriesMax: 16_384,
   batchWaitMicros: 0,
   cacheEntriesMax: 4_096,
-  preallocation: "zeros" as Preallocation,
+  preallocation: "auto" as Preallocation,
   recycledSegmentsMax: 4,
 } as const;
 
@@ -104,6 +107,19 @@ const BATCHES_IN_FLIGHT_MAX = 2;
  * flight, and the two halves keep alternating. Below it one batch is cheaper.
  */
 const PIPELINE_SPLIT_BYTES_MIN = 32 * 1024;
+/** Most bytes kept zero-written ahead of the write offset of a new segment (and at most half a segment). */
+const FILL_AHEAD_BYTES_MAX = 16 * 1024 * 1024;
+/** Zero-written per step of filling ahead, as a fraction of the distance ahead. */
+const FILL_STEPS = 4;
+/**
+ * "auto" preallocation fills ahead while batches average less than this. Measured here
+ * (against sparse segments): 1 appender x 16 KiB 1.03x vs 0.77x of the plain preallocated
+ * loop with zeros written ahead; 256 appenders (136 KB and 2 MB batches) 0.23x vs 0.34x
+ * and 0.12x vs 0.15x of the batch ceiling with them, as the zeros double the write volume.
+ */
+const FILL_BATCH_BYTES_MAX = 64 * 1024;
+/** Weight of the newest batch in the running mean of batch sizes. */
+const BATCH_BYTES_MEAN_WEIGHT = 1 / 16;
 
 /** A batch being written: its calls, in order, and the outcome of its durable write. */
 interface InFlightBatch {
@@ -205,6 +221,8 @@ export class Wal {
   private batchesIssued = 0;
   /** Wakes the flush loop when a call is queued while it waits for a batch in flight. */
   private wakeFlush: (() => void) | undefined;
+  /** Running mean of the bytes of recent batches (0 before the first): whether "auto" fills ahead. */
+  private batchBytesMean = 0;
 
   private constructor(
     private readonly dir: string,
@@ -266,16 +284,20 @@ export class Wal {
         last.header.firstIndex,
         last.committedEndOffset,
         last.crcSeed,
+        // A recycled file is written throughout; a new one is known to be only up to its records.
+        last.header.recycled ? last.header.segmentSizeBytes : last.committedEndOffset,
       );
     } else {
       // A new WAL, one whose only segment was never activated, or one written in format 1
       // (it goes on in a new segment: records are only ever written in the current format).
-      active = await ActiveSegment.activate(await supply.take((last?.segmentId ?? 0) + 1), recovered.index.lastIndex() + 1);
+      const prefill = resolved.preallocation === "sparse" ? 0 : fillAheadBytes(resolved.segmentSizeBytes);
+      active = await ActiveSegment.activate(await supply.take((last?.segmentId ?? 0) + 1, prefill), recovered.index.lastIndex() + 1);
       segments.push(freshSegmentEntry(active));
     }
     const wal = new Wal(dir, fs, resolved, recovered.index, segments, active, supply, recovered.report);
     // A compaction may have been durable before its segment deletion was.
     await wal.deleteCompactedSegments();
+    await wal.fillStart();
     return wal;
   }
 
@@ -439,6 +461,7 @@ export class Wal {
     await this.barrier;
     await this.waitIdle();
     this.closed = true;
+    await this.active.stopFillingAndSettle();
     await this.supply.close();
     await Promise.all(this.segments.map((s) => s.file.close().catch(() => undefined)));
   }
@@ -693,9 +716,18 @@ export class Wal {
       count++;
     }
     assert.ok(count > 0, "the first call always fits a fresh segment (checked when it was queued)");
+    const fill = this.active.fillInTheWay(bytes);
+    if (fill) {
+      // Zeros being written where this batch goes: wait for them (in order, like a batch).
+      // The writer caught up with the filling, which is then too slow to be worth it here.
+      this.active.stopFilling();
+      this.startBatch([], () => fill);
+      return true;
+    }
     const ops = this.queue.splice(0, count);
     const buffer = this.encodeBatch(ops, bytes, this.inFlight.length > 0);
     this.startBatch(ops, () => this.active.appendBatch(buffer));
+    this.batchBytesMean += (bytes - this.batchBytesMean) * BATCH_BYTES_MEAN_WEIGHT;
     return true;
   }
 
@@ -737,6 +769,7 @@ export class Wal {
     }
     for (const op of batch.ops) op.resolve();
     this.maybePrepareSpare();
+    this.maybeFillAhead();
   }
 
   /** Encodes the batch's records and its COMMIT (PIPELINED when another batch is in flight). */
@@ -819,15 +852,47 @@ export class Wal {
   private maybePrepareSpare(): void {
     if (this.failure || this.closed) return;
     if (this.active.writeOffset() < this.active.sizeBytes / 2) return;
-    this.supply.prepare(this.active.segmentId + 1);
+    this.supply.prepare(this.active.segmentId + 1, this.fillWanted() ? fillAheadBytes(this.options.segmentSizeBytes) : 0);
+  }
+
+  /** Whether the space ahead of the write offset should be zero-written (see WalOptions.preallocation). */
+  private fillWanted(): boolean {
+    const mode = this.options.preallocation;
+    return mode === "zeros" || (mode === "auto" && this.batchBytesMean < FILL_BATCH_BYTES_MAX);
+  }
+
+  /** Zero-writes the next step ahead of the write offset in the background when wanted; a failure is fatal, as any failed write. */
+  private maybeFillAhead(): void {
+    if (this.failure || this.closed || !this.fillWanted()) return;
+    const ahead = fillAheadBytes(this.options.segmentSizeBytes);
+    this.active.fillAhead(ahead, Math.ceil(ahead / FILL_STEPS))?.then(
+      () => this.maybeFillAhead(),
+      (error: unknown) => this.fail(error),
+    );
+  }
+
+  /**
+   * Zero-writes the first step ahead of the write offset now, when wanted and not done yet
+   * (a segment reopened or a spare found at open), so that the next batches do not wait
+   * for it; then goes on in the background.
+   */
+  private async fillStart(): Promise<void> {
+    if (!this.fillWanted()) return;
+    const ahead = fillAheadBytes(this.options.segmentSizeBytes);
+    const step = Math.ceil(ahead / FILL_STEPS);
+    if (this.active.filledAheadBytes() < step) await this.active.fillAhead(ahead, step);
+    this.maybeFillAhead();
   }
 
   /** Activates the spare (made now if not yet prepared) as the new active segment. */
   private async rollover(): Promise<void> {
-    const spare = await this.supply.take(this.active.segmentId + 1);
+    // Nothing may still be written to a segment being sealed, not even zeros.
+    await this.active.stopFillingAndSettle();
+    const spare = await this.supply.take(this.active.segmentId + 1, this.fillWanted() ? fillAheadBytes(this.options.segmentSizeBytes) : 0);
     const active = await ActiveSegment.activate(spare, this.view.lastIndex() + 1);
     this.active = active;
     this.segments.push(freshSegmentEntry(active));
+    await this.fillStart();
   }
 
   /**
@@ -876,6 +941,11 @@ export class Wal {
 
 const EMPTY = new Uint8Array(0);
 
+/** How far ahead of the write offset new segments are zero-written (when they are): FILL_AHEAD_BYTES_MAX, at most half a segment. */
+function fillAheadBytes(segmentSizeBytes: number): number {
+  return Math.min(FILL_AHEAD_BYTES_MAX, Math.floor(segmentSizeBytes / 2));
+}
+
 function validateOptions(options: Required<Omit<WalOptions, "fs">>): void {
   const { segmentSizeBytes, batchBytesMax, batchEntriesMax, batchWaitMicros, cacheEntriesMax, preallocation, recycledSegmentsMax } = options;
   const bad = (what: string): never => {
@@ -890,6 +960,6 @@ function validateOptions(options: Required<Omit<WalOptions, "fs">>): void {
     bad(`batchWaitMicros ${batchWaitMicros} must be in [0, ${BATCH_WAIT_MICROS_MAX}]`);
   }
   if (!Number.isInteger(cacheEntriesMax) || cacheEntriesMax < 0) bad(`cacheEntriesMax ${cacheEntriesMax} must be >= 0`);
-  if (preallocation !== "zeros" && preallocation !== "sparse") bad(`preallocation ${String(preallocation)} must be "zeros" or "sparse"`);
+  if (preallocation !== "auto" && preallocation !== "zeros" && preallocation !== "sparse") bad(`preallocation ${String(preallocation)} must be "auto", "zeros" or "sparse"`);
   if (!Number.isInteger(recycledSegmentsMax) || recycledSegmentsMax < 0) bad(`recycledSegmentsMax ${recycledSegmentsMax} must be >= 0`);
 }
