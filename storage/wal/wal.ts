@@ -143,8 +143,8 @@ interface QueuedOp {
   bytes: number;
   /** The log's lastIndex once this op applies (written in the COMMIT record). */
   lastIndexAfter: number;
-  /** Record offsets, filled while the batch is encoded (entries only). */
-  offsets: number[];
+  /** Offset of the first entry's record, set when the batch is encoded (the others follow it). */
+  firstEntryOffset: number;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -420,6 +420,7 @@ export class Wal {
    * durable.
    */
   append(entries: Entry[]): Promise<void> {
+    if (this.barrierHolders === 0 && this.barrierWaiters === 0) return this.enqueueAppend(entries);
     return this.afterBarrier(() => this.enqueueAppend(entries));
   }
 
@@ -601,9 +602,9 @@ export class Wal {
     return walError(ErrorCode.INVALID_ARGUMENT, `one call writes ${bytes} bytes of records; a segment holds at most ${capacity}`);
   }
 
-  private enqueue(op: Omit<QueuedOp, "offsets" | "resolve" | "reject">): Promise<void> {
+  private enqueue(op: Omit<QueuedOp, "firstEntryOffset" | "resolve" | "reject">): Promise<void> {
     const queued = op as QueuedOp;
-    queued.offsets = [];
+    queued.firstEntryOffset = 0;
     const promise = new Promise<void>((resolve, reject) => {
       queued.resolve = resolve;
       queued.reject = reject;
@@ -791,10 +792,8 @@ export class Wal {
           at += encodeRecord(buffer, at, RecordType.TRUNCATE_SUFFIX, op.truncateFrom, 0, EMPTY, seed);
           records++;
         }
-        for (let k = 0; k < op.entries.length; k++) {
-          op.offsets.push(base + at);
-          at += encodeEntryRecord(buffer, at, op.entries[k], op.payloadBytes[k], seed);
-        }
+        op.firstEntryOffset = base + at;
+        for (let k = 0; k < op.entries.length; k++) at += encodeEntryRecord(buffer, at, op.entries[k], op.payloadBytes[k], seed);
         records += op.entries.length;
       } else if (op.kind === "truncate") {
         at += encodeRecord(buffer, at, RecordType.TRUNCATE_SUFFIX, op.truncateFrom, 0, EMPTY, seed);
@@ -818,10 +817,12 @@ export class Wal {
         this.cache.dropRange(op.truncateFrom, this.view.lastIndex());
         this.view.truncateSuffix(op.truncateFrom);
       }
+      let offset = op.firstEntryOffset;
       for (let k = 0; k < op.entries.length; k++) {
         const entry = op.entries[k];
-        this.view.append(entry.index, entry.term, segment.segmentId, op.offsets[k]);
+        this.view.append(entry.index, entry.term, segment.segmentId, offset);
         this.cache.put(entry.index, { entry, encodedBytes: op.payloadBytes[k] });
+        offset += recordBytes(op.payloadBytes[k]);
       }
       segment.maxEntryIndex = Math.max(segment.maxEntryIndex, op.entries[op.entries.length - 1].index);
     } else if (op.kind === "truncate") {
