@@ -24,11 +24,11 @@
  * (steady state: compacted segments are recycled); the others only grow the log.
  *
  * Run alone: `npm run build && node dist/bench/wal-targets.js [--rounds N] [--slice S]
- * [--rows 1k256,16k256,128x1,1kx1,16kx1] [--no-default]
+ * [--rows 1k256,16k256,128x1,1kx1,16kx1] [--no-default] [--json results.json]
  * [--variant name='{"preallocation":"sparse","steady":true}']` (WalOptions, plus `steady`).
  * `npm run bench:wal` runs it as part of the full benchmark.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -545,8 +545,10 @@ function parseArguments(argv: string[]): TargetOptions {
   return { rounds: Number(value("--rounds") ?? 15), sliceSeconds: Number(value("--slice") ?? 0.3), rows, variants };
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const options = parseArguments(process.argv.slice(2));
   const results = await measureTargets(options);
   console.log(formatTargets(results));
+  const jsonAt = process.argv.indexOf("--json");
+  if (jsonAt >= 0) writeFileSync(process.argv[jsonAt + 1], JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2) + "\n");
 }
