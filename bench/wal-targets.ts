@@ -36,7 +36,7 @@ import type { OpenOptions, StorageFile } from "../storage/fs/file-system.js";
 import { NodeFileSystem } from "../storage/fs/node-file-system.js";
 import { Wal, type WalOptions } from "../storage/wal/index.js";
 import { RecordType, recordBytes } from "../storage/wal/format.js";
-import { entryCodec, type Entry } from "../src/proto/schema.js";
+import { entryRecordBytes, makeEntry, median, percentile } from "./wal-common.js";
 
 /** A row of the targets: entries of `entryBytes` data bytes from `appenders` closed-loop appenders. */
 export interface TargetRow {
@@ -161,33 +161,6 @@ export class CountingFileSystem extends NodeFileSystem {
       );
     return file;
   }
-}
-
-function median(values: number[]): number {
-  const sorted = values.slice().sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-const sharedData = new Map<number, Uint8Array>();
-
-/** An entry of `size` data bytes; one data buffer per size (the WAL copies it): the benchmark measures the engine, not the allocator. */
-function makeEntry(index: number, size: number): Entry {
-  let data = sharedData.get(size);
-  if (!data) {
-    data = new Uint8Array(size).fill(0x5a);
-    sharedData.set(size, data);
-  }
-  return { index, term: 1, type: 0, data };
-}
-
-export function entryRecordBytes(size: number): number {
-  return recordBytes(entryCodec.encode(makeEntry(1, size)).length);
 }
 
 /** Bytes one batch of `appenders` entries occupies in the ceiling loop (no commit record for a single record). */

@@ -18,6 +18,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { writeResults } from "./results.js";
 import { runTargets } from "./wal-targets.js";
+import { entryRecordBytes, makeEntry, median, percentile } from "./wal-common.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { OpenOptions, StorageFile } from "../storage/fs/file-system.js";
@@ -25,7 +26,7 @@ import { NodeFileSystem } from "../storage/fs/node-file-system.js";
 import { Wal, type Preallocation } from "../storage/wal/index.js";
 import { crc32Implementation } from "../storage/wal/crc.js";
 import { recordBytes } from "../storage/wal/format.js";
-import { entryCodec, type Entry } from "../src/proto/schema.js";
+import type { Entry } from "../src/proto/schema.js";
 
 const quick = process.argv.includes("--quick");
 const SECONDS_PER_CASE = quick ? 0.6 : 3;
@@ -80,37 +81,6 @@ const fs = new TimedFileSystem();
 const root = mkdtempSync(join(tmpdir(), "raftwal-bench-wal-"));
 let caseNumber = 0;
 const freshDir = (): string => join(root, `case-${++caseNumber}`);
-
-function median(values: number[]): number {
-  const sorted = values.slice().sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-const sharedData = new Map<number, Uint8Array>();
-
-/**
- * An entry of `size` data bytes. The data buffer is shared by all entries of one size (the
- * WAL copies it into its batch): the benchmark measures the engine, not the allocator.
- */
-function makeEntry(index: number, size: number): Entry {
-  let data = sharedData.get(size);
-  if (!data) {
-    data = new Uint8Array(size).fill(0x5a);
-    sharedData.set(size, data);
-  }
-  return { index, term: 1, type: 0, data };
-}
-
-/** On-disk size of one entry record of `size` data bytes. */
-function entryRecordBytes(size: number): number {
-  return recordBytes(entryCodec.encode(makeEntry(1, size)).length);
-}
 
 // ---- (a) plain loop ----------------------------------------------------------------------
 

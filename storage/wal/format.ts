@@ -202,7 +202,7 @@ export interface SegmentHeader {
   formatVersion: number;
   /** The file held an earlier segment: stale records (checksummed under another id) may follow this one's. */
   recycled: boolean;
-  /** Size the segment was preallocated to, in bytes (informational: file sizes are not trusted). */
+  /** The file's size when it was created, in bytes (informational: file sizes are not trusted). */
   segmentSizeBytes: number;
   segmentId: number;
   /** The log's lastIndex + 1 when this segment became the active one. */
@@ -227,7 +227,7 @@ export function encodeSegmentHeader(header: SegmentHeader): Uint8Array {
 
 export type SegmentHeaderDecoding =
   | { kind: "ok"; header: SegmentHeader }
-  /** All zero: a preallocated segment that was never activated. */
+  /** All zero: a segment made ready (a spare) but never activated. */
   | { kind: "blank" }
   | { kind: "bad"; reason: string };
 

@@ -27,11 +27,11 @@ export interface SegmentListing {
   segmentId: number;
   name: string;
   path: string;
-  /** Bytes the file holds (preallocated: usually the segment size). */
+  /** Bytes the file holds (usually the segment size: files are created at their full size). */
   fileBytes: number;
   /** From the header; undefined for a spare or a bad header. */
   header?: SegmentHeader;
-  /** active: the newest activated segment; spare: preallocated, never activated; bad-header: unreadable header. */
+  /** active: the newest activated segment; spare: made ready, never activated; bad-header: unreadable header. */
   state: "sealed" | "active" | "spare" | "bad-header";
   /** Why the header is bad (state "bad-header"). */
   reason?: string;

@@ -96,7 +96,7 @@ export interface RecoveryReport {
 export interface RecoveryResult {
   index: LogIndex;
   segments: RecoveredSegment[];
-  /** A blank preallocated segment following the last one, ready to activate. */
+  /** A spare (blank header) following the last segment, ready to activate. */
   spare?: SpareSegment;
   /** Files the recovery left behind that the caller should remove (a spare of the wrong size). */
   report: RecoveryReport;

@@ -1,7 +1,8 @@
 /**
- * Writing segment files: creating a preallocated segment (zero-filled, synced, its
- * name made durable by a directory fsync), activating it (header written and synced
- * before any record), and appending batches (one durable write each).
+ * Writing segment files: making a spare ready (a new sparse file, or a recycled one; synced,
+ * its name made durable by a directory fsync), activating it (header written durably before
+ * any record), appending batches (one durable write each, up to two in flight), and writing
+ * zeros ahead of the write offset of a new segment.
  *
  * An append that fails leaves the writer as it was before the call (the write offset
  * moves back to where the failed batch started), then reports the error. The caller (the Wal) treats any write
@@ -13,7 +14,7 @@ import type { FileSystem, StorageFile } from "../fs/file-system.js";
 import { FORMAT_VERSION, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, encodeSegmentHeader, recordCrcSeed } from "./format.js";
 import { segmentFileName } from "./naming.js";
 
-/** Zero bytes written per call while preallocating. */
+/** Zero bytes written per call while zero-filling. */
 const PREALLOCATE_CHUNK_BYTES = 1024 * 1024;
 let zeroChunk: Uint8Array | undefined;
 

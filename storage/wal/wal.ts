@@ -50,7 +50,7 @@ export type { RecoveryReport } from "./recovery.js";
 export interface WalOptions {
   /** Where files live. Default: the real disk (NodeFileSystem). */
   fs?: FileSystem;
-  /** Size segments are preallocated to, in bytes. Default 64 MiB; from 64 KiB to 1 GiB, a multiple of 8. */
+  /** Size of a segment file, in bytes. Default 64 MiB; from 64 KiB to 1 GiB, a multiple of 8. */
   segmentSizeBytes?: number;
   /** Most record bytes in one batch (one durable write). Default 8 MiB. A single call larger than this is written alone. */
   batchBytesMax?: number;
@@ -396,7 +396,7 @@ export class Wal {
     return this.failure;
   }
 
-  /** Activated segments in id order (a preallocated spare is not listed; see listSegments). */
+  /** Activated segments in id order (a spare is not listed; see listSegments). */
   segmentInfos(): SegmentInfo[] {
     return this.segments.map((s) => ({
       segmentId: s.segmentId,
