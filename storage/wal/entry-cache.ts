@@ -6,32 +6,37 @@
  */
 import type { Entry } from "../../src/proto/schema.js";
 
-export interface CachedEntry {
-  entry: Entry;
-  /** Encoded (protobuf) size, the unit entries() limits by. */
-  encodedBytes: number;
-}
-
 export class EntryCache {
   private readonly indexes: Float64Array;
-  private readonly values: Array<CachedEntry | undefined>;
+  private readonly entries: Array<Entry | undefined>;
+  /** Encoded (protobuf) size of each cached entry, the unit entries() limits by. */
+  private readonly encodedBytes: Float64Array;
 
   constructor(private readonly capacityEntries: number) {
     this.indexes = new Float64Array(capacityEntries).fill(-1);
-    this.values = new Array<CachedEntry | undefined>(capacityEntries).fill(undefined);
+    this.entries = new Array<Entry | undefined>(capacityEntries).fill(undefined);
+    this.encodedBytes = new Float64Array(capacityEntries);
   }
 
-  get(index: number): CachedEntry | undefined {
+  /** The entry at `index`, if cached. */
+  get(index: number): Entry | undefined {
     if (this.capacityEntries === 0) return undefined;
     const slot = index % this.capacityEntries;
-    return this.indexes[slot] === index ? this.values[slot] : undefined;
+    return this.indexes[slot] === index ? this.entries[slot] : undefined;
   }
 
-  put(index: number, value: CachedEntry): void {
+  /** The encoded size of the entry at `index`; only after get(index) returned it. */
+  encodedBytesOf(index: number): number {
+    return this.encodedBytes[index % this.capacityEntries];
+  }
+
+  /** Caches `entry` (two array stores: nothing is allocated per entry). */
+  put(entry: Entry, encodedBytes: number): void {
     if (this.capacityEntries === 0) return;
-    const slot = index % this.capacityEntries;
-    this.indexes[slot] = index;
-    this.values[slot] = value;
+    const slot = entry.index % this.capacityEntries;
+    this.indexes[slot] = entry.index;
+    this.entries[slot] = entry;
+    this.encodedBytes[slot] = encodedBytes;
   }
 
   /** Drops entries with indexes in [fromIndex, throughIndex]. */
@@ -41,13 +46,13 @@ export class EntryCache {
       const slot = (fromIndex + k) % this.capacityEntries;
       if (this.indexes[slot] >= fromIndex && this.indexes[slot] <= throughIndex) {
         this.indexes[slot] = -1;
-        this.values[slot] = undefined;
+        this.entries[slot] = undefined;
       }
     }
   }
 
   clear(): void {
     this.indexes.fill(-1);
-    this.values.fill(undefined);
+    this.entries.fill(undefined);
   }
 }

@@ -342,10 +342,13 @@ export class Wal {
     const result: Entry[] = [];
     let bytes = 0;
     for (let index = lo; index < hi; index++) {
-      const cached = this.cache.get(index) ?? this.readEntry(index);
-      if (result.length > 0 && bytes + cached.encodedBytes > bytesMax) break;
-      bytes += cached.encodedBytes;
-      result.push(cached.entry);
+      let entry = this.cache.get(index);
+      let encodedBytes: number;
+      if (entry) encodedBytes = this.cache.encodedBytesOf(index);
+      else ({ entry, encodedBytes } = this.readEntry(index));
+      if (result.length > 0 && bytes + encodedBytes > bytesMax) break;
+      bytes += encodedBytes;
+      result.push(entry);
     }
     return result;
   }
@@ -375,9 +378,8 @@ export class Wal {
       );
     }
     if (entry.index !== index || entry.term !== term) throw fail(`entry payload names index ${entry.index} term ${entry.term}`);
-    const cached = { entry, encodedBytes: header.payloadBytes };
-    this.cache.put(index, cached);
-    return cached;
+    this.cache.put(entry, header.payloadBytes);
+    return { entry, encodedBytes: header.payloadBytes };
   }
 
   private rangeError(index: number): RaftwalError {
@@ -821,7 +823,7 @@ export class Wal {
       for (let k = 0; k < op.entries.length; k++) {
         const entry = op.entries[k];
         this.view.append(entry.index, entry.term, segment.segmentId, offset);
-        this.cache.put(entry.index, { entry, encodedBytes: op.payloadBytes[k] });
+        this.cache.put(entry, op.payloadBytes[k]);
         offset += recordBytes(op.payloadBytes[k]);
       }
       segment.maxEntryIndex = Math.max(segment.maxEntryIndex, op.entries[op.entries.length - 1].index);
