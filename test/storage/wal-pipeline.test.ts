@@ -22,6 +22,7 @@ import {
 } from "../../storage/wal/format.js";
 import { Wal, segmentFileName, verifyWal } from "../../storage/wal/index.js";
 import type { Entry } from "../../src/proto/schema.js";
+import { CrashingFileSystem, SimulatedCrash } from "./raft-storage-crashing-fs.js";
 import { DIR, range } from "./wal-helpers.js";
 
 const SEGMENT = posix.join(DIR, segmentFileName(1));
@@ -126,5 +127,51 @@ describe("two batches in flight", () => {
     expect(again.lastIndex()).toBeGreaterThanOrEqual(3);
     expect(again.entries(1, again.lastIndex() + 1, Infinity)).toEqual([...range(1, 3, 1, 100), ...range(4, again.lastIndex(), 1, 1024)]);
     await again.close();
+  });
+});
+
+describe("two batches in flight, crash at every step", () => {
+  /** Rounds of 120 concurrent 1 KiB appends (about 130 KB: two batches in flight), across rollovers of 256 KiB segments. */
+  async function concurrentRounds(wal: Wal, acknowledged: Set<number>): Promise<void> {
+    let next = 1;
+    for (let round = 0; round < 4; round++) {
+      const calls = Array.from({ length: 120 }, (_, k) => {
+        const index = next + k;
+        return wal.append(range(index, index, 1, 1024)).then(() => void acknowledged.add(index));
+      });
+      next += 120;
+      await Promise.all(calls);
+    }
+  }
+
+  it("recovers every acknowledged entry and only a prefix of the calls, whatever operation the crash follows", async () => {
+    const options = { segmentSizeBytes: 256 * 1024, cacheEntriesMax: 0 };
+    const counting = new CrashingFileSystem(new MemoryFileSystem());
+    const whole = await Wal.open(DIR, { fs: counting, ...options });
+    await concurrentRounds(whole, new Set());
+    const operations = counting.operations;
+    await whole.close();
+    let torn = 0;
+    for (let crashAfter = 1; crashAfter <= operations; crashAfter++) {
+      for (const keep of [0, 3000]) {
+        const memory = new MemoryFileSystem();
+        const fs = new CrashingFileSystem(memory, crashAfter, { keepUnsyncedBytes: (_path, unsynced) => Math.min(unsynced, keep) });
+        const acknowledged = new Set<number>();
+        try {
+          await concurrentRounds(await Wal.open(DIR, { fs, ...options }), acknowledged);
+        } catch (error) {
+          if (!(error instanceof SimulatedCrash) && (error as { code?: string }).code !== "WAL_ERR_FAILED") throw error;
+        }
+        const wal = await Wal.open(DIR, { fs: memory, ...options });
+        if (wal.recovery.tornTail) torn++;
+        const last = wal.lastIndex();
+        for (const index of acknowledged) expect(index, `crash point ${crashAfter}: entry ${index} was acknowledged`).toBeLessThanOrEqual(last);
+        const found = wal.entries(1, last + 1, Infinity);
+        expect(found.every((e, k) => e.index === k + 1 && Buffer.compare(e.data, range(k + 1, k + 1, 1, 1024)[0].data) === 0), `crash point ${crashAfter}`).toBe(true);
+        await wal.close();
+      }
+    }
+    console.log(`two batches in flight: ${operations} crash points x 2, ${torn} torn tails cut`);
+    expect(torn).toBeGreaterThan(3);
   });
 });
