@@ -73,11 +73,6 @@ export class SegmentSupply {
     return new SegmentSupply(fs, dir, options, kept, spare);
   }
 
-  /** Recycled files kept for reuse (names), oldest first. */
-  recycledFiles(): readonly string[] {
-    return this.recycled;
-  }
-
   /**
    * Starts making `segment-<segmentId>.wal` ready in the background, unless that has
    * started: a recycled file if one is kept, else a new file whose first `prefillBytes` are
