@@ -290,7 +290,8 @@ export class Wal {
     } else {
       // A new WAL, one whose only segment was never activated, or one written in format 1
       // (it goes on in a new segment: records are only ever written in the current format).
-      const prefill = resolved.preallocation === "sparse" ? 0 : fillAheadBytes(resolved.segmentSizeBytes);
+      // One step of zeros now; the rest of the distance ahead is written in the background.
+      const prefill = resolved.preallocation === "sparse" ? 0 : Math.ceil(fillAheadBytes(resolved.segmentSizeBytes) / FILL_STEPS);
       active = await ActiveSegment.activate(await supply.take((last?.segmentId ?? 0) + 1, prefill), recovered.index.lastIndex() + 1);
       segments.push(freshSegmentEntry(active));
     }
