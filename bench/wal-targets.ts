@@ -482,7 +482,9 @@ export function targetVerdicts(results: RowResult[]): Record<string, boolean> {
     for (const result of results) {
       const found = result.variants.find((v) => v.variant === variant.name);
       if (!found || result.row.appenders === 1) continue;
-      verdicts[`${describeRow(result.row)} the batch ceiling (default configuration, ${workload})`] = found.met;
+      const p99 = Number.isFinite(result.row.p99MicrosMax) ? `, p99 <= ${fmt(result.row.p99MicrosMax / 1000)} ms` : "";
+      const what = `${result.row.appenders} appenders x ${fmt(result.row.entryBytes)} B >= ${fmt(result.row.ratioMin, 2)}x the batch ceiling${p99}`;
+      verdicts[`${what} (default configuration, ${workload})`] = found.met;
     }
     const single = results.filter((r) => r.row.appenders === 1).map((r) => r.variants.find((v) => v.variant === variant.name));
     if (single.length > 0 && single.every((v) => v !== undefined)) {
