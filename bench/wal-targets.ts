@@ -24,7 +24,7 @@
  * (steady state: compacted segments are recycled); the others only grow the log.
  *
  * Run alone: `npm run build && node dist/bench/wal-targets.js [--rounds N] [--slice S]
- * [--rows 1k256,16k256,128x1,1kx1,16kx1] [--no-default] [--json results.json]
+ * [--rows 1k256,16k256,128x1,1kx1,16kx1] [--no-default] [--fresh-ceiling] [--json results.json]
  * [--variant name='{"preallocation":"sparse","steady":true}']` (WalOptions, plus `steady`).
  * `npm run bench:wal` runs it as part of the full benchmark.
  */
@@ -170,8 +170,9 @@ function ceilingBatchBytes(row: TargetRow): number {
 
 /** The ceiling: one write + fdatasync of `batchBytes` per step over a preallocated (zero-written) file. */
 class CeilingLoop {
-  private static readonly CAPACITY_BYTES = 256 * 1024 * 1024;
+  private readonly capacityBytes: number;
   private file!: StorageFile;
+  private files = 0;
   private position = 0;
   private readonly batch: Uint8Array;
 
@@ -179,16 +180,34 @@ class CeilingLoop {
     private readonly fs: NodeFileSystem,
     private readonly dir: string,
     readonly batchBytes: number,
+    /**
+     * Write into fresh space instead: new sparse 64 MiB files, one after the other, as a
+     * log that only grows does (the reference for that workload; not the target's ceiling).
+     */
+    readonly fresh = false,
   ) {
     this.batch = new Uint8Array(batchBytes).fill(0x5a);
+    this.capacityBytes = (fresh ? 64 : 256) * 1024 * 1024;
   }
 
   async setUp(): Promise<void> {
     await this.fs.ensureDirectory(this.dir);
+    if (this.fresh) return this.nextFreshFile();
     this.file = await this.fs.open(join(this.dir, "plain"), { create: true });
     const zeros = new Uint8Array(1024 * 1024);
-    for (let at = 0; at < CeilingLoop.CAPACITY_BYTES; at += zeros.length) await this.file.write(zeros, at);
+    for (let at = 0; at < this.capacityBytes; at += zeros.length) await this.file.write(zeros, at);
     await this.file.sync();
+  }
+
+  private async nextFreshFile(): Promise<void> {
+    if (this.file) {
+      await this.file.close();
+      await this.fs.remove(this.file.path);
+    }
+    this.file = await this.fs.open(join(this.dir, `fresh-${++this.files}`), { create: true });
+    await this.file.truncate(this.capacityBytes);
+    await this.file.sync();
+    this.position = 0;
   }
 
   /** Runs batches (write + fdatasync) for `seconds`; returns batches per second. */
@@ -197,7 +216,10 @@ class CeilingLoop {
     const deadline = started + seconds * 1000;
     let batches = 0;
     while (performance.now() < deadline) {
-      if (this.position + this.batchBytes > CeilingLoop.CAPACITY_BYTES) this.position = 0;
+      if (this.position + this.batchBytes > this.capacityBytes) {
+        if (this.fresh) await this.nextFreshFile();
+        else this.position = 0;
+      }
       await this.file.write(this.batch, this.position);
       await this.file.sync();
       this.position += this.batchBytes;
@@ -346,6 +368,9 @@ export interface RowResult {
   sliceSeconds: number;
   /** Median over the rounds of the ceiling's entries/s. */
   ceilingEntriesPerSecond: number;
+  /** With `freshCeiling`: the same loop into fresh space, and the median of its per-round ratio to the ceiling. */
+  freshCeilingEntriesPerSecond?: number;
+  freshToCeiling?: number;
   variants: VariantResult[];
 }
 
@@ -355,6 +380,8 @@ export interface TargetOptions {
   rows: TargetRow[];
   /** WAL configurations to compare; the first should be the default. */
   variants: Variant[];
+  /** Also run the ceiling's loop into fresh space (new sparse files) each round. */
+  freshCeiling?: boolean;
 }
 
 function summarize(load: WalVariantLoad, roundRatios: number[], row: TargetRow): VariantResult {
@@ -396,17 +423,27 @@ async function runRow(row: TargetRow, options: TargetOptions, root: string): Pro
   const variants = options.variants.filter((variant) => !variant.steady || row.appenders > 1);
   const loads = variants.map((variant) => new WalVariantLoad(variant, new CountingFileSystem(), join(root, `${row.name}-${variant.name}`), row));
   for (const load of loads) await load.setUp();
+  const fresh = options.freshCeiling ? new CeilingLoop(new NodeFileSystem(), join(root, `${row.name}-fresh`), ceilingBatchBytes(row), true) : undefined;
+  await fresh?.setUp();
   const ceilingRates: number[] = [];
+  const freshRates: number[] = [];
   const ratios: number[][] = loads.map(() => []);
   for (let round = 0; round < options.rounds; round++) {
     const ceilingRate = (await ceiling.run(options.sliceSeconds)) * row.appenders;
     ceilingRates.push(ceilingRate);
+    if (fresh) freshRates.push((await fresh.run(options.sliceSeconds)) * row.appenders);
     for (let k = 0; k < loads.length; k++) ratios[k].push((await loads[k].run(options.sliceSeconds)) / ceilingRate);
   }
   await ceiling.tearDown();
+  await fresh?.tearDown();
   const results = loads.map((load, k) => summarize(load, ratios[k], row));
   for (const load of loads) await load.tearDown();
-  return { row, rounds: options.rounds, sliceSeconds: options.sliceSeconds, ceilingEntriesPerSecond: median(ceilingRates), variants: results };
+  const result: RowResult = { row, rounds: options.rounds, sliceSeconds: options.sliceSeconds, ceilingEntriesPerSecond: median(ceilingRates), variants: results };
+  if (fresh) {
+    result.freshCeilingEntriesPerSecond = median(freshRates);
+    result.freshToCeiling = median(freshRates.map((rate, k) => rate / ceilingRates[k]));
+  }
+  return result;
 }
 
 /** Measures every row of `options.rows` on the real disk under os.tmpdir(). */
@@ -461,8 +498,13 @@ function formatVariant(result: RowResult, v: VariantResult): string[] {
 export function formatTargets(results: RowResult[]): string {
   const rows = results.flatMap((result) => result.variants.map((v) => formatVariant(result, v)));
   const headers = ["target", "variant", "entries/s", "ceiling/s", "/ceiling", "rounds", "p50 ms", "p99 ms", "entries/batch", "write us", "sync us", "syncs/batch", "prep B/B", "in I/O", "cpu us/entry", ""];
+  const fresh = results.filter((r) => r.freshToCeiling !== undefined);
+  const freshLines = fresh.map(
+    (r) => `  ${r.row.appenders} x ${fmt(r.row.entryBytes)} B: ${fmt(r.freshCeilingEntriesPerSecond!)}/s = ${fmt(r.freshToCeiling!, 2)}x the ceiling (median of the per-round ratios)`,
+  );
   return [
     table(headers, rows),
+    ...(freshLines.length > 0 ? ["the ceiling's loop writing into fresh space instead (new sparse 64 MiB files, as a log that only grows):", ...freshLines] : []),
     `/ceiling: median over ${results[0]?.rounds ?? 0} rounds of ${results[0]?.sliceSeconds ?? 0} s of the per-round ratio (each round: a ceiling slice, then a slice of each variant); rounds: the lowest and highest per-round ratio.`,
     "write us / sync us: mean duration of one segment write / sync call seen from the event loop (a durable write counts as a write); prep B/B: bytes written to prepare segments (zero-filling, headers) per byte of batches.",
   ].join("\n");
@@ -496,7 +538,7 @@ export function targetVerdicts(results: RowResult[]): Record<string, boolean> {
 
 /** Measures the targets with the default configuration and prints them (called by bench/wal.ts). */
 export async function runTargets(quick: boolean): Promise<{ results: RowResult[]; verdicts: Record<string, boolean> }> {
-  const results = await measureTargets({ rounds: quick ? 3 : 15, sliceSeconds: quick ? 0.2 : 0.4, rows: TARGET_ROWS, variants: DEFAULT_VARIANTS });
+  const results = await measureTargets({ rounds: quick ? 3 : 15, sliceSeconds: quick ? 0.2 : 0.4, rows: TARGET_ROWS, variants: DEFAULT_VARIANTS, freshCeiling: true });
   console.log("\n(e) the targets (issue 11), default configuration; ceiling slices alternate with WAL slices");
   console.log(formatTargets(results));
   return { results, verdicts: targetVerdicts(results) };
@@ -517,7 +559,7 @@ function parseArguments(argv: string[]): TargetOptions {
     const { steady, ...walOptions } = parsed;
     variants.push({ name: spec.slice(0, spec.indexOf("=")), options: walOptions, steady });
   });
-  return { rounds: Number(value("--rounds") ?? 15), sliceSeconds: Number(value("--slice") ?? 0.3), rows, variants };
+  return { rounds: Number(value("--rounds") ?? 15), sliceSeconds: Number(value("--slice") ?? 0.3), rows, variants, freshCeiling: argv.includes("--fresh-ceiling") };
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
