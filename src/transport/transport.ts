@@ -171,7 +171,7 @@ export class TcpTransport {
     const bound = server.address() as net.AddressInfo;
     this.#address = { host: bound.address, port: bound.port };
     if (this.#state === "starting") this.#state = "started";
-    this.#logger.info("transport listening", { node: this.#nodeId, address: `${bound.address}:${bound.port}`, tls: this.#tls !== undefined });
+    this.#logger.info("transport listening", { address: `${bound.address}:${bound.port}`, tls: this.#tls !== undefined });
   }
 
   /** The bound address (the actual port when `listen.port` was 0). Only after start(). */
@@ -274,7 +274,7 @@ export class TcpTransport {
     // Sockets that never became an InboundConnection (a TLS handshake in progress).
     for (const socket of this.#acceptedSockets) socket.destroy();
     await serverClosed;
-    this.#logger.info("transport closed", { node: this.#nodeId });
+    this.#logger.info("transport closed", {});
   }
 
   #link(peerId: number, lane: Lane): PeerLink {
