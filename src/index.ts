@@ -6,9 +6,23 @@
  * - Use the storage engine on its own: `openRaftStorage`, `Wal` (storage/).
  * - The reference application: `KvStateMachine`, `KvClient`, `startKvNode` (src/kv).
  * - Check histories: `checkLinearizable` (src/check).
- * Errors: every deliberate error is a `RaftwalError`; match on its `code`.
+ * Errors: every deliberate error is a `RaftwalError`; match on its `code`. `ERROR_CODES`
+ * lists every code with its layer and meaning (src/errors.ts); each layer's codes are
+ * also exported by name (`WalErrorCode.CORRUPT`, `KvErrorCode.NOT_FOUND`, ...).
  */
-export { RaftwalError, ErrorCode } from "./errors.js";
+export {
+  RaftwalError,
+  ERROR_CODES,
+  RaftwalErrorCode,
+  WalErrorCode,
+  RaftErrorCode,
+  NodeErrorCode,
+  TransportErrorCode,
+  KvErrorCode,
+  type ErrorCode,
+  type ErrorLayer,
+  type RegisteredErrorCode,
+} from "./errors.js";
 export * from "./node/index.js";
 export { createRaft, MemoryStorage } from "./raft/index.js";
 export type {

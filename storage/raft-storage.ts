@@ -1,7 +1,11 @@
 /**
  * The composite storage of one Raft node: hard state + snapshot store + WAL, in
- * subdirectories of one data directory, serving the Raft core's `RaftLogStorage` reads
- * and the host's writes that follow each Ready (src/raft/types.ts, step 4).
+ * subdirectories of one data directory, serving the Raft core's log reads and the
+ * host's writes that follow each Ready (src/raft/types.ts, step 4). It imports nothing
+ * from the core: it works on the schema's records (src/proto) and fits the core's
+ * `RaftLogStorage` interface structurally (test/storage/raft-storage.test.ts checks
+ * the fit at compile time). Out-of-range reads throw WAL_ERR_COMPACTED or
+ * WAL_ERR_UNAVAILABLE.
  *
  * Directory layout:
  *
@@ -48,8 +52,8 @@
  * whole storage refuse further writes (`failed()`); reopen to recover.
  */
 import { join } from "node:path";
-import { ErrorCode, RaftwalError } from "../src/errors.js";
-import type { Entry, HardState, RaftLogStorage, SnapshotChunk, SnapshotMeta } from "../src/raft/types.js";
+import type { Entry, HardState, SnapshotChunk, SnapshotMeta } from "../src/proto/schema.js";
+import { RaftwalError, RaftwalErrorCode, WalErrorCode } from "./errors.js";
 import type { FileSystem } from "./fs/file-system.js";
 import { NodeFileSystem } from "./fs/node-file-system.js";
 import { HardStateFile } from "./hard-state.js";
@@ -90,10 +94,10 @@ export interface SnapshotTargetInput {
 }
 
 function invalid(message: string): RaftwalError {
-  return new RaftwalError(ErrorCode.INVALID_ARGUMENT, message);
+  return new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, message);
 }
 
-export class RaftStorage implements RaftLogStorage {
+export class RaftStorage {
   private hard: HardState;
   private snapshot: SnapshotMeta;
   private queue: Promise<unknown> = Promise.resolve();
@@ -143,7 +147,7 @@ export class RaftStorage implements RaftLogStorage {
     return new RaftStorage(directory, hardStateFile, snapshots, wal, recovery, hard);
   }
 
-  // ---- RaftLogStorage (synchronous reads) ---------------------------------------------
+  // ---- the core's log reads (RaftLogStorage, synchronous) ----------------------------------
 
   hardState(): HardState {
     return { ...this.hard };
@@ -170,7 +174,7 @@ export class RaftStorage implements RaftLogStorage {
   entries(lo: number, hi: number, bytesMax: number): Entry[] {
     if (hi <= lo) return [];
     this.checkRange(lo, hi - 1);
-    if (lo === this.snapshot.index) throw new RaftwalError(ErrorCode.WAL_COMPACTED, `entry ${lo} is compacted into the snapshot at ${this.snapshot.index}`);
+    if (lo === this.snapshot.index) throw new RaftwalError(WalErrorCode.COMPACTED, `entry ${lo} is compacted into the snapshot at ${this.snapshot.index}`);
     return this.wal.entries(lo, hi, bytesMax);
   }
 
@@ -180,10 +184,10 @@ export class RaftStorage implements RaftLogStorage {
 
   private checkRange(lo: number, hi: number): void {
     if (lo < this.snapshot.index) {
-      throw new RaftwalError(ErrorCode.WAL_COMPACTED, `index ${lo} is compacted (the snapshot covers up to ${this.snapshot.index})`);
+      throw new RaftwalError(WalErrorCode.COMPACTED, `index ${lo} is compacted (the snapshot covers up to ${this.snapshot.index})`);
     }
     const last = this.lastIndex();
-    if (hi > last) throw new RaftwalError(ErrorCode.WAL_UNAVAILABLE, `index ${hi} is beyond the last index ${last}`);
+    if (hi > last) throw new RaftwalError(WalErrorCode.UNAVAILABLE, `index ${hi} is beyond the last index ${last}`);
   }
 
   // ---- host-side writers ------------------------------------------------------------------
@@ -191,14 +195,14 @@ export class RaftStorage implements RaftLogStorage {
   /** Runs writers one at a time; the first failure of any part makes every later write fail. */
   private serialize<T>(name: string, run: () => Promise<T>): Promise<T> {
     const result = this.queue.then(async () => {
-      if (this.closed) throw new RaftwalError(ErrorCode.WAL_CLOSED, `storage ${this.directory} is closed`);
+      if (this.closed) throw new RaftwalError(WalErrorCode.CLOSED, `storage ${this.directory} is closed`);
       if (this.failure) throw this.failure;
       try {
         return await run();
       } catch (error) {
         const partFailure = this.hardStateFile.failed() ?? this.snapshots.failed() ?? this.wal.failed();
         if (partFailure && !this.failure) {
-          this.failure = new RaftwalError(ErrorCode.WAL_FAILED, `storage ${this.directory}: ${name} failed; refusing further writes: ${partFailure.message}`, {
+          this.failure = new RaftwalError(WalErrorCode.FAILED, `storage ${this.directory}: ${name} failed; refusing further writes: ${partFailure.message}`, {
             cause: partFailure,
           });
         }
@@ -363,7 +367,7 @@ async function reconcile(directory: string, hard: HardState, snapshots: Snapshot
     );
   } else if (snapshot.index < compactedIndex) {
     throw new RaftwalError(
-      ErrorCode.SNAPSHOT_CORRUPT,
+      WalErrorCode.SNAPSHOT_CORRUPT,
       `${directory}: the log is compacted up to index ${compactedIndex} but the newest valid snapshot covers only up to ${snapshot.index}` +
         (snapshots.recovery.skippedCorrupt.length > 0
           ? ` (newer snapshots are corrupt: ${snapshots.recovery.skippedCorrupt.map((s) => `${s.name}: ${s.problem}`).join("; ")})`
@@ -372,14 +376,14 @@ async function reconcile(directory: string, hard: HardState, snapshots: Snapshot
     );
   } else if (snapshot.index > 0 && wal.compactedTerm() !== snapshot.term) {
     throw new RaftwalError(
-      ErrorCode.WAL_CORRUPT,
+      WalErrorCode.CORRUPT,
       `${directory}: the log is compacted to (index ${compactedIndex}, term ${wal.compactedTerm()}) but the snapshot there has term ${snapshot.term}`,
     );
   }
   const lastIndex = Math.max(snapshot.index, wal.lastIndex());
   if (hard.commit > lastIndex) {
     throw new RaftwalError(
-      ErrorCode.WAL_CORRUPT,
+      WalErrorCode.CORRUPT,
       `${directory}: the hard state's commit index ${hard.commit} is ahead of the log's last index ${lastIndex}: acknowledged entries are missing`,
     );
   }

@@ -81,7 +81,7 @@
  * have taken effect. Minimization has its own budget (`explainStepsMax`); when it runs
  * out, the fragment is still a proven violation, only less small, and the text says so.
  */
-import { ErrorCode, RaftwalError } from "../errors.js";
+import { RaftwalError, RaftwalErrorCode } from "../../storage/errors.js";
 import { ABSENT, OpKind, UNCONSTRAINED, searchLinearization, type SearchOperation, type SearchVerdict } from "./search.js";
 
 interface OperationBase {
@@ -198,7 +198,7 @@ export function checkLinearizable(history: readonly HistoryOperation[], options:
 
 function validate(operation: HistoryOperation, index: number): void {
   const fail = (message: string) => {
-    throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `history operation #${index}: ${message}`);
+    throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `history operation #${index}: ${message}`);
   };
   if (typeof operation.key !== "string") fail("key must be a string");
   if (!Number.isFinite(operation.invokedAt)) fail("invokedAt must be a finite number");

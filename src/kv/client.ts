@@ -5,6 +5,8 @@
  */
 import { randomUUID } from "node:crypto";
 import http from "node:http";
+import { RaftwalError, RaftwalErrorCode } from "../../storage/errors.js";
+import { KvErrorCode } from "./errors.js";
 
 export interface KvClientOptions {
   /** API base URLs of the cluster's nodes, e.g. http://127.0.0.1:8001. */
@@ -30,13 +32,17 @@ const REDIRECTS_MAX = 5;
 /** Pause between retries after a 503 or a connection error (no leader yet, node restarting). */
 const RETRY_DELAY_MS = 100;
 
-export class KvError extends Error {
+/**
+ * An error answer from the API: its HTTP status, and the code and message of its body
+ * (KV_ERR_BAD_RESPONSE when the body is not the API's JSON error).
+ */
+export class KvError extends RaftwalError {
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: string,
     message: string,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 
@@ -47,7 +53,7 @@ export class KvClient {
   private readonly agent: http.Agent;
 
   constructor(private readonly options: KvClientOptions) {
-    if (options.endpoints.length === 0) throw new Error("KvClient needs at least one endpoint");
+    if (options.endpoints.length === 0) throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, "KvClient needs at least one endpoint");
     this.clientId = options.clientId ?? randomUUID();
     this.agent = options.agent ?? new http.Agent({ keepAlive: true, maxSockets: 64 });
   }
@@ -133,9 +139,9 @@ export class KvClient {
 function parseError(response: KvResponse): KvError {
   try {
     const parsed = JSON.parse(response.body.toString()) as { error?: string; message?: string };
-    return new KvError(response.status, parsed.error ?? "HTTP_ERROR", parsed.message ?? `HTTP ${response.status}`);
+    return new KvError(response.status, parsed.error ?? KvErrorCode.BAD_RESPONSE, parsed.message ?? `HTTP ${response.status}`);
   } catch {
-    return new KvError(response.status, "HTTP_ERROR", `HTTP ${response.status}`);
+    return new KvError(response.status, KvErrorCode.BAD_RESPONSE, `HTTP ${response.status}`);
   }
 }
 

@@ -23,7 +23,7 @@
  *     an error log line); it is never retried.
  */
 import { performance } from "node:perf_hooks";
-import { ErrorCode, RaftwalError } from "../errors.js";
+import { RaftErrorCode, RaftwalError, RaftwalErrorCode } from "../raft/errors.js";
 import { createRaft } from "../raft/index.js";
 import { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT } from "../raft/config.js";
 import type { Entry, HardState, PeerProgress, RaftConfig, RaftCore, Ready, SnapshotMeta, SoftState } from "../raft/types.js";
@@ -144,7 +144,7 @@ export class RaftNode<Result = unknown> {
   /** Opens the data directory, restores the state machine, starts the transport and the ticker. */
   static async create<Result>(options: RaftNodeOptions<Result>): Promise<RaftNode<Result>> {
     const self = options.peers.find((peer) => peer.id === options.id);
-    if (!self) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `node ${options.id} is not in the peer list`);
+    if (!self) throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `node ${options.id} is not in the peer list`);
     const logger = (options.logger ?? silentLogger).child({ node: options.id });
     const storage = await openRaftStorage(options.dataDir, options.storage);
     try {
@@ -327,7 +327,7 @@ export class RaftNode<Result = unknown> {
     if (ready.snapshot) {
       await this.options.stateMachine.restore(this.storage.readSnapshot(), ready.snapshot);
       this.applied = ready.snapshot.index;
-      this.proposals.skippedTo(ready.snapshot.index, () => new RaftwalError(ErrorCode.PROPOSAL_DROPPED, "a snapshot from the leader replaced this node's log; the proposal's fate is unknown"));
+      this.proposals.skippedTo(ready.snapshot.index, () => new RaftwalError(RaftErrorCode.PROPOSAL_DROPPED, "a snapshot from the leader replaced this node's log; the proposal's fate is unknown"));
       this.logger.info("installed a snapshot from the leader", { index: ready.snapshot.index, term: ready.snapshot.term });
     }
     this.metrics.committed.inc(ready.committedEntries.length);
@@ -393,13 +393,13 @@ export class RaftNode<Result = unknown> {
    */
   propose(command: Uint8Array): Promise<Result | undefined> {
     if (this.stopped) return Promise.reject(closedError(this.fatal));
-    if (command.length === 0) return Promise.reject(new RaftwalError(ErrorCode.INVALID_ARGUMENT, "a command must not be empty (empty entries are leader no-ops)"));
+    if (command.length === 0) return Promise.reject(new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, "a command must not be empty (empty entries are leader no-ops)"));
     let position;
     try {
       position = this.core.propose(command);
     } catch (error) {
       this.metrics.proposalsFailed.inc({ reason: (error as RaftwalError).code ?? "error" });
-      if ((error as RaftwalError).code === ErrorCode.NOT_LEADER) return Promise.reject(this.notLeader());
+      if ((error as RaftwalError).code === RaftErrorCode.NOT_LEADER) return Promise.reject(this.notLeader());
       return Promise.reject(error);
     }
     this.metrics.proposals.inc();

@@ -2,7 +2,7 @@
  * Defaults and validation of `RaftConfig`. Every limit is a named constant with its
  * unit; relations between limits are checked here once, at construction.
  */
-import { ErrorCode, RaftwalError } from "../errors.js";
+import { RaftwalError, RaftwalErrorCode } from "./errors.js";
 import type { RaftConfig, RaftLogStorage } from "./types.js";
 
 /** Ticks before a follower without news from a leader campaigns (section 5.2). */
@@ -47,7 +47,7 @@ export interface NormalizedConfig {
 
 /** A bad configuration is the caller's error: RAFTWAL_ERR_INVALID_ARGUMENT, not an invariant. */
 function check(condition: boolean, message: string): void {
-  if (!condition) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `raft config: ${message}`);
+  if (!condition) throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `raft config: ${message}`);
 }
 
 function positiveInteger(value: number, name: string): number {

@@ -5,7 +5,7 @@
  *
  * Functions of the Raft instance, kept apart so each handler stays short.
  */
-import { ErrorCode, RaftwalError } from "../errors.js";
+import { RaftErrorCode, RaftwalError } from "./errors.js";
 import { MessageType, type Message } from "../proto/schema.js";
 import { SNAPSHOT_CHUNKS_IN_FLIGHT_MAX } from "./config.js";
 import { entrySizeBytes } from "./entry-size.js";
@@ -253,7 +253,7 @@ function sendSnapshotChunks(raft: Raft, to: number, progress: Progress): void {
     const offset = transfer.sentOffset;
     const data = meta.sizeBytes === 0 ? EMPTY_BYTES : storage.readSnapshotChunk(offset, chunkBytes);
     if (data.length === 0 && offset < meta.sizeBytes) {
-      throw new RaftwalError(ErrorCode.LOG_UNAVAILABLE, `snapshot ${meta.index} payload ends at ${offset} of ${meta.sizeBytes}`);
+      throw new RaftwalError(RaftErrorCode.LOG_UNAVAILABLE, `snapshot ${meta.index} payload ends at ${offset} of ${meta.sizeBytes}`);
     }
     const done = offset + data.length >= meta.sizeBytes;
     const message = newMessage(MessageType.SNAPSHOT, raft.id, to, raft.term);
@@ -314,7 +314,7 @@ function retransmitSnapshotChunks(raft: Raft): void {
 export function registerRead(raft: Raft, requestId: Uint8Array, from: number): void {
   const readOnly = raft.readOnly!;
   if (readOnly.isFull()) {
-    if (from === raft.id) throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, "too many pending reads");
+    if (from === raft.id) throw new RaftwalError(RaftErrorCode.PROPOSAL_DROPPED, "too many pending reads");
     return;
   }
   // Until the leader has committed an entry of its term it does not know the commit index.

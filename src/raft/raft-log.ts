@@ -58,7 +58,7 @@ export class RaftLog {
     return this.storage.term(index);
   }
 
-  /** The term at `index`; throws WAL_ERR_COMPACTED / WAL_ERR_UNAVAILABLE out of range. */
+  /** The term at `index`; throws RAFT_ERR_LOG_COMPACTED / RAFT_ERR_LOG_UNAVAILABLE out of range. */
   term(index: number): number {
     const term = this.termOrMinusOne(index);
     if (term >= 0) return term;
@@ -78,7 +78,7 @@ export class RaftLog {
 
   /**
    * Entries [lo, hi) whose sizes add up to at most bytesMax (at least one entry).
-   * Throws WAL_ERR_COMPACTED when lo is compacted.
+   * Throws RAFT_ERR_LOG_COMPACTED when lo is compacted.
    */
   slice(lo: number, hi: number, bytesMax: number): Entry[] {
     if (lo < this.firstIndex()) throw compactedError(lo, this.firstIndex());

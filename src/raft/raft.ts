@@ -11,7 +11,7 @@
  * Leader-side replication lives in leader.ts, the follower's handlers in follower.ts.
  * All output goes through `outbox` (the persistence gate, outbox.ts).
  */
-import { ErrorCode, RaftwalError } from "../errors.js";
+import { RaftErrorCode, RaftwalError, RaftwalErrorCode } from "./errors.js";
 import { MessageType, type Entry, type HardState, type Message, type SnapshotMeta } from "../proto/schema.js";
 import type { NormalizedConfig } from "./config.js";
 import { entrySizeBytes } from "./entry-size.js";
@@ -422,16 +422,16 @@ export class Raft {
     invariant(data.length > 0, "propose: no entries");
     if (this.role !== "leader") throw new NotLeaderError(this.id, this.lead, "proposal");
     if (this.leadTransferee !== 0) {
-      throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, `leadership transfer to ${this.leadTransferee} in progress`);
+      throw new RaftwalError(RaftErrorCode.PROPOSAL_DROPPED, `leadership transfer to ${this.leadTransferee} in progress`);
     }
     let bytes = 0;
     for (let i = 0; i < data.length; i++) {
       // An empty entry is a leader no-op to the application (types.ts, step 5).
-      if (data[i].length === 0) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, "a proposal must not be empty");
+      if (data[i].length === 0) throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, "a proposal must not be empty");
       bytes += data[i].length;
     }
     if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.config.uncommittedBytesMax) {
-      throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, `${this.uncommittedBytes} uncommitted bytes: limit ${this.config.uncommittedBytesMax}`);
+      throw new RaftwalError(RaftErrorCode.PROPOSAL_DROPPED, `${this.uncommittedBytes} uncommitted bytes: limit ${this.config.uncommittedBytesMax}`);
     }
     const first = this.log.lastIndex() + 1;
     const entries: Entry[] = new Array(data.length);
@@ -462,7 +462,7 @@ export class Raft {
 
   transferLeadership(to: number): void {
     if (this.role !== "leader") throw new NotLeaderError(this.id, this.lead, "leadership transfer");
-    if (!this.voters.includes(to)) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `${to} is not a voter`);
+    if (!this.voters.includes(to)) throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `${to} is not a voter`);
     leader.startTransfer(this, to);
   }
 

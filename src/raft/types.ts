@@ -88,7 +88,16 @@ export interface Ready {
 /**
  * The durable log as the core sees it. The host writes to it (step 4 of the loop);
  * the core only reads. Reads are synchronous: a WAL serves them from its index and a
- * bounded cache, reading segment files on demand.
+ * bounded cache, reading segment files on demand. Any object with these methods will
+ * do (storage/raft-storage.ts fits structurally and imports nothing from the core).
+ *
+ * Errors: the core reads `term` and `entries` only inside the ranges documented below,
+ * so a read outside them, or a failing read, means a broken storage or a broken host.
+ * The core never catches what a storage throws and never matches on its code: the
+ * error passes through the core's method to the host unchanged. Throw a RaftwalError
+ * with the storage's own code (storage/ throws WAL_ERR_COMPACTED and
+ * WAL_ERR_UNAVAILABLE; MemoryStorage throws RAFT_ERR_LOG_COMPACTED and
+ * RAFT_ERR_LOG_UNAVAILABLE).
  *
  * Invariant: snapshotMeta().index <= firstIndex() - 1 <= lastIndex().
  */
@@ -103,8 +112,8 @@ export interface RaftLogStorage {
   lastIndex(): number;
   /**
    * Term of the entry at `index`, for snapshotMeta().index <= index <= lastIndex()
-   * (at the snapshot's index it is the snapshot's term). Throws a RaftwalError with
-   * code WAL_ERR_COMPACTED below that range and WAL_ERR_UNAVAILABLE above it.
+   * (at the snapshot's index it is the snapshot's term). Throws below and above that
+   * range (see Errors above).
    */
   term(index: number): number;
   /**

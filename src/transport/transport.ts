@@ -21,7 +21,7 @@
  */
 import assert from "node:assert/strict";
 import type net from "node:net";
-import { ErrorCode, RaftwalError } from "../errors.js";
+import { RaftwalError, RaftwalErrorCode } from "../../storage/errors.js";
 import { MessageType, type Message } from "../proto/schema.js";
 import { BACKOFF_DEFAULTS, type BackoffOptions } from "./backoff.js";
 import { TransportError } from "./errors.js";
@@ -111,7 +111,7 @@ export class TcpTransport {
     requireInteger("nodeId", options.nodeId, 1, Number.MAX_SAFE_INTEGER);
     const clusterIdBytes = Buffer.byteLength(options.clusterId ?? "", "utf8");
     if (clusterIdBytes === 0 || clusterIdBytes > CLUSTER_ID_BYTES_MAX) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `clusterId must be 1 to ${CLUSTER_ID_BYTES_MAX} bytes`);
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `clusterId must be 1 to ${CLUSTER_ID_BYTES_MAX} bytes`);
     }
     this.#nodeId = options.nodeId;
     this.#clusterId = options.clusterId;
@@ -132,10 +132,10 @@ export class TcpTransport {
     this.#tls = options.tls;
     this.#backoff = { ...BACKOFF_DEFAULTS, ...options.backoff };
     if (!(this.#backoff.initialDelayMs > 0 && this.#backoff.delayMsMax >= this.#backoff.initialDelayMs)) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, "backoff needs 0 < initialDelayMs <= delayMsMax");
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, "backoff needs 0 < initialDelayMs <= delayMsMax");
     }
     if (!(this.#backoff.jitterRatio >= 0 && this.#backoff.jitterRatio <= 1)) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, "backoff.jitterRatio must be in [0, 1]");
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, "backoff.jitterRatio must be in [0, 1]");
     }
     this.#random = options.random ?? Math.random;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS_DEFAULT;
@@ -186,7 +186,7 @@ export class TcpTransport {
    * ports after starting.
    */
   setPeerAddress(id: number, address: PeerAddress): void {
-    if (!this.#peers.has(id)) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `node ${id} is not a configured peer`);
+    if (!this.#peers.has(id)) throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `node ${id} is not a configured peer`);
     this.#peers.set(id, { ...address });
   }
 
@@ -361,6 +361,6 @@ function register<T>(handlers: T[], handler: T): () => void {
 
 function requireInteger(name: string, value: number, min: number, max: number): void {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `${name} must be an integer in [${min}, ${max}], got ${value}`);
+    throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `${name} must be an integer in [${min}, ${max}], got ${value}`);
   }
 }

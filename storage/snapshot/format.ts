@@ -22,7 +22,7 @@
  * written last (it sits in a reserved region at offset 0) and the whole file is fsynced
  * before it gets its final name.
  */
-import { ErrorCode, RaftwalError } from "../../src/errors.js";
+import { RaftwalError, RaftwalErrorCode, WalErrorCode } from "../errors.js";
 import { snapshotMetaCodec, type SnapshotMeta } from "../../src/proto/schema.js";
 import { crc32 } from "../wal/crc.js";
 
@@ -54,7 +54,7 @@ export interface SnapshotHeader {
 }
 
 export function snapshotCorrupt(path: string, detail: string, cause?: unknown): RaftwalError {
-  return new RaftwalError(ErrorCode.SNAPSHOT_CORRUPT, `snapshot ${path}: ${detail}`, { cause });
+  return new RaftwalError(WalErrorCode.SNAPSHOT_CORRUPT, `snapshot ${path}: ${detail}`, { cause });
 }
 
 /** The final name of the snapshot covering entries up to (index, term). */
@@ -75,7 +75,7 @@ export function parseSnapshotFileName(name: string): { index: number; term: numb
 export function encodeSnapshotMeta(meta: SnapshotMeta): Uint8Array {
   const bytes = snapshotMetaCodec.encode({ index: meta.index, term: meta.term, voters: [...meta.voters], sizeBytes: meta.sizeBytes });
   if (bytes.length > SNAPSHOT_META_BYTES_MAX) {
-    throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot metadata encodes to ${bytes.length} bytes, over ${SNAPSHOT_META_BYTES_MAX}`);
+    throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot metadata encodes to ${bytes.length} bytes, over ${SNAPSHOT_META_BYTES_MAX}`);
   }
   return bytes;
 }

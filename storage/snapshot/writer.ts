@@ -16,7 +16,7 @@
  * the error says so and the store owning the writer refuses further writes.
  */
 import { join } from "node:path";
-import { ErrorCode, RaftwalError } from "../../src/errors.js";
+import { RaftwalError, RaftwalErrorCode, WalErrorCode } from "../errors.js";
 import type { SnapshotMeta } from "../../src/proto/schema.js";
 import { crc32 } from "../wal/crc.js";
 import type { FileSystem, StorageFile } from "../fs/file-system.js";
@@ -45,18 +45,18 @@ export class SnapshotWriteError extends RaftwalError {
     readonly directoryStateUnknown: boolean,
     cause: unknown,
   ) {
-    super(ErrorCode.WAL_FAILED, message, { cause });
+    super(WalErrorCode.FAILED, message, { cause });
   }
 }
 
 export function assertSnapshotTarget(target: SnapshotTarget): void {
   for (const key of ["index", "term"] as const) {
     if (!Number.isSafeInteger(target[key]) || target[key] < 0) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot ${key} must be a non-negative safe integer, got ${target[key]}`);
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot ${key} must be a non-negative safe integer, got ${target[key]}`);
     }
   }
   if (!target.voters.every((voter) => Number.isSafeInteger(voter) && voter > 0)) {
-    throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot voters must be positive integers, got [${target.voters.join(", ")}]`);
+    throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot voters must be positive integers, got [${target.voters.join(", ")}]`);
   }
 }
 
@@ -95,7 +95,7 @@ export class SnapshotFileWriter {
   }
 
   private assertOpen(): void {
-    if (this.state !== "open") throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot writer for ${this.finalName} is ${this.state}`);
+    if (this.state !== "open") throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot writer for ${this.finalName} is ${this.state}`);
   }
 
   private async guard<T>(what: string, run: () => Promise<T>): Promise<T> {
@@ -113,7 +113,7 @@ export class SnapshotFileWriter {
   async write(chunk: Uint8Array): Promise<void> {
     this.assertOpen();
     if (this.payloadBytes + chunk.length > SNAPSHOT_PAYLOAD_BYTES_MAX) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot payload over ${SNAPSHOT_PAYLOAD_BYTES_MAX} bytes`);
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot payload over ${SNAPSHOT_PAYLOAD_BYTES_MAX} bytes`);
     }
     this.checksum = crc32(chunk, this.checksum);
     this.payloadBytes += chunk.length;

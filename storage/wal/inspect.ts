@@ -5,7 +5,7 @@
  * `repairTornTail`.
  */
 import type { FileSystem, StorageFile } from "../fs/file-system.js";
-import { ErrorCode } from "../../src/errors.js";
+import { WalErrorCode } from "../errors.js";
 import { entryCodec, type Entry } from "../../src/proto/schema.js";
 import { WalCorruptionError, walError, type CorruptionDetail } from "./errors.js";
 import {
@@ -38,7 +38,7 @@ export interface SegmentListing {
 
 /** Segment files with their headers. Reads only headers. Throws WAL_ERR_NOT_A_WAL for a missing directory. */
 export async function listSegments(dir: string, fs: FileSystem): Promise<SegmentListing[]> {
-  if (!(await fs.isDirectory(dir))) throw walError(ErrorCode.WAL_NOT_A_WAL, `${dir} is not a directory`);
+  if (!(await fs.isDirectory(dir))) throw walError(WalErrorCode.NOT_A_WAL, `${dir} is not a directory`);
   const listings: SegmentListing[] = [];
   for (const ref of await listSegmentFiles(dir, fs)) {
     const file = await fs.open(ref.path, { readOnly: true });
@@ -221,7 +221,7 @@ export type VerifyProgress = (segmentsDone: number, segmentsTotal: number) => vo
  * reports healthy, a repairable torn tail, or corruption with its location.
  */
 export async function verifyWal(dir: string, fs: FileSystem, onProgress?: VerifyProgress): Promise<VerifyResult> {
-  if (!(await fs.isDirectory(dir))) throw walError(ErrorCode.WAL_NOT_A_WAL, `${dir} is not a directory`);
+  if (!(await fs.isDirectory(dir))) throw walError(WalErrorCode.NOT_A_WAL, `${dir} is not a directory`);
   try {
     const result = await recover(dir, fs, { repair: false, ...(onProgress ? { onProgress } : {}) });
     await closeAll(result.segments, result.spare?.file);
@@ -256,7 +256,7 @@ export async function verifyWal(dir: string, fs: FileSystem, onProgress?: Verify
  * Returns the tail that was cut, or undefined when there was none.
  */
 export async function repairTornTail(dir: string, fs: FileSystem): Promise<TornTail | undefined> {
-  if (!(await fs.isDirectory(dir))) throw walError(ErrorCode.WAL_NOT_A_WAL, `${dir} is not a directory`);
+  if (!(await fs.isDirectory(dir))) throw walError(WalErrorCode.NOT_A_WAL, `${dir} is not a directory`);
   // Check first without writing, so corruption leaves the directory untouched.
   const verdict = await verifyWal(dir, fs);
   if (verdict.corruption) throw new WalCorruptionError(verdict.corruption);

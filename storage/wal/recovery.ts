@@ -23,7 +23,7 @@
  */
 import { posix } from "node:path";
 import type { FileSystem, StorageFile } from "../fs/file-system.js";
-import { ErrorCode } from "../../src/errors.js";
+import { WalErrorCode } from "../errors.js";
 import { WalCorruptionError, walError } from "./errors.js";
 import {
   RECORD_TYPE_NAMES,
@@ -169,7 +169,7 @@ async function replay(
       }
     }
     if (decoded.kind === "bad" && refs.length === 1 && headed.length === 0) {
-      throw walError(ErrorCode.WAL_NOT_A_WAL, `${ref.path} is not a raftwal segment (${decoded.reason})`);
+      throw walError(WalErrorCode.NOT_A_WAL, `${ref.path} is not a raftwal segment (${decoded.reason})`);
     }
     throw corruption(ref, 0, decoded.kind === "bad" ? decoded.reason : "blank segment header before the last segment");
   }

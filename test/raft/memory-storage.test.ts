@@ -26,9 +26,9 @@ describe("MemoryStorage", () => {
     storage.compact(2);
     expect(storage.firstIndex()).toBe(3);
     expect(storage.term(2)).toBe(1);
-    expect(() => storage.term(1)).toThrow(expect.objectContaining({ code: "WAL_ERR_COMPACTED" }));
-    expect(() => storage.term(5)).toThrow(expect.objectContaining({ code: "WAL_ERR_UNAVAILABLE" }));
-    expect(() => storage.entries(2, 4, 100)).toThrow(expect.objectContaining({ code: "WAL_ERR_COMPACTED" }));
+    expect(() => storage.term(1)).toThrow(expect.objectContaining({ code: "RAFT_ERR_LOG_COMPACTED" }));
+    expect(() => storage.term(5)).toThrow(expect.objectContaining({ code: "RAFT_ERR_LOG_UNAVAILABLE" }));
+    expect(() => storage.entries(2, 4, 100)).toThrow(expect.objectContaining({ code: "RAFT_ERR_LOG_COMPACTED" }));
     // Reference: section 7 (log compaction)
   });
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { createRaft, type RaftLogStorage } from "../../src/raft/index.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 import { HardStateFile } from "../../storage/hard-state.js";
-import { openRaftStorage, type RaftStorageOptions } from "../../storage/raft-storage.js";
+import { openRaftStorage, type RaftStorage, type RaftStorageOptions } from "../../storage/raft-storage.js";
 import { SnapshotStore } from "../../storage/snapshot-store.js";
 import { snapshotFileName } from "../../storage/snapshot/format.js";
 import { listSegments, verifyWal } from "../../storage/wal/index.js";
@@ -15,6 +16,13 @@ function options(fs: MemoryFileSystem | CrashingFileSystem, extra: Partial<RaftS
   return { fs, wal: SMALL_SEGMENTS, ...extra };
 }
 
+/**
+ * RaftStorage does not name the core's interface (storage/ imports nothing from the core):
+ * it fits RaftLogStorage structurally. This assignment is the check; `npm test` type-checks
+ * the tests before it runs them, so a signature that drifts apart fails the build.
+ */
+const asCoreStorage = (storage: RaftStorage): RaftLogStorage => storage;
+
 describe("RaftStorage", () => {
   it("a brand-new directory is empty: zero hard state, no snapshot, firstIndex 1, lastIndex 0", async () => {
     const fs = new MemoryFileSystem();
@@ -25,6 +33,17 @@ describe("RaftStorage", () => {
     expect(() => storage.term(1)).toThrow(expect.objectContaining({ code: "WAL_ERR_UNAVAILABLE" }));
     expect(await fs.list(DIR)).toEqual(["hardstate", "snap", "wal"]);
     expect(storage.recovery.hardState.fileExisted).toBe(false);
+    await storage.close();
+  });
+
+  it("serves the Raft core as its RaftLogStorage: a core started on it sees its log and hard state", async () => {
+    const fs = new MemoryFileSystem();
+    const storage = await openRaftStorage(DIR, options(fs));
+    await storage.append(entries(1, 3, 2));
+    await storage.saveHardState({ term: 2, vote: 1, commit: 3 });
+    const core = createRaft({ id: 1, voters: [1], storage: asCoreStorage(storage), random: () => 0.5 });
+    expect(core.hardState()).toEqual({ term: 2, vote: 1, commit: 3 });
+    expect(core.commitIndex()).toBe(3);
     await storage.close();
   });
 
