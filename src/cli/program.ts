@@ -7,7 +7,7 @@
  * exit code, never a stack trace (set RAFTWAL_DEBUG=1 to get one for a bug report).
  *
  * Subcommand groups register here, one module each: `wal` (wal-commands.ts); `node`,
- * `cluster`, `kv` (node-commands.ts).
+ * `cluster`, `kv` (node-commands.ts); `torture` (torture-command.ts).
  */
 import { Command, CommanderError } from "commander";
 import { RaftwalError } from "../errors.js";
