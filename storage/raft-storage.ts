@@ -50,6 +50,7 @@
 import { join } from "node:path";
 import { ErrorCode, RaftwalError } from "../src/errors.js";
 import type { Entry, HardState, RaftLogStorage, SnapshotChunk, SnapshotMeta } from "../src/raft/types.js";
+import { copyClusterConfig, emptyClusterConfig, type ClusterConfig } from "../src/proto/schema.js";
 import type { FileSystem } from "./fs/file-system.js";
 import { NodeFileSystem } from "./fs/node-file-system.js";
 import { HardStateFile } from "./hard-state.js";
@@ -80,13 +81,14 @@ export interface RaftStorageRecovery {
   warnings: string[];
 }
 
-const NO_SNAPSHOT: SnapshotMeta = Object.freeze({ index: 0, term: 0, voters: [], sizeBytes: 0 }) as SnapshotMeta;
+const NO_SNAPSHOT: SnapshotMeta = Object.freeze({ index: 0, term: 0, sizeBytes: 0, config: emptyClusterConfig() }) as SnapshotMeta;
 
 /** What the application's createSnapshot covers. `term` is checked against the log when given. */
 export interface SnapshotTargetInput {
   index: number;
   term?: number;
-  voters: number[];
+  /** The cluster configuration at `index`, stored in the snapshot's metadata. */
+  config: ClusterConfig;
 }
 
 function invalid(message: string): RaftwalError {
@@ -150,7 +152,7 @@ export class RaftStorage implements RaftLogStorage {
   }
 
   snapshotMeta(): SnapshotMeta {
-    return { ...this.snapshot, voters: [...this.snapshot.voters] };
+    return { ...this.snapshot, config: copyClusterConfig(this.snapshot.config) };
   }
 
   firstIndex(): number {
@@ -172,6 +174,11 @@ export class RaftStorage implements RaftLogStorage {
     this.checkRange(lo, hi - 1);
     if (lo === this.snapshot.index) throw new RaftwalError(ErrorCode.WAL_COMPACTED, `entry ${lo} is compacted into the snapshot at ${this.snapshot.index}`);
     return this.wal.entries(lo, hi, bytesMax);
+  }
+
+  /** Indexes of the log's entries whose type is not ENTRY_NORMAL (the WAL keeps them in its index). */
+  typedEntryIndexes(): number[] {
+    return this.wal.typedEntryIndexes().filter((index) => index > this.snapshot.index);
   }
 
   readSnapshotChunk(offset: number, bytesMax: number): Uint8Array {
@@ -296,7 +303,7 @@ export class RaftStorage implements RaftLogStorage {
       if (index > this.hard.commit) throw invalid(`snapshot index ${index} is above the durable commit index ${this.hard.commit}`);
       const term = this.term(index);
       if (target.term !== undefined && target.term !== term) throw invalid(`snapshot term ${target.term} differs from the log's term ${term} at ${index}`);
-      const writer = await this.snapshots.createWriter({ index, term, voters: target.voters });
+      const writer = await this.snapshots.createWriter({ index, term, config: target.config });
       let meta: SnapshotMeta;
       try {
         for await (const chunk of data) await writer.write(chunk);

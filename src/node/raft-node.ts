@@ -367,7 +367,7 @@ export class RaftNode<Result = unknown> {
     // The storage only snapshots durably committed entries: write the lazy commit first.
     await this.storage.saveHardState(this.advancedHardState);
     const meta = await this.storage.createSnapshot(
-      { index: this.applied, voters: this.options.peers.map((peer) => peer.id) },
+      { index: this.applied, config: this.core.clusterConfigAt(this.applied) },
       this.options.stateMachine.snapshot(),
     );
     this.core.snapshotTaken(meta);

@@ -338,6 +338,11 @@ export class Wal {
     }));
   }
 
+  /** Indexes of the log's entries whose type is not 0 (ENTRY_NORMAL), ascending: see RaftLogStorage. */
+  typedEntryIndexes(): number[] {
+    return this.view.typedEntryIndexes();
+  }
+
   /** Bytes held by the in-memory index (offsets and terms), for the benchmark. */
   indexMemoryBytes(): number {
     return this.view.memoryBytes();
@@ -679,7 +684,7 @@ export class Wal {
       }
       for (let k = 0; k < op.entries.length; k++) {
         const entry = op.entries[k];
-        this.view.append(entry.index, entry.term, segment.segmentId, op.offsets[k]);
+        this.view.append(entry.index, entry.term, segment.segmentId, op.offsets[k], entry.type !== 0);
         this.cache.put(entry.index, { entry, encodedBytes: op.payloadBytes[k] });
       }
       segment.maxEntryIndex = Math.max(segment.maxEntryIndex, op.entries[op.entries.length - 1].index);
