@@ -1,7 +1,9 @@
 /**
- * The torture suite's hooks inside a KV node, all off unless the node is started with
+ * The torture tool's hooks inside a KV node, all off unless `raftwal node` is started with
  * `--fault-injection` (and `--fault-power-loss` for the storage part). Without them the
- * node never constructs any of this and `/admin/...` answers 404.
+ * node never constructs any of this and `/admin/...` answers 404. They reach the node only
+ * through its ordinary seams: `transport` (FaultInjectingTransport), `storage.fs`
+ * (PowerLossFileSystem) and the KV API's `extraRoutes`.
  *
  * | request                   | effect                                                          |
  * |---------------------------|-----------------------------------------------------------------|
@@ -14,15 +16,15 @@
  */
 import { writeSync } from "node:fs";
 import type http from "node:http";
-import { PowerLossFileSystem, type TearReport } from "../../storage/fs/power-loss-file-system.js";
-import { FaultInjectingTransport } from "../torture/node-hooks/fault-injecting-transport.js";
-import { TcpTransport } from "../transport/transport.js";
-import type { Logger } from "../node/logger.js";
-import { seededRandom } from "../rng.js";
-import type { RaftNode } from "../node/raft-node.js";
-import type { AdminRoutes } from "./http-api.js";
-import type { KvNodeOptions } from "./kv-node.js";
-import type { KvResult, KvStateMachine } from "./state-machine.js";
+import type { ExtraRoutes } from "../../kv/http-api.js";
+import type { KvNodeOptions } from "../../kv/kv-node.js";
+import type { KvResult, KvStateMachine } from "../../kv/state-machine.js";
+import type { Logger } from "../../node/logger.js";
+import type { RaftNode } from "../../node/raft-node.js";
+import { seededRandom } from "../../rng.js";
+import { TcpTransport } from "../../transport/transport.js";
+import { FaultInjectingTransport } from "./fault-injecting-transport.js";
+import { PowerLossFileSystem, type TearReport } from "./power-loss-file-system.js";
 
 export interface FaultFlags {
   faultInjection?: boolean;
@@ -56,7 +58,7 @@ export function faultNodeOptions(flags: FaultFlags, logger: Logger): Partial<KvN
       ...(fs ? { fs } : {}),
       ...(flags.faultWalSegmentBytes !== undefined ? { wal: { segmentSizeBytes: flags.faultWalSegmentBytes } } : {}),
     },
-    admin: ({ node, kv }) => adminRoutes({ node, kv, transport: faultyTransport(), fs }),
+    extraRoutes: ({ node, kv }) => ({ pathPrefix: "/admin/", handle: adminRoutes({ node, kv, transport: faultyTransport(), fs }) }),
   };
 }
 
@@ -78,7 +80,7 @@ function armTear(fs: PowerLossFileSystem, seed: number): void {
   setTimeout(() => die(fs.tear(random), "idle"), TEAR_WAIT_MS).unref();
 }
 
-function adminRoutes(parts: { node: RaftNode<KvResult>; kv: KvStateMachine; transport: FaultInjectingTransport; fs?: PowerLossFileSystem }): AdminRoutes {
+function adminRoutes(parts: { node: RaftNode<KvResult>; kv: KvStateMachine; transport: FaultInjectingTransport; fs?: PowerLossFileSystem }): ExtraRoutes["handle"] {
   const { node, kv, transport, fs } = parts;
   const faults = () => ({ blockPeers: transport.blockedPeers(), droppedOutbound: transport.droppedOutbound, droppedInbound: transport.droppedInbound, unsyncedBytes: fs?.unsyncedBytes() ?? null });
   return async (request, response, url) => {
