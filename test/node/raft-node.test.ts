@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeCommand } from "../../src/kv/command.js";
 import { startKvNode, type KvNode, type KvPeerConfig } from "../../src/kv/kv-node.js";
-import { findFreeBasePort } from "../../src/node/local-cluster.js";
+import { findFreeBasePort } from "../../src/cli/local-cluster.js";
 import { silentLogger } from "../../src/node/logger.js";
 import { NotLeaderError } from "../../src/node/errors.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
