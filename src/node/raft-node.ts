@@ -28,8 +28,8 @@ import { createRaft } from "../raft/index.js";
 import { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT } from "../raft/config.js";
 import type { Entry, HardState, PeerProgress, RaftConfig, RaftCore, Ready, SnapshotMeta, SoftState } from "../raft/types.js";
 import { openRaftStorage, type RaftStorage, type RaftStorageOptions } from "../../storage/raft-storage.js";
-import { TcpTransport } from "../transport/transport.js";
-import type { FaultFilter } from "./fault-filter.js";
+import { TcpTransport, type TcpTransportOptions } from "../transport/transport.js";
+import type { NodeTransport } from "../transport/node-transport.js";
 import type { TransportTlsOptions } from "../transport/tls.js";
 import { closedError } from "./errors.js";
 import { NotLeaderError } from "../raft/not-leader-error.js";
@@ -94,8 +94,12 @@ export interface RaftNodeOptions<Result> {
   seed?: number;
   /** Flow-control knobs passed to the core. */
   raft?: Pick<RaftConfig, "messageBytesMax" | "inflightMessagesMax" | "inflightBytesMax" | "snapshotChunkBytes" | "uncommittedBytesMax" | "preVote" | "checkQuorum">;
-  /** Torture testing only (`--fault-injection`): drops messages to and from blocked peers. */
-  faultFilter?: FaultFilter;
+  /**
+   * Builds the link to the peers from the options the node derived (id, cluster id,
+   * listen address, peers, logger, tls). Default: `(options) => new TcpTransport(options)`.
+   * A host wraps or replaces the transport here (a decorator that drops messages, say).
+   */
+  transport?: (options: TcpTransportOptions) => NodeTransport;
 }
 
 export interface NodeStatus {
@@ -133,7 +137,7 @@ export class RaftNode<Result = unknown> {
     private readonly options: RaftNodeOptions<Result>,
     private readonly core: RaftCore,
     private readonly storage: RaftStorage,
-    private readonly transport: TcpTransport,
+    private readonly transport: NodeTransport,
     private readonly logger: Logger,
   ) {
     this.applied = storage.snapshotMeta().index;
@@ -162,7 +166,8 @@ export class RaftNode<Result = unknown> {
         heartbeatIntervalTicks: options.heartbeatIntervalTicks ?? HEARTBEAT_INTERVAL_TICKS_DEFAULT,
         appliedIndex: snapshot.index,
       });
-      const transport = new TcpTransport({
+      const createTransport = options.transport ?? ((transportOptions) => new TcpTransport(transportOptions));
+      const transport = createTransport({
         nodeId: options.id,
         clusterId: options.clusterId,
         listen: options.listen ?? { host: self.host, port: self.port },
@@ -170,7 +175,6 @@ export class RaftNode<Result = unknown> {
         logger: logger.child({ component: "transport" }),
         tls: options.tls,
       });
-      options.faultFilter?.install(transport);
       const node = new RaftNode(options, core, storage, transport, logger);
       await node.start();
       logger.info("node started", {
