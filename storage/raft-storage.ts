@@ -52,7 +52,7 @@
  * whole storage refuse further writes (`failed()`); reopen to recover.
  */
 import { join } from "node:path";
-import type { Entry, HardState, SnapshotChunk, SnapshotMeta } from "../src/proto/schema.js";
+import { copyClusterConfig, emptyClusterConfig, type ClusterConfig, type Entry, type HardState, type SnapshotChunk, type SnapshotMeta } from "../src/proto/schema.js";
 import { RaftwalError, RaftwalErrorCode, WalErrorCode } from "./errors.js";
 import type { FileSystem } from "./fs/file-system.js";
 import { NodeFileSystem } from "./fs/node-file-system.js";
@@ -84,13 +84,14 @@ export interface RaftStorageRecovery {
   warnings: string[];
 }
 
-const NO_SNAPSHOT: SnapshotMeta = Object.freeze({ index: 0, term: 0, voters: [], sizeBytes: 0 }) as SnapshotMeta;
+const NO_SNAPSHOT: SnapshotMeta = Object.freeze({ index: 0, term: 0, sizeBytes: 0, config: emptyClusterConfig() }) as SnapshotMeta;
 
 /** What the application's createSnapshot covers. `term` is checked against the log when given. */
 export interface SnapshotTargetInput {
   index: number;
   term?: number;
-  voters: number[];
+  /** The cluster configuration at `index`, stored in the snapshot's metadata. */
+  config: ClusterConfig;
 }
 
 function invalid(message: string): RaftwalError {
@@ -154,7 +155,7 @@ export class RaftStorage {
   }
 
   snapshotMeta(): SnapshotMeta {
-    return { ...this.snapshot, voters: [...this.snapshot.voters] };
+    return { ...this.snapshot, config: copyClusterConfig(this.snapshot.config) };
   }
 
   firstIndex(): number {
@@ -178,6 +179,11 @@ export class RaftStorage {
     return this.wal.entries(lo, hi, bytesMax);
   }
 
+  /** Indexes of the log's entries whose type is not ENTRY_NORMAL (the WAL keeps them in its index). */
+  typedEntryIndexes(): number[] {
+    return this.wal.typedEntryIndexes().filter((index) => index > this.snapshot.index);
+  }
+
   readSnapshotChunk(offset: number, bytesMax: number): Uint8Array {
     return this.snapshots.readChunk(offset, bytesMax);
   }
@@ -192,7 +198,13 @@ export class RaftStorage {
 
   // ---- host-side writers ------------------------------------------------------------------
 
-  /** Runs writers one at a time; the first failure of any part makes every later write fail. */
+  /**
+   * Runs writers one at a time, because each composite write spans parts whose order the
+   * durability contract fixes (a snapshot durable before the WAL compacts to it; entries
+   * durable before a hard state whose commit covers them), and each writer checks its
+   * preconditions against the durable effect of the previous one. The first failure of
+   * any part makes every later write fail.
+   */
   private serialize<T>(name: string, run: () => Promise<T>): Promise<T> {
     const result = this.queue.then(async () => {
       if (this.closed) throw new RaftwalError(WalErrorCode.CLOSED, `storage ${this.directory} is closed`);
@@ -246,13 +258,10 @@ export class RaftStorage {
     return this.serialize("append", async () => {
       const fresh = entries.filter((entry) => entry.index > this.snapshot.index);
       if (fresh.length === 0) return;
-      for (let i = 1; i < fresh.length; i++) {
-        if (fresh[i].index !== fresh[i - 1].index + 1) throw invalid(`entries are not contiguous at index ${fresh[i].index}`);
-      }
+      // The WAL checks that indexes are contiguous and leave no gap; only the composite
+      // knows the durable commit index, so only it can refuse to truncate below it.
       const first = fresh[0].index;
-      const last = this.lastIndex();
-      if (first > last + 1) throw invalid(`entries start at ${first}, leaving a gap after the last index ${last}`);
-      if (first <= last && first <= this.hard.commit) {
+      if (first <= this.lastIndex() && first <= this.hard.commit) {
         throw invalid(`appending at ${first} would truncate committed entries (commit index ${this.hard.commit})`);
       }
       // The WAL truncates from `first` (if at or below its last index) in the same batch
@@ -297,7 +306,7 @@ export class RaftStorage {
       if (index > this.hard.commit) throw invalid(`snapshot index ${index} is above the durable commit index ${this.hard.commit}`);
       const term = this.term(index);
       if (target.term !== undefined && target.term !== term) throw invalid(`snapshot term ${target.term} differs from the log's term ${term} at ${index}`);
-      const writer = await this.snapshots.createWriter({ index, term, voters: target.voters });
+      const writer = await this.snapshots.createWriter({ index, term, config: target.config });
       let meta: SnapshotMeta;
       try {
         for await (const chunk of data) await writer.write(chunk);

@@ -23,7 +23,7 @@
  */
 import { join } from "node:path";
 import { RaftwalError, RaftwalErrorCode, WalErrorCode } from "./errors.js";
-import type { SnapshotChunk, SnapshotMeta } from "../src/proto/schema.js";
+import { copyClusterConfig, type SnapshotChunk, type SnapshotMeta } from "../src/proto/schema.js";
 import type { FileSystem, StorageFile } from "./fs/file-system.js";
 import {
   SNAPSHOT_HEADER_BYTES,
@@ -217,7 +217,7 @@ export class SnapshotStore {
   /** Metadata of the newest valid snapshot, or undefined when there is none. */
   newestMeta(): SnapshotMeta | undefined {
     const meta = this.current?.info.meta;
-    return meta ? { ...meta, voters: [...meta.voters] } : undefined;
+    return meta ? { ...meta, config: copyClusterConfig(meta.config) } : undefined;
   }
 
   /** File name of the newest valid snapshot. */
@@ -267,7 +267,7 @@ export class SnapshotStore {
           `snapshot chunk at offset ${offset} for (index ${meta.index}, term ${meta.term}) but no transfer of it is pending: the first chunk must be at offset 0`,
         );
       }
-      const target = { index: meta.index, term: meta.term, voters: meta.voters };
+      const target = { index: meta.index, term: meta.term, config: meta.config };
       const temporaryName = `incoming-${snapshotFileName(meta.index, meta.term)}${SNAPSHOT_TEMPORARY_SUFFIX}`;
       incoming = await SnapshotFileWriter.create(this.fs, this.directory, target, temporaryName);
       this.incoming = incoming;
@@ -320,7 +320,7 @@ export class SnapshotStore {
         `cannot install snapshot (index ${meta.index}, term ${meta.term}): ${incoming.bytesWritten} of ${meta.sizeBytes} bytes received`,
       );
     }
-    incoming.target.voters = [...meta.voters];
+    incoming.target.config = copyClusterConfig(meta.config);
     this.incoming = undefined;
     let committed: { name: string; path: string };
     try {

@@ -1,4 +1,4 @@
-/** The node runtime's public API: create a node, embed a state machine, run a local cluster. */
+/** The node runtime's public API: create a node, embed a state machine. */
 export {
   createNode,
   RaftNode,
@@ -19,4 +19,3 @@ export type { PeerProgress } from "../raft/types.js";
 export { NotLeaderError, NodeErrorCode } from "./errors.js";
 export { createLogger, silentLogger, type Logger, type LogLevel } from "./logger.js";
 export { NodeMetrics } from "./metrics.js";
-export { LocalCluster, findFreeBasePort, type LocalClusterOptions, type LocalNodeSpec } from "./local-cluster.js";

@@ -29,6 +29,24 @@ export const RAFT_ERRORS = {
     code: "RAFT_ERR_LOG_UNAVAILABLE",
     meaning: "The core's log (or `MemoryStorage`) was asked for an index beyond its last index, or the storage served a snapshot shorter than its metadata says.",
   },
+  CONFIG_CHANGE_IN_PROGRESS: {
+    code: "RAFT_ERR_CONFIG_CHANGE_IN_PROGRESS",
+    meaning:
+      "A membership change is pending (not yet committed, or a joint configuration not yet left), or the new leader has not yet committed an entry of its term.",
+  },
+  LEARNER_BEHIND: {
+    code: "RAFT_ERR_LEARNER_BEHIND",
+    meaning: "A learner to promote lags the leader's log by more than `learnerLagEntriesMax` entries.",
+  },
+  UNKNOWN_MEMBER: {
+    code: "RAFT_ERR_UNKNOWN_MEMBER",
+    meaning: "A membership change names a node that is not a member (or, to promote, not a learner).",
+  },
+  LAST_VOTER: { code: "RAFT_ERR_LAST_VOTER", meaning: "A membership change would leave the cluster without a voter." },
+  INVALID_CONFIG_CHANGE: {
+    code: "RAFT_ERR_INVALID_CONFIG_CHANGE",
+    meaning: "A membership change that makes no sense: empty, an id already in use or removed before, no peer address.",
+  },
   INVARIANT: {
     code: "RAFT_ERR_INVARIANT",
     meaning: "A broken invariant of the core: a bug, or a host breaking the contract of `src/raft/types.ts`. A `RaftInvariantError`, not meant to be caught.",

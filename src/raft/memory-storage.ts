@@ -14,7 +14,7 @@
  * Invariant: snapshot.index >= compactedIndex once `compact` followed `createSnapshot`
  * (between the two calls the snapshot may run ahead of the compaction point).
  */
-import type { Entry, HardState, SnapshotMeta } from "../proto/schema.js";
+import { copyClusterConfig, emptyClusterConfig, EntryType, type Entry, type HardState, type SnapshotMeta } from "../proto/schema.js";
 import { entrySizeBytes } from "./entry-size.js";
 import { RaftwalError, RaftwalErrorCode } from "./errors.js";
 import { fail, invariant } from "./invariant.js";
@@ -24,12 +24,12 @@ import type { RaftLogStorage } from "./types.js";
 const EMPTY = new Uint8Array(0);
 
 function copyMeta(meta: SnapshotMeta): SnapshotMeta {
-  return { index: meta.index, term: meta.term, voters: [...meta.voters], sizeBytes: meta.sizeBytes };
+  return { index: meta.index, term: meta.term, sizeBytes: meta.sizeBytes, config: copyClusterConfig(meta.config) };
 }
 
 export class MemoryStorage implements RaftLogStorage {
   private hard: HardState = { term: 0, vote: 0, commit: 0 };
-  private snapshot: SnapshotMeta = { index: 0, term: 0, voters: [], sizeBytes: 0 };
+  private snapshot: SnapshotMeta = { index: 0, term: 0, sizeBytes: 0, config: emptyClusterConfig() };
   private snapshotData: Uint8Array = EMPTY;
   /** Index of the entry before log[0]; its term is `compactedTerm`. */
   private compactedIndex = 0;
@@ -75,6 +75,12 @@ export class MemoryStorage implements RaftLogStorage {
       stop += 1;
     }
     return this.log.slice(start, stop);
+  }
+
+  typedEntryIndexes(): number[] {
+    const indexes: number[] = [];
+    for (const entry of this.log) if (entry.type !== EntryType.NORMAL) indexes.push(entry.index);
+    return indexes;
   }
 
   readSnapshotChunk(offset: number, bytesMax: number): Uint8Array {

@@ -28,6 +28,7 @@ import { TransportError } from "./errors.js";
 import { encodeFrame, FRAME_BODY_BYTES_MAX_DEFAULT, FRAME_BODY_BYTES_MAX_LIMIT } from "./framing.js";
 import { CLUSTER_ID_BYTES_MAX } from "./handshake.js";
 import { InboundConnection } from "./inbound.js";
+import type { MessageHandler, NodeTransport, PeerHandler } from "./node-transport.js";
 import { silentLogger, type TransportLogger } from "./logger.js";
 import { describe, PeerLink, type Lane } from "./peer-link.js";
 import { emptyCounters, type TransportCounters, type TransportStats } from "./stats.js";
@@ -76,10 +77,7 @@ export interface TcpTransportOptions {
   closeTimeoutMs?: number;
 }
 
-export type MessageHandler = (message: Message) => void;
-export type PeerHandler = (peer: number) => void;
-
-export class TcpTransport {
+export class TcpTransport implements NodeTransport {
   readonly #nodeId: number;
   readonly #clusterId: string;
   readonly #listen: PeerAddress;

@@ -9,7 +9,7 @@ import { KvClient, KvError } from "../../src/kv/client.js";
 import { VALUE_BYTES_MAX } from "../../src/kv/command.js";
 import { errorAnswer, HTTP_STATUS_BY_CODE } from "../../src/kv/http-errors.js";
 import { startKvNode, type KvNode } from "../../src/kv/kv-node.js";
-import { findFreeBasePort } from "../../src/node/local-cluster.js";
+import { findFreeBasePort } from "../../src/cli/local-cluster.js";
 import { silentLogger } from "../../src/node/logger.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 

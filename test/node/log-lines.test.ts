@@ -6,7 +6,7 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { startKvNode } from "../../src/kv/kv-node.js";
-import { findFreeBasePort } from "../../src/node/local-cluster.js";
+import { findFreeBasePort } from "../../src/cli/local-cluster.js";
 import { createLogger } from "../../src/node/logger.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 
