@@ -17,6 +17,12 @@ export const NODE_ERRORS = {
     code: "NODE_ERR_PROPOSAL_LOST",
     meaning: "The entry at the proposal's index was written by another leader: the proposal was lost.",
   },
+  EMPTY_DATA_DIR: {
+    code: "NODE_ERR_EMPTY_DATA_DIR",
+    meaning: "The data directory holds no state but the node was started as an existing member (it must not rejoin under its old id).",
+  },
+  BAD_BOOTSTRAP: { code: "NODE_ERR_BAD_BOOTSTRAP", meaning: "A node asked to bootstrap a new cluster is not among the founding members." },
+  REMOVED: { code: "NODE_ERR_REMOVED", meaning: "This node was removed from the cluster's configuration: it stopped taking part." },
 } as const satisfies ErrorCodeTable;
 export const NodeErrorCode = codesOf(NODE_ERRORS);
 export type NodeErrorCode = (typeof NodeErrorCode)[keyof typeof NodeErrorCode];

@@ -32,9 +32,11 @@ import {
   decodeCommitPayload,
   recordBytes,
   COMMIT_PAYLOAD_BYTES,
+  RECORD_HEADER_BYTES,
   type RecordHeader,
   type SegmentHeader,
 } from "./format.js";
+import { encodedEntryType } from "./entry-codec.js";
 import { LogIndex, TERM_UNKNOWN } from "./log-index.js";
 import { listSegmentFiles, tornTailFileName, type SegmentFileRef } from "./naming.js";
 import { readFully, readSegmentHeader, scanRecords, surveyTail } from "./segment-reader.js";
@@ -184,6 +186,8 @@ async function replay(
   const pendingType: number[] = [];
   const pendingIndex: number[] = [];
   const pendingTerm: number[] = [];
+  /** Entry records whose Entry.type is not 0 (configuration entries): the index lists them. */
+  const pendingTyped: boolean[] = [];
   for (let k = 0; k < headed.length; k++) {
     const { ref, file, header } = headed[k];
     const isLast = k === headed.length - 1;
@@ -203,7 +207,7 @@ async function replay(
     };
     let batchStart = SEGMENT_HEADER_BYTES;
     let expectedIndex = index.lastIndex() + 1;
-    pendingType.length = pendingIndex.length = pendingTerm.length = 0;
+    pendingType.length = pendingIndex.length = pendingTerm.length = pendingTyped.length = 0;
     let pendingOffsets: number[] = [];
     let applyError: WalCorruptionError | undefined;
 
@@ -212,6 +216,7 @@ async function replay(
         pendingType.push(record.type);
         pendingIndex.push(record.index);
         pendingTerm.push(record.term);
+        pendingTyped.push(record.type === RecordType.ENTRY && encodedEntryType(bytes, at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + record.payloadBytes) !== 0);
         pendingOffsets.push(offset);
         if (record.type === RecordType.ENTRY) expectedIndex = record.index + 1;
         else if (record.type === RecordType.TRUNCATE_SUFFIX) expectedIndex = Math.min(expectedIndex, record.index);
@@ -231,7 +236,7 @@ async function replay(
             applyError = corruption(ref, pendingOffsets[r], `entry index ${at} does not continue the log (last index ${index.lastIndex()})`, [at]);
             return "entry out of sequence";
           }
-          index.append(at, pendingTerm[r], ref.segmentId, pendingOffsets[r]);
+          index.append(at, pendingTerm[r], ref.segmentId, pendingOffsets[r], pendingTyped[r]);
           if (at > segment.maxEntryIndex) segment.maxEntryIndex = at;
         } else if (type === RecordType.TRUNCATE_SUFFIX) {
           if (at <= index.compactedIndex() && index.compactedTerm() !== TERM_UNKNOWN) {
@@ -245,7 +250,7 @@ async function replay(
         }
       }
       segment.recordCount += pendingType.length + 1;
-      pendingType.length = pendingIndex.length = pendingTerm.length = 0;
+      pendingType.length = pendingIndex.length = pendingTerm.length = pendingTyped.length = 0;
       pendingOffsets = [];
       batchStart = offset + recordBytes(COMMIT_PAYLOAD_BYTES);
       segment.committedEndOffset = batchStart;
