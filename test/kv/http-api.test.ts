@@ -22,6 +22,7 @@ beforeAll(async () => {
   node = await startKvNode({
     id: 1,
     clusterId: "http-api",
+    initialClusterState: "new",
     peers: [{ id: 1, host: "127.0.0.1", port, api: { host: "127.0.0.1", port: port + 100 } }],
     dataDir: "/data/node-1",
     storage: { fs: new MemoryFileSystem() },

@@ -23,6 +23,7 @@ describe("node log lines", () => {
     const node = await startKvNode({
       id: 7,
       clusterId: "logs",
+      initialClusterState: "new",
       peers: [{ id: 7, host: "127.0.0.1", port, api: { host: "127.0.0.1", port: port + 100 } }],
       dataDir: "/data/node-7",
       storage: { fs: new MemoryFileSystem() },
