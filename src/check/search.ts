@@ -163,12 +163,9 @@ export function searchLinearization(ops: readonly SearchOperation[], stepsMax: n
   return new LinearizationSearch(ops, salt).run(stepsMax);
 }
 
-const HEAD = 0;
-const TAIL = 1;
-
 /**
- * The events as a doubly linked list sorted by time. Nodes: 0 = head sentinel, 1 = tail
- * sentinel, then one call node per op and one return node per known op.
+ * The events as a doubly linked list sorted by time. Nodes: HEAD and TAIL sentinels, then
+ * one call node per op and one return node per known op.
  */
 interface EventList {
   next: Int32Array;
@@ -180,6 +177,9 @@ interface EventList {
   /** 1 for a call node. */
   isCall: Uint8Array;
 }
+
+const HEAD = 0;
+const TAIL = 1;
 
 function buildEventList(ops: readonly SearchOperation[]): EventList {
   const n = ops.length;
