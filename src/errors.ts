@@ -42,5 +42,15 @@ export const ErrorCode = {
   PROPOSAL_DROPPED: "RAFT_ERR_PROPOSAL_DROPPED",
   /** Log storage could not provide an entry the core needed (compacted or unavailable). */
   LOG_UNAVAILABLE: "RAFT_ERR_LOG_UNAVAILABLE",
+  /** A membership change is pending (not yet committed, or a joint configuration not yet left), or the new leader has not yet committed an entry of its term. */
+  CONFIG_CHANGE_IN_PROGRESS: "RAFT_ERR_CONFIG_CHANGE_IN_PROGRESS",
+  /** A learner to promote lags the leader's log by more than learnerLagEntriesMax entries. */
+  LEARNER_BEHIND: "RAFT_ERR_LEARNER_BEHIND",
+  /** A membership change names a node that is not a member (or, to promote, not a learner). */
+  UNKNOWN_MEMBER: "RAFT_ERR_UNKNOWN_MEMBER",
+  /** A membership change would leave the cluster without a voter. */
+  LAST_VOTER: "RAFT_ERR_LAST_VOTER",
+  /** A membership change that makes no sense: empty, an id already in use or removed before, no peer address. */
+  INVALID_CONFIG_CHANGE: "RAFT_ERR_INVALID_CONFIG_CHANGE",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

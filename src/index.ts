@@ -28,7 +28,7 @@ export type {
 } from "./raft/types.js";
 export { MessageType, EntryType } from "./proto/schema.js";
 export { openRaftStorage, RaftStorage, Wal, type RaftStorageOptions, type WalOptions, NodeFileSystem, MemoryFileSystem, type FileSystem } from "../storage/index.js";
-export { TcpTransport, type TcpTransportOptions, type TransportTlsOptions } from "./transport/index.js";
+export { TcpTransport, type TcpTransportOptions, type TransportTlsOptions, type NodeTransport } from "./transport/index.js";
 export { KvStateMachine, type KvResult } from "./kv/index.js";
 export { KvClient, type KvClientOptions } from "./kv/client.js";
 export { startKvNode, type KvNode, type KvNodeOptions, type KvPeerConfig } from "./kv/kv-node.js";

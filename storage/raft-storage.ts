@@ -50,6 +50,7 @@
 import { join } from "node:path";
 import { ErrorCode, RaftwalError } from "../src/errors.js";
 import type { Entry, HardState, RaftLogStorage, SnapshotChunk, SnapshotMeta } from "../src/raft/types.js";
+import { copyClusterConfig, emptyClusterConfig, type ClusterConfig } from "../src/proto/schema.js";
 import type { FileSystem } from "./fs/file-system.js";
 import { NodeFileSystem } from "./fs/node-file-system.js";
 import { HardStateFile } from "./hard-state.js";
@@ -80,13 +81,14 @@ export interface RaftStorageRecovery {
   warnings: string[];
 }
 
-const NO_SNAPSHOT: SnapshotMeta = Object.freeze({ index: 0, term: 0, voters: [], sizeBytes: 0 }) as SnapshotMeta;
+const NO_SNAPSHOT: SnapshotMeta = Object.freeze({ index: 0, term: 0, sizeBytes: 0, config: emptyClusterConfig() }) as SnapshotMeta;
 
 /** What the application's createSnapshot covers. `term` is checked against the log when given. */
 export interface SnapshotTargetInput {
   index: number;
   term?: number;
-  voters: number[];
+  /** The cluster configuration at `index`, stored in the snapshot's metadata. */
+  config: ClusterConfig;
 }
 
 function invalid(message: string): RaftwalError {
@@ -150,7 +152,7 @@ export class RaftStorage implements RaftLogStorage {
   }
 
   snapshotMeta(): SnapshotMeta {
-    return { ...this.snapshot, voters: [...this.snapshot.voters] };
+    return { ...this.snapshot, config: copyClusterConfig(this.snapshot.config) };
   }
 
   firstIndex(): number {
@@ -167,15 +169,20 @@ export class RaftStorage implements RaftLogStorage {
     return this.wal.term(index);
   }
 
-  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+  entries(lo: number, hi: number, bytesMax: number): Entry[] {
     if (hi <= lo) return [];
     this.checkRange(lo, hi - 1);
     if (lo === this.snapshot.index) throw new RaftwalError(ErrorCode.WAL_COMPACTED, `entry ${lo} is compacted into the snapshot at ${this.snapshot.index}`);
-    return this.wal.entries(lo, hi, maxBytes);
+    return this.wal.entries(lo, hi, bytesMax);
   }
 
-  readSnapshotChunk(offset: number, maxBytes: number): Uint8Array {
-    return this.snapshots.readChunk(offset, maxBytes);
+  /** Indexes of the log's entries whose type is not ENTRY_NORMAL (the WAL keeps them in its index). */
+  typedEntryIndexes(): number[] {
+    return this.wal.typedEntryIndexes().filter((index) => index > this.snapshot.index);
+  }
+
+  readSnapshotChunk(offset: number, bytesMax: number): Uint8Array {
+    return this.snapshots.readChunk(offset, bytesMax);
   }
 
   private checkRange(lo: number, hi: number): void {
@@ -188,7 +195,13 @@ export class RaftStorage implements RaftLogStorage {
 
   // ---- host-side writers ------------------------------------------------------------------
 
-  /** Runs writers one at a time; the first failure of any part makes every later write fail. */
+  /**
+   * Runs writers one at a time, because each composite write spans parts whose order the
+   * durability contract fixes (a snapshot durable before the WAL compacts to it; entries
+   * durable before a hard state whose commit covers them), and each writer checks its
+   * preconditions against the durable effect of the previous one. The first failure of
+   * any part makes every later write fail.
+   */
   private serialize<T>(name: string, run: () => Promise<T>): Promise<T> {
     const result = this.queue.then(async () => {
       if (this.closed) throw new RaftwalError(ErrorCode.WAL_CLOSED, `storage ${this.directory} is closed`);
@@ -242,13 +255,10 @@ export class RaftStorage implements RaftLogStorage {
     return this.serialize("append", async () => {
       const fresh = entries.filter((entry) => entry.index > this.snapshot.index);
       if (fresh.length === 0) return;
-      for (let i = 1; i < fresh.length; i++) {
-        if (fresh[i].index !== fresh[i - 1].index + 1) throw invalid(`entries are not contiguous at index ${fresh[i].index}`);
-      }
+      // The WAL checks that indexes are contiguous and leave no gap; only the composite
+      // knows the durable commit index, so only it can refuse to truncate below it.
       const first = fresh[0].index;
-      const last = this.lastIndex();
-      if (first > last + 1) throw invalid(`entries start at ${first}, leaving a gap after the last index ${last}`);
-      if (first <= last && first <= this.hard.commit) {
+      if (first <= this.lastIndex() && first <= this.hard.commit) {
         throw invalid(`appending at ${first} would truncate committed entries (commit index ${this.hard.commit})`);
       }
       // The WAL truncates from `first` (if at or below its last index) in the same batch
@@ -293,7 +303,7 @@ export class RaftStorage implements RaftLogStorage {
       if (index > this.hard.commit) throw invalid(`snapshot index ${index} is above the durable commit index ${this.hard.commit}`);
       const term = this.term(index);
       if (target.term !== undefined && target.term !== term) throw invalid(`snapshot term ${target.term} differs from the log's term ${term} at ${index}`);
-      const writer = await this.snapshots.createWriter({ index, term, voters: target.voters });
+      const writer = await this.snapshots.createWriter({ index, term, config: target.config });
       let meta: SnapshotMeta;
       try {
         for await (const chunk of data) await writer.write(chunk);

@@ -23,7 +23,7 @@
  */
 import { join } from "node:path";
 import { ErrorCode, RaftwalError } from "../src/errors.js";
-import type { SnapshotChunk, SnapshotMeta } from "../src/proto/schema.js";
+import { copyClusterConfig, type SnapshotChunk, type SnapshotMeta } from "../src/proto/schema.js";
 import type { FileSystem, StorageFile } from "./fs/file-system.js";
 import {
   SNAPSHOT_HEADER_BYTES,
@@ -217,7 +217,7 @@ export class SnapshotStore {
   /** Metadata of the newest valid snapshot, or undefined when there is none. */
   newestMeta(): SnapshotMeta | undefined {
     const meta = this.current?.info.meta;
-    return meta ? { ...meta, voters: [...meta.voters] } : undefined;
+    return meta ? { ...meta, config: copyClusterConfig(meta.config) } : undefined;
   }
 
   /** File name of the newest valid snapshot. */
@@ -267,7 +267,7 @@ export class SnapshotStore {
           `snapshot chunk at offset ${offset} for (index ${meta.index}, term ${meta.term}) but no transfer of it is pending: the first chunk must be at offset 0`,
         );
       }
-      const target = { index: meta.index, term: meta.term, voters: meta.voters };
+      const target = { index: meta.index, term: meta.term, config: meta.config };
       const temporaryName = `incoming-${snapshotFileName(meta.index, meta.term)}${SNAPSHOT_TEMPORARY_SUFFIX}`;
       incoming = await SnapshotFileWriter.create(this.fs, this.directory, target, temporaryName);
       this.incoming = incoming;
@@ -320,7 +320,7 @@ export class SnapshotStore {
         `cannot install snapshot (index ${meta.index}, term ${meta.term}): ${incoming.bytesWritten} of ${meta.sizeBytes} bytes received`,
       );
     }
-    incoming.target.voters = [...meta.voters];
+    incoming.target.config = copyClusterConfig(meta.config);
     this.incoming = undefined;
     let committed: { name: string; path: string };
     try {
@@ -365,12 +365,12 @@ export class SnapshotStore {
   }
 
   /**
-   * Up to `maxBytes` of the current snapshot's payload from `offset`, read synchronously
+   * Up to `bytesMax` of the current snapshot's payload from `offset`, read synchronously
    * (RaftLogStorage.readSnapshotChunk). Always serves the newest snapshot: a caller
    * streaming one to a follower checks `newestMeta()` has not changed between chunks.
    * An offset at the end returns an empty array.
    */
-  readChunk(offset: number, maxBytes: number): Uint8Array {
+  readChunk(offset: number, bytesMax: number): Uint8Array {
     const current = this.current;
     if (this.closed) throw new RaftwalError(ErrorCode.WAL_CLOSED, `snapshot store ${this.directory} is closed`);
     if (!current) throw new RaftwalError(ErrorCode.WAL_UNAVAILABLE, `no snapshot in ${this.directory}`);
@@ -378,8 +378,8 @@ export class SnapshotStore {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > size) {
       throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot chunk offset ${offset} outside [0, ${size}]`);
     }
-    if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `maxBytes must be >= 1, got ${maxBytes}`);
-    const length = Math.min(maxBytes, size - offset, SNAPSHOT_READ_CHUNK_BYTES_MAX);
+    if (!Number.isSafeInteger(bytesMax) || bytesMax < 1) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `bytesMax must be >= 1, got ${bytesMax}`);
+    const length = Math.min(bytesMax, size - offset, SNAPSHOT_READ_CHUNK_BYTES_MAX);
     const buffer = new Uint8Array(length);
     let done = 0;
     while (done < length) {

@@ -5,13 +5,13 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { startKvNode } from "../kv/kv-node.js";
-import { faultNodeOptions, type FaultFlags } from "../kv/fault-admin.js";
 import { KvClient } from "../kv/client.js";
 import { createLogger } from "../node/logger.js";
-import { LocalCluster } from "../node/local-cluster.js";
 import { SNAPSHOT_EVERY_ENTRIES_DEFAULT, SNAPSHOT_EVERY_WAL_BYTES_DEFAULT } from "../node/raft-node.js";
+import { faultNodeOptions, type FaultFlags } from "../torture/node-hooks/fault-admin.js";
 import { parseHostPort, parseInteger, parseLogLevel, parsePeers, type HostPort, type PeerSpec } from "./arguments.js";
 import { CliError, ExitCode } from "./io.js";
+import { LocalCluster } from "./local-cluster.js";
 import type { CliContext } from "./program.js";
 
 /** How long `raftwal cluster` waits before restarting a node that died. */

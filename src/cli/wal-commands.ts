@@ -14,6 +14,7 @@ import type { CliContext } from "./program.js";
 import { ProgressBar, parseIndexOption, preview, table, writeWithBackpressure } from "./text.js";
 import { checkHealth, type Health } from "./wal-health.js";
 import { resolveWalTarget } from "./wal-target.js";
+import { describeClusterConfig } from "../raft/cluster-config.js";
 
 /** Below this many segments verification is quick: no progress bar. */
 export const PROGRESS_BAR_SEGMENTS_MIN = 4;
@@ -105,7 +106,7 @@ function describeSnapshots(health: Health): string {
   if (snapshots.length === 0) return "snapshots: none\n";
   const rows = [["NAME", "INDEX", "TERM", "PAYLOAD (bytes)", "VOTERS", "STATUS"]];
   for (const s of snapshots) {
-    rows.push([s.name, String(s.index), String(s.term), s.meta ? String(s.meta.sizeBytes) : "?", s.meta ? s.meta.voters.join(",") : "?", s.status === "corrupt" ? `CORRUPT: ${s.problem}` : "ok"]);
+    rows.push([s.name, String(s.index), String(s.term), s.meta ? String(s.meta.sizeBytes) : "?", s.meta ? describeClusterConfig(s.meta.config) : "?", s.status === "corrupt" ? `CORRUPT: ${s.problem}` : "ok"]);
   }
   return `snapshots (newest first):\n${table(rows)}`;
 }

@@ -43,11 +43,19 @@ export interface KvHttpApiOptions {
   /** Every node's API address, for redirects to the leader. */
   apiAddresses: ReadonlyMap<number, ApiAddress>;
   logger: Logger;
-  /** Routes under /admin/ (the torture suite's fault hooks, src/kv/fault-admin.ts); absent: 404. */
-  admin?: AdminRoutes;
+  /** Routes the host adds to the API (absent: a request under no route answers 404). */
+  extraRoutes?: ExtraRoutes;
 }
 
-export type AdminRoutes = (request: http.IncomingMessage, response: http.ServerResponse, url: URL) => Promise<void>;
+/**
+ * Routes a host adds under one path prefix: `handle` answers every request whose path
+ * starts with `pathPrefix` (404s included), after `/status` and `/metrics`, before `/kv/`.
+ */
+export interface ExtraRoutes {
+  /** For example "/admin/". */
+  pathPrefix: string;
+  handle: (request: http.IncomingMessage, response: http.ServerResponse, url: URL) => Promise<void>;
+}
 
 /** Largest request body accepted: a value plus room for a CAS JSON envelope. */
 const REQUEST_BODY_BYTES_MAX = 2 * VALUE_BYTES_MAX + 1024;
@@ -103,7 +111,8 @@ export class KvHttpApi {
       response.end(text);
       return;
     }
-    if (this.options.admin && url.pathname.startsWith("/admin/")) return this.options.admin(request, response, url);
+    const extra = this.options.extraRoutes;
+    if (extra && url.pathname.startsWith(extra.pathPrefix)) return extra.handle(request, response, url);
     if (!url.pathname.startsWith("/kv/")) throw new HttpError(404, "NOT_FOUND", `no route ${request.method} ${url.pathname}`);
     const key = decodeKey(url.pathname.slice("/kv/".length));
     switch (request.method) {

@@ -4,7 +4,7 @@
  */
 import type { Logger } from "../node/logger.js";
 import { createNode, type PeerConfig, type RaftNode, type RaftNodeOptions } from "../node/raft-node.js";
-import { KvHttpApi, type AdminRoutes, type ApiAddress } from "./http-api.js";
+import { KvHttpApi, type ApiAddress, type ExtraRoutes } from "./http-api.js";
 import { KvStateMachine, type KvResult } from "./state-machine.js";
 
 export interface KvPeerConfig extends PeerConfig {
@@ -17,8 +17,8 @@ export interface KvNodeOptions extends Omit<RaftNodeOptions<KvResult>, "stateMac
   logger: Logger;
   /** Where this node's HTTP API listens. Default: its entry's `api` in `peers`. */
   apiListen?: ApiAddress;
-  /** Torture testing only: the /admin/ routes (src/kv/fault-admin.ts). */
-  admin?: (parts: { node: RaftNode<KvResult>; kv: KvStateMachine }) => AdminRoutes;
+  /** Routes to add to the HTTP API, built once the node and the state machine exist. */
+  extraRoutes?: (parts: { node: RaftNode<KvResult>; kv: KvStateMachine }) => ExtraRoutes;
 }
 
 export interface KvNode {
@@ -38,7 +38,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     listen: options.apiListen ?? self?.api ?? { host: "127.0.0.1", port: 0 },
     apiAddresses: new Map(options.peers.map((peer) => [peer.id, peer.api])),
     logger: options.logger.child({ node: options.id, component: "api" }),
-    admin: options.admin?.({ node, kv }),
+    extraRoutes: options.extraRoutes?.({ node, kv }),
   });
   let apiAddress: ApiAddress;
   try {

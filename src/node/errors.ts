@@ -1,6 +1,6 @@
-/** Errors a RaftNode's callers handle. Match on `code`. */
+/** Errors a RaftNode's callers handle. Match on `code`. NotLeaderError is the core's (src/raft). */
+export { NotLeaderError } from "../raft/not-leader-error.js";
 import { RaftwalError } from "../errors.js";
-import { NotLeaderError as CoreNotLeaderError } from "../raft/not-leader-error.js";
 
 export const NodeErrorCode = {
   /** The proposal or read did not complete within its timeout; it may still take effect. */
@@ -10,25 +10,6 @@ export const NodeErrorCode = {
   /** The entry at the proposal's index was written by another leader: the proposal was lost. */
   PROPOSAL_LOST: "NODE_ERR_PROPOSAL_LOST",
 } as const;
-
-/**
- * This node is not the leader: the core's NotLeaderError (code RAFT_ERR_NOT_LEADER) plus
- * where to find the leader. `leaderId` is 0 when no leader is known.
- */
-export class NotLeaderError extends CoreNotLeaderError {
-  constructor(
-    nodeId: number,
-    leaderId: number,
-    /** The leader's peer address when known. */
-    readonly leaderAddress: { host: string; port: number } | undefined,
-  ) {
-    super(nodeId, leaderId, "request");
-  }
-
-  get leaderId(): number {
-    return this.leader;
-  }
-}
 
 export function timeoutError(what: string, ms: number): RaftwalError {
   return new RaftwalError(NodeErrorCode.TIMEOUT, `${what} did not complete within ${ms} ms (it may still take effect)`);

@@ -1,4 +1,4 @@
-/** The node runtime's public API: create a node, embed a state machine, run a local cluster. */
+/** The node runtime's public API: create a node, embed a state machine. */
 export {
   createNode,
   RaftNode,
@@ -13,10 +13,9 @@ export {
   type NodeStatus,
   type PeerConfig,
   type PeerAddress,
-  type PeerProgress,
 } from "./raft-node.js";
 export type { StateMachine } from "./state-machine.js";
+export type { PeerProgress } from "../raft/types.js";
 export { NotLeaderError, NodeErrorCode } from "./errors.js";
 export { createLogger, silentLogger, type Logger, type LogLevel } from "./logger.js";
 export { NodeMetrics } from "./metrics.js";
-export { LocalCluster, findFreeBasePort, type LocalClusterOptions, type LocalNodeSpec } from "./local-cluster.js";

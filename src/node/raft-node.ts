@@ -25,17 +25,20 @@
 import { performance } from "node:perf_hooks";
 import { ErrorCode, RaftwalError } from "../errors.js";
 import { createRaft } from "../raft/index.js";
-import type { Entry, HardState, RaftConfig, RaftCore, Ready, SnapshotMeta, SoftState } from "../raft/types.js";
+import { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT } from "../raft/config.js";
+import type { Entry, HardState, PeerProgress, RaftConfig, RaftCore, Ready, SnapshotMeta, SoftState } from "../raft/types.js";
 import { openRaftStorage, type RaftStorage, type RaftStorageOptions } from "../../storage/raft-storage.js";
-import { TcpTransport } from "../transport/transport.js";
-import type { FaultFilter } from "./fault-filter.js";
+import { TcpTransport, type TcpTransportOptions } from "../transport/transport.js";
+import type { NodeTransport } from "../transport/node-transport.js";
 import type { TransportTlsOptions } from "../transport/tls.js";
-import { closedError, NotLeaderError } from "./errors.js";
+import { closedError } from "./errors.js";
+import { NotLeaderError } from "../raft/not-leader-error.js";
 import { silentLogger, type Logger } from "./logger.js";
 import { NodeMetrics } from "./metrics.js";
 import { PendingProposals } from "./pending-proposals.js";
 import { PendingReads } from "./pending-reads.js";
-import { seededRandom } from "./random.js";
+import { randomInt } from "node:crypto";
+import { seededRandom } from "../rng.js";
 import type { StateMachine } from "./state-machine.js";
 
 export interface PeerAddress {
@@ -47,10 +50,12 @@ export interface PeerConfig extends PeerAddress {
   id: number;
 }
 
-/** Defaults suit a LAN or loopback: 100 ms ticks, elections after 1-2 s of silence. */
+/**
+ * Defaults suit a LAN or loopback: 100 ms ticks and the core's tick defaults
+ * (elections after 10-20 ticks, 1-2 s, of silence; a heartbeat every tick).
+ */
 export const TICK_MS_DEFAULT = 100;
-export const ELECTION_TIMEOUT_TICKS_DEFAULT = 10;
-export const HEARTBEAT_INTERVAL_TICKS_DEFAULT = 1;
+export { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT };
 /** Take a snapshot (and compact the WAL) every this many applied entries. */
 export const SNAPSHOT_EVERY_ENTRIES_DEFAULT = 100_000;
 /** ... or once about this many bytes of entries went into the WAL since the last snapshot. */
@@ -88,16 +93,13 @@ export interface RaftNodeOptions<Result> {
   /** Seed of the core's election-timeout randomness. Default: from the OS. */
   seed?: number;
   /** Flow-control knobs passed to the core. */
-  raft?: Pick<RaftConfig, "maxMessageBytes" | "maxInflightMessages" | "maxInflightBytes" | "snapshotChunkBytes" | "maxUncommittedBytes" | "preVote" | "checkQuorum">;
-  /** Torture testing only (`--fault-injection`): drops messages to and from blocked peers. */
-  faultFilter?: FaultFilter;
-}
-
-export interface PeerProgress {
-  id: number;
-  match: number;
-  next: number;
-  state: string;
+  raft?: Pick<RaftConfig, "messageBytesMax" | "inflightMessagesMax" | "inflightBytesMax" | "snapshotChunkBytes" | "uncommittedBytesMax" | "preVote" | "checkQuorum">;
+  /**
+   * Builds the link to the peers from the options the node derived (id, cluster id,
+   * listen address, peers, logger, tls). Default: `(options) => new TcpTransport(options)`.
+   * A host wraps or replaces the transport here (a decorator that drops messages, say).
+   */
+  transport?: (options: TcpTransportOptions) => NodeTransport;
 }
 
 export interface NodeStatus {
@@ -135,7 +137,7 @@ export class RaftNode<Result = unknown> {
     private readonly options: RaftNodeOptions<Result>,
     private readonly core: RaftCore,
     private readonly storage: RaftStorage,
-    private readonly transport: TcpTransport,
+    private readonly transport: NodeTransport,
     private readonly logger: Logger,
   ) {
     this.applied = storage.snapshotMeta().index;
@@ -159,12 +161,13 @@ export class RaftNode<Result = unknown> {
         id: options.id,
         voters: options.peers.map((peer) => peer.id),
         storage,
-        random: seededRandom(options.seed),
+        random: seededRandom(options.seed ?? randomInt(0, 2 ** 32 - 1)),
         electionTimeoutTicks: options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT,
         heartbeatIntervalTicks: options.heartbeatIntervalTicks ?? HEARTBEAT_INTERVAL_TICKS_DEFAULT,
         appliedIndex: snapshot.index,
       });
-      const transport = new TcpTransport({
+      const createTransport = options.transport ?? ((transportOptions) => new TcpTransport(transportOptions));
+      const transport = createTransport({
         nodeId: options.id,
         clusterId: options.clusterId,
         listen: options.listen ?? { host: self.host, port: self.port },
@@ -172,7 +175,6 @@ export class RaftNode<Result = unknown> {
         logger: logger.child({ component: "transport" }),
         tls: options.tls,
       });
-      options.faultFilter?.install(transport);
       const node = new RaftNode(options, core, storage, transport, logger);
       await node.start();
       logger.info("node started", {
@@ -225,7 +227,6 @@ export class RaftNode<Result = unknown> {
     this.kick();
   }
 
-  /** Sends what is safe to send now and makes sure a pending Ready gets handled. */
   /**
    * Schedules one flush for everything that happens in this turn of the event loop:
    * proposals and messages that arrive together leave in one append per follower and
@@ -259,36 +260,31 @@ export class RaftNode<Result = unknown> {
     }
   }
 
-
   /** Handles Readies one at a time (only one may be outstanding) until there are none. */
   private async pump(): Promise<void> {
     try {
-      while (!this.stopped && this.core.hasReady()) {
-        const ready = this.core.ready();
-        if (ready.softState) this.observe(ready.softState);
-        this.transport.send(ready.messages);
-        // Committed entries the log already holds durably may be applied while this Ready's
-        // own writes are in flight (the disk and the state machine work in parallel); the
-        // rest wait for the writes. A snapshot to install comes first, so nothing overlaps it.
-        const durable = ready.snapshot ? [] : this.durablyHeld(ready);
-        const started = performance.now();
-        const persisted = this.persist(ready).then(() => this.metrics.persistSeconds.observe((performance.now() - started) / 1000));
-        persisted.catch(() => undefined); // awaited below; this only keeps it from counting as unhandled meanwhile
-        await this.applyEntries(durable);
-        await persisted;
-        await this.applyReady(ready, durable.length);
-        this.core.advance(ready);
-        if (ready.hardState) this.advancedHardState = ready.hardState;
-        this.transport.send(this.core.takeMessages());
-        for (const readState of ready.readStates) this.reads.confirmed(readState.requestId, readState.index, this.applied);
-        await this.maybeSnapshot();
-      }
+      while (!this.stopped && this.core.hasReady()) await this.handleReady(this.core.ready());
     } catch (error) {
       await this.stop(error instanceof Error ? error : new Error(String(error)));
     }
   }
 
-  /** Step 4 of the host loop: make the Ready durable, in the order the core requires. */
+  /** Steps 3 to 6 of the host loop (src/raft/types.ts) for one Ready. */
+  private async handleReady(ready: Ready): Promise<void> {
+    if (ready.softState) this.observe(ready.softState);
+    this.transport.send(ready.messages);
+    const started = performance.now();
+    const persisted = this.persist(ready).then(() => this.metrics.persistSeconds.observe((performance.now() - started) / 1000));
+    persisted.catch(() => undefined); // awaited in apply(); this only keeps it from counting as unhandled meanwhile
+    await this.apply(ready, persisted);
+    this.core.advance(ready);
+    if (ready.hardState) this.advancedHardState = ready.hardState;
+    this.transport.send(this.core.takeMessages());
+    for (const readState of ready.readStates) this.reads.confirmed(readState.requestId, readState.index, this.applied);
+    await this.maybeSnapshot();
+  }
+
+  /** Step 4: make the Ready durable, in the order the core requires. */
   private async persist(ready: Ready): Promise<void> {
     for (const chunk of ready.snapshotChunks) await this.storage.writeSnapshotChunk(chunk);
     if (ready.snapshot) await this.storage.installSnapshot(ready.snapshot);
@@ -307,35 +303,47 @@ export class RaftNode<Result = unknown> {
   }
 
   /**
-   * The leading committed entries of `ready` that the durable log already holds: below
-   * both the storage's last index and the first entry this Ready writes (which may
-   * truncate from there). Committed entries are never truncated (Leader Completeness, 5.4).
+   * Step 5, overlapped with step 4 (`persisted`): the disk and the state machine work in
+   * parallel. Committed entries are applied in order; the first one the durable log does
+   * not hold yet waits for this Ready's writes, and so does a snapshot to restore (it
+   * comes first). Resolves once everything is applied and persisted.
    */
-  private durablyHeld(ready: Ready): Entry[] {
-    let bound = this.storage.lastIndex();
-    if (ready.entries.length > 0) bound = Math.min(bound, ready.entries[0].index - 1);
-    const committed = ready.committedEntries;
-    let count = 0;
-    while (count < committed.length && committed[count].index <= bound) count++;
-    return committed.slice(0, count);
-  }
-
-  private async applyEntries(entries: Entry[]): Promise<void> {
-    for (const entry of entries) await this.applyEntry(entry);
-  }
-
-  /** Step 5: restore from an installed snapshot, then apply the committed entries from `skip` on, in order. */
-  private async applyReady(ready: Ready, skip = 0): Promise<void> {
+  private async apply(ready: Ready, persisted: Promise<void>): Promise<void> {
+    let heldThrough = this.durablyHeldThrough(ready);
     if (ready.snapshot) {
-      await this.options.stateMachine.restore(this.storage.readSnapshot(), ready.snapshot);
-      this.applied = ready.snapshot.index;
-      this.proposals.skippedTo(ready.snapshot.index, () => new RaftwalError(ErrorCode.PROPOSAL_DROPPED, "a snapshot from the leader replaced this node's log; the proposal's fate is unknown"));
-      this.logger.info("installed a snapshot from the leader", { index: ready.snapshot.index, term: ready.snapshot.term });
+      await persisted;
+      await this.restoreFromSnapshot(ready.snapshot);
     }
+    for (const entry of ready.committedEntries) {
+      if (entry.index > heldThrough) {
+        await persisted;
+        heldThrough = Number.POSITIVE_INFINITY;
+      }
+      await this.applyEntry(entry);
+    }
+    await persisted;
     this.metrics.committed.inc(ready.committedEntries.length);
-    for (let i = skip; i < ready.committedEntries.length; i++) await this.applyEntry(ready.committedEntries[i]);
     this.metrics.appliedIndex.set(this.applied);
     this.reads.appliedTo(this.applied);
+  }
+
+  /**
+   * The highest index the durable log already holds for good before this Ready's writes:
+   * below both the storage's last index and the first entry this Ready writes (which may
+   * truncate from there); committed entries are never truncated (Leader Completeness, 5.4).
+   * Nothing is held while a snapshot is being installed (it replaces the log).
+   */
+  private durablyHeldThrough(ready: Ready): number {
+    if (ready.snapshot) return 0;
+    const last = this.storage.lastIndex();
+    return ready.entries.length > 0 ? Math.min(last, ready.entries[0].index - 1) : last;
+  }
+
+  private async restoreFromSnapshot(snapshot: SnapshotMeta): Promise<void> {
+    await this.options.stateMachine.restore(this.storage.readSnapshot(), snapshot);
+    this.applied = snapshot.index;
+    this.proposals.skippedTo(snapshot.index, () => new RaftwalError(ErrorCode.PROPOSAL_DROPPED, "a snapshot from the leader replaced this node's log; the proposal's fate is unknown"));
+    this.logger.info("installed a snapshot from the leader", { index: snapshot.index, term: snapshot.term });
   }
 
   private async applyEntry(entry: Entry): Promise<void> {
@@ -363,7 +371,7 @@ export class RaftNode<Result = unknown> {
     // The storage only snapshots durably committed entries: write the lazy commit first.
     await this.storage.saveHardState(this.advancedHardState);
     const meta = await this.storage.createSnapshot(
-      { index: this.applied, voters: this.options.peers.map((peer) => peer.id) },
+      { index: this.applied, config: this.core.clusterConfigAt(this.applied) },
       this.options.stateMachine.snapshot(),
     );
     this.core.snapshotTaken(meta);
@@ -440,7 +448,6 @@ export class RaftNode<Result = unknown> {
   status(): NodeStatus {
     const soft = this.core.softState();
     const hard = this.core.hardState();
-    const coreWithProgress = this.core as RaftCore & { progress?: () => PeerProgress[] };
     return {
       id: this.options.id,
       role: soft.role,
@@ -450,7 +457,7 @@ export class RaftNode<Result = unknown> {
       appliedIndex: this.applied,
       lastIndex: this.storage.lastIndex(),
       snapshotIndex: this.storage.snapshotMeta().index,
-      progress: soft.role === "leader" && coreWithProgress.progress ? coreWithProgress.progress() : [],
+      progress: this.core.progress(),
     };
   }
 
@@ -477,7 +484,7 @@ export class RaftNode<Result = unknown> {
 
   private notLeader(): NotLeaderError {
     const leader = this.core.softState().leader;
-    return new NotLeaderError(this.options.id, leader, leader ? this.peerAddress(leader) : undefined);
+    return new NotLeaderError(this.options.id, leader, "request", leader ? this.peerAddress(leader) : undefined);
   }
 
   private async stop(fatal?: Error): Promise<void> {

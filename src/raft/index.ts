@@ -5,7 +5,7 @@
  */
 import { normalizeConfig } from "./config.js";
 import { Raft } from "./raft.js";
-import { RaftNode } from "./ready.js";
+import { RawNode } from "./raw-node.js";
 import type { RaftConfig, RaftCore } from "./types.js";
 
 export type * from "./types.js";
@@ -14,5 +14,5 @@ export { NotLeaderError } from "./not-leader-error.js";
 
 /** Creates a Raft core from the durable state in `config.storage` (a follower, with no leader known). */
 export function createRaft(config: RaftConfig): RaftCore {
-  return new RaftNode(new Raft(normalizeConfig(config)));
+  return new RawNode(new Raft(normalizeConfig(config)));
 }

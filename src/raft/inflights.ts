@@ -16,9 +16,9 @@ export class Inflights {
 
   constructor(
     private readonly capacity: number,
-    private readonly maxBytes: number,
+    private readonly bytesMax: number,
   ) {
-    invariant(capacity > 0 && maxBytes > 0, "inflights limits must be positive");
+    invariant(capacity > 0 && bytesMax > 0, "inflights limits must be positive");
     this.indexes = new Float64Array(capacity);
     this.sizes = new Float64Array(capacity);
   }
@@ -57,7 +57,7 @@ export class Inflights {
   }
 
   full(): boolean {
-    return this.count === this.capacity || this.bytes >= this.maxBytes;
+    return this.count === this.capacity || this.bytes >= this.bytesMax;
   }
 
   reset(): void {

@@ -1,16 +1,28 @@
 /**
- * A cheap assertion for hot paths. `assert()` from node:assert collects its arguments
- * into a rest array on every call (about a microsecond each in Node 20), which the
- * per-entry loops cannot afford. Failing still throws node's AssertionError: a broken
- * invariant is a programmer error and is not meant to be caught.
+ * The core's assertions. A broken invariant is a programmer error (in the core or in a
+ * host that breaks the contract of types.ts): it is thrown as a RaftInvariantError and
+ * is not meant to be caught; the node runtime stops loudly on it.
+ *
+ * The core imports no `node:` module (it runs anywhere), so it has its own error class
+ * instead of node:assert's AssertionError. `invariant` takes a plain string, not a rest
+ * array, so the per-entry loops can afford it.
  */
-import { AssertionError } from "node:assert";
 
-export function invariant(condition: unknown, message: string): asserts condition {
-  if (!condition) throw new AssertionError({ message });
+export class RaftInvariantError extends Error {
+  /** Stable code, like every deliberate raftwal error (see src/errors.ts). */
+  readonly code = "RAFT_ERR_INVARIANT";
+
+  constructor(message: string) {
+    super(`raft invariant broken: ${message}`);
+    this.name = "RaftInvariantError";
+  }
 }
 
-/** Throws an AssertionError; for failure branches whose message is built on demand. */
+export function invariant(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new RaftInvariantError(message);
+}
+
+/** Throws a RaftInvariantError; for failure branches whose message is built on demand. */
 export function fail(message: string): never {
-  throw new AssertionError({ message });
+  throw new RaftInvariantError(message);
 }

@@ -6,13 +6,16 @@
  * Functions of the Raft instance, kept apart so each handler stays short.
  */
 import { ErrorCode, RaftwalError } from "../errors.js";
-import { MessageType, type Message } from "../proto/schema.js";
+import { EntryType, MessageType, type Message } from "../proto/schema.js";
+import { isJoint, isVoter } from "./cluster-config.js";
+import { leaveJointConfig } from "./config-change.js";
+import { encodeConfigEntry } from "./config-log.js";
 import { SNAPSHOT_CHUNKS_IN_FLIGHT_MAX } from "./config.js";
 import { entrySizeBytes } from "./entry-size.js";
 import { fail } from "./invariant.js";
 import { EMPTY_BYTES, newMessage } from "./messages.js";
-import type { Progress } from "./progress.js";
-import { quorumIndex } from "./quorum.js";
+import { Progress } from "./progress.js";
+import { jointIndex, jointQuorum } from "./quorum.js";
 import type { Raft } from "./raft.js";
 import { decodeSequence, encodeSequence, type PendingRead } from "./read-only.js";
 import { sameSnapshot } from "./snapshot-receiver.js";
@@ -64,14 +67,11 @@ export function tickLeader(raft: Raft): void {
   }
 }
 
-/** Counts the peers heard from since the last check (plus this node), and clears the marks. */
+/** Whether the voters heard from since the last check (this node included) are a quorum; clears the marks. */
 function quorumActive(raft: Raft): boolean {
-  let active = 1;
-  for (const progress of raft.peerProgress) {
-    if (progress.recentActive) active += 1;
-    progress.recentActive = false;
-  }
-  return active >= raft.quorumSize();
+  const active = jointQuorum(raft.clusterConfig, (id) => id === raft.id || raft.progress.get(id)?.recentActive === true);
+  for (const progress of raft.peerProgress) progress.recentActive = false;
+  return active;
 }
 
 function broadcastHeartbeat(raft: Raft): void {
@@ -112,7 +112,7 @@ export function flush(raft: Raft): void {
  */
 function sendAppends(raft: Raft, to: number, progress: Progress, probeIfEmpty = false): void {
   // Bounded by the in-flight window (one message when probing).
-  for (let sent = 0; sent <= raft.config.maxInflightMessages; sent++) {
+  for (let sent = 0; sent <= raft.config.inflightMessagesMax; sent++) {
     if (progress.isPaused() || !sendAppend(raft, to, progress, probeIfEmpty && sent === 0)) return;
   }
 }
@@ -133,7 +133,7 @@ function sendAppend(raft: Raft, to: number, progress: Progress, probeIfEmpty: bo
   // carries it (this keeps agreement at one append and one response per entry batch).
   const unconfirmed = (progress.state === "probe" || probeIfEmpty) && progress.match < prevIndex;
   if (!hasEntries && !unconfirmed) return false;
-  const entries = hasEntries ? log.slice(progress.next, lastIndex + 1, raft.config.maxMessageBytes) : [];
+  const entries = hasEntries ? log.slice(progress.next, lastIndex + 1, raft.config.messageBytesMax) : [];
   let bytes = 0;
   for (let i = 0; i < entries.length; i++) bytes += entrySizeBytes(entries[i]);
   const append = newMessage(MessageType.APPEND, raft.id, to, raft.term);
@@ -185,32 +185,87 @@ function handleHeartbeatResponse(raft: Raft, progress: Progress, message: Messag
   if (progress.state === "replicate" && progress.inflights.full()) progress.inflights.freeFirstOne();
   if (progress.state !== "snapshot" && progress.match < raft.log.lastIndex()) sendAppends(raft, message.from, progress, true);
   const sequence = decodeSequence(message.context);
-  if (sequence > 0 && raft.readOnly !== undefined) answerReads(raft, raft.readOnly.acknowledge(message.from, sequence));
+  if (sequence > 0 && raft.readOnly !== undefined) answerReads(raft, raft.readOnly.acknowledge(message.from, sequence, raft.clusterConfig));
 }
 
 // ---- Commitment -------------------------------------------------------------------------------
 
-const matchScratch: number[] = [];
 const sortScratch: number[] = [];
 
 /**
  * Section 5.4.2 (Figure 8): the leader commits an index replicated on a majority only
  * if that entry is of its current term; earlier entries then commit indirectly. The
- * leader counts itself only for entries it has persisted. Returns whether the commit
- * index advanced.
+ * majority is of the configuration in force, of both halves while joint (thesis 4.3).
+ * The leader counts itself only for entries it has persisted, and only while it is a
+ * voter (thesis 4.2.2: a leader removing itself "does not count itself in majorities").
+ * Returns whether the commit index advanced.
  */
 export function maybeCommit(raft: Raft): boolean {
-  const voters = raft.voters;
-  matchScratch.length = voters.length;
-  const progress = raft.voterProgress;
-  for (let i = 0; i < voters.length; i++) matchScratch[i] = progress[i].match;
-  const index = quorumIndex(matchScratch, sortScratch);
+  const index = jointIndex(raft.clusterConfig, raft.matchOf, sortScratch);
   const log = raft.log;
   if (index <= log.committed || log.termOrMinusOne(index) !== raft.term) return false;
   const firstOfTerm = log.termOrMinusOne(log.committed) !== raft.term;
   log.commitTo(index);
   if (firstOfTerm && raft.readOnly !== undefined) releaseWaitingReads(raft);
+  afterConfigCommitted(raft);
   return true;
+}
+
+// ---- Membership (thesis chapter 4) ----------------------------------------------------------
+
+/**
+ * Progress for every member of the configuration in force (voters and learners alike
+ * receive the log) and for nobody else; called when the leader takes office and whenever
+ * the configuration changes. A new member starts in probe state at the end of the log
+ * and counts as recently active, so CheckQuorum gives it an election timeout to answer.
+ */
+export function trackMembers(raft: Raft): void {
+  const next = raft.log.lastIndex() + 1;
+  for (const id of raft.peers) {
+    if (raft.progress.has(id)) continue;
+    const progress = new Progress(next, raft.config.inflightMessagesMax, raft.config.inflightBytesMax);
+    progress.recentActive = true;
+    raft.progress.set(id, progress);
+    raft.appendsPending = true;
+  }
+  for (const id of raft.progress.keys()) {
+    if (id !== raft.id && !raft.peers.includes(id)) raft.progress.delete(id);
+  }
+  raft.peerProgress = raft.peers.map((id) => raft.progress.get(id)!);
+  if (raft.leadTransferee !== 0 && !raft.clusterConfig.voters.includes(raft.leadTransferee)) raft.leadTransferee = 0;
+}
+
+/**
+ * The rules that wait for a configuration to commit:
+ *   - a committed joint configuration C_old,new is left by appending C_new (thesis 4.3,
+ *     "once C_old,new has been committed ... the leader can create a log entry describing
+ *     C_new"); a new leader that inherits a joint configuration does the same once its
+ *     first entry commits, which commits the joint entry with it;
+ *   - a leader that is not a voter of a committed configuration steps down (thesis 4.2.2),
+ *     first telling the most caught-up voter to campaign at once, so the cluster does not
+ *     wait an election timeout.
+ */
+function afterConfigCommitted(raft: Raft): void {
+  const { index, config } = raft.log.configs.current();
+  if (index > raft.log.committed) return;
+  if (isJoint(config)) {
+    const leave = leaveJointConfig(config);
+    raft.appendEntries([{ term: raft.term, index: raft.log.lastIndex() + 1, type: EntryType.CLUSTER_CONFIG, data: encodeConfigEntry(leave) }]);
+    return;
+  }
+  if (isVoter(config, raft.id)) return;
+  const successor = mostCaughtUpVoter(raft);
+  if (successor !== 0) sendTimeoutNow(raft, successor);
+  raft.stepDown();
+}
+
+/** The voter with the whole log (the one a transfer can hand over to at once), or 0. */
+function mostCaughtUpVoter(raft: Raft): number {
+  const last = raft.log.lastIndex();
+  for (const id of raft.clusterConfig.voters) {
+    if (id !== raft.id && raft.progress.get(id)?.match === last) return id;
+  }
+  return 0;
 }
 
 /** After advance(): the leader's own entries up to the persisted index count toward commitment. */
@@ -323,8 +378,9 @@ export function registerRead(raft: Raft, requestId: Uint8Array, from: number): v
     return;
   }
   readOnly.add(requestId, from, raft.log.committed);
-  if (raft.voters.length === 1) answerReads(raft, readOnly.release());
-  else raft.readHeartbeatPending = true;
+  // Confirmed at once when this node alone is a quorum; otherwise by a heartbeat round.
+  answerReads(raft, readOnly.release(raft.clusterConfig));
+  if (readOnly.hasUnconfirmed()) raft.readHeartbeatPending = true;
 }
 
 function releaseWaitingReads(raft: Raft): void {

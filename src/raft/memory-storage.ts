@@ -13,7 +13,7 @@
  * (between the two calls the snapshot may run ahead of the compaction point).
  */
 import { ErrorCode, RaftwalError } from "../errors.js";
-import type { Entry, HardState, SnapshotMeta } from "../proto/schema.js";
+import { copyClusterConfig, emptyClusterConfig, EntryType, type Entry, type HardState, type SnapshotMeta } from "../proto/schema.js";
 import { entrySizeBytes } from "./entry-size.js";
 import { fail, invariant } from "./invariant.js";
 import type { RaftLogStorage } from "./types.js";
@@ -21,12 +21,12 @@ import type { RaftLogStorage } from "./types.js";
 const EMPTY = new Uint8Array(0);
 
 function copyMeta(meta: SnapshotMeta): SnapshotMeta {
-  return { index: meta.index, term: meta.term, voters: [...meta.voters], sizeBytes: meta.sizeBytes };
+  return { index: meta.index, term: meta.term, sizeBytes: meta.sizeBytes, config: copyClusterConfig(meta.config) };
 }
 
 export class MemoryStorage implements RaftLogStorage {
   private hard: HardState = { term: 0, vote: 0, commit: 0 };
-  private snapshot: SnapshotMeta = { index: 0, term: 0, voters: [], sizeBytes: 0 };
+  private snapshot: SnapshotMeta = { index: 0, term: 0, sizeBytes: 0, config: emptyClusterConfig() };
   private snapshotData: Uint8Array = EMPTY;
   /** Index of the entry before log[0]; its term is `compactedTerm`. */
   private compactedIndex = 0;
@@ -57,7 +57,7 @@ export class MemoryStorage implements RaftLogStorage {
     return this.log[index - this.compactedIndex - 1].term;
   }
 
-  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+  entries(lo: number, hi: number, bytesMax: number): Entry[] {
     if (!(lo < hi)) fail(`entries: empty range [${lo}, ${hi})`);
     this.checkRange(lo);
     this.checkRange(hi - 1);
@@ -68,15 +68,21 @@ export class MemoryStorage implements RaftLogStorage {
     // Bounded by hi - lo.
     while (stop < end) {
       bytes += entrySizeBytes(this.log[stop]);
-      if (bytes > maxBytes && stop > start) break;
+      if (bytes > bytesMax && stop > start) break;
       stop += 1;
     }
     return this.log.slice(start, stop);
   }
 
-  readSnapshotChunk(offset: number, maxBytes: number): Uint8Array {
-    invariant(offset >= 0 && maxBytes > 0, "readSnapshotChunk: bad arguments");
-    return this.snapshotData.subarray(offset, Math.min(this.snapshotData.length, offset + maxBytes));
+  typedEntryIndexes(): number[] {
+    const indexes: number[] = [];
+    for (const entry of this.log) if (entry.type !== EntryType.NORMAL) indexes.push(entry.index);
+    return indexes;
+  }
+
+  readSnapshotChunk(offset: number, bytesMax: number): Uint8Array {
+    invariant(offset >= 0 && bytesMax > 0, "readSnapshotChunk: bad arguments");
+    return this.snapshotData.subarray(offset, Math.min(this.snapshotData.length, offset + bytesMax));
   }
 
   // ---- Host-side writers ------------------------------------------------------------

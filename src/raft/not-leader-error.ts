@@ -1,11 +1,24 @@
-/** RAFT_ERR_NOT_LEADER with the id of the leader this node knows of (0 when none). */
+/**
+ * RAFT_ERR_NOT_LEADER: a proposal, read or leadership transfer reached a node that is not
+ * the leader. One class for the core and the node runtime: the core knows the leader's
+ * id; the node adds the leader's peer address when it knows it.
+ */
 import { ErrorCode, RaftwalError } from "../errors.js";
 
-export class NotLeaderError extends RaftwalError {
-  readonly leader: number;
+export interface LeaderAddress {
+  host: string;
+  port: number;
+}
 
-  constructor(nodeId: number, leader: number, what: string) {
-    super(ErrorCode.NOT_LEADER, `${what} on node ${nodeId}, which is not the leader (leader: ${leader === 0 ? "unknown" : leader})`);
-    this.leader = leader;
+export class NotLeaderError extends RaftwalError {
+  /** The leader this node knows of; 0 when none is known. */
+  readonly leaderId: number;
+  /** The leader's peer address, when the node runtime knows it (never set by the core). */
+  readonly leaderAddress: LeaderAddress | undefined;
+
+  constructor(nodeId: number, leaderId: number, what: string, leaderAddress?: LeaderAddress) {
+    super(ErrorCode.NOT_LEADER, `${what} on node ${nodeId}, which is not the leader (leader: ${leaderId === 0 ? "unknown" : leaderId})`);
+    this.leaderId = leaderId;
+    this.leaderAddress = leaderAddress;
   }
 }

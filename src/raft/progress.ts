@@ -53,9 +53,9 @@ export class Progress {
   sentCommit = 0;
   readonly inflights: Inflights;
 
-  constructor(next: number, maxInflightMessages: number, maxInflightBytes: number) {
+  constructor(next: number, inflightMessagesMax: number, inflightBytesMax: number) {
     this.next = next;
-    this.inflights = new Inflights(maxInflightMessages, maxInflightBytes);
+    this.inflights = new Inflights(inflightMessagesMax, inflightBytesMax);
   }
 
   private resetState(state: ProgressState): void {

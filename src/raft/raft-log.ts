@@ -2,7 +2,8 @@
  * The log as the core sees it: the durable storage, shadowed by the unstable part
  * (entries and a snapshot not yet durable), plus the commit and apply positions.
  */
-import type { Entry, SnapshotMeta } from "../proto/schema.js";
+import { EntryType, type ClusterConfig, type Entry, type SnapshotMeta } from "../proto/schema.js";
+import { ConfigLog } from "./config-log.js";
 import { entrySizeBytes } from "./entry-size.js";
 import { fail } from "./invariant.js";
 import { compactedError, unavailableError } from "./log-errors.js";
@@ -24,10 +25,13 @@ export class RaftLog {
   applying: number;
   /** Highest index the application has applied (confirmed by advance()). Invariant: applied <= applying. */
   applied: number;
+  /** The configurations the log holds; the latest is in force (config-log.ts). */
+  readonly configs: ConfigLog;
 
-  constructor(storage: RaftLogStorage, committed: number, appliedIndex: number | undefined) {
+  constructor(storage: RaftLogStorage, committed: number, appliedIndex: number | undefined, initialConfig: ClusterConfig) {
     this.storage = storage;
     this.unstable = new Unstable(storage.lastIndex() + 1);
+    this.configs = loadConfigs(storage, initialConfig);
     const snapshotIndex = storage.snapshotMeta().index;
     this.committed = Math.max(committed, snapshotIndex);
     if (!(this.committed <= storage.lastIndex())) fail(`commit ${this.committed} beyond the last index ${storage.lastIndex()}`);
@@ -77,10 +81,10 @@ export class RaftLog {
   }
 
   /**
-   * Entries [lo, hi) whose sizes add up to at most maxBytes (at least one entry).
+   * Entries [lo, hi) whose sizes add up to at most bytesMax (at least one entry).
    * Throws WAL_ERR_COMPACTED when lo is compacted.
    */
-  slice(lo: number, hi: number, maxBytes: number): Entry[] {
+  slice(lo: number, hi: number, bytesMax: number): Entry[] {
     if (lo < this.firstIndex()) throw compactedError(lo, this.firstIndex());
     if (!(hi <= this.lastIndex() + 1)) fail(`slice(${lo}, ${hi}) beyond the last index ${this.lastIndex()}`);
     if (lo >= hi) return [];
@@ -89,7 +93,7 @@ export class RaftLog {
     let result: Entry[];
     let bytes = 0;
     if (lo < unstableFrom) {
-      result = this.storage.entries(lo, Math.min(hi, unstableFrom), maxBytes);
+      result = this.storage.entries(lo, Math.min(hi, unstableFrom), bytesMax);
       for (let i = 0; i < result.length; i++) bytes += entrySizeBytes(result[i]);
       if (result.length < Math.min(hi, unstableFrom) - lo || hi <= unstableFrom) return result;
       lo = unstableFrom;
@@ -103,7 +107,7 @@ export class RaftLog {
     // Bounded by hi - lo.
     while (stop < end) {
       bytes += entrySizeBytes(entries[stop]);
-      if (bytes > maxBytes && (stop > start || result.length > 0)) break;
+      if (bytes > bytesMax && (stop > start || result.length > 0)) break;
       stop += 1;
     }
     const fromUnstable = entries.slice(start, stop);
@@ -158,6 +162,7 @@ export class RaftLog {
     if (entries.length === 0) return;
     if (!(entries[0].index > this.committed)) fail(`append at ${entries[0].index} would overwrite committed ${this.committed}`);
     this.unstable.truncateAndAppend(entries);
+    this.configs.appended(entries);
   }
 
   commitTo(index: number): void {
@@ -171,13 +176,13 @@ export class RaftLog {
   }
 
   /**
-   * Committed entries not yet handed out, at most maxBytes (at least one). A Ready
+   * Committed entries not yet handed out, at most bytesMax (at least one). A Ready
    * carries every unstable entry, and the host persists entries before applying, so
    * all of them are durable by the time they are applied.
    */
-  entriesToApply(maxBytes: number): Entry[] {
+  entriesToApply(bytesMax: number): Entry[] {
     if (!this.hasEntriesToApply()) return [];
-    return this.slice(this.applying + 1, this.committed + 1, maxBytes);
+    return this.slice(this.applying + 1, this.committed + 1, bytesMax);
   }
 
   acceptApplying(index: number): void {
@@ -204,6 +209,7 @@ export class RaftLog {
     this.unstable.restore(meta, keepsStorage);
     this.committed = meta.index;
     this.applying = meta.index;
+    this.configs.restored(meta.index, meta.config, keepsStorage);
   }
 
   stableTo(index: number, term: number): void {
@@ -213,4 +219,22 @@ export class RaftLog {
   stableSnapshotTo(index: number): void {
     this.unstable.stableSnapshotTo(index);
   }
+}
+
+/**
+ * The configurations of a log at start-up: the snapshot's (or, with no snapshot that
+ * carries one, the initial configuration), then every configuration entry of the durable
+ * log after it, found through the storage's list of typed entries.
+ */
+function loadConfigs(storage: RaftLogStorage, initialConfig: ClusterConfig): ConfigLog {
+  const snapshot = storage.snapshotMeta();
+  const fromSnapshot = snapshot.index > 0 && snapshot.config.voters.length > 0;
+  const configs = new ConfigLog({ index: fromSnapshot ? snapshot.index : 0, config: fromSnapshot ? snapshot.config : initialConfig });
+  const last = storage.lastIndex();
+  for (const index of storage.typedEntryIndexes()) {
+    if (index <= snapshot.index || index > last) continue;
+    const entry = storage.entries(index, index + 1, Number.MAX_SAFE_INTEGER)[0];
+    if (entry.type === EntryType.CLUSTER_CONFIG) configs.load(entry);
+  }
+  return configs;
 }

@@ -12,7 +12,10 @@
  * All output goes through `outbox` (the persistence gate, outbox.ts).
  */
 import { ErrorCode, RaftwalError } from "../errors.js";
-import { MessageType, type Entry, type HardState, type Message, type SnapshotMeta } from "../proto/schema.js";
+import { EntryType, MessageType, type ClusterConfig, type Entry, type HardState, type Message, type SnapshotMeta } from "../proto/schema.js";
+import { isJoint, isVoter, memberIds, voterIds } from "./cluster-config.js";
+import { planConfigChange, type ConfigChange } from "./config-change.js";
+import { encodeConfigEntry } from "./config-log.js";
 import type { NormalizedConfig } from "./config.js";
 import { entrySizeBytes } from "./entry-size.js";
 import * as follower from "./follower.js";
@@ -22,7 +25,7 @@ import { EMPTY_BYTES, isTransferContext, newMessage, TRANSFER_CONTEXT } from "./
 import { NotLeaderError } from "./not-leader-error.js";
 import { Outbox } from "./outbox.js";
 import { Progress } from "./progress.js";
-import { voteResult } from "./quorum.js";
+import { jointVote } from "./quorum.js";
 import { RaftLog } from "./raft-log.js";
 import { ReadOnly } from "./read-only.js";
 import { SnapshotReceiver } from "./snapshot-receiver.js";
@@ -36,10 +39,17 @@ export class Raft {
   readonly config: NormalizedConfig;
   readonly log: RaftLog;
   readonly outbox = new Outbox();
-  /** Every voter, this node included, in configuration order. */
-  readonly voters: readonly number[];
-  /** Every voter but this node. */
-  readonly peers: readonly number[];
+  /**
+   * The cluster configuration in force: the latest in the log (config-log.ts). The two
+   * lists below are derived from it in refreshClusterConfig(), its only writer.
+   */
+  clusterConfig!: ClusterConfig;
+  /** Voters of either half but this node: whom a campaign asks for votes. */
+  voterPeers: number[] = [];
+  /** Every member but this node, voters and learners: whom a leader replicates to. */
+  peers: number[] = [];
+  /** The configuration changed since the host last saw it (Ready.clusterConfig). */
+  clusterConfigChanged = true;
 
   /** currentTerm (Figure 2). Invariant: never decreases. */
   term: number;
@@ -63,8 +73,8 @@ export class Raft {
   readonly progress = new Map<number, Progress>();
   /** Progress of the peers, in `peers` order (the hot loops iterate this). */
   peerProgress: Progress[] = [];
-  /** Progress of every voter, in `voters` order. */
-  voterProgress: Progress[] = [];
+  /** A member's match index (0 for an id without progress): the quorum functions read it. */
+  readonly matchOf = (id: number): number => this.progress.get(id)?.match ?? 0;
   readOnly: ReadOnly | undefined = undefined;
   /** The voter a leadership transfer is under way to; 0 for none (thesis section 3.10). */
   leadTransferee = 0;
@@ -82,10 +92,12 @@ export class Raft {
   constructor(config: NormalizedConfig) {
     this.id = config.id;
     this.config = config;
-    this.voters = config.voters;
-    this.peers = config.voters.filter((id) => id !== config.id);
     const hard = config.storage.hardState();
-    this.log = new RaftLog(config.storage, hard.commit, config.appliedIndex);
+    this.log = new RaftLog(config.storage, hard.commit, config.appliedIndex, config.initialConfig);
+    this.log.configs.onChange = () => this.refreshClusterConfig();
+    this.refreshClusterConfig();
+    // The host reads the configuration it starts with through clusterConfig(); Readies report changes.
+    this.clusterConfigChanged = false;
     this.term = hard.term;
     this.vote = hard.vote;
     this.stepRole = this.stepFollower;
@@ -103,8 +115,23 @@ export class Raft {
     return { term: this.term, vote: this.vote, commit: this.log.committed };
   }
 
-  quorumSize(): number {
-    return Math.floor(this.voters.length / 2) + 1;
+  /** Whether this node may campaign: a voter of the configuration in force (learners and removed nodes never do). */
+  promotable(): boolean {
+    return isVoter(this.clusterConfig, this.id);
+  }
+
+  /**
+   * The configuration in force changed (an append, a truncation of an uncommitted
+   * configuration entry, a snapshot): re-derive who votes and who is replicated to. The
+   * only writer of clusterConfig, voterPeers and peers.
+   */
+  private refreshClusterConfig(): void {
+    const config = this.log.configs.current().config;
+    this.clusterConfig = config;
+    this.voterPeers = voterIds(config).filter((id) => id !== this.id);
+    this.peers = memberIds(config).filter((id) => id !== this.id);
+    this.clusterConfigChanged = true;
+    if (this.role === "leader") leader.trackMembers(this);
   }
 
   // ---- Role transitions (the only places that assign stepRole / tickRole) ------------
@@ -125,7 +152,6 @@ export class Raft {
     this.readOnly = undefined;
     this.progress.clear();
     this.peerProgress = [];
-    this.voterProgress = [];
     this.uncommittedBytes = 0;
     this.appendsPending = false;
     this.readHeartbeatPending = false;
@@ -177,18 +203,13 @@ export class Raft {
     this.stepRole = this.stepLeader;
     this.tickRole = this.tickHeartbeat;
     const next = this.log.lastIndex() + 1;
-    for (const id of this.voters) {
-      const progress = new Progress(next, this.config.maxInflightMessages, this.config.maxInflightBytes);
-      this.progress.set(id, progress);
-      if (id === this.id) {
-        progress.match = this.log.persistedLastIndex();
-        progress.becomeReplicate();
-        progress.recentActive = true;
-      }
-    }
-    this.peerProgress = this.peers.map((id) => this.progress.get(id)!);
-    this.voterProgress = this.voters.map((id) => this.progress.get(id)!);
-    this.readOnly = new ReadOnly(this.id, this.voters);
+    const self = new Progress(next, this.config.inflightMessagesMax, this.config.inflightBytesMax);
+    self.match = this.log.persistedLastIndex();
+    self.becomeReplicate();
+    self.recentActive = true;
+    this.progress.set(this.id, self);
+    leader.trackMembers(this);
+    this.readOnly = new ReadOnly(this.id);
     // Section 5.4.2 / thesis 6.4: an entry of the new term, so that earlier entries
     // can commit and the leader learns the commit index.
     this.appendEntries([{ term: this.term, index: next, type: 0, data: EMPTY_BYTES }]);
@@ -213,8 +234,13 @@ export class Raft {
     leader.tickLeader(this);
   }
 
+  /**
+   * Messages from any node of the cluster are handled, members or not: a node may lag
+   * behind a configuration that added the sender (it must still follow that leader, and
+   * answer a vote request, as etcd does); only members count toward a quorum, and a
+   * leader ignores answers from nodes it does not track.
+   */
   step(message: Message): void {
-    if (!this.voters.includes(message.from)) return;
     if (message.from === this.id && message.type !== MessageType.VOTE_RESPONSE) return;
     if (message.term > this.term) {
       if (!this.handleHigherTerm(message)) return;
@@ -298,7 +324,7 @@ export class Raft {
 
   /** Starts a campaign (election timeout, or `transfer` for TIMEOUT_NOW). */
   private hup(transfer: boolean): void {
-    if (this.role === "leader") return;
+    if (this.role === "leader" || !this.promotable()) return;
     if (transfer) this.campaign("transfer");
     else this.campaign(this.config.preVote ? "pre-vote" : "election");
   }
@@ -310,7 +336,7 @@ export class Raft {
     const type = kind === "pre-vote" ? MessageType.PRE_VOTE : MessageType.VOTE;
     const lastIndex = this.log.lastIndex();
     const lastTerm = this.log.lastTerm();
-    for (const peer of this.peers) {
+    for (const peer of this.voterPeers) {
       const request = newMessage(type, this.id, peer, voteTerm);
       request.index = lastIndex;
       request.logTerm = lastTerm;
@@ -336,7 +362,7 @@ export class Raft {
    */
   private poll(from: number, granted: boolean): void {
     if (!this.votes.has(from)) this.votes.set(from, granted);
-    const result = voteResult(this.votes, this.voters.length);
+    const result = jointVote(this.clusterConfig, this.votes);
     if (result === "won" && this.votes.get(this.id) !== true) return;
     if (result === "won") {
       if (this.role === "pre-candidate") this.campaign("election");
@@ -430,8 +456,8 @@ export class Raft {
       if (data[i].length === 0) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, "a proposal must not be empty");
       bytes += data[i].length;
     }
-    if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.config.maxUncommittedBytes) {
-      throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, `${this.uncommittedBytes} uncommitted bytes: limit ${this.config.maxUncommittedBytes}`);
+    if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.config.uncommittedBytesMax) {
+      throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, `${this.uncommittedBytes} uncommitted bytes: limit ${this.config.uncommittedBytesMax}`);
     }
     const first = this.log.lastIndex() + 1;
     const entries: Entry[] = new Array(data.length);
@@ -441,7 +467,39 @@ export class Raft {
     return { index: first, term: this.term };
   }
 
-  /** Entries handed out committed no longer count against maxUncommittedBytes. */
+  /**
+   * Appends the configuration a membership change leads to (config-change.ts); it is in
+   * force from this moment (thesis 4.1). Refused unless this leader has committed an
+   * entry of its own term (the single-server bug found in 2015: a new leader's earlier
+   * uncommitted change could otherwise overlap another's; thesis 4.1 erratum) and no other
+   * change is pending: not yet committed, or a joint configuration not yet left.
+   */
+  proposeConfigChange(change: ConfigChange): { index: number; term: number } {
+    if (this.role !== "leader") throw new NotLeaderError(this.id, this.lead, "membership change");
+    if (this.leadTransferee !== 0) {
+      throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, `leadership transfer to ${this.leadTransferee} in progress`);
+    }
+    const log = this.log;
+    if (log.termOrMinusOne(log.committed) !== this.term) {
+      throw new RaftwalError(ErrorCode.CONFIG_CHANGE_IN_PROGRESS, `leader ${this.id} has not yet committed an entry of its term ${this.term}`);
+    }
+    const pending = log.configs.current();
+    if (pending.index > log.committed || isJoint(pending.config)) {
+      throw new RaftwalError(ErrorCode.CONFIG_CHANGE_IN_PROGRESS, `the configuration change at index ${pending.index} is not complete yet`);
+    }
+    const next = planConfigChange(this.clusterConfig, change);
+    for (const id of change.promote ?? []) {
+      const lag = log.lastIndex() - (this.progress.get(id)?.match ?? 0);
+      if (lag > this.config.learnerLagEntriesMax) {
+        throw new RaftwalError(ErrorCode.LEARNER_BEHIND, `learner ${id} is ${lag} entries behind the leader (at most ${this.config.learnerLagEntriesMax} to be promoted)`);
+      }
+    }
+    const index = log.lastIndex() + 1;
+    this.appendEntries([{ term: this.term, index, type: EntryType.CLUSTER_CONFIG, data: encodeConfigEntry(next) }]);
+    return { index, term: this.term };
+  }
+
+  /** Entries handed out committed no longer count against uncommittedBytesMax. */
   reduceUncommittedBytes(entries: Entry[]): void {
     if (this.role !== "leader" || this.uncommittedBytes === 0) return;
     let bytes = 0;
@@ -462,7 +520,7 @@ export class Raft {
 
   transferLeadership(to: number): void {
     if (this.role !== "leader") throw new NotLeaderError(this.id, this.lead, "leadership transfer");
-    if (!this.voters.includes(to)) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `${to} is not a voter`);
+    if (!this.clusterConfig.voters.includes(to)) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `${to} is not a voter`);
     leader.startTransfer(this, to);
   }
 
@@ -482,6 +540,7 @@ export class Raft {
 
   snapshotTaken(meta: SnapshotMeta): void {
     if (!(meta.index <= this.log.applied)) fail(`snapshot ${meta.index} beyond the applied index ${this.log.applied}`);
+    this.log.configs.compactedTo(meta.index);
     // The storage already serves it; the log's first index follows the storage. Followers
     // whose next entry was compacted get it the next time the leader sends to them.
     if (this.role === "leader") this.appendsPending = true;
@@ -490,6 +549,11 @@ export class Raft {
   /** Local bookkeeping after the host made a Ready durable (called by advance()). */
   onPersisted(): void {
     if (this.role === "leader") leader.onLeaderPersisted(this);
+  }
+
+  /** Whether proposals, acknowledgements or reads made sends due that flush() would build. */
+  hasSendsDue(): boolean {
+    return this.role === "leader" && (this.appendsPending || this.readHeartbeatPending);
   }
 
   /** Sends what proposals, acknowledgements and reads have made pending (batching). */

@@ -41,9 +41,10 @@
  * Committed entries are only handed out once they are durable on this node, so an
  * application never applies an entry that a crash could take away from it.
  */
-import type { Entry, HardState, Message, SnapshotChunk, SnapshotMeta } from "../proto/schema.js";
+import type { ClusterConfig, Entry, HardState, Member, Message, SnapshotChunk, SnapshotMeta } from "../proto/schema.js";
+import type { ConfigChange } from "./config-change.js";
 
-export type { Entry, HardState, Message, SnapshotChunk, SnapshotMeta };
+export type { ClusterConfig, ConfigChange, Entry, HardState, Member, Message, SnapshotChunk, SnapshotMeta };
 
 export type Role = "follower" | "pre-candidate" | "candidate" | "leader";
 
@@ -83,6 +84,13 @@ export interface Ready {
   committedEntries: Entry[];
   /** Read requests confirmed by a leadership check (ReadIndex, thesis section 6.4). */
   readStates: ReadState[];
+  /**
+   * Set when the configuration in force changed since the last Ready (the host reads the
+   * one it starts with through clusterConfig()): the host connects to new members and
+   * drops removed ones.
+   * It is already in force inside the core (thesis 4.1: on append, not on commit).
+   */
+  clusterConfig?: ClusterConfig;
 }
 
 /**
@@ -108,26 +116,37 @@ export interface RaftLogStorage {
    */
   term(index: number): number;
   /**
-   * Entries [lo, hi), stopping before their encoded data would exceed `maxBytes`
+   * Entries [lo, hi), stopping before their encoded data would exceed `bytesMax`
    * but always returning at least one entry. Same errors as `term`.
    */
-  entries(lo: number, hi: number, maxBytes: number): Entry[];
+  entries(lo: number, hi: number, bytesMax: number): Entry[];
   /**
-   * Up to `maxBytes` of the newest snapshot's payload, starting at `offset`. A leader's
+   * Up to `bytesMax` of the newest snapshot's payload, starting at `offset`. A leader's
    * chunked transfer reads the newest snapshot only, so when the application takes a
    * newer snapshot while a transfer is under way, that transfer restarts from offset 0
    * with the newer one: keep the interval between application snapshots longer than a
    * transfer takes, or a far-behind follower may never finish one.
    */
-  readSnapshotChunk(offset: number, maxBytes: number): Uint8Array;
+  readSnapshotChunk(offset: number, bytesMax: number): Uint8Array;
+  /**
+   * Indexes of the log's entries above the snapshot whose `type` is not ENTRY_NORMAL,
+   * ascending. They are rare (configuration changes); the core reads them at start to
+   * find the configuration in force without reading the whole log.
+   */
+  typedEntryIndexes(): number[];
 }
 
 /** Configuration of one Raft core. Counts and sizes carry their unit in the name. */
 export interface RaftConfig {
   /** This node's id (> 0). */
   id: number;
-  /** Every voter's id, this node's included. */
-  voters: number[];
+  /**
+   * The initial configuration's voters and learners: in force until the log or a snapshot
+   * holds a configuration (a node bootstrapping a cluster writes one as its first entry;
+   * a node that waits to be added starts with none and is neither).
+   */
+  voters?: number[];
+  learners?: number[];
   storage: RaftLogStorage;
   /** Seeded source of randomness in [0, 1): election timeouts are drawn from it. */
   random: () => number;
@@ -140,11 +159,11 @@ export interface RaftConfig {
   /** Default true (thesis section 6.2: a leader without a quorum steps down). */
   checkQuorum?: boolean;
   /** Most entry bytes in one append message. Default 1 MiB. */
-  maxMessageBytes?: number;
+  messageBytesMax?: number;
   /** Most append messages in flight to one follower in replicate state. Default 256. */
-  maxInflightMessages?: number;
+  inflightMessagesMax?: number;
   /** Most entry bytes in flight to one follower. Default 16 MiB. */
-  maxInflightBytes?: number;
+  inflightBytesMax?: number;
   /** Most bytes of a snapshot in one InstallSnapshot chunk. Default 1 MiB. */
   snapshotChunkBytes?: number;
   /** Highest index the application has already applied (restart). Default: the snapshot index. */
@@ -153,14 +172,22 @@ export interface RaftConfig {
    * A leader refuses proposals (RAFT_ERR_PROPOSAL_DROPPED) while this many entry bytes
    * are proposed but not yet handed out as committed. Default 256 MiB.
    */
-  maxUncommittedBytes?: number;
+  uncommittedBytesMax?: number;
   /** Most committed-entry bytes in one Ready (always at least one entry). Default 64 MiB. */
-  maxCommittedBytesPerReady?: number;
+  committedBytesPerReadyMax?: number;
+  /**
+   * A learner is promoted to voter only while it lags the leader's last index by at most
+   * this many entries (RAFT_ERR_LEARNER_BEHIND otherwise): a voter that cannot keep up
+   * would slow or block commitment. Default 1,000.
+   */
+  learnerLagEntriesMax?: number;
 }
 
-/** One voter's replication state as the leader tracks it (etcd's tracker.Progress). */
+/** One member's replication state as the leader tracks it (etcd's tracker.Progress). */
 export interface PeerProgress {
   id: number;
+  /** A voter of the configuration in force (else a learner, or the leader removing itself). */
+  voter: boolean;
   /** Highest index known replicated on it (for the leader itself: persisted). */
   match: number;
   /** Next index to send to it. */
@@ -178,19 +205,32 @@ export interface ProposalPosition {
   term: number;
 }
 
-/** The core's inputs (shape required by the Raft core issue). */
+/** The core as its host drives it: events in (the methods up to `snapshotTaken`), Readies out; see the host loop above. */
 export interface RaftCore {
   tick(): void;
   step(message: Message): void;
   /**
    * Appends one entry as leader; throws RaftwalError RAFT_ERR_NOT_LEADER otherwise (its
-   * `leader` property names the known leader, 0 if none), RAFT_ERR_PROPOSAL_DROPPED
-   * during a leadership transfer or past maxUncommittedBytes, and
+   * `leaderId` property names the known leader, 0 if none), RAFT_ERR_PROPOSAL_DROPPED
+   * during a leadership transfer or past uncommittedBytesMax, and
    * RAFTWAL_ERR_INVALID_ARGUMENT for empty data (empty entries are leader no-ops).
    */
   propose(data: Uint8Array): ProposalPosition;
   /** Appends several entries in one go; they get consecutive indexes starting at the result's. */
   proposeBatch(data: Uint8Array[]): ProposalPosition;
+  /**
+   * Appends the configuration a membership change leads to (thesis chapter 4): C_new at
+   * once for a change of at most one voter, else the joint C_old,new, which the leader
+   * leaves by itself once committed. In force from the append. Throws RAFT_ERR_NOT_LEADER,
+   * RAFT_ERR_CONFIG_CHANGE_IN_PROGRESS (another change not complete, or this leader has
+   * not yet committed an entry of its term), RAFT_ERR_LEARNER_BEHIND, RAFT_ERR_UNKNOWN_MEMBER,
+   * RAFT_ERR_LAST_VOTER, RAFT_ERR_INVALID_CONFIG_CHANGE.
+   */
+  proposeConfigChange(change: ConfigChange): ProposalPosition;
+  /** The configuration in force and the index of the entry (or snapshot) it comes from. */
+  clusterConfig(): { index: number; config: ClusterConfig };
+  /** The configuration in force at `index` (at or above the snapshot's index): for a snapshot's metadata. */
+  clusterConfigAt(index: number): ClusterConfig;
   /**
    * Starts a linearizable read (thesis section 6.4); its ReadState appears in a later
    * Ready. On a follower the request is forwarded to the leader it knows. A read can be
@@ -217,7 +257,7 @@ export interface RaftCore {
    * `advance()`; `ready().messages` holds whatever has not been taken.
    */
   takeMessages(): Message[];
-  /** The leader's view of every voter's replication (empty when not leader). */
+  /** The leader's view of every member's replication, its own included (empty when not leader). */
   progress(): PeerProgress[];
   /** Highest index known committed. */
   commitIndex(): number;

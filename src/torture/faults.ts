@@ -5,8 +5,8 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { LocalCluster } from "../node/local-cluster.js";
-import { seededRandom } from "../node/random.js";
+import type { LocalCluster } from "../cli/local-cluster.js";
+import { seededRandom } from "../rng.js";
 import { damage, durableHardState, restore, unchanged, type DamageTarget } from "./disk-damage.js";
 import type { RunEvents } from "./events.js";
 import { choose, type FaultStep } from "./nemesis.js";

@@ -8,7 +8,7 @@
  * and the next step starts. Every step heals what it did before the next begins, so the
  * end of the safety phase only has to undo the step in progress.
  */
-import { seededRandom } from "../node/random.js";
+import { seededRandom } from "../rng.js";
 
 /** Nemesis groups, as named by `--nemesis`. */
 export const NEMESIS_GROUPS = {

@@ -22,7 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { KvClient } from "../kv/client.js";
-import { findFreeBasePort, LocalCluster } from "../node/local-cluster.js";
+import { findFreeBasePort, LocalCluster } from "../cli/local-cluster.js";
 import { checkConvergence, checkFinalReadsAgree, checkLinearizability, checkLiveness, checkNoLostWrites, checkRunEvents, type NodeStateSample, type Verdict } from "./checks.js";
 import { RunEvents } from "./events.js";
 import { FaultRunner } from "./faults.js";

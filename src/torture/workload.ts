@@ -8,7 +8,7 @@
  */
 import http from "node:http";
 import { KvClient, KvError } from "../kv/client.js";
-import { seededRandom } from "../node/random.js";
+import { seededRandom } from "../rng.js";
 import type { History, Invocation } from "./history.js";
 
 export interface WorkloadOptions {

@@ -24,7 +24,7 @@ export const FRAME_HEADER_BYTES = 4;
 
 /**
  * Default largest frame body: 16 MiB. An append message is at most the core's
- * maxMessageBytes (1 MiB by default) plus a little framing, a snapshot chunk at most
+ * messageBytesMax (1 MiB by default) plus a little framing, a snapshot chunk at most
  * snapshotChunkBytes (1 MiB by default): 16 MiB leaves room for larger configured
  * values while bounding what one peer can make us allocate.
  */

@@ -28,6 +28,7 @@ import { TransportError } from "./errors.js";
 import { encodeFrame, FRAME_BODY_BYTES_MAX_DEFAULT, FRAME_BODY_BYTES_MAX_LIMIT } from "./framing.js";
 import { CLUSTER_ID_BYTES_MAX } from "./handshake.js";
 import { InboundConnection } from "./inbound.js";
+import type { MessageHandler, NodeTransport, PeerHandler } from "./node-transport.js";
 import { silentLogger, type TransportLogger } from "./logger.js";
 import { describe, PeerLink, type Lane } from "./peer-link.js";
 import { emptyCounters, type TransportCounters, type TransportStats } from "./stats.js";
@@ -58,7 +59,7 @@ export interface TcpTransportOptions {
   /** Every other node: id -> where to dial it. An entry for this node's own id is ignored. */
   peers: ReadonlyMap<number, PeerAddress>;
   /** Largest frame body accepted or sent, in bytes. Default FRAME_BODY_BYTES_MAX_DEFAULT (16 MiB). */
-  maxFrameBytes?: number;
+  frameBodyBytesMax?: number;
   /** Bound on messages queued per peer lane. Default QUEUE_MESSAGES_MAX_DEFAULT. */
   queueMessagesMax?: number;
   /** Bound on encoded bytes queued per peer lane. Default QUEUE_BYTES_MAX_DEFAULT. */
@@ -76,10 +77,7 @@ export interface TcpTransportOptions {
   closeTimeoutMs?: number;
 }
 
-export type MessageHandler = (message: Message) => void;
-export type PeerHandler = (peer: number) => void;
-
-export class TcpTransport {
+export class TcpTransport implements NodeTransport {
   readonly #nodeId: number;
   readonly #clusterId: string;
   readonly #listen: PeerAddress;
@@ -122,8 +120,8 @@ export class TcpTransport {
       if (id !== options.nodeId) this.#peers.set(id, { ...address });
     }
     this.#peerIds = new Set(this.#peers.keys());
-    this.#frameBodyBytesMax = options.maxFrameBytes ?? FRAME_BODY_BYTES_MAX_DEFAULT;
-    requireInteger("maxFrameBytes", this.#frameBodyBytesMax, 64, FRAME_BODY_BYTES_MAX_LIMIT);
+    this.#frameBodyBytesMax = options.frameBodyBytesMax ?? FRAME_BODY_BYTES_MAX_DEFAULT;
+    requireInteger("frameBodyBytesMax", this.#frameBodyBytesMax, 64, FRAME_BODY_BYTES_MAX_LIMIT);
     this.#queueMessagesMax = options.queueMessagesMax ?? QUEUE_MESSAGES_MAX_DEFAULT;
     requireInteger("queueMessagesMax", this.#queueMessagesMax, 1, Number.MAX_SAFE_INTEGER);
     this.#queueBytesMax = options.queueBytesMax ?? QUEUE_BYTES_MAX_DEFAULT;
@@ -131,8 +129,8 @@ export class TcpTransport {
     this.#logger = options.logger ?? silentLogger;
     this.#tls = options.tls;
     this.#backoff = { ...BACKOFF_DEFAULTS, ...options.backoff };
-    if (!(this.#backoff.initialDelayMs > 0 && this.#backoff.maxDelayMs >= this.#backoff.initialDelayMs)) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, "backoff needs 0 < initialDelayMs <= maxDelayMs");
+    if (!(this.#backoff.initialDelayMs > 0 && this.#backoff.delayMsMax >= this.#backoff.initialDelayMs)) {
+      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, "backoff needs 0 < initialDelayMs <= delayMsMax");
     }
     if (!(this.#backoff.jitterRatio >= 0 && this.#backoff.jitterRatio <= 1)) {
       throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, "backoff.jitterRatio must be in [0, 1]");

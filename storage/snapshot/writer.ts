@@ -17,7 +17,7 @@
  */
 import { join } from "node:path";
 import { ErrorCode, RaftwalError } from "../../src/errors.js";
-import type { SnapshotMeta } from "../../src/proto/schema.js";
+import { copyClusterConfig, type ClusterConfig, type SnapshotMeta } from "../../src/proto/schema.js";
 import { crc32 } from "../wal/crc.js";
 import type { FileSystem, StorageFile } from "../fs/file-system.js";
 import {
@@ -35,7 +35,8 @@ export const SNAPSHOT_WRITE_BUFFER_BYTES = 1024 * 1024;
 export interface SnapshotTarget {
   index: number;
   term: number;
-  voters: number[];
+  /** Stored as it is (the storage engine does not interpret it). */
+  config: ClusterConfig;
 }
 
 export class SnapshotWriteError extends RaftwalError {
@@ -54,9 +55,6 @@ export function assertSnapshotTarget(target: SnapshotTarget): void {
     if (!Number.isSafeInteger(target[key]) || target[key] < 0) {
       throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot ${key} must be a non-negative safe integer, got ${target[key]}`);
     }
-  }
-  if (!target.voters.every((voter) => Number.isSafeInteger(voter) && voter > 0)) {
-    throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot voters must be positive integers, got [${target.voters.join(", ")}]`);
   }
 }
 
@@ -82,7 +80,7 @@ export class SnapshotFileWriter {
     const temporaryPath = join(directory, temporaryName);
     await fs.remove(temporaryPath);
     const file = await fs.open(temporaryPath, { create: true, exclusive: true });
-    return new SnapshotFileWriter(fs, directory, { index: target.index, term: target.term, voters: [...target.voters] }, temporaryPath, file);
+    return new SnapshotFileWriter(fs, directory, { index: target.index, term: target.term, config: copyClusterConfig(target.config) }, temporaryPath, file);
   }
 
   /** Payload bytes accepted so far. */
@@ -154,7 +152,7 @@ export class SnapshotFileWriter {
   async commit(): Promise<{ meta: SnapshotMeta; name: string; path: string }> {
     this.assertOpen();
     await this.flush();
-    const meta: SnapshotMeta = { ...this.target, voters: [...this.target.voters], sizeBytes: this.payloadBytes };
+    const meta: SnapshotMeta = { ...this.target, config: copyClusterConfig(this.target.config), sizeBytes: this.payloadBytes };
     const metaBytes = encodeSnapshotMeta(meta);
     const header = encodeSnapshotHeader({
       payloadBytes: this.payloadBytes,

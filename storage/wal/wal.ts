@@ -135,13 +135,19 @@ export interface SegmentInfo {
 
 export class Wal {
   private readonly cache: EntryCache;
+  /** Accepted writes not yet durable: concurrent calls share one write and one fdatasync (group commit). */
   private readonly queue: QueuedOp[] = [];
   private flushing = false;
   private flushScheduled = false;
   private idleWaiters: Array<() => void> = [];
   private failure: Error | undefined;
   private closed = false;
-  /** Compactions waiting for the queue to drain; later calls wait behind them. */
+  /**
+   * A compaction decides whether the entries after its index stay by reading the durable
+   * log (does it hold that index with that term?), so it waits until every write accepted
+   * before it is durable, and calls made after it wait for it (they are validated against
+   * the log it leaves).
+   */
   private barrier: Promise<void> = Promise.resolve();
   private barrierHolders = 0;
   /** Calls queued behind the barrier that have not yet been validated and enqueued. */
@@ -253,11 +259,11 @@ export class Wal {
   }
 
   /**
-   * Entries [lo, hi), stopping before their encoded size would exceed `maxBytes` but
+   * Entries [lo, hi), stopping before their encoded size would exceed `bytesMax` but
    * always at least one (when lo < hi). Reads segment files on demand through a bounded
    * cache; an entry whose record fails its checksum throws WAL_ERR_CORRUPT naming it.
    */
-  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+  entries(lo: number, hi: number, bytesMax: number): Entry[] {
     this.checkReadable();
     if (lo > hi) throw walError(ErrorCode.INVALID_ARGUMENT, `entries(${lo}, ${hi}): lo > hi`);
     if (lo <= this.view.compactedIndex()) {
@@ -268,7 +274,7 @@ export class Wal {
     let bytes = 0;
     for (let index = lo; index < hi; index++) {
       const cached = this.cache.get(index) ?? this.readEntry(index);
-      if (result.length > 0 && bytes + cached.encodedBytes > maxBytes) break;
+      if (result.length > 0 && bytes + cached.encodedBytes > bytesMax) break;
       bytes += cached.encodedBytes;
       result.push(cached.entry);
     }
@@ -330,6 +336,11 @@ export class Wal {
       sizeBytes: s.sizeBytes,
       state: s.segmentId === this.active.segmentId ? "active" : "sealed",
     }));
+  }
+
+  /** Indexes of the log's entries whose type is not 0 (ENTRY_NORMAL), ascending: see RaftLogStorage. */
+  typedEntryIndexes(): number[] {
+    return this.view.typedEntryIndexes();
   }
 
   /** Bytes held by the in-memory index (offsets and terms), for the benchmark. */
@@ -673,7 +684,7 @@ export class Wal {
       }
       for (let k = 0; k < op.entries.length; k++) {
         const entry = op.entries[k];
-        this.view.append(entry.index, entry.term, segment.segmentId, op.offsets[k]);
+        this.view.append(entry.index, entry.term, segment.segmentId, op.offsets[k], entry.type !== 0);
         this.cache.put(entry.index, { entry, encodedBytes: op.payloadBytes[k] });
       }
       segment.maxEntryIndex = Math.max(segment.maxEntryIndex, op.entries[op.entries.length - 1].index);

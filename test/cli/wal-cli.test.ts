@@ -14,6 +14,7 @@ import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { openRaftStorage } from "../../storage/raft-storage.js";
 import { scanWal, verifyWal } from "../../storage/wal/index.js";
 import { entries } from "../storage/raft-storage-helpers.js";
+import { clusterConfigOf } from "../../src/raft/cluster-config.js";
 
 const fs = new NodeFileSystem();
 let root: string;
@@ -40,7 +41,7 @@ async function makeNodeDirectory(name: string, lastIndex = 300): Promise<string>
   const storage = await openRaftStorage(dir, { wal: { segmentSizeBytes: 64 * 1024 } });
   for (let from = 1; from <= lastIndex; from += 30) await storage.append(entries(from, from + 29, 1, 500));
   await storage.saveHardState({ term: 1, vote: 2, commit: 250 });
-  await storage.createSnapshot({ index: 100, voters: [1, 2, 3] }, [new TextEncoder().encode("snapshot payload")]);
+  await storage.createSnapshot({ index: 100, config: clusterConfigOf([1, 2, 3]) }, [new TextEncoder().encode("snapshot payload")]);
   await storage.close();
   return dir;
 }

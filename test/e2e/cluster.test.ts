@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { KvClient } from "../../src/kv/client.js";
-import { findFreeBasePort, LocalCluster } from "../../src/node/local-cluster.js";
+import { findFreeBasePort, LocalCluster } from "../../src/cli/local-cluster.js";
 import { frameCodec } from "../../src/proto/schema.js";
 
 const clusters: LocalCluster[] = [];

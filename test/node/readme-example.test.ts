@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
-import { findFreeBasePort } from "../../src/node/local-cluster.js";
+import { findFreeBasePort } from "../../src/cli/local-cluster.js";
 
 it("the README's embedding example runs", async () => {
   const dataDir = await mkdtemp(join(tmpdir(), "raftwal-readme-"));

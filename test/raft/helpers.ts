@@ -10,14 +10,9 @@ import type { RaftConfig, RaftCore, ReadState, Ready } from "../../src/raft/type
 
 export { MessageType };
 
-/** A seeded linear congruential generator: deterministic randomness for election timeouts. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
+/** The project's seeded PRNG (src/rng.ts): deterministic randomness for election timeouts. */
+export { seededRandom } from "../../src/rng.js";
+import { seededRandom } from "../../src/rng.js";
 
 export function bytes(text: string): Uint8Array {
   return new TextEncoder().encode(text);

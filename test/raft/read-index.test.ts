@@ -79,10 +79,10 @@ describe("ReadIndex (thesis section 6.4)", () => {
 
   it("reads on a non-leader without a known leader fail with RAFT_ERR_NOT_LEADER", () => {
     const net = new Network([1, 2, 3]);
-    expect(() => net.core(2).readIndex(bytes("r"))).toThrow(expect.objectContaining({ code: "RAFT_ERR_NOT_LEADER", leader: 0 }));
+    expect(() => net.core(2).readIndex(bytes("r"))).toThrow(expect.objectContaining({ code: "RAFT_ERR_NOT_LEADER", leaderId: 0 }));
     net.elect(1);
     net.tickAll(1);
-    expect(() => net.core(2).propose(bytes("p"))).toThrow(expect.objectContaining({ code: "RAFT_ERR_NOT_LEADER", leader: 1 }));
+    expect(() => net.core(2).propose(bytes("p"))).toThrow(expect.objectContaining({ code: "RAFT_ERR_NOT_LEADER", leaderId: 1 }));
     // Reference: section 5.1 ("If a client contacts a follower, the follower redirects it to the leader")
   });
 

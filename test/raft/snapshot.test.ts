@@ -4,6 +4,7 @@ import type { Message, SnapshotMeta } from "../../src/proto/schema.js";
 import { MemoryStorage } from "../../src/raft/index.js";
 import type { RaftCore } from "../../src/raft/types.js";
 import { bytes, drain, entry, message, MessageType, Network, newCore, persist, storageWithTerms } from "./helpers.js";
+import { clusterConfigOf } from "../../src/raft/cluster-config.js";
 
 const noPreVote = { preVote: false, checkQuorum: false };
 
@@ -11,7 +12,7 @@ const noPreVote = { preVote: false, checkQuorum: false };
 function compact(net: Network, id: number, payload: Uint8Array): SnapshotMeta {
   const node = net.node(id);
   const index = node.core.appliedIndex();
-  const meta = { index, term: node.storage.term(index), voters: [1, 2, 3], sizeBytes: payload.length };
+  const meta = { index, term: node.storage.term(index), config: clusterConfigOf([1, 2, 3]), sizeBytes: payload.length };
   node.storage.createSnapshot(meta, payload);
   node.storage.compact(index);
   node.core.snapshotTaken(meta);
@@ -103,7 +104,7 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
     const node = loneFollower();
     const storage = node.storage;
     const data = payload(300);
-    const meta = { index: 10, term: 2, voters: [1, 2, 3], sizeBytes: 300 };
+    const meta = { index: 10, term: 2, config: clusterConfigOf([1, 2, 3]), sizeBytes: 300 };
     node.core.step(chunkMessage(meta, data, 0, 100));
     const ready = node.core.ready();
     expect(ready.snapshotChunks.map((c) => [c.offset, c.data.length, c.done])).toEqual([[0, 100, false]]);
@@ -122,7 +123,7 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
   it("chunks of one snapshot index from two leaders are never mixed", () => {
     const node = loneFollower();
     const storage = node.storage;
-    const meta = { index: 10, term: 2, voters: [1, 2, 3], sizeBytes: 200 };
+    const meta = { index: 10, term: 2, config: clusterConfigOf([1, 2, 3]), sizeBytes: 200 };
     node.core.step(chunkMessage(meta, payload(200), 0, 100, 2));
     drain(node);
     // A new leader (node 3, term 3) sends the same snapshot index: its second chunk alone is refused.
@@ -137,8 +138,8 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
   it("a Ready that installs a snapshot carries no chunk of a later transfer (finding 1 from the simulation)", () => {
     const node = loneFollower();
     const storage = node.storage;
-    const first = { index: 5, term: 2, voters: [1, 2, 3], sizeBytes: 50 };
-    const second = { index: 9, term: 2, voters: [1, 2, 3], sizeBytes: 80 };
+    const first = { index: 5, term: 2, config: clusterConfigOf([1, 2, 3]), sizeBytes: 50 };
+    const second = { index: 9, term: 2, config: clusterConfigOf([1, 2, 3]), sizeBytes: 80 };
     node.core.step(chunkMessage(first, payload(50), 0, 50));
     node.core.step(chunkMessage(second, payload(80), 0, 40));
     const ready = node.core.ready();
@@ -157,7 +158,7 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
     const storage = storageWithTerms([1, 1, 1, 1, 1, 1, 1, 1], 1);
     const node = loneFollower(storage);
     const data = payload(150);
-    const meta = { index: 5, term: 1, voters: [1, 2, 3], sizeBytes: 150 };
+    const meta = { index: 5, term: 1, config: clusterConfigOf([1, 2, 3]), sizeBytes: 150 };
     node.core.step(chunkMessage(meta, data, 0, 100));
     drain(node);
     node.core.step(chunkMessage(meta, data, 100, 100));
@@ -181,7 +182,7 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
     const storage = storageWithTerms([1, 1, 1, 1, 1, 1], 1);
     const node = loneFollower(storage);
     const data = payload(50);
-    const meta = { index: 4, term: 2, voters: [1, 2, 3], sizeBytes: 50 };
+    const meta = { index: 4, term: 2, config: clusterConfigOf([1, 2, 3]), sizeBytes: 50 };
     node.core.step(chunkMessage(meta, data, 0, 100, 3));
     drain(node);
     expect(storage.snapshotMeta().index).toBe(4);
@@ -195,7 +196,7 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
     const storage = storageWithTerms([1, 1, 1], 1);
     storage.setHardState({ term: 1, vote: 0, commit: 3 });
     const node = loneFollower(storage);
-    node.core.step(chunkMessage({ index: 2, term: 1, voters: [1, 2, 3], sizeBytes: 10 }, payload(10), 0, 10));
+    node.core.step(chunkMessage({ index: 2, term: 1, config: clusterConfigOf([1, 2, 3]), sizeBytes: 10 }, payload(10), 0, 10));
     const out = drain(node);
     expect(out.map((m) => [m.type, m.index])).toEqual([[MessageType.APPEND_RESPONSE, 3]]);
     expect(storage.snapshotMeta().index).toBe(0);

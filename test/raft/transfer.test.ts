@@ -59,7 +59,7 @@ describe("leadership transfer (thesis section 3.10)", () => {
     const net = new Network([1, 2, 3]);
     net.elect(1);
     net.tickAll(1);
-    expect(() => net.core(2).transferLeadership(3)).toThrow(expect.objectContaining({ code: "RAFT_ERR_NOT_LEADER", leader: 1 }));
+    expect(() => net.core(2).transferLeadership(3)).toThrow(expect.objectContaining({ code: "RAFT_ERR_NOT_LEADER", leaderId: 1 }));
     // Reference: thesis section 3.10
   });
 });

@@ -17,7 +17,7 @@ import type { Entry, ReadState, SoftState } from "../../src/raft/types.js";
 import { Checkers } from "./checkers.js";
 import { Network, RELIABLE_NETWORK, type NetworkFaults } from "./network.js";
 import { NodeHost, type CoreSettings, type HostObserver } from "./node-host.js";
-import { Rng } from "./rng.js";
+import { Rng } from "../../src/rng.js";
 import { VirtualClock } from "./time.js";
 import { Workload, DEFAULT_WORKLOAD, type WorkloadOptions } from "./workload.js";
 

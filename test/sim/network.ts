@@ -14,7 +14,7 @@
  * nodes ever share an object.
  */
 import { messageCodec, MessageType, type Message } from "../../src/proto/schema.js";
-import type { Rng } from "./rng.js";
+import type { Rng } from "../../src/rng.js";
 import { TickQueue, type VirtualClock } from "./time.js";
 
 /** The fault mix; every probability is per message. */

@@ -20,10 +20,11 @@ import { createRaft } from "../../src/raft/index.js";
 import type { Entry, Message, RaftConfig, RaftCore, ReadState, Ready } from "../../src/raft/types.js";
 import type { Checkers } from "./checkers.js";
 import { SimDisk } from "./disk.js";
-import type { Rng } from "./rng.js";
+import type { Rng } from "../../src/rng.js";
 import { StateMachine } from "./state-machine.js";
 import type { VirtualClock } from "./time.js";
 import { trace, TRACE_ENABLED } from "./trace.js";
+import { clusterConfigOf } from "../../src/raft/cluster-config.js";
 
 /** Where, inside the persistence of a Ready, a crash may strike. */
 export const CRASH_POINTS = ["before-persist", "after-chunks", "after-snapshot", "after-entries", "after-hard-state", "after-apply"] as const;
@@ -300,7 +301,7 @@ export class NodeHost {
     const applied = this.stateMachine.appliedIndex;
     if (applied <= storage.snapshotMeta().index) return;
     const data = this.stateMachine.serialize(this.options.snapshotPaddingBytes);
-    const meta = { index: applied, term: storage.term(applied), voters: [...this.options.voters], sizeBytes: data.length };
+    const meta = { index: applied, term: storage.term(applied), config: clusterConfigOf([...this.options.voters]), sizeBytes: data.length };
     this.disk.takeSnapshot(meta, data, applied);
     core.snapshotTaken(meta);
   }

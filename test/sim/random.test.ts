@@ -7,7 +7,7 @@
  */
 import { describe, expect } from "vitest";
 import { HOSTILE_NETWORK, RELIABLE_NETWORK, UNRELIABLE_NETWORK } from "./network.js";
-import { Rng } from "./rng.js";
+import { Rng } from "../../src/rng.js";
 import { NO_FAULTS, randomCoreSettings, runSimulation } from "./simulation.js";
 import { seededTest } from "./seeds.js";
 

@@ -10,7 +10,7 @@ import { announceRun, Cluster, type ClusterOptions } from "./cluster.js";
 import { RELIABLE_NETWORK, type NetworkFaults } from "./network.js";
 import { MessageType } from "../../src/proto/schema.js";
 import type { CoreSettings } from "./node-host.js";
-import type { Rng } from "./rng.js";
+import type { Rng } from "../../src/rng.js";
 
 export interface FaultPlan {
   network: NetworkFaults;
@@ -97,13 +97,13 @@ export function randomCoreSettings(rng: Rng): CoreSettings {
     heartbeatIntervalTicks: rng.between(1, Math.max(1, Math.floor(electionTimeoutTicks / 4))),
     preVote: rng.chance(0.75),
     checkQuorum: rng.chance(0.75),
-    maxMessageBytes: rng.pick([16, 64, 1024, 1 << 20]),
-    maxInflightMessages: rng.pick([1, 2, 8, 256]),
-    maxInflightBytes: rng.pick([64, 4096, 16 << 20]),
+    messageBytesMax: rng.pick([16, 64, 1024, 1 << 20]),
+    inflightMessagesMax: rng.pick([1, 2, 8, 256]),
+    inflightBytesMax: rng.pick([64, 4096, 16 << 20]),
     // One chunk travels per round trip: tiny chunks of a large snapshot take thousands of ticks.
     snapshotChunkBytes: rng.pick([128, 1024, 1 << 20]),
-    maxCommittedBytesPerReady: rng.pick([8, 1024, 64 << 20]),
-    maxUncommittedBytes: rng.pick([64, 1024, 256 << 20]),
+    committedBytesPerReadyMax: rng.pick([8, 1024, 64 << 20]),
+    uncommittedBytesMax: rng.pick([64, 1024, 256 << 20]),
   };
 }
 

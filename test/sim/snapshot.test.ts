@@ -135,7 +135,7 @@ describe("snapshots", () => {
       persistDelayTicksMax: 1,
       snapshotEveryAppliedEntries: 10,
       snapshotPaddingBytes: 1024 * 1024,
-      core: { electionTimeoutTicks: 10, heartbeatIntervalTicks: 1, snapshotChunkBytes, maxInflightMessages: 2 },
+      core: { electionTimeoutTicks: 10, heartbeatIntervalTicks: 1, snapshotChunkBytes, inflightMessagesMax: 2 },
     });
     const leader = waitForLeader(cluster);
     const lagging = others(cluster, leader.id)[0]!;
@@ -176,7 +176,7 @@ describe("snapshots", () => {
       nodeCount: 3,
       snapshotEveryAppliedEntries: 3,
       snapshotPaddingBytes: 200 * 1024,
-      core: { electionTimeoutTicks: 10, heartbeatIntervalTicks: 1, snapshotChunkBytes: 16 * 1024, maxInflightMessages: 1 },
+      core: { electionTimeoutTicks: 10, heartbeatIntervalTicks: 1, snapshotChunkBytes: 16 * 1024, inflightMessagesMax: 1 },
     });
     cluster.network.setFaults({ ...UNRELIABLE_NETWORK, dropRequestProbability: 0, dropReplyProbability: 0, duplicateProbability: 0 });
     const leader = waitForLeader(cluster, 400);

@@ -12,7 +12,7 @@ import { RaftwalError } from "../../src/errors.js";
 import type { Entry, ReadState } from "../../src/raft/types.js";
 import { SafetyViolation } from "./checkers.js";
 import type { NodeHost } from "./node-host.js";
-import type { Rng } from "./rng.js";
+import type { Rng } from "../../src/rng.js";
 import { decodeCommand, encodeCommand } from "./state-machine.js";
 import type { VirtualClock } from "./time.js";
 

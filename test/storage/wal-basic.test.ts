@@ -72,7 +72,7 @@ describe("appends and reads", () => {
     }
   });
 
-  it("entries() honours maxBytes but always returns at least one entry", async () => {
+  it("entries() honours bytesMax but always returns at least one entry", async () => {
     const fs = new MemoryFileSystem();
     const wal = await open(fs, { cacheEntriesMax: 0 });
     await wal.append(range(1, 10, 1, 100));

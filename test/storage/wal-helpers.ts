@@ -37,5 +37,5 @@ export function errorCode(error: unknown): string | undefined {
   return (error as { code?: string } | undefined)?.code;
 }
 
-/** A small seeded PRNG (mulberry32) for the WAL tests: the seed is printed by each test that uses it. */
-export { seededRandom } from "../../src/node/random.js";
+/** The seeded PRNG (src/rng.ts) for the WAL tests: the seed is printed by each test that uses it. */
+export { seededRandom } from "../../src/rng.js";

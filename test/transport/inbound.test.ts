@@ -10,7 +10,7 @@ afterEach(() => resources.closeAll());
 
 /** Node 1 of a 3-node cluster accepts connections; node 2 is a real, well-behaved peer. */
 async function setUp(extra = {}): Promise<{ server: ClusterNode; good: ClusterNode }> {
-  const [server, good] = await startCluster(resources, 3, { maxFrameBytes: 4096, ...extra });
+  const [server, good] = await startCluster(resources, 3, { frameBodyBytesMax: 4096, ...extra });
   return { server, good };
 }
 
@@ -78,7 +78,7 @@ describe("inbound handshake and frame checks", () => {
     await expectStillServing(server, good);
   });
 
-  it("refuses a frame over maxFrameBytes after the handshake, keeping what came before", async () => {
+  it("refuses a frame over frameBodyBytesMax after the handshake, keeping what came before", async () => {
     const { server, good } = await setUp();
     const client = await connectRaw(resources, server.transport.address());
     client.socket.write(Buffer.concat([handshakeFrame(), encodeFrame({ message: heartbeat(2, 1, 1) })]));
@@ -94,7 +94,7 @@ describe("inbound handshake and frame checks", () => {
     await expectStillServing(server, good);
   });
 
-  it("accepts a frame of exactly maxFrameBytes after the handshake", async () => {
+  it("accepts a frame of exactly frameBodyBytesMax after the handshake", async () => {
     const { server } = await setUp();
     let entryBytes = 3900;
     let frame = encodeFrame({ message: appendMessage(2, 1, 1, entryBytes) });

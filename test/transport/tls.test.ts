@@ -38,7 +38,7 @@ async function tlsServer() {
     ]),
     tls: node1,
     logger,
-    backoff: { initialDelayMs: 5, maxDelayMs: 50 },
+    backoff: { initialDelayMs: 5, delayMsMax: 50 },
   });
   await transport.start();
   return { transport, logger, inbox: new Inbox(transport) };
@@ -51,7 +51,7 @@ async function client(nodeId: number, server: TcpTransport, pem: Pem | undefined
     listen: { host: LOCALHOST, port: 0 },
     peers: new Map([[1, server.address()]]),
     tls: pem,
-    backoff: { initialDelayMs: 5, maxDelayMs: 50 },
+    backoff: { initialDelayMs: 5, delayMsMax: 50 },
   });
   await transport.start();
   server.setPeerAddress(nodeId, transport.address());
@@ -139,7 +139,7 @@ describe("mutual TLS peer links", () => {
       peers: new Map([[2, rogueServer.address()]]),
       tls: node1,
       logger,
-      backoff: { initialDelayMs: 5, maxDelayMs: 50 },
+      backoff: { initialDelayMs: 5, delayMsMax: 50 },
     });
     await dialler.start();
     dialler.send([heartbeat(1, 2)]);

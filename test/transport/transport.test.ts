@@ -89,7 +89,7 @@ describe("TcpTransport", () => {
   });
 
   it("reconnects after the peer restarts and delivers what was queued meanwhile", async () => {
-    const [one, two] = await startCluster(resources, 2, { backoff: { initialDelayMs: 5, maxDelayMs: 40 } });
+    const [one, two] = await startCluster(resources, 2, { backoff: { initialDelayMs: 5, delayMsMax: 40 } });
     const unreachable: number[] = [];
     one.transport.onUnreachable((peer) => unreachable.push(peer));
     one.transport.send([heartbeat(1, 2, 1)]);
@@ -119,7 +119,7 @@ describe("TcpTransport", () => {
     const transport = await startNodeOne({
       queueMessagesMax: 10,
       logger,
-      backoff: { initialDelayMs: 5, maxDelayMs: 20 },
+      backoff: { initialDelayMs: 5, delayMsMax: 20 },
     });
     const unreachable: number[] = [];
     transport.onUnreachable((peer) => unreachable.push(peer));
@@ -141,7 +141,7 @@ describe("TcpTransport", () => {
     const draws: number[] = [];
     const transport = await startNodeOne({
       logger,
-      backoff: { initialDelayMs: 2, maxDelayMs: 16, jitterRatio: 0.5 },
+      backoff: { initialDelayMs: 2, delayMsMax: 16, jitterRatio: 0.5 },
       random: () => {
         draws.push(0);
         return 0; // no jitter: every delay is its ceiling
@@ -168,7 +168,7 @@ describe("TcpTransport", () => {
   it("drops messages to unknown peers and messages too large for a frame, without throwing", async () => {
     const logger = recordingLogger();
     const transport = await startNodeOne({
-      maxFrameBytes: 1024,
+      frameBodyBytesMax: 1024,
       logger,
     });
     transport.send([heartbeat(1, 7), appendMessage(1, 2, 1, 2048)]);
@@ -218,7 +218,7 @@ describe("TcpTransport", () => {
     const transport = await startNodeOne({
       peer: fake.address,
       logger,
-      backoff: { initialDelayMs: 5, maxDelayMs: 20 },
+      backoff: { initialDelayMs: 5, delayMsMax: 20 },
     });
     transport.send([heartbeat(1, 2)]);
     await waitUntil("two refused replies", () => fake.handshakes.length >= 2);
@@ -250,7 +250,7 @@ describe("TcpTransport", () => {
   });
 
   it("close() stops the server, cancels redials, and drops later sends", async () => {
-    const transport = await startNodeOne({ backoff: { initialDelayMs: 5, maxDelayMs: 10 } });
+    const transport = await startNodeOne({ backoff: { initialDelayMs: 5, delayMsMax: 10 } });
     const { port } = transport.address();
     transport.send([heartbeat(1, 2)]);
     await waitUntil("a redial", () => transport.stats().reconnects >= 1);
@@ -287,7 +287,7 @@ describe("TcpTransport", () => {
 
   it("refuses invalid options with RAFTWAL_ERR_INVALID_ARGUMENT", () => {
     const base = { nodeId: 1, clusterId: "c", listen: { host: LOCALHOST, port: 0 }, peers: new Map() };
-    for (const bad of [{ nodeId: 0 }, { clusterId: "" }, { maxFrameBytes: 2 ** 31 }, { queueMessagesMax: 0 }, { backoff: { initialDelayMs: 0 } }]) {
+    for (const bad of [{ nodeId: 0 }, { clusterId: "" }, { frameBodyBytesMax: 2 ** 31 }, { queueMessagesMax: 0 }, { backoff: { initialDelayMs: 0 } }]) {
       expect(() => resources.transport({ ...base, ...bad })).toThrowError(expect.objectContaining({ code: "RAFTWAL_ERR_INVALID_ARGUMENT" }));
     }
   });

@@ -5,7 +5,7 @@ import { PROTOCOL_VERSION, verifyHandshake } from "../../src/transport/handshake
 import { BoundedQueue } from "../../src/transport/queue.js";
 
 describe("backoff", () => {
-  const options = { initialDelayMs: 10, maxDelayMs: 1_000, jitterRatio: 0.5 };
+  const options = { initialDelayMs: 10, delayMsMax: 1_000, jitterRatio: 0.5 };
 
   it("doubles from the initial delay up to the maximum", () => {
     const noJitter = () => 0;
@@ -20,7 +20,7 @@ describe("backoff", () => {
     for (let attempt = 1; attempt < 40; attempt++) {
       const delay = backoffDelayMs(attempt, BACKOFF_DEFAULTS, Math.random);
       expect(delay).toBeGreaterThan(0);
-      expect(delay).toBeLessThanOrEqual(BACKOFF_DEFAULTS.maxDelayMs);
+      expect(delay).toBeLessThanOrEqual(BACKOFF_DEFAULTS.delayMsMax);
     }
   });
 });

@@ -12,7 +12,9 @@
  *   - committedEntries may include entries of the same Ready: the host persists
  *     entries (step 4) before it applies (step 5), so they are durable when applied.
  */
-import type { HardState, Message, SnapshotMeta } from "../proto/schema.js";
+import { copyClusterConfig, type ClusterConfig, type HardState, type Message, type SnapshotMeta } from "../proto/schema.js";
+import { isVoter } from "./cluster-config.js";
+import type { ConfigChange } from "./config-change.js";
 import { invariant } from "./invariant.js";
 import type { Raft } from "./raft.js";
 import type { PeerProgress, ProposalPosition, RaftCore, Ready, SoftState } from "./types.js";
@@ -25,8 +27,7 @@ interface Outstanding {
   appliedTo: number;
 }
 
-
-export class RaftNode implements RaftCore {
+export class RawNode implements RaftCore {
   private previousSoftState: SoftState;
   private previousHardState: HardState;
   private outstanding: Outstanding | undefined = undefined;
@@ -50,6 +51,19 @@ export class RaftNode implements RaftCore {
 
   proposeBatch(data: Uint8Array[]): ProposalPosition {
     return this.raft.propose(data);
+  }
+
+  proposeConfigChange(change: ConfigChange): ProposalPosition {
+    return this.raft.proposeConfigChange(change);
+  }
+
+  clusterConfig(): { index: number; config: ClusterConfig } {
+    const current = this.raft.log.configs.current();
+    return { index: current.index, config: copyClusterConfig(current.config) };
+  }
+
+  clusterConfigAt(index: number): ClusterConfig {
+    return copyClusterConfig(this.raft.log.configs.at(index));
   }
 
   readIndex(requestId: Uint8Array): void {
@@ -83,9 +97,11 @@ export class RaftNode implements RaftCore {
   progress(): PeerProgress[] {
     const raft = this.raft;
     if (raft.role !== "leader") return [];
-    return raft.voters.map((id) => {
+    const ids = [...raft.progress.keys()].sort((a, b) => a - b);
+    return ids.map((id) => {
       const progress = raft.progress.get(id)!;
-      return { id, match: progress.match, next: progress.next, state: progress.state, recentActive: progress.recentActive };
+      const voter = isVoter(raft.clusterConfig, id);
+      return { id, voter, match: progress.match, next: progress.next, state: progress.state, recentActive: progress.recentActive };
     });
   }
 
@@ -109,17 +125,19 @@ export class RaftNode implements RaftCore {
     return raft.term !== previous.term || raft.vote !== previous.vote || raft.log.committed !== previous.commit;
   }
 
+  /** A command: builds the batched appends and heartbeats that became due, and takes every sendable message. */
   takeMessages(): Message[] {
     this.raft.flush();
     return this.raft.outbox.takeSendable();
   }
 
+  /** A query: changes nothing (batched sends still to be built count as something to hand out). */
   hasReady(): boolean {
     if (this.outstanding !== undefined) return false;
     const raft = this.raft;
-    raft.flush();
     const log = raft.log;
     return (
+      raft.hasSendsDue() ||
       raft.outbox.hasSendable() ||
       raft.outbox.hasWithheld() ||
       log.unstable.hasEntriesToPersist() ||
@@ -127,6 +145,7 @@ export class RaftNode implements RaftCore {
       raft.snapshotReceiver.hasChunksToPersist() ||
       log.hasEntriesToApply() ||
       raft.readStates.length > 0 ||
+      raft.clusterConfigChanged ||
       this.hardStateChanged() ||
       this.softStateChanged()
     );
@@ -142,7 +161,7 @@ export class RaftNode implements RaftCore {
       entries: unstable.entriesToPersist(),
       snapshotChunks: raft.snapshotReceiver.takeChunksToPersist(),
       messages: raft.outbox.takeSendable(),
-      committedEntries: log.entriesToApply(raft.config.maxCommittedBytesPerReady),
+      committedEntries: log.entriesToApply(raft.config.committedBytesPerReadyMax),
       readStates: raft.readStates,
     };
     raft.readStates = [];
@@ -152,6 +171,10 @@ export class RaftNode implements RaftCore {
       this.previousSoftState = ready.softState;
     }
     if (this.hardStateChanged()) ready.hardState = raft.hardState();
+    if (raft.clusterConfigChanged) {
+      ready.clusterConfig = copyClusterConfig(raft.clusterConfig);
+      raft.clusterConfigChanged = false;
+    }
     unstable.acceptInProgress();
     const committed = ready.committedEntries;
     if (committed.length > 0) {

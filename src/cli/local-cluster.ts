@@ -1,7 +1,8 @@
 /**
  * A cluster of separate `raftwal node` processes on one machine (loopback), with the KV
- * service: what `raftwal cluster` runs, and what end-to-end tests, the cluster benchmark
- * and the torture suite drive (kill -9, restart, pause).
+ * service: the supervisor `raftwal cluster` runs, and what end-to-end tests, the cluster
+ * benchmark and the torture tool drive (kill -9, restart, pause). Not part of the library's
+ * API: it spawns this CLI.
  *
  * Node i (1-based) gets peer port `basePort + i - 1` and API port `basePort + 100 + i - 1`,
  * and its data in `<dir>/node-<i>`. Restarting on the same dir recovers the data.
@@ -13,7 +14,7 @@ import http from "node:http";
 import net from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { NodeStatus } from "./raft-node.js";
+import type { NodeStatus } from "../node/raft-node.js";
 
 /**
  * The compiled CLI entry point (dist/src/cli/main.js). From the TypeScript sources (tests
@@ -21,7 +22,7 @@ import type { NodeStatus } from "./raft-node.js";
  */
 export const CLI_ENTRY = import.meta.url.endsWith(".ts")
   ? fileURLToPath(new URL("../../dist/src/cli/main.js", import.meta.url))
-  : fileURLToPath(new URL("../cli/main.js", import.meta.url));
+  : fileURLToPath(new URL("./main.js", import.meta.url));
 
 export const API_PORT_OFFSET = 100;
 

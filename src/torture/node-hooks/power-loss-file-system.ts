@@ -1,5 +1,6 @@
 /**
- * Power loss on a real disk, for the torture suite (`raftwal node --fault-power-loss`).
+ * Power loss on a real disk, for the torture tool (`raftwal node --fault-power-loss`): a
+ * FileSystem (storage/fs/file-system.ts) the node's storage runs on through its `fs` seam.
  *
  * Wraps a FileSystem (normally NodeFileSystem) and holds every write and truncate made to
  * a file since that file's last `sync()` in memory, in order. Reads through any handle
@@ -25,8 +26,8 @@
  *   sync (0 when new).
  */
 import { closeSync, openSync, writeSync, ftruncateSync } from "node:fs";
-import type { FileSystem, OpenOptions, StorageFile } from "./file-system.js";
-import { NodeFileSystem } from "./node-file-system.js";
+import type { FileSystem, OpenOptions, StorageFile } from "../../../storage/fs/file-system.js";
+import { NodeFileSystem } from "../../../storage/fs/node-file-system.js";
 
 /** Bound on one file's unsynced bytes held in memory: the WAL preallocates 64 MiB segments. */
 export const UNSYNCED_BYTES_MAX = 256 * 1024 * 1024;

@@ -1,8 +1,10 @@
 /**
- * A seeded pseudo-random number generator for the simulator (xoshiro128**, seeded
- * through splitmix32). Every random choice of a simulation run (fault mix, message
- * delays, which node crashes, each core's election timeouts) is drawn from one run
- * seed, so a seed replays a run exactly. Nothing here reads the wall clock.
+ * raftwal's one seeded pseudo-random number generator (xoshiro128**, seeded through
+ * splitmix32), for everything that must replay from a seed: the Raft core's election
+ * timeouts (injected as `RaftConfig.random`), the simulator (every random choice of a run
+ * is drawn from one run seed), the torture suite's workload and nemesis, and randomized
+ * tests. Nothing here reads the wall clock or the OS; a caller that wants an unpredictable
+ * seed draws one itself (the node runtime does, from the OS, unless given `seed`).
  */
 
 const UINT32_RANGE = 0x1_0000_0000;
@@ -110,4 +112,9 @@ export class Rng {
   asRandomFunction(): () => number {
     return () => this.float();
   }
+}
+
+/** A function in the shape RaftConfig.random expects, drawn from `new Rng(seed)`. */
+export function seededRandom(seed: number): () => number {
+  return new Rng(seed).asRandomFunction();
 }
