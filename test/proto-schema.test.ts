@@ -44,8 +44,8 @@ describe("protobuf schema", () => {
   });
 
   it("frames carry either a handshake or a message", () => {
-    const h = frameCodec.decode(frameCodec.encode({ handshake: { protocolVersion: 1, clusterId: "c1", nodeId: 3 } }));
-    expect(h.handshake).toEqual({ protocolVersion: 1, clusterId: "c1", nodeId: 3 });
+    const h = frameCodec.decode(frameCodec.encode({ handshake: { protocolVersion: 1, clusterId: "c1", nodeId: 3, peerAddress: "", refusal: "", removed: false } }));
+    expect(h.handshake).toEqual({ protocolVersion: 1, clusterId: "c1", nodeId: 3, peerAddress: "", refusal: "", removed: false });
     const m = frameCodec.decode(frameCodec.encode({ message: { ...emptyMessage(), type: MessageType.HEARTBEAT, to: 2, from: 1 } }));
     expect(m.message?.type).toBe(MessageType.HEARTBEAT);
   });

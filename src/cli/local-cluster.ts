@@ -9,12 +9,12 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, type WriteStream } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { NodeStatus } from "../node/raft-node.js";
+import type { NodeStatus } from "../node/options.js";
 
 /**
  * The compiled CLI entry point (dist/src/cli/main.js). From the TypeScript sources (tests
@@ -54,6 +54,8 @@ export class LocalCluster {
   private readonly processes = new Map<number, ChildProcess>();
   private readonly logFiles = new Map<number, WriteStream>();
   private readonly host: string;
+  /** Nodes whose next start founds the cluster (their first, when no node had a data directory). */
+  private readonly founding = new Set<number>();
 
   constructor(private readonly options: LocalClusterOptions) {
     if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 9) throw new Error("--nodes must be an integer from 1 to 9");
@@ -72,8 +74,14 @@ export class LocalCluster {
     return this.specs.map((s) => `${s.id}=${this.host}:${s.peerPort}/${this.host}:${s.apiPort}`).join(",");
   }
 
-  /** Starts every node and waits until each API answers. */
+  /**
+   * Starts every node and waits until each API answers. A cluster whose nodes have no data
+   * directory yet is founded (`--initial-cluster-state new`); otherwise every node must find
+   * its state, and one whose directory is gone refuses to start (it must not rejoin under its
+   * old id: replace it with `raftwal member`).
+   */
   async start(): Promise<void> {
+    if (this.specs.every((spec) => !existsSync(spec.dataDir))) for (const spec of this.specs) this.founding.add(spec.id);
     mkdirSync(this.options.dir, { recursive: true });
     for (const spec of this.specs) this.startNode(spec.id);
     await Promise.all(this.specs.map((spec) => this.waitForApi(spec.id)));
@@ -94,6 +102,9 @@ export class LocalCluster {
       spec.dataDir,
       "--peers",
       this.peersFlag(),
+      // Only a node's first start in a new cluster founds it; every later start needs its state.
+      "--initial-cluster-state",
+      this.founding.delete(id) ? "new" : "existing",
       "--log-level",
       this.options.logLevel ?? "info",
       ...(typeof this.options.nodeArgs === "function" ? this.options.nodeArgs(id) : (this.options.nodeArgs ?? [])),

@@ -3,13 +3,15 @@
  * processes on 127.0.0.1) and `raftwal kv` (a client of the KV service).
  */
 import { readFileSync } from "node:fs";
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import { startKvNode } from "../kv/kv-node.js";
 import { KvClient } from "../kv/client.js";
 import { createLogger } from "../node/logger.js";
-import { SNAPSHOT_EVERY_ENTRIES_DEFAULT, SNAPSHOT_EVERY_WAL_BYTES_DEFAULT } from "../node/raft-node.js";
+import { SNAPSHOT_EVERY_ENTRIES_DEFAULT, SNAPSHOT_EVERY_WAL_BYTES_DEFAULT } from "../node/options.js";
 import { faultNodeOptions, type FaultFlags } from "../torture/node-hooks/fault-admin.js";
 import { parseHostPort, parseInteger, parseLogLevel, parsePeers, type HostPort, type PeerSpec } from "./arguments.js";
+import { RaftwalError } from "../errors.js";
+import { NodeErrorCode } from "../node/errors.js";
 import { CliError, ExitCode } from "./io.js";
 import { LocalCluster } from "./local-cluster.js";
 import type { CliContext } from "./program.js";
@@ -23,6 +25,8 @@ export const CLUSTER_BASE_PORT_DEFAULT = 7001;
 interface NodeFlags extends FaultFlags {
   id?: number;
   peers?: PeerSpec[];
+  initialClusterState?: "new" | "existing";
+  join?: boolean;
   dir?: string;
   clusterId: string;
   listen?: HostPort;
@@ -88,7 +92,9 @@ function registerNode(program: Command, context: CliContext): void {
     .command("node")
     .description("run one node of the replicated KV service")
     .option("--id <n>", "this node's id", parseInteger(1, 2 ** 31))
-    .option("--peers <list>", "every node as ID=PEER_HOST:PORT/API_HOST:PORT, comma-separated", parsePeers)
+    .option("--peers <list>", "the founding members as ID=PEER_HOST:PORT/API_HOST:PORT, comma-separated (read to bootstrap a new cluster)", parsePeers)
+    .option("--initial-cluster-state <state>", "new: an empty --dir founds a new cluster of --peers; existing: --dir must hold this node's state", parseInitialClusterState, "existing")
+    .option("--join", "a new member: an empty --dir waits for a leader to add this node (raftwal member add); needs --listen")
     .option("--dir <dir>", "data directory")
     .option("--cluster-id <id>", "peers must present the same cluster id", "local")
     .option("--listen <host:port>", "peer address to listen on (default: this node's entry in --peers)", parseHostPort)
@@ -107,13 +113,17 @@ function registerNode(program: Command, context: CliContext): void {
     .option("--fault-wal-segment-bytes <n>", "torture testing only: WAL segment size", parseInteger(65_536, 2 ** 30))
     .action(async (flags: NodeFlags) => {
       const merged = { ...(flags.config ? readConfig(flags.config) : {}), ...stripUndefined(flags) } as NodeFlags;
-      if (merged.id === undefined || !merged.peers || !merged.dir) throw new CliError("node needs --id, --peers and --dir (or a --config with them)");
-      const self = merged.peers.find((peer) => peer.id === merged.id);
-      if (!self) throw new CliError(`node ${merged.id} is not in --peers`);
+      if (merged.id === undefined || !merged.dir) throw new CliError("node needs --id and --dir (or a --config with them)");
+      if (merged.join && merged.initialClusterState === "new") throw new CliError("--join and --initial-cluster-state new exclude each other");
+      if (merged.initialClusterState === "new" && !merged.peers?.some((peer) => peer.id === merged.id)) {
+        throw new CliError(`--initial-cluster-state new needs --peers listing every founding member, node ${merged.id} included`);
+      }
+      if (merged.join && !merged.listen) throw new CliError("--join needs --listen (the peer address this node is added with)");
       const logger = createLogger({ level: merged.logLevel });
       const node = await startKvNode({
         id: merged.id,
         clusterId: merged.clusterId,
+        initialClusterState: merged.join ? "join" : merged.initialClusterState,
         peers: merged.peers,
         dataDir: merged.dir,
         listen: merged.listen,
@@ -126,15 +136,25 @@ function registerNode(program: Command, context: CliContext): void {
         logger,
         ...faultNodeOptions(merged, logger),
       });
-      logger.info("serving", { api: `http://${node.apiAddress.host}:${node.apiAddress.port}`, peer: `${self.host}:${self.port}` });
+      logger.info("serving", { api: `http://${node.apiAddress.host}:${node.apiAddress.port}`, peer: `${node.node.address().host}:${node.node.address().port}` });
       const fatal = new Promise<Error>((resolve) => node.node.onFatal(resolve));
       const outcome = await Promise.race([untilSignal(), fatal]);
+      if (outcome instanceof RaftwalError && outcome.code === NodeErrorCode.REMOVED) {
+        await node.close().catch(() => undefined);
+        context.io.stderr.write(`node ${merged.id} was removed from the cluster and stopped; its data directory ${merged.dir} can be deleted\n`);
+        return;
+      }
       if (outcome instanceof Error) {
         await node.close().catch(() => undefined);
         throw new CliError(`node ${merged.id} stopped: ${outcome.message}`, ExitCode.ERROR);
       }
       await node.close();
     });
+}
+
+function parseInitialClusterState(value: string): "new" | "existing" {
+  if (value !== "new" && value !== "existing") throw new InvalidArgumentError(`'${value}' is not new or existing`);
+  return value;
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

@@ -104,7 +104,7 @@ function describeSnapshots(health: Health): string {
   const snapshots = health.snapshots;
   if (!snapshots) return "";
   if (snapshots.length === 0) return "snapshots: none\n";
-  const rows = [["NAME", "INDEX", "TERM", "PAYLOAD (bytes)", "VOTERS", "STATUS"]];
+  const rows = [["NAME", "INDEX", "TERM", "PAYLOAD (bytes)", "CONFIGURATION", "STATUS"]];
   for (const s of snapshots) {
     rows.push([s.name, String(s.index), String(s.term), s.meta ? String(s.meta.sizeBytes) : "?", s.meta ? describeClusterConfig(s.meta.config) : "?", s.status === "corrupt" ? `CORRUPT: ${s.problem}` : "ok"]);
   }

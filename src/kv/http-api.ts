@@ -40,8 +40,8 @@ export interface KvHttpApiOptions {
   node: RaftNode<KvResult>;
   kv: KvStateMachine;
   listen: ApiAddress;
-  /** Every node's API address, for redirects to the leader. */
-  apiAddresses: ReadonlyMap<number, ApiAddress>;
+  /** A member's API address (from the cluster configuration), for redirects to the leader. */
+  apiAddressOf: (id: number) => ApiAddress | undefined;
   logger: Logger;
   /** Routes the host adds to the API (absent: a request under no route answers 404). */
   extraRoutes?: ExtraRoutes;
@@ -178,7 +178,7 @@ export class KvHttpApi {
   }
 
   private redirect(request: http.IncomingMessage, response: http.ServerResponse, leader: number): void {
-    const target = leader ? this.options.apiAddresses.get(leader) : undefined;
+    const target = leader ? this.options.apiAddressOf(leader) : undefined;
     if (!target) throw new HttpError(503, "NO_LEADER", "no leader is known; retry shortly");
     response.writeHead(307, { location: `http://${target.host}:${target.port}${request.url ?? "/"}`, "x-raftwal-leader": String(leader) });
     response.end();

@@ -24,6 +24,7 @@ export class NodeMetrics {
   readonly elections = new Counter({ name: "raftwal_elections_total", help: "Elections this node started as candidate", registers: [this.registry] });
   readonly leaderChanges = new Counter({ name: "raftwal_leader_changes_total", help: "Changes of the known leader", registers: [this.registry] });
   readonly snapshots = new Counter({ name: "raftwal_snapshots_total", help: "Snapshots taken by this node's state machine", registers: [this.registry] });
+  readonly configChanges = new Counter({ name: "raftwal_config_changes_total", help: "Cluster configurations applied (committed membership changes)", registers: [this.registry] });
   readonly term = new Gauge({ name: "raftwal_term", help: "Current term", registers: [this.registry] });
   readonly commitIndex = new Gauge({ name: "raftwal_commit_index", help: "Commit index", registers: [this.registry] });
   readonly appliedIndex = new Gauge({ name: "raftwal_applied_index", help: "Applied index", registers: [this.registry] });

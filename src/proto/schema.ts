@@ -108,6 +108,12 @@ export interface Handshake {
   protocolVersion: number;
   clusterId: string;
   nodeId: number;
+  /** The dialler's peer address ("host:port"), "" when not given. */
+  peerAddress: string;
+  /** Non-empty only in a reply refusing the connection. */
+  refusal: string;
+  /** In a refusal: the dialler was removed from the cluster. */
+  removed: boolean;
 }
 
 export type Frame = { handshake: Handshake; message?: undefined } | { message: Message; handshake?: undefined };
@@ -184,14 +190,21 @@ export const hardStateCodec = codec<HardState>("HardState", (h) => ({ term: h.te
 export const snapshotMetaCodec = codec<SnapshotMeta>("SnapshotMeta", normalizeMeta);
 export const clusterConfigCodec = codec<ClusterConfig>("ClusterConfig", normalizeClusterConfig);
 export const messageCodec = codec<Message>("Message", normalizeMessage);
-export const handshakeCodec = codec<Handshake>("Handshake", (h) => ({
-  protocolVersion: h.protocolVersion ?? 0,
-  clusterId: h.clusterId ?? "",
-  nodeId: h.nodeId ?? 0,
-}));
+function normalizeHandshake(h: any): Handshake {
+  return {
+    protocolVersion: h.protocolVersion ?? 0,
+    clusterId: h.clusterId ?? "",
+    nodeId: h.nodeId ?? 0,
+    peerAddress: h.peerAddress ?? "",
+    refusal: h.refusal ?? "",
+    removed: h.removed ?? false,
+  };
+}
+
+export const handshakeCodec = codec<Handshake>("Handshake", normalizeHandshake);
 export const frameCodec = codec<Frame>("Frame", (f) =>
   f.handshake
-    ? { handshake: { protocolVersion: f.handshake.protocolVersion ?? 0, clusterId: f.handshake.clusterId ?? "", nodeId: f.handshake.nodeId ?? 0 } }
+    ? { handshake: normalizeHandshake(f.handshake) }
     : { message: normalizeMessage(f.message ?? {}) },
 );
 

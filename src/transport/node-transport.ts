@@ -18,6 +18,8 @@ import type { PeerAddress } from "./tls.js";
 
 export type MessageHandler = (message: Message) => void;
 export type PeerHandler = (peer: number) => void;
+/** A peer refused this node's handshake: its words, and whether it says this node was removed. */
+export type RefusedHandler = (peer: number, refusal: string, removed: boolean) => void;
 
 export interface NodeTransport {
   /** Starts listening for peers. Resolves once bound; rejects if it cannot bind. */
@@ -32,6 +34,14 @@ export interface NodeTransport {
   onUnreachable(handler: PeerHandler): () => void;
   /** Registers a handler told when a snapshot transfer to a peer broke (host: core.reportSnapshot(peer, false)). */
   onSnapshotDropped(handler: PeerHandler): () => void;
+  /**
+   * Replaces the set of peers (the cluster's configuration changed): connects to new
+   * members when first sent to, drops links to removed ones, refuses handshakes of ids
+   * outside the set.
+   */
+  setPeers(peers: ReadonlyMap<number, PeerAddress>): void;
+  /** Registers a handler told when a peer refused this node's handshake. */
+  onRefused(handler: RefusedHandler): () => void;
   /** Counters for the node's metrics. */
   stats(): TransportStats;
   /** Ends every connection and discards queued messages. Idempotent. */

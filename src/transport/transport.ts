@@ -28,7 +28,7 @@ import { TransportError } from "./errors.js";
 import { encodeFrame, FRAME_BODY_BYTES_MAX_DEFAULT, FRAME_BODY_BYTES_MAX_LIMIT } from "./framing.js";
 import { CLUSTER_ID_BYTES_MAX } from "./handshake.js";
 import { InboundConnection } from "./inbound.js";
-import type { MessageHandler, NodeTransport, PeerHandler } from "./node-transport.js";
+import type { MessageHandler, NodeTransport, PeerHandler, RefusedHandler } from "./node-transport.js";
 import { silentLogger, type TransportLogger } from "./logger.js";
 import { describe, PeerLink, type Lane } from "./peer-link.js";
 import { emptyCounters, type TransportCounters, type TransportStats } from "./stats.js";
@@ -56,8 +56,17 @@ export interface TcpTransportOptions {
   clusterId: string;
   /** Where to listen for peers; port 0 picks a free port (see `address()`). */
   listen: PeerAddress;
-  /** Every other node: id -> where to dial it. An entry for this node's own id is ignored. */
+  /**
+   * Every other member: id -> where to dial it. An entry for this node's own id is ignored.
+   * Only these ids may connect, except while the set is empty (a node waiting to be added
+   * to a cluster accepts its first leader and learns its address from the handshake).
+   * `setPeers` replaces the set when the cluster's configuration changes.
+   */
   peers: ReadonlyMap<number, PeerAddress>;
+  /** This node's peer address as others reach it ("host:port"), sent in every handshake. */
+  advertisedAddress?: string;
+  /** Whether a node id was removed from the cluster: its handshake is refused saying so. */
+  isRemovedPeer?: (id: number) => boolean;
   /** Largest frame body accepted or sent, in bytes. Default FRAME_BODY_BYTES_MAX_DEFAULT (16 MiB). */
   frameBodyBytesMax?: number;
   /** Bound on messages queued per peer lane. Default QUEUE_MESSAGES_MAX_DEFAULT. */
@@ -82,7 +91,10 @@ export class TcpTransport implements NodeTransport {
   readonly #clusterId: string;
   readonly #listen: PeerAddress;
   readonly #peers: Map<number, PeerAddress>;
-  readonly #peerIds: ReadonlySet<number>;
+  /** The ids of #peers, shared with every inbound connection (it sees changes at once). */
+  readonly #peerIds = new Set<number>();
+  readonly #advertisedAddress: string;
+  #isRemovedPeer: (id: number) => boolean;
   readonly #frameBodyBytesMax: number;
   readonly #queueMessagesMax: number;
   readonly #queueBytesMax: number;
@@ -101,6 +113,7 @@ export class TcpTransport implements NodeTransport {
   readonly #messageHandlers: MessageHandler[] = [];
   readonly #unreachableHandlers: PeerHandler[] = [];
   readonly #snapshotDroppedHandlers: PeerHandler[] = [];
+  readonly #refusedHandlers: RefusedHandler[] = [];
   #server: net.Server | undefined;
   #address: PeerAddress | undefined;
   #state: "new" | "starting" | "started" | "closed" = "new";
@@ -119,7 +132,9 @@ export class TcpTransport implements NodeTransport {
       requireInteger("peer id", id, 1, Number.MAX_SAFE_INTEGER);
       if (id !== options.nodeId) this.#peers.set(id, { ...address });
     }
-    this.#peerIds = new Set(this.#peers.keys());
+    for (const id of this.#peers.keys()) this.#peerIds.add(id);
+    this.#advertisedAddress = options.advertisedAddress ?? "";
+    this.#isRemovedPeer = options.isRemovedPeer ?? (() => false);
     this.#frameBodyBytesMax = options.frameBodyBytesMax ?? FRAME_BODY_BYTES_MAX_DEFAULT;
     requireInteger("frameBodyBytesMax", this.#frameBodyBytesMax, 64, FRAME_BODY_BYTES_MAX_LIMIT);
     this.#queueMessagesMax = options.queueMessagesMax ?? QUEUE_MESSAGES_MAX_DEFAULT;
@@ -156,7 +171,7 @@ export class TcpTransport implements NodeTransport {
       this.#acceptedSockets.add(socket);
       socket.once("close", () => this.#acceptedSockets.delete(socket));
     });
-    server.maxConnections = this.#peers.size * INBOUND_CONNECTIONS_PER_PEER_MAX + INBOUND_CONNECTIONS_SPARE;
+    server.maxConnections = this.#maxConnections();
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -186,6 +201,34 @@ export class TcpTransport implements NodeTransport {
   setPeerAddress(id: number, address: PeerAddress): void {
     if (!this.#peers.has(id)) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `node ${id} is not a configured peer`);
     this.#peers.set(id, { ...address });
+  }
+
+  /**
+   * Replaces the peer set (the cluster's configuration changed): links to peers no longer
+   * in it are closed and their queued messages dropped, a peer whose address changed is
+   * dialled at the new one, new peers are dialled when first sent to, and handshakes from
+   * ids outside the set are refused from now on.
+   */
+  setPeers(peers: ReadonlyMap<number, PeerAddress>): void {
+    for (const id of [...this.#peers.keys()]) {
+      if (peers.has(id)) continue;
+      this.#peers.delete(id);
+      this.#peerIds.delete(id);
+      this.#closeLinks(id);
+    }
+    for (const [id, address] of peers) {
+      if (id === this.#nodeId) continue;
+      const previous = this.#peers.get(id);
+      this.#peers.set(id, { ...address });
+      this.#peerIds.add(id);
+      if (previous && (previous.host !== address.host || previous.port !== address.port)) this.#closeLinks(id);
+    }
+    if (this.#server) this.#server.maxConnections = this.#maxConnections();
+  }
+
+  /** Tells the host how this node learns who counts as removed (for refusals). */
+  setRemovedPeerCheck(isRemovedPeer: (id: number) => boolean): void {
+    this.#isRemovedPeer = isRemovedPeer;
   }
 
   /**
@@ -239,6 +282,11 @@ export class TcpTransport implements NodeTransport {
     return register(this.#snapshotDroppedHandlers, handler);
   }
 
+  /** Registers a handler told when a peer refused this node's handshake, with its reason. */
+  onRefused(handler: RefusedHandler): () => void {
+    return register(this.#refusedHandlers, handler);
+  }
+
   /** A copy of the counters, with per-peer lane state. */
   stats(): TransportStats {
     const peers: TransportStats["peers"] = {};
@@ -275,6 +323,18 @@ export class TcpTransport implements NodeTransport {
     this.#logger.info("transport closed", { node: this.#nodeId });
   }
 
+  #maxConnections(): number {
+    return this.#peers.size * INBOUND_CONNECTIONS_PER_PEER_MAX + INBOUND_CONNECTIONS_SPARE;
+  }
+
+  #closeLinks(peerId: number): void {
+    const lanes = this.#links.get(peerId);
+    if (lanes === undefined) return;
+    this.#links.delete(peerId);
+    void lanes.message?.close();
+    void lanes.snapshot?.close();
+  }
+
   #link(peerId: number, lane: Lane): PeerLink {
     let lanes = this.#links.get(peerId);
     if (lanes === undefined) {
@@ -300,6 +360,10 @@ export class TcpTransport implements NodeTransport {
         logger: this.#logger,
         counters: this.#counters,
         onUnreachable: () => this.#emit(this.#unreachableHandlers, peerId),
+        advertisedAddress: this.#advertisedAddress,
+        onRefused: (refusal, removed) => {
+          for (const handler of this.#refusedHandlers) handler(peerId, refusal, removed);
+        },
         onDrop: lane === "snapshot" ? () => this.#emit(this.#snapshotDroppedHandlers, peerId) : () => {},
       });
       lanes[lane] = link;
@@ -316,6 +380,9 @@ export class TcpTransport implements NodeTransport {
       localNodeId: this.#nodeId,
       clusterId: this.#clusterId,
       peerIds: this.#peerIds,
+      acceptUnknownPeers: () => this.#peers.size === 0,
+      learnPeer: (id, peerAddress) => this.#learnPeer(id, peerAddress),
+      isRemovedPeer: (id) => this.#isRemovedPeer(id),
       frameBodyBytesMax: this.#frameBodyBytesMax,
       handshakeTimeoutMs: this.#handshakeTimeoutMs,
       closeTimeoutMs: this.#closeTimeoutMs,
@@ -325,6 +392,15 @@ export class TcpTransport implements NodeTransport {
       onClosed: (closed) => this.#inbound.delete(closed),
     });
     this.#inbound.add(connection);
+  }
+
+  /** A node with no configuration yet was contacted by `id` (its first leader): answer it there. */
+  #learnPeer(id: number, peerAddress: string): void {
+    const match = /^(.+):(\d{1,5})$/.exec(peerAddress);
+    if (!match || this.#peers.has(id)) return;
+    this.#peers.set(id, { host: match[1].replace(/^\[(.*)\]$/, "$1"), port: Number(match[2]) });
+    this.#peerIds.add(id);
+    this.#logger.info("learned a peer's address from its handshake", { peer: id, address: peerAddress });
   }
 
   #deliver(message: Message): void {

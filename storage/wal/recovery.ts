@@ -32,9 +32,11 @@ import {
   decodeCommitPayload,
   recordBytes,
   COMMIT_PAYLOAD_BYTES,
+  RECORD_HEADER_BYTES,
   type RecordHeader,
   type SegmentHeader,
 } from "./format.js";
+import { encodedEntryType } from "./entry-codec.js";
 import { LogIndex, TERM_UNKNOWN } from "./log-index.js";
 import { listSegmentFiles, tornTailFileName, type SegmentFileRef } from "./naming.js";
 import { readFully, readSegmentHeader, scanRecords, surveyTail, type RecordVisitor, type ScanEnd } from "./segment-reader.js";
@@ -261,6 +263,8 @@ interface ReplayState {
   pendingIndex: number[];
   pendingTerm: number[];
   pendingOffset: number[];
+  /** Entry records whose Entry.type is not 0 (configuration entries): the index lists them. */
+  pendingTyped: boolean[];
   /** Set when a committed batch does not apply (the scan stops on it). */
   applyError: WalCorruptionError | undefined;
   /** The visitor handed to scanRecords, bound to this state once. */
@@ -279,8 +283,9 @@ function newReplayState(index: LogIndex): ReplayState {
     pendingIndex: [],
     pendingTerm: [],
     pendingOffset: [],
+    pendingTyped: [],
     applyError: undefined,
-    visit: (offset, record, bytes, at) => (record.type === RecordType.COMMIT ? commitBatch(state, offset, bytes, at) : bufferRecord(state, offset, record)),
+    visit: (offset, record, bytes, at) => (record.type === RecordType.COMMIT ? commitBatch(state, offset, bytes, at) : bufferRecord(state, offset, record, bytes, at)),
   };
   return state;
 }
@@ -308,11 +313,12 @@ async function replaySegment(state: ReplayState, { ref, file, header }: HeadedSe
   return end;
 }
 
-function bufferRecord(state: ReplayState, offset: number, record: RecordHeader): void {
+function bufferRecord(state: ReplayState, offset: number, record: RecordHeader, bytes: Uint8Array, at: number): void {
   state.pendingType.push(record.type);
   state.pendingIndex.push(record.index);
   state.pendingTerm.push(record.term);
   state.pendingOffset.push(offset);
+  state.pendingTyped.push(record.type === RecordType.ENTRY && encodedEntryType(bytes, at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + record.payloadBytes) !== 0);
   if (record.type === RecordType.ENTRY) state.expectedIndex = record.index + 1;
   else if (record.type === RecordType.TRUNCATE_SUFFIX) state.expectedIndex = Math.min(state.expectedIndex, record.index);
   else state.expectedIndex = Math.max(state.expectedIndex, record.index + 1);
@@ -338,7 +344,7 @@ function commitBatch(state: ReplayState, offset: number, bytes: Uint8Array, at: 
 
 /** Applies a whole batch to the index; on a record that does not apply, sets `applyError` and returns why the scan stops. */
 function applyBatch(state: ReplayState): string | undefined {
-  const { index, pendingType, pendingIndex, pendingTerm, pendingOffset } = state;
+  const { index, pendingType, pendingIndex, pendingTerm, pendingOffset, pendingTyped } = state;
   const ref = state.ref!;
   const segment = state.segment!;
   for (let r = 0; r < pendingType.length; r++) {
@@ -349,7 +355,7 @@ function applyBatch(state: ReplayState): string | undefined {
         state.applyError = corruption(ref, pendingOffset[r], `entry index ${at} does not continue the log (last index ${index.lastIndex()})`, [at]);
         return "entry out of sequence";
       }
-      index.append(at, pendingTerm[r], ref.segmentId, pendingOffset[r]);
+      index.append(at, pendingTerm[r], ref.segmentId, pendingOffset[r], pendingTyped[r]);
       if (at > segment.maxEntryIndex) segment.maxEntryIndex = at;
     } else if (type === RecordType.TRUNCATE_SUFFIX) {
       if (at <= index.compactedIndex() && index.compactedTerm() !== TERM_UNKNOWN) {
@@ -366,7 +372,7 @@ function applyBatch(state: ReplayState): string | undefined {
 }
 
 function clearPending(state: ReplayState): void {
-  state.pendingType.length = state.pendingIndex.length = state.pendingTerm.length = state.pendingOffset.length = 0;
+  state.pendingType.length = state.pendingIndex.length = state.pendingTerm.length = state.pendingOffset.length = state.pendingTyped.length = 0;
 }
 
 /** Names what a bad record at the end of the scan damages (see describeBad). */

@@ -75,7 +75,7 @@ describe("raftwal wal on a healthy directory", () => {
     expect(run.stdout).toMatch(/\s+active\n/);
     expect(run.stdout).toContain("log: 200 entries (101..300)");
     expect(run.stdout).toContain("hard state: term 1, vote 2, commit 250");
-    expect(run.stdout).toMatch(/snapshot-00000000000000000100-00000000000000000001\.snap\s+100\s+1\s+16\s+1,2,3\s+ok/);
+    expect(run.stdout).toMatch(/snapshot-00000000000000000100-00000000000000000001\.snap\s+100\s+1\s+16\s+voters 1,2,3\s+ok/);
     expect(run.stdout).toContain("health: healthy");
   });
 

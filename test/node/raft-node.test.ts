@@ -59,6 +59,7 @@ async function startThree(options: { fs?: (id: number) => FileSystem; seed?: num
       startKvNode({
         id: peer.id,
         clusterId: "test",
+        initialClusterState: "new",
         peers,
         dataDir: options.fs ? `/data/node-${peer.id}` : join(dir, `node-${peer.id}`),
         storage: options.fs ? { fs: options.fs(peer.id), wal: { segmentSizeBytes: 1024 * 1024 } } : undefined,
@@ -197,6 +198,7 @@ describe("RaftNode", () => {
     const node = await startKvNode({
       id: 1,
       clusterId: "bytes",
+      initialClusterState: "new",
       peers: [{ id: 1, host: "127.0.0.1", port: base, api: { host: "127.0.0.1", port: base + 100 } }],
       dataDir: join(dir, "node-1"),
       tickMs: 10,

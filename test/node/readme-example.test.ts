@@ -37,7 +37,8 @@ it("the README's embedding example runs", async () => {
     const node = await createNode({
       id: 1,
       clusterId: "example",
-      peers: [{ id: 1, host: "127.0.0.1", port }], // add the other members here
+      initialClusterState: "new", // found a new cluster on first start
+      peers: [{ id: 1, host: "127.0.0.1", port }], // add the other founding members here
       dataDir,
       stateMachine: counter,
     });

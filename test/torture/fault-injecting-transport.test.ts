@@ -35,6 +35,10 @@ class RecordingTransport implements NodeTransport {
   onSnapshotDropped(_handler: PeerHandler): () => void {
     return () => undefined;
   }
+  setPeers(): void {}
+  onRefused(): () => void {
+    return () => undefined;
+  }
   stats() {
     return { ...emptyCounters(), bytesSent: 42, peers: {} };
   }

@@ -11,7 +11,7 @@
  * manner"). No real network setting changes; the TCP connections stay up.
  */
 import type { Message } from "../../proto/schema.js";
-import type { MessageHandler, NodeTransport, PeerHandler } from "../../transport/node-transport.js";
+import type { MessageHandler, NodeTransport, PeerHandler, RefusedHandler } from "../../transport/node-transport.js";
 import type { TransportStats } from "../../transport/stats.js";
 import type { PeerAddress } from "../../transport/tls.js";
 
@@ -70,6 +70,14 @@ export class FaultInjectingTransport implements NodeTransport {
 
   onSnapshotDropped(handler: PeerHandler): () => void {
     return this.inner.onSnapshotDropped(handler);
+  }
+
+  setPeers(peers: ReadonlyMap<number, PeerAddress>): void {
+    this.inner.setPeers(peers);
+  }
+
+  onRefused(handler: RefusedHandler): () => void {
+    return this.inner.onRefused(handler);
   }
 
   stats(): TransportStats {
