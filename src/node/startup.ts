@@ -69,6 +69,7 @@ function buildTransport<Result>(options: RaftNodeOptions<Result>, core: RaftCore
     clusterId: options.clusterId,
     listen,
     peers: peerAddresses(config, options.id),
+    joining: config.voters.length === 0 && config.learners.length === 0,
     advertisedAddress: memberOf(config, options.id)?.peerAddress || formatAddress(listen),
     // Only a committed configuration's list of removed ids is final (ids are never reused).
     isRemovedPeer: (id) => core.clusterConfigAt(core.commitIndex()).removed.includes(id),

@@ -58,11 +58,16 @@ export interface TcpTransportOptions {
   listen: PeerAddress;
   /**
    * Every other member: id -> where to dial it. An entry for this node's own id is ignored.
-   * Only these ids may connect, except while the set is empty (a node waiting to be added
-   * to a cluster accepts its first leader and learns its address from the handshake).
-   * `setPeers` replaces the set when the cluster's configuration changes.
+   * Only these ids may connect (see `joining`). `setPeers` replaces the set when the
+   * cluster's configuration changes.
    */
   peers: ReadonlyMap<number, PeerAddress>;
+  /**
+   * This node has no configuration yet (it waits to be added): until the first setPeers,
+   * any node of the cluster may connect, and its address is learned from its handshake
+   * so that this node can answer its first leader.
+   */
+  joining?: boolean;
   /** This node's peer address as others reach it ("host:port"), sent in every handshake. */
   advertisedAddress?: string;
   /** Whether a node id was removed from the cluster: its handshake is refused saying so. */
@@ -94,6 +99,7 @@ export class TcpTransport implements NodeTransport {
   /** The ids of #peers, shared with every inbound connection (it sees changes at once). */
   readonly #peerIds = new Set<number>();
   readonly #advertisedAddress: string;
+  #joining: boolean;
   #isRemovedPeer: (id: number) => boolean;
   readonly #frameBodyBytesMax: number;
   readonly #queueMessagesMax: number;
@@ -134,6 +140,7 @@ export class TcpTransport implements NodeTransport {
     }
     for (const id of this.#peers.keys()) this.#peerIds.add(id);
     this.#advertisedAddress = options.advertisedAddress ?? "";
+    this.#joining = options.joining ?? false;
     this.#isRemovedPeer = options.isRemovedPeer ?? (() => false);
     this.#frameBodyBytesMax = options.frameBodyBytesMax ?? FRAME_BODY_BYTES_MAX_DEFAULT;
     requireInteger("frameBodyBytesMax", this.#frameBodyBytesMax, 64, FRAME_BODY_BYTES_MAX_LIMIT);
@@ -210,6 +217,7 @@ export class TcpTransport implements NodeTransport {
    * ids outside the set are refused from now on.
    */
   setPeers(peers: ReadonlyMap<number, PeerAddress>): void {
+    this.#joining = false;
     for (const id of [...this.#peers.keys()]) {
       if (peers.has(id)) continue;
       this.#peers.delete(id);
@@ -380,7 +388,7 @@ export class TcpTransport implements NodeTransport {
       localNodeId: this.#nodeId,
       clusterId: this.#clusterId,
       peerIds: this.#peerIds,
-      acceptUnknownPeers: () => this.#peers.size === 0,
+      acceptUnknownPeers: () => this.#joining,
       learnPeer: (id, peerAddress) => this.#learnPeer(id, peerAddress),
       isRemovedPeer: (id) => this.#isRemovedPeer(id),
       frameBodyBytesMax: this.#frameBodyBytesMax,
