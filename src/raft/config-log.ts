@@ -30,37 +30,38 @@ export interface IndexedClusterConfig {
 }
 
 export class ConfigLog {
-  /** The configuration before the first tracked entry: a snapshot's, or the initial one. */
-  private base: IndexedClusterConfig;
-  /** Configuration entries of the log above `base.index`, ascending. */
-  private tracked: IndexedClusterConfig[] = [];
+  /**
+   * The configurations of the log, ascending by index; the first is the base (a snapshot's
+   * or the initial one), the last is in force. Entries below the newest snapshot stay until
+   * compactedTo(): the host may still ask for the configuration at its applied index while
+   * a snapshot received from the leader is being installed.
+   * Invariant: never empty.
+   */
+  private history: IndexedClusterConfig[];
   /** Called whenever the configuration in force changes (the Raft instance re-derives its quorums). */
   onChange: () => void = () => undefined;
 
   constructor(base: IndexedClusterConfig) {
-    this.base = { index: base.index, config: copyClusterConfig(base.config) };
+    this.history = [{ index: base.index, config: copyClusterConfig(base.config) }];
   }
 
   /** The configuration in force: the latest in the log. */
   current(): IndexedClusterConfig {
-    return this.tracked.length > 0 ? this.tracked[this.tracked.length - 1] : this.base;
+    return this.history[this.history.length - 1];
   }
 
-  /** The configuration in force at `index` (the latest at or below it); index >= the base's. */
+  /** The configuration in force at `index` (the latest at or below it); index >= the oldest one kept. */
   at(index: number): ClusterConfig {
-    if (index < this.base.index) fail(`configuration at ${index} is below the tracked range (from ${this.base.index})`);
-    let found = this.base;
-    for (const entry of this.tracked) {
-      if (entry.index > index) break;
-      found = entry;
+    for (let i = this.history.length - 1; i >= 0; i--) {
+      if (this.history[i].index <= index) return this.history[i].config;
     }
-    return found.config;
+    return fail(`configuration at ${index} is below the tracked range (from ${this.history[0].index})`);
   }
 
   /** Start-up: a configuration entry the durable log holds above the base. */
   load(entry: Entry): void {
-    if (entry.index <= this.base.index) return;
-    this.tracked.push({ index: entry.index, config: decodeConfigEntry(entry) });
+    if (entry.index <= this.current().index) return;
+    this.history.push({ index: entry.index, config: decodeConfigEntry(entry) });
   }
 
   /**
@@ -70,39 +71,38 @@ export class ConfigLog {
   appended(entries: readonly Entry[]): void {
     if (entries.length === 0) return;
     const before = this.current();
-    const from = entries[0].index;
-    let keep = this.tracked.length;
-    while (keep > 0 && this.tracked[keep - 1].index >= from) keep -= 1;
-    if (keep < this.tracked.length) this.tracked.length = keep;
+    this.dropFrom(entries[0].index);
     for (const entry of entries) {
-      if (entry.type === EntryType.CLUSTER_CONFIG) this.tracked.push({ index: entry.index, config: decodeConfigEntry(entry) });
+      if (entry.type === EntryType.CLUSTER_CONFIG) this.history.push({ index: entry.index, config: decodeConfigEntry(entry) });
     }
     if (this.current() !== before) this.onChange();
   }
 
   /**
-   * A snapshot was accepted (section 7): its configuration is the base; later tracked
-   * entries stay only when the log after the snapshot is kept.
+   * A snapshot up to `index` was accepted (section 7): its configuration is in force at
+   * `index`. Configurations at or below `committed` (the commit index before the snapshot)
+   * are kept as history; uncommitted ones below the snapshot are gone with the log they
+   * came from; later ones stay only when the log after the snapshot is kept.
    */
-  restored(index: number, config: ClusterConfig, keepsLog: boolean): void {
+  restored(index: number, config: ClusterConfig, keepsLog: boolean, committed: number): void {
     const before = this.current();
-    this.base = { index, config: copyClusterConfig(config) };
-    this.tracked = keepsLog ? this.tracked.filter((entry) => entry.index > index) : [];
+    const later = keepsLog ? this.history.filter((entry) => entry.index > index) : [];
+    this.history = this.history.filter((entry) => entry.index <= committed && entry.index < index);
+    this.history.push({ index, config: copyClusterConfig(config) }, ...later);
     if (this.current() !== before) this.onChange();
   }
 
-  /** The log up to `index` went into a snapshot: fold the entries at or below it into the base. */
+  /** The log up to `index` went into a snapshot: keep only the configuration in force there and later ones. */
   compactedTo(index: number): void {
-    if (index <= this.base.index) return;
-    const config = this.at(index);
-    const last = this.tracked.filter((entry) => entry.index <= index).pop();
-    this.base = { index: last?.index ?? this.base.index, config };
-    this.tracked = this.tracked.filter((entry) => entry.index > index);
+    let base = 0;
+    while (base + 1 < this.history.length && this.history[base + 1].index <= index) base += 1;
+    if (base > 0) this.history = this.history.slice(base);
   }
 
-  /** Configuration entries not yet known committed would make a second change unsafe (thesis 4.1). */
-  hasUncommitted(committed: number): boolean {
-    return this.current().index > committed;
+  private dropFrom(index: number): void {
+    let keep = this.history.length;
+    while (keep > 1 && this.history[keep - 1].index >= index) keep -= 1;
+    if (keep < this.history.length) this.history.length = keep;
   }
 }
 

@@ -206,10 +206,11 @@ export class RaftLog {
   /** Accepts a fully received snapshot (section 7); see Unstable.restore for `keepsStorage`. */
   restore(meta: SnapshotMeta, keepsStorage: boolean): void {
     if (!(meta.index > this.committed)) fail(`restore of snapshot ${meta.index} at or below commit ${this.committed}`);
+    const committedBefore = this.committed;
     this.unstable.restore(meta, keepsStorage);
     this.committed = meta.index;
     this.applying = meta.index;
-    this.configs.restored(meta.index, meta.config, keepsStorage);
+    this.configs.restored(meta.index, meta.config, keepsStorage, committedBefore);
   }
 
   stableTo(index: number, term: number): void {

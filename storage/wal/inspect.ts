@@ -16,6 +16,7 @@ import {
   SEGMENT_HEADER_BYTES,
   decodeCommitPayload,
   recordBytes,
+  type RecordHeader,
   type SegmentHeader,
 } from "./format.js";
 import { listSegmentFiles } from "./naming.js";
@@ -114,45 +115,14 @@ export async function* scanWal(dir: string, fs: FileSystem): AsyncIterable<Scann
 async function* scanSegment(file: StorageFile, listing: SegmentListing, isLast: boolean): AsyncIterable<ScannedRecord> {
   const base = { segmentId: listing.segmentId, segment: listing.name };
   if (!listing.header) {
-    const survey = await surveyTail(file, 0, SEGMENT_HEADER_BYTES);
-    const torn = isLast && survey.dataEndOffset <= SEGMENT_HEADER_BYTES;
-    yield {
-      ...base,
-      offset: 0,
-      type: "segment-header",
-      index: 0,
-      term: 0,
-      sizeBytes: SEGMENT_HEADER_BYTES,
-      payload: new Uint8Array(0),
-      status: torn ? "torn-tail" : "corrupt",
-      reason: listing.reason ?? "bad segment header",
-    };
+    yield await headerRecord(file, listing, isLast);
     return;
   }
   const records: ScannedRecord[] = [];
   let batchFirst = 0;
   let batchStart = SEGMENT_HEADER_BYTES;
   const end = await scanRecords(file, SEGMENT_HEADER_BYTES, (offset, header, bytes, at) => {
-    const payload = bytes.slice(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + header.payloadBytes);
-    const record: ScannedRecord = {
-      ...base,
-      offset,
-      type: RECORD_TYPE_NAMES[header.type] ?? "unknown",
-      index: header.index,
-      term: header.term,
-      sizeBytes: recordBytes(header.payloadBytes),
-      payload,
-      status: "ok",
-    };
-    if (header.type === RecordType.ENTRY) {
-      try {
-        record.entry = entryCodec.decode(payload);
-      } catch {
-        record.status = "corrupt";
-        record.reason = "entry payload does not decode";
-      }
-    }
-    records.push(record);
+    records.push(scannedRecord(base, offset, header, bytes, at));
     if (header.type === RecordType.COMMIT) {
       const info = decodeCommitPayload(bytes, at);
       if (info.batchStartOffset !== batchStart || info.recordCount !== records.length - 1 - batchFirst) {
@@ -187,6 +157,54 @@ async function* scanSegment(file: StorageFile, listing: SegmentListing, isLast: 
       reason: end.reason,
     };
   }
+}
+
+/** The one pseudo-record of a segment whose header is bad: a torn tail if it is the last file and nothing follows the header. */
+async function headerRecord(file: StorageFile, listing: SegmentListing, isLast: boolean): Promise<ScannedRecord> {
+  const survey = await surveyTail(file, 0, SEGMENT_HEADER_BYTES);
+  const torn = isLast && survey.dataEndOffset <= SEGMENT_HEADER_BYTES;
+  return {
+    segmentId: listing.segmentId,
+    segment: listing.name,
+    offset: 0,
+    type: "segment-header",
+    index: 0,
+    term: 0,
+    sizeBytes: SEGMENT_HEADER_BYTES,
+    payload: new Uint8Array(0),
+    status: torn ? "torn-tail" : "corrupt",
+    reason: listing.reason ?? "bad segment header",
+  };
+}
+
+/** A whole, checksum-valid record (status ok unless an entry's payload does not decode); copies its payload. */
+function scannedRecord(
+  base: { segmentId: number; segment: string },
+  offset: number,
+  header: RecordHeader,
+  bytes: Uint8Array,
+  at: number,
+): ScannedRecord {
+  const payload = bytes.slice(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + header.payloadBytes);
+  const record: ScannedRecord = {
+    ...base,
+    offset,
+    type: RECORD_TYPE_NAMES[header.type] ?? "unknown",
+    index: header.index,
+    term: header.term,
+    sizeBytes: recordBytes(header.payloadBytes),
+    payload,
+    status: "ok",
+  };
+  if (header.type === RecordType.ENTRY) {
+    try {
+      record.entry = entryCodec.decode(payload);
+    } catch {
+      record.status = "corrupt";
+      record.reason = "entry payload does not decode";
+    }
+  }
+  return record;
 }
 
 /** Per-segment result of a verification. */

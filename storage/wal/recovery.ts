@@ -39,7 +39,7 @@ import {
 import { encodedEntryType } from "./entry-codec.js";
 import { LogIndex, TERM_UNKNOWN } from "./log-index.js";
 import { listSegmentFiles, tornTailFileName, type SegmentFileRef } from "./naming.js";
-import { readFully, readSegmentHeader, scanRecords, surveyTail } from "./segment-reader.js";
+import { readFully, readSegmentHeader, scanRecords, surveyTail, type RecordVisitor, type ScanEnd } from "./segment-reader.js";
 import { writeZeros, type SpareSegment } from "./segment-writer.js";
 
 export interface RecoveredSegment {
@@ -134,6 +134,22 @@ export async function recover(dir: string, fs: FileSystem, options: RecoveryOpti
   }
 }
 
+/** A segment whose header decoded. */
+interface HeadedSegment {
+  ref: SegmentFileRef;
+  file: StorageFile;
+  header: SegmentHeader;
+}
+
+/** The last file when it holds no valid header: a blank spare, or a header torn while being activated. */
+interface SpareCandidate {
+  ref: SegmentFileRef;
+  file: StorageFile;
+  /** End of the non-zero bytes (0: blank). */
+  dataEndOffset: number;
+  fileBytes: number;
+}
+
 async function replay(
   dir: string,
   fs: FileSystem,
@@ -142,193 +158,34 @@ async function replay(
   opened: StorageFile[],
   started: number,
 ): Promise<RecoveryResult> {
-  // Steps 1-2: headers.
-  const headed: Array<{ ref: SegmentFileRef; file: StorageFile; header: SegmentHeader }> = [];
-  let spareRef: { ref: SegmentFileRef; file: StorageFile; dataEndOffset: number; fileBytes: number } | undefined;
-  for (let k = 0; k < refs.length; k++) {
-    const ref = refs[k];
-    if (k > 0 && ref.segmentId !== refs[k - 1].segmentId + 1) {
-      throw corruption(ref, 0, `segment ${refs[k - 1].segmentId + 1} is missing (found ${refs[k - 1].name} then ${ref.name})`);
-    }
-    const file = await fs.open(ref.path, { readOnly: !options.repair });
-    opened.push(file);
-    const decoded = await readSegmentHeader(file);
-    const isLast = k === refs.length - 1;
-    if (decoded.kind === "ok") {
-      if (decoded.header.segmentId !== ref.segmentId) {
-        throw corruption(ref, 0, `segment header names segment ${decoded.header.segmentId}`);
-      }
-      headed.push({ ref, file, header: decoded.header });
-      continue;
-    }
-    if (isLast) {
-      // A spare (blank), or a header torn while being activated: the header is written and
-      // synced before any record, so nothing may follow it.
-      const survey = await surveyTail(file, 0, SEGMENT_HEADER_BYTES);
-      if (survey.dataEndOffset <= SEGMENT_HEADER_BYTES) {
-        spareRef = { ref, file, dataEndOffset: survey.dataEndOffset, fileBytes: survey.fileBytes };
-        continue;
-      }
-    }
-    if (decoded.kind === "bad" && refs.length === 1 && headed.length === 0) {
-      throw walError(WalErrorCode.NOT_A_WAL, `${ref.path} is not a raftwal segment (${decoded.reason})`);
-    }
-    throw corruption(ref, 0, decoded.kind === "bad" ? decoded.reason : "blank segment header before the last segment");
-  }
-
+  // Steps 1-2.
+  const { headed, spareCandidate } = await readHeaders(fs, refs, options, opened);
   // Step 3.
   const index = headed.length === 0 ? new LogIndex() : LogIndex.startingAfter(headed[0].header.firstIndex - 1);
   const segments: RecoveredSegment[] = [];
   let tornTail: TornTail | undefined;
   let bytesReplayed = 0;
-
-  // Step 4-6.
-  const pendingType: number[] = [];
-  const pendingIndex: number[] = [];
-  const pendingTerm: number[] = [];
-  /** Entry records whose Entry.type is not 0 (configuration entries): the index lists them. */
-  const pendingTyped: boolean[] = [];
+  // Steps 4-7.
+  const state = newReplayState(index);
   for (let k = 0; k < headed.length; k++) {
-    const { ref, file, header } = headed[k];
-    const isLast = k === headed.length - 1;
+    const { ref, header } = headed[k];
     if (k > 0 && header.firstIndex !== index.lastIndex() + 1) {
       throw corruption(ref, 0, `segment first index ${header.firstIndex} does not continue the log (last index ${index.lastIndex()})`);
     }
-    const segment: RecoveredSegment = {
-      segmentId: ref.segmentId,
-      name: ref.name,
-      path: ref.path,
-      file,
-      header,
-      committedEndOffset: SEGMENT_HEADER_BYTES,
-      maxEntryIndex: 0,
-      hasCompactRecord: false,
-      recordCount: 0,
-    };
-    let batchStart = SEGMENT_HEADER_BYTES;
-    let expectedIndex = index.lastIndex() + 1;
-    pendingType.length = pendingIndex.length = pendingTerm.length = pendingTyped.length = 0;
-    let pendingOffsets: number[] = [];
-    let applyError: WalCorruptionError | undefined;
-
-    const end = await scanRecords(file, SEGMENT_HEADER_BYTES, (offset, record, bytes, at) => {
-      if (record.type !== RecordType.COMMIT) {
-        pendingType.push(record.type);
-        pendingIndex.push(record.index);
-        pendingTerm.push(record.term);
-        pendingTyped.push(record.type === RecordType.ENTRY && encodedEntryType(bytes, at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + record.payloadBytes) !== 0);
-        pendingOffsets.push(offset);
-        if (record.type === RecordType.ENTRY) expectedIndex = record.index + 1;
-        else if (record.type === RecordType.TRUNCATE_SUFFIX) expectedIndex = Math.min(expectedIndex, record.index);
-        else expectedIndex = Math.max(expectedIndex, record.index + 1);
-        return;
-      }
-      const info = decodeCommitPayload(bytes, at);
-      if (info.batchStartOffset !== batchStart || info.recordCount !== pendingType.length) {
-        return `commit record does not match its batch (start ${info.batchStartOffset}, ${info.recordCount} records; expected start ${batchStart}, ${pendingType.length} records)`;
-      }
-      // A whole batch: apply it.
-      for (let r = 0; r < pendingType.length; r++) {
-        const type = pendingType[r];
-        const at = pendingIndex[r];
-        if (type === RecordType.ENTRY) {
-          if (at !== index.lastIndex() + 1) {
-            applyError = corruption(ref, pendingOffsets[r], `entry index ${at} does not continue the log (last index ${index.lastIndex()})`, [at]);
-            return "entry out of sequence";
-          }
-          index.append(at, pendingTerm[r], ref.segmentId, pendingOffsets[r], pendingTyped[r]);
-          if (at > segment.maxEntryIndex) segment.maxEntryIndex = at;
-        } else if (type === RecordType.TRUNCATE_SUFFIX) {
-          if (at <= index.compactedIndex() && index.compactedTerm() !== TERM_UNKNOWN) {
-            applyError = corruption(ref, pendingOffsets[r], `truncate-suffix from ${at} at or below the compacted index ${index.compactedIndex()}`, [at]);
-            return "truncation below compaction";
-          }
-          index.truncateSuffix(at);
-        } else {
-          index.compact(at, pendingTerm[r]);
-          segment.hasCompactRecord = true;
-        }
-      }
-      segment.recordCount += pendingType.length + 1;
-      pendingType.length = pendingIndex.length = pendingTerm.length = pendingTyped.length = 0;
-      pendingOffsets = [];
-      batchStart = offset + recordBytes(COMMIT_PAYLOAD_BYTES);
-      segment.committedEndOffset = batchStart;
-      expectedIndex = index.lastIndex() + 1;
-    });
-    if (applyError) throw applyError;
+    const end = await replaySegment(state, headed[k]);
+    const segment = state.segment!;
     bytesReplayed += segment.committedEndOffset;
-
-    if (!isLast) {
-      if (end.kind === "bad") {
-        const named = describeBad(end.reason, end.header, expectedIndex, pendingIndexesOf(pendingType, pendingIndex));
-        throw corruption(ref, end.offset, named.reason, named.indexes);
-      }
-      if (pendingType.length > 0) {
-        throw corruption(ref, batchStart, "batch without a commit record in a sealed segment", pendingIndexesOf(pendingType, pendingIndex));
-      }
-    } else {
-      const searchFrom = end.kind === "bad" ? end.offset + 8 : end.offset;
-      const survey = await surveyTail(file, segment.committedEndOffset, searchFrom);
-      if (survey.commitOffset !== undefined) {
-        if (end.kind === "bad") {
-          const named = describeBad(end.reason, end.header, expectedIndex, pendingIndexesOf(pendingType, pendingIndex));
-          throw corruption(ref, end.offset, `${named.reason} (a complete batch follows at byte offset ${survey.commitOffset})`, named.indexes);
-        }
-        throw corruption(ref, end.offset, `unwritten space followed by a complete batch at byte offset ${survey.commitOffset}`, [expectedIndex]);
-      }
-      if (survey.dataEndOffset > segment.committedEndOffset) {
-        const reason =
-          end.kind === "bad"
-            ? describeBad(end.reason, end.header, expectedIndex, pendingIndexesOf(pendingType, pendingIndex)).reason
-            : pendingType.length > 0
-              ? "batch without a commit record"
-              : "non-zero bytes in unwritten space";
-        tornTail = {
-          segment: ref.name,
-          path: ref.path,
-          offset: segment.committedEndOffset,
-          bytes: survey.dataEndOffset - segment.committedEndOffset,
-          reason,
-        };
-        if (options.repair) tornTail.savedTo = await cutTornTail(fs, dir, file, ref, segment.committedEndOffset, survey.dataEndOffset);
-      }
-    }
+    if (k < headed.length - 1) checkSealedEnd(state, end);
+    else tornTail = await checkActiveEnd(fs, dir, state, end, options.repair);
     segments.push(segment);
     options.onProgress?.(k + 1, headed.length);
   }
-
   if (index.compactedTerm() === TERM_UNKNOWN) {
     const first = headed[0];
     throw corruption(first.ref, 0, `log starts after index ${first.header.firstIndex - 1} but no compact record names its term`);
   }
-
-  // The spare: keep it only when blank and of the expected size; cut a torn header.
-  let spare: SpareSegment | undefined;
-  if (spareRef) {
-    const survey = spareRef;
-    if (survey.dataEndOffset > 0) {
-      const tail: TornTail = {
-        segment: spareRef.ref.name,
-        path: spareRef.ref.path,
-        offset: 0,
-        bytes: survey.dataEndOffset,
-        reason: "segment header torn while activating the segment",
-      };
-      if (options.repair) tail.savedTo = await cutTornTail(fs, dir, spareRef.file, spareRef.ref, 0, survey.dataEndOffset);
-      tornTail ??= tail;
-    }
-    const keep = options.segmentSizeBytes === undefined || survey.fileBytes === options.segmentSizeBytes;
-    if (options.repair && keep) {
-      spare = { segmentId: spareRef.ref.segmentId, name: spareRef.ref.name, path: spareRef.ref.path, file: spareRef.file, sizeBytes: survey.fileBytes };
-    } else {
-      await spareRef.file.close();
-      if (options.repair) {
-        await fs.remove(spareRef.ref.path);
-        await fs.syncDirectory(dir);
-      }
-    }
-  }
+  const settled = spareCandidate ? await settleSpare(fs, dir, spareCandidate, options) : {};
+  tornTail ??= settled.tornTail;
 
   const report: RecoveryReport = {
     segments: segments.length,
@@ -341,8 +198,254 @@ async function replay(
   };
   if (tornTail) report.tornTail = tornTail;
   const result: RecoveryResult = { index, segments, report };
-  if (spare) result.spare = spare;
+  if (settled.spare) result.spare = settled.spare;
   return result;
+}
+
+/**
+ * Steps 1-2: opens every segment in order and reads its header. Ids must be consecutive;
+ * only the last file may lack a valid header (a spare, or a header torn while activating).
+ */
+async function readHeaders(
+  fs: FileSystem,
+  refs: SegmentFileRef[],
+  options: RecoveryOptions,
+  opened: StorageFile[],
+): Promise<{ headed: HeadedSegment[]; spareCandidate?: SpareCandidate }> {
+  const headed: HeadedSegment[] = [];
+  for (let k = 0; k < refs.length; k++) {
+    const ref = refs[k];
+    if (k > 0 && ref.segmentId !== refs[k - 1].segmentId + 1) {
+      throw corruption(ref, 0, `segment ${refs[k - 1].segmentId + 1} is missing (found ${refs[k - 1].name} then ${ref.name})`);
+    }
+    const file = await fs.open(ref.path, { readOnly: !options.repair });
+    opened.push(file);
+    const decoded = await readSegmentHeader(file);
+    if (decoded.kind === "ok") {
+      if (decoded.header.segmentId !== ref.segmentId) {
+        throw corruption(ref, 0, `segment header names segment ${decoded.header.segmentId}`);
+      }
+      headed.push({ ref, file, header: decoded.header });
+      continue;
+    }
+    if (k === refs.length - 1) {
+      // A spare (blank), or a header torn while being activated: the header is written and
+      // synced before any record, so nothing may follow it.
+      const survey = await surveyTail(file, 0, SEGMENT_HEADER_BYTES);
+      if (survey.dataEndOffset <= SEGMENT_HEADER_BYTES) {
+        return { headed, spareCandidate: { ref, file, dataEndOffset: survey.dataEndOffset, fileBytes: survey.fileBytes } };
+      }
+    }
+    if (decoded.kind === "bad" && refs.length === 1 && headed.length === 0) {
+      throw walError(WalErrorCode.NOT_A_WAL, `${ref.path} is not a raftwal segment (${decoded.reason})`);
+    }
+    throw corruption(ref, 0, decoded.kind === "bad" ? decoded.reason : "blank segment header before the last segment");
+  }
+  return { headed };
+}
+
+/**
+ * The replay of one segment (step 4), shared by the record visitor and the end checks.
+ * One per recovery, reset per segment: records are buffered in parallel arrays, reused, so
+ * that replay allocates nothing per record.
+ */
+interface ReplayState {
+  index: LogIndex;
+  ref: SegmentFileRef | undefined;
+  file: StorageFile | undefined;
+  segment: RecoveredSegment | undefined;
+  /** Offset where the batch being read starts. */
+  batchStart: number;
+  /** The index the next entry record should have (for naming damaged records). */
+  expectedIndex: number;
+  /** The batch being read, COMMIT not yet seen: type, header index, term and offset of each record. */
+  pendingType: number[];
+  pendingIndex: number[];
+  pendingTerm: number[];
+  pendingOffset: number[];
+  /** Entry records whose Entry.type is not 0 (configuration entries): the index lists them. */
+  pendingTyped: boolean[];
+  /** Set when a committed batch does not apply (the scan stops on it). */
+  applyError: WalCorruptionError | undefined;
+  /** The visitor handed to scanRecords, bound to this state once. */
+  visit: RecordVisitor;
+}
+
+function newReplayState(index: LogIndex): ReplayState {
+  const state: ReplayState = {
+    index,
+    ref: undefined,
+    file: undefined,
+    segment: undefined,
+    batchStart: SEGMENT_HEADER_BYTES,
+    expectedIndex: 0,
+    pendingType: [],
+    pendingIndex: [],
+    pendingTerm: [],
+    pendingOffset: [],
+    pendingTyped: [],
+    applyError: undefined,
+    visit: (offset, record, bytes, at) => (record.type === RecordType.COMMIT ? commitBatch(state, offset, bytes, at) : bufferRecord(state, offset, record, bytes, at)),
+  };
+  return state;
+}
+
+/** Step 4 for one segment: scans its records, applying each batch at its COMMIT. Returns where the scan ended. */
+async function replaySegment(state: ReplayState, { ref, file, header }: HeadedSegment): Promise<ScanEnd> {
+  state.ref = ref;
+  state.file = file;
+  state.segment = {
+    segmentId: ref.segmentId,
+    name: ref.name,
+    path: ref.path,
+    file,
+    header,
+    committedEndOffset: SEGMENT_HEADER_BYTES,
+    maxEntryIndex: 0,
+    hasCompactRecord: false,
+    recordCount: 0,
+  };
+  state.batchStart = SEGMENT_HEADER_BYTES;
+  state.expectedIndex = state.index.lastIndex() + 1;
+  clearPending(state);
+  const end = await scanRecords(file, SEGMENT_HEADER_BYTES, state.visit);
+  if (state.applyError) throw state.applyError;
+  return end;
+}
+
+function bufferRecord(state: ReplayState, offset: number, record: RecordHeader, bytes: Uint8Array, at: number): void {
+  state.pendingType.push(record.type);
+  state.pendingIndex.push(record.index);
+  state.pendingTerm.push(record.term);
+  state.pendingOffset.push(offset);
+  state.pendingTyped.push(record.type === RecordType.ENTRY && encodedEntryType(bytes, at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + record.payloadBytes) !== 0);
+  if (record.type === RecordType.ENTRY) state.expectedIndex = record.index + 1;
+  else if (record.type === RecordType.TRUNCATE_SUFFIX) state.expectedIndex = Math.min(state.expectedIndex, record.index);
+  else state.expectedIndex = Math.max(state.expectedIndex, record.index + 1);
+}
+
+/** A COMMIT record: checks it matches the buffered batch, then applies the batch. A string stops the scan. */
+function commitBatch(state: ReplayState, offset: number, bytes: Uint8Array, at: number): string | undefined {
+  const info = decodeCommitPayload(bytes, at);
+  const count = state.pendingType.length;
+  if (info.batchStartOffset !== state.batchStart || info.recordCount !== count) {
+    return `commit record does not match its batch (start ${info.batchStartOffset}, ${info.recordCount} records; expected start ${state.batchStart}, ${count} records)`;
+  }
+  const stop = applyBatch(state);
+  if (stop !== undefined) return stop;
+  const segment = state.segment!;
+  segment.recordCount += count + 1;
+  clearPending(state);
+  state.batchStart = offset + recordBytes(COMMIT_PAYLOAD_BYTES);
+  segment.committedEndOffset = state.batchStart;
+  state.expectedIndex = state.index.lastIndex() + 1;
+  return undefined;
+}
+
+/** Applies a whole batch to the index; on a record that does not apply, sets `applyError` and returns why the scan stops. */
+function applyBatch(state: ReplayState): string | undefined {
+  const { index, pendingType, pendingIndex, pendingTerm, pendingOffset, pendingTyped } = state;
+  const ref = state.ref!;
+  const segment = state.segment!;
+  for (let r = 0; r < pendingType.length; r++) {
+    const type = pendingType[r];
+    const at = pendingIndex[r];
+    if (type === RecordType.ENTRY) {
+      if (at !== index.lastIndex() + 1) {
+        state.applyError = corruption(ref, pendingOffset[r], `entry index ${at} does not continue the log (last index ${index.lastIndex()})`, [at]);
+        return "entry out of sequence";
+      }
+      index.append(at, pendingTerm[r], ref.segmentId, pendingOffset[r], pendingTyped[r]);
+      if (at > segment.maxEntryIndex) segment.maxEntryIndex = at;
+    } else if (type === RecordType.TRUNCATE_SUFFIX) {
+      if (at <= index.compactedIndex() && index.compactedTerm() !== TERM_UNKNOWN) {
+        state.applyError = corruption(ref, pendingOffset[r], `truncate-suffix from ${at} at or below the compacted index ${index.compactedIndex()}`, [at]);
+        return "truncation below compaction";
+      }
+      index.truncateSuffix(at);
+    } else {
+      index.compact(at, pendingTerm[r]);
+      segment.hasCompactRecord = true;
+    }
+  }
+  return undefined;
+}
+
+function clearPending(state: ReplayState): void {
+  state.pendingType.length = state.pendingIndex.length = state.pendingTerm.length = state.pendingOffset.length = state.pendingTyped.length = 0;
+}
+
+/** Names what a bad record at the end of the scan damages (see describeBad). */
+function describeBadEnd(state: ReplayState, end: ScanEnd & { kind: "bad" }): { reason: string; indexes: number[] } {
+  return describeBad(end.reason, end.header, state.expectedIndex, pendingIndexesOf(state.pendingType, state.pendingIndex));
+}
+
+/** Step 5: a sealed segment's records end in a COMMIT followed by zero space. */
+function checkSealedEnd(state: ReplayState, end: ScanEnd): void {
+  const ref = state.ref!;
+  if (end.kind === "bad") {
+    const named = describeBadEnd(state, end);
+    throw corruption(ref, end.offset, named.reason, named.indexes);
+  }
+  if (state.pendingType.length > 0) {
+    throw corruption(ref, state.batchStart, "batch without a commit record in a sealed segment", pendingIndexesOf(state.pendingType, state.pendingIndex));
+  }
+}
+
+/**
+ * Steps 6-7 for the last active segment: whatever follows the last complete batch is a torn
+ * tail (cut in repair mode) unless a complete batch follows the damage (corruption).
+ */
+async function checkActiveEnd(fs: FileSystem, dir: string, state: ReplayState, end: ScanEnd, repair: boolean): Promise<TornTail | undefined> {
+  const ref = state.ref!;
+  const file = state.file!;
+  const committedEnd = state.segment!.committedEndOffset;
+  const searchFrom = end.kind === "bad" ? end.offset + 8 : end.offset;
+  const survey = await surveyTail(file, committedEnd, searchFrom);
+  if (survey.commitOffset !== undefined) {
+    if (end.kind === "bad") {
+      const named = describeBadEnd(state, end);
+      throw corruption(ref, end.offset, `${named.reason} (a complete batch follows at byte offset ${survey.commitOffset})`, named.indexes);
+    }
+    throw corruption(ref, end.offset, `unwritten space followed by a complete batch at byte offset ${survey.commitOffset}`, [state.expectedIndex]);
+  }
+  if (survey.dataEndOffset <= committedEnd) return undefined;
+  const reason =
+    end.kind === "bad"
+      ? describeBadEnd(state, end).reason
+      : state.pendingType.length > 0
+        ? "batch without a commit record"
+        : "non-zero bytes in unwritten space";
+  const tornTail: TornTail = { segment: ref.name, path: ref.path, offset: committedEnd, bytes: survey.dataEndOffset - committedEnd, reason };
+  if (repair) tornTail.savedTo = await cutTornTail(fs, dir, file, ref, committedEnd, survey.dataEndOffset);
+  return tornTail;
+}
+
+/** The spare: kept only when blank and of the expected size (repair mode); a torn header is cut. */
+async function settleSpare(
+  fs: FileSystem,
+  dir: string,
+  candidate: SpareCandidate,
+  options: RecoveryOptions,
+): Promise<{ spare?: SpareSegment; tornTail?: TornTail }> {
+  const { ref, file, dataEndOffset, fileBytes } = candidate;
+  const settled: { spare?: SpareSegment; tornTail?: TornTail } = {};
+  if (dataEndOffset > 0) {
+    const tail: TornTail = { segment: ref.name, path: ref.path, offset: 0, bytes: dataEndOffset, reason: "segment header torn while activating the segment" };
+    if (options.repair) tail.savedTo = await cutTornTail(fs, dir, file, ref, 0, dataEndOffset);
+    settled.tornTail = tail;
+  }
+  const keep = options.segmentSizeBytes === undefined || fileBytes === options.segmentSizeBytes;
+  if (options.repair && keep) {
+    settled.spare = { segmentId: ref.segmentId, name: ref.name, path: ref.path, file, sizeBytes: fileBytes };
+  } else {
+    await file.close();
+    if (options.repair) {
+      await fs.remove(ref.path);
+      await fs.syncDirectory(dir);
+    }
+  }
+  return settled;
 }
 
 function pendingIndexesOf(types: number[], indexes: number[]): number[] {

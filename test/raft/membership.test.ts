@@ -268,6 +268,22 @@ describe("the configuration survives everything (thesis 4.1, section 7)", () => 
     // Reference: thesis 4.1 (the configuration is in the log)
   });
 
+  it("the configuration at the host's applied index stays readable while a leader's snapshot is installed", () => {
+    const storage = new MemoryStorage();
+    storage.append([configEntry(1, 1, [1, 2, 3]), { index: 2, term: 1, type: EntryType.NORMAL, data: bytes("a") }]);
+    storage.setHardState({ term: 1, vote: 0, commit: 2 });
+    const node = { core: newCore(2, [], storage, noPreVote), storage, incoming: { chunks: [] as Uint8Array[] } };
+    drain(node);
+    expect(node.core.appliedIndex()).toBe(2);
+    // A snapshot at 50 with another configuration arrives (in one chunk): accepted, not yet installed by the host.
+    const meta = { index: 50, term: 2, sizeBytes: 1, config: clusterConfigOf([1, 2, 3, 4]) };
+    node.core.step(message({ type: MessageType.SNAPSHOT, from: 1, to: 2, term: 2, snapshot: { meta, offset: 0, data: new Uint8Array([9]), done: true } }));
+    expect(node.core.clusterConfig()).toMatchObject({ index: 50, config: { voters: [1, 2, 3, 4] } });
+    // The host may still snapshot what it applied before: the configuration there is the old one.
+    expect(node.core.clusterConfigAt(2).voters).toEqual([1, 2, 3]);
+    // Reference: section 7 (InstallSnapshot), thesis 4.1
+  });
+
   it("a learner added after compaction gets the configuration with the snapshot", () => {
     const net = clusterWithLearners([]);
     for (let i = 0; i < 5; i++) net.core(1).propose(bytes(`e${i}`));

@@ -36,10 +36,23 @@ export class SafetyViolation extends Error {
   }
 }
 
+/** The reference copy of an (index, term) entry: the first one any node wrote. */
 interface EntryRecord {
   dataHash: number;
   prevTerm: number | undefined;
   firstWriter: number;
+  firstWrittenTick: number;
+}
+
+/**
+ * Names the reference copy an entry is compared with. It can be the same node's own
+ * earlier copy: a host that acknowledges before it is durable makes the core forget
+ * entries it never wrote, so the node writes a different entry at the same index and term.
+ */
+function referenceCopy(seen: EntryRecord, id: number): string {
+  return seen.firstWriter === id
+    ? `its own first copy (written at tick ${seen.firstWrittenTick})`
+    : `the first copy, written by node ${seen.firstWriter} at tick ${seen.firstWrittenTick}`;
 }
 
 interface NodeRecord {
@@ -171,11 +184,11 @@ export class Checkers {
       }
       const seen = byTerm.get(e.term);
       if (!seen) {
-        byTerm.set(e.term, { dataHash, prevTerm, firstWriter: id });
+        byTerm.set(e.term, { dataHash, prevTerm, firstWriter: id, firstWrittenTick: this.clock.now() });
       } else {
-        if (seen.dataHash !== dataHash) this.fail("log-matching", `index ${e.index} term ${e.term}: node ${id} stores other data than node ${seen.firstWriter}`);
+        if (seen.dataHash !== dataHash) this.fail("log-matching", `index ${e.index} term ${e.term}: node ${id} stores other data than ${referenceCopy(seen, id)}`);
         if (seen.prevTerm !== undefined && prevTerm !== undefined && seen.prevTerm !== prevTerm) {
-          this.fail("log-matching", `index ${e.index} term ${e.term}: node ${id} has term ${prevTerm} before it, node ${seen.firstWriter} had ${seen.prevTerm}`);
+          this.fail("log-matching", `index ${e.index} term ${e.term}: node ${id} has term ${prevTerm} before it, ${referenceCopy(seen, id)} had ${seen.prevTerm}`);
         }
         if (seen.prevTerm === undefined) seen.prevTerm = prevTerm;
       }

@@ -42,6 +42,19 @@ export const DEFAULT_CORE_SETTINGS: CoreSettings = {
   heartbeatIntervalTicks: 1,
 };
 
+/** The command that replays one seed of one simulation test. */
+export function replayCommand(seed: number, testName: string): string {
+  return `RAFTWAL_SIM_SEED=${seed} npx vitest run --config test/vitest.config.ts test/sim -t "${testName}"`;
+}
+
+/**
+ * Logs a run's seed and replay command first. Vitest shows a test's console output only
+ * when the test fails (or with RAFTWAL_TEST_VERBOSE=1), so a passing run stays quiet.
+ */
+export function announceRun(seed: number, testName: string, detail = ""): void {
+  console.log(`[sim] ${testName}: seed ${seed}${detail}\n  replay: ${replayCommand(seed, testName)}`);
+}
+
 export class SimulationFailure extends Error {
   constructor(
     readonly seed: number,
@@ -52,7 +65,7 @@ export class SimulationFailure extends Error {
     const detail = cause instanceof Error ? cause.message : String(cause);
     super(
       `simulation failed: seed ${seed}, tick ${tick}: ${detail}\n` +
-        `  replay: RAFTWAL_SIM_SEED=${seed} npx vitest run --config test/vitest.config.ts test/sim -t "${testName}"`,
+        `  replay: ${replayCommand(seed, testName)}`,
       { cause },
     );
     this.name = "SimulationFailure";

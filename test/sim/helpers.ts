@@ -3,12 +3,12 @@
  * through whoever leads, wait until nodes applied an index. Every wait is bounded in
  * ticks and fails the run with its seed when the bound is reached.
  */
-import { Cluster, type ClusterOptions } from "./cluster.js";
+import { announceRun, Cluster, type ClusterOptions } from "./cluster.js";
 import type { NodeHost } from "./node-host.js";
 import { describeCluster } from "./simulation.js";
 
 export function makeCluster(options: Partial<ClusterOptions> & { seed: number; testName: string }): Cluster {
-  console.log(`[sim] ${options.testName}: seed ${options.seed}`);
+  announceRun(options.seed, options.testName);
   return new Cluster({ nodeCount: 3, ...options });
 }
 

@@ -6,7 +6,7 @@
  * applying everything, and every acknowledged command in every node's state machine
  * and log.
  */
-import { Cluster, type ClusterOptions } from "./cluster.js";
+import { announceRun, Cluster, type ClusterOptions } from "./cluster.js";
 import { RELIABLE_NETWORK, type NetworkFaults } from "./network.js";
 import { MessageType } from "../../src/proto/schema.js";
 import type { CoreSettings } from "./node-host.js";
@@ -258,7 +258,7 @@ export function checkLogsAgree(cluster: Cluster): void {
 }
 
 export function runSimulation(options: SimulationOptions): SimulationReport {
-  console.log(`[sim] ${options.testName}: seed ${options.seed} core ${JSON.stringify(options.core ?? {})}`);
+  announceRun(options.seed, options.testName, ` core ${JSON.stringify(options.core ?? {})}`);
   const cluster = new Cluster(options);
   options.setup?.(cluster);
   const faults = injectFaults(cluster, options.faults);

@@ -198,8 +198,8 @@ class ModelOnly {
 describe("RaftStorage crash simulation", () => {
   it("never loses an acknowledged write and never shows a half-done one (seeded, property-based)", async () => {
     const seed = Number(process.env.RAFTWAL_SEED ?? 20261123);
-    // The seed comes first so a failure can be replayed: RAFTWAL_SEED=<seed> npx vitest run ...
-    console.log(`raft-storage crash simulation seed ${seed}`);
+    // The seed comes first so a failure can be replayed (shown when the test fails).
+    console.log(`raft-storage crash simulation seed ${seed}\n  replay: RAFTWAL_SEED=${seed} npx vitest run --config test/vitest.config.ts test/storage/raft-storage-crash.test.ts`);
     await fc.assert(
       fc.asyncProperty(fc.array(opArbitrary, { minLength: 5, maxLength: 40 }), (ops) => simulate(ops)),
       { seed, numRuns: 60, endOnFailure: true },
