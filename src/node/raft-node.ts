@@ -440,15 +440,32 @@ export class RaftNode<Result = unknown> {
       promote: change.promote ?? [],
       remove: change.remove ?? [],
     };
-    let position: ProposalPosition;
-    try {
-      position = this.core.proposeConfigChange(request);
-    } catch (error) {
-      throw (error as RaftwalError).code === RaftErrorCode.NOT_LEADER ? this.notLeader() : error;
-    }
+    const timeoutMs = this.options.membershipTimeoutMs ?? MEMBERSHIP_TIMEOUT_MS_DEFAULT;
+    const position = await this.proposeConfigChangeWhenReady(request, Date.now() + timeoutMs);
     this.kick();
-    await this.configChanges.add(position.index, position.term, this.options.membershipTimeoutMs ?? MEMBERSHIP_TIMEOUT_MS_DEFAULT);
+    await this.configChanges.add(position.index, position.term, timeoutMs);
     return this.members();
+  }
+
+  /**
+   * A new leader may not start a change before its first entry commits (thesis 4.1
+   * erratum): that takes a round trip, so the request waits for it (one tick at a time,
+   * until `deadline`) instead of failing with RAFT_ERR_LEADER_NOT_READY.
+   */
+  private async proposeConfigChangeWhenReady(request: ConfigChange, deadline: number): Promise<ProposalPosition> {
+    const tickMs = this.options.tickMs ?? TICK_MS_DEFAULT;
+    // Bounded by the deadline.
+    for (;;) {
+      if (this.stopped) throw closedError(this.fatal);
+      try {
+        return this.core.proposeConfigChange(request);
+      } catch (error) {
+        const code = (error as RaftwalError).code;
+        if (code === RaftErrorCode.NOT_LEADER) throw this.notLeader();
+        if (code !== RaftErrorCode.LEADER_NOT_READY || Date.now() + tickMs > deadline) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, tickMs));
+    }
   }
 
   /** Asks the leader (this node) to hand leadership to `to` (Raft thesis 3.10). */

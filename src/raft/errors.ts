@@ -31,8 +31,12 @@ export const RAFT_ERRORS = {
   },
   CONFIG_CHANGE_IN_PROGRESS: {
     code: "RAFT_ERR_CONFIG_CHANGE_IN_PROGRESS",
+    meaning: "A membership change is pending: not yet committed, or a joint configuration not yet left.",
+  },
+  LEADER_NOT_READY: {
+    code: "RAFT_ERR_LEADER_NOT_READY",
     meaning:
-      "A membership change is pending (not yet committed, or a joint configuration not yet left), or the new leader has not yet committed an entry of its term.",
+      "A new leader has not yet committed an entry of its term, so it may not start a membership change yet (thesis 4.1 erratum); it will within a round trip. The node runtime waits for it.",
   },
   LEARNER_BEHIND: {
     code: "RAFT_ERR_LEARNER_BEHIND",

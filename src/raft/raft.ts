@@ -481,7 +481,7 @@ export class Raft {
     }
     const log = this.log;
     if (log.termOrMinusOne(log.committed) !== this.term) {
-      throw new RaftwalError(RaftErrorCode.CONFIG_CHANGE_IN_PROGRESS, `leader ${this.id} has not yet committed an entry of its term ${this.term}`);
+      throw new RaftwalError(RaftErrorCode.LEADER_NOT_READY, `leader ${this.id} has not yet committed an entry of its term ${this.term}`);
     }
     const pending = log.configs.current();
     if (pending.index > log.committed || isJoint(pending.config)) {

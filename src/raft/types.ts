@@ -231,9 +231,9 @@ export interface RaftCore {
    * Appends the configuration a membership change leads to (thesis chapter 4): C_new at
    * once for a change of at most one voter, else the joint C_old,new, which the leader
    * leaves by itself once committed. In force from the append. Throws RAFT_ERR_NOT_LEADER,
-   * RAFT_ERR_CONFIG_CHANGE_IN_PROGRESS (another change not complete, or this leader has
-   * not yet committed an entry of its term), RAFT_ERR_LEARNER_BEHIND, RAFT_ERR_UNKNOWN_MEMBER,
-   * RAFT_ERR_LAST_VOTER, RAFT_ERR_INVALID_CONFIG_CHANGE.
+   * RAFT_ERR_CONFIG_CHANGE_IN_PROGRESS (another change not complete), RAFT_ERR_LEADER_NOT_READY
+   * (this leader has not yet committed an entry of its term), RAFT_ERR_LEARNER_BEHIND,
+   * RAFT_ERR_UNKNOWN_MEMBER, RAFT_ERR_LAST_VOTER, RAFT_ERR_INVALID_CONFIG_CHANGE.
    */
   proposeConfigChange(change: ConfigChange): ProposalPosition;
   /** The configuration in force and the index of the entry (or snapshot) it comes from. */

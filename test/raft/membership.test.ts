@@ -147,7 +147,7 @@ describe("changes of one voter (thesis 4.2)", () => {
     core2.step(message({ type: MessageType.VOTE_RESPONSE, from: 3, to: 2, term: core2.softState().term }));
     net.processReadies();
     expect(core2.softState().role).toBe("leader");
-    expect(() => core2.proposeConfigChange({ remove: [1] })).toThrow(expect.objectContaining({ code: "RAFT_ERR_CONFIG_CHANGE_IN_PROGRESS" }));
+    expect(() => core2.proposeConfigChange({ remove: [1] })).toThrow(expect.objectContaining({ code: "RAFT_ERR_LEADER_NOT_READY" }));
     net.heal();
     net.isolate(1);
     net.tickAll(2);
