@@ -39,6 +39,7 @@ import { NodeMetrics } from "./metrics.js";
 import {
   ELECTION_TIMEOUT_TICKS_DEFAULT,
   MEMBERSHIP_TIMEOUT_MS_DEFAULT,
+  ON_STORAGE_CORRUPTION_DEFAULT,
   PROPOSAL_TIMEOUT_MS_DEFAULT,
   READ_TIMEOUT_MS_DEFAULT,
   SNAPSHOT_EVERY_ENTRIES_DEFAULT,
@@ -539,6 +540,20 @@ export class RaftNode<Result = unknown> {
     };
   }
 
+  /**
+   * Damage found while running (a read that fails its checksum) stops the node: a leader
+   * steps down by stopping. Its next start finds the same damage (every record is checked
+   * at open) and repairs it from the peers, like any follower (src/raft/REPAIR.md).
+   */
+  private repairHint(reason: Error): { next?: string } {
+    const code = (reason as RaftwalError).code;
+    const damage = code === "WAL_ERR_CORRUPT" || code === "WAL_ERR_SNAPSHOT_CORRUPT" || code === "WAL_ERR_HARD_STATE_CORRUPT";
+    if (!damage) return {};
+    return (this.options.onStorageCorruption ?? ON_STORAGE_CORRUPTION_DEFAULT) === "repair"
+      ? { next: "storage damage: restart the node; it sets the damage aside and repairs it from its peers" }
+      : { next: "storage damage: onStorageCorruption is \"stop\"; see the README's storage-damage section" };
+  }
+
   /** The peer address of member `id` in the configuration in force, if it is a member. */
   peerAddress(id: number): PeerAddress | undefined {
     return memberAddress(this.core.clusterConfig().config, id);
@@ -575,7 +590,7 @@ export class RaftNode<Result = unknown> {
     const failed = reason !== undefined && (reason as RaftwalError).code !== NodeErrorCode.REMOVED;
     if (reason) {
       this.fatal = reason;
-      if (failed) this.logger.error("node stopped on a fatal error; it will not retry", { error: reason.message, code: (reason as RaftwalError).code });
+      if (failed) this.logger.error("node stopped on a fatal error; it will not retry", { error: reason.message, code: (reason as RaftwalError).code, ...this.repairHint(reason) });
       else this.logger.warn("node stopped: removed from the cluster");
     }
     if (this.ticker) clearInterval(this.ticker);
