@@ -78,7 +78,7 @@ export interface RaftNodeOptions<Result> {
   /** Flow-control and membership knobs passed to the core. */
   raft?: Pick<
     RaftConfig,
-    "messageBytesMax" | "inflightMessagesMax" | "inflightBytesMax" | "snapshotChunkBytes" | "uncommittedBytesMax" | "preVote" | "checkQuorum" | "learnerLagEntriesMax"
+    "messageBytesMax" | "inflightMessagesMax" | "inflightBytesMax" | "snapshotChunkBytes" | "uncommittedBytesMax" | "preVote" | "checkQuorum" | "learnerLagEntriesMax" | "readMode" | "leaseClockDriftTicks"
   >;
   /**
    * Builds the link to the peers from the options the node derived (id, cluster id,

@@ -4,7 +4,7 @@
  */
 import type { ClusterConfig } from "../proto/schema.js";
 import { RaftwalError, RaftwalErrorCode } from "./errors.js";
-import type { RaftConfig, RaftLogStorage, StorageDamage } from "./types.js";
+import type { RaftConfig, RaftLogStorage, ReadMode, StorageDamage } from "./types.js";
 
 /** Ticks before a follower without news from a leader campaigns (section 5.2). */
 export const ELECTION_TIMEOUT_TICKS_DEFAULT = 10;
@@ -27,6 +27,8 @@ export const UNCOMMITTED_BYTES_MAX_DEFAULT = 256 << 20;
 export const COMMITTED_BYTES_PER_READY_MAX_DEFAULT = 64 << 20;
 /** A learner lagging more than this many entries behind the leader's log is not promoted. */
 export const LEARNER_LAG_ENTRIES_MAX_DEFAULT = 1_000;
+/** Lease reads: ticks clocks may drift apart within an election timeout (a 20% margin at the default 10 ticks). */
+export const LEASE_CLOCK_DRIFT_TICKS_DEFAULT = 2;
 /** Pending ReadIndex requests a leader (or a new leader waiting for its first commit) holds. */
 export const PENDING_READS_MAX = 65_536;
 
@@ -48,6 +50,8 @@ export interface NormalizedConfig {
   committedBytesPerReadyMax: number;
   learnerLagEntriesMax: number;
   damage: StorageDamage | undefined;
+  readMode: ReadMode;
+  leaseClockDriftTicks: number;
   appliedIndex: number | undefined;
 }
 
@@ -87,9 +91,20 @@ export function normalizeConfig(config: RaftConfig): NormalizedConfig {
     ),
     learnerLagEntriesMax: nonNegativeInteger(config.learnerLagEntriesMax ?? LEARNER_LAG_ENTRIES_MAX_DEFAULT, "learnerLagEntriesMax"),
     damage: config.damage,
+    readMode: config.readMode ?? "read-index",
+    leaseClockDriftTicks: nonNegativeInteger(config.leaseClockDriftTicks ?? LEASE_CLOCK_DRIFT_TICKS_DEFAULT, "leaseClockDriftTicks"),
     appliedIndex: config.appliedIndex,
   };
   check(normalized.heartbeatIntervalTicks < normalized.electionTimeoutTicks, "heartbeatIntervalTicks must be < electionTimeoutTicks");
+  check(normalized.readMode === "read-index" || normalized.readMode === "lease", `readMode must be "read-index" or "lease", got ${String(normalized.readMode)}`);
+  if (normalized.readMode === "lease") {
+    // The lease rests on voters refusing votes while they hear from a leader (CheckQuorum's lease, thesis 4.2.3).
+    check(normalized.checkQuorum, "readMode \"lease\" needs checkQuorum");
+    check(
+      normalized.electionTimeoutTicks - normalized.leaseClockDriftTicks > normalized.heartbeatIntervalTicks,
+      "leaseClockDriftTicks must leave a lease longer than the heartbeat interval",
+    );
+  }
   const { voters, learners } = normalized.initialConfig;
   for (const id of [...voters, ...learners]) positiveInteger(id, "member id");
   check(new Set([...voters, ...learners]).size === voters.length + learners.length, "voters and learners must be distinct");

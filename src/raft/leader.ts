@@ -18,6 +18,7 @@ import { Progress } from "./progress.js";
 import { jointIndex, jointQuorum } from "./quorum.js";
 import type { Raft } from "./raft.js";
 import { decodeSequence, encodeSequence, type PendingRead } from "./read-only.js";
+import { acknowledgeHeartbeat, leaseValid, stampHeartbeat, unstamped } from "./lease.js";
 import { serveRepair } from "./recovery.js";
 import { sameSnapshot } from "./snapshot-receiver.js";
 
@@ -51,6 +52,7 @@ export function stepLeader(raft: Raft, message: Message): void {
 // ---- Ticks ------------------------------------------------------------------------------
 
 export function tickLeader(raft: Raft): void {
+  if (raft.lease) raft.lease.now += 1;
   raft.heartbeatElapsed += 1;
   raft.electionElapsed += 1;
   if (raft.electionElapsed >= raft.config.electionTimeoutTicks) {
@@ -80,7 +82,8 @@ function quorumActive(raft: Raft): boolean {
 
 function broadcastHeartbeat(raft: Raft): void {
   const sequence = raft.readOnly === undefined ? 0 : raft.readOnly.newestSequence();
-  const context = sequence === 0 ? EMPTY_BYTES : encodeSequence(sequence);
+  const sequenceContext = sequence === 0 ? EMPTY_BYTES : encodeSequence(sequence);
+  const context = raft.lease ? stampHeartbeat(sequenceContext, raft.lease) : sequenceContext;
   const peers = raft.peers;
   for (let i = 0; i < peers.length; i++) {
     const progress = raft.peerProgress[i];
@@ -188,7 +191,8 @@ function handleHeartbeatResponse(raft: Raft, progress: Progress, message: Messag
   // the window and probe with an (empty) append, whose answer repairs `next`.
   if (progress.state === "replicate" && progress.inflights.full()) progress.inflights.freeFirstOne();
   if (progress.state !== "snapshot" && progress.match < raft.log.lastIndex()) sendAppends(raft, message.from, progress, true);
-  const sequence = decodeSequence(message.context);
+  if (raft.lease) acknowledgeHeartbeat(raft.lease, message.from, message.context);
+  const sequence = decodeSequence(unstamped(message.context, raft.lease));
   if (sequence > 0 && raft.readOnly !== undefined) answerReads(raft, raft.readOnly.acknowledge(message.from, sequence, raft.clusterConfig));
 }
 
@@ -381,6 +385,11 @@ export function registerRead(raft: Raft, requestId: Uint8Array, from: number): v
     readOnly.wait(requestId, from);
     return;
   }
+  if (raft.lease && leaseValid(raft, raft.lease)) {
+    // Thesis 6.4.1: within the lease no other leader can exist; the commit index is current.
+    answerReads(raft, [{ requestId, from, index: raft.log.committed, sequence: 0 }]);
+    return;
+  }
   readOnly.add(requestId, from, raft.log.committed);
   // Confirmed at once when this node alone is a quorum; otherwise by a heartbeat round.
   answerReads(raft, readOnly.release(raft.clusterConfig));
@@ -421,5 +430,7 @@ export function startTransfer(raft: Raft, to: number): void {
 }
 
 function sendTimeoutNow(raft: Raft, to: number): void {
+  // The transferee campaigns at once, lease or not: no lease read from here on (lease.ts).
+  if (raft.lease) raft.lease.revoked = true;
   raft.outbox.send(newMessage(MessageType.TIMEOUT_NOW, raft.id, to, raft.term));
 }

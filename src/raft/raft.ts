@@ -28,6 +28,7 @@ import { Progress } from "./progress.js";
 import { jointVote } from "./quorum.js";
 import { RaftLog } from "./raft-log.js";
 import { ReadOnly } from "./read-only.js";
+import { Lease } from "./lease.js";
 import * as recovery from "./recovery.js";
 import { SnapshotReceiver } from "./snapshot-receiver.js";
 import type { ReadState, Role, SoftState } from "./types.js";
@@ -77,6 +78,8 @@ export class Raft {
   /** A member's match index (0 for an id without progress): the quorum functions read it. */
   readonly matchOf = (id: number): number => this.progress.get(id)?.match ?? 0;
   readOnly: ReadOnly | undefined = undefined;
+  /** Lease-read state of this leadership (readMode "lease" only; lease.ts). */
+  lease: Lease | undefined = undefined;
   /** The voter a leadership transfer is under way to; 0 for none (thesis section 3.10). */
   leadTransferee = 0;
   /** Entry bytes proposed in this term and not yet handed out committed. */
@@ -157,6 +160,7 @@ export class Raft {
     this.votes.clear();
     this.leadTransferee = 0;
     this.readOnly = undefined;
+    this.lease = undefined;
     this.progress.clear();
     this.peerProgress = [];
     this.uncommittedBytes = 0;
@@ -217,6 +221,7 @@ export class Raft {
     this.progress.set(this.id, self);
     leader.trackMembers(this);
     this.readOnly = new ReadOnly(this.id);
+    if (this.config.readMode === "lease") this.lease = new Lease();
     // Section 5.4.2 / thesis 6.4: an entry of the new term, so that earlier entries
     // can commit and the leader learns the commit index.
     this.appendEntries([{ term: this.term, index: next, type: 0, data: EMPTY_BYTES }]);

@@ -44,8 +44,9 @@
 import type { ClusterConfig, Entry, HardState, Member, Message, SnapshotChunk, SnapshotMeta } from "../proto/schema.js";
 import type { ConfigChange } from "./config-change.js";
 import type { StorageDamage } from "./recovery.js";
+import type { ReadMode } from "./lease.js";
 
-export type { StorageDamage };
+export type { StorageDamage, ReadMode };
 export type { ClusterConfig, ConfigChange, Entry, HardState, Member, Message, SnapshotChunk, SnapshotMeta };
 
 export type Role = "follower" | "pre-candidate" | "candidate" | "leader";
@@ -192,6 +193,15 @@ export interface RaftConfig {
    * would slow or block commitment. Default 1,000.
    */
   learnerLagEntriesMax?: number;
+  /**
+   * How a leader confirms a read: "read-index" (default: a heartbeat round per batch of
+   * reads, thesis 6.4) or "lease" (no round while a quorum acknowledged a heartbeat within
+   * the election timeout less `leaseClockDriftTicks`; needs checkQuorum; assumes bounded
+   * clock drift: see lease.ts for the risk).
+   */
+  readMode?: ReadMode;
+  /** Lease reads only: how many ticks clocks may drift apart within an election timeout. Default 2. */
+  leaseClockDriftTicks?: number;
   /**
    * What the host found damaged in this node's storage at start (protocol-aware recovery,
    * recovery.ts): the core starts recovering and repairs it from its peers.
