@@ -2,7 +2,9 @@
  * `raftwal wal inspect|dump|verify|repair DIR`: the WAL inspection tool.
  *
  * DIR is a node's data directory (with wal/, hardstate/, snap/) or a WAL directory
- * (wal-target.ts). Only `repair` writes, and only to cut a torn tail.
+ * (wal-target.ts). Only `repair` writes, and only to cut a torn tail: it takes the data
+ * directory's lock first, so it refuses (WAL_ERR_LOCKED, exit 1) while a node runs there.
+ * The others only read, so they read a locked directory too, after a one-line warning.
  *
  * Exit codes (io.ts): 0 healthy / done, 1 usage or operational error, 2 torn tail
  * (repairable, from inspect and verify), 3 corruption (inspect, verify; repair refuses).
@@ -13,7 +15,7 @@ import { CliError, ExitCode } from "./io.js";
 import type { CliContext } from "./program.js";
 import { ProgressBar, parseIndexOption, preview, table, writeWithBackpressure } from "./text.js";
 import { checkHealth, type Health } from "./wal-health.js";
-import { resolveWalTarget } from "./wal-target.js";
+import { checkWalSegments, locateWalTarget, resolveWalTarget, type WalTarget } from "./wal-target.js";
 import { describeClusterConfig } from "../raft/cluster-config.js";
 
 /** Below this many segments verification is quick: no progress bar. */
@@ -65,9 +67,29 @@ export function registerWalCommands(program: Command, context: CliContext): void
 
 // ---- inspect -------------------------------------------------------------------------------
 
+/**
+ * The read-only commands read a directory a live process holds, but say so: what they show
+ * may change under them (a batch being written reads as a torn tail).
+ */
+async function warnIfLocked(context: CliContext, target: WalTarget): Promise<void> {
+  if (!target.lockDirectory) return;
+  const holder = await context.io.fs.directoryLockHolder(target.lockDirectory);
+  if (!holder) return;
+  context.io.stderr.write(
+    `raftwal: warning: ${target.lockDirectory} is in use by process ${holder.pid ?? "(pid unknown)"} (a running node?); reading it anyway, and what it writes meanwhile may read as a torn tail\n`,
+  );
+}
+
+/** Resolves DIR for a read-only command and warns if a live process holds it. */
+async function readTarget(context: CliContext, directory: string): Promise<WalTarget> {
+  const target = await resolveWalTarget(context.io.fs, directory);
+  await warnIfLocked(context, target);
+  return target;
+}
+
 async function inspect(context: CliContext, directory: string): Promise<ExitCode> {
   const { fs, stdout } = context.io;
-  const target = await resolveWalTarget(fs, directory);
+  const target = await readTarget(context, directory);
   const segments = await listSegments(target.walDirectory, fs);
   const health = await checkHealth(fs, target, directory);
   const verified = new Map(health.wal.segments.map((s) => [s.segmentId, s]));
@@ -164,7 +186,7 @@ async function dump(context: CliContext, directory: string, options: DumpOptions
   if (options.from !== undefined && options.to !== undefined && options.from > options.to) {
     throw new CliError(`--from ${options.from} is above --to ${options.to}`);
   }
-  const target = await resolveWalTarget(fs, directory);
+  const target = await readTarget(context, directory);
   let lines: string[] = [];
   for await (const record of scanWal(target.walDirectory, fs)) {
     if (!selected(record, options)) continue;
@@ -182,7 +204,7 @@ async function dump(context: CliContext, directory: string, options: DumpOptions
 
 async function verify(context: CliContext, directory: string): Promise<ExitCode> {
   const { fs, stdout, stderr } = context.io;
-  const target = await resolveWalTarget(fs, directory);
+  const target = await readTarget(context, directory);
   const bar = new ProgressBar(stderr, "verifying segments");
   const onProgress = (done: number, total: number): void => {
     if (total >= PROGRESS_BAR_SEGMENTS_MIN) bar.update(done, total);
@@ -212,8 +234,20 @@ async function verify(context: CliContext, directory: string): Promise<ExitCode>
 // ---- repair ----------------------------------------------------------------------------------
 
 async function repair(context: CliContext, directory: string): Promise<ExitCode> {
+  const { fs } = context.io;
+  const target = await locateWalTarget(fs, directory);
+  // Before reading a segment: a live node's WAL is never cut (WAL_ERR_LOCKED, exit 1).
+  const lock = target.lockDirectory === undefined ? undefined : await fs.lockDirectory(target.lockDirectory);
+  try {
+    await checkWalSegments(fs, target);
+    return await repairLocked(context, target);
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function repairLocked(context: CliContext, target: WalTarget): Promise<ExitCode> {
   const { fs, stdout, stderr } = context.io;
-  const target = await resolveWalTarget(fs, directory);
   try {
     const cut = await repairTornTail(target.walDirectory, fs);
     if (!cut) {

@@ -4,8 +4,12 @@
  * DIR may be a node's data directory (it contains `wal/`; then `hardstate/` and `snap/`
  * beside it are inspected too) or a WAL directory itself (it contains segment files;
  * then only the WAL is inspected). Anything else is a one-line error.
+ *
+ * The directory a running node locks (storage/fs/directory-lock.ts) is its data directory:
+ * DIR itself, or the parent of a WAL directory named `wal/` beside a `hardstate/` or a LOCK.
  */
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { LOCK_FILE_NAME } from "../../storage/fs/directory-lock.js";
 import type { FileSystem } from "../../storage/fs/file-system.js";
 import { HARD_STATE_DIRECTORY_NAME, SNAPSHOT_DIRECTORY_NAME, WAL_DIRECTORY_NAME } from "../../storage/raft-storage.js";
 import { listSegments, parseSegmentFileName } from "../../storage/wal/index.js";
@@ -17,18 +21,40 @@ export interface WalTarget {
   /** Set when DIR is a node's data directory. */
   hardStateDirectory?: string;
   snapshotDirectory?: string;
+  /** The node data directory whose lock guards this WAL; undefined for a WAL directory on its own. */
+  lockDirectory?: string;
 }
 
 export async function resolveWalTarget(fs: FileSystem, directory: string): Promise<WalTarget> {
+  const target = await locateWalTarget(fs, directory);
+  await checkWalSegments(fs, target);
+  return target;
+}
+
+/** Which directories DIR names, from their names and kinds only (nothing inside a file is read). */
+export async function locateWalTarget(fs: FileSystem, directory: string): Promise<WalTarget> {
   if (!(await fs.exists(directory))) throw new CliError(`${directory}: no such file or directory`);
   if (!(await fs.isDirectory(directory))) {
     const hint = parseSegmentFileName(directory.split("/").pop() ?? "") !== undefined ? " (give the directory that holds the segment)" : "";
     throw new CliError(`${directory} is a file, not a node data directory or a WAL directory${hint}`);
   }
   const walDirectory = join(directory, WAL_DIRECTORY_NAME);
-  const target: WalTarget = (await fs.isDirectory(walDirectory))
-    ? { walDirectory, hardStateDirectory: join(directory, HARD_STATE_DIRECTORY_NAME), snapshotDirectory: join(directory, SNAPSHOT_DIRECTORY_NAME) }
-    : { walDirectory: directory };
+  if (await fs.isDirectory(walDirectory)) {
+    return {
+      walDirectory,
+      hardStateDirectory: join(directory, HARD_STATE_DIRECTORY_NAME),
+      snapshotDirectory: join(directory, SNAPSHOT_DIRECTORY_NAME),
+      lockDirectory: directory,
+    };
+  }
+  const parent = dirname(directory);
+  const insideNodeDirectory =
+    basename(directory) === WAL_DIRECTORY_NAME && ((await fs.isDirectory(join(parent, HARD_STATE_DIRECTORY_NAME))) || (await fs.exists(join(parent, LOCK_FILE_NAME))));
+  return insideNodeDirectory ? { walDirectory: directory, lockDirectory: parent } : { walDirectory: directory };
+}
+
+/** Refuses a target without raftwal segments (reads segment headers). */
+export async function checkWalSegments(fs: FileSystem, target: WalTarget): Promise<void> {
   const names = await fs.list(target.walDirectory);
   if (!names.some((name) => parseSegmentFileName(name) !== undefined)) {
     throw new CliError(
@@ -44,5 +70,4 @@ export async function resolveWalTarget(fs: FileSystem, directory: string): Promi
   if (bad && segments.every((segment) => segment.state === "bad-header")) {
     throw new CliError(`${bad.path} is not a raftwal segment (${bad.reason ?? "bad header"})`);
   }
-  return target;
 }

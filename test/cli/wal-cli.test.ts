@@ -193,6 +193,32 @@ describe("raftwal wal on a damaged directory", () => {
   });
 });
 
+describe("raftwal wal on a directory a live process holds", () => {
+  it("repair refuses with one line (WAL_ERR_LOCKED, exit 1) and changes nothing; inspect, dump and verify read it after a one-line warning", async () => {
+    const dir = await makeNodeDirectory("locked");
+    const storage = await openRaftStorage(dir, { wal: { segmentSizeBytes: 64 * 1024 } });
+    try {
+      const before = await readdir(join(dir, "wal"));
+      for (const argument of [dir, join(dir, "wal")]) {
+        const repair = await cli(["wal", "repair", argument]);
+        expectOneLineError(repair, /^raftwal: data directory \S+ is in use by this process \(pid \d+\), which has it open already: one process at a time may open it; stop that process first \[WAL_ERR_LOCKED\]\n$/);
+        expect(repair.stdout).toBe("");
+      }
+      expect(await readdir(join(dir, "wal"))).toEqual(before);
+      const warning = `raftwal: warning: ${dir} is in use by process ${process.pid} (a running node?); reading it anyway, and what it writes meanwhile may read as a torn tail\n`;
+      for (const argv of [["inspect", dir], ["verify", dir], ["dump", dir, "--from", "300"], ["verify", join(dir, "wal")]]) {
+        const run = await cli(["wal", ...argv]);
+        expect(run, argv.join(" ")).toMatchObject({ code: 0, stderr: warning });
+        expect(run.stdout).not.toBe("");
+      }
+    } finally {
+      await storage.close();
+    }
+    expect(await cli(["wal", "verify", dir])).toMatchObject({ code: 0, stderr: "" });
+    expect((await cli(["wal", "repair", dir])).stdout).toMatch(/nothing to repair/);
+  });
+});
+
 describe("raftwal wal errors are one line, never a stack trace", () => {
   it("a path that does not exist", async () => {
     expectOneLineError(await cli(["wal", "inspect", join(root, "missing")]), /no such file or directory/);
