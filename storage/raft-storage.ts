@@ -60,6 +60,9 @@ import { RaftwalError, RaftwalErrorCode, WalErrorCode } from "./errors.js";
 import type { DirectoryLock, FileSystem } from "./fs/file-system.js";
 import { NodeFileSystem } from "./fs/node-file-system.js";
 import { HardStateFile } from "./hard-state.js";
+import { damaged, openHardState, openWal, settleWalBehindSnapshot, type RepairContext } from "./repair-open.js";
+import { clearRepairMarker, readRepairMarker, writeRepairMarker, type RepairMarker } from "./repair-marker.js";
+import type { StorageDamageReport } from "./salvage.js";
 import { SnapshotStore, type SnapshotStoreRecovery } from "./snapshot-store.js";
 import { Wal, type WalOptions } from "./wal/index.js";
 
@@ -74,6 +77,22 @@ export interface RaftStorageOptions {
   wal?: Omit<Partial<WalOptions>, "fs">;
   /** Snapshot files kept (>= 1). Default 3. */
   snapshotRetainCount?: number;
+  /**
+   * What open does with damaged durable state: "stop" (default) fails with the damage's
+   * code; "repair" sets the damage aside, opens what is intact, and reports exactly what
+   * was lost (`damage()`, `recovery.damage`), for a node that repairs itself from its peers.
+   */
+  onCorruption?: "stop" | "repair";
+}
+
+/** What a repair-mode open lost, in the terms the Raft core takes (RaftConfig.damage). */
+export interface StorageDamageSummary {
+  /** The first log index lost (the log now ends before it); 0 when the log is whole. */
+  lostFromIndex: number;
+  /** The highest index the log may have held (this node may have acknowledged up to it). */
+  lostToIndex: number;
+  /** Term and vote are unknown. */
+  hardStateLost: boolean;
 }
 
 export interface RaftStorageRecovery {
@@ -85,6 +104,10 @@ export interface RaftStorageRecovery {
   actions: string[];
   /** Things an operator should know (e.g. a corrupt newest snapshot was skipped). */
   warnings: string[];
+  /** Damage found and set aside by this repair-mode open (undefined when none, or in "stop" mode). */
+  damage?: StorageDamageReport;
+  /** The directory is under repair (this open's damage, or an earlier one not yet repaired): repair-marker.ts. */
+  repairMarker?: RepairMarker;
 }
 
 const NO_SNAPSHOT: SnapshotMeta = Object.freeze({ index: 0, term: 0, sizeBytes: 0, config: emptyClusterConfig() }) as SnapshotMeta;
@@ -115,6 +138,7 @@ export class RaftStorage {
     private readonly wal: Wal,
     readonly recovery: RaftStorageRecovery,
     recoveredHardState: HardState,
+    private readonly fs: FileSystem,
     private readonly lock: DirectoryLock,
   ) {
     this.hard = recoveredHardState;
@@ -137,11 +161,16 @@ export class RaftStorage {
   }
 
   private static async openLocked(directory: string, fs: FileSystem, options: RaftStorageOptions, lock: DirectoryLock): Promise<RaftStorage> {
-    const hardStateFile = await HardStateFile.open(fs, join(directory, HARD_STATE_DIRECTORY_NAME));
+    const repair: RepairContext | undefined = options.onCorruption === "repair" ? { report: {}, fs, dataDirectory: directory } : undefined;
+    const report = repair?.report;
+    const hardStateFile = await openHardState(fs, join(directory, HARD_STATE_DIRECTORY_NAME), repair);
     const snapshots = await SnapshotStore.open(join(directory, SNAPSHOT_DIRECTORY_NAME), { fs, retainCount: options.snapshotRetainCount });
+    const walDirectory = join(directory, WAL_DIRECTORY_NAME);
+    const walOptions = { ...options.wal, fs };
     let wal: Wal;
     try {
-      wal = await Wal.open(join(directory, WAL_DIRECTORY_NAME), { ...options.wal, fs });
+      wal = await openWal(walDirectory, walOptions, repair);
+      if (repair) wal = await settleWalBehindSnapshot(wal, walDirectory, walOptions, snapshots.newestMeta() ?? NO_SNAPSHOT, repair);
     } catch (error) {
       await snapshots.close();
       throw error;
@@ -152,16 +181,18 @@ export class RaftStorage {
       wal: wal.recovery,
       actions: [],
       warnings: [],
+      ...(report && damaged(report) ? { damage: report } : {}),
     };
     let hard: HardState;
     try {
-      hard = await reconcile(directory, hardStateFile.get(), snapshots, wal, recovery);
+      hard = await reconcile(directory, hardStateFile.get(), snapshots, wal, recovery, repair);
+      if (repair) recovery.repairMarker = await readRepairMarker(fs, directory);
     } catch (error) {
       await wal.close().catch(() => undefined);
       await snapshots.close();
       throw error;
     }
-    return new RaftStorage(directory, hardStateFile, snapshots, wal, recovery, hard, lock);
+    return new RaftStorage(directory, hardStateFile, snapshots, wal, recovery, hard, fs, lock);
   }
 
   // ---- the core's log reads (RaftLogStorage, synchronous) ----------------------------------
@@ -338,6 +369,28 @@ export class RaftStorage {
     });
   }
 
+  /**
+   * What a repair-mode open lost, for the Raft core (RaftConfig.damage): the log now ends
+   * before `lostFromIndex`; undefined when nothing was damaged.
+   */
+  damage(): StorageDamageSummary | undefined {
+    const marker = this.recovery.repairMarker;
+    if (marker === undefined) return undefined;
+    return {
+      lostFromIndex: marker.logLost ? this.lastIndex() + 1 : 0,
+      lostToIndex: Math.max(marker.lostToIndex, this.lastIndex()),
+      hardStateLost: marker.hardStateLost,
+    };
+  }
+
+  /** The node's peers repaired what was lost: the directory is whole again (removes the repair mark durably). */
+  markRepaired(): Promise<void> {
+    return this.serialize("markRepaired", async () => {
+      await clearRepairMarker(this.fs, this.directory);
+      this.recovery.repairMarker = undefined;
+    });
+  }
+
   /** Streams the current snapshot's payload (checksum verified at the end). */
   readSnapshot(): AsyncGenerator<Uint8Array> {
     return this.snapshots.openReader();
@@ -368,7 +421,14 @@ async function compactLogTo(wal: Wal, meta: SnapshotMeta): Promise<void> {
 }
 
 /** Step 4 of open; returns the hard state the core starts from (see raiseHardStateFloors). */
-async function reconcile(directory: string, hard: HardState, snapshots: SnapshotStore, wal: Wal, recovery: RaftStorageRecovery): Promise<HardState> {
+async function reconcile(
+  directory: string,
+  hard: HardState,
+  snapshots: SnapshotStore,
+  wal: Wal,
+  recovery: RaftStorageRecovery,
+  repair: RepairContext | undefined,
+): Promise<HardState> {
   const snapshot = snapshots.newestMeta() ?? NO_SNAPSHOT;
   for (const skipped of snapshots.recovery.skippedCorrupt) {
     recovery.warnings.push(`snapshot ${skipped.name} is corrupt and was skipped: ${skipped.problem}`);
@@ -410,6 +470,15 @@ async function reconcile(directory: string, hard: HardState, snapshots: Snapshot
     );
   }
   const lastIndex = Math.max(snapshot.index, wal.lastIndex());
+  if (hard.commit > lastIndex && repair) {
+    // Acknowledged entries are missing: in repair mode they are lost entries to fetch again.
+    const report = repair.report;
+    await writeRepairMarker(repair.fs, repair.dataDirectory, { logLost: true, lostToIndex: hard.commit, hardStateLost: false });
+    recovery.damage = report;
+    report.log ??= { segment: "", offset: 0, reason: `the hard state's commit index ${hard.commit} is ahead of the log`, firstLostIndex: lastIndex + 1, lastKnownIndex: hard.commit, damagedEntries: [], intactEntriesAfter: 0, setAside: [] };
+    report.log.lastKnownIndex = Math.max(report.log.lastKnownIndex, hard.commit);
+    hard = { ...hard, commit: lastIndex };
+  }
   if (hard.commit > lastIndex) {
     throw new RaftwalError(
       WalErrorCode.CORRUPT,

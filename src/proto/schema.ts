@@ -34,6 +34,10 @@ export const MessageType = {
   TIMEOUT_NOW: 11,
   READ_INDEX: 12,
   READ_INDEX_RESPONSE: 13,
+  REPAIR: 14,
+  REPAIR_RESPONSE: 15,
+  TERM_PROBE: 16,
+  TERM_PROBE_RESPONSE: 17,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 

@@ -4,7 +4,7 @@
  */
 import type { ClusterConfig } from "../proto/schema.js";
 import { RaftwalError, RaftwalErrorCode } from "./errors.js";
-import type { RaftConfig, RaftLogStorage } from "./types.js";
+import type { RaftConfig, RaftLogStorage, StorageDamage } from "./types.js";
 
 /** Ticks before a follower without news from a leader campaigns (section 5.2). */
 export const ELECTION_TIMEOUT_TICKS_DEFAULT = 10;
@@ -47,6 +47,7 @@ export interface NormalizedConfig {
   uncommittedBytesMax: number;
   committedBytesPerReadyMax: number;
   learnerLagEntriesMax: number;
+  damage: StorageDamage | undefined;
   appliedIndex: number | undefined;
 }
 
@@ -85,6 +86,7 @@ export function normalizeConfig(config: RaftConfig): NormalizedConfig {
       "committedBytesPerReadyMax",
     ),
     learnerLagEntriesMax: nonNegativeInteger(config.learnerLagEntriesMax ?? LEARNER_LAG_ENTRIES_MAX_DEFAULT, "learnerLagEntriesMax"),
+    damage: config.damage,
     appliedIndex: config.appliedIndex,
   };
   check(normalized.heartbeatIntervalTicks < normalized.electionTimeoutTicks, "heartbeatIntervalTicks must be < electionTimeoutTicks");

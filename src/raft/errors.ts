@@ -51,6 +51,11 @@ export const RAFT_ERRORS = {
     code: "RAFT_ERR_INVALID_CONFIG_CHANGE",
     meaning: "A membership change that makes no sense: empty, an id already in use or removed before, no peer address.",
   },
+  UNREPAIRABLE: {
+    code: "RAFT_ERR_UNREPAIRABLE",
+    meaning:
+      "This node lost durable state and a quorum of voters is recovering with no leader: the cluster may no longer hold every committed entry on a majority, and raftwal never invents data. The node stops; see the README's storage-damage section.",
+  },
   INVARIANT: {
     code: "RAFT_ERR_INVARIANT",
     meaning: "A broken invariant of the core: a bug, or a host breaking the contract of `src/raft/types.ts`. A `RaftInvariantError`, not meant to be caught.",

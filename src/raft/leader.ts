@@ -18,6 +18,7 @@ import { Progress } from "./progress.js";
 import { jointIndex, jointQuorum } from "./quorum.js";
 import type { Raft } from "./raft.js";
 import { decodeSequence, encodeSequence, type PendingRead } from "./read-only.js";
+import { serveRepair } from "./recovery.js";
 import { sameSnapshot } from "./snapshot-receiver.js";
 
 export function stepLeader(raft: Raft, message: Message): void {
@@ -38,6 +39,9 @@ export function stepLeader(raft: Raft, message: Message): void {
       return;
     case MessageType.READ_INDEX:
       registerRead(raft, message.context, message.from);
+      return;
+    case MessageType.REPAIR:
+      serveRepair(raft, message);
       return;
     default:
       return;

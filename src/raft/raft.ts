@@ -28,6 +28,7 @@ import { Progress } from "./progress.js";
 import { jointVote } from "./quorum.js";
 import { RaftLog } from "./raft-log.js";
 import { ReadOnly } from "./read-only.js";
+import * as recovery from "./recovery.js";
 import { SnapshotReceiver } from "./snapshot-receiver.js";
 import type { ReadState, Role, SoftState } from "./types.js";
 
@@ -85,6 +86,9 @@ export class Raft {
   /** A ReadIndex heartbeat round waits to be sent. */
   readHeartbeatPending = false;
 
+  /** Set while this node repairs storage damage from its peers (recovery.ts); undefined when whole. */
+  recovery: recovery.Recovery | undefined;
+
   /** Reads confirmed for the host (Ready.readStates). */
   readStates: ReadState[] = [];
   readonly snapshotReceiver = new SnapshotReceiver();
@@ -102,6 +106,8 @@ export class Raft {
     this.vote = hard.vote;
     this.stepRole = this.stepFollower;
     this.tickRole = this.tickElection;
+    const damage = config.damage;
+    this.recovery = damage && (damage.lostFromIndex > 0 || damage.hardStateLost) ? new recovery.Recovery(damage) : undefined;
     this.becomeFollower(this.term, 0);
   }
 
@@ -117,7 +123,8 @@ export class Raft {
 
   /** Whether this node may campaign: a voter of the configuration in force (learners and removed nodes never do). */
   promotable(): boolean {
-    return isVoter(this.clusterConfig, this.id);
+    // A node repairing lost state must not campaign: its log or its votes are not what it promised (recovery.ts).
+    return isVoter(this.clusterConfig, this.id) && this.recovery === undefined;
   }
 
   /**
@@ -226,7 +233,8 @@ export class Raft {
     this.electionElapsed += 1;
     if (this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
-      this.hup(false);
+      if (this.recovery) recovery.onElectionTimeout(this, this.recovery);
+      else this.hup(false);
     }
   }
 
@@ -241,6 +249,9 @@ export class Raft {
    * leader ignores answers from nodes it does not track.
    */
   step(message: Message): void {
+    // Term probes change nobody's term on the way in (recovery.ts); they are answered or counted here.
+    if (message.type === MessageType.TERM_PROBE) return recovery.answerTermProbe(this, message);
+    if (message.type === MessageType.TERM_PROBE_RESPONSE) return this.termProbed(message);
     if (message.from === this.id && message.type !== MessageType.VOTE_RESPONSE) return;
     if (message.term > this.term) {
       if (!this.handleHigherTerm(message)) return;
@@ -303,7 +314,8 @@ export class Raft {
     const preVote = message.type === MessageType.PRE_VOTE;
     const canVote =
       this.vote === message.from || (this.vote === 0 && this.lead === 0) || (preVote && message.term > this.term);
-    const grant = canVote && this.log.isUpToDate(message.index, message.logTerm);
+    // A node repairing lost state grants nothing: its log and its past votes are not what it promised.
+    const grant = canVote && this.recovery === undefined && this.log.isUpToDate(message.index, message.logTerm);
     if (preVote) {
       const reply = newMessage(MessageType.PRE_VOTE_RESPONSE, this.id, message.from, grant ? message.term : this.term);
       reply.reject = !grant;
@@ -415,6 +427,9 @@ export class Raft {
       case MessageType.READ_INDEX_RESPONSE:
         this.readStates.push({ requestId: message.context, index: message.index });
         return;
+      case MessageType.REPAIR_RESPONSE:
+        if (this.recovery) recovery.onRepairAnswered(this.recovery, message);
+        return;
       default:
         return;
     }
@@ -422,7 +437,27 @@ export class Raft {
 
   private heardFromLeader(from: number): void {
     this.electionElapsed = 0;
+    const first = this.lead !== from;
     this.lead = from;
+    if (this.recovery) recovery.onLeaderContact(this, this.recovery, from, first);
+  }
+
+  /** A voter told its term (an answer to MSG_TERM_PROBE). */
+  private termProbed(message: Message): void {
+    const state = this.recovery;
+    if (state === undefined) return;
+    const term = recovery.recordTerm(this, state, message);
+    if (term === 0) return;
+    // The highest term a voter of every majority that could count our lost vote has seen:
+    // we may have voted in it, so we take it with a vote for ourselves (no one else's).
+    if (term > this.term) this.becomeFollower(term, 0);
+    this.vote = this.id;
+    this.finishRecovery();
+  }
+
+  /** Whole again: an ordinary member from now on. */
+  private finishRecovery(): void {
+    if (this.recovery?.whole()) this.recovery = undefined;
   }
 
   // ---- Leader ------------------------------------------------------------------------------
@@ -548,6 +583,10 @@ export class Raft {
 
   /** Local bookkeeping after the host made a Ready durable (called by advance()). */
   onPersisted(): void {
+    if (this.recovery) {
+      recovery.checkLogRepaired(this, this.recovery);
+      this.finishRecovery();
+    }
     if (this.role === "leader") leader.onLeaderPersisted(this);
   }
 

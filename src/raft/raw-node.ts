@@ -62,6 +62,11 @@ export class RawNode implements RaftCore {
     return { index: current.index, config: copyClusterConfig(current.config) };
   }
 
+  recovering(): { lostFromIndex: number; targetIndex: number; hardStateLost: boolean } | undefined {
+    const state = this.raft.recovery;
+    return state && { lostFromIndex: state.lostFromIndex, targetIndex: state.targetIndex, hardStateLost: state.hardStateLost };
+  }
+
   clusterConfigAt(index: number): ClusterConfig {
     return copyClusterConfig(this.raft.log.configs.at(index));
   }

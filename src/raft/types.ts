@@ -43,7 +43,9 @@
  */
 import type { ClusterConfig, Entry, HardState, Member, Message, SnapshotChunk, SnapshotMeta } from "../proto/schema.js";
 import type { ConfigChange } from "./config-change.js";
+import type { StorageDamage } from "./recovery.js";
 
+export type { StorageDamage };
 export type { ClusterConfig, ConfigChange, Entry, HardState, Member, Message, SnapshotChunk, SnapshotMeta };
 
 export type Role = "follower" | "pre-candidate" | "candidate" | "leader";
@@ -190,6 +192,11 @@ export interface RaftConfig {
    * would slow or block commitment. Default 1,000.
    */
   learnerLagEntriesMax?: number;
+  /**
+   * What the host found damaged in this node's storage at start (protocol-aware recovery,
+   * recovery.ts): the core starts recovering and repairs it from its peers.
+   */
+  damage?: StorageDamage;
 }
 
 /** One member's replication state as the leader tracks it (etcd's tracker.Progress). */
@@ -238,6 +245,8 @@ export interface RaftCore {
   proposeConfigChange(change: ConfigChange): ProposalPosition;
   /** The configuration in force and the index of the entry (or snapshot) it comes from. */
   clusterConfig(): { index: number; config: ClusterConfig };
+  /** What is still being repaired (recovery.ts), or undefined when this node's state is whole. */
+  recovering(): { lostFromIndex: number; targetIndex: number; hardStateLost: boolean } | undefined;
   /** The configuration in force at `index` (at or above the snapshot's index): for a snapshot's metadata. */
   clusterConfigAt(index: number): ClusterConfig;
   /**
