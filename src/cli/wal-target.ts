@@ -10,10 +10,10 @@
  */
 import { basename, dirname, join } from "node:path";
 import { LOCK_FILE_NAME } from "../../storage/fs/directory-lock.js";
-import type { FileSystem } from "../../storage/fs/file-system.js";
+import type { DirectoryLockHolder, FileSystem } from "../../storage/fs/file-system.js";
 import { HARD_STATE_DIRECTORY_NAME, SNAPSHOT_DIRECTORY_NAME, WAL_DIRECTORY_NAME } from "../../storage/raft-storage.js";
 import { listSegments, parseSegmentFileName } from "../../storage/wal/index.js";
-import { CliError } from "./io.js";
+import { CliError, type CliIo } from "./io.js";
 
 export interface WalTarget {
   /** The directory holding the segment files. */
@@ -29,6 +29,21 @@ export async function resolveWalTarget(fs: FileSystem, directory: string): Promi
   const target = await locateWalTarget(fs, directory);
   await checkWalSegments(fs, target);
   return target;
+}
+
+/**
+ * Resolves DIR for a read-only command (inspect, dump, verify). They read a directory a
+ * live process holds, but say so on stderr in one line: what they show may change under
+ * them (a batch being written reads as a torn tail). Returns the holder, if any.
+ */
+export async function readWalTarget(io: Required<CliIo>, directory: string): Promise<{ target: WalTarget; holder?: DirectoryLockHolder }> {
+  const target = await resolveWalTarget(io.fs, directory);
+  const holder = target.lockDirectory === undefined ? undefined : await io.fs.directoryLockHolder(target.lockDirectory);
+  if (!holder) return { target };
+  io.stderr.write(
+    `raftwal: warning: ${target.lockDirectory} is in use by process ${holder.pid ?? "(pid unknown)"} (a running node?); reading it anyway, and what it writes meanwhile may read as a torn tail\n`,
+  );
+  return { target, holder };
 }
 
 /** Which directories DIR names, from their names and kinds only (nothing inside a file is read). */
