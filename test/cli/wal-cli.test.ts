@@ -285,6 +285,22 @@ describe("raftwal wal names every record and decodes what it holds", () => {
     }
     expect((await cli(["wal", "dump", dir, "--from", "7", "--to", "7", "--type", "entry"])).stdout).toMatch(/ok\s+0xff0001\n$/);
   });
+
+  it("an embedding application does the same through the package's entry point: registerPayloadDecoder, then runCli", async () => {
+    const raftwal = await import("../../src/index.js");
+    raftwal.registerPayloadDecoder("orders", (data) => (data[0] === 0xff ? { text: `order #${data[2]}`, fields: {} } : undefined));
+    let stdout = "";
+    try {
+      const code = await raftwal.runCli(["wal", "dump", dir, "--from", "7", "--to", "7", "--type", "entry"], {
+        stdout: { write: (text: string) => ((stdout += text), true) },
+        stderr: { write: () => true },
+      });
+      expect(code).toBe(0);
+      expect(stdout).toMatch(/ok\s+orders order #1\n$/);
+    } finally {
+      raftwal.unregisterPayloadDecoder("orders");
+    }
+  });
 });
 
 describe("raftwal wal on a damaged directory", () => {
