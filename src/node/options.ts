@@ -23,6 +23,15 @@ export const SNAPSHOT_EVERY_ENTRIES_DEFAULT = 100_000;
 export const SNAPSHOT_EVERY_WAL_BYTES_DEFAULT = 256 * 1024 * 1024;
 export const PROPOSAL_TIMEOUT_MS_DEFAULT = 5_000;
 export const READ_TIMEOUT_MS_DEFAULT = 5_000;
+/**
+ * What a node does when it finds its storage damaged at start: "repair" (default) sets the
+ * damage aside and repairs it from its peers (src/raft/REPAIR.md); "stop" refuses to start,
+ * as every Raft library did before. Repair is the default because it never gives up safety
+ * (a repairing node counts toward no quorum until whole again; the simulation and the
+ * torture suite check it with damage on any node, the leader and a majority included),
+ * while stopping leaves the cluster one node short until an operator replaces the node.
+ */
+export const ON_STORAGE_CORRUPTION_DEFAULT = "repair";
 /** A membership change waits for its entry, and a joint one for the entry that leaves it. */
 export const MEMBERSHIP_TIMEOUT_MS_DEFAULT = 10_000;
 
@@ -62,6 +71,8 @@ export interface RaftNodeOptions<Result> {
   tls?: TransportTlsOptions;
   /** Storage engine options (file system seam, WAL segment size, group-commit bounds). */
   storage?: RaftStorageOptions;
+  /** "repair" (default) or "stop": see ON_STORAGE_CORRUPTION_DEFAULT. */
+  onStorageCorruption?: "repair" | "stop";
   /** Seed of the core's election-timeout randomness. Default: from the OS. */
   seed?: number;
   /** Flow-control and membership knobs passed to the core. */
@@ -93,6 +104,8 @@ export interface NodeStatus {
   voter: boolean;
   /** This node was removed from the cluster; it stops shortly after learning so. */
   removed: boolean;
+  /** What this node is still repairing from its peers (storage damage found at start), if anything. */
+  repairing?: { lostFromIndex: number; targetIndex: number; hardStateLost: boolean };
   /** Replication progress of every member (only on the leader). */
   progress: PeerProgress[];
 }

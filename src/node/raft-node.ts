@@ -39,6 +39,7 @@ import { NodeMetrics } from "./metrics.js";
 import {
   ELECTION_TIMEOUT_TICKS_DEFAULT,
   MEMBERSHIP_TIMEOUT_MS_DEFAULT,
+  ON_STORAGE_CORRUPTION_DEFAULT,
   PROPOSAL_TIMEOUT_MS_DEFAULT,
   READ_TIMEOUT_MS_DEFAULT,
   SNAPSHOT_EVERY_ENTRIES_DEFAULT,
@@ -60,6 +61,8 @@ export class RaftNode<Result = unknown> {
   private readonly proposals = new PendingProposals<Result | undefined>();
   private readonly reads = new PendingReads();
   private readonly configChanges = new PendingConfigChanges();
+  /** A repair of storage damage in progress: since when, and what the core last said it still lacks. */
+  private repair: { startedMs: number; state: NonNullable<ReturnType<RaftCore["recovering"]>> } | undefined;
   /** Ticks left before a node that learned of its removal stops (its last messages go out first). */
   private removalCountdownTicks: number | undefined;
   private readonly fatalHandlers: Array<(error: Error) => void> = [];
@@ -85,6 +88,13 @@ export class RaftNode<Result = unknown> {
     this.applied = storage.snapshotMeta().index;
     this.advancedHardState = storage.hardState();
     this.soft = core.softState();
+    const state = core.recovering();
+    if (state) {
+      this.repair = { startedMs: performance.now(), state };
+      if (state.lostFromIndex > 0) this.metrics.repairsStarted.inc({ part: "log" });
+      if (state.hardStateLost) this.metrics.repairsStarted.inc({ part: "hard_state" });
+      this.metrics.repairing.set(1);
+    }
   }
 
   /** Opens the data directory, restores the state machine, starts the transport and the ticker. */
@@ -207,7 +217,35 @@ export class RaftNode<Result = unknown> {
     if (ready.hardState) this.advancedHardState = ready.hardState;
     this.transport.send(this.core.takeMessages());
     for (const readState of ready.readStates) this.reads.confirmed(readState.requestId, readState.index, this.applied);
+    if (this.repair) await this.followRepair();
     await this.maybeSnapshot();
+  }
+
+  /**
+   * While repairing storage damage: once the core is whole again (recovery.ts), the
+   * directory's REPAIRING mark is removed durably; the repair is logged and counted.
+   */
+  private async followRepair(): Promise<void> {
+    const repair = this.repair!;
+    const state = this.core.recovering();
+    if (state) {
+      repair.state = state;
+      return;
+    }
+    await this.storage.markRepaired();
+    this.repair = undefined;
+    const seconds = (performance.now() - repair.startedMs) / 1000;
+    this.metrics.repairsCompleted.inc();
+    this.metrics.repairSeconds.set(seconds);
+    this.metrics.repairing.set(0);
+    this.logger.info("storage repaired from peers", {
+      lostFromIndex: repair.state.lostFromIndex,
+      repairedUpTo: repair.state.targetIndex,
+      hardStateLost: repair.state.hardStateLost,
+      fetchedFrom: this.core.softState().leader,
+      term: this.core.softState().term,
+      seconds: Math.round(seconds * 1000) / 1000,
+    });
   }
 
   /** Step 4: make the Ready durable, in the order the core requires. */
@@ -496,9 +534,24 @@ export class RaftNode<Result = unknown> {
       snapshotIndex: this.storage.snapshotMeta().index,
       configIndex: config.index,
       voter: isVoter(config.config, this.options.id),
+      ...(this.core.recovering() ? { repairing: this.core.recovering() } : {}),
       removed: this.removalCountdownTicks !== undefined || (this.fatal as RaftwalError | undefined)?.code === NodeErrorCode.REMOVED,
       progress: this.core.progress(),
     };
+  }
+
+  /**
+   * Damage found while running (a read that fails its checksum) stops the node: a leader
+   * steps down by stopping. Its next start finds the same damage (every record is checked
+   * at open) and repairs it from the peers, like any follower (src/raft/REPAIR.md).
+   */
+  private repairHint(reason: Error): { next?: string } {
+    const code = (reason as RaftwalError).code;
+    const damage = code === "WAL_ERR_CORRUPT" || code === "WAL_ERR_SNAPSHOT_CORRUPT" || code === "WAL_ERR_HARD_STATE_CORRUPT";
+    if (!damage) return {};
+    return (this.options.onStorageCorruption ?? ON_STORAGE_CORRUPTION_DEFAULT) === "repair"
+      ? { next: "storage damage: restart the node; it sets the damage aside and repairs it from its peers" }
+      : { next: "storage damage: onStorageCorruption is \"stop\"; see the README's storage-damage section" };
   }
 
   /** The peer address of member `id` in the configuration in force, if it is a member. */
@@ -537,7 +590,7 @@ export class RaftNode<Result = unknown> {
     const failed = reason !== undefined && (reason as RaftwalError).code !== NodeErrorCode.REMOVED;
     if (reason) {
       this.fatal = reason;
-      if (failed) this.logger.error("node stopped on a fatal error; it will not retry", { error: reason.message, code: (reason as RaftwalError).code });
+      if (failed) this.logger.error("node stopped on a fatal error; it will not retry", { error: reason.message, code: (reason as RaftwalError).code, ...this.repairHint(reason) });
       else this.logger.warn("node stopped: removed from the cluster");
     }
     if (this.ticker) clearInterval(this.ticker);

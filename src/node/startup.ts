@@ -17,7 +17,7 @@ import type { PeerAddress } from "../transport/tls.js";
 import { TcpTransport } from "../transport/transport.js";
 import type { Logger } from "./logger.js";
 import { formatAddress, parseAddress, prepareDataDirectory } from "./membership.js";
-import { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT, type RaftNodeOptions } from "./options.js";
+import { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT, ON_STORAGE_CORRUPTION_DEFAULT, type RaftNodeOptions } from "./options.js";
 
 export interface NodeParts {
   storage: RaftStorage;
@@ -27,10 +27,11 @@ export interface NodeParts {
 }
 
 export async function openNodeParts<Result>(options: RaftNodeOptions<Result>, logger: Logger): Promise<NodeParts> {
-  const storage = await openRaftStorage(options.dataDir, options.storage);
+  const storage = await openRaftStorage(options.dataDir, { ...options.storage, onCorruption: options.onStorageCorruption ?? ON_STORAGE_CORRUPTION_DEFAULT });
   try {
     for (const warning of storage.recovery.warnings) logger.warn(warning);
     for (const action of storage.recovery.actions) logger.info(action);
+    logDamage(storage, logger);
     const start = await prepareDataDirectory(storage, {
       id: options.id,
       mode: options.initialClusterState ?? "existing",
@@ -47,6 +48,7 @@ export async function openNodeParts<Result>(options: RaftNodeOptions<Result>, lo
       electionTimeoutTicks: options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT,
       heartbeatIntervalTicks: options.heartbeatIntervalTicks ?? HEARTBEAT_INTERVAL_TICKS_DEFAULT,
       appliedIndex: snapshot.index,
+      damage: storage.damage(),
     });
     const transport = buildTransport(options, core, logger);
     return { storage, core, transport, start };
@@ -91,4 +93,26 @@ export function peerAddresses(config: ClusterConfig, selfId: number): Map<number
     if (member.id !== selfId && address) peers.set(member.id, address);
   }
   return peers;
+}
+
+/** One warning line per damaged part found at open, and one for an unfinished repair. */
+function logDamage(storage: RaftStorage, logger: Logger): void {
+  const report = storage.recovery.damage;
+  if (report?.log) {
+    const { segment, offset, reason, damagedEntries, intactEntriesAfter, lastKnownIndex, setAside } = report.log;
+    logger.warn("storage damage: log entries lost, to be repaired from the leader", {
+      segment,
+      offset,
+      reason,
+      damagedEntries: damagedEntries.slice(0, 20),
+      intactEntriesAfter,
+      lastKnownIndex,
+      keptUpTo: storage.lastIndex(),
+      setAside,
+    });
+  }
+  if (report?.hardState) logger.warn("storage damage: hard state lost (term and vote unknown), to be learned from the voters", report.hardState);
+  if (report?.snapshot) logger.warn(`storage damage: ${report.snapshot.reason}`, report.snapshot);
+  const damage = storage.damage();
+  if (damage && !report) logger.warn("storage still under repair from an earlier start", { ...damage });
 }

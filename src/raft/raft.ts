@@ -225,6 +225,9 @@ export class Raft {
   // ---- Inputs --------------------------------------------------------------------------
 
   tick(): void {
+    // The repair's own timer runs whatever the role: a follower that hears from its leader
+    // never reaches an election timeout, but must still ask for what it lacks.
+    if (this.recovery) recovery.tick(this, this.recovery);
     this.tickRole();
   }
 
@@ -233,8 +236,7 @@ export class Raft {
     this.electionElapsed += 1;
     if (this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
-      if (this.recovery) recovery.onElectionTimeout(this, this.recovery);
-      else this.hup(false);
+      this.hup(false);
     }
   }
 

@@ -52,11 +52,14 @@ export class Recovery {
   /** This round's answers to MSG_TERM_PROBE: the voter's term, and whether it is recovering too. */
   readonly answers = new Map<number, { term: number; recovering: boolean }>();
   leaderlessTimeouts = 0;
+  /** Ticks since the last round of asking; starts full, so the first tick asks at once. */
+  ticksSinceAsking: number;
 
   constructor(damage: StorageDamage) {
     this.lostFromIndex = damage.lostFromIndex;
     this.targetIndex = damage.lostToIndex;
     this.hardStateLost = damage.hardStateLost;
+    this.ticksSinceAsking = Number.MAX_SAFE_INTEGER;
   }
 
   whole(): boolean {
@@ -64,8 +67,16 @@ export class Recovery {
   }
 }
 
-/** Every election timeout: ask again what is still missing, and give up when nothing can help. */
-export function onElectionTimeout(raft: Raft, recovery: Recovery): void {
+/** Every tick: once per election timeout, a round of asking (the first tick asks at once). */
+export function tick(raft: Raft, recovery: Recovery): void {
+  recovery.ticksSinceAsking += 1;
+  if (recovery.ticksSinceAsking < raft.config.electionTimeoutTicks) return;
+  recovery.ticksSinceAsking = 0;
+  askRound(raft, recovery);
+}
+
+/** Asks again what is still missing, and gives up when nothing can help. */
+function askRound(raft: Raft, recovery: Recovery): void {
   recovery.leaderlessTimeouts = raft.lead === 0 ? recovery.leaderlessTimeouts + 1 : 0;
   if (unrepairable(raft, recovery)) {
     throw new RaftwalError(

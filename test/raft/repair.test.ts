@@ -108,7 +108,7 @@ describe("a node that lost its term and vote", () => {
     const node = lostHardState();
     for (let i = 0; i < 30; i++) node.core.tick();
     const probes = drain(node).filter((m) => m.type === MessageType.TERM_PROBE);
-    expect(probes.map((m) => m.to).sort()).toEqual([1, 3]);
+    expect([...new Set(probes.map((m) => m.to))].sort()).toEqual([1, 3]);
     // One answer is not enough in a 3-voter cluster: the voter that did not answer may hold the lost vote's term.
     node.core.step(message({ type: MessageType.TERM_PROBE_RESPONSE, from: 1, to: 2, term: 5 }));
     drain(node);
