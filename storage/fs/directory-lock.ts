@@ -80,8 +80,13 @@ export async function lockDirectoryWithFlock(directory: string): Promise<Directo
     throw holder ? directoryLockedError(directory, holder) : error;
   }
   const pid = Buffer.from(`${process.pid}\n`);
-  await handle.write(pid, 0, pid.length, 0);
-  await handle.truncate(pid.length);
+  try {
+    await handle.write(pid, 0, pid.length, 0);
+    await handle.truncate(pid.length);
+  } catch (error) {
+    await handle.close(); // lets the lock go: a lock we could not label is not handed out
+    throw error;
+  }
   let released = false;
   return {
     path: directory,
