@@ -6,6 +6,8 @@
  * - Use the storage engine on its own: `openRaftStorage`, `Wal` (storage/).
  * - The reference application: `KvStateMachine`, `KvClient`, `startKvNode` (src/kv).
  * - Check histories: `checkLinearizable` (src/check).
+ * - Run the `raftwal` command in your own process, with your application's payload decoder
+ *   for `raftwal wal dump`: `registerPayloadDecoder`, `runCli` (src/cli).
  * Errors: every deliberate error is a `RaftwalError`; match on its `code`. `ERROR_CODES`
  * lists every code with its layer and meaning (src/errors.ts); each layer's codes are
  * also exported by name (`WalErrorCode.CORRUPT`, `KvErrorCode.NOT_FOUND`, ...).
@@ -47,3 +49,12 @@ export { KvStateMachine, type KvResult } from "./kv/index.js";
 export { KvClient, type KvClientOptions } from "./kv/client.js";
 export { startKvNode, type KvNode, type KvNodeOptions, type KvPeerConfig } from "./kv/kv-node.js";
 export { checkLinearizable, type HistoryOperation, type CheckResult } from "./check/index.js";
+export { runCli } from "./cli/run-cli.js";
+export type { CliIo, TextOutput } from "./cli/io.js";
+export {
+  registerPayloadDecoder,
+  unregisterPayloadDecoder,
+  payloadDecoderNames,
+  type PayloadDecoder,
+  type PayloadDescription,
+} from "./cli/payload-decoders.js";

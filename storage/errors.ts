@@ -69,6 +69,10 @@ export const WAL_ERRORS = {
     code: "WAL_ERR_SNAPSHOT_CORRUPT",
     meaning: "A snapshot file fails its checksum or is malformed, or the snapshot that covered compacted entries is gone.",
   },
+  LOCKED: {
+    code: "WAL_ERR_LOCKED",
+    meaning: "The data directory is in use: another process (a running node, `raftwal wal repair`) or another open storage holds its lock. The message names the holder's pid.",
+  },
 } as const satisfies ErrorCodeTable;
 export const WalErrorCode = codesOf(WAL_ERRORS);
 export type WalErrorCode = (typeof WalErrorCode)[keyof typeof WalErrorCode];

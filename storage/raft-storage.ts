@@ -9,6 +9,7 @@
  *
  * Directory layout:
  *
+ *   <dir>/LOCK                  the directory lock's file   (storage/fs/directory-lock.ts)
  *   <dir>/hardstate/hardstate   term, vote, commit          (storage/hard-state.ts)
  *   <dir>/snap/snapshot-<index>-<term>.snap                 (storage/snapshot-store.ts)
  *   <dir>/wal/segment-<id>.wal                              (storage/wal/)
@@ -35,6 +36,8 @@
  *      compaction.
  *
  * Open (recovery), step by step:
+ *   0. Lock the directory (storage/fs/directory-lock.ts): one process at a time, or
+ *      WAL_ERR_LOCKED before anything is read. The lock is held until close().
  *   1. Read the hard state (missing: all zeros; damaged: WAL_ERR_HARD_STATE_CORRUPT).
  *   2. Open the snapshot store: the newest snapshot whose checksums verify is current;
  *      newer corrupt ones are skipped and reported in `recovery.warnings`.
@@ -54,7 +57,7 @@
 import { join } from "node:path";
 import { copyClusterConfig, emptyClusterConfig, type ClusterConfig, type Entry, type HardState, type SnapshotChunk, type SnapshotMeta } from "../src/proto/schema.js";
 import { RaftwalError, RaftwalErrorCode, WalErrorCode } from "./errors.js";
-import type { FileSystem } from "./fs/file-system.js";
+import type { DirectoryLock, FileSystem } from "./fs/file-system.js";
 import { NodeFileSystem } from "./fs/node-file-system.js";
 import { HardStateFile } from "./hard-state.js";
 import { damaged, openHardState, openWal, settleWalBehindSnapshot, type RepairContext } from "./repair-open.js";
@@ -136,6 +139,7 @@ export class RaftStorage {
     readonly recovery: RaftStorageRecovery,
     recoveredHardState: HardState,
     private readonly fs: FileSystem,
+    private readonly lock: DirectoryLock,
   ) {
     this.hard = recoveredHardState;
     this.snapshot = snapshots.newestMeta() ?? NO_SNAPSHOT;
@@ -145,6 +149,18 @@ export class RaftStorage {
   static async open(directory: string, options: RaftStorageOptions = {}): Promise<RaftStorage> {
     const fs = options.fs ?? new NodeFileSystem();
     await fs.ensureDirectory(directory);
+    // Before anything is read: a second process on a live node's directory must not even
+    // replay it (it would elect itself and overwrite the live node's term and vote).
+    const lock = await fs.lockDirectory(directory);
+    try {
+      return await RaftStorage.openLocked(directory, fs, options, lock);
+    } catch (error) {
+      await lock.release().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private static async openLocked(directory: string, fs: FileSystem, options: RaftStorageOptions, lock: DirectoryLock): Promise<RaftStorage> {
     const repair: RepairContext | undefined = options.onCorruption === "repair" ? { report: {}, fs, dataDirectory: directory } : undefined;
     const report = repair?.report;
     const hardStateFile = await openHardState(fs, join(directory, HARD_STATE_DIRECTORY_NAME), repair);
@@ -176,7 +192,7 @@ export class RaftStorage {
       await snapshots.close();
       throw error;
     }
-    return new RaftStorage(directory, hardStateFile, snapshots, wal, recovery, hard, fs);
+    return new RaftStorage(directory, hardStateFile, snapshots, wal, recovery, hard, fs, lock);
   }
 
   // ---- the core's log reads (RaftLogStorage, synchronous) ----------------------------------
@@ -380,13 +396,17 @@ export class RaftStorage {
     return this.snapshots.openReader();
   }
 
-  /** Waits for pending writes, then closes every part. */
+  /** Waits for pending writes, then closes every part and lets the directory's lock go. */
   async close(): Promise<void> {
     if (this.closed) return;
     await this.queue;
     this.closed = true;
-    await this.wal.close();
-    await this.snapshots.close();
+    try {
+      await this.wal.close();
+      await this.snapshots.close();
+    } finally {
+      await this.lock.release();
+    }
   }
 }
 

@@ -8,6 +8,9 @@
  *
  * Subcommand groups register here, one module each: `wal` (wal-commands.ts); `node`,
  * `cluster`, `kv` (node-commands.ts); `torture` (torture-command.ts).
+ *
+ * `wal dump` shows the entries of the KV service as commands: its payload decoder is
+ * registered here, once, when the CLI loads (payload-decoders.ts).
  */
 import { Command, CommanderError } from "commander";
 import { RaftwalError } from "../errors.js";
@@ -16,6 +19,10 @@ import { CliError, ExitCode, type CliIo } from "./io.js";
 import { registerNodeCommands } from "./node-commands.js";
 import { registerWalCommands } from "./wal-commands.js";
 import { registerTortureCommand } from "./torture-command.js";
+import { describeKvPayload } from "./kv-payload-decoder.js";
+import { registerPayloadDecoder } from "./payload-decoders.js";
+
+registerPayloadDecoder("kv", describeKvPayload);
 
 /** The state one run shares between the program and its commands. */
 export interface CliContext {

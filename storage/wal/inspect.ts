@@ -16,12 +16,13 @@ import {
   SEGMENT_HEADER_BYTES,
   decodeCommitPayload,
   recordBytes,
+  type CommitInfo,
   type RecordHeader,
   type SegmentHeader,
 } from "./format.js";
 import { listSegmentFiles } from "./naming.js";
-import { recover, type RecoveredSegment, type TornTail } from "./recovery.js";
-import { readSegmentHeader, scanRecords, surveyTail } from "./segment-reader.js";
+import { recover, type RecoveredSegment, type RecoveryResult, type TornTail } from "./recovery.js";
+import { readRecordSync, readSegmentHeader, scanRecords, surveyTail } from "./segment-reader.js";
 
 export interface SegmentListing {
   segmentId: number;
@@ -83,6 +84,8 @@ export interface ScannedRecord {
   payload: Uint8Array;
   /** For entry records whose payload decodes. */
   entry?: Entry;
+  /** For commit records: where their batch starts and how many records it holds. */
+  commit?: CommitInfo;
   /** ok: part of a complete batch. torn-tail: after the last complete batch (repairable). corrupt: damaged before it. */
   status: RecordStatus;
   /** Why the status is not ok. */
@@ -129,6 +132,7 @@ async function* scanSegment(file: StorageFile, listing: SegmentListing, isLast: 
         records.pop();
         return "commit record does not match its batch";
       }
+      records[records.length - 1].commit = info;
       batchFirst = records.length;
       batchStart = offset + recordBytes(COMMIT_PAYLOAD_BYTES);
     }
@@ -229,6 +233,8 @@ export interface VerifyResult {
   tornTail?: TornTail;
   corruption?: CorruptionDetail;
   bytesChecked: number;
+  /** The log's live entries whose type is not ENTRY_NORMAL (for Raft: configuration entries), oldest first. */
+  typedEntries: Entry[];
 }
 
 /** Progress of a verification: segments done out of all, for a progress bar. */
@@ -242,7 +248,12 @@ export async function verifyWal(dir: string, fs: FileSystem, onProgress?: Verify
   if (!(await fs.isDirectory(dir))) throw walError(WalErrorCode.NOT_A_WAL, `${dir} is not a directory`);
   try {
     const result = await recover(dir, fs, { repair: false, ...(onProgress ? { onProgress } : {}) });
-    await closeAll(result.segments, result.spare?.file);
+    let typedEntries: Entry[];
+    try {
+      typedEntries = readTypedEntries(result);
+    } finally {
+      await closeAll(result.segments, result.spare?.file);
+    }
     const verified: VerifyResult = {
       status: result.report.tornTail ? "torn-tail" : "healthy",
       segments: result.segments.map(describe),
@@ -250,6 +261,7 @@ export async function verifyWal(dir: string, fs: FileSystem, onProgress?: Verify
       lastIndex: result.report.lastIndex,
       entries: result.report.entries,
       bytesChecked: result.report.bytesReplayed,
+      typedEntries,
     };
     if (result.report.tornTail) verified.tornTail = result.report.tornTail;
     return verified;
@@ -264,6 +276,7 @@ export async function verifyWal(dir: string, fs: FileSystem, onProgress?: Verify
       entries: 0,
       corruption: { segment, path, offset, reason, indexes },
       bytesChecked: 0,
+      typedEntries: [],
     };
   }
 }
@@ -282,6 +295,21 @@ export async function repairTornTail(dir: string, fs: FileSystem): Promise<TornT
   const result = await recover(dir, fs, { repair: true });
   await closeAll(result.segments, result.spare?.file);
   return result.report.tornTail;
+}
+
+/** Reads the live typed entries the replay indexed (few: the index keeps them in a short list). */
+function readTypedEntries(result: RecoveryResult): Entry[] {
+  const entries: Entry[] = [];
+  for (const index of result.index.typedEntryIndexes()) {
+    const at = result.index.locate(index);
+    const segment = at && result.segments.find((s) => s.segmentId === at.segmentId);
+    if (!at || !segment) continue;
+    const read = readRecordSync(segment.file, at.offset, 4096);
+    // The replay checked every record: a problem now means the file changed under us.
+    if ("problem" in read) throw new WalCorruptionError({ segment: segment.name, path: segment.path, offset: at.offset, reason: read.problem, indexes: [index] });
+    entries.push(entryCodec.decode(read.bytes.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + read.header.payloadBytes)));
+  }
+  return entries;
 }
 
 function describe(segment: RecoveredSegment): VerifiedSegment {

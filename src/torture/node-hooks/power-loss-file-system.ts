@@ -24,9 +24,11 @@
  *   MemoryFileSystem tests cover.
  * - A file created and not yet synced exists on disk with the length it had at its last
  *   sync (0 when new).
+ * - The directory lock is the real one (the base's flock), so the kernel drops it at the
+ *   kill, exactly as for a node on the plain disk.
  */
 import { closeSync, openSync, writeSync, ftruncateSync } from "node:fs";
-import type { FileSystem, OpenOptions, StorageFile } from "../../../storage/fs/file-system.js";
+import type { DirectoryLock, DirectoryLockHolder, FileSystem, OpenOptions, StorageFile } from "../../../storage/fs/file-system.js";
 import { NodeFileSystem } from "../../../storage/fs/node-file-system.js";
 
 /** Bound on one file's unsynced bytes held in memory: the WAL preallocates 64 MiB segments. */
@@ -232,6 +234,14 @@ export class PowerLossFileSystem implements FileSystem {
 
   syncDirectory(path: string): Promise<void> {
     return this.base.syncDirectory(path);
+  }
+
+  lockDirectory(directory: string): Promise<DirectoryLock> {
+    return this.base.lockDirectory(directory);
+  }
+
+  directoryLockHolder(directory: string): Promise<DirectoryLockHolder | undefined> {
+    return this.base.directoryLockHolder(directory);
   }
 
   async readFile(path: string): Promise<Uint8Array> {
