@@ -9,7 +9,7 @@
 import { announceRun, Cluster, type ClusterOptions } from "./cluster.js";
 import { RELIABLE_NETWORK, type NetworkFaults } from "./network.js";
 import { MessageType } from "../../src/proto/schema.js";
-import type { CoreSettings } from "./node-host.js";
+import type { CoreSettings, NodeHost } from "./node-host.js";
 import type { Rng } from "../../src/rng.js";
 
 export interface FaultPlan {
@@ -133,8 +133,8 @@ export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => v
   cluster.tickHooks.push(() => {
     if (!active) return;
     const live = cluster.nodes.filter((n) => n.alive);
-    const down = cluster.nodes.filter((n) => !n.alive);
-    if (down.length > 0 && rng.chance(plan.restartProbability)) cluster.restart(rng.pick(down).id);
+    const down = cluster.downIds();
+    if (down.length > 0 && rng.chance(plan.restartProbability)) cluster.restart(rng.pick(down));
     else if (live.length > 0 && down.length < plan.downMax && rng.chance(plan.crashProbability)) cluster.crash(rng.pick(live).id);
     else if (down.length < plan.downMax && rng.chance(plan.leaderCrashProbability)) {
       const leader = cluster.leaders()[0];
@@ -145,7 +145,8 @@ export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => v
     else if (rng.chance(plan.isolateProbability)) cluster.network.isolate(rng.pick(cluster.ids));
     if (rng.chance(plan.transferProbability)) {
       const leader = cluster.leaders()[0];
-      if (leader) cluster.guard(() => leader.raft().transferLeadership(rng.pick(cluster.ids.filter((id) => id !== leader.id))));
+      const voters = leader ? leader.raft().clusterConfig().config.voters.filter((id) => id !== leader.id) : [];
+      if (leader && voters.length > 0) cluster.guard(() => leader.raft().transferLeadership(rng.pick(voters)));
     }
     if (rng.chance(plan.snapshotNowProbability)) {
       const idle = cluster.nodes.filter((n) => n.alive && n.idle());
@@ -155,7 +156,7 @@ export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => v
       }
     }
     // A crash inside persistence may take more nodes down than downMax; bring one back.
-    if (cluster.nodes.filter((n) => !n.alive).length > plan.downMax) cluster.restart(rng.pick(cluster.nodes.filter((n) => !n.alive)).id);
+    if (cluster.downIds().length > plan.downMax) cluster.restart(rng.pick(cluster.downIds()));
   });
   cluster.network.onUnreachable = (message) => {
     if (!active || !rng.chance(plan.reportUnreachableProbability)) return;
@@ -170,7 +171,7 @@ export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => v
       cluster.network.heal();
       cluster.network.setFaults(RELIABLE_NETWORK);
       for (const node of cluster.nodes) node.configure({ crashDuringPersistProbability: 0, persistDelayTicksMax: cluster.options.persistDelayTicksMax ?? 0 });
-      for (const node of cluster.nodes) if (!node.alive) cluster.restart(node.id);
+      for (const id of cluster.downIds()) cluster.restart(id);
     },
   };
 }
@@ -190,7 +191,8 @@ export function describeCluster(cluster: Cluster): string {
 
 /**
  * Liveness: with faults off, a leader within `electionTicksMax`, then a probe
- * command acknowledged and every node applied up to it within `convergenceTicksMax`.
+ * command acknowledged and every member of the leader's configuration applied up to it
+ * within `convergenceTicksMax` (nodes removed from the cluster are not waited for).
  */
 export function converge(cluster: Cluster, electionTicksMax: number, convergenceTicksMax: number): { electionTicks: number; convergenceTicks: number } {
   const within = (done: () => boolean, ticksMax: number, what: string): number => {
@@ -216,20 +218,22 @@ export function converge(cluster: Cluster, electionTicksMax: number, convergence
       }
       return false;
     }
-    return cluster.nodes.every((n) => n.alive && n.stateMachine.appliedIndex >= acked.index);
+    const members = cluster.members();
+    return members.length > 0 && members.every((id) => cluster.node(id).alive && cluster.node(id).stateMachine.appliedIndex >= acked.index);
   };
-  const convergenceTicks = within(converged, convergenceTicksMax, "convergence (a probe command applied on every node)");
-  checkAckedEverywhere(cluster);
-  checkLogsAgree(cluster);
+  const convergenceTicks = within(converged, convergenceTicksMax, "convergence (a probe command applied on every member)");
+  const members = cluster.members().map((id) => cluster.node(id));
+  checkAckedEverywhere(cluster, members);
+  checkLogsAgree(cluster, members);
   return { electionTicks, convergenceTicks };
 }
 
 /** Every acknowledged command is in every node's state machine, and in its log unless compacted. */
-export function checkAckedEverywhere(cluster: Cluster): void {
+export function checkAckedEverywhere(cluster: Cluster, nodes: readonly NodeHost[] = cluster.nodes): void {
   cluster.guard(() => {
     for (const command of cluster.workload.acked) {
       const at = cluster.workload.ackedAt.get(command)!;
-      for (const node of cluster.nodes) {
+      for (const node of nodes) {
         if (!node.stateMachine.has(command)) cluster.fail(`acknowledged "${command}" (index ${at.index}) missing from node ${node.id}'s state machine`);
         const storage = node.disk.storage;
         if (at.index > storage.snapshotMeta().index) {
@@ -245,9 +249,9 @@ export function checkAckedEverywhere(cluster: Cluster): void {
 }
 
 /** After convergence: every node's durable log has the same term at every index they all hold. */
-export function checkLogsAgree(cluster: Cluster): void {
+export function checkLogsAgree(cluster: Cluster, nodes: readonly NodeHost[] = cluster.nodes): void {
   cluster.guard(() => {
-    const storages = cluster.nodes.map((n) => n.disk.storage);
+    const storages = nodes.map((n) => n.disk.storage);
     const from = Math.max(...storages.map((s) => s.firstIndex()));
     const to = Math.min(...storages.map((s) => s.lastIndex()));
     for (let index = from; index <= to; index++) {
