@@ -104,6 +104,12 @@ export class Cluster implements HostObserver {
   readonly workload: Workload;
   /** Called at step 3 of every tick. */
   readonly tickHooks: (() => void)[] = [];
+  /**
+   * Called after the checks on a live node, after every message it handled and after
+   * every pump: a test that must act at an exact moment (a crash in a given phase of a
+   * change) acts here. It may crash nodes.
+   */
+  readonly stepWatchers: ((node: NodeHost) => void)[] = [];
   /** Extra observers of applies and reads (tests). */
   readonly applyListeners: ((node: NodeHost, entry: Entry) => void)[] = [];
   readonly readListeners: ((node: NodeHost, readState: ReadState) => void)[] = [];
@@ -212,6 +218,7 @@ export class Cluster implements HostObserver {
         node.receive(message);
         // Also after every message, so that a leadership lasting less than a tick is seen.
         this.observe(node);
+        this.watch(node);
       }
       for (const node of this.nodes) node.tick();
       for (const hook of this.tickHooks) hook();
@@ -239,6 +246,10 @@ export class Cluster implements HostObserver {
     return soft;
   }
 
+  private watch(node: NodeHost): void {
+    for (const watcher of this.stepWatchers) if (node.alive) watcher(node);
+  }
+
   /** Steps 4 and 5 of a tick; also useful right after a test acted on a core. */
   pumpAndCheck(): void {
     this.guard(() => {
@@ -252,6 +263,7 @@ export class Cluster implements HostObserver {
           if (!last || last.term !== soft.term || last.leader !== node.id) this.leaderHistory.push({ tick: this.now(), term: soft.term, leader: node.id });
         }
       }
+      for (const node of this.nodes) this.watch(node);
     });
   }
 

@@ -1,14 +1,17 @@
 /**
  * A randomized run: a safety phase with faults drawn from the seed (crashes,
  * restarts, crashes inside persistence, partitions, isolation, an unreliable
- * network) under client load, then a liveness phase with faults off in which the
- * cluster must converge: a leader within a bounded number of ticks, every node
- * applying everything, and every acknowledged command in every node's state machine
+ * network) under client load, and membership changes when asked for, then a liveness
+ * phase with faults off in which the membership operation under way must complete and
+ * the cluster must converge: a leader within a bounded number of ticks, every member
+ * applying everything, and every acknowledged command in every member's state machine
  * and log.
  */
 import { announceRun, Cluster, type ClusterOptions } from "./cluster.js";
 import { RELIABLE_NETWORK, type NetworkFaults } from "./network.js";
 import { MessageType } from "../../src/proto/schema.js";
+import { describeClusterConfig } from "../../src/raft/cluster-config.js";
+import { MembershipWorkload, type CompletedOperation, type MembershipWorkloadOptions } from "./membership-workload.js";
 import type { CoreSettings, NodeHost } from "./node-host.js";
 import type { Rng } from "../../src/rng.js";
 
@@ -70,6 +73,22 @@ export interface SimulationOptions extends ClusterOptions {
   convergenceTicksMax: number;
   /** Called on the cluster before the run starts (extra hooks, listeners). */
   setup?: (cluster: Cluster) => void;
+  /** Membership changes during the safety phase (membership-workload.ts); none when absent. */
+  membership?: Partial<MembershipWorkloadOptions>;
+  /** After faults stop, the membership operation under way must complete within this many ticks. Default 3000. */
+  membershipFinishTicksMax?: number;
+}
+
+export interface MembershipReport {
+  completed: CompletedOperation[];
+  changesProposed: number;
+  secondChangesRefused: number;
+  refusals: Record<string, number>;
+  nodesCreated: number;
+  nodesRetired: number;
+  /** The voters and learners of the leader's configuration at the end. */
+  finalVoters: number[];
+  finalLearners: number[];
 }
 
 export interface SimulationReport {
@@ -83,6 +102,7 @@ export interface SimulationReport {
   snapshotsInstalled: number;
   electionTicks: number;
   convergenceTicks: number;
+  membership?: MembershipReport;
 }
 
 /**
@@ -180,11 +200,12 @@ export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => v
 export function describeCluster(cluster: Cluster): string {
   return cluster.nodes
     .map((n) => {
-      if (!n.alive) return `  node ${n.id}: down`;
+      if (!n.alive) return `  node ${n.id}: ${n.retired ? "retired (removed)" : "down"}`;
       const soft = n.raft().softState();
       const hard = n.raft().hardState();
       const storage = n.disk.storage;
-      return `  node ${n.id}: ${soft.role} term ${soft.term} leader ${soft.leader} commit ${hard.commit} applied ${n.stateMachine.appliedIndex} log [${storage.firstIndex()}..${storage.lastIndex()}] snapshot ${storage.snapshotMeta().index}`;
+      const config = n.raft().clusterConfig();
+      return `  node ${n.id}: ${soft.role} term ${soft.term} leader ${soft.leader} commit ${hard.commit} applied ${n.stateMachine.appliedIndex} log [${storage.firstIndex()}..${storage.lastIndex()}] snapshot ${storage.snapshotMeta().index} config ${config.index}: ${describeClusterConfig(config.config)}`;
     })
     .join("\n");
 }
@@ -266,12 +287,17 @@ export function runSimulation(options: SimulationOptions): SimulationReport {
   const cluster = new Cluster(options);
   options.setup?.(cluster);
   const faults = injectFaults(cluster, options.faults);
+  const membership = options.membership ? new MembershipWorkload(cluster, cluster.rng.derive("membership"), options.membership) : undefined;
+  if (membership) cluster.tickHooks.push(() => membership.step());
   cluster.workload.enabled = true;
+  if (membership) membership.enabled = true;
   cluster.run(options.safetyTicks);
   faults.stop();
   cluster.workload.enabled = false;
+  if (membership) finishMembership(cluster, membership, options.membershipFinishTicksMax ?? 3000);
   const { electionTicks, convergenceTicks } = converge(cluster, options.electionTicksMax, options.convergenceTicksMax);
   return {
+    ...(membership ? { membership: membershipReport(cluster, membership) } : {}),
     seed: options.seed,
     ticks: cluster.now(),
     acked: cluster.workload.acked.length,
@@ -285,3 +311,27 @@ export function runSimulation(options: SimulationOptions): SimulationReport {
   };
 }
 
+
+/** Liveness of membership: with faults off, the operation under way completes; no new one starts. */
+function finishMembership(cluster: Cluster, membership: MembershipWorkload, ticksMax: number): void {
+  membership.startsAllowed = false;
+  for (let i = 0; membership.busy(); i++) {
+    if (i >= ticksMax) cluster.fail(`liveness: the membership operation under way did not complete within ${ticksMax} ticks after faults stopped\n${describeCluster(cluster)}`);
+    cluster.tick();
+  }
+  membership.enabled = false;
+}
+
+function membershipReport(cluster: Cluster, membership: MembershipWorkload): MembershipReport {
+  const config = cluster.stableLeader()?.raft().clusterConfig().config;
+  return {
+    completed: membership.completed,
+    changesProposed: membership.changesProposed,
+    secondChangesRefused: membership.secondChangesRefused,
+    refusals: Object.fromEntries(membership.refusals),
+    nodesCreated: cluster.nodes.length,
+    nodesRetired: cluster.nodes.filter((n) => n.retired).length,
+    finalVoters: config?.voters ?? [],
+    finalLearners: config?.learners ?? [],
+  };
+}
