@@ -19,8 +19,7 @@ import { clusterConfigCodec, EntryType } from "../../src/proto/schema.js";
 import { Rng } from "../../src/rng.js";
 import { SimulationFailure, simMember, type Cluster } from "./cluster.js";
 import { appendAsLeader } from "./core-internals.js";
-import { makeCluster, waitApplied, waitFor, waitForLeader } from "./helpers.js";
-import { MembershipWorkload } from "./membership-workload.js";
+import { addLearnersCaughtUp, makeCluster, scenarioMembership } from "./helpers.js";
 import { RELIABLE_NETWORK } from "./network.js";
 import { converge } from "./simulation.js";
 
@@ -28,13 +27,8 @@ const SEEDS = [9101, 9102, 9103, 9104];
 
 /** {1,2,3} with learners 4 and 5 caught up, then the two sides of the partition set; returns the leader's id. */
 function splitClusterWithLearners(cluster: Cluster, rng: Rng): number {
-  const membership = new MembershipWorkload(cluster, rng.derive("membership"), { operations: [] });
-  cluster.tickHooks.push(() => membership.step());
-  membership.enabled = true;
-  membership.begin("add-learner", [{ add: [4, 5] }]);
-  waitFor(cluster, () => !membership.busy(), 1000, "learners 4 and 5 added");
-  const leader = waitForLeader(cluster);
-  waitApplied(cluster, leader.raft().commitIndex(), [4, 5]);
+  const membership = scenarioMembership(cluster, rng.derive("membership"));
+  const leader = addLearnersCaughtUp(cluster, membership, [4, 5]);
   membership.enabled = false;
   cluster.network.partition([[leader.id, 4, 5], [1, 2, 3].filter((id) => id !== leader.id)]);
   cluster.network.setFaults({ ...RELIABLE_NETWORK, dropRequestProbability: 0.05, dropReplyProbability: 0.05, delayTicksMax: 3 });
@@ -44,14 +38,8 @@ function splitClusterWithLearners(cluster: Cluster, rng: Rng): number {
 /** Runs the scenario; returns the failure's first line, or undefined when nothing was caught. */
 function scenario(seed: number, testName: string, change: "unsafe-one-step" | "joint", checkTransitions: boolean): string | undefined {
   const rng = new Rng(seed).derive("scenario");
-  const cluster = makeCluster({
-    seed,
-    testName,
-    nodeCount: 3,
-    core: { electionTimeoutTicks: rng.between(8, 14), heartbeatIntervalTicks: 1, preVote: rng.chance(0.5), checkQuorum: rng.chance(0.5) },
-    persistDelayTicksMax: rng.between(0, 2),
-    workload: { proposeProbability: 0.5, inflightMax: 4, readProbability: 0 },
-  });
+  const core = { electionTimeoutTicks: rng.between(8, 14), heartbeatIntervalTicks: 1, preVote: rng.chance(0.5), checkQuorum: rng.chance(0.5) };
+  const cluster = makeCluster({ seed, testName, nodeCount: 3, core, persistDelayTicksMax: rng.between(0, 2), workload: { proposeProbability: 0.5, inflightMax: 4, readProbability: 0 } });
   cluster.checkers.membership.checkTransitions = checkTransitions;
   try {
     cluster.workload.enabled = true;

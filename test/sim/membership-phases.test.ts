@@ -19,8 +19,7 @@ import type { ClusterConfig } from "../../src/proto/schema.js";
 import { Rng } from "../../src/rng.js";
 import type { Cluster } from "./cluster.js";
 import { logTermOf } from "./core-internals.js";
-import { makeCluster, waitApplied, waitFor, waitForLeader } from "./helpers.js";
-import { MembershipWorkload } from "./membership-workload.js";
+import { addLearnersCaughtUp, makeCluster, scenarioMembership, waitFor, waitForLeader } from "./helpers.js";
 import { RELIABLE_NETWORK } from "./network.js";
 import type { NodeHost } from "./node-host.js";
 import { converge } from "./simulation.js";
@@ -92,15 +91,10 @@ function jointChangeWithCrash(seed: number, testName: string, phase: Phase, vict
     persistDelayTicksMax: rng.between(0, 3),
     workload: { proposeProbability: 0.3, inflightMax: 3, readProbability: 0.05 },
   });
-  const membership = new MembershipWorkload(cluster, rng.derive("membership"), { operations: [], secondChangeProbability: 0.3, retryTicksMax: 10 });
-  cluster.tickHooks.push(() => membership.step());
-  membership.enabled = true;
-  membership.startsAllowed = false;
+  const membership = scenarioMembership(cluster, rng.derive("membership"), { secondChangeProbability: 0.3, retryTicksMax: 10 });
   cluster.workload.enabled = true;
   waitForLeader(cluster);
-  membership.begin("add-learner", [{ add: [4, 5] }]);
-  waitFor(cluster, () => !membership.busy(), 1500, "learners 4 and 5 added");
-  waitApplied(cluster, waitForLeader(cluster).raft().commitIndex(), [4, 5], 1500);
+  addLearnersCaughtUp(cluster, membership, [4, 5]);
 
   const leaving = rng.shuffled([1, 2, 3]).slice(0, 2);
   const target = [...[1, 2, 3].filter((id) => !leaving.includes(id)), 4, 5].sort((a, b) => a - b);

@@ -12,9 +12,8 @@ import { Rng } from "../../src/rng.js";
 import type { ConfigChange } from "../../src/raft/config-change.js";
 import { simMember } from "./cluster.js";
 import { logTermOf } from "./core-internals.js";
-import { makeCluster, waitApplied, waitFor, waitForLeader } from "./helpers.js";
+import { addLearnersCaughtUp, makeCluster, scenarioMembership, waitApplied, waitFor, waitForLeader } from "./helpers.js";
 import type { MembershipOperation, MembershipWorkloadOptions } from "./membership-workload.js";
-import { MembershipWorkload } from "./membership-workload.js";
 import type { NodeHost } from "./node-host.js";
 import { HOSTILE_NETWORK, RELIABLE_NETWORK, UNRELIABLE_NETWORK } from "./network.js";
 import { converge, NO_FAULTS, randomCoreSettings, runSimulation, type FaultPlan, type SimulationReport } from "./simulation.js";
@@ -121,13 +120,7 @@ describe("membership scenarios", () => {
   seededTest("a leader cut off from its voters with only learners does not commit", [8801, 8802, 8803], (seed, testName) => {
     const rng = new Rng(seed).derive("scenario");
     const cluster = makeCluster({ seed, testName, nodeCount: 3, core: { electionTimeoutTicks: 10, heartbeatIntervalTicks: 1, checkQuorum: rng.chance(0.5) } });
-    const membership = new MembershipWorkload(cluster, rng.derive("membership"), { operations: [] });
-    cluster.tickHooks.push(() => membership.step());
-    membership.enabled = true;
-    membership.begin("add-learner", [{ add: [4, 5] }]);
-    waitFor(cluster, () => !membership.busy(), 1000, "learners 4 and 5 added");
-    const leader = waitForLeader(cluster);
-    waitApplied(cluster, leader.raft().commitIndex(), [4, 5]);
+    const leader = addLearnersCaughtUp(cluster, scenarioMembership(cluster, rng.derive("membership")), [4, 5]);
     const voters = [1, 2, 3].filter((id) => id !== leader.id);
     cluster.network.partition([[leader.id, 4, 5], voters]);
     cluster.network.setFaults({ ...RELIABLE_NETWORK, dropRequestProbability: 0.1, dropReplyProbability: 0.1, delayTicksMax: 3 });
