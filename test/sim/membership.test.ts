@@ -123,7 +123,8 @@ describe("membership scenarios", () => {
     const leader = addLearnersCaughtUp(cluster, scenarioMembership(cluster, rng.derive("membership")), [4, 5]);
     const voters = [1, 2, 3].filter((id) => id !== leader.id);
     cluster.network.partition([[leader.id, 4, 5], voters]);
-    cluster.network.setFaults({ ...RELIABLE_NETWORK, dropRequestProbability: 0.1, dropReplyProbability: 0.1, delayTicksMax: 3 });
+    // Acknowledgements are lost, duplicated and late; the appends reach the learners.
+    cluster.network.setFaults({ ...RELIABLE_NETWORK, dropReplyProbability: 0.2, duplicateProbability: 0.1, delayTicksMax: 3 });
     const position = cluster.propose(leader.id, "only-learners-have-it");
     // Under an election timeout: with CheckQuorum the leader steps down after one.
     for (let tick = 0; tick < 9; tick++) {
