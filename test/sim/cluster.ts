@@ -105,9 +105,10 @@ export class Cluster implements HostObserver {
   /** Called at step 3 of every tick. */
   readonly tickHooks: (() => void)[] = [];
   /**
-   * Called after the checks on a live node, after every message it handled and after
-   * every pump: a test that must act at an exact moment (a crash in a given phase of a
-   * change) acts here. It may crash nodes.
+   * Called on a live node after every message it handled (after the checks), after every
+   * Ready it advanced (a leader commits on its own persistence there, before the next
+   * Ready sends anything) and after every pump: a test that must act at an exact moment
+   * (a crash in a given phase of a change) acts here. It may crash nodes.
    */
   readonly stepWatchers: ((node: NodeHost) => void)[] = [];
   /** Extra observers of applies and reads (tests). */
@@ -202,6 +203,10 @@ export class Cluster implements HostObserver {
   onApplied(node: NodeHost, entry: Entry): void {
     this.workload.onApplied(node, entry);
     for (const listener of this.applyListeners) listener(node, entry);
+  }
+
+  onAdvanced(node: NodeHost): void {
+    this.watch(node);
   }
 
   onReadServed(node: NodeHost, readState: ReadState): void {

@@ -47,6 +47,8 @@ export interface HostObserver {
   onApplied(node: NodeHost, entry: Entry): void;
   /** A read became servable on `node`; its state machine is at least at `readState.index`. */
   onReadServed(node: NodeHost, readState: ReadState): void;
+  /** `node` advanced a Ready (a leader may have committed on its own persistence); it may crash nodes. */
+  onAdvanced(node: NodeHost): void;
 }
 
 export interface NodeHostOptions {
@@ -333,6 +335,7 @@ export class NodeHost {
     if (!advance) return;
     this.core!.advance(ready);
     if (this.removalLearned) return this.retire();
+    this.options.observer.onAdvanced(this);
     this.maybeCompact();
   }
 
