@@ -353,8 +353,12 @@ function handleSnapshotResponse(raft: Raft, progress: Progress, message: Message
     resendSnapshotWindow(raft, message.from, progress, message.index);
     return;
   }
-  if (message.index <= transfer.offset || message.index > transfer.sentOffset) return; // stale or duplicate
-  transfer.offset = message.index;
+  if (message.index <= transfer.offset) return; // stale or duplicate
+  // The follower may hold more than the window sent since it was last moved back (its
+  // acknowledgements were lost, then a late rejection or a restarted transfer resent an
+  // earlier window): it acknowledges only durable chunks, so resume from its offset.
+  transfer.offset = Math.min(message.index, transfer.meta.sizeBytes);
+  transfer.sentOffset = Math.max(transfer.sentOffset, transfer.offset);
   transfer.idleTicks = 0;
   sendSnapshotChunks(raft, message.from, progress);
 }

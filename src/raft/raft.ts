@@ -236,10 +236,16 @@ export class Raft {
     this.tickRole();
   }
 
-  /** Followers and candidates: campaign after a randomized election timeout (section 5.2). */
+  /**
+   * Followers and candidates: campaign after a randomized election timeout (section 5.2).
+   * A node that may not campaign (a learner, or a voter whose log does not say so yet) lets
+   * the count run on, as etcd does: the lease of thesis 4.2.3 is measured from the last word
+   * of a leader, and restarting it every timeout would keep such a node in the lease of a
+   * dead leader for ever, refusing the votes a newer configuration needs from it.
+   */
   private tickElection(): void {
     this.electionElapsed += 1;
-    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+    if (this.electionElapsed >= this.randomizedElectionTimeout && this.promotable()) {
       this.electionElapsed = 0;
       this.hup(false);
     }

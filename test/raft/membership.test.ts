@@ -341,6 +341,30 @@ describe("removing members (thesis 4.2.2, 4.2.3)", () => {
     // Reference: thesis 4.2.3 (PreVote, and ignoring RequestVote while a leader is known)
   });
 
+  it("a node whose log does not yet make it a voter grants its vote once its leader is silent for an election timeout", () => {
+    // Node 4 is a learner in its log, but a later configuration (not yet on node 4) made it a
+    // voter: the other voters may need its vote. It heard from leader 1, then nothing more.
+    // The draw 0 makes its randomized election timeout exactly the base: the lease must end
+    // all the same, for it is measured from the last word of the leader.
+    const storage = new MemoryStorage();
+    storage.append([configEntry(1, 1, [1, 2, 3]), { index: 2, term: 1, type: EntryType.CLUSTER_CONFIG, data: encodeConfigEntry(clusterConfigOf([1, 2, 3], [4])) }]);
+    storage.setHardState({ term: 1, vote: 0, commit: 2 });
+    const node = { core: newCore(4, [], storage, { preVote: true, checkQuorum: true, random: () => 0 }), storage };
+    node.core.step(message({ type: MessageType.HEARTBEAT, from: 1, to: 4, term: 2, commit: 2 }));
+    drain(node);
+    expect(node.core.softState().leader).toBe(1);
+    for (let i = 0; i < 30; i++) node.core.tick();
+    drain(node);
+    node.core.step(message({ type: MessageType.PRE_VOTE, from: 2, to: 4, term: 3, index: 5, logTerm: 2 }));
+    node.core.step(message({ type: MessageType.VOTE, from: 2, to: 4, term: 3, index: 5, logTerm: 2 }));
+    const answers = drain(node).filter((m) => m.to === 2);
+    expect(answers.map((m) => [m.type, m.reject])).toEqual([
+      [MessageType.PRE_VOTE_RESPONSE, false],
+      [MessageType.VOTE_RESPONSE, false],
+    ]);
+    // Reference: thesis 4.1 ("a server grants its vote to a candidate that is not part of the server's latest configuration"), 4.2.3 (the lease: "within the minimum election timeout of hearing from a current leader")
+  });
+
   it("CheckQuorum counts voters only: a leader that hears only from a learner steps down", () => {
     const net = clusterWithLearners([4], { checkQuorum: true });
     net.isolate(2);

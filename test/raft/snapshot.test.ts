@@ -213,6 +213,21 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
     // Reference: section 7 (InstallSnapshot is retried like any RPC, section 5.1 "Servers retry RPCs if they do not receive a response in a timely manner")
   });
 
+  it("a follower that holds more of the snapshot than the window the leader resends makes the leader resume from its offset", () => {
+    const { net, meta } = followerBehindSnapshot({ snapshotChunkBytes: 100, entries: 3, snapshotBytes: 1000 });
+    // The acknowledgements of the chunks after offset 400 are lost: the follower holds 800 bytes, the leader knows of 400.
+    net.filters.push((m) => !(m.type === MessageType.SNAPSHOT_RESPONSE && m.index > 400));
+    net.tickAll(3);
+    expect(net.node(3).incoming.chunks.reduce((bytes, chunk) => bytes + chunk.length, 0)).toBe(800);
+    // A rejection sent early in the transfer (a chunk had arrived out of order), delivered late: the leader goes back to 0.
+    const term = net.core(1).softState().term;
+    net.core(1).step(message({ type: MessageType.SNAPSHOT_RESPONSE, from: 3, to: 1, term, reject: true, index: 0, snapshot: { meta, offset: 0, data: new Uint8Array(0), done: false } }));
+    net.heal();
+    net.tickAll(60);
+    expect(net.node(3).storage.snapshotMeta().sizeBytes, "the snapshot installed").toBe(1000);
+    // Reference: section 7 (InstallSnapshot "offset": the follower says where it stands; the leader resumes there)
+  });
+
   it("reportSnapshot(false) returns the follower to probe state", () => {
     const { net } = followerBehindSnapshot({ snapshotChunkBytes: 100, entries: 3, snapshotBytes: 250 });
     net.filters.push((m) => m.type !== MessageType.SNAPSHOT);

@@ -20,8 +20,12 @@
  *   - Commit never goes backwards, durable or in memory, across restarts too; the
  *     durable term never decreases and a node never changes its vote within a term;
  *     the durable commit index never exceeds the durable last index.
+ * None of these looks at the cluster's configuration, so they hold across membership
+ * changes as they are; the membership properties are in membership-checkers.ts
+ * (`membership`).
  */
 import type { Entry, HardState, RaftLogStorage, SnapshotMeta, SoftState } from "../../src/raft/types.js";
+import { MembershipCheckers } from "./membership-checkers.js";
 import { hashBytes } from "./state-machine.js";
 import type { VirtualClock } from "./time.js";
 
@@ -80,8 +84,11 @@ export class Checkers {
   /** Highest index known committed anywhere. */
   committedIndexMax = 0;
   checksRun = 0;
+  readonly membership: MembershipCheckers;
 
-  constructor(private readonly clock: VirtualClock) {}
+  constructor(private readonly clock: VirtualClock) {
+    this.membership = new MembershipCheckers(clock);
+  }
 
   private fail(property: string, detail: string): never {
     throw new SafetyViolation(property, this.clock.now(), detail);
