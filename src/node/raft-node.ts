@@ -34,7 +34,7 @@ import type { RaftStorage } from "../../storage/raft-storage.js";
 import type { NodeTransport } from "../transport/node-transport.js";
 import { closedError, NodeErrorCode } from "./errors.js";
 import { silentLogger, type Logger } from "./logger.js";
-import { membershipView, PendingConfigChanges, type MembershipView } from "./membership.js";
+import { membershipView, nodeMembership, PendingConfigChanges, type MembershipView } from "./membership.js";
 import { NodeMetrics } from "./metrics.js";
 import {
   ELECTION_TIMEOUT_TICKS_DEFAULT,
@@ -485,6 +485,7 @@ export class RaftNode<Result = unknown> {
     const soft = this.core.softState();
     const hard = this.core.hardState();
     const config = this.core.clusterConfig();
+    const removed = this.removalCountdownTicks !== undefined || (this.fatal as RaftwalError | undefined)?.code === NodeErrorCode.REMOVED;
     return {
       id: this.options.id,
       role: soft.role,
@@ -496,7 +497,8 @@ export class RaftNode<Result = unknown> {
       snapshotIndex: this.storage.snapshotMeta().index,
       configIndex: config.index,
       voter: isVoter(config.config, this.options.id),
-      removed: this.removalCountdownTicks !== undefined || (this.fatal as RaftwalError | undefined)?.code === NodeErrorCode.REMOVED,
+      removed,
+      membership: nodeMembership(config.config, this.options.id, removed),
       progress: this.core.progress(),
     };
   }
