@@ -7,12 +7,14 @@
  * exit code, never a stack trace (set RAFTWAL_DEBUG=1 to get one for a bug report).
  *
  * Subcommand groups register here, one module each: `wal` (wal-commands.ts); `node`,
- * `cluster`, `kv` (node-commands.ts); `torture` (torture-command.ts).
+ * `cluster`, `kv` (node-commands.ts, cluster-command.ts); `member` (member-commands.ts);
+ * `torture` (torture-command.ts).
  */
 import { Command, CommanderError } from "commander";
 import { RaftwalError } from "../errors.js";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { CliError, ExitCode, type CliIo } from "./io.js";
+import { registerMemberCommands } from "./member-commands.js";
 import { registerNodeCommands } from "./node-commands.js";
 import { registerWalCommands } from "./wal-commands.js";
 import { registerTortureCommand } from "./torture-command.js";
@@ -36,6 +38,7 @@ function buildProgram(context: CliContext): Command {
     });
   registerWalCommands(program, context);
   registerNodeCommands(program, context);
+  registerMemberCommands(program, context);
   registerTortureCommand(program, context);
   return program;
 }
