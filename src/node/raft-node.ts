@@ -50,7 +50,7 @@ import {
 } from "./options.js";
 import { PendingProposals } from "./pending-proposals.js";
 import { PendingReads } from "./pending-reads.js";
-import { memberAddress, openNodeParts, peerAddresses } from "./startup.js";
+import { memberAddress, openNodeParts, transportPeers } from "./startup.js";
 
 /** Bytes a WAL record adds to an entry's data (record header, protobuf framing, padding): an estimate for the policy. */
 const WAL_RECORD_OVERHEAD_BYTES_ESTIMATE = 56;
@@ -69,6 +69,8 @@ export class RaftNode<Result = unknown> {
   private kickScheduled = false;
   private fatal: Error | undefined;
   private applied: number;
+  /** The configuration at the applied index: its members stay peers until a later one is applied (transportPeers). */
+  private appliedConfig: ClusterConfig;
   /** The hard state of the last advanced Ready: its commit is covered by the durable log. */
   private advancedHardState: HardState;
   private soft: SoftState;
@@ -83,6 +85,7 @@ export class RaftNode<Result = unknown> {
     private readonly logger: Logger,
   ) {
     this.applied = storage.snapshotMeta().index;
+    this.appliedConfig = core.clusterConfigAt(this.applied);
     this.advancedHardState = storage.hardState();
     this.soft = core.softState();
   }
@@ -271,6 +274,8 @@ export class RaftNode<Result = unknown> {
     const unknownFate = () => new RaftwalError(RaftErrorCode.PROPOSAL_DROPPED, "a snapshot from the leader replaced this node's log; the proposal's fate is unknown");
     this.proposals.skippedTo(snapshot.index, unknownFate);
     this.configChanges.snapshotInstalled(snapshot.index, snapshot.config, unknownFate);
+    this.appliedConfig = snapshot.config;
+    this.updatePeers();
     this.noticeRemoval(snapshot.config, snapshot.index);
     this.logger.info("installed a snapshot from the leader", { index: snapshot.index, term: snapshot.term });
   }
@@ -314,14 +319,21 @@ export class RaftNode<Result = unknown> {
     this.logger.info("snapshot taken", { index: meta.index, term: meta.term, sizeBytes: meta.sizeBytes });
   }
 
-  /** The configuration in force changed (on append: thesis 4.1): connect to new members, drop removed ones. */
+  /** The configuration in force changed (on append: thesis 4.1): connect to new members. */
   private observeClusterConfig(config: ClusterConfig): void {
-    this.transport.setPeers(peerAddresses(config, this.options.id));
+    this.updatePeers();
     this.logger.info("configuration changed", { configuration: describeClusterConfig(config) });
   }
 
-  /** A committed configuration was applied: membership requests waiting for it complete. */
+  /** The transport's peers: the members in force and those of the applied configuration (startup.ts, transportPeers). */
+  private updatePeers(): void {
+    this.transport.setPeers(transportPeers(this.core.clusterConfig().config, this.appliedConfig, this.options.id));
+  }
+
+  /** A committed configuration was applied: membership requests waiting for it complete; members it removed are dropped. */
   private configApplied(index: number, term: number, config: ClusterConfig): void {
+    this.appliedConfig = config;
+    this.updatePeers();
     this.configChanges.applied(index, term, config);
     this.metrics.configChanges.inc();
     this.noticeRemoval(config, index);
