@@ -193,7 +193,8 @@ export class LocalCluster {
    * never reused), peer port `basePort + id - 1` and API port 100 above (they must be free:
    * reserve them with findFreeBasePort), a fresh data directory. With `ask` (the default)
    * it asks a running member's API to add it (`raftwal node --join URL`); with `ask: false`
-   * it waits for `addLearner`. Resolves with its spec once its API answers.
+   * it waits for `addLearner`. Resolves with its spec once it is a learner (asked) or its API
+   * answers (not asked).
    */
   async joinNode(options: { ask?: boolean } = {}): Promise<LocalNodeSpec> {
     const spec = this.specOf(++this.highestId);
@@ -207,7 +208,20 @@ export class LocalCluster {
     this.joining.set(spec.id, via);
     this.startNode(spec.id);
     await this.waitForApi(spec.id);
+    if (via) await this.waitForMembership(spec.id);
     return spec;
+  }
+
+  /** Waits until node `id` is in a configuration (its join request was answered and the leader reached it). */
+  private async waitForMembership(id: number, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (!this.isRunning(id)) throw new Error(`node ${id} exited while joining: ${this.lastLine(id) ?? "see its log"}`);
+      const membership = (await this.status(id))?.membership;
+      if (membership !== undefined && membership !== "joining") return;
+      await delay(50);
+    }
+    throw new Error(`node ${id} was not added within ${timeoutMs} ms`);
   }
 
   /** Adds node `id` (started by `joinNode({ ask: false })`) as a learner, through any running member's API. */
