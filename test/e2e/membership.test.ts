@@ -6,13 +6,15 @@
  * Every process started here is stopped in afterEach; ports are picked free (with room for
  * the nodes that join); data lives in a temp dir that is removed.
  */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ClusterSupervisor } from "../../src/cli/cluster-command.js";
 import { ExitCode } from "../../src/cli/io.js";
-import { API_PORT_OFFSET, findFreeBasePort, LocalCluster, type NodeExit } from "../../src/cli/local-cluster.js";
+import { API_PORT_OFFSET, CLI_ENTRY, findFreeBasePort, LocalCluster, type NodeExit } from "../../src/cli/local-cluster.js";
 import { KvClient, KvError, type MembersAnswer } from "../../src/kv/client.js";
 
 const clusters: LocalCluster[] = [];
@@ -88,6 +90,17 @@ async function staleRead(apiUrl: string, key: string): Promise<string | undefine
   } finally {
     client.close();
   }
+}
+
+/** Runs `raftwal node` with `args` until it exits (bounded: killed after 30 s); its exit code and last plain stderr line. */
+async function runNode(args: string[]): Promise<{ code: number | null; lastLine: string | undefined }> {
+  const child = spawn(process.execPath, [CLI_ENTRY, "node", "--cluster-id", "local", "--log-level", "warn", "--tick-ms", "20", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const [code] = (await once(child, "exit")) as [number | null];
+  clearTimeout(timer);
+  return { code, lastLine: stderr.split("\n").filter((line) => line !== "" && !line.startsWith("{")).pop() };
 }
 
 const roles = (answer: MembersAnswer) => answer.members.map((member) => [member.id, member.role]);
@@ -192,7 +205,7 @@ describe("membership of a cluster of processes", () => {
 });
 
 describe("raftwal cluster's supervisor", () => {
-  it("does not restart a node that refused its empty data directory, nor one that was removed; it prints why", async () => {
+  it("does not restart a node that refused its empty data directory, nor one that was removed; it prints why (and the removed id cannot join again)", async () => {
     const { cluster, dir, exits } = await startCluster();
     const lines: string[] = [];
     const supervisor = new ClusterSupervisor(cluster, { write: (text: string) => lines.push(...text.trimEnd().split("\n")) }, 100);
@@ -216,6 +229,10 @@ describe("raftwal cluster's supervisor", () => {
     // Replace nothing: remove both the lost node and a running one; the running one stops by itself.
     await cluster.removeNode(lost);
     await cluster.removeNode(kept);
+    // Its id cannot come back, not even on a fresh directory: asking to join is refused, the node exits 1 with one line.
+    const rejoin = await runNode(["--id", String(lost), "--dir", join(dir, "fresh"), "--listen", `127.0.0.1:${await findFreeBasePort(1)}`, "--join", cluster.spec(leader).apiUrl]);
+    expect(rejoin.code).toBe(1);
+    expect(rejoin.lastLine).toMatch(new RegExp(`^raftwal: node ${lost} could not join through http://.*: node ${lost} was removed from this cluster; ids are never reused .*\\[RAFT_ERR_INVALID_CONFIG_CHANGE\\]$`));
     const stopped = lines.find((l) => l.startsWith(`node ${kept} stopped; not restarting it`));
     expect(stopped).toMatch(/node \d was removed from the cluster and stopped/);
     expect(supervisor.pendingRestarts()).toEqual([]);
