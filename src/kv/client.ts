@@ -2,7 +2,8 @@
  * An HTTP client of the KV service: follows the leader's redirects, retries writes that
  * got no answer with the same (client id, seq) so each write takes effect exactly once,
  * and keeps connections alive. It also lists and changes the cluster's membership
- * (members-api.ts); a change is retried only when no leader took it.
+ * (members-api.ts); a change is retried only when nothing was done (no leader took it
+ * yet, or another change was in progress).
  */
 import { randomUUID } from "node:crypto";
 import http from "node:http";
@@ -36,7 +37,7 @@ export interface NewMember {
 }
 
 /**
- * How one request is sent and retried: `retryable` decides whether a 503 answer or a
+ * How one request is sent and retried: `retryable` decides whether an error answer or a
  * connection error is tried again (on the next endpoint for a connection error) until the
  * operation timeout.
  */
@@ -49,19 +50,25 @@ interface RequestPolicy {
   timeoutMs?: number;
 }
 
-/** Writes carry a session (client id, seq), reads change nothing: any 503 or lost connection may be retried. */
-const RETRY_ALWAYS = (): boolean => true;
+/** Writes carry a session (client id, seq), reads change nothing: any 503 (retry later) or lost connection may be retried. */
+const RETRY_UNAVAILABLE = (error: unknown): boolean => !(error instanceof KvError) || error.status === 503;
 
 /**
- * A membership change has no session: retried only when nothing was done. A 503 that
- * says no leader took it (none known, not the leader, a new leader not ready yet), or a
- * refused connection. A timeout may still take effect, so it is reported instead.
+ * A membership change has no session: retried only when nothing was done. An answer that
+ * says no leader took it (none known, not the leader, a new leader not ready yet), or that
+ * another change is still in progress (two nodes joining at once), or a refused
+ * connection. A timeout may still take effect, so it is reported instead.
  */
 function changeNotStarted(error: unknown): boolean {
   if (error instanceof KvError) return CHANGE_NOT_STARTED_CODES.has(error.code);
   return (error as NodeJS.ErrnoException).code === "ECONNREFUSED";
 }
-const CHANGE_NOT_STARTED_CODES = new Set<string>([KvErrorCode.NO_LEADER, RaftErrorCode.NOT_LEADER, RaftErrorCode.LEADER_NOT_READY]);
+const CHANGE_NOT_STARTED_CODES = new Set<string>([
+  KvErrorCode.NO_LEADER,
+  RaftErrorCode.NOT_LEADER,
+  RaftErrorCode.LEADER_NOT_READY,
+  RaftErrorCode.CONFIG_CHANGE_IN_PROGRESS,
+]);
 
 /** Membership changes are rare: each on a new connection, so that no reused socket dies under one. */
 const CHANGE_AGENT = new http.Agent({ keepAlive: false });
@@ -126,13 +133,13 @@ export class KvClient {
 
   /** Linearizable by default; `stale` reads whatever the answering node has applied. */
   async get(key: string, options: { stale?: boolean } = {}): Promise<Buffer | undefined> {
-    const response = await this.request("GET", `/kv/${encodeURIComponent(key)}${options.stale ? "?stale=true" : ""}`, undefined, { accepted: [404], retryable: RETRY_ALWAYS });
+    const response = await this.request("GET", `/kv/${encodeURIComponent(key)}${options.stale ? "?stale=true" : ""}`, undefined, { accepted: [404], retryable: RETRY_UNAVAILABLE });
     return response.status === 404 ? undefined : response.body;
   }
 
   /** The membership as the leader sees it, with each member's progress; `stale`: the first answering node's own view. */
   async members(options: { stale?: boolean } = {}): Promise<MembersAnswer> {
-    const response = await this.request("GET", `/members${options.stale ? "?stale=true" : ""}`, undefined, { retryable: RETRY_ALWAYS });
+    const response = await this.request("GET", `/members${options.stale ? "?stale=true" : ""}`, undefined, { retryable: RETRY_UNAVAILABLE });
     return JSON.parse(response.body.toString()) as MembersAnswer;
   }
 
@@ -164,7 +171,7 @@ export class KvClient {
     const seq = ++this.seq;
     // The same (client id, seq) on every retry: the state machine applies the write once.
     const headers = { "x-raftwal-client-id": this.clientId, "x-raftwal-seq": String(seq) };
-    return this.request(method, `/kv/${encodeURIComponent(key)}${query}`, body, { headers, accepted, retryable: RETRY_ALWAYS });
+    return this.request(method, `/kv/${encodeURIComponent(key)}${query}`, body, { headers, accepted, retryable: RETRY_UNAVAILABLE });
   }
 
   private async change(method: string, path: string, body?: Buffer): Promise<MembersAnswer> {
@@ -194,7 +201,7 @@ export class KvClient {
             return response;
           }
           const error = parseError(response);
-          if (response.status !== 503 || !policy.retryable(error)) throw error;
+          if (!policy.retryable(error)) throw error;
           lastError = error;
           break;
         }

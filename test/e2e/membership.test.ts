@@ -173,8 +173,8 @@ describe("membership of a cluster of processes", () => {
       clients.push(writerClient);
       return new Writer(writerClient, `load${n}`);
     });
-    const four = await cluster.joinNode();
-    const five = await cluster.joinNode();
+    // Both at once: each asks to be added, and one of them finds the other's change in progress (it retries).
+    const [four, five] = await Promise.all([cluster.joinNode(), cluster.joinNode()]);
     await promoteWhenCaughtUp(cluster, four.id);
     const grown = await promoteWhenCaughtUp(cluster, five.id);
     expect(roles(grown)).toEqual([1, 2, 3, 4, 5].map((id) => [id, "voter"]));

@@ -131,6 +131,14 @@ describe("/members on a 3-node cluster", () => {
     await client.removeMember(5);
   });
 
+  it("KvClient retries a change refused because another is in progress: three learners added at once all join", async () => {
+    const ids = [6, 7, 8];
+    // Each in its own request at the same moment: the leader takes one change at a time.
+    await Promise.all(ids.map((id) => client.addLearner({ id, peerAddress: `127.0.0.1:${base + 4}` })));
+    expect(roles(await client.members())).toEqual([[1, "voter"], [2, "voter"], [3, "voter"], [6, "learner"], [7, "learner"], [8, "learner"]]);
+    for (const id of ids) await client.removeMember(id);
+  });
+
   it("refuses malformed requests with 400, 404 or 405 before anything is proposed", async () => {
     const leaderUrl = url(leader);
     const before = (await client.members()).index;
