@@ -8,8 +8,9 @@
  * | `GET /kv/{key}?stale=true`       | 200 from this node's state, without a leadership check          |
  * | `DELETE /kv/{key}`               | 200 `{"ok":true}`, 404 if the key was absent                    |
  * | `POST /kv/{key}?cas` JSON body   | `{"expect": string or null, "value": string}`: 200, 409 with `current` on mismatch, 404 if absent |
- * | `GET /status`                    | role, term, leader, commit/applied indexes, per-peer progress   |
+ * | `GET /status`                    | role, term, leader, membership, commit/applied indexes, per-peer progress |
  * | `GET /metrics`                   | Prometheus text format                                          |
+ * | `/members` ...                   | the cluster's membership and changes to it (members-api.ts)     |
  *
  * Writes on a follower are answered `307 Temporary Redirect` to the same path on the
  * leader's API (307 keeps the method and body); `503` when no leader is known. Errors are
@@ -33,12 +34,11 @@ import type { RaftNode } from "../node/raft-node.js";
 import { encodeCommand, KEY_BYTES_MAX, VALUE_BYTES_MAX, type KvWriteCommand } from "./command.js";
 import { KvErrorCode } from "./errors.js";
 import { errorAnswer } from "./http-errors.js";
+import { drain, json, readBody, redirectToLeader, type ApiAddress } from "./http-io.js";
+import { MembersRoutes } from "./members-api.js";
 import type { KvResult, KvStateMachine } from "./state-machine.js";
 
-export interface ApiAddress {
-  host: string;
-  port: number;
-}
+export type { ApiAddress };
 
 export interface KvHttpApiOptions {
   node: RaftNode<KvResult>;
@@ -53,7 +53,7 @@ export interface KvHttpApiOptions {
 
 /**
  * Routes a host adds under one path prefix: `handle` answers every request whose path
- * starts with `pathPrefix` (404s included), after `/status` and `/metrics`, before `/kv/`.
+ * starts with `pathPrefix` (404s included), after `/status`, `/metrics` and `/members`, before `/kv/`.
  */
 export interface ExtraRoutes {
   /** For example "/admin/". */
@@ -66,8 +66,11 @@ const REQUEST_BODY_BYTES_MAX = 2 * VALUE_BYTES_MAX + 1024;
 
 export class KvHttpApi {
   private server: http.Server | undefined;
+  private readonly members: MembersRoutes;
 
-  constructor(private readonly options: KvHttpApiOptions) {}
+  constructor(private readonly options: KvHttpApiOptions) {
+    this.members = new MembersRoutes({ node: options.node, apiAddressOf: options.apiAddressOf });
+  }
 
   async start(): Promise<ApiAddress> {
     const server = http.createServer({ keepAlive: true }, (request, response) => {
@@ -104,6 +107,7 @@ export class KvHttpApi {
       response.end(text);
       return;
     }
+    if (this.members.serves(url.pathname)) return this.members.handle(request, response, url);
     const extra = this.options.extraRoutes;
     if (extra && url.pathname.startsWith(extra.pathPrefix)) return extra.handle(request, response, url);
     if (!url.pathname.startsWith("/kv/")) throw new RaftwalError(KvErrorCode.NO_ROUTE, `no route ${request.method} ${url.pathname}`);
@@ -112,7 +116,7 @@ export class KvHttpApi {
       case "GET":
         return this.get(key, url.searchParams.get("stale") === "true", response);
       case "PUT": {
-        const value = await readBody(request);
+        const value = await readBody(request, REQUEST_BODY_BYTES_MAX);
         if (value.length > VALUE_BYTES_MAX) throw new RaftwalError(KvErrorCode.TOO_LARGE, `the value is larger than ${VALUE_BYTES_MAX} bytes`);
         return this.write(request, response, { op: "put", key, value });
       }
@@ -121,7 +125,7 @@ export class KvHttpApi {
         return this.write(request, response, { op: "delete", key });
       case "POST": {
         if (!url.searchParams.has("cas")) throw new RaftwalError(KvErrorCode.BAD_REQUEST, "POST /kv/{key} needs ?cas");
-        const cas = parseCasBody(await readBody(request));
+        const cas = parseCasBody(await readBody(request, REQUEST_BODY_BYTES_MAX));
         return this.write(request, response, { op: "cas", key, ...cas });
       }
       default:
@@ -173,10 +177,7 @@ export class KvHttpApi {
   }
 
   private redirect(request: http.IncomingMessage, response: http.ServerResponse, leader: number): void {
-    const target = leader ? this.options.apiAddressOf(leader) : undefined;
-    if (!target) throw new RaftwalError(KvErrorCode.NO_LEADER, "no leader is known; retry shortly");
-    response.writeHead(307, { location: `http://${target.host}:${target.port}${request.url ?? "/"}`, "x-raftwal-leader": String(leader) });
-    response.end();
+    redirectToLeader(request, response, leader, this.options.apiAddressOf);
   }
 
   /** Answers with the status the error's code maps to (http-errors.ts); `details` join the body. */
@@ -195,12 +196,6 @@ export class KvHttpApi {
 function noLeaderOnNotLeader(error: unknown): never {
   if (error instanceof NotLeaderError) throw new RaftwalError(KvErrorCode.NO_LEADER, error.message, { cause: error });
   throw error;
-}
-
-function json(response: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  response.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  response.end(text);
 }
 
 function decodeKey(raw: string): string {
@@ -240,22 +235,4 @@ function parseCasBody(body: Uint8Array): { expect: Uint8Array | null; value: Uin
   }
   const encoder = new TextEncoder();
   return { expect: expect === null ? null : encoder.encode(expect), value: encoder.encode(value) };
-}
-
-async function readBody(request: http.IncomingMessage): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > REQUEST_BODY_BYTES_MAX) throw new RaftwalError(KvErrorCode.TOO_LARGE, `the body is larger than ${REQUEST_BODY_BYTES_MAX} bytes`);
-    chunks.push(chunk);
-  }
-  const body = Buffer.concat(chunks);
-  return body;
-}
-
-async function drain(request: http.IncomingMessage): Promise<void> {
-  for await (const _chunk of request) {
-    // discard
-  }
 }

@@ -19,12 +19,21 @@ export const HTTP_STATUS_BY_CODE: ReadonlyMap<string, number> = new Map([
   [KvErrorCode.METHOD_NOT_ALLOWED, 405],
   [KvErrorCode.CAS_MISMATCH, 409],
   [KvErrorCode.STALE_SEQUENCE, 409],
+  // Membership changes (/members): a change that conflicts with the cluster's state now
+  // (another change pending, a learner not caught up yet) is 409, an unknown member 404,
+  // a change that can never be made 400.
+  [RaftErrorCode.CONFIG_CHANGE_IN_PROGRESS, 409],
+  [RaftErrorCode.LEARNER_BEHIND, 409],
+  [RaftErrorCode.UNKNOWN_MEMBER, 404],
+  [RaftErrorCode.INVALID_CONFIG_CHANGE, 400],
+  [RaftErrorCode.LAST_VOTER, 400],
   [KvErrorCode.TOO_LARGE, 413],
   [KvErrorCode.INTERNAL, 500],
   // Retry later: no leader right now, or the outcome is not known (a timed-out write may
   // still take effect: retry it with the same client id and seq).
   [KvErrorCode.NO_LEADER, 503],
   [RaftErrorCode.NOT_LEADER, 503],
+  [RaftErrorCode.LEADER_NOT_READY, 503],
   [RaftErrorCode.PROPOSAL_DROPPED, 503],
   [NodeErrorCode.TIMEOUT, 503],
   [NodeErrorCode.PROPOSAL_LOST, 503],

@@ -14,6 +14,7 @@ export {
   type PeerConfig,
   type PeerAddress,
   type InitialClusterState,
+  type NodeMembership,
 } from "./options.js";
 export type { MembershipView, MemberView } from "./membership.js";
 export type { StateMachine } from "./state-machine.js";

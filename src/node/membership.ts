@@ -103,6 +103,20 @@ export async function prepareDataDirectory(
   );
 }
 
+/**
+ * A node's place in the configuration in force: "voter" (of C_new, or of the only half),
+ * "learner", "leaving" (a voter of the outgoing half only, while a joint configuration is
+ * left), "joining" (in no configuration yet: it waits for a leader to add it), "removed".
+ */
+export type NodeMembership = MemberView["role"] | "joining" | "removed";
+
+export function nodeMembership(config: ClusterConfig, id: number, removed: boolean): NodeMembership {
+  if (removed || config.removed.includes(id)) return "removed";
+  if (config.voters.includes(id)) return "voter";
+  if (isLearner(config, id)) return "learner";
+  return config.votersOutgoing.includes(id) ? "leaving" : "joining";
+}
+
 export function membershipView(config: ClusterConfig, index: number, committed: boolean): MembershipView {
   const role = (id: number): MemberView["role"] => (config.voters.includes(id) ? "voter" : isLearner(config, id) ? "learner" : "leaving");
   const members = config.members.map((member) => ({ ...member, role: role(member.id) }));

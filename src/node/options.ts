@@ -10,10 +10,10 @@ import type { TcpTransportOptions } from "../transport/transport.js";
 import type { NodeTransport } from "../transport/node-transport.js";
 import type { PeerAddress, TransportTlsOptions } from "../transport/tls.js";
 import type { Logger } from "./logger.js";
-import type { InitialClusterState, PeerConfig } from "./membership.js";
+import type { InitialClusterState, NodeMembership, PeerConfig } from "./membership.js";
 import type { StateMachine } from "./state-machine.js";
 
-export type { InitialClusterState, PeerAddress, PeerConfig };
+export type { InitialClusterState, NodeMembership, PeerAddress, PeerConfig };
 
 export const TICK_MS_DEFAULT = 100;
 export { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT };
@@ -106,6 +106,8 @@ export interface NodeStatus {
   removed: boolean;
   /** What this node is still repairing from its peers (storage damage found at start), if anything. */
   repairing?: { lostFromIndex: number; targetIndex: number; hardStateLost: boolean };
+  /** This node's place in the configuration in force (membership.ts, `NodeMembership`). */
+  membership: NodeMembership;
   /** Replication progress of every member (only on the leader). */
   progress: PeerProgress[];
 }

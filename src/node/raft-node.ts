@@ -34,7 +34,7 @@ import type { RaftStorage } from "../../storage/raft-storage.js";
 import type { NodeTransport } from "../transport/node-transport.js";
 import { closedError, NodeErrorCode } from "./errors.js";
 import { silentLogger, type Logger } from "./logger.js";
-import { membershipView, PendingConfigChanges, type MembershipView } from "./membership.js";
+import { membershipView, nodeMembership, PendingConfigChanges, type MembershipView } from "./membership.js";
 import { NodeMetrics } from "./metrics.js";
 import {
   ELECTION_TIMEOUT_TICKS_DEFAULT,
@@ -51,7 +51,7 @@ import {
 } from "./options.js";
 import { PendingProposals } from "./pending-proposals.js";
 import { PendingReads } from "./pending-reads.js";
-import { memberAddress, openNodeParts, peerAddresses } from "./startup.js";
+import { memberAddress, openNodeParts, transportPeers } from "./startup.js";
 
 /** Bytes a WAL record adds to an entry's data (record header, protobuf framing, padding): an estimate for the policy. */
 const WAL_RECORD_OVERHEAD_BYTES_ESTIMATE = 56;
@@ -72,6 +72,8 @@ export class RaftNode<Result = unknown> {
   private kickScheduled = false;
   private fatal: Error | undefined;
   private applied: number;
+  /** The configuration at the applied index: its members stay peers until a later one is applied (transportPeers). */
+  private appliedConfig: ClusterConfig;
   /** The hard state of the last advanced Ready: its commit is covered by the durable log. */
   private advancedHardState: HardState;
   private soft: SoftState;
@@ -86,6 +88,7 @@ export class RaftNode<Result = unknown> {
     private readonly logger: Logger,
   ) {
     this.applied = storage.snapshotMeta().index;
+    this.appliedConfig = core.clusterConfigAt(this.applied);
     this.advancedHardState = storage.hardState();
     this.soft = core.softState();
     const state = core.recovering();
@@ -309,6 +312,8 @@ export class RaftNode<Result = unknown> {
     const unknownFate = () => new RaftwalError(RaftErrorCode.PROPOSAL_DROPPED, "a snapshot from the leader replaced this node's log; the proposal's fate is unknown");
     this.proposals.skippedTo(snapshot.index, unknownFate);
     this.configChanges.snapshotInstalled(snapshot.index, snapshot.config, unknownFate);
+    this.appliedConfig = snapshot.config;
+    this.updatePeers();
     this.noticeRemoval(snapshot.config, snapshot.index);
     this.logger.info("installed a snapshot from the leader", { index: snapshot.index, term: snapshot.term });
   }
@@ -352,14 +357,21 @@ export class RaftNode<Result = unknown> {
     this.logger.info("snapshot taken", { index: meta.index, term: meta.term, sizeBytes: meta.sizeBytes });
   }
 
-  /** The configuration in force changed (on append: thesis 4.1): connect to new members, drop removed ones. */
+  /** The configuration in force changed (on append: thesis 4.1): connect to new members. */
   private observeClusterConfig(config: ClusterConfig): void {
-    this.transport.setPeers(peerAddresses(config, this.options.id));
+    this.updatePeers();
     this.logger.info("configuration changed", { configuration: describeClusterConfig(config) });
   }
 
-  /** A committed configuration was applied: membership requests waiting for it complete. */
+  /** The transport's peers: the members in force and those of the applied configuration (startup.ts, transportPeers). */
+  private updatePeers(): void {
+    this.transport.setPeers(transportPeers(this.core.clusterConfig().config, this.appliedConfig, this.options.id));
+  }
+
+  /** A committed configuration was applied: membership requests waiting for it complete; members it removed are dropped. */
   private configApplied(index: number, term: number, config: ClusterConfig): void {
+    this.appliedConfig = config;
+    this.updatePeers();
     this.configChanges.applied(index, term, config);
     this.metrics.configChanges.inc();
     this.noticeRemoval(config, index);
@@ -523,6 +535,7 @@ export class RaftNode<Result = unknown> {
     const soft = this.core.softState();
     const hard = this.core.hardState();
     const config = this.core.clusterConfig();
+    const removed = this.removalCountdownTicks !== undefined || (this.fatal as RaftwalError | undefined)?.code === NodeErrorCode.REMOVED;
     return {
       id: this.options.id,
       role: soft.role,
@@ -535,7 +548,8 @@ export class RaftNode<Result = unknown> {
       configIndex: config.index,
       voter: isVoter(config.config, this.options.id),
       ...(this.core.recovering() ? { repairing: this.core.recovering() } : {}),
-      removed: this.removalCountdownTicks !== undefined || (this.fatal as RaftwalError | undefined)?.code === NodeErrorCode.REMOVED,
+      removed,
+      membership: nodeMembership(config.config, this.options.id, removed),
       progress: this.core.progress(),
     };
   }

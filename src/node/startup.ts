@@ -70,7 +70,7 @@ function buildTransport<Result>(options: RaftNodeOptions<Result>, core: RaftCore
     nodeId: options.id,
     clusterId: options.clusterId,
     listen,
-    peers: peerAddresses(config, options.id),
+    peers: transportPeers(config, core.clusterConfigAt(core.appliedIndex()), options.id),
     joining: config.voters.length === 0 && config.learners.length === 0,
     advertisedAddress: memberOf(config, options.id)?.peerAddress || formatAddress(listen),
     // Only a committed configuration's list of removed ids is final (ids are never reused).
@@ -85,7 +85,19 @@ export function memberAddress(config: ClusterConfig, id: number): PeerAddress | 
   return member ? parseAddress(member.peerAddress) : undefined;
 }
 
-/** Every member but this node, with its peer address: whom the transport connects to. */
+/**
+ * Whom the transport connects to and accepts: every member but this node of the
+ * configuration in force and of the last applied one. A member that an uncommitted change
+ * removes still counts until the change commits: a leader that removes itself leads until
+ * then (thesis 4.2.2), and its followers must still hear it and answer it for that change
+ * to commit (with the configuration in force alone they would cut it off at once, and it
+ * could never commit its own removal nor learn of it).
+ */
+export function transportPeers(inForce: ClusterConfig, applied: ClusterConfig, selfId: number): Map<number, PeerAddress> {
+  return new Map([...peerAddresses(applied, selfId), ...peerAddresses(inForce, selfId)]);
+}
+
+/** Every member but this node, with its peer address. */
 export function peerAddresses(config: ClusterConfig, selfId: number): Map<number, PeerAddress> {
   const peers = new Map<number, PeerAddress>();
   for (const member of config.members) {

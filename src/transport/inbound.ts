@@ -86,6 +86,11 @@ export class InboundConnection {
     });
   }
 
+  /** The verified remote node id; 0 until the handshake is accepted. */
+  get peerId(): number {
+    return this.#peerId;
+  }
+
   /** Ends the connection (graceful, bounded by closeTimeoutMs). */
   close(): Promise<void> {
     this.#closing = true;

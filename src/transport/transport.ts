@@ -212,9 +212,10 @@ export class TcpTransport implements NodeTransport {
 
   /**
    * Replaces the peer set (the cluster's configuration changed): links to peers no longer
-   * in it are closed and their queued messages dropped, a peer whose address changed is
-   * dialled at the new one, new peers are dialled when first sent to, and handshakes from
-   * ids outside the set are refused from now on.
+   * in it are closed and their queued messages dropped, and so are the connections they
+   * dialled (their next dial is refused, saying why: a removed node learns so); a peer
+   * whose address changed is dialled at the new one, new peers are dialled when first sent
+   * to, and handshakes from ids outside the set are refused from now on.
    */
   setPeers(peers: ReadonlyMap<number, PeerAddress>): void {
     this.#joining = false;
@@ -223,6 +224,7 @@ export class TcpTransport implements NodeTransport {
       this.#peers.delete(id);
       this.#peerIds.delete(id);
       this.#closeLinks(id);
+      for (const connection of this.#inbound) if (connection.peerId === id) void connection.close();
     }
     for (const [id, address] of peers) {
       if (id === this.#nodeId) continue;

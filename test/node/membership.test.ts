@@ -1,8 +1,9 @@
 /**
  * Membership in the node runtime, in-process on 127.0.0.1 with real TCP and disk:
  * bootstrap versus join versus an existing member, the replace workflow (add a learner,
- * let it catch up, promote it, remove the dead member), the removed node stopping, and a
- * node outside the configuration refused at the handshake with a reason on both ends.
+ * let it catch up, promote it, remove the dead member), the removed node stopping, a
+ * node outside the configuration refused at the handshake with a reason on both ends, and
+ * a leader removing itself (its followers keep it as a peer until the change commits).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -158,5 +159,20 @@ describe("starting a node: new, join or existing", () => {
     const stopped = new Promise<Error>((resolve) => back.node.onFatal(resolve));
     expect(await stopped).toMatchObject({ code: "NODE_ERR_REMOVED" });
     expect(leaderOf(nodes.filter((n) => n !== victim))?.node.status().term).toBe(leader.node.status().term);
+  });
+});
+
+describe("removing the leader (thesis 4.2.2)", () => {
+  it("the leader commits its own removal, hands over, and stops; the request resolves on it", async () => {
+    const { nodes } = await founding(3);
+    const leader = leaderOf(nodes)!;
+    const stopped = new Promise<Error>((resolve) => leader.node.onFatal(resolve));
+    const view = await leader.node.removeMember(leader.id);
+    expect(view.members.map((m) => m.id)).not.toContain(leader.id);
+    expect(view.committed).toBe(true);
+    expect(await stopped).toMatchObject({ code: "NODE_ERR_REMOVED" });
+    const rest = nodes.filter((n) => n !== leader);
+    const next = await until("a leader among the others", () => leaderOf(rest));
+    expect(await next.node.propose(encode(3))).toBe(3);
   });
 });

@@ -30,6 +30,22 @@ describe("the peer set follows the configuration", () => {
     expect(two.logger.lines.find((l) => l.message === "peer connection rejected")?.fields.reason).toContain("unknown node id 1");
   });
 
+  it("dropping a peer closes the connection it dialled too: its next dial is refused and it hears that it was removed", async () => {
+    const [one, two] = await startCluster(resources, 2);
+    one.transport.send([heartbeat(1, 2)]);
+    await two.inbox.waitFor(1);
+    const refusals: Array<{ peer: number; refusal: string; removed: boolean }> = [];
+    one.transport.onRefused((peer, refusal, removed) => refusals.push({ peer, refusal, removed }));
+    two.transport.setRemovedPeerCheck((id) => id === 1);
+    two.transport.setPeers(new Map());
+    // Node 1 changes nothing: its link to node 2 is closed from node 2's end, and it redials.
+    await waitUntil("node 1 to hear its refusal", () => refusals.length > 0);
+    expect(refusals[0]).toMatchObject({ peer: 2, refusal: "node 1 was removed from the cluster", removed: true });
+    one.transport.send([heartbeat(1, 2, 9)]);
+    await waitUntil("node 1 to be refused again", () => refusals.length > 1);
+    expect(two.inbox.count((m) => m.term === 9)).toBe(0);
+  });
+
   it("a node added to the peer set is dialled and accepted", async () => {
     const [one, two, three] = await startCluster(resources, 3);
     one.transport.setPeers(new Map([[2, two.transport.address()]]));
