@@ -19,7 +19,7 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { findFreeBasePort, LocalCluster } from "../src/node/local-cluster.js";
+import { findFreeBasePort, LocalCluster } from "../src/cli/local-cluster.js";
 import { send } from "../src/kv/client.js";
 import { writeResults } from "./results.js";
 

@@ -115,7 +115,7 @@ class Cluster {
   private maybeCompact(node: BenchNode): void {
     const index = node.core.appliedIndex() - COMPACT_SLACK_ENTRIES;
     if (index - node.compactedTo < COMPACT_EVERY_ENTRIES) return;
-    const meta = { index, term: node.storage.term(index), voters: VOTERS, sizeBytes: 0 };
+    const meta = { index, term: node.storage.term(index), sizeBytes: 0, config: node.core.clusterConfigAt(index) };
     node.storage.createSnapshot(meta, new Uint8Array(0));
     node.storage.compact(index);
     node.core.snapshotTaken(meta);

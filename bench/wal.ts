@@ -367,10 +367,65 @@ async function main(): Promise<void> {
   const wallStart = performance.now();
   console.log(`raftwal WAL benchmark${quick ? " (--quick)" : ""}; dir ${root}; crc32: ${crc32Implementation}; node ${process.version}`);
 
-  // (a) and the single-appender WAL runs, interleaved in rounds so that both see the same
-  // disk conditions (this machine is shared and noisy).
+  const { plain, single } = await singleAppenderRounds();
+  console.log("\n(a) plain loop: write + fdatasync of one record (interleaved with the 1-appender WAL runs)");
+  console.log(
+    table(
+      ["record B", "mode", "ops/s", "p50 us", "p99 us"],
+      plain.map((p) => [fmt(p.recordBytes), p.mode, fmt(p.opsPerSecond), fmt(p.p50Micros), fmt(p.p99Micros)]),
+    ),
+  );
+
+  const appends = await appendCases(plain, single);
+  printAppends(appends);
+
+  const recovery = await recoverySpeed();
+  console.log(`\n(c) recovery: ${fmt(recovery.bytes / 2 ** 20)} MiB, ${fmt(recovery.entries)} entries of ${recovery.entryBytes} B: open ${fmt(recovery.openMs)} ms = ${fmt(recovery.megabytesPerSecond)} MB/s (warm page cache; build ${fmt(recovery.buildSeconds, 1)} s)`);
+
+  const memory = await memoryOfBigLog();
+  console.log(
+    `\n(d) ${fmt(memory.entries)}-entry log (${fmt(memory.logBytes / 2 ** 20)} MiB): open ${fmt(memory.openMs)} ms (${fmt(memory.recoveryMegabytesPerSecond)} MB/s); ` +
+      `index ${fmt(memory.indexBytesPerEntry, 2)} B/entry; heap+buffers growth ${fmt(memory.heapAndBuffersBytesPerEntry, 2)} B/entry; rss growth ${fmt(memory.rssDeltaBytesPerEntry, 2)} B/entry`,
+  );
+
+  const targetRows = await runTargets(quick);
+  const targets = { ...targetRows.verdicts, ...targetsMet(recovery, memory) };
+  console.log("\ntargets:");
+  for (const [name, met] of Object.entries(targets)) console.log(`  ${met ? "met    " : "MISSED "} ${name}`);
+  const wallSeconds = (performance.now() - wallStart) / 1000;
+  console.log(`\ntotal ${fmt(wallSeconds, 1)} s`);
+
+  const out = {
+    date: new Date().toISOString(),
+    quick,
+    node: process.version,
+    crc32: crc32Implementation,
+    plain,
+    appends,
+    recovery,
+    memory,
+    targetRows: targetRows.results,
+    targets,
+    wallSeconds,
+  };
+  console.log(`wrote ${writeResults("wal", out)}`);
+}
+
+/** A 1-appender WAL run, kept open: its rounds' ratios against the plain loops of the same record size. */
+interface SingleAppenderRun {
+  size: number;
+  load: WalLoad;
+  ratiosAppend: number[];
+  ratiosPre: number[];
+}
+
+/**
+ * (a) and the single-appender WAL runs, interleaved in rounds so that both see the same
+ * disk conditions (this machine is shared and noisy).
+ */
+async function singleAppenderRounds(): Promise<{ plain: PlainResult[]; single: SingleAppenderRun[] }> {
   const plain: PlainResult[] = [];
-  const single: Array<{ size: number; load: WalLoad; ratiosAppend: number[]; ratiosPre: number[] }> = [];
+  const single: SingleAppenderRun[] = [];
   for (const size of ENTRY_SIZES) {
     const bytes = entryRecordBytes(size);
     const loops = [new PlainLoop(bytes, "append"), new PlainLoop(bytes, "preallocated")];
@@ -389,48 +444,52 @@ async function main(): Promise<void> {
     for (const loop of loops) plain.push(await loop.tearDown());
     single.push({ size, load, ratiosAppend, ratiosPre });
   }
-  console.log("\n(a) plain loop: write + fdatasync of one record (interleaved with the 1-appender WAL runs)");
-  console.log(
-    table(
-      ["record B", "mode", "ops/s", "p50 us", "p99 us"],
-      plain.map((p) => [fmt(p.recordBytes), p.mode, fmt(p.opsPerSecond), fmt(p.p50Micros), fmt(p.p99Micros)]),
-    ),
-  );
+  return { plain, single };
+}
 
+/**
+ * (b) Every case with the default preallocation, and the large-batch cases again
+ * with sparse preallocation, side by side. The 1-appender cases close the runs of (a).
+ */
+async function appendCases(plain: PlainResult[], single: SingleAppenderRun[]): Promise<AppendResult[]> {
   const appends: AppendResult[] = [];
-  // Every case with the default preallocation, and the large-batch cases again with sparse
-  // segments, side by side.
   const multiCases: Array<[number, number, Preallocation]> = [];
   for (const size of ENTRY_SIZES) for (const appenders of CONCURRENCY) multiCases.push([size, appenders, "auto"]);
   multiCases.push([1024, 256, "sparse"], [16 * 1024, 256, "sparse"]);
   for (const [size, appenders, preallocation] of multiCases) {
-    {
-      if (appenders === 1) {
-        const run = single.find((s) => s.size === size)!;
-        const result = await run.load.tearDown(plain);
-        result.ceilingEntriesPerSecond = plain.find((p) => p.recordBytes === result.recordBytes && p.mode === "preallocated")!.opsPerSecond;
-        result.ratioToCeiling = median(run.ratiosPre);
-        result.medianRatioToPlainAppend = median(run.ratiosAppend);
-        appends.push(result);
-        continue;
-      }
-      // The disk's ceiling for this case: one batch of `appenders` records per fdatasync.
-      const batchBytes = appenders * entryRecordBytes(size) + recordBytes(8);
-      const ceiling = new PlainLoop(batchBytes, "preallocated");
-      await ceiling.setUp();
-      const load = new WalLoad(size, appenders, preallocation);
-      await load.setUp();
-      for (let round = 0; round < MULTI_ROUNDS; round++) {
-        await ceiling.run(SECONDS_PER_CASE / MULTI_ROUNDS / 2);
-        await load.run(SECONDS_PER_CASE / MULTI_ROUNDS);
-      }
-      const ceilingResult = await ceiling.tearDown();
-      const result = await load.tearDown(plain);
-      result.ceilingEntriesPerSecond = appenders * ceilingResult.opsPerSecond;
-      result.ratioToCeiling = result.entriesPerSecond / result.ceilingEntriesPerSecond;
+    if (appenders === 1) {
+      const run = single.find((s) => s.size === size)!;
+      const result = await run.load.tearDown(plain);
+      result.ceilingEntriesPerSecond = plain.find((p) => p.recordBytes === result.recordBytes && p.mode === "preallocated")!.opsPerSecond;
+      result.ratioToCeiling = median(run.ratiosPre);
+      result.medianRatioToPlainAppend = median(run.ratiosAppend);
       appends.push(result);
+      continue;
     }
+    appends.push(await multiAppenderCase(plain, size, appenders, preallocation));
   }
+  return appends;
+}
+
+/** One N-appender case, interleaved in rounds with its ceiling: one batch of N records per fdatasync. */
+async function multiAppenderCase(plain: PlainResult[], size: number, appenders: number, preallocation: Preallocation): Promise<AppendResult> {
+  const batchBytes = appenders * entryRecordBytes(size) + recordBytes(8);
+  const ceiling = new PlainLoop(batchBytes, "preallocated");
+  await ceiling.setUp();
+  const load = new WalLoad(size, appenders, preallocation);
+  await load.setUp();
+  for (let round = 0; round < MULTI_ROUNDS; round++) {
+    await ceiling.run(SECONDS_PER_CASE / MULTI_ROUNDS / 2);
+    await load.run(SECONDS_PER_CASE / MULTI_ROUNDS);
+  }
+  const ceilingResult = await ceiling.tearDown();
+  const result = await load.tearDown(plain);
+  result.ceilingEntriesPerSecond = appenders * ceilingResult.opsPerSecond;
+  result.ratioToCeiling = result.entriesPerSecond / result.ceilingEntriesPerSecond;
+  return result;
+}
+
+function printAppends(appends: AppendResult[]): void {
   console.log("\n(b) WAL append (each append durable before it resolves)");
   console.log(
     table(
@@ -451,46 +510,18 @@ async function main(): Promise<void> {
       ]),
     ),
   );
-
   console.log(
     "1 appender: ratios are medians of per-round ratios (rounds interleave plain and WAL slices). " +
       "ceiling for N appenders: N x ops/s of a plain preallocated loop writing one N-record batch per fdatasync, interleaved with the run.",
   );
+}
 
-  const recovery = await recoverySpeed();
-  console.log(`\n(c) recovery: ${fmt(recovery.bytes / 2 ** 20)} MiB, ${fmt(recovery.entries)} entries of ${recovery.entryBytes} B: open ${fmt(recovery.openMs)} ms = ${fmt(recovery.megabytesPerSecond)} MB/s (warm page cache; build ${fmt(recovery.buildSeconds, 1)} s)`);
-
-  const memory = await memoryOfBigLog();
-  console.log(
-    `\n(d) ${fmt(memory.entries)}-entry log (${fmt(memory.logBytes / 2 ** 20)} MiB): open ${fmt(memory.openMs)} ms (${fmt(memory.recoveryMegabytesPerSecond)} MB/s); ` +
-      `index ${fmt(memory.indexBytesPerEntry, 2)} B/entry; heap+buffers growth ${fmt(memory.heapAndBuffersBytesPerEntry, 2)} B/entry; rss growth ${fmt(memory.rssDeltaBytesPerEntry, 2)} B/entry`,
-  );
-
-  const targetRows = await runTargets(quick);
-  const targets = {
-    ...targetRows.verdicts,
+/** The targets besides the issue-11 rows (which runTargets judges). */
+function targetsMet(recovery: RecoveryResult, memory: MemoryResult): Record<string, boolean> {
+  return {
     "recovery >= 500 MB/s": recovery.megabytesPerSecond >= 500,
     "index <= 16 B/entry": memory.indexBytesPerEntry <= 16 && memory.heapAndBuffersBytesPerEntry <= 16,
   };
-  console.log("\ntargets:");
-  for (const [name, met] of Object.entries(targets)) console.log(`  ${met ? "met    " : "MISSED "} ${name}`);
-  const wallSeconds = (performance.now() - wallStart) / 1000;
-  console.log(`\ntotal ${fmt(wallSeconds, 1)} s`);
-
-  const out = {
-    date: new Date().toISOString(),
-    quick,
-    node: process.version,
-    crc32: crc32Implementation,
-    plain,
-    appends,
-    recovery,
-    memory,
-    targetRows: targetRows.results,
-    targets,
-    wallSeconds,
-  };
-  console.log(`wrote ${writeResults("wal", out)}`);
 }
 
 try {

@@ -1,46 +1,62 @@
 /**
- * Every error raftwal raises on purpose is a RaftwalError with a stable `code`.
- * Match on `code`, never on the message text: messages carry detail and may change.
+ * The error registry: every stable code raftwal raises, per layer, with its meaning.
  *
- * Programmer errors (a broken invariant, an impossible transition) are plain
- * `AssertionError`s from `assert` and are not meant to be caught.
+ * Every error raftwal raises on purpose is a RaftwalError with a stable `code`; match on
+ * `code`, never on the message text. Each layer keeps its codes beside it, as a table
+ * of short name -> { code, meaning } (storage/errors.ts, src/raft/errors.ts,
+ * src/node/errors.ts, src/transport/errors.ts, src/kv/errors.ts); this module gathers
+ * them into one list. The README's Errors section is checked against `ERROR_CODES` by
+ * test/errors-registry.test.ts, which also fails on a `*_ERR_*` code in the source
+ * tree that is not registered here.
+ *
+ * Layer modules never import this one (it imports them all): they take RaftwalError
+ * from storage/errors.ts (the core from src/raft/errors.ts).
  */
-export class RaftwalError extends Error {
-  readonly code: string;
+import assert from "node:assert/strict";
+import { KV_ERRORS } from "./kv/errors.js";
+import { NODE_ERRORS } from "./node/errors.js";
+import { RAFT_ERRORS } from "./raft/errors.js";
+import { TRANSPORT_ERRORS } from "./transport/errors.js";
+import { RAFTWAL_ERRORS, WAL_ERRORS, type ErrorCodeTable } from "../storage/errors.js";
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
-    this.name = new.target.name;
-  }
+export { RaftwalError, RaftwalErrorCode, WalErrorCode } from "../storage/errors.js";
+export { RaftErrorCode } from "./raft/errors.js";
+export { NodeErrorCode } from "./node/errors.js";
+export { TransportErrorCode } from "./transport/errors.js";
+export { KvErrorCode } from "./kv/errors.js";
+
+/** The layers in the registry's order (bottom up), each with its code prefix. */
+const LAYERS = [
+  { layer: "arguments", prefix: "RAFTWAL_ERR_", table: RAFTWAL_ERRORS },
+  { layer: "storage", prefix: "WAL_ERR_", table: WAL_ERRORS },
+  { layer: "core", prefix: "RAFT_ERR_", table: RAFT_ERRORS },
+  { layer: "node", prefix: "NODE_ERR_", table: NODE_ERRORS },
+  { layer: "transport", prefix: "TRANSPORT_ERR_", table: TRANSPORT_ERRORS },
+  { layer: "kv", prefix: "KV_ERR_", table: KV_ERRORS },
+] as const satisfies readonly { layer: string; prefix: string; table: ErrorCodeTable }[];
+
+export type ErrorLayer = (typeof LAYERS)[number]["layer"];
+
+type CodeOf<Table> = Table extends ErrorCodeTable ? Table[keyof Table]["code"] : never;
+/** Every registered code. */
+export type ErrorCode = CodeOf<(typeof LAYERS)[number]["table"]>;
+
+export interface RegisteredErrorCode {
+  code: ErrorCode;
+  layer: ErrorLayer;
+  /** One line; the README's Errors section shows it as written. */
+  meaning: string;
 }
 
-/** Stable error codes. Storage codes start with WAL_, core codes with RAFT_. */
-export const ErrorCode = {
-  /** A record before the last complete batch fails its checksum or is malformed. */
-  WAL_CORRUPT: "WAL_ERR_CORRUPT",
-  /** An fsync (or a write) failed: the WAL instance refuses all further writes. */
-  WAL_FAILED: "WAL_ERR_FAILED",
-  /** The WAL was closed. */
-  WAL_CLOSED: "WAL_ERR_CLOSED",
-  /** A directory or file is not a raftwal WAL / segment / snapshot. */
-  WAL_NOT_A_WAL: "WAL_ERR_NOT_A_WAL",
-  /** An index below the first available entry (compacted into a snapshot). */
-  WAL_COMPACTED: "WAL_ERR_COMPACTED",
-  /** An index above the last entry. */
-  WAL_UNAVAILABLE: "WAL_ERR_UNAVAILABLE",
-  /** The hard-state file is damaged (never read as "term 0"). */
-  HARD_STATE_CORRUPT: "WAL_ERR_HARD_STATE_CORRUPT",
-  /** A snapshot file fails its checksum or is malformed. */
-  SNAPSHOT_CORRUPT: "WAL_ERR_SNAPSHOT_CORRUPT",
-  /** An argument outside its documented range (entry too large, bad index). */
-  INVALID_ARGUMENT: "RAFTWAL_ERR_INVALID_ARGUMENT",
+/** Every code of every layer, in layer order, each once. */
+export const ERROR_CODES: readonly RegisteredErrorCode[] = Object.freeze(
+  LAYERS.flatMap(({ layer, prefix, table }) =>
+    Object.values(table).map((entry: { code: string; meaning: string }) => {
+      // A code names its layer: the prefix is how users (and the README check) tell them apart.
+      assert.ok(entry.code.startsWith(prefix), `error code ${entry.code} of layer ${layer} lacks the prefix ${prefix}`);
+      return Object.freeze({ code: entry.code as ErrorCode, layer, meaning: entry.meaning });
+    }),
+  ),
+);
 
-  /** A proposal or read reached a node that is not the leader. */
-  NOT_LEADER: "RAFT_ERR_NOT_LEADER",
-  /** A proposal was dropped (leadership transfer in progress, too many uncommitted bytes). */
-  PROPOSAL_DROPPED: "RAFT_ERR_PROPOSAL_DROPPED",
-  /** Log storage could not provide an entry the core needed (compacted or unavailable). */
-  LOG_UNAVAILABLE: "RAFT_ERR_LOG_UNAVAILABLE",
-} as const;
-export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+assert.equal(new Set(ERROR_CODES.map((entry) => entry.code)).size, ERROR_CODES.length, "an error code is registered twice");

@@ -6,9 +6,25 @@
  * - Use the storage engine on its own: `openRaftStorage`, `Wal` (storage/).
  * - The reference application: `KvStateMachine`, `KvClient`, `startKvNode` (src/kv).
  * - Check histories: `checkLinearizable` (src/check).
- * Errors: every deliberate error is a `RaftwalError`; match on its `code`.
+ * - Run the `raftwal` command in your own process, with your application's payload decoder
+ *   for `raftwal wal dump`: `registerPayloadDecoder`, `runCli` (src/cli).
+ * Errors: every deliberate error is a `RaftwalError`; match on its `code`. `ERROR_CODES`
+ * lists every code with its layer and meaning (src/errors.ts); each layer's codes are
+ * also exported by name (`WalErrorCode.CORRUPT`, `KvErrorCode.NOT_FOUND`, ...).
  */
-export { RaftwalError, ErrorCode } from "./errors.js";
+export {
+  RaftwalError,
+  ERROR_CODES,
+  RaftwalErrorCode,
+  WalErrorCode,
+  RaftErrorCode,
+  NodeErrorCode,
+  TransportErrorCode,
+  KvErrorCode,
+  type ErrorCode,
+  type ErrorLayer,
+  type RegisteredErrorCode,
+} from "./errors.js";
 export * from "./node/index.js";
 export { createRaft, MemoryStorage } from "./raft/index.js";
 export type {
@@ -28,8 +44,17 @@ export type {
 } from "./raft/types.js";
 export { MessageType, EntryType } from "./proto/schema.js";
 export { openRaftStorage, RaftStorage, Wal, type RaftStorageOptions, type WalOptions, NodeFileSystem, MemoryFileSystem, type FileSystem } from "../storage/index.js";
-export { TcpTransport, type TcpTransportOptions, type TransportTlsOptions } from "./transport/index.js";
+export { TcpTransport, type TcpTransportOptions, type TransportTlsOptions, type NodeTransport } from "./transport/index.js";
 export { KvStateMachine, type KvResult } from "./kv/index.js";
 export { KvClient, type KvClientOptions } from "./kv/client.js";
 export { startKvNode, type KvNode, type KvNodeOptions, type KvPeerConfig } from "./kv/kv-node.js";
 export { checkLinearizable, type HistoryOperation, type CheckResult } from "./check/index.js";
+export { runCli } from "./cli/run-cli.js";
+export type { CliIo, TextOutput } from "./cli/io.js";
+export {
+  registerPayloadDecoder,
+  unregisterPayloadDecoder,
+  payloadDecoderNames,
+  type PayloadDecoder,
+  type PayloadDescription,
+} from "./cli/payload-decoders.js";

@@ -32,7 +32,7 @@
  * later save and reports the first failure (never retried and reported as success).
  */
 import { join } from "node:path";
-import { ErrorCode, RaftwalError } from "../src/errors.js";
+import { RaftwalError, RaftwalErrorCode, WalErrorCode } from "./errors.js";
 import { hardStateCodec, type HardState } from "../src/proto/schema.js";
 import { crc32 } from "./wal/crc.js";
 import type { FileSystem } from "./fs/file-system.js";
@@ -57,14 +57,14 @@ export const HARD_STATE_FILE_BYTES_MAX = HARD_STATE_HEADER_BYTES + HARD_STATE_PA
 export const EMPTY_HARD_STATE: Readonly<HardState> = Object.freeze({ term: 0, vote: 0, commit: 0 });
 
 function corrupt(path: string, detail: string, cause?: unknown): RaftwalError {
-  return new RaftwalError(ErrorCode.HARD_STATE_CORRUPT, `hard-state file ${path}: ${detail}`, { cause });
+  return new RaftwalError(WalErrorCode.HARD_STATE_CORRUPT, `hard-state file ${path}: ${detail}`, { cause });
 }
 
 function assertValid(state: HardState): void {
   for (const key of ["term", "vote", "commit"] as const) {
     const value = state[key];
     if (!Number.isSafeInteger(value) || value < 0) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `hard state ${key} must be a non-negative safe integer, got ${value}`);
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `hard state ${key} must be a non-negative safe integer, got ${value}`);
     }
   }
 }
@@ -212,7 +212,7 @@ export class HardStateFile {
       // The new image may or may not be durable: this instance can no longer tell
       // which state a restart will see, so it refuses all further saves.
       this.failure = new RaftwalError(
-        ErrorCode.WAL_FAILED,
+        WalErrorCode.FAILED,
         `saving the hard state to ${this.path} failed (${(error as Error).message}); the hard-state file refuses further saves`,
         { cause: error },
       );

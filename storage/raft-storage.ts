@@ -1,10 +1,15 @@
 /**
  * The composite storage of one Raft node: hard state + snapshot store + WAL, in
- * subdirectories of one data directory, serving the Raft core's `RaftLogStorage` reads
- * and the host's writes that follow each Ready (src/raft/types.ts, step 4).
+ * subdirectories of one data directory, serving the Raft core's log reads and the
+ * host's writes that follow each Ready (src/raft/types.ts, step 4). It imports nothing
+ * from the core: it works on the schema's records (src/proto) and fits the core's
+ * `RaftLogStorage` interface structurally (test/storage/raft-storage.test.ts checks
+ * the fit at compile time). Out-of-range reads throw WAL_ERR_COMPACTED or
+ * WAL_ERR_UNAVAILABLE.
  *
  * Directory layout:
  *
+ *   <dir>/LOCK                  the directory lock's file   (storage/fs/directory-lock.ts)
  *   <dir>/hardstate/hardstate   term, vote, commit          (storage/hard-state.ts)
  *   <dir>/snap/snapshot-<index>-<term>.snap                 (storage/snapshot-store.ts)
  *   <dir>/wal/segment-<id>.wal                              (storage/wal/)
@@ -31,6 +36,8 @@
  *      compaction.
  *
  * Open (recovery), step by step:
+ *   0. Lock the directory (storage/fs/directory-lock.ts): one process at a time, or
+ *      WAL_ERR_LOCKED before anything is read. The lock is held until close().
  *   1. Read the hard state (missing: all zeros; damaged: WAL_ERR_HARD_STATE_CORRUPT).
  *   2. Open the snapshot store: the newest snapshot whose checksums verify is current;
  *      newer corrupt ones are skipped and reported in `recovery.warnings`.
@@ -48,11 +55,14 @@
  * whole storage refuse further writes (`failed()`); reopen to recover.
  */
 import { join } from "node:path";
-import { ErrorCode, RaftwalError } from "../src/errors.js";
-import type { Entry, HardState, RaftLogStorage, SnapshotChunk, SnapshotMeta } from "../src/raft/types.js";
-import type { FileSystem } from "./fs/file-system.js";
+import { copyClusterConfig, emptyClusterConfig, type ClusterConfig, type Entry, type HardState, type SnapshotChunk, type SnapshotMeta } from "../src/proto/schema.js";
+import { RaftwalError, RaftwalErrorCode, WalErrorCode } from "./errors.js";
+import type { DirectoryLock, FileSystem } from "./fs/file-system.js";
 import { NodeFileSystem } from "./fs/node-file-system.js";
 import { HardStateFile } from "./hard-state.js";
+import { damaged, openHardState, openWal, settleWalBehindSnapshot, type RepairContext } from "./repair-open.js";
+import { clearRepairMarker, readRepairMarker, writeRepairMarker, type RepairMarker } from "./repair-marker.js";
+import type { StorageDamageReport } from "./salvage.js";
 import { SnapshotStore, type SnapshotStoreRecovery } from "./snapshot-store.js";
 import { Wal, type WalOptions } from "./wal/index.js";
 
@@ -67,6 +77,22 @@ export interface RaftStorageOptions {
   wal?: Omit<Partial<WalOptions>, "fs">;
   /** Snapshot files kept (>= 1). Default 3. */
   snapshotRetainCount?: number;
+  /**
+   * What open does with damaged durable state: "stop" (default) fails with the damage's
+   * code; "repair" sets the damage aside, opens what is intact, and reports exactly what
+   * was lost (`damage()`, `recovery.damage`), for a node that repairs itself from its peers.
+   */
+  onCorruption?: "stop" | "repair";
+}
+
+/** What a repair-mode open lost, in the terms the Raft core takes (RaftConfig.damage). */
+export interface StorageDamageSummary {
+  /** The first log index lost (the log now ends before it); 0 when the log is whole. */
+  lostFromIndex: number;
+  /** The highest index the log may have held (this node may have acknowledged up to it). */
+  lostToIndex: number;
+  /** Term and vote are unknown. */
+  hardStateLost: boolean;
 }
 
 export interface RaftStorageRecovery {
@@ -78,22 +104,27 @@ export interface RaftStorageRecovery {
   actions: string[];
   /** Things an operator should know (e.g. a corrupt newest snapshot was skipped). */
   warnings: string[];
+  /** Damage found and set aside by this repair-mode open (undefined when none, or in "stop" mode). */
+  damage?: StorageDamageReport;
+  /** The directory is under repair (this open's damage, or an earlier one not yet repaired): repair-marker.ts. */
+  repairMarker?: RepairMarker;
 }
 
-const NO_SNAPSHOT: SnapshotMeta = Object.freeze({ index: 0, term: 0, voters: [], sizeBytes: 0 }) as SnapshotMeta;
+const NO_SNAPSHOT: SnapshotMeta = Object.freeze({ index: 0, term: 0, sizeBytes: 0, config: emptyClusterConfig() }) as SnapshotMeta;
 
 /** What the application's createSnapshot covers. `term` is checked against the log when given. */
 export interface SnapshotTargetInput {
   index: number;
   term?: number;
-  voters: number[];
+  /** The cluster configuration at `index`, stored in the snapshot's metadata. */
+  config: ClusterConfig;
 }
 
 function invalid(message: string): RaftwalError {
-  return new RaftwalError(ErrorCode.INVALID_ARGUMENT, message);
+  return new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, message);
 }
 
-export class RaftStorage implements RaftLogStorage {
+export class RaftStorage {
   private hard: HardState;
   private snapshot: SnapshotMeta;
   private queue: Promise<unknown> = Promise.resolve();
@@ -107,6 +138,8 @@ export class RaftStorage implements RaftLogStorage {
     private readonly wal: Wal,
     readonly recovery: RaftStorageRecovery,
     recoveredHardState: HardState,
+    private readonly fs: FileSystem,
+    private readonly lock: DirectoryLock,
   ) {
     this.hard = recoveredHardState;
     this.snapshot = snapshots.newestMeta() ?? NO_SNAPSHOT;
@@ -116,11 +149,28 @@ export class RaftStorage implements RaftLogStorage {
   static async open(directory: string, options: RaftStorageOptions = {}): Promise<RaftStorage> {
     const fs = options.fs ?? new NodeFileSystem();
     await fs.ensureDirectory(directory);
-    const hardStateFile = await HardStateFile.open(fs, join(directory, HARD_STATE_DIRECTORY_NAME));
+    // Before anything is read: a second process on a live node's directory must not even
+    // replay it (it would elect itself and overwrite the live node's term and vote).
+    const lock = await fs.lockDirectory(directory);
+    try {
+      return await RaftStorage.openLocked(directory, fs, options, lock);
+    } catch (error) {
+      await lock.release().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private static async openLocked(directory: string, fs: FileSystem, options: RaftStorageOptions, lock: DirectoryLock): Promise<RaftStorage> {
+    const repair: RepairContext | undefined = options.onCorruption === "repair" ? { report: {}, fs, dataDirectory: directory } : undefined;
+    const report = repair?.report;
+    const hardStateFile = await openHardState(fs, join(directory, HARD_STATE_DIRECTORY_NAME), repair);
     const snapshots = await SnapshotStore.open(join(directory, SNAPSHOT_DIRECTORY_NAME), { fs, retainCount: options.snapshotRetainCount });
+    const walDirectory = join(directory, WAL_DIRECTORY_NAME);
+    const walOptions = { ...options.wal, fs };
     let wal: Wal;
     try {
-      wal = await Wal.open(join(directory, WAL_DIRECTORY_NAME), { ...options.wal, fs });
+      wal = await openWal(walDirectory, walOptions, repair);
+      if (repair) wal = await settleWalBehindSnapshot(wal, walDirectory, walOptions, snapshots.newestMeta() ?? NO_SNAPSHOT, repair);
     } catch (error) {
       await snapshots.close();
       throw error;
@@ -131,26 +181,28 @@ export class RaftStorage implements RaftLogStorage {
       wal: wal.recovery,
       actions: [],
       warnings: [],
+      ...(report && damaged(report) ? { damage: report } : {}),
     };
     let hard: HardState;
     try {
-      hard = await reconcile(directory, hardStateFile.get(), snapshots, wal, recovery);
+      hard = await reconcile(directory, hardStateFile.get(), snapshots, wal, recovery, repair);
+      if (repair) recovery.repairMarker = await readRepairMarker(fs, directory);
     } catch (error) {
       await wal.close().catch(() => undefined);
       await snapshots.close();
       throw error;
     }
-    return new RaftStorage(directory, hardStateFile, snapshots, wal, recovery, hard);
+    return new RaftStorage(directory, hardStateFile, snapshots, wal, recovery, hard, fs, lock);
   }
 
-  // ---- RaftLogStorage (synchronous reads) ---------------------------------------------
+  // ---- the core's log reads (RaftLogStorage, synchronous) ----------------------------------
 
   hardState(): HardState {
     return { ...this.hard };
   }
 
   snapshotMeta(): SnapshotMeta {
-    return { ...this.snapshot, voters: [...this.snapshot.voters] };
+    return { ...this.snapshot, config: copyClusterConfig(this.snapshot.config) };
   }
 
   firstIndex(): number {
@@ -170,8 +222,13 @@ export class RaftStorage implements RaftLogStorage {
   entries(lo: number, hi: number, bytesMax: number): Entry[] {
     if (hi <= lo) return [];
     this.checkRange(lo, hi - 1);
-    if (lo === this.snapshot.index) throw new RaftwalError(ErrorCode.WAL_COMPACTED, `entry ${lo} is compacted into the snapshot at ${this.snapshot.index}`);
+    if (lo === this.snapshot.index) throw new RaftwalError(WalErrorCode.COMPACTED, `entry ${lo} is compacted into the snapshot at ${this.snapshot.index}`);
     return this.wal.entries(lo, hi, bytesMax);
+  }
+
+  /** Indexes of the log's entries whose type is not ENTRY_NORMAL (the WAL keeps them in its index). */
+  typedEntryIndexes(): number[] {
+    return this.wal.typedEntryIndexes().filter((index) => index > this.snapshot.index);
   }
 
   readSnapshotChunk(offset: number, bytesMax: number): Uint8Array {
@@ -180,10 +237,10 @@ export class RaftStorage implements RaftLogStorage {
 
   private checkRange(lo: number, hi: number): void {
     if (lo < this.snapshot.index) {
-      throw new RaftwalError(ErrorCode.WAL_COMPACTED, `index ${lo} is compacted (the snapshot covers up to ${this.snapshot.index})`);
+      throw new RaftwalError(WalErrorCode.COMPACTED, `index ${lo} is compacted (the snapshot covers up to ${this.snapshot.index})`);
     }
     const last = this.lastIndex();
-    if (hi > last) throw new RaftwalError(ErrorCode.WAL_UNAVAILABLE, `index ${hi} is beyond the last index ${last}`);
+    if (hi > last) throw new RaftwalError(WalErrorCode.UNAVAILABLE, `index ${hi} is beyond the last index ${last}`);
   }
 
   // ---- host-side writers ------------------------------------------------------------------
@@ -197,14 +254,14 @@ export class RaftStorage implements RaftLogStorage {
    */
   private serialize<T>(name: string, run: () => Promise<T>): Promise<T> {
     const result = this.queue.then(async () => {
-      if (this.closed) throw new RaftwalError(ErrorCode.WAL_CLOSED, `storage ${this.directory} is closed`);
+      if (this.closed) throw new RaftwalError(WalErrorCode.CLOSED, `storage ${this.directory} is closed`);
       if (this.failure) throw this.failure;
       try {
         return await run();
       } catch (error) {
         const partFailure = this.hardStateFile.failed() ?? this.snapshots.failed() ?? this.wal.failed();
         if (partFailure && !this.failure) {
-          this.failure = new RaftwalError(ErrorCode.WAL_FAILED, `storage ${this.directory}: ${name} failed; refusing further writes: ${partFailure.message}`, {
+          this.failure = new RaftwalError(WalErrorCode.FAILED, `storage ${this.directory}: ${name} failed; refusing further writes: ${partFailure.message}`, {
             cause: partFailure,
           });
         }
@@ -296,7 +353,7 @@ export class RaftStorage implements RaftLogStorage {
       if (index > this.hard.commit) throw invalid(`snapshot index ${index} is above the durable commit index ${this.hard.commit}`);
       const term = this.term(index);
       if (target.term !== undefined && target.term !== term) throw invalid(`snapshot term ${target.term} differs from the log's term ${term} at ${index}`);
-      const writer = await this.snapshots.createWriter({ index, term, voters: target.voters });
+      const writer = await this.snapshots.createWriter({ index, term, config: target.config });
       let meta: SnapshotMeta;
       try {
         for await (const chunk of data) await writer.write(chunk);
@@ -312,18 +369,44 @@ export class RaftStorage implements RaftLogStorage {
     });
   }
 
+  /**
+   * What a repair-mode open lost, for the Raft core (RaftConfig.damage): the log now ends
+   * before `lostFromIndex`; undefined when nothing was damaged.
+   */
+  damage(): StorageDamageSummary | undefined {
+    const marker = this.recovery.repairMarker;
+    if (marker === undefined) return undefined;
+    return {
+      lostFromIndex: marker.logLost ? this.lastIndex() + 1 : 0,
+      lostToIndex: Math.max(marker.lostToIndex, this.lastIndex()),
+      hardStateLost: marker.hardStateLost,
+    };
+  }
+
+  /** The node's peers repaired what was lost: the directory is whole again (removes the repair mark durably). */
+  markRepaired(): Promise<void> {
+    return this.serialize("markRepaired", async () => {
+      await clearRepairMarker(this.fs, this.directory);
+      this.recovery.repairMarker = undefined;
+    });
+  }
+
   /** Streams the current snapshot's payload (checksum verified at the end). */
   readSnapshot(): AsyncGenerator<Uint8Array> {
     return this.snapshots.openReader();
   }
 
-  /** Waits for pending writes, then closes every part. */
+  /** Waits for pending writes, then closes every part and lets the directory's lock go. */
   async close(): Promise<void> {
     if (this.closed) return;
     await this.queue;
     this.closed = true;
-    await this.wal.close();
-    await this.snapshots.close();
+    try {
+      await this.wal.close();
+      await this.snapshots.close();
+    } finally {
+      await this.lock.release();
+    }
   }
 }
 
@@ -338,7 +421,14 @@ async function compactLogTo(wal: Wal, meta: SnapshotMeta): Promise<void> {
 }
 
 /** Step 4 of open; returns the hard state the core starts from (see raiseHardStateFloors). */
-async function reconcile(directory: string, hard: HardState, snapshots: SnapshotStore, wal: Wal, recovery: RaftStorageRecovery): Promise<HardState> {
+async function reconcile(
+  directory: string,
+  hard: HardState,
+  snapshots: SnapshotStore,
+  wal: Wal,
+  recovery: RaftStorageRecovery,
+  repair: RepairContext | undefined,
+): Promise<HardState> {
   const snapshot = snapshots.newestMeta() ?? NO_SNAPSHOT;
   for (const skipped of snapshots.recovery.skippedCorrupt) {
     recovery.warnings.push(`snapshot ${skipped.name} is corrupt and was skipped: ${skipped.problem}`);
@@ -366,7 +456,7 @@ async function reconcile(directory: string, hard: HardState, snapshots: Snapshot
     );
   } else if (snapshot.index < compactedIndex) {
     throw new RaftwalError(
-      ErrorCode.SNAPSHOT_CORRUPT,
+      WalErrorCode.SNAPSHOT_CORRUPT,
       `${directory}: the log is compacted up to index ${compactedIndex} but the newest valid snapshot covers only up to ${snapshot.index}` +
         (snapshots.recovery.skippedCorrupt.length > 0
           ? ` (newer snapshots are corrupt: ${snapshots.recovery.skippedCorrupt.map((s) => `${s.name}: ${s.problem}`).join("; ")})`
@@ -375,14 +465,23 @@ async function reconcile(directory: string, hard: HardState, snapshots: Snapshot
     );
   } else if (snapshot.index > 0 && wal.compactedTerm() !== snapshot.term) {
     throw new RaftwalError(
-      ErrorCode.WAL_CORRUPT,
+      WalErrorCode.CORRUPT,
       `${directory}: the log is compacted to (index ${compactedIndex}, term ${wal.compactedTerm()}) but the snapshot there has term ${snapshot.term}`,
     );
   }
   const lastIndex = Math.max(snapshot.index, wal.lastIndex());
+  if (hard.commit > lastIndex && repair) {
+    // Acknowledged entries are missing: in repair mode they are lost entries to fetch again.
+    const report = repair.report;
+    await writeRepairMarker(repair.fs, repair.dataDirectory, { logLost: true, lostToIndex: hard.commit, hardStateLost: false });
+    recovery.damage = report;
+    report.log ??= { segment: "", offset: 0, reason: `the hard state's commit index ${hard.commit} is ahead of the log`, firstLostIndex: lastIndex + 1, lastKnownIndex: hard.commit, damagedEntries: [], intactEntriesAfter: 0, setAside: [] };
+    report.log.lastKnownIndex = Math.max(report.log.lastKnownIndex, hard.commit);
+    hard = { ...hard, commit: lastIndex };
+  }
   if (hard.commit > lastIndex) {
     throw new RaftwalError(
-      ErrorCode.WAL_CORRUPT,
+      WalErrorCode.CORRUPT,
       `${directory}: the hard state's commit index ${hard.commit} is ahead of the log's last index ${lastIndex}: acknowledged entries are missing`,
     );
   }

@@ -22,8 +22,8 @@
  * Operations must not overlap (await each); the composite storage serializes them.
  */
 import { join } from "node:path";
-import { ErrorCode, RaftwalError } from "../src/errors.js";
-import type { SnapshotChunk, SnapshotMeta } from "../src/proto/schema.js";
+import { RaftwalError, RaftwalErrorCode, WalErrorCode } from "./errors.js";
+import { copyClusterConfig, type SnapshotChunk, type SnapshotMeta } from "../src/proto/schema.js";
 import type { FileSystem, StorageFile } from "./fs/file-system.js";
 import {
   SNAPSHOT_HEADER_BYTES,
@@ -158,7 +158,7 @@ export class SnapshotStore {
   static async open(directory: string, options: SnapshotStoreOptions): Promise<SnapshotStore> {
     const retainCount = options.retainCount ?? SNAPSHOT_RETAIN_COUNT_DEFAULT;
     if (!Number.isSafeInteger(retainCount) || retainCount < 1) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot retainCount must be an integer >= 1, got ${retainCount}`);
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot retainCount must be an integer >= 1, got ${retainCount}`);
     }
     const fs = options.fs;
     await fs.ensureDirectory(directory);
@@ -182,7 +182,7 @@ export class SnapshotStore {
         recovery.newest = { name, meta: store.current.info.meta };
         break;
       } catch (error) {
-        if ((error as RaftwalError).code !== ErrorCode.SNAPSHOT_CORRUPT) throw error;
+        if ((error as RaftwalError).code !== WalErrorCode.SNAPSHOT_CORRUPT) throw error;
         recovery.skippedCorrupt.push({ name, problem: (error as Error).message });
       }
     }
@@ -201,7 +201,7 @@ export class SnapshotStore {
   }
 
   private assertWritable(): void {
-    if (this.closed) throw new RaftwalError(ErrorCode.WAL_CLOSED, `snapshot store ${this.directory} is closed`);
+    if (this.closed) throw new RaftwalError(WalErrorCode.CLOSED, `snapshot store ${this.directory} is closed`);
     if (this.failure) throw this.failure;
   }
 
@@ -217,7 +217,7 @@ export class SnapshotStore {
   /** Metadata of the newest valid snapshot, or undefined when there is none. */
   newestMeta(): SnapshotMeta | undefined {
     const meta = this.current?.info.meta;
-    return meta ? { ...meta, voters: [...meta.voters] } : undefined;
+    return meta ? { ...meta, config: copyClusterConfig(meta.config) } : undefined;
   }
 
   /** File name of the newest valid snapshot. */
@@ -254,7 +254,7 @@ export class SnapshotStore {
   async writeIncomingChunk(chunk: SnapshotChunk): Promise<void> {
     this.assertWritable();
     const { meta, offset, data } = chunk;
-    if (!Number.isSafeInteger(offset) || offset < 0) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot chunk offset ${offset} is invalid`);
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot chunk offset ${offset} is invalid`);
     let incoming = this.incoming;
     if (incoming && (incoming.target.index !== meta.index || incoming.target.term !== meta.term)) {
       await this.abortIncoming();
@@ -263,18 +263,18 @@ export class SnapshotStore {
     if (!incoming) {
       if (offset !== 0) {
         throw new RaftwalError(
-          ErrorCode.INVALID_ARGUMENT,
+          RaftwalErrorCode.INVALID_ARGUMENT,
           `snapshot chunk at offset ${offset} for (index ${meta.index}, term ${meta.term}) but no transfer of it is pending: the first chunk must be at offset 0`,
         );
       }
-      const target = { index: meta.index, term: meta.term, voters: meta.voters };
+      const target = { index: meta.index, term: meta.term, config: meta.config };
       const temporaryName = `incoming-${snapshotFileName(meta.index, meta.term)}${SNAPSHOT_TEMPORARY_SUFFIX}`;
       incoming = await SnapshotFileWriter.create(this.fs, this.directory, target, temporaryName);
       this.incoming = incoming;
     }
     const written = incoming.bytesWritten;
     if (offset > written) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot chunk at offset ${offset} leaves a gap: ${written} bytes received so far`);
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot chunk at offset ${offset} leaves a gap: ${written} bytes received so far`);
     }
     const fresh = data.subarray(Math.min(data.length, written - offset));
     if (fresh.length === 0) return;
@@ -309,18 +309,18 @@ export class SnapshotStore {
     if (!incoming || incoming.target.index !== meta.index || incoming.target.term !== meta.term) {
       const pending = this.incomingProgress();
       throw new RaftwalError(
-        ErrorCode.INVALID_ARGUMENT,
+        RaftwalErrorCode.INVALID_ARGUMENT,
         `cannot install snapshot (index ${meta.index}, term ${meta.term}): ` +
           (pending ? `the pending transfer is (index ${pending.index}, term ${pending.term})` : "no transfer is pending"),
       );
     }
     if (incoming.bytesWritten !== meta.sizeBytes) {
       throw new RaftwalError(
-        ErrorCode.INVALID_ARGUMENT,
+        RaftwalErrorCode.INVALID_ARGUMENT,
         `cannot install snapshot (index ${meta.index}, term ${meta.term}): ${incoming.bytesWritten} of ${meta.sizeBytes} bytes received`,
       );
     }
-    incoming.target.voters = [...meta.voters];
+    incoming.target.config = copyClusterConfig(meta.config);
     this.incoming = undefined;
     let committed: { name: string; path: string };
     try {
@@ -347,7 +347,7 @@ export class SnapshotStore {
       await this.prune();
     } catch (error) {
       this.failure ??= new RaftwalError(
-        ErrorCode.WAL_FAILED,
+        WalErrorCode.FAILED,
         `pruning old snapshots in ${this.directory} failed (${(error as Error).message}); the snapshot store refuses further writes`,
         { cause: error },
       );
@@ -372,19 +372,19 @@ export class SnapshotStore {
    */
   readChunk(offset: number, bytesMax: number): Uint8Array {
     const current = this.current;
-    if (this.closed) throw new RaftwalError(ErrorCode.WAL_CLOSED, `snapshot store ${this.directory} is closed`);
-    if (!current) throw new RaftwalError(ErrorCode.WAL_UNAVAILABLE, `no snapshot in ${this.directory}`);
+    if (this.closed) throw new RaftwalError(WalErrorCode.CLOSED, `snapshot store ${this.directory} is closed`);
+    if (!current) throw new RaftwalError(WalErrorCode.UNAVAILABLE, `no snapshot in ${this.directory}`);
     const size = current.info.header.payloadBytes;
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > size) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot chunk offset ${offset} outside [0, ${size}]`);
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot chunk offset ${offset} outside [0, ${size}]`);
     }
-    if (!Number.isSafeInteger(bytesMax) || bytesMax < 1) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `bytesMax must be >= 1, got ${bytesMax}`);
+    if (!Number.isSafeInteger(bytesMax) || bytesMax < 1) throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `bytesMax must be >= 1, got ${bytesMax}`);
     const length = Math.min(bytesMax, size - offset, SNAPSHOT_READ_CHUNK_BYTES_MAX);
     const buffer = new Uint8Array(length);
     let done = 0;
     while (done < length) {
       const count = current.file.readSync(buffer, done, length - done, SNAPSHOT_HEADER_BYTES + offset + done);
-      if (count === 0) throw new RaftwalError(ErrorCode.SNAPSHOT_CORRUPT, `snapshot ${current.path} ended early at payload byte ${offset + done}`);
+      if (count === 0) throw new RaftwalError(WalErrorCode.SNAPSHOT_CORRUPT, `snapshot ${current.path} ended early at payload byte ${offset + done}`);
       done += count;
     }
     return buffer;
@@ -398,7 +398,7 @@ export class SnapshotStore {
    */
   async *openReader(chunkBytes?: number): AsyncGenerator<Uint8Array> {
     const current = this.current;
-    if (!current) throw new RaftwalError(ErrorCode.WAL_UNAVAILABLE, `no snapshot in ${this.directory}`);
+    if (!current) throw new RaftwalError(WalErrorCode.UNAVAILABLE, `no snapshot in ${this.directory}`);
     const file = await this.fs.open(current.path, { readOnly: true });
     try {
       const info = await readSnapshotHeaderAndMeta(file, current.path);

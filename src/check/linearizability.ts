@@ -81,7 +81,7 @@
  * have taken effect. Minimization has its own budget (`explainStepsMax`); when it runs
  * out, the fragment is still a proven violation, only less small, and the text says so.
  */
-import { ErrorCode, RaftwalError } from "../errors.js";
+import { RaftwalError, RaftwalErrorCode } from "../../storage/errors.js";
 import { ABSENT, OpKind, UNCONSTRAINED, searchLinearization, type SearchOperation, type SearchVerdict } from "./search.js";
 
 interface OperationBase {
@@ -198,7 +198,7 @@ export function checkLinearizable(history: readonly HistoryOperation[], options:
 
 function validate(operation: HistoryOperation, index: number): void {
   const fail = (message: string) => {
-    throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `history operation #${index}: ${message}`);
+    throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `history operation #${index}: ${message}`);
   };
   if (typeof operation.key !== "string") fail("key must be a string");
   if (!Number.isFinite(operation.invokedAt)) fail("invokedAt must be a finite number");
@@ -318,56 +318,71 @@ function explain(
   knownToFail: boolean,
   stepsMax: number,
 ): { fragment: KeyOperation[]; minimized: boolean } | undefined {
-  let budget = stepsMax;
-  let attempts = 0;
-  let minimized = true;
-  /** True only when proven non-linearizable within the budget. */
-  const fails = (candidate: readonly KeyOperation[]): boolean => {
-    if (budget <= 0 || attempts >= EXPLAIN_ATTEMPTS_MAX) {
-      minimized = false;
-      return false;
-    }
-    attempts++;
-    const result = searchKey(candidate, budget);
-    budget -= result.steps;
-    if (result.verdict === "unknown") minimized = false;
-    return result.verdict === "fail";
-  };
-
-  // (1) Grow a fragment around the culprit: the 0, 1, 2, 4, ... operations nearest to it in
-  // time, plus what the closure requires, until one is proven non-linearizable.
-  let fragment: KeyOperation[] | undefined;
-  if (culprit >= 0) {
-    const c = ops[culprit];
-    const distance = (o: KeyOperation) => Math.max(0, c.call - o.ret, o.call - c.ret);
-    const nearest = ops
-      .map((_, i) => i)
-      .filter((i) => i !== culprit)
-      .sort((x, y) => distance(ops[x]) - distance(ops[y]) || y - x);
-    for (let k = 0; fragment === undefined; k = k === 0 ? 1 : k * 2) {
-      const candidate = closure(ops, [culprit, ...nearest.slice(0, k)]).map((i) => ops[i]);
-      if (candidate.length === ops.length) {
-        if (knownToFail) fragment = candidate;
-        break;
-      }
-      if (fails(candidate)) fragment = candidate;
-      if (budget <= 0) break;
-    }
-  }
+  const budget: ExplainBudget = { steps: stepsMax, attempts: 0, minimized: true };
+  let fragment = culprit >= 0 ? growFragment(ops, culprit, knownToFail, budget) : undefined;
   if (fragment === undefined) {
     if (!knownToFail) return undefined;
     fragment = ops.slice();
   }
+  const shrunk = shrinkFragment(fragment, budget);
+  return { fragment: shrunk, minimized: budget.minimized };
+}
 
-  // (2) Delta debugging: remove chunks while the rest still fails, by safe removals only.
-  let current: KeyOperation[] = fragment;
+/** What one explanation may still spend on searches, shared by its steps. */
+interface ExplainBudget {
+  steps: number;
+  attempts: number;
+  /** False once a search was cut short or refused: the fragment may not be minimal. */
+  minimized: boolean;
+}
+
+function budgetSpent(budget: ExplainBudget): boolean {
+  return budget.steps <= 0 || budget.attempts >= EXPLAIN_ATTEMPTS_MAX;
+}
+
+/** True only when `candidate` is proven non-linearizable within the budget. */
+function provenToFail(candidate: readonly KeyOperation[], budget: ExplainBudget): boolean {
+  if (budgetSpent(budget)) {
+    budget.minimized = false;
+    return false;
+  }
+  budget.attempts++;
+  const result = searchKey(candidate, budget.steps);
+  budget.steps -= result.steps;
+  if (result.verdict === "unknown") budget.minimized = false;
+  return result.verdict === "fail";
+}
+
+/**
+ * Explanation step (1): grows a fragment around the culprit, the 0, 1, 2, 4, ... operations
+ * nearest to it in time plus what the closure requires, until one is proven
+ * non-linearizable. Undefined when none is (within the budget).
+ */
+function growFragment(ops: readonly KeyOperation[], culprit: number, knownToFail: boolean, budget: ExplainBudget): KeyOperation[] | undefined {
+  const c = ops[culprit];
+  const distance = (o: KeyOperation) => Math.max(0, c.call - o.ret, o.call - c.ret);
+  const nearest = ops
+    .map((_, i) => i)
+    .filter((i) => i !== culprit)
+    .sort((x, y) => distance(ops[x]) - distance(ops[y]) || y - x);
+  for (let k = 0; ; k = k === 0 ? 1 : k * 2) {
+    const candidate = closure(ops, [culprit, ...nearest.slice(0, k)]).map((i) => ops[i]);
+    if (candidate.length === ops.length) return knownToFail ? candidate : undefined;
+    if (provenToFail(candidate, budget)) return candidate;
+    if (budget.steps <= 0) return undefined;
+  }
+}
+
+/** Explanation step (2), delta debugging: removes chunks while the rest still fails, by safe removals only. */
+function shrinkFragment(fragment: KeyOperation[], budget: ExplainBudget): KeyOperation[] {
+  let current = fragment;
   let parts = 2;
   while (current.length >= 2) {
     const chunk = Math.ceil(current.length / parts);
     let removed = false;
     for (let start = 0; start < current.length; start += chunk) {
       const candidate = current.slice(0, start).concat(current.slice(start + chunk));
-      if (safeToRemove(candidate, current.slice(start, start + chunk)) && fails(candidate)) {
+      if (safeToRemove(candidate, current.slice(start, start + chunk)) && provenToFail(candidate, budget)) {
         current = candidate;
         parts = Math.max(parts - 1, 2);
         removed = true;
@@ -378,12 +393,12 @@ function explain(
       if (chunk === 1) break;
       parts = Math.min(parts * 2, current.length);
     }
-    if (budget <= 0 || attempts >= EXPLAIN_ATTEMPTS_MAX) {
-      minimized = false;
+    if (budgetSpent(budget)) {
+      budget.minimized = false;
       break;
     }
   }
-  return { fragment: current, minimized };
+  return current;
 }
 
 /**

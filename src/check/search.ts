@@ -160,8 +160,29 @@ class KeySet {
  * fingerprint collision in the cache (see below): confirm it with another `salt`.
  */
 export function searchLinearization(ops: readonly SearchOperation[], stepsMax: number, salt = 0): SearchResult {
+  return new LinearizationSearch(ops, salt).run(stepsMax);
+}
+
+/**
+ * The events as a doubly linked list sorted by time. Nodes: HEAD and TAIL sentinels, then
+ * one call node per op and one return node per known op.
+ */
+interface EventList {
+  next: Int32Array;
+  prev: Int32Array;
+  /** The operation of each node. */
+  nodeOp: Int32Array;
+  /** Call node -> its return node, -1 for none. */
+  match: Int32Array;
+  /** 1 for a call node. */
+  isCall: Uint8Array;
+}
+
+const HEAD = 0;
+const TAIL = 1;
+
+function buildEventList(ops: readonly SearchOperation[]): EventList {
   const n = ops.length;
-  // Nodes: 0 = head sentinel, 1 = tail sentinel, then one call node per op and one return node per known op.
   const events: Array<{ time: number; isCall: boolean; op: number }> = [];
   for (let i = 0; i < n; i++) {
     assert.ok(ops[i].call <= ops[i].ret, `operation completes before it is invoked`);
@@ -171,13 +192,14 @@ export function searchLinearization(ops: readonly SearchOperation[], stepsMax: n
   // Calls before returns at equal times: touching intervals count as concurrent (the conservative reading).
   events.sort((a, b) => a.time - b.time || (a.isCall === b.isCall ? a.op - b.op : a.isCall ? -1 : 1));
   const nodeCount = events.length + 2;
-  const HEAD = 0;
-  const TAIL = 1;
-  const next = new Int32Array(nodeCount);
-  const prev = new Int32Array(nodeCount);
-  const nodeOp = new Int32Array(nodeCount);
-  const match = new Int32Array(nodeCount).fill(-1); // call node -> its return node, -1 for none
-  const isCall = new Uint8Array(nodeCount);
+  const list: EventList = {
+    next: new Int32Array(nodeCount),
+    prev: new Int32Array(nodeCount),
+    nodeOp: new Int32Array(nodeCount),
+    match: new Int32Array(nodeCount).fill(-1),
+    isCall: new Uint8Array(nodeCount),
+  };
+  const { next, prev, nodeOp, match, isCall } = list;
   const callNodeOf = new Int32Array(n);
   let last = HEAD;
   for (let e = 0; e < events.length; e++) {
@@ -192,26 +214,22 @@ export function searchLinearization(ops: readonly SearchOperation[], stepsMax: n
   }
   next[last] = TAIL;
   prev[TAIL] = last;
+  return list;
+}
 
-  const unlink = (node: number) => {
-    next[prev[node]] = next[node];
-    prev[next[node]] = prev[node];
-  };
-  const relink = (node: number) => {
-    next[prev[node]] = node;
-    prev[next[node]] = node;
-  };
-
+/** One search: the event list, the stack of linearized calls, the cache. Used once. */
+class LinearizationSearch {
+  private readonly next: Int32Array;
+  private readonly prev: Int32Array;
+  private readonly nodeOp: Int32Array;
+  private readonly match: Int32Array;
+  private readonly isCall: Uint8Array;
   // Zobrist keys: the hash of a set is the XOR of its members' keys, updated in O(1).
   // Fixed functions of (index, salt): deterministic, and independent across salts.
-  const zobristA = new Int32Array(n);
-  const zobristB = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    zobristA[i] = mix32(mix32(2 * i + 0x9e3779b9) ^ mix32(salt + 0x3c6ef372));
-    zobristB[i] = mix32(mix32(2 * i + 1 + 0x7f4a7c15) ^ mix32(salt + 0xa54ff53a));
-  }
-  let hashA = 0;
-  let hashB = 0;
+  private readonly zobristA: Int32Array;
+  private readonly zobristB: Int32Array;
+  private hashA = 0;
+  private hashB = 0;
   // The cache holds a 64-bit fingerprint of each (linearized set, state) reached: the
   // set's Zobrist hash mixed with the state. Storing fingerprints rather than the sets keeps
   // an entry at 16 bytes whatever the history's length (a set stored as a bitset costs n/8
@@ -219,52 +237,108 @@ export function searchLinearization(ops: readonly SearchOperation[], stepsMax: n
   // configurations share a fingerprint with probability about 2^-64 per pair; a collision
   // can only prune a branch, so it can turn "ok" into "fail" but never "fail" into "ok".
   // The caller therefore confirms a "fail" with a second search under independent keys.
-  const cache = new KeySet();
-  const keyA = (a: number, state: number) => a ^ mix32(Math.imul(state, 0x9e3779b1) ^ salt);
-  const keyB = (b: number, state: number) => b ^ mix32(Math.imul(state ^ 0x2545f491, 0x85ebca77) + salt);
+  private readonly cache = new KeySet();
+  private readonly stackNode: number[] = [];
+  private readonly stackState: number[] = [];
+  /** 1 when the entry was linearized by the observer rule (see findLegalObserver): no alternatives to try. */
+  private readonly stackForced: number[] = [];
+  private state = ABSENT;
+  private steps = 0;
 
-  const stackNode: number[] = [];
-  const stackState: number[] = [];
-  /** 1 when the entry was linearized by the observer rule (see below): no alternatives to try. */
-  const stackForced: number[] = [];
-  let state = ABSENT;
-  let steps = 0;
+  constructor(
+    private readonly ops: readonly SearchOperation[],
+    private readonly salt: number,
+  ) {
+    ({ next: this.next, prev: this.prev, nodeOp: this.nodeOp, match: this.match, isCall: this.isCall } = buildEventList(ops));
+    const n = ops.length;
+    this.zobristA = new Int32Array(n);
+    this.zobristB = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      this.zobristA[i] = mix32(mix32(2 * i + 0x9e3779b9) ^ mix32(salt + 0x3c6ef372));
+      this.zobristB[i] = mix32(mix32(2 * i + 1 + 0x7f4a7c15) ^ mix32(salt + 0xa54ff53a));
+    }
+  }
+
+  run(stepsMax: number): SearchResult {
+    const { next, isCall, nodeOp, ops } = this;
+    let deepest = -1;
+    let blockedOp = -1;
+    let node = next[HEAD];
+    let fresh = true; // at a configuration not yet examined by the observer rule
+    while (next[HEAD] !== TAIL) {
+      if (++this.steps > stepsMax) return { verdict: "unknown", steps: this.steps - 1, blockedOp };
+      if (fresh) {
+        fresh = false;
+        const observer = this.findLegalObserver();
+        if (observer >= 0) {
+          if (this.tryLift(observer, this.state, true)) {
+            node = next[HEAD];
+            fresh = true;
+          } else {
+            node = this.backtrack(); // explored before from here, and failed
+            if (node < 0) return { verdict: "fail", steps: this.steps, blockedOp };
+          }
+          continue;
+        }
+        node = next[HEAD];
+      }
+      if (node === TAIL) return { verdict: "ok", steps: this.steps, blockedOp: -1 }; // only unknown calls remain: they never took effect
+      if (isCall[node] === 1) {
+        const newState = stepModel(ops[nodeOp[node]], this.state);
+        if (newState !== ILLEGAL && this.tryLift(node, newState, false)) {
+          node = next[HEAD];
+          fresh = true;
+          continue;
+        }
+        node = next[node];
+      } else {
+        // A return event: its operation was not linearized in time. Backtrack.
+        if (this.stackNode.length > deepest) {
+          deepest = this.stackNode.length;
+          blockedOp = nodeOp[node];
+        }
+        node = this.backtrack();
+        if (node < 0) return { verdict: "fail", steps: this.steps, blockedOp };
+      }
+    }
+    return { verdict: "ok", steps: this.steps, blockedOp: -1 };
+  }
 
   /** Linearizes the operation of call node `node`, taking the state to `newState`; false if that configuration is cached. */
-  const tryLift = (node: number, newState: number, forced: boolean): boolean => {
-    const op = nodeOp[node];
-    const a = hashA ^ zobristA[op];
-    const b = hashB ^ zobristB[op];
-    if (!cache.add(keyA(a, newState), keyB(b, newState))) return false;
-    hashA = a;
-    hashB = b;
-    stackNode.push(node);
-    stackState.push(state);
-    stackForced.push(forced ? 1 : 0);
-    state = newState;
-    unlink(node);
-    if (match[node] >= 0) unlink(match[node]);
+  private tryLift(node: number, newState: number, forced: boolean): boolean {
+    const op = this.nodeOp[node];
+    const a = this.hashA ^ this.zobristA[op];
+    const b = this.hashB ^ this.zobristB[op];
+    if (!this.cache.add(this.keyA(a, newState), this.keyB(b, newState))) return false;
+    this.hashA = a;
+    this.hashB = b;
+    this.stackNode.push(node);
+    this.stackState.push(this.state);
+    this.stackForced.push(forced ? 1 : 0);
+    this.state = newState;
+    this.unlink(node);
+    if (this.match[node] >= 0) this.unlink(this.match[node]);
     return true;
-  };
+  }
 
   /**
    * Undoes linearizations until one that has alternatives left; returns the node to resume
    * the scan at, or -1 when the stack is empty (no linearization exists).
    */
-  const backtrack = (): number => {
-    while (stackNode.length > 0) {
-      const callNode = stackNode.pop()!;
-      state = stackState.pop()!;
-      const forced = stackForced.pop()!;
-      const op = nodeOp[callNode];
-      hashA ^= zobristA[op];
-      hashB ^= zobristB[op];
-      if (match[callNode] >= 0) relink(match[callNode]);
-      relink(callNode);
-      if (forced === 0) return next[callNode];
+  private backtrack(): number {
+    while (this.stackNode.length > 0) {
+      const callNode = this.stackNode.pop()!;
+      this.state = this.stackState.pop()!;
+      const forced = this.stackForced.pop()!;
+      const op = this.nodeOp[callNode];
+      this.hashA ^= this.zobristA[op];
+      this.hashB ^= this.zobristB[op];
+      if (this.match[callNode] >= 0) this.relink(this.match[callNode]);
+      this.relink(callNode);
+      if (forced === 0) return this.next[callNode];
     }
     return -1;
-  };
+  }
 
   /**
    * The observer rule, a partial-order reduction: a read or a CAS mismatch that is minimal
@@ -279,54 +353,34 @@ export function searchLinearization(ops: readonly SearchOperation[], stepsMax: n
    * many orders of the same window.
    * Returns the call node to linearize, or -1.
    */
-  const findLegalObserver = (): number => {
+  private findLegalObserver(): number {
+    const { next, isCall, nodeOp, ops } = this;
     for (let node = next[HEAD]; node !== TAIL && isCall[node] === 1; node = next[node]) {
-      steps++;
+      this.steps++;
       const op = ops[nodeOp[node]];
-      if ((op.kind === OpKind.READ || op.kind === OpKind.CAS_MISMATCH) && op.ret !== Infinity && stepModel(op, state) !== ILLEGAL) return node;
+      if ((op.kind === OpKind.READ || op.kind === OpKind.CAS_MISMATCH) && op.ret !== Infinity && stepModel(op, this.state) !== ILLEGAL) return node;
     }
     return -1;
-  };
-
-  let deepest = -1;
-  let blockedOp = -1;
-  let node = next[HEAD];
-  let fresh = true; // at a configuration not yet examined by the observer rule
-  while (next[HEAD] !== TAIL) {
-    if (++steps > stepsMax) return { verdict: "unknown", steps: steps - 1, blockedOp };
-    if (fresh) {
-      fresh = false;
-      const observer = findLegalObserver();
-      if (observer >= 0) {
-        if (tryLift(observer, state, true)) {
-          node = next[HEAD];
-          fresh = true;
-        } else {
-          node = backtrack(); // explored before from here, and failed
-          if (node < 0) return { verdict: "fail", steps, blockedOp };
-        }
-        continue;
-      }
-      node = next[HEAD];
-    }
-    if (node === TAIL) return { verdict: "ok", steps, blockedOp: -1 }; // only unknown calls remain: they never took effect
-    if (isCall[node] === 1) {
-      const newState = stepModel(ops[nodeOp[node]], state);
-      if (newState !== ILLEGAL && tryLift(node, newState, false)) {
-        node = next[HEAD];
-        fresh = true;
-        continue;
-      }
-      node = next[node];
-    } else {
-      // A return event: its operation was not linearized in time. Backtrack.
-      if (stackNode.length > deepest) {
-        deepest = stackNode.length;
-        blockedOp = nodeOp[node];
-      }
-      node = backtrack();
-      if (node < 0) return { verdict: "fail", steps, blockedOp };
-    }
   }
-  return { verdict: "ok", steps, blockedOp: -1 };
+
+  /** The cache's fingerprint of (linearized set with hash (a, b), state), first half. */
+  private keyA(a: number, state: number): number {
+    return a ^ mix32(Math.imul(state, 0x9e3779b1) ^ this.salt);
+  }
+
+  private keyB(b: number, state: number): number {
+    return b ^ mix32(Math.imul(state ^ 0x2545f491, 0x85ebca77) + this.salt);
+  }
+
+  private unlink(node: number): void {
+    const { next, prev } = this;
+    next[prev[node]] = next[node];
+    prev[next[node]] = prev[node];
+  }
+
+  private relink(node: number): void {
+    const { next, prev } = this;
+    next[prev[node]] = node;
+    prev[next[node]] = node;
+  }
 }

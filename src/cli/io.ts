@@ -30,6 +30,12 @@ export const ExitCode = {
   TORN_TAIL: 2,
   /** `wal verify` / `wal repair`: corruption before the last complete batch (or a damaged hard-state or snapshot file). */
   CORRUPT: 3,
+  /**
+   * `node`: the node refused to start on its data directory as asked (an existing member's
+   * empty directory, a bootstrap that does not list it): starting it the same way again
+   * cannot succeed. `raftwal cluster` does not restart it.
+   */
+  REFUSED: 4,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -1,28 +1,32 @@
 /**
- * `raftwal node` (one node of the KV service), `raftwal cluster` (a local cluster of node
- * processes on 127.0.0.1) and `raftwal kv` (a client of the KV service).
+ * `raftwal node` (one node of the KV service) and `raftwal kv` (a client of the KV
+ * service); with `raftwal cluster` (cluster-command.ts: a local cluster of node processes
+ * on 127.0.0.1) and `raftwal member` (member-commands.ts: the cluster's membership).
  */
 import { readFileSync } from "node:fs";
-import { Command } from "commander";
-import { startKvNode } from "../kv/kv-node.js";
-import { faultNodeOptions, type FaultFlags } from "../kv/fault-admin.js";
+import { Command, InvalidArgumentError } from "commander";
+import { startKvNode, type KvNode } from "../kv/kv-node.js";
 import { KvClient } from "../kv/client.js";
-import { createLogger } from "../node/logger.js";
-import { LocalCluster } from "../node/local-cluster.js";
-import { SNAPSHOT_EVERY_ENTRIES_DEFAULT, SNAPSHOT_EVERY_WAL_BYTES_DEFAULT } from "../node/raft-node.js";
+import { createLogger, type Logger } from "../node/logger.js";
+import { formatAddress } from "../node/membership.js";
+import { SNAPSHOT_EVERY_ENTRIES_DEFAULT, SNAPSHOT_EVERY_WAL_BYTES_DEFAULT } from "../node/options.js";
+import { faultNodeOptions, type FaultFlags } from "../torture/node-hooks/fault-admin.js";
 import { parseHostPort, parseInteger, parseLogLevel, parsePeers, type HostPort, type PeerSpec } from "./arguments.js";
+import { RaftwalError } from "../errors.js";
+import { NodeErrorCode } from "../node/errors.js";
 import { CliError, ExitCode } from "./io.js";
+import { registerClusterCommand } from "./cluster-command.js";
+import { askToJoin } from "./join-request.js";
+import { CLUSTER_ENDPOINTS_DEFAULT } from "./local-cluster.js";
+import { untilSignal } from "./signals.js";
 import type { CliContext } from "./program.js";
-
-/** How long `raftwal cluster` waits before restarting a node that died. */
-const RESTART_DELAY_MS = 5000;
-
-/** The local cluster's defaults: peers on 7001.., APIs on 7101.. */
-export const CLUSTER_BASE_PORT_DEFAULT = 7001;
 
 interface NodeFlags extends FaultFlags {
   id?: number;
   peers?: PeerSpec[];
+  initialClusterState?: "new" | "existing";
+  /** true: wait to be added; a URL: ask that member's API to add this node. */
+  join?: boolean | string;
   dir?: string;
   clusterId: string;
   listen?: HostPort;
@@ -53,19 +57,6 @@ function readTls(flags: NodeFlags): { ca: Buffer; cert: Buffer; key: Buffer } | 
   return { ca: read(flags.tlsCa!), cert: read(flags.tlsCert!), key: read(flags.tlsKey!) };
 }
 
-/** Resolves on SIGINT or SIGTERM. */
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const handler = (signal: NodeJS.Signals) => {
-      process.off("SIGINT", handler);
-      process.off("SIGTERM", handler);
-      resolve(signal);
-    };
-    process.on("SIGINT", handler);
-    process.on("SIGTERM", handler);
-  });
-}
-
 /** A JSON config file gives the same settings as the flags (flags win). */
 function readConfig(path: string): Partial<NodeFlags> & { peers?: PeerSpec[] } {
   let parsed: Record<string, unknown>;
@@ -87,12 +78,18 @@ function registerNode(program: Command, context: CliContext): void {
   program
     .command("node")
     .description("run one node of the replicated KV service")
-    .option("--id <n>", "this node's id", parseInteger(1, 2 ** 31))
-    .option("--peers <list>", "every node as ID=PEER_HOST:PORT/API_HOST:PORT, comma-separated", parsePeers)
+    .option("--id <n>", "this node's id (a replacement node gets a new one: ids are never reused)", parseInteger(1, 2 ** 31))
+    .option("--peers <list>", "the founding members as ID=PEER_HOST:PORT/API_HOST:PORT, comma-separated (read to bootstrap a new cluster)", parsePeers)
+    .option("--initial-cluster-state <state>", "new: an empty --dir founds a new cluster of --peers; existing: --dir must hold this node's state", parseInitialClusterState, "existing")
+    .option(
+      "--join [url]",
+      "a new member: an empty --dir waits to be added as a learner (raftwal member add); with the URL of a member's API, this node asks it to add it (needs --listen)",
+      parseJoinUrl,
+    )
     .option("--dir <dir>", "data directory")
     .option("--cluster-id <id>", "peers must present the same cluster id", "local")
-    .option("--listen <host:port>", "peer address to listen on (default: this node's entry in --peers)", parseHostPort)
-    .option("--api <host:port>", "HTTP API address (default: this node's entry in --peers)", parseHostPort)
+    .option("--listen <host:port>", "peer address to listen on (default: this node's address in the configuration)", parseHostPort)
+    .option("--api <host:port>", "HTTP API address (default: this node's API address in the configuration)", parseHostPort)
     .option("--tick-ms <ms>", "length of one Raft tick", parseInteger(1, 10_000), 100)
     .option("--election-ticks <n>", "election timeout base, in ticks", parseInteger(2, 1000), 10)
     .option("--snapshot-every <n>", "snapshot and compact every N applied entries", parseInteger(1, 2 ** 31), SNAPSHOT_EVERY_ENTRIES_DEFAULT)
@@ -105,114 +102,114 @@ function registerNode(program: Command, context: CliContext): void {
     .option("--fault-injection", "torture testing only: obey /admin/faults (partitions) and serve /admin/hash")
     .option("--fault-power-loss", "torture testing only: keep unsynced writes in memory, so kill -9 loses them like a power cut")
     .option("--fault-wal-segment-bytes <n>", "torture testing only: WAL segment size", parseInteger(65_536, 2 ** 30))
-    .action(async (flags: NodeFlags) => {
-      const merged = { ...(flags.config ? readConfig(flags.config) : {}), ...stripUndefined(flags) } as NodeFlags;
-      if (merged.id === undefined || !merged.peers || !merged.dir) throw new CliError("node needs --id, --peers and --dir (or a --config with them)");
-      const self = merged.peers.find((peer) => peer.id === merged.id);
-      if (!self) throw new CliError(`node ${merged.id} is not in --peers`);
-      const logger = createLogger({ level: merged.logLevel });
-      const node = await startKvNode({
-        id: merged.id,
-        clusterId: merged.clusterId,
-        peers: merged.peers,
-        dataDir: merged.dir,
-        listen: merged.listen,
-        apiListen: merged.api,
-        tickMs: merged.tickMs,
-        electionTimeoutTicks: merged.electionTicks,
-        snapshotEveryEntries: merged.snapshotEvery,
-        snapshotEveryWalBytes: merged.snapshotEveryBytes,
-        tls: readTls(merged),
-        logger,
-        ...faultNodeOptions(merged, logger),
-      });
-      logger.info("serving", { api: `http://${node.apiAddress.host}:${node.apiAddress.port}`, peer: `${self.host}:${self.port}` });
-      const fatal = new Promise<Error>((resolve) => node.node.onFatal(resolve));
-      const outcome = await Promise.race([untilSignal(), fatal]);
-      if (outcome instanceof Error) {
-        await node.close().catch(() => undefined);
-        throw new CliError(`node ${merged.id} stopped: ${outcome.message}`, ExitCode.ERROR);
-      }
-      await node.close();
+    .action((flags: NodeFlags) => runNode(flags, context));
+}
+
+/** The flags and the config file merged (flags win), checked against each other. */
+function nodeSettings(flags: NodeFlags): NodeFlags & { id: number; dir: string } {
+  const merged = { ...(flags.config ? readConfig(flags.config) : {}), ...stripUndefined(flags) } as NodeFlags;
+  if (merged.id === undefined || !merged.dir) throw new CliError("node needs --id and --dir (or a --config with them)");
+  if (merged.join && merged.initialClusterState === "new") throw new CliError("--join and --initial-cluster-state new exclude each other");
+  if (merged.initialClusterState === "new" && !merged.peers?.some((peer) => peer.id === merged.id)) {
+    throw new CliError(`--initial-cluster-state new needs --peers listing every founding member, node ${merged.id} included`);
+  }
+  if (merged.join && !merged.listen) throw new CliError("--join needs --listen (the peer address this node is added with)");
+  return merged as NodeFlags & { id: number; dir: string };
+}
+
+async function runNode(flags: NodeFlags, context: CliContext): Promise<void> {
+  const settings = nodeSettings(flags);
+  const logger = createLogger({ level: settings.logLevel });
+  const node = await startNode(settings, logger);
+  logger.info("serving", { api: `http://${node.apiAddress.host}:${node.apiAddress.port}`, peer: `${node.node.address().host}:${node.node.address().port}` });
+  const fatal = new Promise<Error>((resolve) => node.node.onFatal(resolve));
+  const outcome = await Promise.race([untilSignal(), fatal, joinFailure(node, settings, logger)]);
+  if (typeof outcome === "string") {
+    await node.close(); // SIGINT or SIGTERM
+    return;
+  }
+  await node.close().catch(() => undefined);
+  if (outcome instanceof RaftwalError && outcome.code === NodeErrorCode.REMOVED) {
+    context.io.stderr.write(`node ${settings.id} was removed from the cluster and stopped; its data directory ${settings.dir} can be deleted\n`);
+    return;
+  }
+  if (outcome instanceof JoinFailure) throw new CliError(outcome.message);
+  throw new CliError(`node ${settings.id} stopped: ${outcome.message}`, ExitCode.ERROR);
+}
+
+/** Starts the node; a data directory that does not fit the start mode is a refusal (ExitCode.REFUSED: retrying cannot help). */
+async function startNode(settings: NodeFlags & { id: number; dir: string }, logger: Logger): Promise<KvNode> {
+  try {
+    return await startKvNode({
+      id: settings.id,
+      clusterId: settings.clusterId,
+      initialClusterState: settings.join ? "join" : settings.initialClusterState,
+      peers: settings.peers,
+      dataDir: settings.dir,
+      listen: settings.listen,
+      apiListen: settings.api,
+      tickMs: settings.tickMs,
+      electionTimeoutTicks: settings.electionTicks,
+      snapshotEveryEntries: settings.snapshotEvery,
+      snapshotEveryWalBytes: settings.snapshotEveryBytes,
+      tls: readTls(settings),
+      logger,
+      ...faultNodeOptions(settings, logger),
     });
+  } catch (error) {
+    const code = (error as RaftwalError).code;
+    if (code === NodeErrorCode.EMPTY_DATA_DIR || code === NodeErrorCode.BAD_BOOTSTRAP) throw new CliError(`${(error as Error).message} [${code}]`, ExitCode.REFUSED);
+    throw error;
+  }
+}
+
+/** Asking to join failed: the node stops (a restart with --join asks again, or finds itself added). */
+class JoinFailure extends Error {}
+
+/**
+ * `--join URL` on a node that is in no configuration yet: asks that member to add it.
+ * Resolves only if that fails (with a JoinFailure); never otherwise.
+ */
+function joinFailure(node: KvNode, settings: NodeFlags & { id: number }, logger: Logger): Promise<JoinFailure> {
+  const url = settings.join;
+  if (typeof url !== "string" || node.node.status().membership !== "joining") return new Promise(() => undefined);
+  // The bound ports (port 0 picks one), on the hosts given.
+  const peerAddress = formatAddress({ host: settings.listen!.host, port: node.node.address().port });
+  const apiAddress = formatAddress({ host: settings.api?.host ?? node.apiAddress.host, port: node.apiAddress.port });
+  return askToJoin({ url, id: settings.id, peerAddress, apiAddress, logger }).then(
+    () => new Promise<JoinFailure>(() => undefined),
+    (error: unknown) => {
+      const code = error instanceof RaftwalError ? ` [${error.code}]` : "";
+      return new JoinFailure(`node ${settings.id} could not join through ${url}: ${(error as Error).message}${code}`);
+    },
+  );
+}
+
+function parseJoinUrl(value: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) throw new InvalidArgumentError(`'${value}' is not the URL of a member's API (http://HOST:PORT)`);
+  return value;
+}
+
+function parseInitialClusterState(value: string): "new" | "existing" {
+  if (value !== "new" && value !== "existing") throw new InvalidArgumentError(`'${value}' is not new or existing`);
+  return value;
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-function registerCluster(program: Command, context: CliContext): void {
-  program
-    .command("cluster")
-    .description("run a local cluster of node processes on 127.0.0.1 with the KV service (Ctrl-C stops it)")
-    .option("--nodes <n>", "number of nodes", parseInteger(1, 9), 3)
-    .option("--dir <dir>", "data directory (restarting on the same dir recovers the data)", "./data")
-    .option("--base-port <port>", `first peer port; APIs listen 100 above (default ${CLUSTER_BASE_PORT_DEFAULT})`, parseInteger(1024, 65_000), CLUSTER_BASE_PORT_DEFAULT)
-    .option("--snapshot-every <n>", "snapshot and compact every N applied entries", parseInteger(1, 2 ** 31))
-    .action(async (flags: { nodes: number; dir: string; basePort: number; snapshotEvery?: number }) => {
-      const out = context.io.stdout;
-      const cluster = new LocalCluster({
-        nodes: flags.nodes,
-        dir: flags.dir,
-        basePort: flags.basePort,
-        logs: "file",
-        nodeArgs: flags.snapshotEvery ? ["--snapshot-every", String(flags.snapshotEvery)] : [],
-      });
-      const stopped = untilSignal();
-      try {
-        await cluster.start();
-      } catch (error) {
-        await cluster.stop();
-        throw new CliError(`cluster did not start: ${(error as Error).message} (logs in ${flags.dir})`);
-      }
-      for (const spec of cluster.specs) {
-        out.write(`node ${spec.id}: api ${spec.apiUrl}  peer 127.0.0.1:${spec.peerPort}  pid ${cluster.pid(spec.id)}  data ${spec.dataDir}  log ${flags.dir}/node-${spec.id}.log\n`);
-      }
-      let leader = 0;
-      let stopping = false;
-      const restarting = new Set<number>();
-      const watch = setInterval(() => {
-        void (async () => {
-          const statuses = await Promise.all(cluster.specs.map((s) => cluster.status(s.id)));
-          const current = statuses.find((s) => s?.role === "leader");
-          if (current && current.id !== leader) {
-            leader = current.id;
-            out.write(`leader: node ${leader} (term ${current.term}) at ${cluster.spec(leader).apiUrl}\n`);
-          }
-          // Supervise: a node that died (kill -9 in the tour) is restarted after a pause, long
-          // enough to watch the others elect a new leader without it.
-          for (const spec of cluster.specs) {
-            if (cluster.isRunning(spec.id) || restarting.has(spec.id)) continue;
-            restarting.add(spec.id);
-            out.write(`node ${spec.id} exited; restarting it in ${RESTART_DELAY_MS / 1000} s\n`);
-            setTimeout(() => {
-              restarting.delete(spec.id);
-              if (stopping) return;
-              cluster.startNode(spec.id);
-              out.write(`node ${spec.id} restarted (pid ${cluster.pid(spec.id)})\n`);
-            }, RESTART_DELAY_MS);
-          }
-        })();
-      }, 500);
-      out.write("Ctrl-C stops the cluster.\n");
-      await stopped;
-      stopping = true;
-      clearInterval(watch);
-      out.write("stopping...\n");
-      await cluster.stop();
-      out.write("stopped.\n");
-    });
-}
-
 function registerKv(program: Command, context: CliContext): void {
   const kv = program
     .command("kv")
     .description("a client of the KV service (follows redirects to the leader)")
-    .option(
-      "--endpoints <urls>",
-      "comma-separated API URLs",
-      `http://127.0.0.1:${CLUSTER_BASE_PORT_DEFAULT + 100},http://127.0.0.1:${CLUSTER_BASE_PORT_DEFAULT + 101},http://127.0.0.1:${CLUSTER_BASE_PORT_DEFAULT + 102}`,
-    );
+    .option("--endpoints <urls>", "comma-separated API URLs", CLUSTER_ENDPOINTS_DEFAULT);
   const client = () => new KvClient({ endpoints: (kv.opts().endpoints as string).split(",") });
   const run = async (action: (c: KvClient) => Promise<void>) => {
     const c = client();
@@ -265,6 +262,6 @@ function registerKv(program: Command, context: CliContext): void {
 
 export function registerNodeCommands(program: Command, context: CliContext): void {
   registerNode(program, context);
-  registerCluster(program, context);
+  registerClusterCommand(program, context);
   registerKv(program, context);
 }

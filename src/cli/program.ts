@@ -7,15 +7,24 @@
  * exit code, never a stack trace (set RAFTWAL_DEBUG=1 to get one for a bug report).
  *
  * Subcommand groups register here, one module each: `wal` (wal-commands.ts); `node`,
- * `cluster`, `kv` (node-commands.ts).
+ * `cluster`, `kv` (node-commands.ts, cluster-command.ts); `member` (member-commands.ts);
+ * `torture` (torture-command.ts).
+ *
+ * `wal dump` shows the entries of the KV service as commands: its payload decoder is
+ * registered here, once, when the CLI loads (payload-decoders.ts).
  */
 import { Command, CommanderError } from "commander";
 import { RaftwalError } from "../errors.js";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { CliError, ExitCode, type CliIo } from "./io.js";
+import { registerMemberCommands } from "./member-commands.js";
 import { registerNodeCommands } from "./node-commands.js";
 import { registerWalCommands } from "./wal-commands.js";
 import { registerTortureCommand } from "./torture-command.js";
+import { describeKvPayload } from "./kv-payload-decoder.js";
+import { registerPayloadDecoder } from "./payload-decoders.js";
+
+registerPayloadDecoder("kv", describeKvPayload);
 
 /** The state one run shares between the program and its commands. */
 export interface CliContext {
@@ -36,6 +45,7 @@ function buildProgram(context: CliContext): Command {
     });
   registerWalCommands(program, context);
   registerNodeCommands(program, context);
+  registerMemberCommands(program, context);
   registerTortureCommand(program, context);
   return program;
 }

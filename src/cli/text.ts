@@ -1,4 +1,7 @@
-/** Small text helpers of the CLI: previews, aligned tables, a progress bar, integer options. */
+/**
+ * Small text helpers of the CLI: previews, aligned tables, the index option, a progress
+ * bar, and writes that wait for a slow pipe.
+ */
 import { InvalidArgumentError } from "commander";
 import type { TextOutput } from "./io.js";
 

@@ -2,24 +2,29 @@
  * `raftwal wal inspect|dump|verify|repair DIR`: the WAL inspection tool.
  *
  * DIR is a node's data directory (with wal/, hardstate/, snap/) or a WAL directory
- * (wal-target.ts). Only `repair` writes, and only to cut a torn tail.
+ * (wal-target.ts). Only `repair` writes, and only to cut a torn tail: it takes the data
+ * directory's lock first, so it refuses (WAL_ERR_LOCKED, exit 1) while a node runs there.
+ * The others only read, so they read a locked directory too, after a one-line warning.
  *
  * Exit codes (io.ts): 0 healthy / done, 1 usage or operational error, 2 torn tail
  * (repairable, from inspect and verify), 3 corruption (inspect, verify; repair refuses).
  */
 import { Command, Option } from "commander";
-import { listSegments, repairTornTail, scanWal, RECORD_TYPE_NAMES, WalCorruptionError, type ScannedRecord } from "../../storage/wal/index.js";
+import { EntryType } from "../proto/schema.js";
+import { repairTornTail, scanWal, RECORD_TYPE_NAMES, WalCorruptionError, type ScannedRecord } from "../../storage/wal/index.js";
 import { CliError, ExitCode } from "./io.js";
 import type { CliContext } from "./program.js";
-import { ProgressBar, parseIndexOption, preview, table, writeWithBackpressure } from "./text.js";
-import { checkHealth, type Health } from "./wal-health.js";
-import { resolveWalTarget } from "./wal-target.js";
+import { CONFIG_ENTRY_KIND, recordJson, recordLine } from "./record-view.js";
+import { ProgressBar, parseIndexOption, writeWithBackpressure } from "./text.js";
+import { checkHealth, healthStatus, type Health } from "./wal-health.js";
+import { inspect } from "./wal-inspect.js";
+import { checkWalSegments, locateWalTarget, readWalTarget, type WalTarget } from "./wal-target.js";
 
 /** Below this many segments verification is quick: no progress bar. */
 export const PROGRESS_BAR_SEGMENTS_MIN = 4;
 
-/** Record types `dump --type` accepts, as `dump` prints them. */
-export const DUMP_TYPES = [...Object.values(RECORD_TYPE_NAMES), "segment-header", "unknown"];
+/** Record types `dump --type` accepts, as `dump` prints them ("config": configuration entries only). */
+export const DUMP_TYPES = [...Object.values(RECORD_TYPE_NAMES), CONFIG_ENTRY_KIND, "segment-header", "unknown"];
 
 export function registerWalCommands(program: Command, context: CliContext): void {
   const wal = program.command("wal").description("inspect, dump, verify and repair a write-ahead log");
@@ -27,15 +32,16 @@ export function registerWalCommands(program: Command, context: CliContext): void
 
   wal
     .command("inspect")
-    .description("segments, hard state, snapshots and a health verdict")
+    .description("segments, hard state, snapshots, the configuration in force and a health verdict")
     .argument("<DIR>", directoryHelp)
-    .action(async (directory: string) => {
-      context.exitCode = await inspect(context, directory);
+    .option("--json", "one JSON object instead of tables")
+    .action(async (directory: string, options: { json?: boolean }) => {
+      context.exitCode = await inspect(context, directory, options);
     });
 
   wal
     .command("dump")
-    .description("one line per record: index, term, type, size, segment:offset, status, payload preview")
+    .description("one line per record: index, term, type, size, segment:offset, status, what it holds (a decoded command, a configuration)")
     .argument("<DIR>", directoryHelp)
     .option("--from <N>", "only records with index >= N", parseIndexOption)
     .option("--to <M>", "only records with index <= M", parseIndexOption)
@@ -49,8 +55,9 @@ export function registerWalCommands(program: Command, context: CliContext): void
     .command("verify")
     .description("check every record; exit 0 healthy, 2 torn tail (repairable), 3 corruption")
     .argument("<DIR>", directoryHelp)
-    .action(async (directory: string) => {
-      context.exitCode = await verify(context, directory);
+    .option("--json", "one JSON object instead of text")
+    .action(async (directory: string, options: { json?: boolean }) => {
+      context.exitCode = await verify(context, directory, options);
     });
 
   wal
@@ -60,54 +67,6 @@ export function registerWalCommands(program: Command, context: CliContext): void
     .action(async (directory: string) => {
       context.exitCode = await repair(context, directory);
     });
-}
-
-// ---- inspect -------------------------------------------------------------------------------
-
-async function inspect(context: CliContext, directory: string): Promise<ExitCode> {
-  const { fs, stdout } = context.io;
-  const target = await resolveWalTarget(fs, directory);
-  const segments = await listSegments(target.walDirectory, fs);
-  const health = await checkHealth(fs, target, directory);
-  const verified = new Map(health.wal.segments.map((s) => [s.segmentId, s]));
-  const rows = [["ID", "NAME", "FIRST", "LAST", "USED/SIZE (bytes)", "STATE"]];
-  for (const segment of segments) {
-    const v = verified.get(segment.segmentId);
-    const first = segment.header?.firstIndex;
-    const last = v && v.maxEntryIndex > 0 ? String(v.maxEntryIndex) : "-";
-    const used = v ? String(v.committedBytes) : "?";
-    rows.push([String(segment.segmentId), segment.name, first === undefined ? "-" : String(first), last, `${used}/${segment.fileBytes}`, segment.state]);
-  }
-  let text = `WAL ${target.walDirectory}\n${table(rows)}`;
-  if (!health.wal.corruption) {
-    const { firstIndex, lastIndex, entries } = health.wal;
-    text += `log: ${entries} entries${entries > 0 ? ` (${firstIndex}..${lastIndex})` : ""}, first index ${firstIndex}, last index ${lastIndex}\n`;
-  }
-  text += describeHardState(health);
-  text += describeSnapshots(health);
-  text += health.verdict.map((line) => `health: ${line}\n`).join("");
-  stdout.write(text);
-  return health.exitCode;
-}
-
-function describeHardState(health: Health): string {
-  const hard = health.hardState;
-  if (!hard) return "hard state: (not shown: DIR is a WAL directory, not a node data directory)\n";
-  if (hard.problem) return `hard state: CORRUPT (${hard.problem})\n`;
-  if (!hard.exists) return "hard state: none saved yet (term 0, vote 0, commit 0)\n";
-  const { term, vote, commit } = hard.state!;
-  return `hard state: term ${term}, vote ${vote === 0 ? "none" : vote}, commit ${commit}\n`;
-}
-
-function describeSnapshots(health: Health): string {
-  const snapshots = health.snapshots;
-  if (!snapshots) return "";
-  if (snapshots.length === 0) return "snapshots: none\n";
-  const rows = [["NAME", "INDEX", "TERM", "PAYLOAD (bytes)", "VOTERS", "STATUS"]];
-  for (const s of snapshots) {
-    rows.push([s.name, String(s.index), String(s.term), s.meta ? String(s.meta.sizeBytes) : "?", s.meta ? s.meta.voters.join(",") : "?", s.status === "corrupt" ? `CORRUPT: ${s.problem}` : "ok"]);
-  }
-  return `snapshots (newest first):\n${table(rows)}`;
 }
 
 // ---- dump ------------------------------------------------------------------------------------
@@ -123,39 +82,10 @@ interface DumpOptions {
 const DUMP_LINES_PER_WRITE = 256;
 
 function selected(record: ScannedRecord, options: DumpOptions): boolean {
-  if (options.type !== undefined && record.type !== options.type) return false;
+  if (options.type === CONFIG_ENTRY_KIND ? record.entry?.type !== EntryType.CLUSTER_CONFIG : options.type !== undefined && record.type !== options.type) return false;
   if (options.from !== undefined && record.index < options.from) return false;
   if (options.to !== undefined && record.index > options.to) return false;
   return true;
-}
-
-function dumpLine(record: ScannedRecord, json: boolean): string {
-  const shown = record.entry ? record.entry.data : record.payload;
-  if (json) {
-    return JSON.stringify({
-      segment: record.segment,
-      segmentId: record.segmentId,
-      offset: record.offset,
-      type: record.type,
-      index: record.index,
-      term: record.term,
-      sizeBytes: record.sizeBytes,
-      status: record.status,
-      ...(record.reason ? { reason: record.reason } : {}),
-      ...(record.entry ? { dataBytes: record.entry.data.length } : {}),
-      preview: preview(shown),
-    });
-  }
-  const status = record.status === "ok" ? "ok" : `${record.status.toUpperCase()} (${record.reason ?? "?"})`;
-  return [
-    `index ${record.index}`.padEnd(16),
-    `term ${record.term}`.padEnd(10),
-    record.type.padEnd(15),
-    `${record.sizeBytes} B`.padEnd(10),
-    `${record.segmentId}:${record.offset}`.padEnd(14),
-    status.padEnd(4),
-    preview(shown),
-  ].join(" ");
 }
 
 async function dump(context: CliContext, directory: string, options: DumpOptions): Promise<ExitCode> {
@@ -163,11 +93,11 @@ async function dump(context: CliContext, directory: string, options: DumpOptions
   if (options.from !== undefined && options.to !== undefined && options.from > options.to) {
     throw new CliError(`--from ${options.from} is above --to ${options.to}`);
   }
-  const target = await resolveWalTarget(fs, directory);
+  const { target } = await readWalTarget(context.io, directory);
   let lines: string[] = [];
   for await (const record of scanWal(target.walDirectory, fs)) {
     if (!selected(record, options)) continue;
-    lines.push(dumpLine(record, options.json === true));
+    lines.push(options.json ? JSON.stringify(recordJson(record)) : recordLine(record));
     if (lines.length >= DUMP_LINES_PER_WRITE) {
       await writeWithBackpressure(stdout, `${lines.join("\n")}\n`);
       lines = [];
@@ -179,9 +109,9 @@ async function dump(context: CliContext, directory: string, options: DumpOptions
 
 // ---- verify ----------------------------------------------------------------------------------
 
-async function verify(context: CliContext, directory: string): Promise<ExitCode> {
+async function verify(context: CliContext, directory: string, options: { json?: boolean }): Promise<ExitCode> {
   const { fs, stdout, stderr } = context.io;
-  const target = await resolveWalTarget(fs, directory);
+  const { target, holder } = await readWalTarget(context.io, directory);
   const bar = new ProgressBar(stderr, "verifying segments");
   const onProgress = (done: number, total: number): void => {
     if (total >= PROGRESS_BAR_SEGMENTS_MIN) bar.update(done, total);
@@ -192,6 +122,11 @@ async function verify(context: CliContext, directory: string): Promise<ExitCode>
   } finally {
     bar.clear();
   }
+  stdout.write(options.json ? verifyJson(target, health, holder?.pid) : verifyText(target, health));
+  return health.exitCode;
+}
+
+function verifyText(target: WalTarget, health: Health): string {
   const { wal } = health;
   let summary = "";
   if (!wal.corruption) {
@@ -204,15 +139,53 @@ async function verify(context: CliContext, directory: string): Promise<ExitCode>
     const good = health.snapshots.filter((s) => s.status !== "corrupt").length;
     summary += `snapshots: ${good} of ${health.snapshots.length} ok\n`;
   }
-  stdout.write(summary + health.verdict.map((line) => `${line}\n`).join(""));
-  return health.exitCode;
+  return summary + health.verdict.map((line) => `${line}\n`).join("");
+}
+
+function verifyJson(target: WalTarget, health: Health, inUseByPid: number | undefined): string {
+  const { wal } = health;
+  const report = {
+    walDirectory: target.walDirectory,
+    ...(target.lockDirectory ? { dataDirectory: target.lockDirectory } : {}),
+    ...(inUseByPid !== undefined ? { inUseByPid } : {}),
+    status: healthStatus(health),
+    exitCode: health.exitCode,
+    wal: {
+      status: wal.status,
+      segments: wal.segments.length,
+      entries: wal.entries,
+      firstIndex: wal.firstIndex,
+      lastIndex: wal.lastIndex,
+      bytesChecked: wal.bytesChecked,
+      ...(wal.tornTail ? { tornTail: wal.tornTail } : {}),
+      ...(wal.corruption ? { corruption: wal.corruption } : {}),
+    },
+    hardState: !health.hardState ? null : health.hardState.problem ? { status: "corrupt", problem: health.hardState.problem } : { status: health.hardState.exists ? "ok" : "none" },
+    snapshots: health.snapshots
+      ? { total: health.snapshots.length, ok: health.snapshots.filter((s) => s.status !== "corrupt").length, corrupt: health.snapshots.filter((s) => s.status === "corrupt").map((s) => ({ name: s.name, problem: s.problem })) }
+      : null,
+    verdict: health.verdict,
+  };
+  return `${JSON.stringify(report, null, 2)}\n`;
 }
 
 // ---- repair ----------------------------------------------------------------------------------
 
 async function repair(context: CliContext, directory: string): Promise<ExitCode> {
+  const { fs } = context.io;
+  const target = await locateWalTarget(fs, directory);
+  // Before reading a segment: a live node's WAL is never cut (WAL_ERR_LOCKED, exit 1).
+  const lock = target.lockDirectory === undefined ? undefined : await fs.lockDirectory(target.lockDirectory);
+  try {
+    await checkWalSegments(fs, target);
+    return await repairLocked(context, target);
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function repairLocked(context: CliContext, target: WalTarget): Promise<ExitCode> {
   const { fs, stdout, stderr } = context.io;
-  const target = await resolveWalTarget(fs, directory);
   try {
     const cut = await repairTornTail(target.walDirectory, fs);
     if (!cut) {

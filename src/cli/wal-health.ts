@@ -62,3 +62,8 @@ export async function checkHealth(fs: FileSystem, target: WalTarget, directoryAr
   if (health.verdict.length === 0) health.verdict.push("healthy");
   return health;
 }
+
+/** The verdict in one word, as the exit code says it: healthy (0), torn-tail (2) or corrupt (3). */
+export function healthStatus(health: Health): "healthy" | "torn-tail" | "corrupt" {
+  return health.exitCode === ExitCode.CORRUPT ? "corrupt" : health.exitCode === ExitCode.TORN_TAIL ? "torn-tail" : "healthy";
+}

@@ -1,10 +1,18 @@
 /**
  * An HTTP client of the KV service: follows the leader's redirects, retries writes that
  * got no answer with the same (client id, seq) so each write takes effect exactly once,
- * and keeps connections alive.
+ * and keeps connections alive. It also lists and changes the cluster's membership
+ * (members-api.ts); a change is retried only when nothing was done (no leader took it
+ * yet, or another change was in progress).
  */
 import { randomUUID } from "node:crypto";
 import http from "node:http";
+import { RaftwalError, RaftwalErrorCode } from "../../storage/errors.js";
+import { RaftErrorCode } from "../raft/errors.js";
+import { KvErrorCode } from "./errors.js";
+import type { MembersAnswer } from "./members-api.js";
+
+export type { MembersAnswer };
 
 export interface KvClientOptions {
   /** API base URLs of the cluster's nodes, e.g. http://127.0.0.1:8001. */
@@ -17,7 +25,53 @@ export interface KvClientOptions {
   operationTimeoutMs?: number;
   /** Shared keep-alive agent (benchmarks pass one sized to their concurrency). */
   agent?: http.Agent;
+  /** Per-request timeout of a membership change. Default 30 s. */
+  membershipRequestTimeoutMs?: number;
 }
+
+/** A new member, as `addLearner` takes it: addresses as "host:port". */
+export interface NewMember {
+  id: number;
+  peerAddress: string;
+  apiAddress?: string;
+}
+
+/**
+ * How one request is sent and retried: `retryable` decides whether an error answer or a
+ * connection error is tried again (on the next endpoint for a connection error) until the
+ * operation timeout.
+ */
+interface RequestPolicy {
+  headers?: Record<string, string>;
+  /** Statuses other than 200 that are answers, not errors. */
+  accepted?: number[];
+  retryable: (error: unknown) => boolean;
+  agent?: http.Agent;
+  timeoutMs?: number;
+}
+
+/** Writes carry a session (client id, seq), reads change nothing: any 503 (retry later) or lost connection may be retried. */
+const RETRY_UNAVAILABLE = (error: unknown): boolean => !(error instanceof KvError) || error.status === 503;
+
+/**
+ * A membership change has no session: retried only when nothing was done. An answer that
+ * says no leader took it (none known, not the leader, a new leader not ready yet), or that
+ * another change is still in progress (two nodes joining at once), or a refused
+ * connection. A timeout may still take effect, so it is reported instead.
+ */
+function changeNotStarted(error: unknown): boolean {
+  if (error instanceof KvError) return CHANGE_NOT_STARTED_CODES.has(error.code);
+  return (error as NodeJS.ErrnoException).code === "ECONNREFUSED";
+}
+const CHANGE_NOT_STARTED_CODES = new Set<string>([
+  KvErrorCode.NO_LEADER,
+  RaftErrorCode.NOT_LEADER,
+  RaftErrorCode.LEADER_NOT_READY,
+  RaftErrorCode.CONFIG_CHANGE_IN_PROGRESS,
+]);
+
+/** Membership changes are rare: each on a new connection, so that no reused socket dies under one. */
+const CHANGE_AGENT = new http.Agent({ keepAlive: false });
 
 export interface KvResponse {
   status: number;
@@ -25,18 +79,25 @@ export interface KvResponse {
   headers: http.IncomingHttpHeaders;
 }
 
+/** Per-request timeout of a membership change: the node waits up to twice its membershipTimeoutMs (10 s by default). */
+export const MEMBERSHIP_REQUEST_TIMEOUT_MS_DEFAULT = 30_000;
+
 /** Redirects followed per attempt: a redirect chain longer than the cluster means no stable leader. */
 const REDIRECTS_MAX = 5;
 /** Pause between retries after a 503 or a connection error (no leader yet, node restarting). */
 const RETRY_DELAY_MS = 100;
 
-export class KvError extends Error {
+/**
+ * An error answer from the API: its HTTP status, and the code and message of its body
+ * (KV_ERR_BAD_RESPONSE when the body is not the API's JSON error).
+ */
+export class KvError extends RaftwalError {
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: string,
     message: string,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 
@@ -47,7 +108,7 @@ export class KvClient {
   private readonly agent: http.Agent;
 
   constructor(private readonly options: KvClientOptions) {
-    if (options.endpoints.length === 0) throw new Error("KvClient needs at least one endpoint");
+    if (options.endpoints.length === 0) throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, "KvClient needs at least one endpoint");
     this.clientId = options.clientId ?? randomUUID();
     this.agent = options.agent ?? new http.Agent({ keepAlive: true, maxSockets: 64 });
   }
@@ -72,8 +133,29 @@ export class KvClient {
 
   /** Linearizable by default; `stale` reads whatever the answering node has applied. */
   async get(key: string, options: { stale?: boolean } = {}): Promise<Buffer | undefined> {
-    const response = await this.request("GET", `/kv/${encodeURIComponent(key)}${options.stale ? "?stale=true" : ""}`, undefined, {}, [404]);
+    const response = await this.request("GET", `/kv/${encodeURIComponent(key)}${options.stale ? "?stale=true" : ""}`, undefined, { accepted: [404], retryable: RETRY_UNAVAILABLE });
     return response.status === 404 ? undefined : response.body;
+  }
+
+  /** The membership as the leader sees it, with each member's progress; `stale`: the first answering node's own view. */
+  async members(options: { stale?: boolean } = {}): Promise<MembersAnswer> {
+    const response = await this.request("GET", `/members${options.stale ? "?stale=true" : ""}`, undefined, { retryable: RETRY_UNAVAILABLE });
+    return JSON.parse(response.body.toString()) as MembersAnswer;
+  }
+
+  /** Adds a member as a learner; resolves with the membership once the change is applied on the leader. */
+  addLearner(member: NewMember): Promise<MembersAnswer> {
+    return this.change("POST", "/members", Buffer.from(JSON.stringify(member)));
+  }
+
+  /** Makes a caught-up learner a voter (RAFT_ERR_LEARNER_BEHIND, status 409, before). */
+  promote(id: number): Promise<MembersAnswer> {
+    return this.change("POST", `/members/${id}/promote`);
+  }
+
+  /** Removes a voter or a learner; the removed node stops by itself. */
+  removeMember(id: number): Promise<MembersAnswer> {
+    return this.change("DELETE", `/members/${id}`);
   }
 
   async status(endpoint: string): Promise<Record<string, unknown>> {
@@ -89,32 +171,42 @@ export class KvClient {
     const seq = ++this.seq;
     // The same (client id, seq) on every retry: the state machine applies the write once.
     const headers = { "x-raftwal-client-id": this.clientId, "x-raftwal-seq": String(seq) };
-    return this.request(method, `/kv/${encodeURIComponent(key)}${query}`, body, headers, accepted);
+    return this.request(method, `/kv/${encodeURIComponent(key)}${query}`, body, { headers, accepted, retryable: RETRY_UNAVAILABLE });
   }
 
-  private async request(method: string, path: string, body: Buffer | undefined, headers: Record<string, string>, accepted: number[]): Promise<KvResponse> {
+  private async change(method: string, path: string, body?: Buffer): Promise<MembersAnswer> {
+    const response = await this.request(method, path, body, {
+      headers: body ? { "content-type": "application/json" } : {},
+      retryable: changeNotStarted,
+      agent: CHANGE_AGENT,
+      timeoutMs: this.options.membershipRequestTimeoutMs ?? MEMBERSHIP_REQUEST_TIMEOUT_MS_DEFAULT,
+    });
+    return JSON.parse(response.body.toString()) as MembersAnswer;
+  }
+
+  private async request(method: string, path: string, body: Buffer | undefined, policy: RequestPolicy): Promise<KvResponse> {
     const deadline = Date.now() + (this.options.operationTimeoutMs ?? 15_000);
     let lastError: unknown;
     while (Date.now() < deadline) {
       let url = new URL(path, this.options.endpoints[this.endpointIndex]);
       try {
         for (let redirects = 0; redirects <= REDIRECTS_MAX; redirects++) {
-          const response = await send(this.agent, method, url, body, headers, this.options.requestTimeoutMs ?? 5000);
+          const response = await send(policy.agent ?? this.agent, method, url, body, policy.headers ?? {}, policy.timeoutMs ?? this.options.requestTimeoutMs ?? 5000);
           if (response.status === 307 && response.headers.location) {
             url = new URL(response.headers.location);
             continue;
           }
-          if (response.status === 200 || accepted.includes(response.status)) {
+          if (response.status === 200 || policy.accepted?.includes(response.status)) {
             this.remember(url);
             return response;
           }
           const error = parseError(response);
-          if (response.status !== 503) throw error;
+          if (!policy.retryable(error)) throw error;
           lastError = error;
           break;
         }
       } catch (error) {
-        if (error instanceof KvError) throw error;
+        if (error instanceof KvError || !policy.retryable(error)) throw error;
         lastError = error;
         this.endpointIndex = (this.endpointIndex + 1) % this.options.endpoints.length;
       }
@@ -133,9 +225,9 @@ export class KvClient {
 function parseError(response: KvResponse): KvError {
   try {
     const parsed = JSON.parse(response.body.toString()) as { error?: string; message?: string };
-    return new KvError(response.status, parsed.error ?? "HTTP_ERROR", parsed.message ?? `HTTP ${response.status}`);
+    return new KvError(response.status, parsed.error ?? KvErrorCode.BAD_RESPONSE, parsed.message ?? `HTTP ${response.status}`);
   } catch {
-    return new KvError(response.status, "HTTP_ERROR", `HTTP ${response.status}`);
+    return new KvError(response.status, KvErrorCode.BAD_RESPONSE, `HTTP ${response.status}`);
   }
 }
 

@@ -2,7 +2,7 @@
  * The KV command codec: what a client proposes and the state machine applies.
  * The byte layout is documented at the top of `state-machine.ts`. Pure: no I/O.
  */
-import { RaftwalError, ErrorCode } from "../errors.js";
+import { RaftwalError, RaftwalErrorCode } from "../../storage/errors.js";
 import { ByteReader, ByteWriter, MalformedBytes, NeedMoreBytes, isWellFormedString, utf8Decode, utf8Encode } from "./bytes.js";
 
 /** Version byte of the command layout. A decoder rejects any other version. */
@@ -55,7 +55,7 @@ export type KvWriteCommand = PutCommand | DeleteCommand | CasCommand;
 export type KvCommand = KvWriteCommand | GetCommand;
 
 function invalid(message: string): RaftwalError {
-  return new RaftwalError(ErrorCode.INVALID_ARGUMENT, `kv command: ${message}`);
+  return new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `kv command: ${message}`);
 }
 
 function encodeText(what: string, text: string, bytesMin: number, bytesMax: number): Uint8Array {

@@ -3,19 +3,22 @@
  *
  * | request                          | answer                                                          |
  * |----------------------------------|-----------------------------------------------------------------|
- * | `PUT /kv/{key}` body = value     | 200 `{"ok":true,"index":N}`                                     |
+ * | `PUT /kv/{key}` body = value     | 200 `{"ok":true}`                                               |
  * | `GET /kv/{key}`                  | 200 with the value bytes; linearizable (ReadIndex) by default   |
  * | `GET /kv/{key}?stale=true`       | 200 from this node's state, without a leadership check          |
  * | `DELETE /kv/{key}`               | 200 `{"ok":true}`, 404 if the key was absent                    |
  * | `POST /kv/{key}?cas` JSON body   | `{"expect": string or null, "value": string}`: 200, 409 with `current` on mismatch, 404 if absent |
- * | `GET /status`                    | role, term, leader, commit/applied indexes, per-peer progress   |
+ * | `GET /status`                    | role, term, leader, membership, commit/applied indexes, per-peer progress |
  * | `GET /metrics`                   | Prometheus text format                                          |
+ * | `/members` ...                   | the cluster's membership and changes to it (members-api.ts)     |
  *
  * Writes on a follower are answered `307 Temporary Redirect` to the same path on the
  * leader's API (307 keeps the method and body); `503` when no leader is known. Errors are
- * JSON `{"error": code, "message": ...}`: 400 bad input, 404 missing key, 409 CAS
- * mismatch, 413 value too large, 503 no leader or not answered in time (a timed-out write
- * may still take effect: retry it with the same client id and seq).
+ * JSON `{"error": code, "message": ...}` with a registered code (`KV_ERR_NOT_FOUND`,
+ * `NODE_ERR_TIMEOUT`, ...) whose status comes from one table (http-errors.ts): 400 bad
+ * input, 404 missing key, 409 CAS mismatch, 413 value too large, 503 no leader or not
+ * answered in time (a timed-out write may still take effect: retry it with the same
+ * client id and seq).
  *
  * Retries: a client that sends `x-raftwal-client-id` and `x-raftwal-seq` headers gets
  * exactly-once writes (the state machine de-duplicates a retried (client, seq)); without
@@ -24,53 +27,54 @@
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { ErrorCode, RaftwalError } from "../errors.js";
-import { NodeErrorCode, NotLeaderError } from "../node/errors.js";
+import { RaftwalError } from "../../storage/errors.js";
+import { NotLeaderError } from "../node/errors.js";
 import type { Logger } from "../node/logger.js";
 import type { RaftNode } from "../node/raft-node.js";
 import { encodeCommand, KEY_BYTES_MAX, VALUE_BYTES_MAX, type KvWriteCommand } from "./command.js";
+import { KvErrorCode } from "./errors.js";
+import { errorAnswer } from "./http-errors.js";
+import { drain, json, readBody, redirectToLeader, type ApiAddress } from "./http-io.js";
+import { MembersRoutes } from "./members-api.js";
 import type { KvResult, KvStateMachine } from "./state-machine.js";
 
-export interface ApiAddress {
-  host: string;
-  port: number;
-}
+export type { ApiAddress };
 
 export interface KvHttpApiOptions {
   node: RaftNode<KvResult>;
   kv: KvStateMachine;
   listen: ApiAddress;
-  /** Every node's API address, for redirects to the leader. */
-  apiAddresses: ReadonlyMap<number, ApiAddress>;
+  /** A member's API address (from the cluster configuration), for redirects to the leader. */
+  apiAddressOf: (id: number) => ApiAddress | undefined;
   logger: Logger;
-  /** Routes under /admin/ (the torture suite's fault hooks, src/kv/fault-admin.ts); absent: 404. */
-  admin?: AdminRoutes;
+  /** Routes the host adds to the API (absent: a request under no route answers 404). */
+  extraRoutes?: ExtraRoutes;
 }
 
-export type AdminRoutes = (request: http.IncomingMessage, response: http.ServerResponse, url: URL) => Promise<void>;
+/**
+ * Routes a host adds under one path prefix: `handle` answers every request whose path
+ * starts with `pathPrefix` (404s included), after `/status`, `/metrics` and `/members`, before `/kv/`.
+ */
+export interface ExtraRoutes {
+  /** For example "/admin/". */
+  pathPrefix: string;
+  handle: (request: http.IncomingMessage, response: http.ServerResponse, url: URL) => Promise<void>;
+}
 
 /** Largest request body accepted: a value plus room for a CAS JSON envelope. */
 const REQUEST_BODY_BYTES_MAX = 2 * VALUE_BYTES_MAX + 1024;
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly extra: Record<string, unknown> = {},
-  ) {
-    super(message);
-  }
-}
-
 export class KvHttpApi {
   private server: http.Server | undefined;
+  private readonly members: MembersRoutes;
 
-  constructor(private readonly options: KvHttpApiOptions) {}
+  constructor(private readonly options: KvHttpApiOptions) {
+    this.members = new MembersRoutes({ node: options.node, apiAddressOf: options.apiAddressOf });
+  }
 
   async start(): Promise<ApiAddress> {
     const server = http.createServer({ keepAlive: true }, (request, response) => {
-      this.handle(request, response).catch((error: unknown) => this.fail(response, error));
+      this.handle(request, response).catch((error: unknown) => this.answerError(response, error));
     });
     server.keepAliveTimeout = 30_000;
     this.server = server;
@@ -103,35 +107,37 @@ export class KvHttpApi {
       response.end(text);
       return;
     }
-    if (this.options.admin && url.pathname.startsWith("/admin/")) return this.options.admin(request, response, url);
-    if (!url.pathname.startsWith("/kv/")) throw new HttpError(404, "NOT_FOUND", `no route ${request.method} ${url.pathname}`);
+    if (this.members.serves(url.pathname)) return this.members.handle(request, response, url);
+    const extra = this.options.extraRoutes;
+    if (extra && url.pathname.startsWith(extra.pathPrefix)) return extra.handle(request, response, url);
+    if (!url.pathname.startsWith("/kv/")) throw new RaftwalError(KvErrorCode.NO_ROUTE, `no route ${request.method} ${url.pathname}`);
     const key = decodeKey(url.pathname.slice("/kv/".length));
     switch (request.method) {
       case "GET":
         return this.get(key, url.searchParams.get("stale") === "true", response);
       case "PUT": {
-        const value = await readBody(request);
-        if (value.length > VALUE_BYTES_MAX) throw new HttpError(413, "TOO_LARGE", `the value is larger than ${VALUE_BYTES_MAX} bytes`);
+        const value = await readBody(request, REQUEST_BODY_BYTES_MAX);
+        if (value.length > VALUE_BYTES_MAX) throw new RaftwalError(KvErrorCode.TOO_LARGE, `the value is larger than ${VALUE_BYTES_MAX} bytes`);
         return this.write(request, response, { op: "put", key, value });
       }
       case "DELETE":
         await drain(request);
         return this.write(request, response, { op: "delete", key });
       case "POST": {
-        if (!url.searchParams.has("cas")) throw new HttpError(400, "BAD_REQUEST", "POST /kv/{key} needs ?cas");
-        const cas = parseCasBody(await readBody(request));
+        if (!url.searchParams.has("cas")) throw new RaftwalError(KvErrorCode.BAD_REQUEST, "POST /kv/{key} needs ?cas");
+        const cas = parseCasBody(await readBody(request, REQUEST_BODY_BYTES_MAX));
         return this.write(request, response, { op: "cas", key, ...cas });
       }
       default:
-        throw new HttpError(405, "METHOD_NOT_ALLOWED", `${request.method} is not supported on /kv/{key}`);
+        throw new RaftwalError(KvErrorCode.METHOD_NOT_ALLOWED, `${request.method} is not supported on /kv/{key}`);
     }
   }
 
   private async get(key: string, stale: boolean, response: http.ServerResponse): Promise<void> {
     // A linearizable read waits for ReadIndex (Raft thesis 6.4); a stale one reads what this node has applied.
-    if (!stale) await this.options.node.read();
+    if (!stale) await this.options.node.read().catch(noLeaderOnNotLeader);
     const value = this.options.kv.get(key);
-    if (value === undefined) throw new HttpError(404, "NOT_FOUND", `no key ${JSON.stringify(key)}`);
+    if (value === undefined) throw new RaftwalError(KvErrorCode.NOT_FOUND, `no key ${JSON.stringify(key)}`);
     response.writeHead(200, { "content-type": "application/octet-stream", "content-length": value.length });
     response.end(value);
   }
@@ -153,57 +159,43 @@ export class KvHttpApi {
       if (error instanceof NotLeaderError) return this.redirect(request, response, error.leaderId);
       throw error;
     }
-    if (!result) throw new HttpError(500, "INTERNAL", "the state machine returned no result");
+    if (!result) throw new RaftwalError(KvErrorCode.INTERNAL, "the state machine returned no result");
     switch (result.status) {
       case "ok":
         return json(response, 200, { ok: true });
       case "not-found":
-        throw new HttpError(404, "NOT_FOUND", `no key ${JSON.stringify(command.key)}`);
+        throw new RaftwalError(KvErrorCode.NOT_FOUND, `no key ${JSON.stringify(command.key)}`);
       case "mismatch":
-        throw new HttpError(409, "CAS_MISMATCH", "the current value differs from expect", { current: new TextDecoder().decode(result.current) });
+        return this.answerError(response, new RaftwalError(KvErrorCode.CAS_MISMATCH, "the current value differs from expect"), {
+          current: new TextDecoder().decode(result.current),
+        });
       case "stale":
-        throw new HttpError(409, "STALE_SEQUENCE", `this client already applied seq ${result.lastSeq}`);
+        throw new RaftwalError(KvErrorCode.STALE_SEQUENCE, `this client already applied seq ${result.lastSeq}`);
       case "invalid":
-        throw new HttpError(400, "BAD_REQUEST", result.reason);
+        throw new RaftwalError(KvErrorCode.BAD_REQUEST, result.reason);
     }
   }
 
   private redirect(request: http.IncomingMessage, response: http.ServerResponse, leader: number): void {
-    const target = leader ? this.options.apiAddresses.get(leader) : undefined;
-    if (!target) throw new HttpError(503, "NO_LEADER", "no leader is known; retry shortly");
-    response.writeHead(307, { location: `http://${target.host}:${target.port}${request.url ?? "/"}`, "x-raftwal-leader": String(leader) });
-    response.end();
+    redirectToLeader(request, response, leader, this.options.apiAddressOf);
   }
 
-  private fail(response: http.ServerResponse, error: unknown): void {
-    let status = 500;
-    let code = "INTERNAL";
-    let message = error instanceof Error ? error.message : String(error);
-    let extra: Record<string, unknown> = {};
-    if (error instanceof HttpError) {
-      ({ status, code, extra } = error);
-    } else if (error instanceof NotLeaderError) {
-      status = 503;
-      code = "NO_LEADER";
-    } else if (error instanceof RaftwalError) {
-      code = error.code;
-      if (error.code === ErrorCode.INVALID_ARGUMENT) status = 400;
-      else if (error.code === NodeErrorCode.TIMEOUT || error.code === ErrorCode.PROPOSAL_DROPPED || error.code === NodeErrorCode.PROPOSAL_LOST) status = 503;
-      else if (error.code === NodeErrorCode.CLOSED) status = 503;
-    }
-    if (status === 500) this.options.logger.error("request failed", { error: message });
+  /** Answers with the status the error's code maps to (http-errors.ts); `details` join the body. */
+  private answerError(response: http.ServerResponse, error: unknown, details?: Record<string, unknown>): void {
+    const { status, body } = errorAnswer(error, details);
+    if (status === 500) this.options.logger.error("request failed", { error: body.message, code: body.error });
     if (response.headersSent) {
       response.destroy();
       return;
     }
-    json(response, status, { error: code, message, ...extra });
+    json(response, status, body);
   }
 }
 
-function json(response: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  response.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  response.end(text);
+/** A read that found no leader to confirm it is answered like a write that found none. */
+function noLeaderOnNotLeader(error: unknown): never {
+  if (error instanceof NotLeaderError) throw new RaftwalError(KvErrorCode.NO_LEADER, error.message, { cause: error });
+  throw error;
 }
 
 function decodeKey(raw: string): string {
@@ -211,10 +203,10 @@ function decodeKey(raw: string): string {
   try {
     key = decodeURIComponent(raw);
   } catch {
-    throw new HttpError(400, "BAD_REQUEST", "the key is not valid percent-encoded UTF-8");
+    throw new RaftwalError(KvErrorCode.BAD_REQUEST, "the key is not valid percent-encoded UTF-8");
   }
-  if (key.length === 0) throw new HttpError(400, "BAD_REQUEST", "the key is empty");
-  if (Buffer.byteLength(key) > KEY_BYTES_MAX) throw new HttpError(400, "BAD_REQUEST", `the key is longer than ${KEY_BYTES_MAX} bytes`);
+  if (key.length === 0) throw new RaftwalError(KvErrorCode.BAD_REQUEST, "the key is empty");
+  if (Buffer.byteLength(key) > KEY_BYTES_MAX) throw new RaftwalError(KvErrorCode.BAD_REQUEST, `the key is longer than ${KEY_BYTES_MAX} bytes`);
   return key;
 }
 
@@ -223,10 +215,10 @@ function parseSession(request: http.IncomingMessage): { clientId: string; seq: n
   const seqHeader = request.headers["x-raftwal-seq"];
   if (clientId === undefined && seqHeader === undefined) return { clientId: randomUUID(), seq: 1 };
   if (typeof clientId !== "string" || typeof seqHeader !== "string") {
-    throw new HttpError(400, "BAD_REQUEST", "x-raftwal-client-id and x-raftwal-seq go together");
+    throw new RaftwalError(KvErrorCode.BAD_REQUEST, "x-raftwal-client-id and x-raftwal-seq go together");
   }
   const seq = Number(seqHeader);
-  if (!Number.isSafeInteger(seq) || seq < 1) throw new HttpError(400, "BAD_REQUEST", "x-raftwal-seq must be a positive integer");
+  if (!Number.isSafeInteger(seq) || seq < 1) throw new RaftwalError(KvErrorCode.BAD_REQUEST, "x-raftwal-seq must be a positive integer");
   return { clientId, seq };
 }
 
@@ -235,30 +227,12 @@ function parseCasBody(body: Uint8Array): { expect: Uint8Array | null; value: Uin
   try {
     parsed = JSON.parse(new TextDecoder().decode(body));
   } catch {
-    throw new HttpError(400, "BAD_REQUEST", 'the CAS body must be JSON {"expect": string|null, "value": string}');
+    throw new RaftwalError(KvErrorCode.BAD_REQUEST, 'the CAS body must be JSON {"expect": string|null, "value": string}');
   }
   const { expect, value } = (parsed ?? {}) as { expect?: unknown; value?: unknown };
   if (typeof value !== "string" || (expect !== null && typeof expect !== "string")) {
-    throw new HttpError(400, "BAD_REQUEST", 'the CAS body must be JSON {"expect": string|null, "value": string}');
+    throw new RaftwalError(KvErrorCode.BAD_REQUEST, 'the CAS body must be JSON {"expect": string|null, "value": string}');
   }
   const encoder = new TextEncoder();
   return { expect: expect === null ? null : encoder.encode(expect), value: encoder.encode(value) };
-}
-
-async function readBody(request: http.IncomingMessage): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > REQUEST_BODY_BYTES_MAX) throw new HttpError(413, "TOO_LARGE", `the body is larger than ${REQUEST_BODY_BYTES_MAX} bytes`);
-    chunks.push(chunk);
-  }
-  const body = Buffer.concat(chunks);
-  return body;
-}
-
-async function drain(request: http.IncomingMessage): Promise<void> {
-  for await (const _chunk of request) {
-    // discard
-  }
 }

@@ -3,22 +3,25 @@
  * HTTP API in front of it. `raftwal node` and `raftwal cluster` run this.
  */
 import type { Logger } from "../node/logger.js";
-import { createNode, type PeerConfig, type RaftNode, type RaftNodeOptions } from "../node/raft-node.js";
-import { KvHttpApi, type AdminRoutes, type ApiAddress } from "./http-api.js";
+import { formatAddress, parseAddress } from "../node/membership.js";
+import type { PeerConfig, RaftNodeOptions } from "../node/options.js";
+import { createNode, type RaftNode } from "../node/raft-node.js";
+import { KvHttpApi, type ApiAddress, type ExtraRoutes } from "./http-api.js";
 import { KvStateMachine, type KvResult } from "./state-machine.js";
 
 export interface KvPeerConfig extends PeerConfig {
-  /** The peer's HTTP API address (for redirects to the leader). */
+  /** The member's HTTP API address (replicated with the configuration, for redirects to the leader). */
   api: ApiAddress;
 }
 
 export interface KvNodeOptions extends Omit<RaftNodeOptions<KvResult>, "stateMachine" | "peers" | "logger"> {
-  peers: KvPeerConfig[];
+  /** The founding members, read only to bootstrap a new cluster (initialClusterState "new"). */
+  peers?: KvPeerConfig[];
   logger: Logger;
-  /** Where this node's HTTP API listens. Default: its entry's `api` in `peers`. */
+  /** Where this node's HTTP API listens. Default: its API address in the configuration (or `peers`). */
   apiListen?: ApiAddress;
-  /** Torture testing only: the /admin/ routes (src/kv/fault-admin.ts). */
-  admin?: (parts: { node: RaftNode<KvResult>; kv: KvStateMachine }) => AdminRoutes;
+  /** Routes to add to the HTTP API, built once the node and the state machine exist. */
+  extraRoutes?: (parts: { node: RaftNode<KvResult>; kv: KvStateMachine }) => ExtraRoutes;
 }
 
 export interface KvNode {
@@ -30,15 +33,19 @@ export interface KvNode {
 
 export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   const kv = new KvStateMachine();
-  const self = options.peers.find((peer) => peer.id === options.id);
-  const node = await createNode<KvResult>({ ...options, stateMachine: kv });
+  const peers = options.peers?.map((peer) => ({ ...peer, apiAddress: formatAddress(peer.api) }));
+  const node = await createNode<KvResult>({ ...options, peers, stateMachine: kv });
+  const apiAddressOf = (id: number): ApiAddress | undefined => {
+    const member = node.members().members.find((m) => m.id === id);
+    return member ? parseAddress(member.apiAddress) : undefined;
+  };
   const api = new KvHttpApi({
     node,
     kv,
-    listen: options.apiListen ?? self?.api ?? { host: "127.0.0.1", port: 0 },
-    apiAddresses: new Map(options.peers.map((peer) => [peer.id, peer.api])),
+    listen: options.apiListen ?? apiAddressOf(options.id) ?? { host: "127.0.0.1", port: 0 },
+    apiAddressOf,
     logger: options.logger.child({ node: options.id, component: "api" }),
-    admin: options.admin?.({ node, kv }),
+    extraRoutes: options.extraRoutes?.({ node, kv }),
   });
   let apiAddress: ApiAddress;
   try {

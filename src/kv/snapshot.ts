@@ -4,7 +4,8 @@
  * anything damaged. The byte layout is documented at the top of `state-machine.ts`.
  */
 import { createHash, type Hash } from "node:crypto";
-import { RaftwalError, ErrorCode } from "../errors.js";
+import { RaftwalError } from "../../storage/errors.js";
+import { KvErrorCode } from "./errors.js";
 import { ByteReader, ByteWriter, MalformedBytes, NeedMoreBytes, utf8Decode, utf8Encode } from "./bytes.js";
 import { CLIENT_ID_BYTES_MAX, KEY_BYTES_MAX, VALUE_BYTES_MAX } from "./command.js";
 
@@ -133,7 +134,7 @@ export function* encodeSnapshot(
 
 /** Thrown for any damage: the message says what and at which byte offset of the stream. */
 function corrupt(offset: number, message: string): RaftwalError {
-  return new RaftwalError(ErrorCode.SNAPSHOT_CORRUPT, `kv snapshot corrupt at byte ${offset}: ${message}`);
+  return new RaftwalError(KvErrorCode.SNAPSHOT_CORRUPT, `kv snapshot corrupt at byte ${offset}: ${message}`);
 }
 
 function decodeText(bytes: Uint8Array, what: string, offset: number): string {

@@ -89,7 +89,7 @@
  * checks magic, version, every length against its limit (before buffering the bytes),
  * UTF-8, duplicates, session order, the counts and the checksum, and that nothing follows
  * the end record; any failure (including a stream that stops early) throws a RaftwalError
- * with code WAL_ERR_SNAPSHOT_CORRUPT naming the byte offset, and leaves the current state
+ * with code KV_ERR_SNAPSHOT_CORRUPT naming the byte offset, and leaves the current state
  * untouched.
  *
  * ## State hash
@@ -265,7 +265,7 @@ export class KvStateMachine {
 
   /**
    * Replaces the whole state with the snapshot streamed by `chunks`. Throws a RaftwalError
-   * with code WAL_ERR_SNAPSHOT_CORRUPT if the stream is damaged, truncated or not a KV
+   * with code KV_ERR_SNAPSHOT_CORRUPT if the stream is damaged, truncated or not a KV
    * snapshot; the current state is then left as it was.
    */
   async restore(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {

@@ -24,6 +24,11 @@ export class NodeMetrics {
   readonly elections = new Counter({ name: "raftwal_elections_total", help: "Elections this node started as candidate", registers: [this.registry] });
   readonly leaderChanges = new Counter({ name: "raftwal_leader_changes_total", help: "Changes of the known leader", registers: [this.registry] });
   readonly snapshots = new Counter({ name: "raftwal_snapshots_total", help: "Snapshots taken by this node's state machine", registers: [this.registry] });
+  readonly repairsStarted = new Counter({ name: "raftwal_storage_repairs_started_total", help: "Starts with damaged storage repaired from peers, by what was lost", labelNames: ["part"], registers: [this.registry] });
+  readonly repairsCompleted = new Counter({ name: "raftwal_storage_repairs_completed_total", help: "Repairs of damaged storage completed", registers: [this.registry] });
+  readonly repairSeconds = new Gauge({ name: "raftwal_storage_repair_seconds", help: "Duration of the last completed repair", registers: [this.registry] });
+  readonly repairing = new Gauge({ name: "raftwal_storage_repairing", help: "1 while this node repairs damaged storage from its peers", registers: [this.registry] });
+  readonly configChanges = new Counter({ name: "raftwal_config_changes_total", help: "Cluster configurations applied (committed membership changes)", registers: [this.registry] });
   readonly term = new Gauge({ name: "raftwal_term", help: "Current term", registers: [this.registry] });
   readonly commitIndex = new Gauge({ name: "raftwal_commit_index", help: "Commit index", registers: [this.registry] });
   readonly appliedIndex = new Gauge({ name: "raftwal_applied_index", help: "Applied index", registers: [this.registry] });

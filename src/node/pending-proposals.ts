@@ -3,8 +3,7 @@
  * at index i succeeded iff the entry applied at index i has term T (Raft paper, 5.3:
  * log matching); any other entry at i means it was overwritten by another leader.
  */
-import { NodeErrorCode, timeoutError } from "./errors.js";
-import { RaftwalError } from "../errors.js";
+import { proposalLostError, timeoutError } from "./errors.js";
 
 interface Waiter<Result> {
   term: number;
@@ -38,7 +37,7 @@ export class PendingProposals<Result> {
     this.byIndex.delete(index);
     clearTimeout(waiter.timer);
     if (waiter.term === term) waiter.resolve(result);
-    else waiter.reject(new RaftwalError(NodeErrorCode.PROPOSAL_LOST, `the proposal at index ${index} (term ${waiter.term}) was replaced by an entry of term ${term}`));
+    else waiter.reject(proposalLostError(index, waiter.term, term));
   }
 
   /** A snapshot covering up to `index` was installed: proposals at or below it have an unknown fate. */

@@ -23,99 +23,48 @@
  *     an error log line); it is never retried.
  */
 import { performance } from "node:perf_hooks";
-import { ErrorCode, RaftwalError } from "../errors.js";
-import { createRaft } from "../raft/index.js";
-import { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT } from "../raft/config.js";
-import type { Entry, HardState, PeerProgress, RaftConfig, RaftCore, Ready, SnapshotMeta, SoftState } from "../raft/types.js";
-import { openRaftStorage, type RaftStorage, type RaftStorageOptions } from "../../storage/raft-storage.js";
-import { TcpTransport } from "../transport/transport.js";
-import type { FaultFilter } from "./fault-filter.js";
-import type { TransportTlsOptions } from "../transport/tls.js";
-import { closedError } from "./errors.js";
+import { RaftErrorCode, RaftwalError, RaftwalErrorCode } from "../raft/errors.js";
+import { EntryType, type ClusterConfig, type Member } from "../proto/schema.js";
+import { describeClusterConfig, isVoter } from "../raft/cluster-config.js";
+import type { ConfigChange } from "../raft/config-change.js";
+import { decodeConfigEntry } from "../raft/config-log.js";
 import { NotLeaderError } from "../raft/not-leader-error.js";
+import type { Entry, HardState, ProposalPosition, RaftCore, Ready, SnapshotMeta, SoftState } from "../raft/types.js";
+import type { RaftStorage } from "../../storage/raft-storage.js";
+import type { NodeTransport } from "../transport/node-transport.js";
+import { closedError, NodeErrorCode } from "./errors.js";
 import { silentLogger, type Logger } from "./logger.js";
+import { membershipView, nodeMembership, PendingConfigChanges, type MembershipView } from "./membership.js";
 import { NodeMetrics } from "./metrics.js";
+import {
+  ELECTION_TIMEOUT_TICKS_DEFAULT,
+  MEMBERSHIP_TIMEOUT_MS_DEFAULT,
+  ON_STORAGE_CORRUPTION_DEFAULT,
+  PROPOSAL_TIMEOUT_MS_DEFAULT,
+  READ_TIMEOUT_MS_DEFAULT,
+  SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+  SNAPSHOT_EVERY_WAL_BYTES_DEFAULT,
+  TICK_MS_DEFAULT,
+  type NodeStatus,
+  type PeerAddress,
+  type RaftNodeOptions,
+} from "./options.js";
 import { PendingProposals } from "./pending-proposals.js";
 import { PendingReads } from "./pending-reads.js";
-import { randomInt } from "node:crypto";
-import { seededRandom } from "../rng.js";
-import type { StateMachine } from "./state-machine.js";
+import { memberAddress, openNodeParts, transportPeers } from "./startup.js";
 
-export interface PeerAddress {
-  host: string;
-  port: number;
-}
-
-export interface PeerConfig extends PeerAddress {
-  id: number;
-}
-
-/**
- * Defaults suit a LAN or loopback: 100 ms ticks and the core's tick defaults
- * (elections after 10-20 ticks, 1-2 s, of silence; a heartbeat every tick).
- */
-export const TICK_MS_DEFAULT = 100;
-export { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT };
-/** Take a snapshot (and compact the WAL) every this many applied entries. */
-export const SNAPSHOT_EVERY_ENTRIES_DEFAULT = 100_000;
-/** ... or once about this many bytes of entries went into the WAL since the last snapshot. */
-export const SNAPSHOT_EVERY_WAL_BYTES_DEFAULT = 256 * 1024 * 1024;
 /** Bytes a WAL record adds to an entry's data (record header, protobuf framing, padding): an estimate for the policy. */
 const WAL_RECORD_OVERHEAD_BYTES_ESTIMATE = 56;
-export const PROPOSAL_TIMEOUT_MS_DEFAULT = 5_000;
-export const READ_TIMEOUT_MS_DEFAULT = 5_000;
-
-export interface RaftNodeOptions<Result> {
-  /** This node's id (> 0). */
-  id: number;
-  /** Peers must present the same cluster id: a node of another cluster cannot connect. */
-  clusterId: string;
-  /** Every node of the cluster, this one included, with its peer (Raft) address. */
-  peers: PeerConfig[];
-  /** This node's data directory (WAL, hard state, snapshots). */
-  dataDir: string;
-  stateMachine: StateMachine<Result>;
-  /** Where to listen for peers. Default: this node's entry in `peers`. Port 0 picks a free port. */
-  listen?: PeerAddress;
-  tickMs?: number;
-  electionTimeoutTicks?: number;
-  heartbeatIntervalTicks?: number;
-  snapshotEveryEntries?: number;
-  /** Also snapshot once about this many bytes of entries were written to the WAL since the last one. */
-  snapshotEveryWalBytes?: number;
-  proposalTimeoutMs?: number;
-  readTimeoutMs?: number;
-  logger?: Logger;
-  /** Mutual TLS for peer links. */
-  tls?: TransportTlsOptions;
-  /** Storage engine options (file system seam, WAL segment size, group-commit bounds). */
-  storage?: RaftStorageOptions;
-  /** Seed of the core's election-timeout randomness. Default: from the OS. */
-  seed?: number;
-  /** Flow-control knobs passed to the core. */
-  raft?: Pick<RaftConfig, "messageBytesMax" | "inflightMessagesMax" | "inflightBytesMax" | "snapshotChunkBytes" | "uncommittedBytesMax" | "preVote" | "checkQuorum">;
-  /** Torture testing only (`--fault-injection`): drops messages to and from blocked peers. */
-  faultFilter?: FaultFilter;
-}
-
-export interface NodeStatus {
-  id: number;
-  role: SoftState["role"];
-  term: number;
-  /** 0 when no leader is known. */
-  leader: number;
-  commitIndex: number;
-  appliedIndex: number;
-  lastIndex: number;
-  snapshotIndex: number;
-  /** Replication progress of every follower (only on the leader). */
-  progress: PeerProgress[];
-}
 
 export class RaftNode<Result = unknown> {
   readonly metrics = new NodeMetrics();
   private readonly proposals = new PendingProposals<Result | undefined>();
   private readonly reads = new PendingReads();
+  private readonly configChanges = new PendingConfigChanges();
+  /** A repair of storage damage in progress: since when, and what the core last said it still lacks. */
+  private repair: { startedMs: number; state: NonNullable<ReturnType<RaftCore["recovering"]>> } | undefined;
+  /** Ticks left before a node that learned of its removal stops (its last messages go out first). */
+  private removalCountdownTicks: number | undefined;
   private readonly fatalHandlers: Array<(error: Error) => void> = [];
   private ticker: NodeJS.Timeout | undefined;
   private pumping: Promise<void> | undefined;
@@ -123,6 +72,8 @@ export class RaftNode<Result = unknown> {
   private kickScheduled = false;
   private fatal: Error | undefined;
   private applied: number;
+  /** The configuration at the applied index: its members stay peers until a later one is applied (transportPeers). */
+  private appliedConfig: ClusterConfig;
   /** The hard state of the last advanced Ready: its commit is covered by the durable log. */
   private advancedHardState: HardState;
   private soft: SoftState;
@@ -133,63 +84,50 @@ export class RaftNode<Result = unknown> {
     private readonly options: RaftNodeOptions<Result>,
     private readonly core: RaftCore,
     private readonly storage: RaftStorage,
-    private readonly transport: TcpTransport,
+    private readonly transport: NodeTransport,
     private readonly logger: Logger,
   ) {
     this.applied = storage.snapshotMeta().index;
+    this.appliedConfig = core.clusterConfigAt(this.applied);
     this.advancedHardState = storage.hardState();
     this.soft = core.softState();
+    const state = core.recovering();
+    if (state) {
+      this.repair = { startedMs: performance.now(), state };
+      if (state.lostFromIndex > 0) this.metrics.repairsStarted.inc({ part: "log" });
+      if (state.hardStateLost) this.metrics.repairsStarted.inc({ part: "hard_state" });
+      this.metrics.repairing.set(1);
+    }
   }
 
   /** Opens the data directory, restores the state machine, starts the transport and the ticker. */
   static async create<Result>(options: RaftNodeOptions<Result>): Promise<RaftNode<Result>> {
-    const self = options.peers.find((peer) => peer.id === options.id);
-    if (!self) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `node ${options.id} is not in the peer list`);
     const logger = (options.logger ?? silentLogger).child({ node: options.id });
-    const storage = await openRaftStorage(options.dataDir, options.storage);
+    const { storage, core, transport, start } = await openNodeParts(options, logger);
+    const node = new RaftNode(options, core, storage, transport, logger);
     try {
-      for (const warning of storage.recovery.warnings) logger.warn(warning);
-      for (const action of storage.recovery.actions) logger.info(action);
-      const snapshot = storage.snapshotMeta();
-      if (snapshot.index > 0) await options.stateMachine.restore(storage.readSnapshot(), snapshot);
-      const core = createRaft({
-        ...options.raft,
-        id: options.id,
-        voters: options.peers.map((peer) => peer.id),
-        storage,
-        random: seededRandom(options.seed ?? randomInt(0, 2 ** 32 - 1)),
-        electionTimeoutTicks: options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT,
-        heartbeatIntervalTicks: options.heartbeatIntervalTicks ?? HEARTBEAT_INTERVAL_TICKS_DEFAULT,
-        appliedIndex: snapshot.index,
-      });
-      const transport = new TcpTransport({
-        nodeId: options.id,
-        clusterId: options.clusterId,
-        listen: options.listen ?? { host: self.host, port: self.port },
-        peers: new Map(options.peers.map((peer) => [peer.id, { host: peer.host, port: peer.port }])),
-        logger: logger.child({ component: "transport" }),
-        tls: options.tls,
-      });
-      options.faultFilter?.install(transport);
-      const node = new RaftNode(options, core, storage, transport, logger);
       await node.start();
-      logger.info("node started", {
-        snapshotIndex: snapshot.index,
-        lastIndex: storage.lastIndex(),
-        term: storage.hardState().term,
-        tornTail: storage.recovery.wal.tornTail ?? null,
-      });
-      return node;
     } catch (error) {
       await storage.close().catch(() => undefined);
       throw error;
     }
+    const { config, index } = core.clusterConfig();
+    logger.info("node started", {
+      start,
+      snapshotIndex: storage.snapshotMeta().index,
+      lastIndex: storage.lastIndex(),
+      term: storage.hardState().term,
+      configuration: `${describeClusterConfig(config)} (index ${index})`,
+      tornTail: storage.recovery.wal.tornTail ?? null,
+    });
+    return node;
   }
 
   private async start(): Promise<void> {
     this.transport.onMessage((message) => this.guard(() => this.core.step(message)));
     this.transport.onUnreachable((peer) => this.guard(() => this.core.reportUnreachable(peer)));
     this.transport.onSnapshotDropped((peer) => this.guard(() => this.core.reportSnapshot(peer, false)));
+    this.transport.onRefused((peer, refusal, removed) => this.refusedBy(peer, refusal, removed));
     this.metrics.attachTransport(() => this.transport.stats());
     await this.transport.start();
     this.ticker = setInterval(() => this.tick(), this.options.tickMs ?? TICK_MS_DEFAULT);
@@ -204,6 +142,10 @@ export class RaftNode<Result = unknown> {
   // ---- the host loop ---------------------------------------------------------------------
 
   private tick(): void {
+    if (this.removalCountdownTicks !== undefined && --this.removalCountdownTicks <= 0) {
+      void this.stop(new RaftwalError(NodeErrorCode.REMOVED, `node ${this.options.id} was removed from the cluster`));
+      return;
+    }
     this.guard(() => this.core.tick());
   }
 
@@ -268,6 +210,7 @@ export class RaftNode<Result = unknown> {
   /** Steps 3 to 6 of the host loop (src/raft/types.ts) for one Ready. */
   private async handleReady(ready: Ready): Promise<void> {
     if (ready.softState) this.observe(ready.softState);
+    if (ready.clusterConfig) this.observeClusterConfig(ready.clusterConfig);
     this.transport.send(ready.messages);
     const started = performance.now();
     const persisted = this.persist(ready).then(() => this.metrics.persistSeconds.observe((performance.now() - started) / 1000));
@@ -277,7 +220,35 @@ export class RaftNode<Result = unknown> {
     if (ready.hardState) this.advancedHardState = ready.hardState;
     this.transport.send(this.core.takeMessages());
     for (const readState of ready.readStates) this.reads.confirmed(readState.requestId, readState.index, this.applied);
+    if (this.repair) await this.followRepair();
     await this.maybeSnapshot();
+  }
+
+  /**
+   * While repairing storage damage: once the core is whole again (recovery.ts), the
+   * directory's REPAIRING mark is removed durably; the repair is logged and counted.
+   */
+  private async followRepair(): Promise<void> {
+    const repair = this.repair!;
+    const state = this.core.recovering();
+    if (state) {
+      repair.state = state;
+      return;
+    }
+    await this.storage.markRepaired();
+    this.repair = undefined;
+    const seconds = (performance.now() - repair.startedMs) / 1000;
+    this.metrics.repairsCompleted.inc();
+    this.metrics.repairSeconds.set(seconds);
+    this.metrics.repairing.set(0);
+    this.logger.info("storage repaired from peers", {
+      lostFromIndex: repair.state.lostFromIndex,
+      repairedUpTo: repair.state.targetIndex,
+      hardStateLost: repair.state.hardStateLost,
+      fetchedFrom: this.core.softState().leader,
+      term: this.core.softState().term,
+      seconds: Math.round(seconds * 1000) / 1000,
+    });
   }
 
   /** Step 4: make the Ready durable, in the order the core requires. */
@@ -338,13 +309,23 @@ export class RaftNode<Result = unknown> {
   private async restoreFromSnapshot(snapshot: SnapshotMeta): Promise<void> {
     await this.options.stateMachine.restore(this.storage.readSnapshot(), snapshot);
     this.applied = snapshot.index;
-    this.proposals.skippedTo(snapshot.index, () => new RaftwalError(ErrorCode.PROPOSAL_DROPPED, "a snapshot from the leader replaced this node's log; the proposal's fate is unknown"));
+    const unknownFate = () => new RaftwalError(RaftErrorCode.PROPOSAL_DROPPED, "a snapshot from the leader replaced this node's log; the proposal's fate is unknown");
+    this.proposals.skippedTo(snapshot.index, unknownFate);
+    this.configChanges.snapshotInstalled(snapshot.index, snapshot.config, unknownFate);
+    this.appliedConfig = snapshot.config;
+    this.updatePeers();
+    this.noticeRemoval(snapshot.config, snapshot.index);
     this.logger.info("installed a snapshot from the leader", { index: snapshot.index, term: snapshot.term });
   }
 
   private async applyEntry(entry: Entry): Promise<void> {
     if (entry.index !== this.applied + 1) {
       throw new Error(`apply order broken: entry ${entry.index} after applied index ${this.applied}`);
+    }
+    if (entry.type === EntryType.CLUSTER_CONFIG) {
+      this.applied = entry.index;
+      this.configApplied(entry.index, entry.term, decodeConfigEntry(entry));
+      return;
     }
     // An entry with empty data is a leader's no-op (Raft paper, section 8): not for the application.
     const result = entry.data.length > 0 ? await this.options.stateMachine.apply(entry) : undefined;
@@ -367,13 +348,56 @@ export class RaftNode<Result = unknown> {
     // The storage only snapshots durably committed entries: write the lazy commit first.
     await this.storage.saveHardState(this.advancedHardState);
     const meta = await this.storage.createSnapshot(
-      { index: this.applied, voters: this.options.peers.map((peer) => peer.id) },
+      { index: this.applied, config: this.core.clusterConfigAt(this.applied) },
       this.options.stateMachine.snapshot(),
     );
     this.core.snapshotTaken(meta);
     this.walBytesSinceSnapshot = 0;
     this.metrics.snapshots.inc();
     this.logger.info("snapshot taken", { index: meta.index, term: meta.term, sizeBytes: meta.sizeBytes });
+  }
+
+  /** The configuration in force changed (on append: thesis 4.1): connect to new members. */
+  private observeClusterConfig(config: ClusterConfig): void {
+    this.updatePeers();
+    this.logger.info("configuration changed", { configuration: describeClusterConfig(config) });
+  }
+
+  /** The transport's peers: the members in force and those of the applied configuration (startup.ts, transportPeers). */
+  private updatePeers(): void {
+    this.transport.setPeers(transportPeers(this.core.clusterConfig().config, this.appliedConfig, this.options.id));
+  }
+
+  /** A committed configuration was applied: membership requests waiting for it complete; members it removed are dropped. */
+  private configApplied(index: number, term: number, config: ClusterConfig): void {
+    this.appliedConfig = config;
+    this.updatePeers();
+    this.configChanges.applied(index, term, config);
+    this.metrics.configChanges.inc();
+    this.noticeRemoval(config, index);
+  }
+
+  /**
+   * A committed configuration lists this node as removed (ids are never reused, so that
+   * list is final): it stops after an election timeout, so that its last messages (a
+   * leader's hand-over, acknowledgements) still go out.
+   */
+  private noticeRemoval(config: ClusterConfig, index: number): void {
+    if (!config.removed.includes(this.options.id) || this.removalCountdownTicks !== undefined) return;
+    this.removalCountdownTicks = this.options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT;
+    this.logger.warn("this node was removed from the cluster; it stops taking part", { configIndex: index, configuration: describeClusterConfig(config) });
+  }
+
+  /**
+   * A peer refused this node's handshake. When it says this node was removed, that comes
+   * from its committed configuration (ids are never reused): this node missed its own
+   * removal, and stops as if it had applied it.
+   */
+  private refusedBy(peer: number, refusal: string, removed: boolean): void {
+    this.logger.warn("a peer refused this node's connection", { peer, refusal });
+    if (!removed || this.removalCountdownTicks !== undefined) return;
+    this.removalCountdownTicks = 1;
+    this.logger.warn("this node was removed from the cluster (told by a member); it stops taking part", { peer });
   }
 
   private observe(soft: SoftState): void {
@@ -399,13 +423,13 @@ export class RaftNode<Result = unknown> {
    */
   propose(command: Uint8Array): Promise<Result | undefined> {
     if (this.stopped) return Promise.reject(closedError(this.fatal));
-    if (command.length === 0) return Promise.reject(new RaftwalError(ErrorCode.INVALID_ARGUMENT, "a command must not be empty (empty entries are leader no-ops)"));
+    if (command.length === 0) return Promise.reject(new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, "a command must not be empty (empty entries are leader no-ops)"));
     let position;
     try {
       position = this.core.propose(command);
     } catch (error) {
       this.metrics.proposalsFailed.inc({ reason: (error as RaftwalError).code ?? "error" });
-      if ((error as RaftwalError).code === ErrorCode.NOT_LEADER) return Promise.reject(this.notLeader());
+      if ((error as RaftwalError).code === RaftErrorCode.NOT_LEADER) return Promise.reject(this.notLeader());
       return Promise.reject(error);
     }
     this.metrics.proposals.inc();
@@ -428,6 +452,72 @@ export class RaftNode<Result = unknown> {
     return done;
   }
 
+  // ---- membership (Raft thesis chapter 4) -----------------------------------------------------
+
+  /** The configuration in force on this node: every member with its role and addresses. */
+  members(): MembershipView {
+    const { config, index } = this.core.clusterConfig();
+    return membershipView(config, index, index <= this.core.commitIndex());
+  }
+
+  /** Adds a member as a learner: it receives the log (by snapshot first) and does not vote yet. */
+  addLearner(member: { id: number; peerAddress: string; apiAddress?: string }): Promise<MembershipView> {
+    return this.changeMembership({ add: [member] });
+  }
+
+  /** Makes a learner a voter once it has caught up (RAFT_ERR_LEARNER_BEHIND before). */
+  promote(id: number): Promise<MembershipView> {
+    return this.changeMembership({ promote: [id] });
+  }
+
+  /** Removes a voter or a learner. A leader removing itself leads until the change commits, then hands over. */
+  removeMember(id: number): Promise<MembershipView> {
+    return this.changeMembership({ remove: [id] });
+  }
+
+  /**
+   * Several changes at once: through joint consensus when more than one voter changes
+   * (thesis 4.3). Resolves with the new membership once the change is committed and
+   * applied here (for a joint change, once the joint configuration has been left).
+   * Rejects with NotLeaderError on a follower, RAFT_ERR_CONFIG_CHANGE_IN_PROGRESS,
+   * RAFT_ERR_LEARNER_BEHIND, RAFT_ERR_UNKNOWN_MEMBER, RAFT_ERR_LAST_VOTER,
+   * RAFT_ERR_INVALID_CONFIG_CHANGE, NODE_ERR_TIMEOUT (it may still take effect).
+   */
+  async changeMembership(change: { add?: Array<{ id: number; peerAddress: string; apiAddress?: string }>; promote?: number[]; remove?: number[] }): Promise<MembershipView> {
+    if (this.stopped) throw closedError(this.fatal);
+    const request: ConfigChange = {
+      addLearners: (change.add ?? []).map((m): Member => ({ id: m.id, peerAddress: m.peerAddress, apiAddress: m.apiAddress ?? "" })),
+      promote: change.promote ?? [],
+      remove: change.remove ?? [],
+    };
+    const timeoutMs = this.options.membershipTimeoutMs ?? MEMBERSHIP_TIMEOUT_MS_DEFAULT;
+    const position = await this.proposeConfigChangeWhenReady(request, Date.now() + timeoutMs);
+    this.kick();
+    await this.configChanges.add(position.index, position.term, timeoutMs);
+    return this.members();
+  }
+
+  /**
+   * A new leader may not start a change before its first entry commits (thesis 4.1
+   * erratum): that takes a round trip, so the request waits for it (one tick at a time,
+   * until `deadline`) instead of failing with RAFT_ERR_LEADER_NOT_READY.
+   */
+  private async proposeConfigChangeWhenReady(request: ConfigChange, deadline: number): Promise<ProposalPosition> {
+    const tickMs = this.options.tickMs ?? TICK_MS_DEFAULT;
+    // Bounded by the deadline.
+    for (;;) {
+      if (this.stopped) throw closedError(this.fatal);
+      try {
+        return this.core.proposeConfigChange(request);
+      } catch (error) {
+        const code = (error as RaftwalError).code;
+        if (code === RaftErrorCode.NOT_LEADER) throw this.notLeader();
+        if (code !== RaftErrorCode.LEADER_NOT_READY || Date.now() + tickMs > deadline) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, tickMs));
+    }
+  }
+
   /** Asks the leader (this node) to hand leadership to `to` (Raft thesis 3.10). */
   transferLeadership(to: number): void {
     if (this.stopped) throw closedError(this.fatal);
@@ -444,6 +534,8 @@ export class RaftNode<Result = unknown> {
   status(): NodeStatus {
     const soft = this.core.softState();
     const hard = this.core.hardState();
+    const config = this.core.clusterConfig();
+    const removed = this.removalCountdownTicks !== undefined || (this.fatal as RaftwalError | undefined)?.code === NodeErrorCode.REMOVED;
     return {
       id: this.options.id,
       role: soft.role,
@@ -453,14 +545,32 @@ export class RaftNode<Result = unknown> {
       appliedIndex: this.applied,
       lastIndex: this.storage.lastIndex(),
       snapshotIndex: this.storage.snapshotMeta().index,
+      configIndex: config.index,
+      voter: isVoter(config.config, this.options.id),
+      ...(this.core.recovering() ? { repairing: this.core.recovering() } : {}),
+      removed,
+      membership: nodeMembership(config.config, this.options.id, removed),
       progress: this.core.progress(),
     };
   }
 
-  /** The peer address of node `id`, if it is in the cluster. */
+  /**
+   * Damage found while running (a read that fails its checksum) stops the node: a leader
+   * steps down by stopping. Its next start finds the same damage (every record is checked
+   * at open) and repairs it from the peers, like any follower (src/raft/REPAIR.md).
+   */
+  private repairHint(reason: Error): { next?: string } {
+    const code = (reason as RaftwalError).code;
+    const damage = code === "WAL_ERR_CORRUPT" || code === "WAL_ERR_SNAPSHOT_CORRUPT" || code === "WAL_ERR_HARD_STATE_CORRUPT";
+    if (!damage) return {};
+    return (this.options.onStorageCorruption ?? ON_STORAGE_CORRUPTION_DEFAULT) === "repair"
+      ? { next: "storage damage: restart the node; it sets the damage aside and repairs it from its peers" }
+      : { next: "storage damage: onStorageCorruption is \"stop\"; see the README's storage-damage section" };
+  }
+
+  /** The peer address of member `id` in the configuration in force, if it is a member. */
   peerAddress(id: number): PeerAddress | undefined {
-    const peer = this.options.peers.find((p) => p.id === id);
-    return peer ? { host: peer.host, port: peer.port } : undefined;
+    return memberAddress(this.core.clusterConfig().config, id);
   }
 
   /** The error that stopped this node, if a fatal one did. */
@@ -483,25 +593,33 @@ export class RaftNode<Result = unknown> {
     return new NotLeaderError(this.options.id, leader, "request", leader ? this.peerAddress(leader) : undefined);
   }
 
-  private async stop(fatal?: Error): Promise<void> {
+  /**
+   * Stops the node: on close() (no reason), once removed from the cluster (NODE_ERR_REMOVED:
+   * an orderly end too), or on a failure, which is never retried and skips every further
+   * write. `failure()` and the onFatal handlers get the reason.
+   */
+  private async stop(reason?: Error): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (fatal) {
-      this.fatal = fatal;
-      this.logger.error("node stopped on a fatal error; it will not retry", { error: fatal.message, code: (fatal as RaftwalError).code });
+    const failed = reason !== undefined && (reason as RaftwalError).code !== NodeErrorCode.REMOVED;
+    if (reason) {
+      this.fatal = reason;
+      if (failed) this.logger.error("node stopped on a fatal error; it will not retry", { error: reason.message, code: (reason as RaftwalError).code, ...this.repairHint(reason) });
+      else this.logger.warn("node stopped: removed from the cluster");
     }
     if (this.ticker) clearInterval(this.ticker);
-    if (!fatal && this.pumping) await this.pumping;
-    const error = closedError(fatal);
+    if (!failed && this.pumping) await this.pumping;
+    const error = closedError(reason);
     this.proposals.rejectAll(error);
     this.reads.rejectAll(error);
+    this.configChanges.rejectAll(error);
     await this.transport.close();
-    if (!fatal) {
+    if (!failed) {
       // Keep the commit index a restart starts from as fresh as this node knows it.
       await this.storage.saveHardState(this.advancedHardState).catch((e: unknown) => this.logger.warn("could not save the hard state at close", { error: String(e) }));
     }
     await this.storage.close().catch(() => undefined);
-    if (fatal) for (const handler of this.fatalHandlers) handler(fatal);
+    if (reason) for (const handler of this.fatalHandlers) handler(reason);
   }
 }
 

@@ -16,7 +16,7 @@ protobuf.configure();
 const SCHEMA_PATH = fileURLToPath(new URL("./raftwal.proto", import.meta.url));
 const root = protobuf.parse(readFileSync(SCHEMA_PATH, "utf8"), { keepCase: false }).root;
 
-export const EntryType = { NORMAL: 0 } as const;
+export const EntryType = { NORMAL: 0, CLUSTER_CONFIG: 1 } as const;
 export type EntryType = (typeof EntryType)[keyof typeof EntryType];
 
 export const MessageType = {
@@ -34,6 +34,10 @@ export const MessageType = {
   TIMEOUT_NOW: 11,
   READ_INDEX: 12,
   READ_INDEX_RESPONSE: 13,
+  REPAIR: 14,
+  REPAIR_RESPONSE: 15,
+  TERM_PROBE: 16,
+  TERM_PROBE_RESPONSE: 17,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
@@ -52,12 +56,31 @@ export interface HardState {
   commit: number;
 }
 
-/** What a snapshot covers: all entries up to and including (index, term). */
+/** One member of the cluster (the `Member` message); addresses are "host:port", "" when none. */
+export interface Member {
+  id: number;
+  peerAddress: string;
+  apiAddress: string;
+}
+
+/**
+ * A cluster configuration (the `ClusterConfig` message): joint while `votersOutgoing`
+ * is non-empty. Ids are kept sorted ascending; see raftwal.proto for the rules.
+ */
+export interface ClusterConfig {
+  voters: number[];
+  votersOutgoing: number[];
+  learners: number[];
+  members: Member[];
+  removed: number[];
+}
+
+/** What a snapshot covers: all entries up to and including (index, term), and the configuration there. */
 export interface SnapshotMeta {
   index: number;
   term: number;
-  voters: number[];
   sizeBytes: number;
+  config: ClusterConfig;
 }
 
 /** One chunk of an InstallSnapshot transfer. */
@@ -89,6 +112,12 @@ export interface Handshake {
   protocolVersion: number;
   clusterId: string;
   nodeId: number;
+  /** The dialler's peer address ("host:port"), "" when not given. */
+  peerAddress: string;
+  /** Non-empty only in a reply refusing the connection. */
+  refusal: string;
+  /** In a refusal: the dialler was removed from the cluster. */
+  removed: boolean;
 }
 
 export type Frame = { handshake: Handshake; message?: undefined } | { message: Message; handshake?: undefined };
@@ -117,8 +146,22 @@ function normalizeEntry(e: any): Entry {
   return { term: e.term ?? 0, index: e.index ?? 0, type: e.type ?? 0, data: bytes(e.data) };
 }
 
+function normalizeMember(m: any): Member {
+  return { id: m?.id ?? 0, peerAddress: m?.peerAddress ?? "", apiAddress: m?.apiAddress ?? "" };
+}
+
+function normalizeClusterConfig(c: any): ClusterConfig {
+  return {
+    voters: c?.voters ?? [],
+    votersOutgoing: c?.votersOutgoing ?? [],
+    learners: c?.learners ?? [],
+    members: (c?.members ?? []).map(normalizeMember),
+    removed: c?.removed ?? [],
+  };
+}
+
 function normalizeMeta(m: any): SnapshotMeta {
-  return { index: m?.index ?? 0, term: m?.term ?? 0, voters: m?.voters ?? [], sizeBytes: m?.sizeBytes ?? 0 };
+  return { index: m?.index ?? 0, term: m?.term ?? 0, sizeBytes: m?.sizeBytes ?? 0, config: normalizeClusterConfig(m?.config) };
 }
 
 function normalizeMessage(m: any): Message {
@@ -149,17 +192,41 @@ export const frameType: protobuf.Type = root.lookupType("raftwal.Frame");
 export const entryCodec = codec<Entry>("Entry", normalizeEntry);
 export const hardStateCodec = codec<HardState>("HardState", (h) => ({ term: h.term ?? 0, vote: h.vote ?? 0, commit: h.commit ?? 0 }));
 export const snapshotMetaCodec = codec<SnapshotMeta>("SnapshotMeta", normalizeMeta);
+export const clusterConfigCodec = codec<ClusterConfig>("ClusterConfig", normalizeClusterConfig);
 export const messageCodec = codec<Message>("Message", normalizeMessage);
-export const handshakeCodec = codec<Handshake>("Handshake", (h) => ({
-  protocolVersion: h.protocolVersion ?? 0,
-  clusterId: h.clusterId ?? "",
-  nodeId: h.nodeId ?? 0,
-}));
+function normalizeHandshake(h: any): Handshake {
+  return {
+    protocolVersion: h.protocolVersion ?? 0,
+    clusterId: h.clusterId ?? "",
+    nodeId: h.nodeId ?? 0,
+    peerAddress: h.peerAddress ?? "",
+    refusal: h.refusal ?? "",
+    removed: h.removed ?? false,
+  };
+}
+
+export const handshakeCodec = codec<Handshake>("Handshake", normalizeHandshake);
 export const frameCodec = codec<Frame>("Frame", (f) =>
   f.handshake
-    ? { handshake: { protocolVersion: f.handshake.protocolVersion ?? 0, clusterId: f.handshake.clusterId ?? "", nodeId: f.handshake.nodeId ?? 0 } }
+    ? { handshake: normalizeHandshake(f.handshake) }
     : { message: normalizeMessage(f.message ?? {}) },
 );
+
+/** The configuration with no member at all (a node that waits to be added to a cluster). */
+export function emptyClusterConfig(): ClusterConfig {
+  return { voters: [], votersOutgoing: [], learners: [], members: [], removed: [] };
+}
+
+/** A deep copy (configurations are values; nobody shares the arrays). */
+export function copyClusterConfig(config: ClusterConfig): ClusterConfig {
+  return {
+    voters: [...config.voters],
+    votersOutgoing: [...config.votersOutgoing],
+    learners: [...config.learners],
+    members: config.members.map((member) => ({ ...member })),
+    removed: [...config.removed],
+  };
+}
 
 /**
  * A message with every field set: one object shape for every message (the core builds

@@ -39,8 +39,9 @@ export function handleAppend(raft: Raft, message: Message): void {
 }
 
 export function handleHeartbeat(raft: Raft, message: Message): void {
-  // The leader sends min(match, commit): our log matches up to there.
-  raft.log.commitTo(message.commit);
+  // The leader sends min(match, commit): our log matches up to there. A node repairing a
+  // lost log may still be credited by the leader with entries it lost: never beyond its log.
+  raft.log.commitTo(raft.recovery ? Math.min(message.commit, raft.log.lastIndex()) : message.commit);
   const reply = newMessage(MessageType.HEARTBEAT_RESPONSE, raft.id, message.from, raft.term);
   reply.context = message.context;
   raft.outbox.send(reply);

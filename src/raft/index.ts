@@ -1,7 +1,7 @@
 /**
  * The Raft core's public entry point: `createRaft`, the contract types (types.ts,
- * whose header is the host loop and the persistence contract), and the in-memory
- * storage used by tests, simulations and benchmarks.
+ * whose header is the host loop and the persistence contract), NotLeaderError, and the
+ * in-memory storage used by tests, simulations and benchmarks.
  */
 import { normalizeConfig } from "./config.js";
 import { Raft } from "./raft.js";

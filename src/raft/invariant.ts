@@ -7,10 +7,11 @@
  * instead of node:assert's AssertionError. `invariant` takes a plain string, not a rest
  * array, so the per-entry loops can afford it.
  */
+import { RaftErrorCode } from "./errors.js";
 
 export class RaftInvariantError extends Error {
-  /** Stable code, like every deliberate raftwal error (see src/errors.ts). */
-  readonly code = "RAFT_ERR_INVARIANT";
+  /** Stable code, like every deliberate raftwal error (the registry: src/errors.ts). */
+  readonly code = RaftErrorCode.INVARIANT;
 
   constructor(message: string) {
     super(`raft invariant broken: ${message}`);

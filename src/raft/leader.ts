@@ -5,16 +5,21 @@
  *
  * Functions of the Raft instance, kept apart so each handler stays short.
  */
-import { ErrorCode, RaftwalError } from "../errors.js";
-import { MessageType, type Message } from "../proto/schema.js";
+import { EntryType, MessageType, type Message } from "../proto/schema.js";
+import { isJoint, isVoter } from "./cluster-config.js";
+import { leaveJointConfig } from "./config-change.js";
+import { encodeConfigEntry } from "./config-log.js";
+import { RaftErrorCode, RaftwalError } from "./errors.js";
 import { SNAPSHOT_CHUNKS_IN_FLIGHT_MAX } from "./config.js";
 import { entrySizeBytes } from "./entry-size.js";
 import { fail } from "./invariant.js";
 import { EMPTY_BYTES, newMessage } from "./messages.js";
-import type { Progress } from "./progress.js";
-import { quorumIndex } from "./quorum.js";
+import { Progress } from "./progress.js";
+import { jointIndex, jointQuorum } from "./quorum.js";
 import type { Raft } from "./raft.js";
 import { decodeSequence, encodeSequence, type PendingRead } from "./read-only.js";
+import { acknowledgeHeartbeat, leaseValid, stampHeartbeat, unstamped } from "./lease.js";
+import { serveRepair } from "./recovery.js";
 import { sameSnapshot } from "./snapshot-receiver.js";
 
 export function stepLeader(raft: Raft, message: Message): void {
@@ -36,6 +41,9 @@ export function stepLeader(raft: Raft, message: Message): void {
     case MessageType.READ_INDEX:
       registerRead(raft, message.context, message.from);
       return;
+    case MessageType.REPAIR:
+      serveRepair(raft, message);
+      return;
     default:
       return;
   }
@@ -44,6 +52,7 @@ export function stepLeader(raft: Raft, message: Message): void {
 // ---- Ticks ------------------------------------------------------------------------------
 
 export function tickLeader(raft: Raft): void {
+  if (raft.lease) raft.lease.now += 1;
   raft.heartbeatElapsed += 1;
   raft.electionElapsed += 1;
   if (raft.electionElapsed >= raft.config.electionTimeoutTicks) {
@@ -64,19 +73,17 @@ export function tickLeader(raft: Raft): void {
   }
 }
 
-/** Counts the peers heard from since the last check (plus this node), and clears the marks. */
+/** Whether the voters heard from since the last check (this node included) are a quorum; clears the marks. */
 function quorumActive(raft: Raft): boolean {
-  let active = 1;
-  for (const progress of raft.peerProgress) {
-    if (progress.recentActive) active += 1;
-    progress.recentActive = false;
-  }
-  return active >= raft.quorumSize();
+  const active = jointQuorum(raft.clusterConfig, (id) => id === raft.id || raft.progress.get(id)?.recentActive === true);
+  for (const progress of raft.peerProgress) progress.recentActive = false;
+  return active;
 }
 
 function broadcastHeartbeat(raft: Raft): void {
   const sequence = raft.readOnly === undefined ? 0 : raft.readOnly.newestSequence();
-  const context = sequence === 0 ? EMPTY_BYTES : encodeSequence(sequence);
+  const sequenceContext = sequence === 0 ? EMPTY_BYTES : encodeSequence(sequence);
+  const context = raft.lease ? stampHeartbeat(sequenceContext, raft.lease) : sequenceContext;
   const peers = raft.peers;
   for (let i = 0; i < peers.length; i++) {
     const progress = raft.peerProgress[i];
@@ -184,33 +191,89 @@ function handleHeartbeatResponse(raft: Raft, progress: Progress, message: Messag
   // the window and probe with an (empty) append, whose answer repairs `next`.
   if (progress.state === "replicate" && progress.inflights.full()) progress.inflights.freeFirstOne();
   if (progress.state !== "snapshot" && progress.match < raft.log.lastIndex()) sendAppends(raft, message.from, progress, true);
-  const sequence = decodeSequence(message.context);
-  if (sequence > 0 && raft.readOnly !== undefined) answerReads(raft, raft.readOnly.acknowledge(message.from, sequence));
+  if (raft.lease) acknowledgeHeartbeat(raft.lease, message.from, message.context);
+  const sequence = decodeSequence(unstamped(message.context, raft.lease));
+  if (sequence > 0 && raft.readOnly !== undefined) answerReads(raft, raft.readOnly.acknowledge(message.from, sequence, raft.clusterConfig));
 }
 
 // ---- Commitment -------------------------------------------------------------------------------
 
-const matchScratch: number[] = [];
 const sortScratch: number[] = [];
 
 /**
  * Section 5.4.2 (Figure 8): the leader commits an index replicated on a majority only
  * if that entry is of its current term; earlier entries then commit indirectly. The
- * leader counts itself only for entries it has persisted. Returns whether the commit
- * index advanced.
+ * majority is of the configuration in force, of both halves while joint (thesis 4.3).
+ * The leader counts itself only for entries it has persisted, and only while it is a
+ * voter (thesis 4.2.2: a leader removing itself "does not count itself in majorities").
+ * Returns whether the commit index advanced.
  */
 export function maybeCommit(raft: Raft): boolean {
-  const voters = raft.voters;
-  matchScratch.length = voters.length;
-  const progress = raft.voterProgress;
-  for (let i = 0; i < voters.length; i++) matchScratch[i] = progress[i].match;
-  const index = quorumIndex(matchScratch, sortScratch);
+  const index = jointIndex(raft.clusterConfig, raft.matchOf, sortScratch);
   const log = raft.log;
   if (index <= log.committed || log.termOrMinusOne(index) !== raft.term) return false;
   const firstOfTerm = log.termOrMinusOne(log.committed) !== raft.term;
   log.commitTo(index);
   if (firstOfTerm && raft.readOnly !== undefined) releaseWaitingReads(raft);
+  afterConfigCommitted(raft);
   return true;
+}
+
+// ---- Membership (thesis chapter 4) ----------------------------------------------------------
+
+/**
+ * Progress for every member of the configuration in force (voters and learners alike
+ * receive the log) and for nobody else; called when the leader takes office and whenever
+ * the configuration changes. A new member starts in probe state at the end of the log
+ * and counts as recently active, so CheckQuorum gives it an election timeout to answer.
+ */
+export function trackMembers(raft: Raft): void {
+  const next = raft.log.lastIndex() + 1;
+  for (const id of raft.peers) {
+    if (raft.progress.has(id)) continue;
+    const progress = new Progress(next, raft.config.inflightMessagesMax, raft.config.inflightBytesMax);
+    progress.recentActive = true;
+    raft.progress.set(id, progress);
+    raft.appendsPending = true;
+  }
+  for (const id of raft.progress.keys()) {
+    if (id !== raft.id && !raft.peers.includes(id)) raft.progress.delete(id);
+  }
+  raft.peerProgress = raft.peers.map((id) => raft.progress.get(id)!);
+  if (raft.leadTransferee !== 0 && !raft.clusterConfig.voters.includes(raft.leadTransferee)) raft.leadTransferee = 0;
+}
+
+/**
+ * The rules that wait for a configuration to commit:
+ *   - a committed joint configuration C_old,new is left by appending C_new (thesis 4.3,
+ *     "once C_old,new has been committed ... the leader can create a log entry describing
+ *     C_new"); a new leader that inherits a joint configuration does the same once its
+ *     first entry commits, which commits the joint entry with it;
+ *   - a leader that is not a voter of a committed configuration steps down (thesis 4.2.2),
+ *     first telling the most caught-up voter to campaign at once, so the cluster does not
+ *     wait an election timeout.
+ */
+function afterConfigCommitted(raft: Raft): void {
+  const { index, config } = raft.log.configs.current();
+  if (index > raft.log.committed) return;
+  if (isJoint(config)) {
+    const leave = leaveJointConfig(config);
+    raft.appendEntries([{ term: raft.term, index: raft.log.lastIndex() + 1, type: EntryType.CLUSTER_CONFIG, data: encodeConfigEntry(leave) }]);
+    return;
+  }
+  if (isVoter(config, raft.id)) return;
+  const successor = mostCaughtUpVoter(raft);
+  if (successor !== 0) sendTimeoutNow(raft, successor);
+  raft.stepDown();
+}
+
+/** The voter with the whole log (the one a transfer can hand over to at once), or 0. */
+function mostCaughtUpVoter(raft: Raft): number {
+  const last = raft.log.lastIndex();
+  for (const id of raft.clusterConfig.voters) {
+    if (id !== raft.id && raft.progress.get(id)?.match === last) return id;
+  }
+  return 0;
 }
 
 /** After advance(): the leader's own entries up to the persisted index count toward commitment. */
@@ -253,7 +316,7 @@ function sendSnapshotChunks(raft: Raft, to: number, progress: Progress): void {
     const offset = transfer.sentOffset;
     const data = meta.sizeBytes === 0 ? EMPTY_BYTES : storage.readSnapshotChunk(offset, chunkBytes);
     if (data.length === 0 && offset < meta.sizeBytes) {
-      throw new RaftwalError(ErrorCode.LOG_UNAVAILABLE, `snapshot ${meta.index} payload ends at ${offset} of ${meta.sizeBytes}`);
+      throw new RaftwalError(RaftErrorCode.LOG_UNAVAILABLE, `snapshot ${meta.index} payload ends at ${offset} of ${meta.sizeBytes}`);
     }
     const done = offset + data.length >= meta.sizeBytes;
     const message = newMessage(MessageType.SNAPSHOT, raft.id, to, raft.term);
@@ -290,8 +353,12 @@ function handleSnapshotResponse(raft: Raft, progress: Progress, message: Message
     resendSnapshotWindow(raft, message.from, progress, message.index);
     return;
   }
-  if (message.index <= transfer.offset || message.index > transfer.sentOffset) return; // stale or duplicate
-  transfer.offset = message.index;
+  if (message.index <= transfer.offset) return; // stale or duplicate
+  // The follower may hold more than the window sent since it was last moved back (its
+  // acknowledgements were lost, then a late rejection or a restarted transfer resent an
+  // earlier window): it acknowledges only durable chunks, so resume from its offset.
+  transfer.offset = Math.min(message.index, transfer.meta.sizeBytes);
+  transfer.sentOffset = Math.max(transfer.sentOffset, transfer.offset);
   transfer.idleTicks = 0;
   sendSnapshotChunks(raft, message.from, progress);
 }
@@ -314,7 +381,7 @@ function retransmitSnapshotChunks(raft: Raft): void {
 export function registerRead(raft: Raft, requestId: Uint8Array, from: number): void {
   const readOnly = raft.readOnly!;
   if (readOnly.isFull()) {
-    if (from === raft.id) throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, "too many pending reads");
+    if (from === raft.id) throw new RaftwalError(RaftErrorCode.PROPOSAL_DROPPED, "too many pending reads");
     return;
   }
   // Until the leader has committed an entry of its term it does not know the commit index.
@@ -322,9 +389,15 @@ export function registerRead(raft: Raft, requestId: Uint8Array, from: number): v
     readOnly.wait(requestId, from);
     return;
   }
+  if (raft.lease && leaseValid(raft, raft.lease)) {
+    // Thesis 6.4.1: within the lease no other leader can exist; the commit index is current.
+    answerReads(raft, [{ requestId, from, index: raft.log.committed, sequence: 0 }]);
+    return;
+  }
   readOnly.add(requestId, from, raft.log.committed);
-  if (raft.voters.length === 1) answerReads(raft, readOnly.release());
-  else raft.readHeartbeatPending = true;
+  // Confirmed at once when this node alone is a quorum; otherwise by a heartbeat round.
+  answerReads(raft, readOnly.release(raft.clusterConfig));
+  if (readOnly.hasUnconfirmed()) raft.readHeartbeatPending = true;
 }
 
 function releaseWaitingReads(raft: Raft): void {
@@ -361,5 +434,7 @@ export function startTransfer(raft: Raft, to: number): void {
 }
 
 function sendTimeoutNow(raft: Raft, to: number): void {
+  // The transferee campaigns at once, lease or not: no lease read from here on (lease.ts).
+  if (raft.lease) raft.lease.revoked = true;
   raft.outbox.send(newMessage(MessageType.TIMEOUT_NOW, raft.id, to, raft.term));
 }

@@ -5,6 +5,8 @@
  * writer methods below (`append`, `setHardState`, `applySnapshot`, `createSnapshot`,
  * `compact`), following step 4 of the host loop in `types.ts`. `clone()` returns an
  * independent copy, so a simulation can keep "what is durable" apart from a node.
+ * Reads outside the log throw the core's codes, RAFT_ERR_LOG_COMPACTED below it and
+ * RAFT_ERR_LOG_UNAVAILABLE above it.
  *
  * Layout: `log[i]` holds the entry at index `compactedIndex + 1 + i`; the entry at
  * `compactedIndex` is known only by its term, `compactedTerm`.
@@ -12,21 +14,22 @@
  * Invariant: snapshot.index >= compactedIndex once `compact` followed `createSnapshot`
  * (between the two calls the snapshot may run ahead of the compaction point).
  */
-import { ErrorCode, RaftwalError } from "../errors.js";
-import type { Entry, HardState, SnapshotMeta } from "../proto/schema.js";
+import { copyClusterConfig, emptyClusterConfig, EntryType, type Entry, type HardState, type SnapshotMeta } from "../proto/schema.js";
 import { entrySizeBytes } from "./entry-size.js";
+import { RaftwalError, RaftwalErrorCode } from "./errors.js";
 import { fail, invariant } from "./invariant.js";
+import { compactedError, unavailableError } from "./log-errors.js";
 import type { RaftLogStorage } from "./types.js";
 
 const EMPTY = new Uint8Array(0);
 
 function copyMeta(meta: SnapshotMeta): SnapshotMeta {
-  return { index: meta.index, term: meta.term, voters: [...meta.voters], sizeBytes: meta.sizeBytes };
+  return { index: meta.index, term: meta.term, sizeBytes: meta.sizeBytes, config: copyClusterConfig(meta.config) };
 }
 
 export class MemoryStorage implements RaftLogStorage {
   private hard: HardState = { term: 0, vote: 0, commit: 0 };
-  private snapshot: SnapshotMeta = { index: 0, term: 0, voters: [], sizeBytes: 0 };
+  private snapshot: SnapshotMeta = { index: 0, term: 0, sizeBytes: 0, config: emptyClusterConfig() };
   private snapshotData: Uint8Array = EMPTY;
   /** Index of the entry before log[0]; its term is `compactedTerm`. */
   private compactedIndex = 0;
@@ -74,6 +77,12 @@ export class MemoryStorage implements RaftLogStorage {
     return this.log.slice(start, stop);
   }
 
+  typedEntryIndexes(): number[] {
+    const indexes: number[] = [];
+    for (const entry of this.log) if (entry.type !== EntryType.NORMAL) indexes.push(entry.index);
+    return indexes;
+  }
+
   readSnapshotChunk(offset: number, bytesMax: number): Uint8Array {
     invariant(offset >= 0 && bytesMax > 0, "readSnapshotChunk: bad arguments");
     return this.snapshotData.subarray(offset, Math.min(this.snapshotData.length, offset + bytesMax));
@@ -95,7 +104,7 @@ export class MemoryStorage implements RaftLogStorage {
     const startIndex = entries[from].index;
     const last = this.lastIndex();
     if (startIndex > last + 1) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `append at ${startIndex} leaves a gap after ${last}`);
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `append at ${startIndex} leaves a gap after ${last}`);
     }
     if (startIndex <= last) this.log.length = startIndex - first;
     for (let i = from; i < entries.length; i++) {
@@ -115,7 +124,7 @@ export class MemoryStorage implements RaftLogStorage {
    */
   applySnapshot(meta: SnapshotMeta, data: Uint8Array): void {
     if (meta.index <= this.snapshot.index && this.snapshot.index > 0) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot ${meta.index} is not newer than ${this.snapshot.index}`);
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot ${meta.index} is not newer than ${this.snapshot.index}`);
     }
     const keep = meta.index >= this.compactedIndex && meta.index <= this.lastIndex() && this.term(meta.index) === meta.term;
     if (keep) {
@@ -132,10 +141,10 @@ export class MemoryStorage implements RaftLogStorage {
   /** Stores the application's own snapshot of entries up to `meta.index` (at most the last index). */
   createSnapshot(meta: SnapshotMeta, data: Uint8Array): void {
     if (meta.index <= this.snapshot.index) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot ${meta.index} is not newer than ${this.snapshot.index}`);
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot ${meta.index} is not newer than ${this.snapshot.index}`);
     }
     if (meta.index > this.lastIndex() || meta.index < this.compactedIndex) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot ${meta.index} outside the log [${this.compactedIndex}, ${this.lastIndex()}]`);
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot ${meta.index} outside the log [${this.compactedIndex}, ${this.lastIndex()}]`);
     }
     if (!(this.term(meta.index) === meta.term)) fail(`snapshot term ${meta.term} does not match the log at ${meta.index}`);
     this.snapshot = copyMeta(meta);
@@ -146,7 +155,7 @@ export class MemoryStorage implements RaftLogStorage {
   compact(index: number): void {
     if (index <= this.compactedIndex) return;
     if (index > this.snapshot.index || index > this.lastIndex()) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `compact(${index}) beyond snapshot ${this.snapshot.index} or last index ${this.lastIndex()}`);
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `compact(${index}) beyond snapshot ${this.snapshot.index} or last index ${this.lastIndex()}`);
     }
     const term = this.term(index);
     this.log = this.log.slice(index - this.compactedIndex);
@@ -167,11 +176,7 @@ export class MemoryStorage implements RaftLogStorage {
   }
 
   private checkRange(index: number): void {
-    if (index <= this.compactedIndex) {
-      throw new RaftwalError(ErrorCode.WAL_COMPACTED, `index ${index} is compacted (first index ${this.compactedIndex + 1})`);
-    }
-    if (index > this.lastIndex()) {
-      throw new RaftwalError(ErrorCode.WAL_UNAVAILABLE, `index ${index} is beyond the last index ${this.lastIndex()}`);
-    }
+    if (index <= this.compactedIndex) throw compactedError(index, this.compactedIndex + 1);
+    if (index > this.lastIndex()) throw unavailableError(index, this.lastIndex());
   }
 }

@@ -3,7 +3,7 @@
  * the leader. One class for the core and the node runtime: the core knows the leader's
  * id; the node adds the leader's peer address when it knows it.
  */
-import { ErrorCode, RaftwalError } from "../errors.js";
+import { RaftErrorCode, RaftwalError } from "./errors.js";
 
 export interface LeaderAddress {
   host: string;
@@ -17,7 +17,7 @@ export class NotLeaderError extends RaftwalError {
   readonly leaderAddress: LeaderAddress | undefined;
 
   constructor(nodeId: number, leaderId: number, what: string, leaderAddress?: LeaderAddress) {
-    super(ErrorCode.NOT_LEADER, `${what} on node ${nodeId}, which is not the leader (leader: ${leaderId === 0 ? "unknown" : leaderId})`);
+    super(RaftErrorCode.NOT_LEADER, `${what} on node ${nodeId}, which is not the leader (leader: ${leaderId === 0 ? "unknown" : leaderId})`);
     this.leaderId = leaderId;
     this.leaderAddress = leaderAddress;
   }

@@ -2,7 +2,8 @@
  * The log as the core sees it: the durable storage, shadowed by the unstable part
  * (entries and a snapshot not yet durable), plus the commit and apply positions.
  */
-import type { Entry, SnapshotMeta } from "../proto/schema.js";
+import { EntryType, type ClusterConfig, type Entry, type SnapshotMeta } from "../proto/schema.js";
+import { ConfigLog } from "./config-log.js";
 import { entrySizeBytes } from "./entry-size.js";
 import { fail } from "./invariant.js";
 import { compactedError, unavailableError } from "./log-errors.js";
@@ -24,10 +25,13 @@ export class RaftLog {
   applying: number;
   /** Highest index the application has applied (confirmed by advance()). Invariant: applied <= applying. */
   applied: number;
+  /** The configurations the log holds; the latest is in force (config-log.ts). */
+  readonly configs: ConfigLog;
 
-  constructor(storage: RaftLogStorage, committed: number, appliedIndex: number | undefined) {
+  constructor(storage: RaftLogStorage, committed: number, appliedIndex: number | undefined, initialConfig: ClusterConfig) {
     this.storage = storage;
     this.unstable = new Unstable(storage.lastIndex() + 1);
+    this.configs = loadConfigs(storage, initialConfig);
     const snapshotIndex = storage.snapshotMeta().index;
     this.committed = Math.max(committed, snapshotIndex);
     if (!(this.committed <= storage.lastIndex())) fail(`commit ${this.committed} beyond the last index ${storage.lastIndex()}`);
@@ -58,7 +62,7 @@ export class RaftLog {
     return this.storage.term(index);
   }
 
-  /** The term at `index`; throws WAL_ERR_COMPACTED / WAL_ERR_UNAVAILABLE out of range. */
+  /** The term at `index`; throws RAFT_ERR_LOG_COMPACTED / RAFT_ERR_LOG_UNAVAILABLE out of range. */
   term(index: number): number {
     const term = this.termOrMinusOne(index);
     if (term >= 0) return term;
@@ -78,7 +82,7 @@ export class RaftLog {
 
   /**
    * Entries [lo, hi) whose sizes add up to at most bytesMax (at least one entry).
-   * Throws WAL_ERR_COMPACTED when lo is compacted.
+   * Throws RAFT_ERR_LOG_COMPACTED when lo is compacted.
    */
   slice(lo: number, hi: number, bytesMax: number): Entry[] {
     if (lo < this.firstIndex()) throw compactedError(lo, this.firstIndex());
@@ -158,6 +162,7 @@ export class RaftLog {
     if (entries.length === 0) return;
     if (!(entries[0].index > this.committed)) fail(`append at ${entries[0].index} would overwrite committed ${this.committed}`);
     this.unstable.truncateAndAppend(entries);
+    this.configs.appended(entries);
   }
 
   commitTo(index: number): void {
@@ -201,9 +206,11 @@ export class RaftLog {
   /** Accepts a fully received snapshot (section 7); see Unstable.restore for `keepsStorage`. */
   restore(meta: SnapshotMeta, keepsStorage: boolean): void {
     if (!(meta.index > this.committed)) fail(`restore of snapshot ${meta.index} at or below commit ${this.committed}`);
+    const committedBefore = this.committed;
     this.unstable.restore(meta, keepsStorage);
     this.committed = meta.index;
     this.applying = meta.index;
+    this.configs.restored(meta.index, meta.config, keepsStorage, committedBefore);
   }
 
   stableTo(index: number, term: number): void {
@@ -213,4 +220,22 @@ export class RaftLog {
   stableSnapshotTo(index: number): void {
     this.unstable.stableSnapshotTo(index);
   }
+}
+
+/**
+ * The configurations of a log at start-up: the snapshot's (or, with no snapshot that
+ * carries one, the initial configuration), then every configuration entry of the durable
+ * log after it, found through the storage's list of typed entries.
+ */
+function loadConfigs(storage: RaftLogStorage, initialConfig: ClusterConfig): ConfigLog {
+  const snapshot = storage.snapshotMeta();
+  const fromSnapshot = snapshot.index > 0 && snapshot.config.voters.length > 0;
+  const configs = new ConfigLog({ index: fromSnapshot ? snapshot.index : 0, config: fromSnapshot ? snapshot.config : initialConfig });
+  const last = storage.lastIndex();
+  for (const index of storage.typedEntryIndexes()) {
+    if (index <= snapshot.index || index > last) continue;
+    const entry = storage.entries(index, index + 1, Number.MAX_SAFE_INTEGER)[0];
+    if (entry.type === EntryType.CLUSTER_CONFIG) configs.load(entry);
+  }
+  return configs;
 }

@@ -11,8 +11,11 @@
  * Leader-side replication lives in leader.ts, the follower's handlers in follower.ts.
  * All output goes through `outbox` (the persistence gate, outbox.ts).
  */
-import { ErrorCode, RaftwalError } from "../errors.js";
-import { MessageType, type Entry, type HardState, type Message, type SnapshotMeta } from "../proto/schema.js";
+import { EntryType, MessageType, type ClusterConfig, type Entry, type HardState, type Message, type SnapshotMeta } from "../proto/schema.js";
+import { isJoint, isVoter, memberIds, voterIds } from "./cluster-config.js";
+import { planConfigChange, type ConfigChange } from "./config-change.js";
+import { encodeConfigEntry } from "./config-log.js";
+import { RaftErrorCode, RaftwalError, RaftwalErrorCode } from "./errors.js";
 import type { NormalizedConfig } from "./config.js";
 import { entrySizeBytes } from "./entry-size.js";
 import * as follower from "./follower.js";
@@ -22,9 +25,11 @@ import { EMPTY_BYTES, isTransferContext, newMessage, TRANSFER_CONTEXT } from "./
 import { NotLeaderError } from "./not-leader-error.js";
 import { Outbox } from "./outbox.js";
 import { Progress } from "./progress.js";
-import { voteResult } from "./quorum.js";
+import { jointVote } from "./quorum.js";
 import { RaftLog } from "./raft-log.js";
 import { ReadOnly } from "./read-only.js";
+import { Lease } from "./lease.js";
+import * as recovery from "./recovery.js";
 import { SnapshotReceiver } from "./snapshot-receiver.js";
 import type { ReadState, Role, SoftState } from "./types.js";
 
@@ -36,10 +41,17 @@ export class Raft {
   readonly config: NormalizedConfig;
   readonly log: RaftLog;
   readonly outbox = new Outbox();
-  /** Every voter, this node included, in configuration order. */
-  readonly voters: readonly number[];
-  /** Every voter but this node. */
-  readonly peers: readonly number[];
+  /**
+   * The cluster configuration in force: the latest in the log (config-log.ts). The two
+   * lists below are derived from it in refreshClusterConfig(), its only writer.
+   */
+  clusterConfig!: ClusterConfig;
+  /** Voters of either half but this node: whom a campaign asks for votes. */
+  voterPeers: number[] = [];
+  /** Every member but this node, voters and learners: whom a leader replicates to. */
+  peers: number[] = [];
+  /** The configuration changed since the host last saw it (Ready.clusterConfig). */
+  clusterConfigChanged = true;
 
   /** currentTerm (Figure 2). Invariant: never decreases. */
   term: number;
@@ -63,9 +75,11 @@ export class Raft {
   readonly progress = new Map<number, Progress>();
   /** Progress of the peers, in `peers` order (the hot loops iterate this). */
   peerProgress: Progress[] = [];
-  /** Progress of every voter, in `voters` order. */
-  voterProgress: Progress[] = [];
+  /** A member's match index (0 for an id without progress): the quorum functions read it. */
+  readonly matchOf = (id: number): number => this.progress.get(id)?.match ?? 0;
   readOnly: ReadOnly | undefined = undefined;
+  /** Lease-read state of this leadership (readMode "lease" only; lease.ts). */
+  lease: Lease | undefined = undefined;
   /** The voter a leadership transfer is under way to; 0 for none (thesis section 3.10). */
   leadTransferee = 0;
   /** Entry bytes proposed in this term and not yet handed out committed. */
@@ -75,6 +89,9 @@ export class Raft {
   /** A ReadIndex heartbeat round waits to be sent. */
   readHeartbeatPending = false;
 
+  /** Set while this node repairs storage damage from its peers (recovery.ts); undefined when whole. */
+  recovery: recovery.Recovery | undefined;
+
   /** Reads confirmed for the host (Ready.readStates). */
   readStates: ReadState[] = [];
   readonly snapshotReceiver = new SnapshotReceiver();
@@ -82,14 +99,18 @@ export class Raft {
   constructor(config: NormalizedConfig) {
     this.id = config.id;
     this.config = config;
-    this.voters = config.voters;
-    this.peers = config.voters.filter((id) => id !== config.id);
     const hard = config.storage.hardState();
-    this.log = new RaftLog(config.storage, hard.commit, config.appliedIndex);
+    this.log = new RaftLog(config.storage, hard.commit, config.appliedIndex, config.initialConfig);
+    this.log.configs.onChange = () => this.refreshClusterConfig();
+    this.refreshClusterConfig();
+    // The host reads the configuration it starts with through clusterConfig(); Readies report changes.
+    this.clusterConfigChanged = false;
     this.term = hard.term;
     this.vote = hard.vote;
     this.stepRole = this.stepFollower;
     this.tickRole = this.tickElection;
+    const damage = config.damage;
+    this.recovery = damage && (damage.lostFromIndex > 0 || damage.hardStateLost) ? new recovery.Recovery(damage) : undefined;
     this.becomeFollower(this.term, 0);
   }
 
@@ -103,8 +124,24 @@ export class Raft {
     return { term: this.term, vote: this.vote, commit: this.log.committed };
   }
 
-  quorumSize(): number {
-    return Math.floor(this.voters.length / 2) + 1;
+  /** Whether this node may campaign: a voter of the configuration in force (learners and removed nodes never do). */
+  promotable(): boolean {
+    // A node repairing lost state must not campaign: its log or its votes are not what it promised (recovery.ts).
+    return isVoter(this.clusterConfig, this.id) && this.recovery === undefined;
+  }
+
+  /**
+   * The configuration in force changed (an append, a truncation of an uncommitted
+   * configuration entry, a snapshot): re-derive who votes and who is replicated to. The
+   * only writer of clusterConfig, voterPeers and peers.
+   */
+  private refreshClusterConfig(): void {
+    const config = this.log.configs.current().config;
+    this.clusterConfig = config;
+    this.voterPeers = voterIds(config).filter((id) => id !== this.id);
+    this.peers = memberIds(config).filter((id) => id !== this.id);
+    this.clusterConfigChanged = true;
+    if (this.role === "leader") leader.trackMembers(this);
   }
 
   // ---- Role transitions (the only places that assign stepRole / tickRole) ------------
@@ -123,9 +160,9 @@ export class Raft {
     this.votes.clear();
     this.leadTransferee = 0;
     this.readOnly = undefined;
+    this.lease = undefined;
     this.progress.clear();
     this.peerProgress = [];
-    this.voterProgress = [];
     this.uncommittedBytes = 0;
     this.appendsPending = false;
     this.readHeartbeatPending = false;
@@ -177,18 +214,14 @@ export class Raft {
     this.stepRole = this.stepLeader;
     this.tickRole = this.tickHeartbeat;
     const next = this.log.lastIndex() + 1;
-    for (const id of this.voters) {
-      const progress = new Progress(next, this.config.inflightMessagesMax, this.config.inflightBytesMax);
-      this.progress.set(id, progress);
-      if (id === this.id) {
-        progress.match = this.log.persistedLastIndex();
-        progress.becomeReplicate();
-        progress.recentActive = true;
-      }
-    }
-    this.peerProgress = this.peers.map((id) => this.progress.get(id)!);
-    this.voterProgress = this.voters.map((id) => this.progress.get(id)!);
-    this.readOnly = new ReadOnly(this.id, this.voters);
+    const self = new Progress(next, this.config.inflightMessagesMax, this.config.inflightBytesMax);
+    self.match = this.log.persistedLastIndex();
+    self.becomeReplicate();
+    self.recentActive = true;
+    this.progress.set(this.id, self);
+    leader.trackMembers(this);
+    this.readOnly = new ReadOnly(this.id);
+    if (this.config.readMode === "lease") this.lease = new Lease();
     // Section 5.4.2 / thesis 6.4: an entry of the new term, so that earlier entries
     // can commit and the leader learns the commit index.
     this.appendEntries([{ term: this.term, index: next, type: 0, data: EMPTY_BYTES }]);
@@ -197,13 +230,22 @@ export class Raft {
   // ---- Inputs --------------------------------------------------------------------------
 
   tick(): void {
+    // The repair's own timer runs whatever the role: a follower that hears from its leader
+    // never reaches an election timeout, but must still ask for what it lacks.
+    if (this.recovery) recovery.tick(this, this.recovery);
     this.tickRole();
   }
 
-  /** Followers and candidates: campaign after a randomized election timeout (section 5.2). */
+  /**
+   * Followers and candidates: campaign after a randomized election timeout (section 5.2).
+   * A node that may not campaign (a learner, or a voter whose log does not say so yet) lets
+   * the count run on, as etcd does: the lease of thesis 4.2.3 is measured from the last word
+   * of a leader, and restarting it every timeout would keep such a node in the lease of a
+   * dead leader for ever, refusing the votes a newer configuration needs from it.
+   */
   private tickElection(): void {
     this.electionElapsed += 1;
-    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+    if (this.electionElapsed >= this.randomizedElectionTimeout && this.promotable()) {
       this.electionElapsed = 0;
       this.hup(false);
     }
@@ -213,8 +255,16 @@ export class Raft {
     leader.tickLeader(this);
   }
 
+  /**
+   * Messages from any node of the cluster are handled, members or not: a node may lag
+   * behind a configuration that added the sender (it must still follow that leader, and
+   * answer a vote request, as etcd does); only members count toward a quorum, and a
+   * leader ignores answers from nodes it does not track.
+   */
   step(message: Message): void {
-    if (!this.voters.includes(message.from)) return;
+    // Term probes change nobody's term on the way in (recovery.ts); they are answered or counted here.
+    if (message.type === MessageType.TERM_PROBE) return recovery.answerTermProbe(this, message);
+    if (message.type === MessageType.TERM_PROBE_RESPONSE) return this.termProbed(message);
     if (message.from === this.id && message.type !== MessageType.VOTE_RESPONSE) return;
     if (message.term > this.term) {
       if (!this.handleHigherTerm(message)) return;
@@ -277,7 +327,8 @@ export class Raft {
     const preVote = message.type === MessageType.PRE_VOTE;
     const canVote =
       this.vote === message.from || (this.vote === 0 && this.lead === 0) || (preVote && message.term > this.term);
-    const grant = canVote && this.log.isUpToDate(message.index, message.logTerm);
+    // A node repairing lost state grants nothing: its log and its past votes are not what it promised.
+    const grant = canVote && this.recovery === undefined && this.log.isUpToDate(message.index, message.logTerm);
     if (preVote) {
       const reply = newMessage(MessageType.PRE_VOTE_RESPONSE, this.id, message.from, grant ? message.term : this.term);
       reply.reject = !grant;
@@ -298,7 +349,7 @@ export class Raft {
 
   /** Starts a campaign (election timeout, or `transfer` for TIMEOUT_NOW). */
   private hup(transfer: boolean): void {
-    if (this.role === "leader") return;
+    if (this.role === "leader" || !this.promotable()) return;
     if (transfer) this.campaign("transfer");
     else this.campaign(this.config.preVote ? "pre-vote" : "election");
   }
@@ -310,7 +361,7 @@ export class Raft {
     const type = kind === "pre-vote" ? MessageType.PRE_VOTE : MessageType.VOTE;
     const lastIndex = this.log.lastIndex();
     const lastTerm = this.log.lastTerm();
-    for (const peer of this.peers) {
+    for (const peer of this.voterPeers) {
       const request = newMessage(type, this.id, peer, voteTerm);
       request.index = lastIndex;
       request.logTerm = lastTerm;
@@ -336,7 +387,7 @@ export class Raft {
    */
   private poll(from: number, granted: boolean): void {
     if (!this.votes.has(from)) this.votes.set(from, granted);
-    const result = voteResult(this.votes, this.voters.length);
+    const result = jointVote(this.clusterConfig, this.votes);
     if (result === "won" && this.votes.get(this.id) !== true) return;
     if (result === "won") {
       if (this.role === "pre-candidate") this.campaign("election");
@@ -389,6 +440,9 @@ export class Raft {
       case MessageType.READ_INDEX_RESPONSE:
         this.readStates.push({ requestId: message.context, index: message.index });
         return;
+      case MessageType.REPAIR_RESPONSE:
+        if (this.recovery) recovery.onRepairAnswered(this.recovery, message);
+        return;
       default:
         return;
     }
@@ -396,7 +450,27 @@ export class Raft {
 
   private heardFromLeader(from: number): void {
     this.electionElapsed = 0;
+    const first = this.lead !== from;
     this.lead = from;
+    if (this.recovery) recovery.onLeaderContact(this, this.recovery, from, first);
+  }
+
+  /** A voter told its term (an answer to MSG_TERM_PROBE). */
+  private termProbed(message: Message): void {
+    const state = this.recovery;
+    if (state === undefined) return;
+    const term = recovery.recordTerm(this, state, message);
+    if (term === 0) return;
+    // The highest term a voter of every majority that could count our lost vote has seen:
+    // we may have voted in it, so we take it with a vote for ourselves (no one else's).
+    if (term > this.term) this.becomeFollower(term, 0);
+    this.vote = this.id;
+    this.finishRecovery();
+  }
+
+  /** Whole again: an ordinary member from now on. */
+  private finishRecovery(): void {
+    if (this.recovery?.whole()) this.recovery = undefined;
   }
 
   // ---- Leader ------------------------------------------------------------------------------
@@ -422,16 +496,16 @@ export class Raft {
     invariant(data.length > 0, "propose: no entries");
     if (this.role !== "leader") throw new NotLeaderError(this.id, this.lead, "proposal");
     if (this.leadTransferee !== 0) {
-      throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, `leadership transfer to ${this.leadTransferee} in progress`);
+      throw new RaftwalError(RaftErrorCode.PROPOSAL_DROPPED, `leadership transfer to ${this.leadTransferee} in progress`);
     }
     let bytes = 0;
     for (let i = 0; i < data.length; i++) {
       // An empty entry is a leader no-op to the application (types.ts, step 5).
-      if (data[i].length === 0) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, "a proposal must not be empty");
+      if (data[i].length === 0) throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, "a proposal must not be empty");
       bytes += data[i].length;
     }
     if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.config.uncommittedBytesMax) {
-      throw new RaftwalError(ErrorCode.PROPOSAL_DROPPED, `${this.uncommittedBytes} uncommitted bytes: limit ${this.config.uncommittedBytesMax}`);
+      throw new RaftwalError(RaftErrorCode.PROPOSAL_DROPPED, `${this.uncommittedBytes} uncommitted bytes: limit ${this.config.uncommittedBytesMax}`);
     }
     const first = this.log.lastIndex() + 1;
     const entries: Entry[] = new Array(data.length);
@@ -439,6 +513,38 @@ export class Raft {
     this.appendEntries(entries);
     this.uncommittedBytes += bytes;
     return { index: first, term: this.term };
+  }
+
+  /**
+   * Appends the configuration a membership change leads to (config-change.ts); it is in
+   * force from this moment (thesis 4.1). Refused unless this leader has committed an
+   * entry of its own term (the single-server bug found in 2015: a new leader's earlier
+   * uncommitted change could otherwise overlap another's; thesis 4.1 erratum) and no other
+   * change is pending: not yet committed, or a joint configuration not yet left.
+   */
+  proposeConfigChange(change: ConfigChange): { index: number; term: number } {
+    if (this.role !== "leader") throw new NotLeaderError(this.id, this.lead, "membership change");
+    if (this.leadTransferee !== 0) {
+      throw new RaftwalError(RaftErrorCode.PROPOSAL_DROPPED, `leadership transfer to ${this.leadTransferee} in progress`);
+    }
+    const log = this.log;
+    if (log.termOrMinusOne(log.committed) !== this.term) {
+      throw new RaftwalError(RaftErrorCode.LEADER_NOT_READY, `leader ${this.id} has not yet committed an entry of its term ${this.term}`);
+    }
+    const pending = log.configs.current();
+    if (pending.index > log.committed || isJoint(pending.config)) {
+      throw new RaftwalError(RaftErrorCode.CONFIG_CHANGE_IN_PROGRESS, `the configuration change at index ${pending.index} is not complete yet`);
+    }
+    const next = planConfigChange(this.clusterConfig, change);
+    for (const id of change.promote ?? []) {
+      const lag = log.lastIndex() - (this.progress.get(id)?.match ?? 0);
+      if (lag > this.config.learnerLagEntriesMax) {
+        throw new RaftwalError(RaftErrorCode.LEARNER_BEHIND, `learner ${id} is ${lag} entries behind the leader (at most ${this.config.learnerLagEntriesMax} to be promoted)`);
+      }
+    }
+    const index = log.lastIndex() + 1;
+    this.appendEntries([{ term: this.term, index, type: EntryType.CLUSTER_CONFIG, data: encodeConfigEntry(next) }]);
+    return { index, term: this.term };
   }
 
   /** Entries handed out committed no longer count against uncommittedBytesMax. */
@@ -462,7 +568,7 @@ export class Raft {
 
   transferLeadership(to: number): void {
     if (this.role !== "leader") throw new NotLeaderError(this.id, this.lead, "leadership transfer");
-    if (!this.voters.includes(to)) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `${to} is not a voter`);
+    if (!this.clusterConfig.voters.includes(to)) throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `${to} is not a voter`);
     leader.startTransfer(this, to);
   }
 
@@ -482,6 +588,7 @@ export class Raft {
 
   snapshotTaken(meta: SnapshotMeta): void {
     if (!(meta.index <= this.log.applied)) fail(`snapshot ${meta.index} beyond the applied index ${this.log.applied}`);
+    this.log.configs.compactedTo(meta.index);
     // The storage already serves it; the log's first index follows the storage. Followers
     // whose next entry was compacted get it the next time the leader sends to them.
     if (this.role === "leader") this.appendsPending = true;
@@ -489,6 +596,10 @@ export class Raft {
 
   /** Local bookkeeping after the host made a Ready durable (called by advance()). */
   onPersisted(): void {
+    if (this.recovery) {
+      recovery.checkLogRepaired(this, this.recovery);
+      this.finishRecovery();
+    }
     if (this.role === "leader") leader.onLeaderPersisted(this);
   }
 

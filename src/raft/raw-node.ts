@@ -12,7 +12,9 @@
  *   - committedEntries may include entries of the same Ready: the host persists
  *     entries (step 4) before it applies (step 5), so they are durable when applied.
  */
-import type { HardState, Message, SnapshotMeta } from "../proto/schema.js";
+import { copyClusterConfig, type ClusterConfig, type HardState, type Message, type SnapshotMeta } from "../proto/schema.js";
+import { isVoter } from "./cluster-config.js";
+import type { ConfigChange } from "./config-change.js";
 import { invariant } from "./invariant.js";
 import type { Raft } from "./raft.js";
 import type { PeerProgress, ProposalPosition, RaftCore, Ready, SoftState } from "./types.js";
@@ -51,6 +53,24 @@ export class RawNode implements RaftCore {
     return this.raft.propose(data);
   }
 
+  proposeConfigChange(change: ConfigChange): ProposalPosition {
+    return this.raft.proposeConfigChange(change);
+  }
+
+  clusterConfig(): { index: number; config: ClusterConfig } {
+    const current = this.raft.log.configs.current();
+    return { index: current.index, config: copyClusterConfig(current.config) };
+  }
+
+  recovering(): { lostFromIndex: number; targetIndex: number; hardStateLost: boolean } | undefined {
+    const state = this.raft.recovery;
+    return state && { lostFromIndex: state.lostFromIndex, targetIndex: state.targetIndex, hardStateLost: state.hardStateLost };
+  }
+
+  clusterConfigAt(index: number): ClusterConfig {
+    return copyClusterConfig(this.raft.log.configs.at(index));
+  }
+
   readIndex(requestId: Uint8Array): void {
     this.raft.readIndex(requestId);
   }
@@ -82,9 +102,11 @@ export class RawNode implements RaftCore {
   progress(): PeerProgress[] {
     const raft = this.raft;
     if (raft.role !== "leader") return [];
-    return raft.voters.map((id) => {
+    const ids = [...raft.progress.keys()].sort((a, b) => a - b);
+    return ids.map((id) => {
       const progress = raft.progress.get(id)!;
-      return { id, match: progress.match, next: progress.next, state: progress.state, recentActive: progress.recentActive };
+      const voter = isVoter(raft.clusterConfig, id);
+      return { id, voter, match: progress.match, next: progress.next, state: progress.state, recentActive: progress.recentActive };
     });
   }
 
@@ -128,6 +150,7 @@ export class RawNode implements RaftCore {
       raft.snapshotReceiver.hasChunksToPersist() ||
       log.hasEntriesToApply() ||
       raft.readStates.length > 0 ||
+      raft.clusterConfigChanged ||
       this.hardStateChanged() ||
       this.softStateChanged()
     );
@@ -153,6 +176,10 @@ export class RawNode implements RaftCore {
       this.previousSoftState = ready.softState;
     }
     if (this.hardStateChanged()) ready.hardState = raft.hardState();
+    if (raft.clusterConfigChanged) {
+      ready.clusterConfig = copyClusterConfig(raft.clusterConfig);
+      raft.clusterConfigChanged = false;
+    }
     unstable.acceptInProgress();
     const committed = ready.committedEntries;
     if (committed.length > 0) {

@@ -16,9 +16,10 @@
  * One instance lives exactly as long as one leadership: a node that stops being
  * leader drops it, so a deposed leader never answers a pending read.
  */
+import type { ClusterConfig } from "../proto/schema.js";
 import { PENDING_READS_MAX } from "./config.js";
 import { invariant } from "./invariant.js";
-import { quorumIndex } from "./quorum.js";
+import { jointIndex } from "./quorum.js";
 
 export interface PendingRead {
   requestId: Uint8Array;
@@ -54,17 +55,22 @@ export class ReadOnly {
   /** Reads that arrived before this leader committed an entry of its term. */
   private readonly waiting: { requestId: Uint8Array; from: number }[] = [];
   private nextSequence = 1;
-  /** Highest sequence each voter echoed; this node counts as having echoed everything. */
-  private readonly acknowledged: Map<number, number>;
-  private readonly scratch: number[];
+  /** Highest sequence each member echoed; this node counts as having echoed everything. */
+  private readonly acknowledged = new Map<number, number>();
+  private readonly scratch: number[] = [];
+  private readonly acknowledgedBy = (id: number): number => this.acknowledged.get(id) ?? 0;
 
-  constructor(selfId: number, voters: readonly number[]) {
-    this.acknowledged = new Map(voters.map((id) => [id, id === selfId ? Number.MAX_SAFE_INTEGER : 0]));
-    this.scratch = new Array<number>(voters.length).fill(0);
+  constructor(selfId: number) {
+    this.acknowledged.set(selfId, Number.MAX_SAFE_INTEGER);
   }
 
   size(): number {
     return this.pending.length + this.waiting.length;
+  }
+
+  /** Reads registered and not yet confirmed by a quorum. */
+  hasUnconfirmed(): boolean {
+    return this.pending.length > 0;
   }
 
   isFull(): boolean {
@@ -95,17 +101,19 @@ export class ReadOnly {
     return this.pending.length === 0 ? 0 : this.pending[this.pending.length - 1].sequence;
   }
 
-  /** Records a heartbeat response echoing `sequence` from `voter`; returns the reads now confirmed. */
-  acknowledge(voter: number, sequence: number): PendingRead[] {
-    const previous = this.acknowledged.get(voter);
-    if (previous === undefined || sequence <= previous || this.pending.length === 0) return [];
-    this.acknowledged.set(voter, sequence);
-    return this.release();
+  /** Records a heartbeat response echoing `sequence` from `member`; returns the reads now confirmed. */
+  acknowledge(member: number, sequence: number, config: ClusterConfig): PendingRead[] {
+    if (sequence <= this.acknowledgedBy(member) || this.pending.length === 0) return [];
+    this.acknowledged.set(member, sequence);
+    return this.release(config);
   }
 
-  /** Confirms reads a majority has acknowledged (immediately, for a single-voter cluster). */
-  release(): PendingRead[] {
-    const confirmed = quorumIndex(Array.from(this.acknowledged.values()), this.scratch);
+  /**
+   * Confirms the reads a quorum of `config` (both halves while joint) has acknowledged:
+   * at once when this node alone is a quorum. Acknowledgements of learners never count.
+   */
+  release(config: ClusterConfig): PendingRead[] {
+    const confirmed = jointIndex(config, this.acknowledgedBy, this.scratch);
     let count = 0;
     // Bounded by the queue length.
     while (count < this.pending.length && this.pending[count].sequence <= confirmed) count += 1;

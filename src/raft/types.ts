@@ -41,9 +41,13 @@
  * Committed entries are only handed out once they are durable on this node, so an
  * application never applies an entry that a crash could take away from it.
  */
-import type { Entry, HardState, Message, SnapshotChunk, SnapshotMeta } from "../proto/schema.js";
+import type { ClusterConfig, Entry, HardState, Member, Message, SnapshotChunk, SnapshotMeta } from "../proto/schema.js";
+import type { ConfigChange } from "./config-change.js";
+import type { StorageDamage } from "./recovery.js";
+import type { ReadMode } from "./lease.js";
 
-export type { Entry, HardState, Message, SnapshotChunk, SnapshotMeta };
+export type { StorageDamage, ReadMode };
+export type { ClusterConfig, ConfigChange, Entry, HardState, Member, Message, SnapshotChunk, SnapshotMeta };
 
 export type Role = "follower" | "pre-candidate" | "candidate" | "leader";
 
@@ -83,12 +87,28 @@ export interface Ready {
   committedEntries: Entry[];
   /** Read requests confirmed by a leadership check (ReadIndex, thesis section 6.4). */
   readStates: ReadState[];
+  /**
+   * Set when the configuration in force changed since the last Ready (the host reads the
+   * one it starts with through clusterConfig()): the host connects to new members and
+   * drops removed ones.
+   * It is already in force inside the core (thesis 4.1: on append, not on commit).
+   */
+  clusterConfig?: ClusterConfig;
 }
 
 /**
  * The durable log as the core sees it. The host writes to it (step 4 of the loop);
  * the core only reads. Reads are synchronous: a WAL serves them from its index and a
- * bounded cache, reading segment files on demand.
+ * bounded cache, reading segment files on demand. Any object with these methods will
+ * do (storage/raft-storage.ts fits structurally and imports nothing from the core).
+ *
+ * Errors: the core reads `term` and `entries` only inside the ranges documented below,
+ * so a read outside them, or a failing read, means a broken storage or a broken host.
+ * The core never catches what a storage throws and never matches on its code: the
+ * error passes through the core's method to the host unchanged. Throw a RaftwalError
+ * with the storage's own code (storage/ throws WAL_ERR_COMPACTED and
+ * WAL_ERR_UNAVAILABLE; MemoryStorage throws RAFT_ERR_LOG_COMPACTED and
+ * RAFT_ERR_LOG_UNAVAILABLE).
  *
  * Invariant: snapshotMeta().index <= firstIndex() - 1 <= lastIndex().
  */
@@ -103,8 +123,8 @@ export interface RaftLogStorage {
   lastIndex(): number;
   /**
    * Term of the entry at `index`, for snapshotMeta().index <= index <= lastIndex()
-   * (at the snapshot's index it is the snapshot's term). Throws a RaftwalError with
-   * code WAL_ERR_COMPACTED below that range and WAL_ERR_UNAVAILABLE above it.
+   * (at the snapshot's index it is the snapshot's term). Throws below and above that
+   * range (see Errors above).
    */
   term(index: number): number;
   /**
@@ -120,14 +140,25 @@ export interface RaftLogStorage {
    * transfer takes, or a far-behind follower may never finish one.
    */
   readSnapshotChunk(offset: number, bytesMax: number): Uint8Array;
+  /**
+   * Indexes of the log's entries above the snapshot whose `type` is not ENTRY_NORMAL,
+   * ascending. They are rare (configuration changes); the core reads them at start to
+   * find the configuration in force without reading the whole log.
+   */
+  typedEntryIndexes(): number[];
 }
 
 /** Configuration of one Raft core. Counts and sizes carry their unit in the name. */
 export interface RaftConfig {
   /** This node's id (> 0). */
   id: number;
-  /** Every voter's id, this node's included. */
-  voters: number[];
+  /**
+   * The initial configuration's voters and learners: in force until the log or a snapshot
+   * holds a configuration (a node bootstrapping a cluster writes one as its first entry;
+   * a node that waits to be added starts with none and is neither).
+   */
+  voters?: number[];
+  learners?: number[];
   storage: RaftLogStorage;
   /** Seeded source of randomness in [0, 1): election timeouts are drawn from it. */
   random: () => number;
@@ -156,11 +187,33 @@ export interface RaftConfig {
   uncommittedBytesMax?: number;
   /** Most committed-entry bytes in one Ready (always at least one entry). Default 64 MiB. */
   committedBytesPerReadyMax?: number;
+  /**
+   * A learner is promoted to voter only while it lags the leader's last index by at most
+   * this many entries (RAFT_ERR_LEARNER_BEHIND otherwise): a voter that cannot keep up
+   * would slow or block commitment. Default 1,000.
+   */
+  learnerLagEntriesMax?: number;
+  /**
+   * How a leader confirms a read: "read-index" (default: a heartbeat round per batch of
+   * reads, thesis 6.4) or "lease" (no round while a quorum acknowledged a heartbeat within
+   * the election timeout less `leaseClockDriftTicks`; needs checkQuorum; assumes bounded
+   * clock drift: see lease.ts for the risk).
+   */
+  readMode?: ReadMode;
+  /** Lease reads only: how many ticks clocks may drift apart within an election timeout. Default 2. */
+  leaseClockDriftTicks?: number;
+  /**
+   * What the host found damaged in this node's storage at start (protocol-aware recovery,
+   * recovery.ts): the core starts recovering and repairs it from its peers.
+   */
+  damage?: StorageDamage;
 }
 
-/** One voter's replication state as the leader tracks it (etcd's tracker.Progress). */
+/** One member's replication state as the leader tracks it (etcd's tracker.Progress). */
 export interface PeerProgress {
   id: number;
+  /** A voter of the configuration in force (else a learner, or the leader removing itself). */
+  voter: boolean;
   /** Highest index known replicated on it (for the leader itself: persisted). */
   match: number;
   /** Next index to send to it. */
@@ -192,6 +245,21 @@ export interface RaftCore {
   /** Appends several entries in one go; they get consecutive indexes starting at the result's. */
   proposeBatch(data: Uint8Array[]): ProposalPosition;
   /**
+   * Appends the configuration a membership change leads to (thesis chapter 4): C_new at
+   * once for a change of at most one voter, else the joint C_old,new, which the leader
+   * leaves by itself once committed. In force from the append. Throws RAFT_ERR_NOT_LEADER,
+   * RAFT_ERR_CONFIG_CHANGE_IN_PROGRESS (another change not complete), RAFT_ERR_LEADER_NOT_READY
+   * (this leader has not yet committed an entry of its term), RAFT_ERR_LEARNER_BEHIND,
+   * RAFT_ERR_UNKNOWN_MEMBER, RAFT_ERR_LAST_VOTER, RAFT_ERR_INVALID_CONFIG_CHANGE.
+   */
+  proposeConfigChange(change: ConfigChange): ProposalPosition;
+  /** The configuration in force and the index of the entry (or snapshot) it comes from. */
+  clusterConfig(): { index: number; config: ClusterConfig };
+  /** What is still being repaired (recovery.ts), or undefined when this node's state is whole. */
+  recovering(): { lostFromIndex: number; targetIndex: number; hardStateLost: boolean } | undefined;
+  /** The configuration in force at `index` (at or above the snapshot's index): for a snapshot's metadata. */
+  clusterConfigAt(index: number): ClusterConfig;
+  /**
    * Starts a linearizable read (thesis section 6.4); its ReadState appears in a later
    * Ready. On a follower the request is forwarded to the leader it knows. A read can be
    * lost (message loss, leader change, a deposed leader never answers): the host
@@ -217,7 +285,7 @@ export interface RaftCore {
    * `advance()`; `ready().messages` holds whatever has not been taken.
    */
   takeMessages(): Message[];
-  /** The leader's view of every voter's replication (empty when not leader). */
+  /** The leader's view of every member's replication, its own included (empty when not leader). */
   progress(): PeerProgress[];
   /** Highest index known committed. */
   commitIndex(): number;

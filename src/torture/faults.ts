@@ -5,7 +5,7 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { LocalCluster } from "../node/local-cluster.js";
+import type { LocalCluster } from "../cli/local-cluster.js";
 import { seededRandom } from "../rng.js";
 import { damage, durableHardState, restore, unchanged, type DamageTarget } from "./disk-damage.js";
 import type { RunEvents } from "./events.js";

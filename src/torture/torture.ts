@@ -22,7 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { KvClient } from "../kv/client.js";
-import { findFreeBasePort, LocalCluster } from "../node/local-cluster.js";
+import { findFreeBasePort, LocalCluster } from "../cli/local-cluster.js";
 import { checkConvergence, checkFinalReadsAgree, checkLinearizability, checkLiveness, checkNoLostWrites, checkRunEvents, type NodeStateSample, type Verdict } from "./checks.js";
 import { RunEvents } from "./events.js";
 import { FaultRunner } from "./faults.js";
@@ -80,14 +80,71 @@ const OPERATION_TIMEOUT_MS = 4_000;
 const PROGRESS_EVERY_MS = 1_000;
 const MONITOR_EVERY_MS = 500;
 
+/** Everything one run holds while it runs. */
+interface TortureRun {
+  options: TortureOptions;
+  seed: number;
+  dir: string;
+  clock: () => number;
+  history: History;
+  events: RunEvents;
+  cluster: LocalCluster;
+  keys: string[];
+  endpoints: string[];
+  workload: Workload;
+  faults: FaultRunner;
+  monitor: StatusMonitor;
+  livenessMs: number;
+  /** For the progress line. */
+  phase: string;
+  /** Length of the safety phase actually run (0 if it did not end). */
+  safetyMs: number;
+}
+
 export async function runTorture(options: TortureOptions): Promise<TortureResult> {
+  // 1. The seed first, then the whole schedule drawn from it.
   const seed = options.seed ?? randomInt(1, 2 ** 31);
-  const replay = `${options.replayCommand ?? "raftwal torture"} --seed ${seed}`;
   options.out(`seed ${seed}\n`);
   const schedule = planFaults({ seed, durationMs: options.durationMs, groups: options.groups });
-  const powerLoss = options.groups.includes("powerloss");
   const dir = options.keepDir ?? mkdtempSync(join(tmpdir(), "raftwal-torture-"));
   mkdirSync(dir, { recursive: true });
+  const run = await prepareRun(options, seed, dir);
+  const progress = setInterval(() => options.progress?.(progressLine(run)), PROGRESS_EVERY_MS);
+  const verdicts: Verdict[] = [];
+  try {
+    await runPhases(run, schedule, verdicts);
+  } catch (error) {
+    verdicts.push({ name: "run completed", status: "fail", detail: `the run stopped early: ${(error as Error).message}` });
+  } finally {
+    clearInterval(progress);
+    await tearDown(run);
+  }
+  const ok = !verdicts.some((verdict) => verdict.status === "fail");
+  const kept = options.keepDir !== undefined || !ok;
+  const report = renderReport({
+    seed,
+    nodes: options.nodes,
+    clients: options.clients,
+    groups: options.groups,
+    safetyMs: run.safetyMs,
+    livenessMs: run.livenessMs,
+    history: run.history,
+    events: run.events,
+    leaderChanges: run.monitor.leaderChanges,
+    maxTerm: run.monitor.maxTerm,
+    verdicts,
+    dir: kept ? dir : `${dir} (removed: every check passed; --keep DIR keeps it)`,
+    replay: `${options.replayCommand ?? "raftwal torture"} --seed ${seed}`,
+  });
+  if (kept) writeRunFiles(run, schedule, report);
+  else rmSync(dir, { recursive: true, force: true });
+  options.out(report);
+  return { seed, ok, verdicts, report, dir, kept, schedule };
+}
+
+/** Builds the cluster (not started yet), the workload and the nemesis of a run. */
+async function prepareRun(options: TortureOptions, seed: number, dir: string): Promise<TortureRun> {
+  const powerLoss = options.groups.includes("powerloss");
   const started = performance.now();
   const clock = () => performance.now() - started;
   const history = new History(clock);
@@ -120,102 +177,95 @@ export async function runTorture(options: TortureOptions): Promise<TortureResult
   const faults = new FaultRunner({ cluster, events, powerLoss, dir });
   const monitor = new StatusMonitor(cluster);
   const livenessMs = options.livenessMs ?? Math.min(10_000, Math.max(2_000, Math.round(options.durationMs * 0.15)));
-  let phase = "starting";
-  const progress = setInterval(() => {
-    const counts = history.counts();
-    options.progress?.(
-      `[${(clock() / 1000).toFixed(0)}s] ${phase}: ops ${counts.total} (ok ${counts.ok}, unknown ${counts.unknown}, failed ${counts.failed}) | leader ${monitor.leader ? `n${monitor.leader}` : "-"} term ${monitor.maxTerm} | faults ${events.faults.length}${events.current ? ` now: ${events.current}` : ""}`,
-    );
-  }, PROGRESS_EVERY_MS);
-  const verdicts: Verdict[] = [];
-  let safetyMs = 0;
-  try {
-    await cluster.start();
-    await cluster.waitForLeader(LIVENESS_BOUND_MS);
-    monitor.start();
-    // 3. Safety phase.
-    phase = "safety";
-    const safetyStarted = Date.now();
-    const deadline = safetyStarted + options.durationMs;
-    workload.start();
-    await faults.run(schedule, deadline);
-    while (Date.now() < deadline) await delay(Math.min(200, deadline - Date.now()));
-    safetyMs = Date.now() - safetyStarted;
-    // 4. Heal.
-    phase = "healing";
-    faults.stop();
-    await faults.healAll();
-    // 5. Liveness.
-    phase = "liveness";
-    history.phase = "liveness";
-    verdicts.push(checkLiveness(await probeLiveness(cluster, endpoints)));
-    await delay(livenessMs);
-    // 6. Stop the workload, converge, read everything.
-    phase = "converging";
-    await workload.stop();
-    monitor.stop();
-    const expected = cluster.specs.map((spec) => spec.id).filter((id) => !events.stoppedByDesign.has(id));
-    const samples = await waitForConvergence(cluster, expected);
-    phase = "final reads";
-    history.phase = "final";
-    const finalValues = new Map<string, string | null>();
-    for (const key of keys) {
-      const value = await workload.readOnce("final-reader", key);
-      if (value !== undefined) finalValues.set(key, value);
-    }
-    const nodeReads = new Map<number, Map<string, string | null>>();
-    for (const id of expected) nodeReads.set(id, await staleReads(cluster.spec(id).apiUrl, keys));
-    for (const key of keys) {
-      if (!finalValues.has(key)) {
-        const fromNode = nodeReads.get(expected[0])?.get(key);
-        if (fromNode !== undefined) finalValues.set(key, fromNode);
-      }
-    }
-    // 7. Judge.
-    phase = "checking";
-    verdicts.push(checkLinearizability(history.operations(), options.stepsMax ?? 5_000_000));
-    verdicts.push(checkNoLostWrites(history.operations(), finalValues));
-    verdicts.push(checkConvergence(samples, expected));
-    verdicts.push(checkFinalReadsAgree(nodeReads));
-    verdicts.push(checkRunEvents(events.violations));
-  } catch (error) {
-    verdicts.push({ name: "run completed", status: "fail", detail: `the run stopped early: ${(error as Error).message}` });
-  } finally {
-    clearInterval(progress);
-    monitor.stop();
-    faults.stop();
-    await workload.stop().catch(() => undefined);
-    workload.close();
-    for (const spec of cluster.specs) cluster.signal(spec.id, "SIGCONT");
-    await cluster.stop();
+  return { options, seed, dir, clock, history, events, cluster, keys, endpoints, workload, faults, monitor, livenessMs, phase: "starting", safetyMs: 0 };
+}
+
+function progressLine({ clock, phase, history, monitor, events }: TortureRun): string {
+  const counts = history.counts();
+  return `[${(clock() / 1000).toFixed(0)}s] ${phase}: ops ${counts.total} (ok ${counts.ok}, unknown ${counts.unknown}, failed ${counts.failed}) | leader ${monitor.leader ? `n${monitor.leader}` : "-"} term ${monitor.maxTerm} | faults ${events.faults.length}${events.current ? ` now: ${events.current}` : ""}`;
+}
+
+/** Steps 2 to 7, each verdict pushed as soon as it is known. */
+async function runPhases(run: TortureRun, schedule: FaultStep[], verdicts: Verdict[]): Promise<void> {
+  const { cluster, history, workload, faults, monitor } = run;
+  // 2. Start.
+  await cluster.start();
+  await cluster.waitForLeader(LIVENESS_BOUND_MS);
+  monitor.start();
+  // 3. Safety phase.
+  run.phase = "safety";
+  const safetyStarted = Date.now();
+  const deadline = safetyStarted + run.options.durationMs;
+  workload.start();
+  await faults.run(schedule, deadline);
+  while (Date.now() < deadline) await delay(Math.min(200, deadline - Date.now()));
+  run.safetyMs = Date.now() - safetyStarted;
+  // 4. Heal.
+  run.phase = "healing";
+  faults.stop();
+  await faults.healAll();
+  // 5. Liveness.
+  run.phase = "liveness";
+  history.phase = "liveness";
+  verdicts.push(checkLiveness(await probeLiveness(cluster, run.endpoints)));
+  await delay(run.livenessMs);
+  // 6. Stop the workload, converge, read everything.
+  run.phase = "converging";
+  await workload.stop();
+  monitor.stop();
+  const expected = cluster.specs.map((spec) => spec.id).filter((id) => !run.events.stoppedByDesign.has(id));
+  const samples = await waitForConvergence(cluster, expected);
+  run.phase = "final reads";
+  history.phase = "final";
+  const { finalValues, nodeReads } = await readEverything(run, expected);
+  // 7. Judge.
+  run.phase = "checking";
+  verdicts.push(checkLinearizability(history.operations(), run.options.stepsMax ?? 5_000_000));
+  verdicts.push(checkNoLostWrites(history.operations(), finalValues));
+  verdicts.push(checkConvergence(samples, expected));
+  verdicts.push(checkFinalReadsAgree(nodeReads));
+  verdicts.push(checkRunEvents(run.events.violations));
+}
+
+/**
+ * Step 6's reads: every key linearizably (recorded in the history), and every key from each
+ * expected node. A key the linearizable read could not get takes the first node's value.
+ */
+async function readEverything(
+  { workload, cluster, keys }: TortureRun,
+  expected: number[],
+): Promise<{ finalValues: Map<string, string | null>; nodeReads: Map<number, Map<string, string | null>> }> {
+  const finalValues = new Map<string, string | null>();
+  for (const key of keys) {
+    const value = await workload.readOnce("final-reader", key);
+    if (value !== undefined) finalValues.set(key, value);
   }
-  const ok = !verdicts.some((verdict) => verdict.status === "fail");
-  const kept = options.keepDir !== undefined || !ok;
-  const report = renderReport({
-    seed,
-    nodes: options.nodes,
-    clients: options.clients,
-    groups: options.groups,
-    safetyMs,
-    livenessMs,
-    history,
-    events,
-    leaderChanges: monitor.leaderChanges,
-    maxTerm: monitor.maxTerm,
-    verdicts,
-    dir: kept ? dir : `${dir} (removed: every check passed; --keep DIR keeps it)`,
-    replay,
-  });
-  if (kept) {
-    writeFileSync(join(dir, "history.jsonl"), history.toJsonLines());
-    writeFileSync(join(dir, "faults.txt"), renderFaultLog(events));
-    writeFileSync(join(dir, "schedule.json"), JSON.stringify({ seed, groups: options.groups, durationMs: options.durationMs, steps: schedule }, null, 1));
-    writeFileSync(join(dir, "report.txt"), report);
-  } else {
-    rmSync(dir, { recursive: true, force: true });
+  const nodeReads = new Map<number, Map<string, string | null>>();
+  for (const id of expected) nodeReads.set(id, await staleReads(cluster.spec(id).apiUrl, keys));
+  for (const key of keys) {
+    if (!finalValues.has(key)) {
+      const fromNode = nodeReads.get(expected[0])?.get(key);
+      if (fromNode !== undefined) finalValues.set(key, fromNode);
+    }
   }
-  options.out(report);
-  return { seed, ok, verdicts, report, dir, kept, schedule };
+  return { finalValues, nodeReads };
+}
+
+/** Stops everything the run started, whatever state it stopped in. */
+async function tearDown({ monitor, faults, workload, cluster }: TortureRun): Promise<void> {
+  monitor.stop();
+  faults.stop();
+  await workload.stop().catch(() => undefined);
+  workload.close();
+  for (const spec of cluster.specs) cluster.signal(spec.id, "SIGCONT");
+  await cluster.stop();
+}
+
+function writeRunFiles({ dir, history, events, seed, options }: TortureRun, schedule: FaultStep[], report: string): void {
+  writeFileSync(join(dir, "history.jsonl"), history.toJsonLines());
+  writeFileSync(join(dir, "faults.txt"), renderFaultLog(events));
+  writeFileSync(join(dir, "schedule.json"), JSON.stringify({ seed, groups: options.groups, durationMs: options.durationMs, steps: schedule }, null, 1));
+  writeFileSync(join(dir, "report.txt"), report);
 }
 
 /** After healing: how long until a leader is agreed and a write succeeds (bounded). */

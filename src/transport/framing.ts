@@ -34,7 +34,7 @@ export const FRAME_BODY_BYTES_MAX_DEFAULT = 16 * 1024 * 1024;
 export const FRAME_BODY_BYTES_MAX_LIMIT = 1024 * 1024 * 1024;
 
 /** Largest MessageType value this protocol version knows. */
-const MESSAGE_TYPE_MAX = MessageType.READ_INDEX_RESPONSE;
+const MESSAGE_TYPE_MAX = Math.max(...Object.values(MessageType));
 
 /**
  * A reused Writer's buffer is kept up to this size: 1 MiB. A fresh protobufjs Writer

@@ -1,13 +1,18 @@
 /**
  * The handshake: the first frame in each direction of every peer connection.
  *
- *   1. The dialling node sends Handshake{protocolVersion, clusterId, nodeId: its id}.
+ *   1. The dialling node sends Handshake{protocolVersion, clusterId, nodeId: its id,
+ *      peerAddress: where it listens}.
  *   2. The accepting node checks it (same version, same cluster id, a node id in its
- *      configured peer set). On failure it closes the connection without replying and
- *      logs one line; nothing from that connection reaches the core.
+ *      peer set: the members of its cluster configuration; a node with no configuration
+ *      yet, waiting to be added, accepts any node of its cluster and learns its address).
+ *      On failure it logs one line and, when the frame was a handshake of this protocol,
+ *      replies with a refusal (the reason, and whether the dialler was removed from the
+ *      cluster) before closing, so the error is clear on both ends; nothing from that
+ *      connection reaches the core.
  *   3. On success it replies with its own Handshake. The dialler checks the reply
- *      (same version, same cluster id, and the node id of the peer it meant to reach)
- *      before it sends a single message.
+ *      (same version, same cluster id, and the node id of the peer it meant to reach;
+ *      a refusal is reported with its reason) before it sends a single message.
  *
  * After the exchange, messages flow one way only: from the dialler to the acceptor.
  * Each ordered pair of nodes has its own connection(s).
@@ -27,14 +32,22 @@ export const HANDSHAKE_FRAME_BODY_BYTES_MAX = 1024;
 /** Longest cluster id accepted: 256 bytes. */
 export const CLUSTER_ID_BYTES_MAX = 256;
 
-export function localHandshake(clusterId: string, nodeId: number): Handshake {
-  return { protocolVersion: PROTOCOL_VERSION, clusterId, nodeId };
+export function localHandshake(clusterId: string, nodeId: number, peerAddress = ""): Handshake {
+  return { protocolVersion: PROTOCOL_VERSION, clusterId, nodeId, peerAddress, refusal: "", removed: false };
+}
+
+/** The accepting node's answer to a handshake it refuses. */
+export function refusalHandshake(clusterId: string, nodeId: number, refusal: string, removed: boolean): Handshake {
+  return { protocolVersion: PROTOCOL_VERSION, clusterId, nodeId, peerAddress: "", refusal, removed };
 }
 
 export interface HandshakeExpectation {
   clusterId: string;
   /** Node ids allowed on the other end. */
   nodeIds: ReadonlySet<number> | readonly number[];
+  /** Also accept a node id outside `nodeIds` but this node's own (a node with no configuration yet). */
+  acceptUnknown?: boolean;
+  localNodeId?: number;
 }
 
 /**
@@ -44,6 +57,9 @@ export interface HandshakeExpectation {
 export function verifyHandshake(handshake: Handshake | undefined, expected: HandshakeExpectation): number {
   if (handshake === undefined) {
     throw new TransportError(TransportErrorCode.HANDSHAKE, "first frame is a message, not a handshake");
+  }
+  if (handshake.refusal !== "") {
+    throw new TransportError(TransportErrorCode.HANDSHAKE, `node ${handshake.nodeId} refused this node: ${handshake.refusal}`);
   }
   if (handshake.protocolVersion !== PROTOCOL_VERSION) {
     throw new TransportError(
@@ -59,8 +75,9 @@ export function verifyHandshake(handshake: Handshake | undefined, expected: Hand
   }
   const allowed = expected.nodeIds;
   const known = "has" in allowed ? allowed.has(handshake.nodeId) : allowed.includes(handshake.nodeId);
-  if (!known) {
-    throw new TransportError(TransportErrorCode.HANDSHAKE, `unknown node id ${handshake.nodeId}: not in the configured peer set`);
+  const acceptable = known || (expected.acceptUnknown === true && handshake.nodeId > 0 && handshake.nodeId !== expected.localNodeId);
+  if (!acceptable) {
+    throw new TransportError(TransportErrorCode.HANDSHAKE, `unknown node id ${handshake.nodeId}: not a member of this node's cluster configuration`);
   }
   return handshake.nodeId;
 }

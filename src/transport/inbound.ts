@@ -6,6 +6,8 @@
  *      to produce one.
  *   2. The first frame must be a handshake that verifyHandshake accepts; then this
  *      node replies with its own and raises the frame maximum to the configured one.
+ *      A handshake refused for who sent it (another cluster, a node that is not a
+ *      member) is answered with a refusal naming the reason before the close.
  *   3. Every later frame must be a message; it is delivered when its `from` is the
  *      handshake's node id and its `to` is this node, and dropped with a log line
  *      otherwise.
@@ -15,10 +17,10 @@
  * line. Nothing from a connection whose handshake was refused is ever delivered.
  */
 import type net from "node:net";
-import type { Message } from "../proto/schema.js";
+import type { Handshake, Message } from "../proto/schema.js";
 import { TransportError, TransportErrorCode } from "./errors.js";
 import { encodeFrame, FrameDecoder } from "./framing.js";
-import { HANDSHAKE_FRAME_BODY_BYTES_MAX, localHandshake, verifyHandshake } from "./handshake.js";
+import { HANDSHAKE_FRAME_BODY_BYTES_MAX, localHandshake, PROTOCOL_VERSION, refusalHandshake, verifyHandshake } from "./handshake.js";
 import type { TransportLogger } from "./logger.js";
 import { describe, endSocket } from "./peer-link.js";
 import type { TransportCounters } from "./stats.js";
@@ -29,6 +31,12 @@ export interface InboundOptions {
   clusterId: string;
   /** Node ids allowed to connect. */
   peerIds: ReadonlySet<number>;
+  /** Whether a node id outside `peerIds` is accepted now (this node has no configuration yet). */
+  acceptUnknownPeers: () => boolean;
+  /** An accepted node outside `peerIds` told where it listens. */
+  learnPeer: (id: number, peerAddress: string) => void;
+  /** Whether `id` was removed from the cluster (the refusal says so, and the dialler may stop). */
+  isRemovedPeer: (id: number) => boolean;
   frameBodyBytesMax: number;
   handshakeTimeoutMs: number;
   closeTimeoutMs: number;
@@ -48,6 +56,8 @@ export class InboundConnection {
   #timer: NodeJS.Timeout | undefined;
   /** Set once the connection is being closed: no more frames, no more log lines. */
   #closing = false;
+  /** A refusal was written: the close waits for it to leave. */
+  #refused = false;
 
   constructor(socket: net.Socket, options: InboundOptions) {
     this.#socket = socket;
@@ -76,6 +86,11 @@ export class InboundConnection {
     });
   }
 
+  /** The verified remote node id; 0 until the handshake is accepted. */
+  get peerId(): number {
+    return this.#peerId;
+  }
+
   /** Ends the connection (graceful, bounded by closeTimeoutMs). */
   close(): Promise<void> {
     this.#closing = true;
@@ -91,7 +106,7 @@ export class InboundConnection {
       this.#decoder.push(chunk, (frame) => {
         options.counters.framesReceived++;
         if (this.#peerId === 0) {
-          this.#accept(verifyHandshake(frame.handshake, { clusterId: options.clusterId, nodeIds: options.peerIds }));
+          this.#handshake(frame.handshake);
           return;
         }
         if (frame.message === undefined) {
@@ -103,6 +118,37 @@ export class InboundConnection {
     } catch (error) {
       this.#reject(error);
     }
+  }
+
+  #handshake(handshake: Handshake | undefined): void {
+    const options = this.#options;
+    let peerId: number;
+    try {
+      peerId = verifyHandshake(handshake, {
+        clusterId: options.clusterId,
+        nodeIds: options.peerIds,
+        acceptUnknown: options.acceptUnknownPeers(),
+        localNodeId: options.localNodeId,
+      });
+    } catch (error) {
+      if (handshake !== undefined && handshake.protocolVersion === PROTOCOL_VERSION && handshake.refusal === "") this.#refuse(handshake, error);
+      throw error;
+    }
+    if (!options.peerIds.has(peerId) && handshake!.peerAddress !== "") options.learnPeer(peerId, handshake!.peerAddress);
+    this.#accept(peerId);
+  }
+
+  /** Tells the dialler why it is refused; the caller then closes the connection. */
+  #refuse(handshake: Handshake, error: unknown): void {
+    const options = this.#options;
+    const reason = error instanceof Error ? error.message : String(error);
+    const removed = handshake.clusterId === options.clusterId && options.isRemovedPeer(handshake.nodeId);
+    const refusal = removed ? `node ${handshake.nodeId} was removed from the cluster` : reason;
+    const reply = encodeFrame({ handshake: refusalHandshake(options.clusterId, options.localNodeId, refusal, removed) });
+    options.counters.bytesSent += reply.length;
+    options.counters.framesSent++;
+    this.#refused = true;
+    this.#socket.write(reply);
   }
 
   #accept(peerId: number): void {
@@ -154,7 +200,9 @@ export class InboundConnection {
     this.#options.counters.connectionsRejected++;
     const code = error instanceof TransportError ? error.code : undefined;
     this.#options.logger.warn("peer connection rejected", this.#fields({ code, reason: error instanceof Error ? error.message : String(error) }));
-    this.#socket.destroy();
+    // A refusal was written with end(): let it leave, but never wait longer than a close.
+    if (this.#refused) endSocket(this.#socket, this.#options.closeTimeoutMs).catch(() => undefined);
+    else this.#socket.destroy();
   }
 
   #clearTimer(): void {

@@ -2,7 +2,8 @@
  * The transport's public API. Everything else in src/transport is internal.
  */
 export { TcpTransport, QUEUE_BYTES_MAX_DEFAULT, QUEUE_MESSAGES_MAX_DEFAULT } from "./transport.js";
-export type { TcpTransportOptions, MessageHandler, PeerHandler } from "./transport.js";
+export type { TcpTransportOptions } from "./transport.js";
+export type { NodeTransport, MessageHandler, PeerHandler } from "./node-transport.js";
 export type { PeerAddress, TransportTlsOptions } from "./tls.js";
 export type { TransportLogger } from "./logger.js";
 export type { TransportStats, TransportCounters, LaneStats } from "./stats.js";

@@ -53,6 +53,10 @@ export interface PeerLinkOptions {
   logger: TransportLogger;
   counters: TransportCounters;
   onUnreachable: () => void;
+  /** This node's peer address, sent in the handshake ("" for none). */
+  advertisedAddress: string;
+  /** The peer refused our handshake and said why (and whether this node was removed from the cluster). */
+  onRefused: (refusal: string, removed: boolean) => void;
   /**
    * Called once per frame dropped because the queue was full, and once per snapshot-lane
    * connection lost after frames were written on it. Not called by close().
@@ -159,7 +163,7 @@ export class PeerLink {
     socket.once(readyEvent, () => {
       socket.setNoDelay(true);
       socket.setKeepAlive(true, KEEPALIVE_INITIAL_DELAY_MS);
-      const hello = encodeFrame({ handshake: localHandshake(options.clusterId, options.localNodeId) });
+      const hello = encodeFrame({ handshake: localHandshake(options.clusterId, options.localNodeId, options.advertisedAddress) });
       options.counters.bytesSent += hello.length;
       options.counters.framesSent++;
       socket.write(hello);
@@ -172,6 +176,7 @@ export class PeerLink {
           if (this.#state !== "connecting" || socket !== this.#socket) {
             throw new TransportError(TransportErrorCode.MALFORMED_FRAME, "peer sent a frame after its handshake reply");
           }
+          if (frame.handshake !== undefined && frame.handshake.refusal !== "") options.onRefused(frame.handshake.refusal, frame.handshake.removed);
           verifyHandshake(frame.handshake, { clusterId: options.clusterId, nodeIds: [options.peerId] });
           this.#becomeReady();
         });

@@ -5,10 +5,9 @@
  * configured CA (`requestCert` and an `authorized` check on the server,
  * `rejectUnauthorized` on the client). A peer without a certificate signed by that CA
  * is disconnected before a single byte of it is read: it never reaches the raftwal
- * handshake. The dialler also
- * checks the server's certificate names the address it dialled (Node's default
- * `checkServerIdentity`): give each node's certificate a subjectAltName with the host
- * or IP address peers dial it at.
+ * handshake. The dialler also checks the server's certificate names the address it
+ * dialled (Node's default `checkServerIdentity`): give each node's certificate a
+ * subjectAltName with the host or IP address peers dial it at.
  */
 import net from "node:net";
 import tls from "node:tls";

@@ -21,13 +21,14 @@
  */
 import assert from "node:assert/strict";
 import type net from "node:net";
-import { ErrorCode, RaftwalError } from "../errors.js";
+import { RaftwalError, RaftwalErrorCode } from "../../storage/errors.js";
 import { MessageType, type Message } from "../proto/schema.js";
 import { BACKOFF_DEFAULTS, type BackoffOptions } from "./backoff.js";
 import { TransportError } from "./errors.js";
 import { encodeFrame, FRAME_BODY_BYTES_MAX_DEFAULT, FRAME_BODY_BYTES_MAX_LIMIT } from "./framing.js";
 import { CLUSTER_ID_BYTES_MAX } from "./handshake.js";
 import { InboundConnection } from "./inbound.js";
+import type { MessageHandler, NodeTransport, PeerHandler, RefusedHandler } from "./node-transport.js";
 import { silentLogger, type TransportLogger } from "./logger.js";
 import { describe, PeerLink, type Lane } from "./peer-link.js";
 import { emptyCounters, type TransportCounters, type TransportStats } from "./stats.js";
@@ -55,8 +56,22 @@ export interface TcpTransportOptions {
   clusterId: string;
   /** Where to listen for peers; port 0 picks a free port (see `address()`). */
   listen: PeerAddress;
-  /** Every other node: id -> where to dial it. An entry for this node's own id is ignored. */
+  /**
+   * Every other member: id -> where to dial it. An entry for this node's own id is ignored.
+   * Only these ids may connect (see `joining`). `setPeers` replaces the set when the
+   * cluster's configuration changes.
+   */
   peers: ReadonlyMap<number, PeerAddress>;
+  /**
+   * This node has no configuration yet (it waits to be added): until the first setPeers,
+   * any node of the cluster may connect, and its address is learned from its handshake
+   * so that this node can answer its first leader.
+   */
+  joining?: boolean;
+  /** This node's peer address as others reach it ("host:port"), sent in every handshake. */
+  advertisedAddress?: string;
+  /** Whether a node id was removed from the cluster: its handshake is refused saying so. */
+  isRemovedPeer?: (id: number) => boolean;
   /** Largest frame body accepted or sent, in bytes. Default FRAME_BODY_BYTES_MAX_DEFAULT (16 MiB). */
   frameBodyBytesMax?: number;
   /** Bound on messages queued per peer lane. Default QUEUE_MESSAGES_MAX_DEFAULT. */
@@ -76,15 +91,16 @@ export interface TcpTransportOptions {
   closeTimeoutMs?: number;
 }
 
-export type MessageHandler = (message: Message) => void;
-export type PeerHandler = (peer: number) => void;
-
-export class TcpTransport {
+export class TcpTransport implements NodeTransport {
   readonly #nodeId: number;
   readonly #clusterId: string;
   readonly #listen: PeerAddress;
   readonly #peers: Map<number, PeerAddress>;
-  readonly #peerIds: ReadonlySet<number>;
+  /** The ids of #peers, shared with every inbound connection (it sees changes at once). */
+  readonly #peerIds = new Set<number>();
+  readonly #advertisedAddress: string;
+  #joining: boolean;
+  #isRemovedPeer: (id: number) => boolean;
   readonly #frameBodyBytesMax: number;
   readonly #queueMessagesMax: number;
   readonly #queueBytesMax: number;
@@ -103,6 +119,7 @@ export class TcpTransport {
   readonly #messageHandlers: MessageHandler[] = [];
   readonly #unreachableHandlers: PeerHandler[] = [];
   readonly #snapshotDroppedHandlers: PeerHandler[] = [];
+  readonly #refusedHandlers: RefusedHandler[] = [];
   #server: net.Server | undefined;
   #address: PeerAddress | undefined;
   #state: "new" | "starting" | "started" | "closed" = "new";
@@ -111,7 +128,7 @@ export class TcpTransport {
     requireInteger("nodeId", options.nodeId, 1, Number.MAX_SAFE_INTEGER);
     const clusterIdBytes = Buffer.byteLength(options.clusterId ?? "", "utf8");
     if (clusterIdBytes === 0 || clusterIdBytes > CLUSTER_ID_BYTES_MAX) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `clusterId must be 1 to ${CLUSTER_ID_BYTES_MAX} bytes`);
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `clusterId must be 1 to ${CLUSTER_ID_BYTES_MAX} bytes`);
     }
     this.#nodeId = options.nodeId;
     this.#clusterId = options.clusterId;
@@ -121,7 +138,10 @@ export class TcpTransport {
       requireInteger("peer id", id, 1, Number.MAX_SAFE_INTEGER);
       if (id !== options.nodeId) this.#peers.set(id, { ...address });
     }
-    this.#peerIds = new Set(this.#peers.keys());
+    for (const id of this.#peers.keys()) this.#peerIds.add(id);
+    this.#advertisedAddress = options.advertisedAddress ?? "";
+    this.#joining = options.joining ?? false;
+    this.#isRemovedPeer = options.isRemovedPeer ?? (() => false);
     this.#frameBodyBytesMax = options.frameBodyBytesMax ?? FRAME_BODY_BYTES_MAX_DEFAULT;
     requireInteger("frameBodyBytesMax", this.#frameBodyBytesMax, 64, FRAME_BODY_BYTES_MAX_LIMIT);
     this.#queueMessagesMax = options.queueMessagesMax ?? QUEUE_MESSAGES_MAX_DEFAULT;
@@ -132,10 +152,10 @@ export class TcpTransport {
     this.#tls = options.tls;
     this.#backoff = { ...BACKOFF_DEFAULTS, ...options.backoff };
     if (!(this.#backoff.initialDelayMs > 0 && this.#backoff.delayMsMax >= this.#backoff.initialDelayMs)) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, "backoff needs 0 < initialDelayMs <= delayMsMax");
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, "backoff needs 0 < initialDelayMs <= delayMsMax");
     }
     if (!(this.#backoff.jitterRatio >= 0 && this.#backoff.jitterRatio <= 1)) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, "backoff.jitterRatio must be in [0, 1]");
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, "backoff.jitterRatio must be in [0, 1]");
     }
     this.#random = options.random ?? Math.random;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS_DEFAULT;
@@ -158,7 +178,7 @@ export class TcpTransport {
       this.#acceptedSockets.add(socket);
       socket.once("close", () => this.#acceptedSockets.delete(socket));
     });
-    server.maxConnections = this.#peers.size * INBOUND_CONNECTIONS_PER_PEER_MAX + INBOUND_CONNECTIONS_SPARE;
+    server.maxConnections = this.#maxConnections();
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -171,7 +191,7 @@ export class TcpTransport {
     const bound = server.address() as net.AddressInfo;
     this.#address = { host: bound.address, port: bound.port };
     if (this.#state === "starting") this.#state = "started";
-    this.#logger.info("transport listening", { node: this.#nodeId, address: `${bound.address}:${bound.port}`, tls: this.#tls !== undefined });
+    this.#logger.info("transport listening", { address: `${bound.address}:${bound.port}`, tls: this.#tls !== undefined });
   }
 
   /** The bound address (the actual port when `listen.port` was 0). Only after start(). */
@@ -186,8 +206,39 @@ export class TcpTransport {
    * ports after starting.
    */
   setPeerAddress(id: number, address: PeerAddress): void {
-    if (!this.#peers.has(id)) throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `node ${id} is not a configured peer`);
+    if (!this.#peers.has(id)) throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `node ${id} is not a configured peer`);
     this.#peers.set(id, { ...address });
+  }
+
+  /**
+   * Replaces the peer set (the cluster's configuration changed): links to peers no longer
+   * in it are closed and their queued messages dropped, and so are the connections they
+   * dialled (their next dial is refused, saying why: a removed node learns so); a peer
+   * whose address changed is dialled at the new one, new peers are dialled when first sent
+   * to, and handshakes from ids outside the set are refused from now on.
+   */
+  setPeers(peers: ReadonlyMap<number, PeerAddress>): void {
+    this.#joining = false;
+    for (const id of [...this.#peers.keys()]) {
+      if (peers.has(id)) continue;
+      this.#peers.delete(id);
+      this.#peerIds.delete(id);
+      this.#closeLinks(id);
+      for (const connection of this.#inbound) if (connection.peerId === id) void connection.close();
+    }
+    for (const [id, address] of peers) {
+      if (id === this.#nodeId) continue;
+      const previous = this.#peers.get(id);
+      this.#peers.set(id, { ...address });
+      this.#peerIds.add(id);
+      if (previous && (previous.host !== address.host || previous.port !== address.port)) this.#closeLinks(id);
+    }
+    if (this.#server) this.#server.maxConnections = this.#maxConnections();
+  }
+
+  /** Tells the host how this node learns who counts as removed (for refusals). */
+  setRemovedPeerCheck(isRemovedPeer: (id: number) => boolean): void {
+    this.#isRemovedPeer = isRemovedPeer;
   }
 
   /**
@@ -241,6 +292,11 @@ export class TcpTransport {
     return register(this.#snapshotDroppedHandlers, handler);
   }
 
+  /** Registers a handler told when a peer refused this node's handshake, with its reason. */
+  onRefused(handler: RefusedHandler): () => void {
+    return register(this.#refusedHandlers, handler);
+  }
+
   /** A copy of the counters, with per-peer lane state. */
   stats(): TransportStats {
     const peers: TransportStats["peers"] = {};
@@ -274,7 +330,19 @@ export class TcpTransport {
     // Sockets that never became an InboundConnection (a TLS handshake in progress).
     for (const socket of this.#acceptedSockets) socket.destroy();
     await serverClosed;
-    this.#logger.info("transport closed", { node: this.#nodeId });
+    this.#logger.info("transport closed", {});
+  }
+
+  #maxConnections(): number {
+    return this.#peers.size * INBOUND_CONNECTIONS_PER_PEER_MAX + INBOUND_CONNECTIONS_SPARE;
+  }
+
+  #closeLinks(peerId: number): void {
+    const lanes = this.#links.get(peerId);
+    if (lanes === undefined) return;
+    this.#links.delete(peerId);
+    void lanes.message?.close();
+    void lanes.snapshot?.close();
   }
 
   #link(peerId: number, lane: Lane): PeerLink {
@@ -302,6 +370,10 @@ export class TcpTransport {
         logger: this.#logger,
         counters: this.#counters,
         onUnreachable: () => this.#emit(this.#unreachableHandlers, peerId),
+        advertisedAddress: this.#advertisedAddress,
+        onRefused: (refusal, removed) => {
+          for (const handler of this.#refusedHandlers) handler(peerId, refusal, removed);
+        },
         onDrop: lane === "snapshot" ? () => this.#emit(this.#snapshotDroppedHandlers, peerId) : () => {},
       });
       lanes[lane] = link;
@@ -318,6 +390,9 @@ export class TcpTransport {
       localNodeId: this.#nodeId,
       clusterId: this.#clusterId,
       peerIds: this.#peerIds,
+      acceptUnknownPeers: () => this.#joining,
+      learnPeer: (id, peerAddress) => this.#learnPeer(id, peerAddress),
+      isRemovedPeer: (id) => this.#isRemovedPeer(id),
       frameBodyBytesMax: this.#frameBodyBytesMax,
       handshakeTimeoutMs: this.#handshakeTimeoutMs,
       closeTimeoutMs: this.#closeTimeoutMs,
@@ -327,6 +402,15 @@ export class TcpTransport {
       onClosed: (closed) => this.#inbound.delete(closed),
     });
     this.#inbound.add(connection);
+  }
+
+  /** A node with no configuration yet was contacted by `id` (its first leader): answer it there. */
+  #learnPeer(id: number, peerAddress: string): void {
+    const match = /^(.+):(\d{1,5})$/.exec(peerAddress);
+    if (!match || this.#peers.has(id)) return;
+    this.#peers.set(id, { host: match[1].replace(/^\[(.*)\]$/, "$1"), port: Number(match[2]) });
+    this.#peerIds.add(id);
+    this.#logger.info("learned a peer's address from its handshake", { peer: id, address: peerAddress });
   }
 
   #deliver(message: Message): void {
@@ -361,6 +445,6 @@ function register<T>(handlers: T[], handler: T): () => void {
 
 function requireInteger(name: string, value: number, min: number, max: number): void {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `${name} must be an integer in [${min}, ${max}], got ${value}`);
+    throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `${name} must be an integer in [${min}, ${max}], got ${value}`);
   }
 }

@@ -47,6 +47,18 @@ export interface OpenOptions {
   readOnly?: boolean;
 }
 
+/** An exclusive lock on a directory, held until `release()` or the end of the process. */
+export interface DirectoryLock {
+  readonly path: string;
+  /** Lets the lock go. Calling it again does nothing. */
+  release(): Promise<void>;
+}
+
+/** Who holds a directory's lock (the pid is unknown when the holder had not written it yet). */
+export interface DirectoryLockHolder {
+  pid?: number;
+}
+
 export interface FileSystem {
   /** Creates a directory and its parents if missing, and makes the new names durable. */
   ensureDirectory(path: string): Promise<void>;
@@ -64,4 +76,12 @@ export interface FileSystem {
   syncDirectory(path: string): Promise<void>;
   /** Reads a whole (small) file. */
   readFile(path: string): Promise<Uint8Array>;
+  /**
+   * Takes an exclusive lock on an existing directory for as long as this process lives, or
+   * until release(); throws WAL_ERR_LOCKED when another holder has it. No lock may outlive
+   * its process (storage/fs/directory-lock.ts).
+   */
+  lockDirectory(directory: string): Promise<DirectoryLock>;
+  /** Who holds the directory's lock now (undefined: nobody), without taking it or writing anything. */
+  directoryLockHolder(directory: string): Promise<DirectoryLockHolder | undefined>;
 }

@@ -9,9 +9,13 @@
  *
  * Faults on demand: fail the next sync or write (optionally after writing part of
  * it), flip a bit, truncate a file behind the engine's back.
+ *
+ * Directory locks are held in memory, one holder per directory; `crash()` drops them all,
+ * as the kernel drops a dead process's flock locks.
  */
 import { dirname, basename, posix } from "node:path";
-import type { FileSystem, OpenOptions, StorageFile } from "./file-system.js";
+import { directoryLockedError } from "./directory-lock.js";
+import type { DirectoryLock, DirectoryLockHolder, FileSystem, OpenOptions, StorageFile } from "./file-system.js";
 
 interface Inode {
   data: Uint8Array; // current length is `length`; capacity may be larger
@@ -158,6 +162,8 @@ export class MemoryFileSystem implements FileSystem {
   private readonly writeFaults: WriteFault[] = [];
   /** Counters tests can assert on. */
   readonly stats = { syncs: 0, directorySyncs: 0, writes: 0 };
+  /** Locked directory -> its holder's token (release() removes only its own). */
+  private readonly directoryLocks = new Map<string, object>();
 
   // ---- faults -------------------------------------------------------------
 
@@ -208,6 +214,7 @@ export class MemoryFileSystem implements FileSystem {
   /** Simulates power loss: only durable data and durable names survive. */
   crash(options: CrashOptions = {}): void {
     this.generation++;
+    this.directoryLocks.clear();
     this.syncFaults.length = 0;
     this.writeFaults.length = 0;
     const seen = new Set<Inode>();
@@ -334,5 +341,23 @@ export class MemoryFileSystem implements FileSystem {
 
   async readFile(path: string): Promise<Uint8Array> {
     return this.currentBytes(path);
+  }
+
+  async lockDirectory(path: string): Promise<DirectoryLock> {
+    const normalized = normalize(path);
+    this.directory(normalized); // ENOENT when missing, as open(2) of its LOCK file would be
+    if (this.directoryLocks.has(normalized)) throw directoryLockedError(path, { pid: process.pid });
+    const token = {};
+    this.directoryLocks.set(normalized, token);
+    return {
+      path: normalized,
+      release: async () => {
+        if (this.directoryLocks.get(normalized) === token) this.directoryLocks.delete(normalized);
+      },
+    };
+  }
+
+  async directoryLockHolder(path: string): Promise<DirectoryLockHolder | undefined> {
+    return this.directoryLocks.has(normalize(path)) ? { pid: process.pid } : undefined;
   }
 }

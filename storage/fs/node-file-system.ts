@@ -3,7 +3,8 @@ import { constants, promises as fsp, readSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import fse from "fs-extra";
-import type { FileSystem, OpenOptions, StorageFile } from "./file-system.js";
+import { flockHolder, lockDirectoryWithFlock } from "./directory-lock.js";
+import type { DirectoryLock, DirectoryLockHolder, FileSystem, OpenOptions, StorageFile } from "./file-system.js";
 
 /** Writes all of `data` at `position` through `handle`: a short write is legal for write(2), so keep going. */
 async function writeAll(handle: FileHandle, path: string, data: Uint8Array, position: number): Promise<void> {
@@ -120,5 +121,14 @@ export class NodeFileSystem implements FileSystem {
 
   async readFile(path: string): Promise<Uint8Array> {
     return fsp.readFile(path);
+  }
+
+  /** flock(2) on `<directory>/LOCK`: the kernel drops it when the process dies (directory-lock.ts). */
+  lockDirectory(directory: string): Promise<DirectoryLock> {
+    return lockDirectoryWithFlock(directory);
+  }
+
+  directoryLockHolder(directory: string): Promise<DirectoryLockHolder | undefined> {
+    return flockHolder(directory);
   }
 }

@@ -14,7 +14,7 @@
  *   24           4     CRC-32 of the metadata
  *   28           4     CRC-32 of header bytes [0, 28)
  *   32           P     payload: the application's snapshot bytes, opaque
- *   32 + P       M     metadata: the `SnapshotMeta` protobuf (index, term, voters, sizeBytes = P)
+ *   32 + P       M     metadata: the `SnapshotMeta` protobuf (index, term, sizeBytes = P, cluster config)
  *
  * The file is exactly 32 + P + M bytes. The payload starts at a fixed offset so a chunk at
  * payload offset o is read at file offset 32 + o; the metadata trails it because its
@@ -22,7 +22,7 @@
  * written last (it sits in a reserved region at offset 0) and the whole file is fsynced
  * before it gets its final name.
  */
-import { ErrorCode, RaftwalError } from "../../src/errors.js";
+import { RaftwalError, RaftwalErrorCode, WalErrorCode } from "../errors.js";
 import { snapshotMetaCodec, type SnapshotMeta } from "../../src/proto/schema.js";
 import { crc32 } from "../wal/crc.js";
 
@@ -33,7 +33,7 @@ export const SNAPSHOT_HEADER_BYTES = 32;
 /** Offset of the header checksum: it covers every header byte before it. */
 const HEADER_CHECKSUM_OFFSET = 28;
 /**
- * The metadata is read whole into memory; 64 KiB holds several thousand voters (a
+ * The metadata is read whole into memory; 64 KiB holds a configuration of several hundred members with their addresses (a
  * voter id takes at most 11 bytes) and bounds what a garbage length can allocate.
  */
 export const SNAPSHOT_META_BYTES_MAX = 64 * 1024;
@@ -54,7 +54,7 @@ export interface SnapshotHeader {
 }
 
 export function snapshotCorrupt(path: string, detail: string, cause?: unknown): RaftwalError {
-  return new RaftwalError(ErrorCode.SNAPSHOT_CORRUPT, `snapshot ${path}: ${detail}`, { cause });
+  return new RaftwalError(WalErrorCode.SNAPSHOT_CORRUPT, `snapshot ${path}: ${detail}`, { cause });
 }
 
 /** The final name of the snapshot covering entries up to (index, term). */
@@ -73,9 +73,9 @@ export function parseSnapshotFileName(name: string): { index: number; term: numb
 }
 
 export function encodeSnapshotMeta(meta: SnapshotMeta): Uint8Array {
-  const bytes = snapshotMetaCodec.encode({ index: meta.index, term: meta.term, voters: [...meta.voters], sizeBytes: meta.sizeBytes });
+  const bytes = snapshotMetaCodec.encode({ index: meta.index, term: meta.term, sizeBytes: meta.sizeBytes, config: meta.config });
   if (bytes.length > SNAPSHOT_META_BYTES_MAX) {
-    throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot metadata encodes to ${bytes.length} bytes, over ${SNAPSHOT_META_BYTES_MAX}`);
+    throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot metadata encodes to ${bytes.length} bytes, over ${SNAPSHOT_META_BYTES_MAX}`);
   }
   return bytes;
 }
@@ -138,5 +138,5 @@ export function decodeSnapshotMeta(
   if (named && (named.index !== meta.index || named.term !== meta.term)) {
     throw snapshotCorrupt(path, `metadata (index ${meta.index}, term ${meta.term}) differs from the file name`);
   }
-  return { index: meta.index, term: meta.term, voters: [...meta.voters], sizeBytes: meta.sizeBytes };
+  return meta;
 }

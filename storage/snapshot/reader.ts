@@ -3,6 +3,7 @@
  * payload reader. Everything goes through the FileSystem seam.
  */
 import type { SnapshotMeta } from "../../src/proto/schema.js";
+import { WalErrorCode } from "../errors.js";
 import { crc32 } from "../wal/crc.js";
 import type { FileSystem, StorageFile } from "../fs/file-system.js";
 import {
@@ -83,7 +84,7 @@ export async function inspectSnapshotFile(fs: FileSystem, path: string, options:
     }
     return info;
   } catch (error) {
-    if ((error as { code?: string }).code === "WAL_ERR_SNAPSHOT_CORRUPT") throw error;
+    if ((error as { code?: string }).code === WalErrorCode.SNAPSHOT_CORRUPT) throw error;
     throw snapshotCorrupt(path, `unreadable (${(error as Error).message})`, error);
   } finally {
     await file.close();

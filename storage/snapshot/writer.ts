@@ -16,8 +16,8 @@
  * the error says so and the store owning the writer refuses further writes.
  */
 import { join } from "node:path";
-import { ErrorCode, RaftwalError } from "../../src/errors.js";
-import type { SnapshotMeta } from "../../src/proto/schema.js";
+import { RaftwalError, RaftwalErrorCode, WalErrorCode } from "../errors.js";
+import { copyClusterConfig, type ClusterConfig, type SnapshotMeta } from "../../src/proto/schema.js";
 import { crc32 } from "../wal/crc.js";
 import type { FileSystem, StorageFile } from "../fs/file-system.js";
 import {
@@ -35,7 +35,8 @@ export const SNAPSHOT_WRITE_BUFFER_BYTES = 1024 * 1024;
 export interface SnapshotTarget {
   index: number;
   term: number;
-  voters: number[];
+  /** Stored as it is (the storage engine does not interpret it). */
+  config: ClusterConfig;
 }
 
 export class SnapshotWriteError extends RaftwalError {
@@ -45,18 +46,15 @@ export class SnapshotWriteError extends RaftwalError {
     readonly directoryStateUnknown: boolean,
     cause: unknown,
   ) {
-    super(ErrorCode.WAL_FAILED, message, { cause });
+    super(WalErrorCode.FAILED, message, { cause });
   }
 }
 
 export function assertSnapshotTarget(target: SnapshotTarget): void {
   for (const key of ["index", "term"] as const) {
     if (!Number.isSafeInteger(target[key]) || target[key] < 0) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot ${key} must be a non-negative safe integer, got ${target[key]}`);
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot ${key} must be a non-negative safe integer, got ${target[key]}`);
     }
-  }
-  if (!target.voters.every((voter) => Number.isSafeInteger(voter) && voter > 0)) {
-    throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot voters must be positive integers, got [${target.voters.join(", ")}]`);
   }
 }
 
@@ -82,7 +80,7 @@ export class SnapshotFileWriter {
     const temporaryPath = join(directory, temporaryName);
     await fs.remove(temporaryPath);
     const file = await fs.open(temporaryPath, { create: true, exclusive: true });
-    return new SnapshotFileWriter(fs, directory, { index: target.index, term: target.term, voters: [...target.voters] }, temporaryPath, file);
+    return new SnapshotFileWriter(fs, directory, { index: target.index, term: target.term, config: copyClusterConfig(target.config) }, temporaryPath, file);
   }
 
   /** Payload bytes accepted so far. */
@@ -95,7 +93,7 @@ export class SnapshotFileWriter {
   }
 
   private assertOpen(): void {
-    if (this.state !== "open") throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot writer for ${this.finalName} is ${this.state}`);
+    if (this.state !== "open") throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot writer for ${this.finalName} is ${this.state}`);
   }
 
   private async guard<T>(what: string, run: () => Promise<T>): Promise<T> {
@@ -113,7 +111,7 @@ export class SnapshotFileWriter {
   async write(chunk: Uint8Array): Promise<void> {
     this.assertOpen();
     if (this.payloadBytes + chunk.length > SNAPSHOT_PAYLOAD_BYTES_MAX) {
-      throw new RaftwalError(ErrorCode.INVALID_ARGUMENT, `snapshot payload over ${SNAPSHOT_PAYLOAD_BYTES_MAX} bytes`);
+      throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot payload over ${SNAPSHOT_PAYLOAD_BYTES_MAX} bytes`);
     }
     this.checksum = crc32(chunk, this.checksum);
     this.payloadBytes += chunk.length;
@@ -154,7 +152,7 @@ export class SnapshotFileWriter {
   async commit(): Promise<{ meta: SnapshotMeta; name: string; path: string }> {
     this.assertOpen();
     await this.flush();
-    const meta: SnapshotMeta = { ...this.target, voters: [...this.target.voters], sizeBytes: this.payloadBytes };
+    const meta: SnapshotMeta = { ...this.target, config: copyClusterConfig(this.target.config), sizeBytes: this.payloadBytes };
     const metaBytes = encodeSnapshotMeta(meta);
     const header = encodeSnapshotHeader({
       payloadBytes: this.payloadBytes,

@@ -64,3 +64,28 @@ export function writeEntry(target: Uint8Array, at: number, entry: Entry): number
   }
   return at;
 }
+
+function skipVarint(bytes: Uint8Array, at: number, end: number): number {
+  while (at < end && bytes[at] >= 0x80) at++;
+  return at + 1;
+}
+
+/**
+ * The `type` field of an encoded Entry at bytes[start, end) without decoding it (0 when
+ * absent, as proto3 omits it): replay uses it to list the rare typed entries. Fields come
+ * in number order (term, index, type, data), as writeEntry writes them.
+ */
+export function encodedEntryType(bytes: Uint8Array, start: number, end: number): number {
+  let at = start;
+  if (at < end && bytes[at] === TAG_TERM) at = skipVarint(bytes, at + 1, end);
+  if (at < end && bytes[at] === TAG_INDEX) at = skipVarint(bytes, at + 1, end);
+  if (!(at < end && bytes[at] === TAG_TYPE)) return 0;
+  let value = 0;
+  let scale = 1;
+  for (at += 1; at < end; at++) {
+    value += (bytes[at] & 0x7f) * scale;
+    if (bytes[at] < 0x80) break;
+    scale *= 128;
+  }
+  return value;
+}

@@ -1,5 +1,5 @@
-/** The WAL's typed errors. Match on `code` (see src/errors.ts), never on the message. */
-import { ErrorCode, RaftwalError } from "../../src/errors.js";
+/** The WAL's typed errors. Match on `code` (storage/errors.ts), never on the message. */
+import { RaftwalError, WalErrorCode, type RaftwalErrorCode } from "../errors.js";
 
 /** Where corruption was found: enough to locate it with `raftwal wal dump`. */
 export interface CorruptionDetail {
@@ -25,7 +25,7 @@ export class WalCorruptionError extends RaftwalError implements CorruptionDetail
 
   constructor(detail: CorruptionDetail, options?: { cause?: unknown }) {
     const which = detail.indexes.length === 0 ? "" : detail.indexes.length === 1 ? `, entry ${detail.indexes[0]}` : `, entries ${detail.indexes.join(", ")}`;
-    super(ErrorCode.WAL_CORRUPT, `WAL corrupt: ${detail.segment} at byte offset ${detail.offset}: ${detail.reason}${which}`, options);
+    super(WalErrorCode.CORRUPT, `WAL corrupt: ${detail.segment} at byte offset ${detail.offset}: ${detail.reason}${which}`, options);
     this.segment = detail.segment;
     this.path = detail.path;
     this.offset = detail.offset;
@@ -34,6 +34,6 @@ export class WalCorruptionError extends RaftwalError implements CorruptionDetail
   }
 }
 
-export function walError(code: ErrorCode, message: string, cause?: unknown): RaftwalError {
+export function walError(code: WalErrorCode | RaftwalErrorCode, message: string, cause?: unknown): RaftwalError {
   return new RaftwalError(code, message, cause === undefined ? undefined : { cause });
 }

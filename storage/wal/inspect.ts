@@ -5,7 +5,7 @@
  * `repairTornTail`.
  */
 import type { FileSystem, StorageFile } from "../fs/file-system.js";
-import { ErrorCode } from "../../src/errors.js";
+import { WalErrorCode } from "../errors.js";
 import { entryCodec, type Entry } from "../../src/proto/schema.js";
 import { WalCorruptionError, walError, type CorruptionDetail } from "./errors.js";
 import {
@@ -17,11 +17,13 @@ import {
   decodeCommitPayload,
   recordBytes,
   recordCrcSeed,
+  type CommitInfo,
+  type RecordHeader,
   type SegmentHeader,
 } from "./format.js";
 import { listSegmentFiles } from "./naming.js";
-import { acknowledgedAfterDamage, asSpare, recover, type RecoveredSegment, type TornTail } from "./recovery.js";
-import { readSegmentHeader, scanRecords, surveyTail, type ScanEnd } from "./segment-reader.js";
+import { acknowledgedAfterDamage, asSpare, recover, type RecoveredSegment, type RecoveryResult, type TornTail } from "./recovery.js";
+import { readRecordSync, readSegmentHeader, scanRecords, surveyTail, type ScanEnd } from "./segment-reader.js";
 
 export interface SegmentListing {
   segmentId: number;
@@ -39,7 +41,7 @@ export interface SegmentListing {
 
 /** Segment files with their headers. Reads only headers. Throws WAL_ERR_NOT_A_WAL for a missing directory. */
 export async function listSegments(dir: string, fs: FileSystem): Promise<SegmentListing[]> {
-  if (!(await fs.isDirectory(dir))) throw walError(ErrorCode.WAL_NOT_A_WAL, `${dir} is not a directory`);
+  if (!(await fs.isDirectory(dir))) throw walError(WalErrorCode.NOT_A_WAL, `${dir} is not a directory`);
   const listings: SegmentListing[] = [];
   for (const ref of await listSegmentFiles(dir, fs)) {
     const file = await fs.open(ref.path, { readOnly: true });
@@ -83,6 +85,8 @@ export interface ScannedRecord {
   payload: Uint8Array;
   /** For entry records whose payload decodes. */
   entry?: Entry;
+  /** For commit records: where their batch starts and how many records it holds. */
+  commit?: CommitInfo;
   /** ok: part of a complete batch. torn-tail: after the last complete batch (repairable). corrupt: damaged before it. */
   status: RecordStatus;
   /** Why the status is not ok. */
@@ -112,8 +116,76 @@ export async function* scanWal(dir: string, fs: FileSystem): AsyncIterable<Scann
   }
 }
 
-/** The record a bad header stands for: a torn header (repairable) when it is the last file and no record of its own follows. */
-async function badHeaderRecord(file: StorageFile, listing: SegmentListing, isLast: boolean): Promise<ScannedRecord> {
+async function* scanSegment(file: StorageFile, listing: SegmentListing, isLast: boolean): AsyncIterable<ScannedRecord> {
+  const base = { segmentId: listing.segmentId, segment: listing.name };
+  const segmentHeader = listing.header;
+  if (!segmentHeader) {
+    yield await headerRecord(file, listing, isLast);
+    return;
+  }
+  const seed = recordCrcSeed(listing.segmentId, segmentHeader.formatVersion);
+  const records: ScannedRecord[] = [];
+  let batchFirst = 0;
+  let batchStart = SEGMENT_HEADER_BYTES;
+  const end = await scanRecords(file, SEGMENT_HEADER_BYTES, seed, (offset, header, bytes, at) => {
+    records.push(scannedRecord(base, offset, header, bytes, at));
+    if (header.type === RecordType.COMMIT) {
+      const info = decodeCommitPayload(bytes, at);
+      if (info.batchStartOffset !== batchStart || info.recordCount !== records.length - 1 - batchFirst) {
+        records.pop();
+        return "commit record does not match its batch";
+      }
+      records[records.length - 1].commit = info;
+      batchFirst = records.length;
+      batchStart = offset + recordBytes(COMMIT_PAYLOAD_BYTES);
+    }
+  });
+  const uncommitted = records.length - batchFirst;
+  const tail = await tailOf(file, { seeds: [seed], recycled: segmentHeader.recycled }, end, batchStart, uncommitted, isLast);
+  const tailStatus = tail.status;
+  for (let r = batchFirst; r < records.length; r++) {
+    records[r].status = tailStatus;
+    records[r].reason = "its batch has no valid commit record";
+  }
+  yield* records;
+  if (end.kind === "bad" && !tail.stale) {
+    yield {
+      ...base,
+      offset: end.offset,
+      type: end.header ? (RECORD_TYPE_NAMES[end.header.type] ?? "unknown") : "unknown",
+      index: end.header?.index ?? 0,
+      term: end.header?.term ?? 0,
+      sizeBytes: end.header ? recordBytes(end.header.payloadBytes) : 0,
+      payload: new Uint8Array(0),
+      status: tailStatus,
+      reason: end.reason,
+    };
+  }
+}
+
+/**
+ * The status of what follows the last complete batch (as recovery decides it): a torn tail
+ * in the last segment unless a valid commit proves acknowledged data damaged, else
+ * corruption. `stale`: a recycled segment's bad record is only its earlier life's bytes (no
+ * record of its own follows).
+ */
+async function tailOf(
+  file: StorageFile,
+  scope: { seeds: number[]; recycled: boolean },
+  end: ScanEnd,
+  batchStart: number,
+  uncommitted: number,
+  isLast: boolean,
+): Promise<{ status: RecordStatus; stale: boolean }> {
+  if (end.kind !== "bad" && uncommitted === 0) return { status: "corrupt", stale: false };
+  const survey = await surveyTail(file, batchStart, end.kind === "bad" ? end.offset + 8 : end.offset, scope);
+  const stale = scope.recycled && uncommitted === 0 && survey.dataEndOffset <= batchStart;
+  if (stale) return { status: "ok", stale };
+  return { status: isLast && acknowledgedAfterDamage(survey.commits, batchStart) === undefined ? "torn-tail" : "corrupt", stale };
+}
+
+/** The one pseudo-record of a segment whose header is bad: a torn tail if it is the last file and it reads as a spare (see recovery). */
+async function headerRecord(file: StorageFile, listing: SegmentListing, isLast: boolean): Promise<ScannedRecord> {
   const torn = isLast && (await asSpare(listing, file)) !== undefined;
   return {
     segmentId: listing.segmentId,
@@ -129,54 +201,26 @@ async function badHeaderRecord(file: StorageFile, listing: SegmentListing, isLas
   };
 }
 
-async function* scanSegment(file: StorageFile, listing: SegmentListing, isLast: boolean): AsyncIterable<ScannedRecord> {
-  const header = listing.header;
-  if (!header) {
-    yield await badHeaderRecord(file, listing, isLast);
-    return;
-  }
-  const base = { segmentId: listing.segmentId, segment: listing.name };
-  const seed = recordCrcSeed(listing.segmentId, header.formatVersion);
-  const records: ScannedRecord[] = [];
-  let batchFirst = 0;
-  let batchStart = SEGMENT_HEADER_BYTES;
-  const end = await scanRecords(file, SEGMENT_HEADER_BYTES, seed, (offset, record, bytes, at) => {
-    records.push(scannedRecord(base, offset, record.type, record.index, record.term, bytes.slice(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + record.payloadBytes)));
-    if (record.type === RecordType.COMMIT) {
-      const info = decodeCommitPayload(bytes, at);
-      if (info.batchStartOffset !== batchStart || info.recordCount !== records.length - 1 - batchFirst) {
-        records.pop();
-        return "commit record does not match its batch";
-      }
-      batchFirst = records.length;
-      batchStart = offset + recordBytes(COMMIT_PAYLOAD_BYTES);
-    }
-  });
-  const uncommitted = records.length - batchFirst;
-  const tail = await tailOf(file, { seeds: [seed], recycled: header.recycled }, end, batchStart, uncommitted, isLast);
-  for (let r = batchFirst; r < records.length; r++) {
-    records[r].status = tail.status;
-    records[r].reason = "its batch has no valid commit record";
-  }
-  yield* records;
-  if (end.kind === "bad" && !tail.stale) {
-    yield {
-      ...base,
-      offset: end.offset,
-      type: end.header ? (RECORD_TYPE_NAMES[end.header.type] ?? "unknown") : "unknown",
-      index: end.header?.index ?? 0,
-      term: end.header?.term ?? 0,
-      sizeBytes: end.header ? recordBytes(end.header.payloadBytes) : 0,
-      payload: new Uint8Array(0),
-      status: tail.status,
-      reason: end.reason,
-    };
-  }
-}
-
-function scannedRecord(base: { segmentId: number; segment: string }, offset: number, type: number, index: number, term: number, payload: Uint8Array): ScannedRecord {
-  const record: ScannedRecord = { ...base, offset, type: RECORD_TYPE_NAMES[type] ?? "unknown", index, term, sizeBytes: recordBytes(payload.length), payload, status: "ok" };
-  if (type === RecordType.ENTRY) {
+/** A whole, checksum-valid record (status ok unless an entry's payload does not decode); copies its payload. */
+function scannedRecord(
+  base: { segmentId: number; segment: string },
+  offset: number,
+  header: RecordHeader,
+  bytes: Uint8Array,
+  at: number,
+): ScannedRecord {
+  const payload = bytes.slice(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + header.payloadBytes);
+  const record: ScannedRecord = {
+    ...base,
+    offset,
+    type: RECORD_TYPE_NAMES[header.type] ?? "unknown",
+    index: header.index,
+    term: header.term,
+    sizeBytes: recordBytes(header.payloadBytes),
+    payload,
+    status: "ok",
+  };
+  if (header.type === RecordType.ENTRY) {
     try {
       record.entry = entryCodec.decode(payload);
     } catch {
@@ -185,26 +229,6 @@ function scannedRecord(base: { segmentId: number; segment: string }, offset: num
     }
   }
   return record;
-}
-
-/**
- * The status of what follows the last complete batch (as recovery decides it): a torn tail
- * in the last segment unless a valid commit follows the damage, else corruption. `stale`:
- * a recycled segment's bad record is only its earlier life's bytes (no record of its own follows).
- */
-async function tailOf(
-  file: StorageFile,
-  scope: { seeds: number[]; recycled: boolean },
-  end: ScanEnd,
-  batchStart: number,
-  uncommitted: number,
-  isLast: boolean,
-): Promise<{ status: RecordStatus; stale: boolean }> {
-  if (end.kind !== "bad" && uncommitted === 0) return { status: "corrupt", stale: false };
-  const survey = await surveyTail(file, batchStart, end.kind === "bad" ? end.offset + 8 : end.offset, scope);
-  const stale = scope.recycled && uncommitted === 0 && survey.dataEndOffset <= batchStart;
-  if (stale) return { status: "ok", stale };
-  return { status: isLast && acknowledgedAfterDamage(survey.commits, batchStart) === undefined ? "torn-tail" : "corrupt", stale };
 }
 
 /** Per-segment result of a verification. */
@@ -229,6 +253,8 @@ export interface VerifyResult {
   tornTail?: TornTail;
   corruption?: CorruptionDetail;
   bytesChecked: number;
+  /** The log's live entries whose type is not ENTRY_NORMAL (for Raft: configuration entries), oldest first. */
+  typedEntries: Entry[];
 }
 
 /** Progress of a verification: segments done out of all, for a progress bar. */
@@ -239,10 +265,15 @@ export type VerifyProgress = (segmentsDone: number, segmentsTotal: number) => vo
  * reports healthy, a repairable torn tail, or corruption with its location.
  */
 export async function verifyWal(dir: string, fs: FileSystem, onProgress?: VerifyProgress): Promise<VerifyResult> {
-  if (!(await fs.isDirectory(dir))) throw walError(ErrorCode.WAL_NOT_A_WAL, `${dir} is not a directory`);
+  if (!(await fs.isDirectory(dir))) throw walError(WalErrorCode.NOT_A_WAL, `${dir} is not a directory`);
   try {
     const result = await recover(dir, fs, { repair: false, ...(onProgress ? { onProgress } : {}) });
-    await closeAll(result.segments, result.spare?.file);
+    let typedEntries: Entry[];
+    try {
+      typedEntries = readTypedEntries(result);
+    } finally {
+      await closeAll(result.segments, result.spare?.file);
+    }
     const verified: VerifyResult = {
       status: result.report.tornTail ? "torn-tail" : "healthy",
       segments: result.segments.map(describe),
@@ -250,6 +281,7 @@ export async function verifyWal(dir: string, fs: FileSystem, onProgress?: Verify
       lastIndex: result.report.lastIndex,
       entries: result.report.entries,
       bytesChecked: result.report.bytesReplayed,
+      typedEntries,
     };
     if (result.report.tornTail) verified.tornTail = result.report.tornTail;
     return verified;
@@ -264,6 +296,7 @@ export async function verifyWal(dir: string, fs: FileSystem, onProgress?: Verify
       entries: 0,
       corruption: { segment, path, offset, reason, indexes },
       bytesChecked: 0,
+      typedEntries: [],
     };
   }
 }
@@ -274,7 +307,7 @@ export async function verifyWal(dir: string, fs: FileSystem, onProgress?: Verify
  * Returns the tail that was cut, or undefined when there was none.
  */
 export async function repairTornTail(dir: string, fs: FileSystem): Promise<TornTail | undefined> {
-  if (!(await fs.isDirectory(dir))) throw walError(ErrorCode.WAL_NOT_A_WAL, `${dir} is not a directory`);
+  if (!(await fs.isDirectory(dir))) throw walError(WalErrorCode.NOT_A_WAL, `${dir} is not a directory`);
   // Check first without writing, so corruption leaves the directory untouched.
   const verdict = await verifyWal(dir, fs);
   if (verdict.corruption) throw new WalCorruptionError(verdict.corruption);
@@ -282,6 +315,21 @@ export async function repairTornTail(dir: string, fs: FileSystem): Promise<TornT
   const result = await recover(dir, fs, { repair: true });
   await closeAll(result.segments, result.spare?.file);
   return result.report.tornTail;
+}
+
+/** Reads the live typed entries the replay indexed (few: the index keeps them in a short list). */
+function readTypedEntries(result: RecoveryResult): Entry[] {
+  const entries: Entry[] = [];
+  for (const index of result.index.typedEntryIndexes()) {
+    const at = result.index.locate(index);
+    const segment = at && result.segments.find((s) => s.segmentId === at.segmentId);
+    if (!at || !segment) continue;
+    const read = readRecordSync(segment.file, at.offset, 4096, segment.crcSeed);
+    // The replay checked every record: a problem now means the file changed under us.
+    if ("problem" in read) throw new WalCorruptionError({ segment: segment.name, path: segment.path, offset: at.offset, reason: read.problem, indexes: [index] });
+    entries.push(entryCodec.decode(read.bytes.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + read.header.payloadBytes)));
+  }
+  return entries;
 }
 
 function describe(segment: RecoveredSegment): VerifiedSegment {

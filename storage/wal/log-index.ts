@@ -40,6 +40,8 @@ export class LogIndex {
   /** Term changes: termStarts[k] is the first index of term termValues[k]. Ascending. */
   private termStarts: number[] = [];
   private termValues: number[] = [];
+  /** Indexes of live entries whose type is not 0 (rare: the Raft core's configuration entries), ascending. */
+  private typed: number[] = [];
 
   /**
    * A view that starts after `baseIndex` with an unknown term: replay beginning at a
@@ -105,9 +107,13 @@ export class LogIndex {
     return run && run.firstIndex <= index && index <= run.lastIndex ? run : undefined;
   }
 
-  /** Appends the entry `index` (must be lastIndex + 1) stored at (segmentId, offset). */
-  append(index: number, term: number, segmentId: number, offset: number): void {
+  /**
+   * Appends the entry `index` (must be lastIndex + 1) stored at (segmentId, offset);
+   * `typed`: its type is not 0 (kept in a short list, see typedEntryIndexes).
+   */
+  append(index: number, term: number, segmentId: number, offset: number, typed = false): void {
     assert.equal(index, this.last + 1, "entries are appended contiguously");
+    if (typed) this.typed.push(index);
     let run = this.runs[this.runs.length - 1];
     if (!run || run.segmentId !== segmentId || run.lastIndex !== index - 1) {
       if (run) this.trim(run);
@@ -149,7 +155,13 @@ export class LogIndex {
       this.termStarts.pop();
       this.termValues.pop();
     }
+    while (this.typed.length > 0 && this.typed[this.typed.length - 1] >= fromIndex) this.typed.pop();
     this.last = fromIndex - 1;
+  }
+
+  /** Indexes of the live entries whose type is not 0, ascending. */
+  typedEntryIndexes(): number[] {
+    return this.typed.slice();
   }
 
   /**
@@ -173,6 +185,7 @@ export class LogIndex {
       if (this.termStarts.length > 0) this.termStarts[0] = Math.max(this.termStarts[0], index + 1);
       this.compacted = index;
       this.compactedTermValue = term;
+      this.typed = this.typed.filter((typedIndex) => typedIndex > index);
       if (this.compacted === this.last) this.clearEntries(index);
       return;
     }
@@ -185,6 +198,7 @@ export class LogIndex {
     this.runs.length = 0;
     this.termStarts = [];
     this.termValues = [];
+    this.typed = [];
     this.last = lastIndex;
   }
 

@@ -28,11 +28,10 @@
  */
 import { posix } from "node:path";
 import type { FileSystem, StorageFile } from "../fs/file-system.js";
-import { ErrorCode } from "../../src/errors.js";
+import { WalErrorCode } from "../errors.js";
 import { WalCorruptionError, walError } from "./errors.js";
 import {
   FORMAT_VERSION_UNSEEDED,
-  RECORD_HEADER_BYTES,
   RECORD_TYPE_NAMES,
   RecordType,
   SEGMENT_HEADER_BYTES,
@@ -40,12 +39,14 @@ import {
   recordBytes,
   recordCrcSeed,
   COMMIT_PAYLOAD_BYTES,
+  RECORD_HEADER_BYTES,
   type RecordHeader,
   type SegmentHeader,
 } from "./format.js";
+import { encodedEntryType } from "./entry-codec.js";
 import { LogIndex, TERM_UNKNOWN } from "./log-index.js";
 import { listSegmentFiles, tornTailFileName, type SegmentFileRef } from "./naming.js";
-import { readFully, readSegmentHeader, scanRecords, surveyTail, type FoundCommit, type ScanEnd } from "./segment-reader.js";
+import { readFully, readSegmentHeader, scanRecords, surveyTail, type FoundCommit, type RecordVisitor, type ScanEnd } from "./segment-reader.js";
 import { writeZeros, type SpareSegment } from "./segment-writer.js";
 
 export interface RecoveredSegment {
@@ -142,14 +143,14 @@ export async function recover(dir: string, fs: FileSystem, options: RecoveryOpti
   }
 }
 
-/** A segment file whose header decoded. */
+/** A segment whose header decoded. */
 interface HeadedSegment {
   ref: SegmentFileRef;
   file: StorageFile;
   header: SegmentHeader;
 }
 
-/** The last file, when its header is blank or torn and no record of its own follows: a spare. */
+/** The last file when it holds no valid header: a blank spare, or a header torn while being activated. */
 export interface SpareCandidate {
   ref: SegmentFileRef;
   file: StorageFile;
@@ -168,6 +169,7 @@ async function replay(
   opened: StorageFile[],
   started: number,
 ): Promise<RecoveryResult> {
+  // Steps 1-2.
   const { headed, spareCandidate } = await readHeaders(fs, refs, options, opened);
   // Step 3.
   const index = headed.length === 0 ? new LogIndex() : LogIndex.startingAfter(headed[0].header.firstIndex - 1);
@@ -175,32 +177,26 @@ async function replay(
   let tornTail: TornTail | undefined;
   let bytesReplayed = 0;
   // Steps 4-7.
+  const state = newReplayState(index);
   for (let k = 0; k < headed.length; k++) {
-    const { ref, file, header } = headed[k];
+    const { ref, header } = headed[k];
     if (k > 0 && header.firstIndex !== index.lastIndex() + 1) {
       throw corruption(ref, 0, `segment first index ${header.firstIndex} does not continue the log (last index ${index.lastIndex()})`);
     }
-    const replayed = await replaySegment(headed[k], index);
-    bytesReplayed += replayed.segment.committedEndOffset;
-    const tail = await checkSegmentEnd(headed[k], replayed, k === headed.length - 1);
-    if (tail) {
-      if (options.repair) tail.savedTo = await cutTornTail(fs, dir, file, ref, tail.offset, tail.offset + tail.bytes);
-      tornTail = tail;
-    }
-    segments.push(replayed.segment);
+    const end = await replaySegment(state, headed[k]);
+    const segment = state.segment!;
+    bytesReplayed += segment.committedEndOffset;
+    if (k < headed.length - 1) await checkSealedEnd(state, end);
+    else tornTail = await checkActiveEnd(fs, dir, state, end, options.repair);
+    segments.push(segment);
     options.onProgress?.(k + 1, headed.length);
   }
-
   if (index.compactedTerm() === TERM_UNKNOWN) {
     const first = headed[0];
     throw corruption(first.ref, 0, `log starts after index ${first.header.firstIndex - 1} but no compact record names its term`);
   }
-  let spare: SpareSegment | undefined;
-  if (spareCandidate) {
-    const settled = await settleSpare(dir, fs, spareCandidate, options);
-    spare = settled.spare;
-    tornTail ??= settled.tornTail;
-  }
+  const settled = spareCandidate ? await settleSpare(fs, dir, spareCandidate, options) : {};
+  tornTail ??= settled.tornTail;
 
   const report: RecoveryReport = {
     segments: segments.length,
@@ -213,11 +209,14 @@ async function replay(
   };
   if (tornTail) report.tornTail = tornTail;
   const result: RecoveryResult = { index, segments, report };
-  if (spare) result.spare = spare;
+  if (settled.spare) result.spare = settled.spare;
   return result;
 }
 
-/** Steps 1-2: ids consecutive, every header valid; the last file may be a spare. */
+/**
+ * Steps 1-2: opens every segment in order and reads its header. Ids must be consecutive;
+ * only the last file may lack a valid header (a spare, or a header torn while activating).
+ */
 async function readHeaders(
   fs: FileSystem,
   refs: SegmentFileRef[],
@@ -234,7 +233,9 @@ async function readHeaders(
     opened.push(file);
     const decoded = await readSegmentHeader(file);
     if (decoded.kind === "ok") {
-      if (decoded.header.segmentId !== ref.segmentId) throw corruption(ref, 0, `segment header names segment ${decoded.header.segmentId}`);
+      if (decoded.header.segmentId !== ref.segmentId) {
+        throw corruption(ref, 0, `segment header names segment ${decoded.header.segmentId}`);
+      }
       headed.push({ ref, file, header: decoded.header });
       continue;
     }
@@ -243,7 +244,7 @@ async function readHeaders(
       if (spareCandidate) return { headed, spareCandidate };
     }
     if (decoded.kind === "bad" && refs.length === 1 && headed.length === 0) {
-      throw walError(ErrorCode.WAL_NOT_A_WAL, `${ref.path} is not a raftwal segment (${decoded.reason})`);
+      throw walError(WalErrorCode.NOT_A_WAL, `${ref.path} is not a raftwal segment (${decoded.reason})`);
     }
     throw corruption(ref, 0, decoded.kind === "bad" ? decoded.reason : "blank segment header before the last segment");
   }
@@ -269,21 +270,58 @@ export async function asSpare(ref: SegmentFileRef, file: StorageFile): Promise<S
   return { ref, file, headerEndOffset, fileBytes: survey.fileBytes, recycled: anyData.dataEndOffset > SEGMENT_HEADER_BYTES };
 }
 
-/** A segment replayed up to its last valid COMMIT, and what follows it. */
-interface ReplayedSegment {
-  segment: RecoveredSegment;
-  end: ScanEnd;
-  /** The index the log was expected to continue with where the scan stopped. */
+/**
+ * The replay of one segment (step 4), shared by the record visitor and the end checks.
+ * One per recovery, reset per segment: records are buffered in parallel arrays, reused, so
+ * that replay allocates nothing per record.
+ */
+interface ReplayState {
+  index: LogIndex;
+  ref: SegmentFileRef | undefined;
+  file: StorageFile | undefined;
+  segment: RecoveredSegment | undefined;
+  /** Offset where the batch being read starts. */
+  batchStart: number;
+  /** The index the next entry record should have (for naming damaged records). */
   expectedIndex: number;
-  /** Records read after the last COMMIT (a batch without its COMMIT), and the entry indexes among them. */
-  pendingRecords: number;
-  pendingEntries: number[];
+  /** The batch being read, COMMIT not yet seen: type, header index, term and offset of each record. */
+  pendingType: number[];
+  pendingIndex: number[];
+  pendingTerm: number[];
+  pendingOffset: number[];
+  /** Entry records whose Entry.type is not 0 (configuration entries): the index lists them. */
+  pendingTyped: boolean[];
+  /** Set when a committed batch does not apply (the scan stops on it). */
+  applyError: WalCorruptionError | undefined;
+  /** The visitor handed to scanRecords, bound to this state once. */
+  visit: RecordVisitor;
 }
 
-/** Step 4: replays the segment's records into `index`, a batch at a time. */
-async function replaySegment({ ref, file, header }: HeadedSegment, index: LogIndex): Promise<ReplayedSegment> {
+function newReplayState(index: LogIndex): ReplayState {
+  const state: ReplayState = {
+    index,
+    ref: undefined,
+    file: undefined,
+    segment: undefined,
+    batchStart: SEGMENT_HEADER_BYTES,
+    expectedIndex: 0,
+    pendingType: [],
+    pendingIndex: [],
+    pendingTerm: [],
+    pendingOffset: [],
+    pendingTyped: [],
+    applyError: undefined,
+    visit: (offset, record, bytes, at) => (record.type === RecordType.COMMIT ? commitBatch(state, offset, bytes, at) : bufferRecord(state, offset, record, bytes, at)),
+  };
+  return state;
+}
+
+/** Step 4 for one segment: scans its records, applying each batch at its COMMIT. Returns where the scan ended. */
+async function replaySegment(state: ReplayState, { ref, file, header }: HeadedSegment): Promise<ScanEnd> {
+  state.ref = ref;
+  state.file = file;
   const crcSeed = recordCrcSeed(ref.segmentId, header.formatVersion);
-  const segment: RecoveredSegment = {
+  state.segment = {
     segmentId: ref.segmentId,
     name: ref.name,
     path: ref.path,
@@ -295,92 +333,130 @@ async function replaySegment({ ref, file, header }: HeadedSegment, index: LogInd
     hasCompactRecord: false,
     recordCount: 0,
   };
-  const pending = { type: [] as number[], index: [] as number[], term: [] as number[], offset: [] as number[] };
-  let expectedIndex = index.lastIndex() + 1;
-  let applyError: WalCorruptionError | undefined;
-  const end = await scanRecords(file, SEGMENT_HEADER_BYTES, crcSeed, (offset, record, bytes, at) => {
-    if (record.type !== RecordType.COMMIT) {
-      pending.type.push(record.type);
-      pending.index.push(record.index);
-      pending.term.push(record.term);
-      pending.offset.push(offset);
-      if (record.type === RecordType.ENTRY) expectedIndex = record.index + 1;
-      else if (record.type === RecordType.TRUNCATE_SUFFIX) expectedIndex = Math.min(expectedIndex, record.index);
-      else expectedIndex = Math.max(expectedIndex, record.index + 1);
-      return;
-    }
-    const info = decodeCommitPayload(bytes, at);
-    if (info.batchStartOffset !== segment.committedEndOffset || info.recordCount !== pending.type.length) {
-      return `commit record does not match its batch (start ${info.batchStartOffset}, ${info.recordCount} records; expected start ${segment.committedEndOffset}, ${pending.type.length} records)`;
-    }
-    applyError = applyBatch(ref, segment, pending, index);
-    if (applyError) return "batch does not apply";
-    segment.recordCount += pending.type.length + 1;
-    pending.type.length = pending.index.length = pending.term.length = pending.offset.length = 0;
-    segment.committedEndOffset = offset + recordBytes(COMMIT_PAYLOAD_BYTES);
-    expectedIndex = index.lastIndex() + 1;
-  });
-  if (applyError) throw applyError;
-  return { segment, end, expectedIndex, pendingRecords: pending.type.length, pendingEntries: pendingIndexesOf(pending.type, pending.index) };
+  state.batchStart = SEGMENT_HEADER_BYTES;
+  state.expectedIndex = state.index.lastIndex() + 1;
+  clearPending(state);
+  const end = await scanRecords(file, SEGMENT_HEADER_BYTES, crcSeed, state.visit);
+  if (state.applyError) throw state.applyError;
+  return end;
 }
 
-/** Applies a whole batch (its COMMIT matched); returns the corruption when an entry does not continue the log. */
-function applyBatch(
-  ref: SegmentFileRef,
-  segment: RecoveredSegment,
-  pending: { type: number[]; index: number[]; term: number[]; offset: number[] },
-  index: LogIndex,
-): WalCorruptionError | undefined {
-  for (let r = 0; r < pending.type.length; r++) {
-    const type = pending.type[r];
-    const at = pending.index[r];
+function bufferRecord(state: ReplayState, offset: number, record: RecordHeader, bytes: Uint8Array, at: number): void {
+  state.pendingType.push(record.type);
+  state.pendingIndex.push(record.index);
+  state.pendingTerm.push(record.term);
+  state.pendingOffset.push(offset);
+  state.pendingTyped.push(record.type === RecordType.ENTRY && encodedEntryType(bytes, at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + record.payloadBytes) !== 0);
+  if (record.type === RecordType.ENTRY) state.expectedIndex = record.index + 1;
+  else if (record.type === RecordType.TRUNCATE_SUFFIX) state.expectedIndex = Math.min(state.expectedIndex, record.index);
+  else state.expectedIndex = Math.max(state.expectedIndex, record.index + 1);
+}
+
+/** A COMMIT record: checks it matches the buffered batch, then applies the batch. A string stops the scan. */
+function commitBatch(state: ReplayState, offset: number, bytes: Uint8Array, at: number): string | undefined {
+  const info = decodeCommitPayload(bytes, at);
+  const count = state.pendingType.length;
+  if (info.batchStartOffset !== state.batchStart || info.recordCount !== count) {
+    return `commit record does not match its batch (start ${info.batchStartOffset}, ${info.recordCount} records; expected start ${state.batchStart}, ${count} records)`;
+  }
+  const stop = applyBatch(state);
+  if (stop !== undefined) return stop;
+  const segment = state.segment!;
+  segment.recordCount += count + 1;
+  clearPending(state);
+  state.batchStart = offset + recordBytes(COMMIT_PAYLOAD_BYTES);
+  segment.committedEndOffset = state.batchStart;
+  state.expectedIndex = state.index.lastIndex() + 1;
+  return undefined;
+}
+
+/** Applies a whole batch to the index; on a record that does not apply, sets `applyError` and returns why the scan stops. */
+function applyBatch(state: ReplayState): string | undefined {
+  const { index, pendingType, pendingIndex, pendingTerm, pendingOffset, pendingTyped } = state;
+  const ref = state.ref!;
+  const segment = state.segment!;
+  for (let r = 0; r < pendingType.length; r++) {
+    const type = pendingType[r];
+    const at = pendingIndex[r];
     if (type === RecordType.ENTRY) {
-      if (at !== index.lastIndex() + 1) return corruption(ref, pending.offset[r], `entry index ${at} does not continue the log (last index ${index.lastIndex()})`, [at]);
-      index.append(at, pending.term[r], ref.segmentId, pending.offset[r]);
+      if (at !== index.lastIndex() + 1) {
+        state.applyError = corruption(ref, pendingOffset[r], `entry index ${at} does not continue the log (last index ${index.lastIndex()})`, [at]);
+        return "entry out of sequence";
+      }
+      index.append(at, pendingTerm[r], ref.segmentId, pendingOffset[r], pendingTyped[r]);
       if (at > segment.maxEntryIndex) segment.maxEntryIndex = at;
     } else if (type === RecordType.TRUNCATE_SUFFIX) {
       if (at <= index.compactedIndex() && index.compactedTerm() !== TERM_UNKNOWN) {
-        return corruption(ref, pending.offset[r], `truncate-suffix from ${at} at or below the compacted index ${index.compactedIndex()}`, [at]);
+        state.applyError = corruption(ref, pendingOffset[r], `truncate-suffix from ${at} at or below the compacted index ${index.compactedIndex()}`, [at]);
+        return "truncation below compaction";
       }
       index.truncateSuffix(at);
     } else {
-      index.compact(at, pending.term[r]);
+      index.compact(at, pendingTerm[r]);
       segment.hasCompactRecord = true;
     }
   }
   return undefined;
 }
 
+function clearPending(state: ReplayState): void {
+  state.pendingType.length = state.pendingIndex.length = state.pendingTerm.length = state.pendingOffset.length = state.pendingTyped.length = 0;
+}
+
+/** Names what a bad record at the end of the scan damages (see describeBad). */
+function describeBadEnd(state: ReplayState, end: ScanEnd & { kind: "bad" }): { reason: string; indexes: number[] } {
+  return describeBad(end.reason, end.header, state.expectedIndex, pendingIndexesOf(state.pendingType, state.pendingIndex));
+}
+
 /**
- * Steps 5-6: what follows the last COMMIT. A sealed segment must end there (corruption
- * otherwise). The last one may end in a torn tail, returned to be cut; a valid COMMIT after
- * damage is corruption.
+ * Step 5: a sealed segment's records end in a COMMIT followed by zero space; a recycled
+ * one's go on with stale bytes (a bad record), none of which may be a record of its own.
  */
-async function checkSegmentEnd({ ref, file, header }: HeadedSegment, replayed: ReplayedSegment, isLast: boolean): Promise<TornTail | undefined> {
-  const { segment, end, expectedIndex, pendingRecords, pendingEntries } = replayed;
-  const committedEnd = segment.committedEndOffset;
-  const scope = { seeds: [segment.crcSeed], recycled: header.recycled };
-  const named = (): { reason: string; indexes: number[] } =>
-    end.kind === "bad" ? describeBad(end.reason, end.header, expectedIndex, pendingEntries) : { reason: "batch without a commit record", indexes: pendingEntries };
-  if (!isLast) {
-    // A recycled segment goes on with stale bytes (a bad record); none may be a record of its own.
-    if (!header.recycled && end.kind === "bad") throw corruption(ref, end.offset, named().reason, named().indexes);
-    if (pendingRecords > 0) throw corruption(ref, committedEnd, "batch without a commit record in a sealed segment", pendingEntries);
-    if (header.recycled && (await surveyTail(file, committedEnd, committedEnd, scope)).dataEndOffset > committedEnd) {
-      throw corruption(ref, end.offset, "records after the last commit of a sealed segment", [expectedIndex]);
-    }
-    return undefined;
+async function checkSealedEnd(state: ReplayState, end: ScanEnd): Promise<void> {
+  const ref = state.ref!;
+  const segment = state.segment!;
+  if (!segment.header.recycled && end.kind === "bad") {
+    const named = describeBadEnd(state, end);
+    throw corruption(ref, end.offset, named.reason, named.indexes);
   }
+  if (state.pendingType.length > 0) {
+    throw corruption(ref, state.batchStart, "batch without a commit record in a sealed segment", pendingIndexesOf(state.pendingType, state.pendingIndex));
+  }
+  const committedEnd = segment.committedEndOffset;
+  if (segment.header.recycled && (await surveyTail(state.file!, committedEnd, committedEnd, { seeds: [segment.crcSeed], recycled: true })).dataEndOffset > committedEnd) {
+    throw corruption(ref, end.offset, "records after the last commit of a sealed segment", [state.expectedIndex]);
+  }
+}
+
+/**
+ * Steps 6-7 for the last active segment: whatever follows the last complete batch is a torn
+ * tail (cut in repair mode) unless a complete batch follows the damage (corruption).
+ */
+async function checkActiveEnd(fs: FileSystem, dir: string, state: ReplayState, end: ScanEnd, repair: boolean): Promise<TornTail | undefined> {
+  const ref = state.ref!;
+  const file = state.file!;
+  const segment = state.segment!;
+  const committedEnd = segment.committedEndOffset;
   const searchFrom = end.kind === "bad" ? end.offset + 8 : end.offset;
-  const survey = await surveyTail(file, committedEnd, searchFrom, scope);
+  const survey = await surveyTail(file, committedEnd, searchFrom, { seeds: [segment.crcSeed], recycled: segment.header.recycled });
   const proof = acknowledgedAfterDamage(survey.commits, committedEnd);
   if (proof !== undefined) {
-    if (end.kind === "bad") throw corruption(ref, end.offset, `${named().reason} (a complete batch follows at byte offset ${proof})`, named().indexes);
-    throw corruption(ref, end.offset, `unwritten space followed by a complete batch at byte offset ${proof}`, [expectedIndex]);
+    if (end.kind === "bad") {
+      const named = describeBadEnd(state, end);
+      throw corruption(ref, end.offset, `${named.reason} (a complete batch follows at byte offset ${proof})`, named.indexes);
+    }
+    throw corruption(ref, end.offset, `unwritten space followed by a complete batch at byte offset ${proof}`, [state.expectedIndex]);
   }
   if (survey.dataEndOffset <= committedEnd) return undefined;
-  const reason = end.kind === "bad" || pendingRecords > 0 ? named().reason : "non-zero bytes in unwritten space";
-  return { segment: ref.name, path: ref.path, offset: committedEnd, bytes: survey.dataEndOffset - committedEnd, reason };
+  const reason =
+    end.kind === "bad"
+      ? describeBadEnd(state, end).reason
+      : state.pendingType.length > 0
+        ? "batch without a commit record"
+        : "non-zero bytes in unwritten space";
+  const tornTail: TornTail = { segment: ref.name, path: ref.path, offset: committedEnd, bytes: survey.dataEndOffset - committedEnd, reason };
+  if (repair) tornTail.savedTo = await cutTornTail(fs, dir, file, ref, committedEnd, survey.dataEndOffset);
+  return tornTail;
 }
 
 /**
@@ -402,29 +478,31 @@ export function acknowledgedAfterDamage(commits: FoundCommit[], committedEndOffs
 
 /** The spare: kept when of the expected size (repair mode); a torn header is cut first. */
 async function settleSpare(
-  dir: string,
   fs: FileSystem,
+  dir: string,
   candidate: SpareCandidate,
   options: RecoveryOptions,
 ): Promise<{ spare?: SpareSegment; tornTail?: TornTail }> {
   const { ref, file, headerEndOffset, fileBytes, recycled } = candidate;
-  let tornTail: TornTail | undefined;
+  const settled: { spare?: SpareSegment; tornTail?: TornTail } = {};
   if (headerEndOffset > 0) {
-    tornTail = { segment: ref.name, path: ref.path, offset: 0, bytes: headerEndOffset, reason: "segment header torn while activating the segment" };
-    if (options.repair) tornTail.savedTo = await cutTornTail(fs, dir, file, ref, 0, headerEndOffset);
+    const tail: TornTail = { segment: ref.name, path: ref.path, offset: 0, bytes: headerEndOffset, reason: "segment header torn while activating the segment" };
+    if (options.repair) tail.savedTo = await cutTornTail(fs, dir, file, ref, 0, headerEndOffset);
+    settled.tornTail = tail;
   }
   const keep = options.segmentSizeBytes === undefined || fileBytes === options.segmentSizeBytes;
   if (options.repair && keep) {
     // Its zeros may be sparse: only a recycled file is known to be written throughout.
     const filledBytes = recycled ? fileBytes : 0;
-    return { spare: { segmentId: ref.segmentId, name: ref.name, path: ref.path, file, sizeBytes: fileBytes, recycled, filledBytes }, tornTail };
+    settled.spare = { segmentId: ref.segmentId, name: ref.name, path: ref.path, file, sizeBytes: fileBytes, recycled, filledBytes };
+  } else {
+    await file.close();
+    if (options.repair) {
+      await fs.remove(ref.path);
+      await fs.syncDirectory(dir);
+    }
   }
-  await file.close();
-  if (options.repair) {
-    await fs.remove(ref.path);
-    await fs.syncDirectory(dir);
-  }
-  return { tornTail };
+  return settled;
 }
 
 function pendingIndexesOf(types: number[], indexes: number[]): number[] {

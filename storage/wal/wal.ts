@@ -16,7 +16,7 @@
 import { strict as assert } from "node:assert";
 import type { FileSystem, StorageFile } from "../fs/file-system.js";
 import { NodeFileSystem } from "../fs/node-file-system.js";
-import { ErrorCode, RaftwalError } from "../../src/errors.js";
+import { RaftwalError, RaftwalErrorCode, WalErrorCode } from "../errors.js";
 import { entryCodec, type Entry } from "../../src/proto/schema.js";
 import { EntryCache } from "./entry-cache.js";
 import { encodedEntryBytes } from "./entry-codec.js";
@@ -335,9 +335,9 @@ export class Wal {
    */
   entries(lo: number, hi: number, bytesMax: number): Entry[] {
     this.checkReadable();
-    if (lo > hi) throw walError(ErrorCode.INVALID_ARGUMENT, `entries(${lo}, ${hi}): lo > hi`);
+    if (lo > hi) throw walError(RaftwalErrorCode.INVALID_ARGUMENT, `entries(${lo}, ${hi}): lo > hi`);
     if (lo <= this.view.compactedIndex()) {
-      throw walError(ErrorCode.WAL_COMPACTED, `entries from ${lo}: compacted (first index ${this.firstIndex()})`);
+      throw walError(WalErrorCode.COMPACTED, `entries from ${lo}: compacted (first index ${this.firstIndex()})`);
     }
     if (hi > this.view.lastIndex() + 1) throw this.rangeError(hi - 1);
     const result: Entry[] = [];
@@ -385,13 +385,13 @@ export class Wal {
 
   private rangeError(index: number): RaftwalError {
     if (index < this.view.compactedIndex()) {
-      return walError(ErrorCode.WAL_COMPACTED, `index ${index} is compacted (first index ${this.firstIndex()})`);
+      return walError(WalErrorCode.COMPACTED, `index ${index} is compacted (first index ${this.firstIndex()})`);
     }
-    return walError(ErrorCode.WAL_UNAVAILABLE, `index ${index} is beyond the last index ${this.lastIndex()}`);
+    return walError(WalErrorCode.UNAVAILABLE, `index ${index} is beyond the last index ${this.lastIndex()}`);
   }
 
   private checkReadable(): void {
-    if (this.closed) throw walError(ErrorCode.WAL_CLOSED, "the WAL is closed");
+    if (this.closed) throw walError(WalErrorCode.CLOSED, "the WAL is closed");
   }
 
   /** The error that made this instance refuse writes, if any. */
@@ -408,6 +408,11 @@ export class Wal {
       sizeBytes: s.sizeBytes,
       state: s.segmentId === this.active.segmentId ? "active" : "sealed",
     }));
+  }
+
+  /** Indexes of the log's entries whose type is not 0 (ENTRY_NORMAL), ascending: see RaftLogStorage. */
+  typedEntryIndexes(): number[] {
+    return this.view.typedEntryIndexes();
   }
 
   /** Bytes held by the in-memory index (offsets and terms), for the benchmark. */
@@ -480,8 +485,8 @@ export class Wal {
   }
 
   private writeRefusal(): RaftwalError | undefined {
-    if (this.closed) return walError(ErrorCode.WAL_CLOSED, "the WAL is closed");
-    if (this.failure) return walError(ErrorCode.WAL_FAILED, `the WAL failed earlier and refuses writes: ${this.failure.message}`, this.failure);
+    if (this.closed) return walError(WalErrorCode.CLOSED, "the WAL is closed");
+    if (this.failure) return walError(WalErrorCode.FAILED, `the WAL failed earlier and refuses writes: ${this.failure.message}`, this.failure);
     return undefined;
   }
 
@@ -493,7 +498,7 @@ export class Wal {
     if (!Number.isSafeInteger(first) || first > this.acceptedLast + 1 || first <= this.acceptedCompacted) {
       return Promise.reject(
         walError(
-          ErrorCode.INVALID_ARGUMENT,
+          RaftwalErrorCode.INVALID_ARGUMENT,
           `append at index ${first}: must be in (${this.acceptedCompacted}, ${this.acceptedLast + 1}] (compacted index, last index + 1)`,
         ),
       );
@@ -503,11 +508,11 @@ export class Wal {
     for (let k = 0; k < entries.length; k++) {
       const entry = entries[k];
       if (entry.index !== first + k || !Number.isSafeInteger(entry.term) || entry.term < 0 || entry.term > INDEX_MAX) {
-        return Promise.reject(walError(ErrorCode.INVALID_ARGUMENT, `append: entry ${k} has index ${entry.index} term ${entry.term}; indexes must be contiguous from ${first}`));
+        return Promise.reject(walError(RaftwalErrorCode.INVALID_ARGUMENT, `append: entry ${k} has index ${entry.index} term ${entry.term}; indexes must be contiguous from ${first}`));
       }
       const size = encodedEntryBytes(entry);
       if (size > RECORD_PAYLOAD_BYTES_MAX) {
-        return Promise.reject(walError(ErrorCode.INVALID_ARGUMENT, `entry ${entry.index} encodes to ${size} bytes, more than ${RECORD_PAYLOAD_BYTES_MAX}`));
+        return Promise.reject(walError(RaftwalErrorCode.INVALID_ARGUMENT, `entry ${entry.index} encodes to ${size} bytes, more than ${RECORD_PAYLOAD_BYTES_MAX}`));
       }
       payloadBytes[k] = size;
       bytes += recordBytes(size);
@@ -565,7 +570,7 @@ export class Wal {
     const refusal = this.writeRefusal();
     if (refusal) return Promise.reject(refusal);
     if (!Number.isSafeInteger(fromIndex) || fromIndex <= this.acceptedCompacted) {
-      return Promise.reject(walError(ErrorCode.INVALID_ARGUMENT, `truncateSuffix(${fromIndex}): must be above the compacted index ${this.acceptedCompacted}`));
+      return Promise.reject(walError(RaftwalErrorCode.INVALID_ARGUMENT, `truncateSuffix(${fromIndex}): must be above the compacted index ${this.acceptedCompacted}`));
     }
     this.acceptedLast = Math.min(this.acceptedLast, fromIndex - 1);
     return this.enqueue({
@@ -585,13 +590,13 @@ export class Wal {
     const refusal = this.writeRefusal();
     if (refusal) return Promise.reject(refusal);
     if (!Number.isSafeInteger(index) || index < 0 || !Number.isSafeInteger(term) || term < 0) {
-      return Promise.reject(walError(ErrorCode.INVALID_ARGUMENT, `compact(${index}, ${term}): not an index and term`));
+      return Promise.reject(walError(RaftwalErrorCode.INVALID_ARGUMENT, `compact(${index}, ${term}): not an index and term`));
     }
     assert.equal(this.acceptedLast, this.view.lastIndex(), "compaction runs on a drained queue");
     if (index < this.view.compactedIndex()) return Promise.resolve();
     if (index === this.view.compactedIndex()) {
       if (term === this.view.compactedTerm()) return Promise.resolve();
-      return Promise.reject(walError(ErrorCode.INVALID_ARGUMENT, `compact(${index}, ${term}): already compacted at ${index} with term ${this.view.compactedTerm()}`));
+      return Promise.reject(walError(RaftwalErrorCode.INVALID_ARGUMENT, `compact(${index}, ${term}): already compacted at ${index} with term ${this.view.compactedTerm()}`));
     }
     const keepsSuffix = index <= this.view.lastIndex() && this.view.term(index) === term;
     this.acceptedCompacted = index;
@@ -602,7 +607,7 @@ export class Wal {
   private checkFitsSegment(bytes: number): RaftwalError | undefined {
     const capacity = this.options.segmentSizeBytes - SEGMENT_HEADER_BYTES - recordBytes(COMMIT_PAYLOAD_BYTES);
     if (bytes <= capacity) return undefined;
-    return walError(ErrorCode.INVALID_ARGUMENT, `one call writes ${bytes} bytes of records; a segment holds at most ${capacity}`);
+    return walError(RaftwalErrorCode.INVALID_ARGUMENT, `one call writes ${bytes} bytes of records; a segment holds at most ${capacity}`);
   }
 
   private enqueue(op: Omit<QueuedOp, "firstEntryOffset" | "resolve" | "reject">): Promise<void> {
@@ -755,7 +760,7 @@ export class Wal {
     const error = await batch.settled;
     if (error !== undefined) {
       this.fail(error);
-      const refusal = walError(ErrorCode.WAL_FAILED, `WAL write failed: ${(error as Error).message}`, error);
+      const refusal = walError(WalErrorCode.FAILED, `WAL write failed: ${(error as Error).message}`, error);
       for (const op of batch.ops) op.reject(refusal);
       return;
     }
@@ -823,7 +828,7 @@ export class Wal {
       let offset = op.firstEntryOffset;
       for (let k = 0; k < op.entries.length; k++) {
         const entry = op.entries[k];
-        this.view.append(entry.index, entry.term, segment.segmentId, offset);
+        this.view.append(entry.index, entry.term, segment.segmentId, offset, entry.type !== 0);
         this.cache.put(entry, op.payloadBytes[k]);
         offset += recordBytes(op.payloadBytes[k]);
       }
@@ -953,7 +958,7 @@ function fillAheadBytes(segmentSizeBytes: number): number {
 function validateOptions(options: Required<Omit<WalOptions, "fs">>): void {
   const { segmentSizeBytes, batchBytesMax, batchEntriesMax, batchWaitMicros, cacheEntriesMax, preallocation, recycledSegmentsMax } = options;
   const bad = (what: string): never => {
-    throw walError(ErrorCode.INVALID_ARGUMENT, `WalOptions: ${what}`);
+    throw walError(RaftwalErrorCode.INVALID_ARGUMENT, `WalOptions: ${what}`);
   };
   if (!Number.isInteger(segmentSizeBytes) || segmentSizeBytes < SEGMENT_SIZE_BYTES_MIN || segmentSizeBytes > SEGMENT_SIZE_BYTES_MAX || segmentSizeBytes % 8 !== 0) {
     bad(`segmentSizeBytes ${segmentSizeBytes} must be a multiple of 8 in [${SEGMENT_SIZE_BYTES_MIN}, ${SEGMENT_SIZE_BYTES_MAX}]`);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ErrorCode } from "../../src/errors.js";
+import { RaftwalErrorCode } from "../../src/errors.js";
 import { checkLinearizable, type HistoryOperation } from "../../src/check/linearizability.js";
 import { op } from "./helpers.js";
 
@@ -223,7 +223,7 @@ describe("checkLinearizable: budget and input", () => {
       { clientId: "a", key: "k", op: "cas", expect: null, value: "1", invokedAt: 0, completedAt: 1, outcome: "ok" } as HistoryOperation,
     ];
     for (const operation of bad) {
-      expect(() => checkLinearizable([operation])).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+      expect(() => checkLinearizable([operation])).toThrow(expect.objectContaining({ code: RaftwalErrorCode.INVALID_ARGUMENT }));
     }
   });
 });

@@ -14,6 +14,11 @@ import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { openRaftStorage } from "../../storage/raft-storage.js";
 import { scanWal, verifyWal } from "../../storage/wal/index.js";
 import { entries } from "../storage/raft-storage-helpers.js";
+import { clusterConfigOf } from "../../src/raft/cluster-config.js";
+import { encodeConfigEntry } from "../../src/raft/config-log.js";
+import { encodeCommand, type KvCommand } from "../../src/kv/command.js";
+import { EntryType, type ClusterConfig, type Entry } from "../../src/proto/schema.js";
+import { registerPayloadDecoder, unregisterPayloadDecoder, payloadDecoderNames } from "../../src/cli/payload-decoders.js";
 
 const fs = new NodeFileSystem();
 let root: string;
@@ -40,7 +45,47 @@ async function makeNodeDirectory(name: string, lastIndex = 300): Promise<string>
   const storage = await openRaftStorage(dir, { wal: { segmentSizeBytes: 64 * 1024 } });
   for (let from = 1; from <= lastIndex; from += 30) await storage.append(entries(from, from + 29, 1, 500));
   await storage.saveHardState({ term: 1, vote: 2, commit: 250 });
-  await storage.createSnapshot({ index: 100, voters: [1, 2, 3] }, [new TextEncoder().encode("snapshot payload")]);
+  await storage.createSnapshot({ index: 100, config: clusterConfigOf([1, 2, 3]) }, [new TextEncoder().encode("snapshot payload")]);
+  await storage.close();
+  return dir;
+}
+
+const JOINT: ClusterConfig = { voters: [1, 2, 3, 4], votersOutgoing: [1, 2, 3], learners: [], members: [], removed: [] };
+const GROWN = clusterConfigOf([1, 2, 3, 4], [5]);
+
+function configEntry(index: number, term: number, config: ClusterConfig): Entry {
+  return { index, term, type: EntryType.CLUSTER_CONFIG, data: encodeConfigEntry(config) };
+}
+
+function kvEntry(index: number, term: number, command: KvCommand): Entry {
+  return { index, term, type: EntryType.NORMAL, data: encodeCommand(command) };
+}
+
+/**
+ * A node data directory as the KV service writes it: configuration entries, KV commands, a
+ * leader's empty entry, bytes that are no command, and a conflicting suffix overwritten in
+ * term 2 (so the joint configuration at 5 is truncated away). With `snapshotAt`, a snapshot
+ * there compacts the log.
+ */
+async function makeKvDirectory(name: string, snapshotAt?: number): Promise<string> {
+  const dir = join(root, name);
+  const storage = await openRaftStorage(dir);
+  const value = new TextEncoder().encode("alice");
+  await storage.append([
+    configEntry(1, 1, clusterConfigOf([1, 2, 3])),
+    { index: 2, term: 1, type: EntryType.NORMAL, data: new Uint8Array(0) },
+    kvEntry(3, 1, { op: "put", clientId: "c1", seq: 1, key: "user/1", value }),
+    kvEntry(4, 1, { op: "cas", clientId: "c1", seq: 2, key: "user/1", expect: value, value: new TextEncoder().encode("alicia") }),
+  ]);
+  await storage.append([configEntry(5, 1, JOINT), kvEntry(6, 1, { op: "delete", clientId: "c1", seq: 3, key: "user/1" })]);
+  await storage.append([
+    kvEntry(5, 2, { op: "get", key: "user/1" }),
+    configEntry(6, 2, GROWN),
+    { index: 7, term: 2, type: EntryType.NORMAL, data: new Uint8Array([0xff, 0x00, 0x01]) },
+    kvEntry(8, 2, { op: "cas", clientId: "c2", seq: 1, key: "new", expect: null, value: new TextEncoder().encode("x") }),
+  ]);
+  await storage.saveHardState({ term: 2, vote: 1, commit: 8 });
+  if (snapshotAt !== undefined) await storage.createSnapshot({ index: snapshotAt, config: GROWN }, [new TextEncoder().encode("kv")]);
   await storage.close();
   return dir;
 }
@@ -74,7 +119,8 @@ describe("raftwal wal on a healthy directory", () => {
     expect(run.stdout).toMatch(/\s+active\n/);
     expect(run.stdout).toContain("log: 200 entries (101..300)");
     expect(run.stdout).toContain("hard state: term 1, vote 2, commit 250");
-    expect(run.stdout).toMatch(/snapshot-00000000000000000100-00000000000000000001\.snap\s+100\s+1\s+16\s+1,2,3\s+ok/);
+    expect(run.stdout).toMatch(/snapshot-00000000000000000100-00000000000000000001\.snap\s+100\s+1\s+16\s+voters 1,2,3\s+ok/);
+    expect(run.stdout).toContain("configuration: voters 1,2,3 (the newest snapshot's, index 100; no configuration entry in the log after it)\n");
     expect(run.stdout).toContain("health: healthy");
   });
 
@@ -121,6 +167,142 @@ describe("raftwal wal on a healthy directory", () => {
   });
 });
 
+describe("raftwal wal names every record and decodes what it holds", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await makeKvDirectory("kv");
+  });
+
+  it("dump names each record type, decodes KV commands and configurations, and shows only the fields that mean something", async () => {
+    const run = await cli(["wal", "dump", dir]);
+    expect(run).toMatchObject({ code: 0, stderr: "" });
+    const lines = run.stdout.trimEnd().split("\n");
+    const line = (pattern: RegExp): string => {
+      const found = lines.filter((l) => pattern.test(l));
+      expect(found, `one line matches ${pattern}`).toHaveLength(1);
+      return found[0];
+    };
+    expect(line(/^index 1 .*config/)).toMatch(/^index 1\s+term 1\s+config\s+\d+ B\s+1:40\s+ok\s+configuration: voters 1,2,3$/);
+    expect(line(/^index 2 .* entry /)).toMatch(/term 1\s+entry .* ok\s+\(empty\)$/);
+    expect(line(/^index 3 .* entry /)).toMatch(/ok\s+kv put "user\/1" = "alice" \(client "c1", seq 1\)$/);
+    expect(line(/^index 4 .* entry /)).toMatch(/ok\s+kv cas "user\/1" "alice" -> "alicia" \(client "c1", seq 2\)$/);
+    expect(line(/^index 5 .*term 1 .*config/)).toMatch(/configuration: joint 1,2,3,4 \/ 1,2,3$/); // written, then truncated
+    expect(line(/^index 6 .*term 1 .* entry /)).toMatch(/kv delete "user\/1" \(client "c1", seq 3\)$/);
+    expect(line(/truncate-suffix/)).toMatch(/^index 5\s+truncate-suffix\s+\d+ B\s+1:\d+\s+ok\s+drops the entries from index 5 on$/);
+    expect(line(/^index 5 .*term 2 .* entry /)).toMatch(/kv get "user\/1"$/);
+    expect(line(/^index 6 .*term 2 .*config/)).toMatch(/configuration: voters 1,2,3,4 learners 5$/);
+    expect(line(/^index 7 .* entry /)).toMatch(/ok\s+0xff0001$/); // no decoder knows it
+    expect(line(/^index 8 .* entry /)).toMatch(/kv cas "new" \(absent\) -> "x" \(client "c2", seq 1\)$/);
+    const commits = lines.filter((l) => / commit /.test(l));
+    expect(commits).toHaveLength(3);
+    expect(commits[0]).toMatch(/^index 4\s+commit\s+40 B\s+1:\d+\s+ok\s+closes the batch of 4 records from byte offset 40; the log ends at index 4$/);
+    for (const commit of commits) expect(commit).not.toMatch(/term/);
+  });
+
+  it("dump --json gives each record type its own fields: no term for a commit or a truncation, decoded commands, configurations", async () => {
+    const records = (await cli(["wal", "dump", dir, "--json"])).stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+    const commit = records.find((r) => r.type === "commit");
+    expect(commit).toMatchObject({ index: 4, batchStartOffset: 40, recordCount: 4, status: "ok" });
+    expect(commit).not.toHaveProperty("term");
+    const truncate = records.find((r) => r.type === "truncate-suffix");
+    expect(truncate).toMatchObject({ index: 5 });
+    expect(truncate).not.toHaveProperty("term");
+    expect(records.find((r) => r.index === 3 && r.type === "entry")).toMatchObject({
+      term: 1,
+      entryType: "normal",
+      decoded: { decoder: "kv", op: "put", key: "user/1", clientId: "c1", seq: 1, value: '"alice"', valueBytes: 5 },
+    });
+    expect(records.find((r) => r.index === 6 && r.term === 2)).toMatchObject({
+      entryType: "cluster-config",
+      config: { voters: [1, 2, 3, 4], learners: [5], description: "voters 1,2,3,4 learners 5" },
+    });
+    const raw = records.find((r) => r.index === 7 && r.type === "entry");
+    expect(raw).toMatchObject({ entryType: "normal", preview: "0xff0001", dataBytes: 3 });
+    expect(raw).not.toHaveProperty("decoded");
+  });
+
+  it("dump --type config shows the configuration entries only", async () => {
+    const lines = (await cli(["wal", "dump", dir, "--type", "config"])).stdout.trimEnd().split("\n");
+    expect(lines.map((l) => l.split(/\s+/).slice(0, 5).join(" "))).toEqual(["index 1 term 1 config", "index 5 term 1 config", "index 6 term 2 config"]);
+  });
+
+  it("inspect shows the log's latest configuration entry (not one truncated away), and the snapshot's once the log is compacted", async () => {
+    const run = await cli(["wal", "inspect", dir]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain("configuration: voters 1,2,3,4 learners 5 (the log's latest configuration entry: index 6, term 2)\n");
+    const compacted = await makeKvDirectory("kv-compacted", 8);
+    expect((await cli(["wal", "inspect", compacted])).stdout).toContain(
+      "configuration: voters 1,2,3,4 learners 5 (the newest snapshot's, index 8; no configuration entry in the log after it)\n",
+    );
+    expect((await cli(["wal", "dump", compacted, "--type", "compact"])).stdout).toMatch(/^index 8\s+term 2\s+compact\s+.*ok\s+entries up to index 8 \(term 2\) are in a snapshot\n$/);
+    expect((await cli(["wal", "inspect", join(compacted, "wal")])).stdout).toContain(
+      "configuration: none (no configuration entry in the log; a WAL directory shows no snapshots)\n",
+    );
+  });
+
+  it("inspect --json and verify --json give one JSON object each, with the exit code of the text form", async () => {
+    const inspected = await cli(["wal", "inspect", dir, "--json"]);
+    expect(inspected.code).toBe(0);
+    const report = JSON.parse(inspected.stdout);
+    expect(report).toMatchObject({
+      walDirectory: join(dir, "wal"),
+      dataDirectory: dir,
+      log: { entries: 8, firstIndex: 1, lastIndex: 8 },
+      hardState: { status: "ok", term: 2, vote: 1, commit: 8 },
+      snapshots: [],
+      configuration: { source: "log", index: 6, term: 2, config: { voters: [1, 2, 3, 4], learners: [5], description: "voters 1,2,3,4 learners 5" } },
+      health: { status: "healthy", exitCode: 0, verdict: ["healthy"] },
+    });
+    expect(report.segments).toEqual([expect.objectContaining({ segmentId: 1, firstIndex: 1, lastIndex: 8, state: "active" })]);
+    const verified = await cli(["wal", "verify", dir, "--json"]);
+    expect(verified.code).toBe(0);
+    expect(JSON.parse(verified.stdout)).toMatchObject({
+      status: "healthy",
+      exitCode: 0,
+      wal: { status: "healthy", segments: 1, entries: 8, firstIndex: 1, lastIndex: 8 },
+      hardState: { status: "ok" },
+      snapshots: { total: 0, ok: 0, corrupt: [] },
+      verdict: ["healthy"],
+    });
+  });
+
+  it("an application's payload decoder is tried before the built-in ones; one that throws is passed over", async () => {
+    expect(payloadDecoderNames()).toContain("kv");
+    registerPayloadDecoder("broken", () => {
+      throw new Error("not mine");
+    });
+    registerPayloadDecoder("orders", (data) => (data[0] === 0xff ? { text: `order #${data[2]}`, fields: { order: data[2] } } : undefined));
+    try {
+      expect(payloadDecoderNames().slice(0, 2)).toEqual(["orders", "broken"]);
+      const text = (await cli(["wal", "dump", dir, "--from", "3", "--to", "7", "--type", "entry"])).stdout;
+      expect(text).toMatch(/^index 7 .* ok\s+orders order #1$/m);
+      expect(text).toMatch(/^index 3 .* ok\s+kv put "user\/1"/m); // the others still decode
+      const json = JSON.parse((await cli(["wal", "dump", dir, "--json", "--from", "7", "--to", "7", "--type", "entry"])).stdout);
+      expect(json.decoded).toEqual({ decoder: "orders", order: 1 });
+    } finally {
+      expect(unregisterPayloadDecoder("orders")).toBe(true);
+      expect(unregisterPayloadDecoder("broken")).toBe(true);
+    }
+    expect((await cli(["wal", "dump", dir, "--from", "7", "--to", "7", "--type", "entry"])).stdout).toMatch(/ok\s+0xff0001\n$/);
+  });
+
+  it("an embedding application does the same through the package's entry point: registerPayloadDecoder, then runCli", async () => {
+    const raftwal = await import("../../src/index.js");
+    raftwal.registerPayloadDecoder("orders", (data) => (data[0] === 0xff ? { text: `order #${data[2]}`, fields: {} } : undefined));
+    let stdout = "";
+    try {
+      const code = await raftwal.runCli(["wal", "dump", dir, "--from", "7", "--to", "7", "--type", "entry"], {
+        stdout: { write: (text: string) => ((stdout += text), true) },
+        stderr: { write: () => true },
+      });
+      expect(code).toBe(0);
+      expect(stdout).toMatch(/ok\s+orders order #1\n$/);
+    } finally {
+      raftwal.unregisterPayloadDecoder("orders");
+    }
+  });
+});
+
 describe("raftwal wal on a damaged directory", () => {
   async function activeSegment(dir: string): Promise<{ path: string; committedBytes: number }> {
     const verified = await verifyWal(join(dir, "wal"), fs);
@@ -139,6 +321,10 @@ describe("raftwal wal on a damaged directory", () => {
     expect(verify.code).toBe(2);
     expect(verify.stdout).toMatch(new RegExp(`torn tail \\(repairable\\): WAL segment-0+3\\.wal at byte offset ${committedBytes}: 11 bytes`));
     expect((await cli(["wal", "inspect", dir])).code).toBe(2);
+    const json = await cli(["wal", "verify", dir, "--json"]);
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.stdout)).toMatchObject({ status: "torn-tail", exitCode: 2, wal: { status: "torn-tail", tornTail: { segment: "segment-00000000000000000003.wal", offset: committedBytes, bytes: 11 } } });
+    expect(JSON.parse((await cli(["wal", "inspect", dir, "--json"])).stdout).health).toMatchObject({ status: "torn-tail", exitCode: 2 });
     const repair = await cli(["wal", "repair", dir]);
     expect(repair.code).toBe(0);
     expect(repair.stdout).toMatch(new RegExp(`cut the torn tail of segment-0+3\\.wal at byte offset ${committedBytes}: 11 bytes`));
@@ -171,6 +357,11 @@ describe("raftwal wal on a damaged directory", () => {
     expect(await readdir(join(dir, "wal"))).toEqual(before);
     expect(Buffer.compare(await readFile(path), bytes)).toBe(0);
     expect((await cli(["wal", "inspect", dir])).code).toBe(3);
+    const json = await cli(["wal", "verify", dir, "--json"]);
+    expect(json.code).toBe(3);
+    expect(JSON.parse(json.stdout)).toMatchObject({ status: "corrupt", exitCode: 3, wal: { status: "corrupt", corruption: { segment: target!.segment, offset: target!.offset, indexes: [130] } } });
+    const inspected = JSON.parse((await cli(["wal", "inspect", dir, "--json"])).stdout);
+    expect(inspected).toMatchObject({ log: null, configuration: { source: "unknown" }, health: { status: "corrupt", exitCode: 3 } });
     expect((await cli(["wal", "dump", dir, "--from", "130", "--to", "130", "--type", "entry"])).stdout).toMatch(/CORRUPT \(/);
   });
 
@@ -189,6 +380,32 @@ describe("raftwal wal on a damaged directory", () => {
     const run = await cli(["wal", "verify", other]);
     expect(run.code).toBe(3);
     expect(run.stdout).toMatch(/corrupt: snapshot snapshot-0+100-0+1\.snap: /);
+  });
+});
+
+describe("raftwal wal on a directory a live process holds", () => {
+  it("repair refuses with one line (WAL_ERR_LOCKED, exit 1) and changes nothing; inspect, dump and verify read it after a one-line warning", async () => {
+    const dir = await makeNodeDirectory("locked");
+    const storage = await openRaftStorage(dir, { wal: { segmentSizeBytes: 64 * 1024 } });
+    try {
+      const before = await readdir(join(dir, "wal"));
+      for (const argument of [dir, join(dir, "wal")]) {
+        const repair = await cli(["wal", "repair", argument]);
+        expectOneLineError(repair, /^raftwal: data directory \S+ is in use by this process \(pid \d+\), which has it open already: one process at a time may open it; stop that process first \[WAL_ERR_LOCKED\]\n$/);
+        expect(repair.stdout).toBe("");
+      }
+      expect(await readdir(join(dir, "wal"))).toEqual(before);
+      const warning = `raftwal: warning: ${dir} is in use by process ${process.pid} (a running node?); reading it anyway, and what it writes meanwhile may read as a torn tail\n`;
+      for (const argv of [["inspect", dir], ["verify", dir], ["dump", dir, "--from", "300"], ["verify", join(dir, "wal")]]) {
+        const run = await cli(["wal", ...argv]);
+        expect(run, argv.join(" ")).toMatchObject({ code: 0, stderr: warning });
+        expect(run.stdout).not.toBe("");
+      }
+    } finally {
+      await storage.close();
+    }
+    expect(await cli(["wal", "verify", dir])).toMatchObject({ code: 0, stderr: "" });
+    expect((await cli(["wal", "repair", dir])).stdout).toMatch(/nothing to repair/);
   });
 });
 

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { KvClient } from "../../src/kv/client.js";
-import { findFreeBasePort, LocalCluster } from "../../src/node/local-cluster.js";
+import { findFreeBasePort, LocalCluster } from "../../src/cli/local-cluster.js";
 import { frameCodec } from "../../src/proto/schema.js";
 
 const clusters: LocalCluster[] = [];
@@ -127,7 +127,7 @@ describe("a 3-node cluster of processes", () => {
     const port = cluster.spec(1).peerPort;
     const garbage = await sendRaw(port, Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3]));
     expect(garbage).toBe("closed");
-    const body = frameCodec.encode({ handshake: { protocolVersion: 1, clusterId: "another-cluster", nodeId: 2 } });
+    const body = frameCodec.encode({ handshake: { protocolVersion: 1, clusterId: "another-cluster", nodeId: 2, peerAddress: "", refusal: "", removed: false } });
     const prefix = Buffer.alloc(4);
     prefix.writeUInt32BE(body.length);
     expect(await sendRaw(port, Buffer.concat([prefix, body]))).toBe("closed");

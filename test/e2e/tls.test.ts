@@ -10,7 +10,7 @@ import { join } from "node:path";
 import tls from "node:tls";
 import { afterEach, describe, expect, it } from "vitest";
 import { KvClient } from "../../src/kv/client.js";
-import { findFreeBasePort, LocalCluster } from "../../src/node/local-cluster.js";
+import { findFreeBasePort, LocalCluster } from "../../src/cli/local-cluster.js";
 import { createTestPki, type TestPki } from "../transport/certificates.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];

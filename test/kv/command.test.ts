@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ErrorCode } from "../../src/errors.js";
+import { RaftwalErrorCode } from "../../src/errors.js";
 import {
   CLIENT_ID_BYTES_MAX,
   KEY_BYTES_MAX,
@@ -41,7 +41,7 @@ describe("kv command codec", () => {
       { op: "put", clientId: "c", seq: 1, key: "k", value: new Uint8Array(VALUE_BYTES_MAX + 1) },
     ];
     for (const command of bad) {
-      expect(() => encodeCommand(command), JSON.stringify(command).slice(0, 80)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+      expect(() => encodeCommand(command), JSON.stringify(command).slice(0, 80)).toThrow(expect.objectContaining({ code: RaftwalErrorCode.INVALID_ARGUMENT }));
     }
   });
 
@@ -57,7 +57,7 @@ describe("kv command codec", () => {
       ["overlong varint", Uint8Array.from([1, 4, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01])],
     ];
     for (const [name, bytes] of cases) {
-      expect(() => decodeCommand(bytes), name).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+      expect(() => decodeCommand(bytes), name).toThrow(expect.objectContaining({ code: RaftwalErrorCode.INVALID_ARGUMENT }));
     }
   });
 });

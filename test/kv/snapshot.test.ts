@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ErrorCode } from "../../src/errors.js";
+import { KvErrorCode } from "../../src/errors.js";
 import { SNAPSHOT_CHUNK_BYTES_MAX } from "../../src/kv/snapshot.js";
 import { KvStateMachine } from "../../src/kv/state-machine.js";
 import { cas, collect, concat, entry, put, recut, str } from "./helpers.js";
@@ -16,7 +16,7 @@ function largeState(): KvStateMachine {
   return sm;
 }
 
-const corruptCode = expect.objectContaining({ code: ErrorCode.SNAPSHOT_CORRUPT });
+const corruptCode = expect.objectContaining({ code: KvErrorCode.SNAPSHOT_CORRUPT });
 
 describe("KvStateMachine snapshot and restore", () => {
   it("round-trips a large state in several chunks of at most 1 MiB, whatever the re-chunking", async () => {

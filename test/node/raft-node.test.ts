@@ -9,11 +9,13 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeCommand } from "../../src/kv/command.js";
 import { startKvNode, type KvNode, type KvPeerConfig } from "../../src/kv/kv-node.js";
-import { findFreeBasePort } from "../../src/node/local-cluster.js";
+import { findFreeBasePort } from "../../src/cli/local-cluster.js";
 import { silentLogger } from "../../src/node/logger.js";
 import { NotLeaderError } from "../../src/node/errors.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 import type { FileSystem, StorageFile } from "../../storage/fs/file-system.js";
+import { TcpTransport, type TcpTransportOptions } from "../../src/transport/transport.js";
+import type { Message } from "../../src/proto/schema.js";
 
 /** Wraps a file system so that every fsync waits while `hold` is set: a disk that stalls. */
 class StallingFileSystem extends MemoryFileSystem {
@@ -37,7 +39,17 @@ afterEach(async () => {
   for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
 });
 
-async function startThree(options: { fs?: (id: number) => FileSystem; seed?: number } = {}): Promise<KvNode[]> {
+/** A TcpTransport that counts the messages the node hands it. */
+class CountingTransport extends TcpTransport {
+  sent = 0;
+
+  override send(messages: readonly Message[]): void {
+    this.sent += messages.length;
+    super.send(messages);
+  }
+}
+
+async function startThree(options: { fs?: (id: number) => FileSystem; seed?: number; transport?: (options: TcpTransportOptions) => TcpTransport } = {}): Promise<KvNode[]> {
   const dir = await mkdtemp(join(tmpdir(), "raftwal-node-"));
   dirs.push(dir);
   const base = await findFreeBasePort(3);
@@ -47,6 +59,7 @@ async function startThree(options: { fs?: (id: number) => FileSystem; seed?: num
       startKvNode({
         id: peer.id,
         clusterId: "test",
+        initialClusterState: "new",
         peers,
         dataDir: options.fs ? `/data/node-${peer.id}` : join(dir, `node-${peer.id}`),
         storage: options.fs ? { fs: options.fs(peer.id), wal: { segmentSizeBytes: 1024 * 1024 } } : undefined,
@@ -54,6 +67,7 @@ async function startThree(options: { fs?: (id: number) => FileSystem; seed?: num
         seed: (options.seed ?? 1) * 10 + peer.id,
         snapshotEveryEntries: 25,
         logger: silentLogger,
+        transport: options.transport,
       }),
     ),
   );
@@ -90,6 +104,29 @@ describe("RaftNode", () => {
     expect(hashes.size).toBe(1);
     // The snapshot policy (every 25 entries) ran and compacted the log.
     expect(leader.node.status().snapshotIndex).toBeGreaterThanOrEqual(25);
+  });
+
+  it("talks to its peers through the transport the host builds from the node's options", async () => {
+    const built = new Map<number, { options: TcpTransportOptions; transport: CountingTransport }>();
+    const nodes = await startThree({
+      seed: 6,
+      transport: (options) => {
+        const transport = new CountingTransport(options);
+        built.set(options.nodeId, { options, transport });
+        return transport;
+      },
+    });
+    const leader = await leaderOf(nodes);
+    await leader.node.propose(put("t", "1", 1));
+    expect([...built.keys()].sort()).toEqual([1, 2, 3]);
+    for (const node of nodes) {
+      const { options, transport } = built.get(node.node.status().id)!;
+      expect(options.clusterId).toBe("test");
+      expect(options.listen.port).toBe(node.node.address().port);
+      // Every other member of the configuration (this node is not its own peer).
+      expect([...options.peers.keys()].sort()).toEqual([1, 2, 3].filter((id) => id !== node.node.status().id));
+      expect(transport.sent).toBeGreaterThan(0);
+    }
   });
 
   it("rejects a proposal on a follower with NotLeaderError naming the leader and its address", async () => {
@@ -162,6 +199,7 @@ describe("RaftNode", () => {
     const node = await startKvNode({
       id: 1,
       clusterId: "bytes",
+      initialClusterState: "new",
       peers: [{ id: 1, host: "127.0.0.1", port: base, api: { host: "127.0.0.1", port: base + 100 } }],
       dataDir: join(dir, "node-1"),
       tickMs: 10,

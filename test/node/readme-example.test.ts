@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
-import { findFreeBasePort } from "../../src/node/local-cluster.js";
+import { findFreeBasePort } from "../../src/cli/local-cluster.js";
 
 it("the README's embedding example runs", async () => {
   const dataDir = await mkdtemp(join(tmpdir(), "raftwal-readme-"));
@@ -37,7 +37,8 @@ it("the README's embedding example runs", async () => {
     const node = await createNode({
       id: 1,
       clusterId: "example",
-      peers: [{ id: 1, host: "127.0.0.1", port }], // add the other members here
+      initialClusterState: "new", // found a new cluster on first start
+      peers: [{ id: 1, host: "127.0.0.1", port }], // add the other founding members here
       dataDir,
       stateMachine: counter,
     });

@@ -4,7 +4,7 @@
  * filters. The full cluster simulator (faults, crashes, checkers) lives in test/sim/.
  */
 import { newMessage } from "../../src/raft/messages.js";
-import { MessageType, type Entry, type Message } from "../../src/proto/schema.js";
+import { EntryType, MessageType, type Entry, type Message } from "../../src/proto/schema.js";
 import { createRaft, MemoryStorage } from "../../src/raft/index.js";
 import type { RaftConfig, RaftCore, ReadState, Ready } from "../../src/raft/types.js";
 
@@ -85,6 +85,27 @@ export class Network {
       const storage = storages.get(id) ?? new MemoryStorage();
       this.nodes.set(id, { id, core: newCore(id, ids, storage, options), storage, applied: [], readStates: [], incoming: { chunks: [] } });
     }
+  }
+
+  /**
+   * Adds a node that starts with an empty log and no configuration (it waits to be
+   * contacted by a leader that added it), or with the initial `voters` given.
+   */
+  addNode(id: number, voters: number[] = [], options: Options = {}, storage = new MemoryStorage()): TestNode {
+    const node: TestNode = { id, core: newCore(id, voters, storage, options), storage, applied: [], readStates: [], incoming: { chunks: [] } };
+    this.nodes.set(id, node);
+    return node;
+  }
+
+  /**
+   * Restarts `id` from its storage (MemoryStorage holds only what was persisted), with the
+   * same initial voters it was created with (they are not in the log).
+   */
+  restart(id: number, initialVoters: number[], options: Options = {}): TestNode {
+    const old = this.node(id);
+    const node: TestNode = { id, core: newCore(id, initialVoters, old.storage, options), storage: old.storage, applied: [], readStates: [], incoming: { chunks: [] } };
+    this.nodes.set(id, node);
+    return node;
   }
 
   node(id: number): TestNode {
@@ -168,7 +189,7 @@ export class Network {
   }
 
   appliedData(id: number): string[] {
-    return this.node(id).applied.filter((e) => e.data.length > 0).map((e) => text(e.data));
+    return this.node(id).applied.filter((e) => e.type === EntryType.NORMAL && e.data.length > 0).map((e) => text(e.data));
   }
 }
 

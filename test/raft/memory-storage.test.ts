@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { MemoryStorage } from "../../src/raft/index.js";
 import { entry, storageWithTerms } from "./helpers.js";
+import { clusterConfigOf } from "../../src/raft/cluster-config.js";
 
 function terms(storage: MemoryStorage): number[] {
   const out: number[] = [];
@@ -22,13 +23,13 @@ describe("MemoryStorage", () => {
 
   it("term and entries report compacted and unavailable ranges with their codes", () => {
     const storage = storageWithTerms([1, 1, 2, 2]);
-    storage.createSnapshot({ index: 2, term: 1, voters: [1], sizeBytes: 0 }, new Uint8Array(0));
+    storage.createSnapshot({ index: 2, term: 1, config: clusterConfigOf([1]), sizeBytes: 0 }, new Uint8Array(0));
     storage.compact(2);
     expect(storage.firstIndex()).toBe(3);
     expect(storage.term(2)).toBe(1);
-    expect(() => storage.term(1)).toThrow(expect.objectContaining({ code: "WAL_ERR_COMPACTED" }));
-    expect(() => storage.term(5)).toThrow(expect.objectContaining({ code: "WAL_ERR_UNAVAILABLE" }));
-    expect(() => storage.entries(2, 4, 100)).toThrow(expect.objectContaining({ code: "WAL_ERR_COMPACTED" }));
+    expect(() => storage.term(1)).toThrow(expect.objectContaining({ code: "RAFT_ERR_LOG_COMPACTED" }));
+    expect(() => storage.term(5)).toThrow(expect.objectContaining({ code: "RAFT_ERR_LOG_UNAVAILABLE" }));
+    expect(() => storage.entries(2, 4, 100)).toThrow(expect.objectContaining({ code: "RAFT_ERR_LOG_COMPACTED" }));
     // Reference: section 7 (log compaction)
   });
 
@@ -42,11 +43,11 @@ describe("MemoryStorage", () => {
 
   it("applySnapshot keeps later entries when the entry at the snapshot index matches, else discards the log", () => {
     const keep = storageWithTerms([1, 1, 1, 1]);
-    keep.applySnapshot({ index: 2, term: 1, voters: [1], sizeBytes: 1 }, new Uint8Array([7]));
+    keep.applySnapshot({ index: 2, term: 1, config: clusterConfigOf([1]), sizeBytes: 1 }, new Uint8Array([7]));
     expect([keep.firstIndex(), keep.lastIndex()]).toEqual([3, 4]);
     expect(keep.readSnapshotChunk(0, 10)).toEqual(new Uint8Array([7]));
     const discard = storageWithTerms([1, 1, 1, 1]);
-    discard.applySnapshot({ index: 3, term: 2, voters: [1], sizeBytes: 0 }, new Uint8Array(0));
+    discard.applySnapshot({ index: 3, term: 2, config: clusterConfigOf([1]), sizeBytes: 0 }, new Uint8Array(0));
     expect([discard.firstIndex(), discard.lastIndex(), discard.term(3)]).toEqual([4, 3, 2]);
     // Reference: section 7, Figure 13 steps 6-7
   });

@@ -345,12 +345,15 @@ describe("probe, replicate and flow control (section 5.3, etcd-style)", () => {
     // Reference: section 5.4.2 / thesis 6.4 (the no-op entry), types.ts host loop step 5
   });
 
-  it("messages from nodes outside the configuration are ignored", () => {
-    const storage = new MemoryStorage();
-    const node = { core: newCore(1, [1, 2, 3], storage, noPreVote), storage };
-    node.core.step(message({ type: MessageType.APPEND, from: 9, to: 1, term: 7, entries: [entry(1, 7)] }));
-    expect(node.core.hasReady()).toBe(false);
-    expect(node.core.softState().term).toBe(0);
-    // Reference: section 5.1 (servers of the cluster); membership changes are out of scope
+  it("a leader ignores answers from nodes outside the configuration: they never count toward a commit", () => {
+    const { core, node, term } = leader();
+    const position = core.propose(bytes("x"));
+    drain(node);
+    // Node 9 is no member: its acknowledgement must not make {1, 9} look like a majority.
+    core.step(ack(9, term, position.index));
+    drain(node);
+    expect(core.commitIndex()).toBeLessThan(position.index);
+    expect(core.progress().map((p) => p.id)).not.toContain(9);
+    // Reference: section 5.3 ("replicated it on a majority of the servers"), thesis 4.1
   });
 });

@@ -2,7 +2,9 @@
 import { describe, expect, it } from "vitest";
 import type { Message, SnapshotMeta } from "../../src/proto/schema.js";
 import { MemoryStorage } from "../../src/raft/index.js";
+import type { RaftCore } from "../../src/raft/types.js";
 import { bytes, drain, entry, message, MessageType, Network, newCore, persist, storageWithTerms } from "./helpers.js";
+import { clusterConfigOf } from "../../src/raft/cluster-config.js";
 
 const noPreVote = { preVote: false, checkQuorum: false };
 
@@ -10,7 +12,7 @@ const noPreVote = { preVote: false, checkQuorum: false };
 function compact(net: Network, id: number, payload: Uint8Array): SnapshotMeta {
   const node = net.node(id);
   const index = node.core.appliedIndex();
-  const meta = { index, term: node.storage.term(index), voters: [1, 2, 3], sizeBytes: payload.length };
+  const meta = { index, term: node.storage.term(index), config: clusterConfigOf([1, 2, 3]), sizeBytes: payload.length };
   node.storage.createSnapshot(meta, payload);
   node.storage.compact(index);
   node.core.snapshotTaken(meta);
@@ -21,6 +23,32 @@ function payload(size: number): Uint8Array {
   const data = new Uint8Array(size);
   for (let i = 0; i < size; i++) data[i] = (i * 31) & 0xff;
   return data;
+}
+
+/**
+ * Three nodes, 1 leading; node 3 is cut off while `entries` commands commit, then node 1
+ * compacts them into a snapshot of `snapshotBytes` bytes and the network heals: node 3 can
+ * only catch up through InstallSnapshot.
+ */
+function followerBehindSnapshot({ snapshotChunkBytes, entries, snapshotBytes }: { snapshotChunkBytes: number; entries: number; snapshotBytes: number }): {
+  net: Network;
+  meta: SnapshotMeta;
+  data: Uint8Array;
+} {
+  const net = new Network([1, 2, 3], { snapshotChunkBytes });
+  net.elect(1);
+  net.isolate(3);
+  for (let i = 0; i < entries; i++) net.core(1).propose(bytes(`e${i}`));
+  net.deliver();
+  const data = payload(snapshotBytes);
+  const meta = compact(net, 1, data);
+  net.heal();
+  return { net, meta, data };
+}
+
+/** Node 2 alone, a follower without PreVote or CheckQuorum, fed messages by hand. */
+function loneFollower(storage = new MemoryStorage()): { core: RaftCore; storage: MemoryStorage; incoming: { chunks: Uint8Array[] } } {
+  return { core: newCore(2, [1, 2, 3], storage, noPreVote), storage, incoming: { chunks: [] } };
 }
 
 function chunkMessage(meta: SnapshotMeta, data: Uint8Array, offset: number, length: number, term = 2): Message {
@@ -36,14 +64,7 @@ function chunkMessage(meta: SnapshotMeta, data: Uint8Array, offset: number, leng
 
 describe("log compaction and InstallSnapshot (section 7)", () => {
   it("a follower whose next entry is compacted receives the snapshot in chunks and installs it", () => {
-    const net = new Network([1, 2, 3], { snapshotChunkBytes: 1000 });
-    net.elect(1);
-    net.isolate(3);
-    for (let i = 0; i < 10; i++) net.core(1).propose(bytes(`e${i}`));
-    net.deliver();
-    const data = payload(4500);
-    const meta = compact(net, 1, data);
-    net.heal();
+    const { net, meta, data } = followerBehindSnapshot({ snapshotChunkBytes: 1000, entries: 10, snapshotBytes: 4500 });
     net.sent.length = 0;
     net.tickAll(5);
     const chunks = net.sent.filter((m) => m.type === MessageType.SNAPSHOT && m.to === 3);
@@ -67,13 +88,7 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
   });
 
   it("the leader pipelines a window of chunks ahead of the follower's acknowledgements", () => {
-    const net = new Network([1, 2, 3], { snapshotChunkBytes: 100 });
-    net.elect(1);
-    net.isolate(3);
-    for (let i = 0; i < 3; i++) net.core(1).propose(bytes(`e${i}`));
-    net.deliver();
-    compact(net, 1, payload(1000));
-    net.heal();
+    const { net } = followerBehindSnapshot({ snapshotChunkBytes: 100, entries: 3, snapshotBytes: 1000 });
     net.filters.push((m) => !(m.type === MessageType.SNAPSHOT_RESPONSE)); // hold every acknowledgement
     net.sent.length = 0;
     net.tickAll(3);
@@ -86,10 +101,10 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
   });
 
   it("each chunk is acknowledged only after advance() made it durable, with the next expected offset", () => {
-    const storage = new MemoryStorage();
-    const node = { core: newCore(2, [1, 2, 3], storage, noPreVote), storage, incoming: { chunks: [] as Uint8Array[] } };
+    const node = loneFollower();
+    const storage = node.storage;
     const data = payload(300);
-    const meta = { index: 10, term: 2, voters: [1, 2, 3], sizeBytes: 300 };
+    const meta = { index: 10, term: 2, config: clusterConfigOf([1, 2, 3]), sizeBytes: 300 };
     node.core.step(chunkMessage(meta, data, 0, 100));
     const ready = node.core.ready();
     expect(ready.snapshotChunks.map((c) => [c.offset, c.data.length, c.done])).toEqual([[0, 100, false]]);
@@ -106,9 +121,9 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
   });
 
   it("chunks of one snapshot index from two leaders are never mixed", () => {
-    const storage = new MemoryStorage();
-    const node = { core: newCore(2, [1, 2, 3], storage, noPreVote), storage, incoming: { chunks: [] as Uint8Array[] } };
-    const meta = { index: 10, term: 2, voters: [1, 2, 3], sizeBytes: 200 };
+    const node = loneFollower();
+    const storage = node.storage;
+    const meta = { index: 10, term: 2, config: clusterConfigOf([1, 2, 3]), sizeBytes: 200 };
     node.core.step(chunkMessage(meta, payload(200), 0, 100, 2));
     drain(node);
     // A new leader (node 3, term 3) sends the same snapshot index: its second chunk alone is refused.
@@ -121,10 +136,10 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
   });
 
   it("a Ready that installs a snapshot carries no chunk of a later transfer (finding 1 from the simulation)", () => {
-    const storage = new MemoryStorage();
-    const node = { core: newCore(2, [1, 2, 3], storage, noPreVote), storage, incoming: { chunks: [] as Uint8Array[] } };
-    const first = { index: 5, term: 2, voters: [1, 2, 3], sizeBytes: 50 };
-    const second = { index: 9, term: 2, voters: [1, 2, 3], sizeBytes: 80 };
+    const node = loneFollower();
+    const storage = node.storage;
+    const first = { index: 5, term: 2, config: clusterConfigOf([1, 2, 3]), sizeBytes: 50 };
+    const second = { index: 9, term: 2, config: clusterConfigOf([1, 2, 3]), sizeBytes: 80 };
     node.core.step(chunkMessage(first, payload(50), 0, 50));
     node.core.step(chunkMessage(second, payload(80), 0, 40));
     const ready = node.core.ready();
@@ -141,9 +156,9 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
   it("the last chunk installs the snapshot; entries after it that match are kept", () => {
     // The follower's durable log holds (5, term 1) and entries 6..8 after it.
     const storage = storageWithTerms([1, 1, 1, 1, 1, 1, 1, 1], 1);
-    const node = { core: newCore(2, [1, 2, 3], storage, noPreVote), storage, incoming: { chunks: [] as Uint8Array[] } };
+    const node = loneFollower(storage);
     const data = payload(150);
-    const meta = { index: 5, term: 1, voters: [1, 2, 3], sizeBytes: 150 };
+    const meta = { index: 5, term: 1, config: clusterConfigOf([1, 2, 3]), sizeBytes: 150 };
     node.core.step(chunkMessage(meta, data, 0, 100));
     drain(node);
     node.core.step(chunkMessage(meta, data, 100, 100));
@@ -165,9 +180,9 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
 
   it("a snapshot that conflicts with the follower's log replaces all of it", () => {
     const storage = storageWithTerms([1, 1, 1, 1, 1, 1], 1);
-    const node = { core: newCore(2, [1, 2, 3], storage, noPreVote), storage, incoming: { chunks: [] as Uint8Array[] } };
+    const node = loneFollower(storage);
     const data = payload(50);
-    const meta = { index: 4, term: 2, voters: [1, 2, 3], sizeBytes: 50 };
+    const meta = { index: 4, term: 2, config: clusterConfigOf([1, 2, 3]), sizeBytes: 50 };
     node.core.step(chunkMessage(meta, data, 0, 100, 3));
     drain(node);
     expect(storage.snapshotMeta().index).toBe(4);
@@ -180,8 +195,8 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
   it("a snapshot the follower already covers is answered with its commit index, not installed", () => {
     const storage = storageWithTerms([1, 1, 1], 1);
     storage.setHardState({ term: 1, vote: 0, commit: 3 });
-    const node = { core: newCore(2, [1, 2, 3], storage, noPreVote), storage };
-    node.core.step(chunkMessage({ index: 2, term: 1, voters: [1, 2, 3], sizeBytes: 10 }, payload(10), 0, 10));
+    const node = loneFollower(storage);
+    node.core.step(chunkMessage({ index: 2, term: 1, config: clusterConfigOf([1, 2, 3]), sizeBytes: 10 }, payload(10), 0, 10));
     const out = drain(node);
     expect(out.map((m) => [m.type, m.index])).toEqual([[MessageType.APPEND_RESPONSE, 3]]);
     expect(storage.snapshotMeta().index).toBe(0);
@@ -189,13 +204,7 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
   });
 
   it("a lost chunk is sent again after an election timeout", () => {
-    const net = new Network([1, 2, 3], { snapshotChunkBytes: 100 });
-    net.elect(1);
-    net.isolate(3);
-    for (let i = 0; i < 3; i++) net.core(1).propose(bytes(`e${i}`));
-    net.deliver();
-    compact(net, 1, payload(250));
-    net.heal();
+    const { net } = followerBehindSnapshot({ snapshotChunkBytes: 100, entries: 3, snapshotBytes: 250 });
     let dropped = 0;
     net.filters.push((m) => !(m.type === MessageType.SNAPSHOT && m.snapshot!.offset === 100 && dropped++ === 0));
     net.tickAll(30);
@@ -204,14 +213,23 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
     // Reference: section 7 (InstallSnapshot is retried like any RPC, section 5.1 "Servers retry RPCs if they do not receive a response in a timely manner")
   });
 
-  it("reportSnapshot(false) returns the follower to probe state", () => {
-    const net = new Network([1, 2, 3], { snapshotChunkBytes: 100 });
-    net.elect(1);
-    net.isolate(3);
-    for (let i = 0; i < 3; i++) net.core(1).propose(bytes(`e${i}`));
-    net.deliver();
-    compact(net, 1, payload(250));
+  it("a follower that holds more of the snapshot than the window the leader resends makes the leader resume from its offset", () => {
+    const { net, meta } = followerBehindSnapshot({ snapshotChunkBytes: 100, entries: 3, snapshotBytes: 1000 });
+    // The acknowledgements of the chunks after offset 400 are lost: the follower holds 800 bytes, the leader knows of 400.
+    net.filters.push((m) => !(m.type === MessageType.SNAPSHOT_RESPONSE && m.index > 400));
+    net.tickAll(3);
+    expect(net.node(3).incoming.chunks.reduce((bytes, chunk) => bytes + chunk.length, 0)).toBe(800);
+    // A rejection sent early in the transfer (a chunk had arrived out of order), delivered late: the leader goes back to 0.
+    const term = net.core(1).softState().term;
+    net.core(1).step(message({ type: MessageType.SNAPSHOT_RESPONSE, from: 3, to: 1, term, reject: true, index: 0, snapshot: { meta, offset: 0, data: new Uint8Array(0), done: false } }));
     net.heal();
+    net.tickAll(60);
+    expect(net.node(3).storage.snapshotMeta().sizeBytes, "the snapshot installed").toBe(1000);
+    // Reference: section 7 (InstallSnapshot "offset": the follower says where it stands; the leader resumes there)
+  });
+
+  it("reportSnapshot(false) returns the follower to probe state", () => {
+    const { net } = followerBehindSnapshot({ snapshotChunkBytes: 100, entries: 3, snapshotBytes: 250 });
     net.filters.push((m) => m.type !== MessageType.SNAPSHOT);
     net.tickAll(2);
     expect(net.core(1).progress().find((p) => p.id === 3)!.state).toBe("snapshot");

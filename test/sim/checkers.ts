@@ -20,8 +20,12 @@
  *   - Commit never goes backwards, durable or in memory, across restarts too; the
  *     durable term never decreases and a node never changes its vote within a term;
  *     the durable commit index never exceeds the durable last index.
+ * None of these looks at the cluster's configuration, so they hold across membership
+ * changes as they are; the membership properties are in membership-checkers.ts
+ * (`membership`).
  */
 import type { Entry, HardState, RaftLogStorage, SnapshotMeta, SoftState } from "../../src/raft/types.js";
+import { MembershipCheckers } from "./membership-checkers.js";
 import { hashBytes } from "./state-machine.js";
 import type { VirtualClock } from "./time.js";
 
@@ -36,10 +40,23 @@ export class SafetyViolation extends Error {
   }
 }
 
+/** The reference copy of an (index, term) entry: the first one any node wrote. */
 interface EntryRecord {
   dataHash: number;
   prevTerm: number | undefined;
   firstWriter: number;
+  firstWrittenTick: number;
+}
+
+/**
+ * Names the reference copy an entry is compared with. It can be the same node's own
+ * earlier copy: a host that acknowledges before it is durable makes the core forget
+ * entries it never wrote, so the node writes a different entry at the same index and term.
+ */
+function referenceCopy(seen: EntryRecord, id: number): string {
+  return seen.firstWriter === id
+    ? `its own first copy (written at tick ${seen.firstWrittenTick})`
+    : `the first copy, written by node ${seen.firstWriter} at tick ${seen.firstWrittenTick}`;
 }
 
 interface NodeRecord {
@@ -67,8 +84,11 @@ export class Checkers {
   /** Highest index known committed anywhere. */
   committedIndexMax = 0;
   checksRun = 0;
+  readonly membership: MembershipCheckers;
 
-  constructor(private readonly clock: VirtualClock) {}
+  constructor(private readonly clock: VirtualClock) {
+    this.membership = new MembershipCheckers(clock);
+  }
 
   private fail(property: string, detail: string): never {
     throw new SafetyViolation(property, this.clock.now(), detail);
@@ -171,11 +191,11 @@ export class Checkers {
       }
       const seen = byTerm.get(e.term);
       if (!seen) {
-        byTerm.set(e.term, { dataHash, prevTerm, firstWriter: id });
+        byTerm.set(e.term, { dataHash, prevTerm, firstWriter: id, firstWrittenTick: this.clock.now() });
       } else {
-        if (seen.dataHash !== dataHash) this.fail("log-matching", `index ${e.index} term ${e.term}: node ${id} stores other data than node ${seen.firstWriter}`);
+        if (seen.dataHash !== dataHash) this.fail("log-matching", `index ${e.index} term ${e.term}: node ${id} stores other data than ${referenceCopy(seen, id)}`);
         if (seen.prevTerm !== undefined && prevTerm !== undefined && seen.prevTerm !== prevTerm) {
-          this.fail("log-matching", `index ${e.index} term ${e.term}: node ${id} has term ${prevTerm} before it, node ${seen.firstWriter} had ${seen.prevTerm}`);
+          this.fail("log-matching", `index ${e.index} term ${e.term}: node ${id} has term ${prevTerm} before it, ${referenceCopy(seen, id)} had ${seen.prevTerm}`);
         }
         if (seen.prevTerm === undefined) seen.prevTerm = prevTerm;
       }

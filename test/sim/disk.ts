@@ -4,9 +4,26 @@
  * here survives a crash; everything else a node holds does not. All storage writes
  * of the host go through this file, so it is the one place that knows MemoryStorage's
  * writer API.
+ *
+ * The disk also decodes, on its own, the configuration entries it holds (the snapshot's
+ * configuration, then every CLUSTER_CONFIG entry of the log after it): the checkers
+ * compare the core's configuration in force with this, and the host writes a snapshot's
+ * configuration from it. It shares no code with the core's ConfigLog.
  */
+import { clusterConfigCodec, emptyClusterConfig, EntryType, type ClusterConfig } from "../../src/proto/schema.js";
 import { MemoryStorage } from "../../src/raft/index.js";
 import type { Entry, HardState, SnapshotChunk, SnapshotMeta } from "../../src/raft/types.js";
+
+/** A configuration and the index of the entry (or snapshot) it comes from. */
+export interface IndexedConfig {
+  index: number;
+  config: ClusterConfig;
+}
+
+/** Decodes a CLUSTER_CONFIG entry's data (the whole configuration, raftwal.proto). */
+export function decodeConfig(entry: Entry): ClusterConfig {
+  return clusterConfigCodec.decode(entry.data);
+}
 
 interface IncomingSnapshot {
   meta: SnapshotMeta;
@@ -26,6 +43,10 @@ export class SimDisk {
   snapshotChunksWritten = 0;
   snapshotsInstalled = 0;
   snapshotsTaken = 0;
+  /** The log's configuration entries above the snapshot, ascending, decoded when written. */
+  private configs: IndexedConfig[] = [];
+  /** The newest snapshot's configuration (the same object until the snapshot changes). */
+  private snapshotBase: IndexedConfig = { index: 0, config: emptyClusterConfig() };
 
   /** Appends a chunk to the pending incoming snapshot; a chunk at offset 0 starts a new one. */
   writeSnapshotChunk(chunk: SnapshotChunk): void {
@@ -62,12 +83,44 @@ export class SimDisk {
     }
     this.incoming = undefined;
     this.storage.applySnapshot(meta, data);
+    // The entries after the snapshot stay only when the log matched it (MemoryStorage.applySnapshot).
+    const last = this.storage.lastIndex();
+    this.configs = this.configs.filter((c) => c.index > meta.index && c.index <= last);
+    this.snapshotBase = { index: meta.index, config: this.storage.snapshotMeta().config };
     this.snapshotsInstalled += 1;
     return data;
   }
 
   appendEntries(entries: Entry[]): void {
+    // Entries at or below the compaction point are skipped; the first one written truncates the log from its index.
+    const written = entries.filter((e) => e.index >= this.storage.firstIndex());
     this.storage.append(entries);
+    if (written.length === 0) return;
+    this.configs = this.configs.filter((c) => c.index < written[0]!.index);
+    for (const entry of written) if (entry.type === EntryType.CLUSTER_CONFIG) this.configs.push({ index: entry.index, config: decodeConfig(entry) });
+  }
+
+  /** The configuration entries of the durable log above the snapshot, ascending (do not modify). */
+  configEntries(): readonly IndexedConfig[] {
+    return this.configs;
+  }
+
+  /** The snapshot's configuration at its index (index 0 and no configuration without a snapshot). */
+  snapshotConfig(): IndexedConfig {
+    return this.snapshotBase;
+  }
+
+  /** The configuration in force at `index` (the latest at or below it), for index >= the snapshot's index. */
+  configAt(index: number): IndexedConfig {
+    for (let i = this.configs.length - 1; i >= 0; i--) if (this.configs[i]!.index <= index) return this.configs[i]!;
+    const base = this.snapshotConfig();
+    if (index < base.index) throw new Error(`configuration at ${index} asked of a disk whose snapshot is at ${base.index}`);
+    return base;
+  }
+
+  /** The configuration in force by the durable log alone: its latest configuration entry, else the snapshot's. */
+  latestConfig(): IndexedConfig {
+    return this.configs[this.configs.length - 1] ?? this.snapshotConfig();
   }
 
   setHardState(hard: HardState): void {
@@ -78,6 +131,8 @@ export class SimDisk {
   takeSnapshot(meta: SnapshotMeta, data: Uint8Array, compactIndex: number): void {
     this.storage.createSnapshot(meta, data);
     this.storage.compact(compactIndex);
+    this.configs = this.configs.filter((c) => c.index > compactIndex);
+    this.snapshotBase = { index: meta.index, config: this.storage.snapshotMeta().config };
     this.snapshotsTaken += 1;
   }
 

@@ -11,6 +11,7 @@ import { Network, RELIABLE_NETWORK, isReply } from "./network.js";
 import { Rng } from "../../src/rng.js";
 import { encodeCommand, StateMachine } from "./state-machine.js";
 import { TickQueue, VirtualClock } from "./time.js";
+import { clusterConfigOf } from "../../src/raft/cluster-config.js";
 
 describe("Rng", () => {
   it("replays the same sequence from the same seed and differs across seeds", () => {
@@ -166,8 +167,9 @@ describe("StateMachine", () => {
 function fakeLog(terms: number[], snapshotIndex = 0, snapshotTerm = 0): RaftLogStorage {
   return {
     hardState: () => ({ term: 0, vote: 0, commit: 0 }),
-    snapshotMeta: () => ({ index: snapshotIndex, term: snapshotTerm, voters: [], sizeBytes: 0 }),
+    snapshotMeta: () => ({ index: snapshotIndex, term: snapshotTerm, config: clusterConfigOf([]), sizeBytes: 0 }),
     firstIndex: () => snapshotIndex + 1,
+    typedEntryIndexes: () => [],
     lastIndex: () => terms.length,
     term: (index: number) => (index === snapshotIndex ? snapshotTerm : index === 0 ? 0 : terms[index - 1]!),
     entries: () => [],

@@ -3,12 +3,14 @@
  * through whoever leads, wait until nodes applied an index. Every wait is bounded in
  * ticks and fails the run with its seed when the bound is reached.
  */
-import { Cluster, type ClusterOptions } from "./cluster.js";
+import { announceRun, Cluster, type ClusterOptions } from "./cluster.js";
+import { MembershipWorkload, type MembershipWorkloadOptions } from "./membership-workload.js";
 import type { NodeHost } from "./node-host.js";
+import type { Rng } from "../../src/rng.js";
 import { describeCluster } from "./simulation.js";
 
 export function makeCluster(options: Partial<ClusterOptions> & { seed: number; testName: string }): Cluster {
-  console.log(`[sim] ${options.testName}: seed ${options.seed}`);
+  announceRun(options.seed, options.testName);
   return new Cluster({ nodeCount: 3, ...options });
 }
 
@@ -63,4 +65,22 @@ export function waitApplied(cluster: Cluster, index: number, ids: readonly numbe
 /** The other node ids. */
 export function others(cluster: Cluster, ...ids: number[]): number[] {
   return cluster.ids.filter((id) => !ids.includes(id));
+}
+
+/** A membership workload on `cluster`, stepped every tick, enabled, starting no operation of its own (a scenario asks with `begin`). */
+export function scenarioMembership(cluster: Cluster, rng: Rng, options: Partial<MembershipWorkloadOptions> = {}): MembershipWorkload {
+  const membership = new MembershipWorkload(cluster, rng, { operations: [], ...options });
+  cluster.tickHooks.push(() => membership.step());
+  membership.enabled = true;
+  membership.startsAllowed = false;
+  return membership;
+}
+
+/** Adds `ids` as learners through `membership` and waits until they applied what the leader committed; returns the leader. */
+export function addLearnersCaughtUp(cluster: Cluster, membership: MembershipWorkload, ids: number[]): NodeHost {
+  membership.begin("add-learner", [{ add: ids }]);
+  waitFor(cluster, () => !membership.busy(), 1500, `learners ${ids.join(",")} added`);
+  const leader = waitForLeader(cluster);
+  waitApplied(cluster, leader.raft().commitIndex(), ids, 1500);
+  return leader;
 }

@@ -12,6 +12,10 @@
  * Every message is encoded and decoded with the wire codec on its way, so a core
  * that relied on something the schema does not carry would fail here, and no two
  * nodes ever share an object.
+ *
+ * Nodes can be added while the network runs (a node joining the cluster); a message
+ * reaches any node that exists, member or not, as the core expects (it ignores what it
+ * must).
  */
 import { messageCodec, MessageType, type Message } from "../../src/proto/schema.js";
 import type { Rng } from "../../src/rng.js";
@@ -124,7 +128,7 @@ export interface NetworkOptions {
 export const IN_FLIGHT_MESSAGES_MAX = 20_000;
 
 export class Network {
-  readonly nodeIds: readonly number[];
+  private readonly ids: number[];
   stats = new NetworkStats();
   private faults: NetworkFaults;
   private readonly rng: Rng;
@@ -139,9 +143,21 @@ export class Network {
   constructor(options: NetworkOptions) {
     this.rng = options.rng;
     this.clock = options.clock;
-    this.nodeIds = options.nodeIds;
+    this.ids = [...options.nodeIds];
     this.faults = options.faults ?? RELIABLE_NETWORK;
     this.heal();
+  }
+
+  /** Every node that exists, in the order they were added. */
+  get nodeIds(): readonly number[] {
+    return this.ids;
+  }
+
+  /** A new node, in the same partition group as `near` (alone when `near` is not given). */
+  addNode(id: number, near?: number): void {
+    if (this.ids.includes(id)) throw new Error(`node ${id} already on the network`);
+    this.ids.push(id);
+    this.groupOf.set(id, near !== undefined ? this.groupOf.get(near)! : this.groupNext++);
   }
 
   setFaults(faults: NetworkFaults): void {
@@ -206,7 +222,7 @@ export class Network {
       stats.snapshotBytesSent += message.snapshot.data.length;
     }
     if (message.to === message.from) throw new Error(`node ${message.from} sent a message to itself`);
-    if (!this.nodeIds.includes(message.to)) throw new Error(`message to unknown node ${message.to}`);
+    if (!this.ids.includes(message.to)) throw new Error(`message to unknown node ${message.to}`);
 
     const faults = this.faults;
     const dropProbability = isReply(message) ? faults.dropReplyProbability : faults.dropRequestProbability;

@@ -13,13 +13,23 @@
  * `appliedIndex` at its index; the core hands the log tail out again.
  *
  * The application compacts: every `snapshotEveryAppliedEntries` applied entries it
- * serializes its state machine as a snapshot, stores it, compacts the log and tells
- * the core (`snapshotTaken`).
+ * serializes its state machine as a snapshot (with the configuration in force at its
+ * index, read from the disk), stores it, compacts the log and tells the core
+ * (`snapshotTaken`).
+ *
+ * Membership, as the node runtime does it (src/node/membership.ts): a founding member
+ * writes the cluster's first configuration as entry 1 (term 1, committed) before its
+ * first start (`bootstrap`); a joining node starts with an empty disk and no
+ * configuration. Configuration entries are not for the application: applying one moves
+ * only the applied index. A node that applies a committed configuration (or installs a
+ * snapshot) listing it as removed, or that a member refuses as removed (cluster.ts),
+ * retires: it stops for good.
  */
+import { clusterConfigCodec, EntryType, type ClusterConfig } from "../../src/proto/schema.js";
 import { createRaft } from "../../src/raft/index.js";
 import type { Entry, Message, RaftConfig, RaftCore, ReadState, Ready } from "../../src/raft/types.js";
 import type { Checkers } from "./checkers.js";
-import { SimDisk } from "./disk.js";
+import { decodeConfig, SimDisk } from "./disk.js";
 import type { Rng } from "../../src/rng.js";
 import { StateMachine } from "./state-machine.js";
 import type { VirtualClock } from "./time.js";
@@ -29,19 +39,20 @@ import { trace, TRACE_ENABLED } from "./trace.js";
 export const CRASH_POINTS = ["before-persist", "after-chunks", "after-snapshot", "after-entries", "after-hard-state", "after-apply"] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 
-/** Core settings a test may choose (the host supplies id, voters, storage, random, appliedIndex). */
-export type CoreSettings = Omit<RaftConfig, "id" | "voters" | "storage" | "random" | "appliedIndex">;
+/** Core settings a test may choose (the host supplies id, storage, random, appliedIndex; the configuration comes from the log). */
+export type CoreSettings = Omit<RaftConfig, "id" | "voters" | "learners" | "storage" | "random" | "appliedIndex">;
 
 export interface HostObserver {
   /** `entry` was applied on `node` (no-ops included). */
   onApplied(node: NodeHost, entry: Entry): void;
   /** A read became servable on `node`; its state machine is at least at `readState.index`. */
   onReadServed(node: NodeHost, readState: ReadState): void;
+  /** `node` advanced a Ready (a leader may have committed on its own persistence); it may crash nodes. */
+  onAdvanced(node: NodeHost): void;
 }
 
 export interface NodeHostOptions {
   id: number;
-  voters: readonly number[];
   rng: Rng;
   clock: VirtualClock;
   checkers: Checkers;
@@ -70,6 +81,8 @@ interface PendingReady {
   persistTick: number;
 }
 
+const NO_DATA = new Uint8Array(0);
+
 /** Bound on Readies handled for one node in one pump (each one is real work). */
 const READIES_PER_PUMP_MAX = 64;
 
@@ -79,6 +92,12 @@ export class NodeHost {
   alive = false;
   incarnation = 0;
   crashes = 0;
+  /** Stopped for good: it learned that it was removed from the cluster. */
+  retired = false;
+  /** The configuration in force as the host knows it: clusterConfig() at start, then Ready.clusterConfig. */
+  hostConfig: ClusterConfig | undefined;
+  /** Set when this node learns of its removal; it retires once the current Ready is done. */
+  private removalLearned = false;
   /** The application state machine (volatile: rebuilt from disk on restart). */
   stateMachine = new StateMachine();
   readiesHandled = 0;
@@ -105,9 +124,26 @@ export class NodeHost {
     Object.assign(this.options, update);
   }
 
+  /**
+   * Before the first start of a founding member: the cluster's first configuration as
+   * entry 1 (term 1) and a hard state that commits it, as `initialClusterState: "new"` does.
+   */
+  bootstrap(config: ClusterConfig): void {
+    const storage = this.disk.storage;
+    if (this.incarnation > 0 || storage.lastIndex() > 0) throw new Error(`node ${this.id} bootstraps a disk that holds state`);
+    const entries: Entry[] = [{ index: 1, term: 1, type: EntryType.CLUSTER_CONFIG, data: clusterConfigCodec.encode(config) }];
+    this.disk.appendEntries(entries);
+    this.options.checkers.afterDurableEntries(this.id, storage, entries);
+    this.options.checkers.membership.afterDurableEntries(this.id, this.disk, entries);
+    const hard = { term: 1, vote: 0, commit: 1 };
+    this.disk.setHardState(hard);
+    this.options.checkers.afterDurableHardState(this.id, hard, storage);
+  }
+
   /** Starts (or restarts) the node from what its disk holds. */
   start(): void {
     if (this.alive) throw new Error(`node ${this.id} already running`);
+    if (this.retired) throw new Error(`node ${this.id} retired (it was removed from the cluster)`);
     this.incarnation += 1;
     const storage = this.disk.storage;
     const snapshot = storage.snapshotMeta();
@@ -119,7 +155,6 @@ export class NodeHost {
     this.core = createRaft({
       ...this.options.core,
       id: this.id,
-      voters: [...this.options.voters],
       storage,
       random: this.options.rng.derive(`core-${this.incarnation}`).asRandomFunction(),
       appliedIndex: snapshot.index,
@@ -128,14 +163,28 @@ export class NodeHost {
     this.deferred.length = 0;
     this.waitingReads.length = 0;
     this.alive = true;
+    this.hostConfig = this.core.clusterConfig().config;
+    this.removalLearned = false;
+    this.options.checkers.membership.checkConfigInForce(this.id, this.core, this.disk);
   }
 
   /** Loses everything not on disk. */
   crash(): void {
     if (!this.alive) return;
     if (TRACE_ENABLED) trace(this.options.clock.now(), this.id, `crash${this.pending ? " (a Ready outstanding)" : ""}`);
-    this.alive = false;
     this.crashes += 1;
+    this.stop();
+  }
+
+  /** Stops for good: this node was removed from the cluster (its disk stays, for the checkers). */
+  retire(): void {
+    if (TRACE_ENABLED) trace(this.options.clock.now(), this.id, "retires: removed from the cluster");
+    this.retired = true;
+    this.stop();
+  }
+
+  private stop(): void {
+    this.alive = false;
     this.core = undefined;
     this.pending = undefined;
     this.deferred.length = 0;
@@ -170,6 +219,7 @@ export class NodeHost {
       if (!this.core.hasReady()) return;
       const ready = this.core.ready();
       this.readiesHandled += 1;
+      this.onReady(ready);
       for (const message of ready.messages) {
         if (message.from !== this.id) throw new Error(`node ${this.id} emitted a message from ${message.from}`);
         this.options.send(message);
@@ -177,6 +227,14 @@ export class NodeHost {
       const delay = this.options.persistDelayTicksMax > 0 ? this.options.rng.between(0, this.options.persistDelayTicksMax) : 0;
       this.pending = { ready, persistTick: this.options.clock.now() + delay };
     }
+  }
+
+  /** What the host learns from a Ready when it takes it; a leader's new entries are checked for the one-change rule. */
+  private onReady(ready: Ready): void {
+    const core = this.core!;
+    if (ready.clusterConfig) this.hostConfig = ready.clusterConfig;
+    const soft = core.softState();
+    if (soft.role === "leader") this.options.checkers.membership.onLeaderReady(this.id, soft.term, core, this.disk, ready.entries);
   }
 
   /** The broken host loop of the "advance-before-durable" mutation. */
@@ -187,6 +245,7 @@ export class NodeHost {
     }
     for (let round = 0; round < READIES_PER_PUMP_MAX && this.core?.hasReady(); round++) {
       const ready = this.core.ready();
+      this.onReady(ready);
       for (const message of ready.messages) this.options.send(message);
       this.core.advance(ready);
       this.deferred.push({ ready, persistTick: now + 1 + this.options.rng.between(0, this.options.persistDelayTicksMax) });
@@ -244,6 +303,7 @@ export class NodeHost {
       checkers.beforeDurableEntries(this.id, storage, ready.entries);
       disk.appendEntries(ready.entries);
       checkers.afterDurableEntries(this.id, storage, ready.entries);
+      checkers.membership.afterDurableEntries(this.id, disk, ready.entries);
     }
     if (crashPoint === "after-entries") return this.crash();
 
@@ -257,9 +317,13 @@ export class NodeHost {
     if (ready.snapshot && snapshotData) {
       this.stateMachine = StateMachine.deserialize(snapshotData);
       checkers.onRestore(this.id, ready.snapshot, this.stateMachine.hash, this.stateMachine.appliedIndex, hardTerm);
+      if (ready.snapshot.config.removed.includes(this.id)) this.removalLearned = true;
     }
     for (const entry of ready.committedEntries) {
-      this.stateMachine.apply(entry.index, entry.data);
+      // A configuration entry is the core's business (it is in force since it was appended): the application skips it.
+      const isConfig = entry.type === EntryType.CLUSTER_CONFIG;
+      this.stateMachine.apply(entry.index, isConfig ? NO_DATA : entry.data);
+      if (isConfig && decodeConfig(entry).removed.includes(this.id)) this.removalLearned = true;
       checkers.onApply(this.id, entry, this.stateMachine.hash, storage, hardTerm);
       this.options.observer.onApplied(this, entry);
       if (!this.core) return; // an observer crashed the node
@@ -270,6 +334,8 @@ export class NodeHost {
 
     if (!advance) return;
     this.core!.advance(ready);
+    if (this.removalLearned) return this.retire();
+    this.options.observer.onAdvanced(this);
     this.maybeCompact();
   }
 
@@ -300,7 +366,9 @@ export class NodeHost {
     const applied = this.stateMachine.appliedIndex;
     if (applied <= storage.snapshotMeta().index) return;
     const data = this.stateMachine.serialize(this.options.snapshotPaddingBytes);
-    const meta = { index: applied, term: storage.term(applied), voters: [...this.options.voters], sizeBytes: data.length };
+    const config = this.disk.configAt(applied).config;
+    this.options.checkers.membership.checkSnapshotConfig(this.id, applied, config, core);
+    const meta = { index: applied, term: storage.term(applied), config, sizeBytes: data.length };
     this.disk.takeSnapshot(meta, data, applied);
     core.snapshotTaken(meta);
   }

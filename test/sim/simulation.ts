@@ -1,15 +1,18 @@
 /**
  * A randomized run: a safety phase with faults drawn from the seed (crashes,
  * restarts, crashes inside persistence, partitions, isolation, an unreliable
- * network) under client load, then a liveness phase with faults off in which the
- * cluster must converge: a leader within a bounded number of ticks, every node
- * applying everything, and every acknowledged command in every node's state machine
+ * network) under client load, and membership changes when asked for, then a liveness
+ * phase with faults off in which the membership operation under way must complete and
+ * the cluster must converge: a leader within a bounded number of ticks, every member
+ * applying everything, and every acknowledged command in every member's state machine
  * and log.
  */
-import { Cluster, type ClusterOptions } from "./cluster.js";
+import { announceRun, Cluster, type ClusterOptions } from "./cluster.js";
 import { RELIABLE_NETWORK, type NetworkFaults } from "./network.js";
 import { MessageType } from "../../src/proto/schema.js";
-import type { CoreSettings } from "./node-host.js";
+import { describeClusterConfig } from "../../src/raft/cluster-config.js";
+import { MembershipWorkload, type CompletedOperation, type MembershipWorkloadOptions } from "./membership-workload.js";
+import type { CoreSettings, NodeHost } from "./node-host.js";
 import type { Rng } from "../../src/rng.js";
 
 export interface FaultPlan {
@@ -70,6 +73,22 @@ export interface SimulationOptions extends ClusterOptions {
   convergenceTicksMax: number;
   /** Called on the cluster before the run starts (extra hooks, listeners). */
   setup?: (cluster: Cluster) => void;
+  /** Membership changes during the safety phase (membership-workload.ts); none when absent. */
+  membership?: Partial<MembershipWorkloadOptions>;
+  /** After faults stop, the membership operation under way must complete within this many ticks. Default 3000. */
+  membershipFinishTicksMax?: number;
+}
+
+export interface MembershipReport {
+  completed: CompletedOperation[];
+  changesProposed: number;
+  secondChangesRefused: number;
+  refusals: Record<string, number>;
+  nodesCreated: number;
+  nodesRetired: number;
+  /** The voters and learners of the leader's configuration at the end. */
+  finalVoters: number[];
+  finalLearners: number[];
 }
 
 export interface SimulationReport {
@@ -83,6 +102,7 @@ export interface SimulationReport {
   snapshotsInstalled: number;
   electionTicks: number;
   convergenceTicks: number;
+  membership?: MembershipReport;
 }
 
 /**
@@ -133,8 +153,8 @@ export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => v
   cluster.tickHooks.push(() => {
     if (!active) return;
     const live = cluster.nodes.filter((n) => n.alive);
-    const down = cluster.nodes.filter((n) => !n.alive);
-    if (down.length > 0 && rng.chance(plan.restartProbability)) cluster.restart(rng.pick(down).id);
+    const down = cluster.downIds();
+    if (down.length > 0 && rng.chance(plan.restartProbability)) cluster.restart(rng.pick(down));
     else if (live.length > 0 && down.length < plan.downMax && rng.chance(plan.crashProbability)) cluster.crash(rng.pick(live).id);
     else if (down.length < plan.downMax && rng.chance(plan.leaderCrashProbability)) {
       const leader = cluster.leaders()[0];
@@ -145,7 +165,8 @@ export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => v
     else if (rng.chance(plan.isolateProbability)) cluster.network.isolate(rng.pick(cluster.ids));
     if (rng.chance(plan.transferProbability)) {
       const leader = cluster.leaders()[0];
-      if (leader) cluster.guard(() => leader.raft().transferLeadership(rng.pick(cluster.ids.filter((id) => id !== leader.id))));
+      const voters = leader ? leader.raft().clusterConfig().config.voters.filter((id) => id !== leader.id) : [];
+      if (leader && voters.length > 0) cluster.guard(() => leader.raft().transferLeadership(rng.pick(voters)));
     }
     if (rng.chance(plan.snapshotNowProbability)) {
       const idle = cluster.nodes.filter((n) => n.alive && n.idle());
@@ -155,7 +176,7 @@ export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => v
       }
     }
     // A crash inside persistence may take more nodes down than downMax; bring one back.
-    if (cluster.nodes.filter((n) => !n.alive).length > plan.downMax) cluster.restart(rng.pick(cluster.nodes.filter((n) => !n.alive)).id);
+    if (cluster.downIds().length > plan.downMax) cluster.restart(rng.pick(cluster.downIds()));
   });
   cluster.network.onUnreachable = (message) => {
     if (!active || !rng.chance(plan.reportUnreachableProbability)) return;
@@ -170,7 +191,7 @@ export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => v
       cluster.network.heal();
       cluster.network.setFaults(RELIABLE_NETWORK);
       for (const node of cluster.nodes) node.configure({ crashDuringPersistProbability: 0, persistDelayTicksMax: cluster.options.persistDelayTicksMax ?? 0 });
-      for (const node of cluster.nodes) if (!node.alive) cluster.restart(node.id);
+      for (const id of cluster.downIds()) cluster.restart(id);
     },
   };
 }
@@ -179,18 +200,20 @@ export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => v
 export function describeCluster(cluster: Cluster): string {
   return cluster.nodes
     .map((n) => {
-      if (!n.alive) return `  node ${n.id}: down`;
+      if (!n.alive) return `  node ${n.id}: ${n.retired ? "retired (removed)" : "down"}`;
       const soft = n.raft().softState();
       const hard = n.raft().hardState();
       const storage = n.disk.storage;
-      return `  node ${n.id}: ${soft.role} term ${soft.term} leader ${soft.leader} commit ${hard.commit} applied ${n.stateMachine.appliedIndex} log [${storage.firstIndex()}..${storage.lastIndex()}] snapshot ${storage.snapshotMeta().index}`;
+      const config = n.raft().clusterConfig();
+      return `  node ${n.id}: ${soft.role} term ${soft.term} leader ${soft.leader} commit ${hard.commit} applied ${n.stateMachine.appliedIndex} log [${storage.firstIndex()}..${storage.lastIndex()}] snapshot ${storage.snapshotMeta().index} config ${config.index}: ${describeClusterConfig(config.config)}`;
     })
     .join("\n");
 }
 
 /**
  * Liveness: with faults off, a leader within `electionTicksMax`, then a probe
- * command acknowledged and every node applied up to it within `convergenceTicksMax`.
+ * command acknowledged and every member of the leader's configuration applied up to it
+ * within `convergenceTicksMax` (nodes removed from the cluster are not waited for).
  */
 export function converge(cluster: Cluster, electionTicksMax: number, convergenceTicksMax: number): { electionTicks: number; convergenceTicks: number } {
   const within = (done: () => boolean, ticksMax: number, what: string): number => {
@@ -216,20 +239,22 @@ export function converge(cluster: Cluster, electionTicksMax: number, convergence
       }
       return false;
     }
-    return cluster.nodes.every((n) => n.alive && n.stateMachine.appliedIndex >= acked.index);
+    const members = cluster.members();
+    return members.length > 0 && members.every((id) => cluster.node(id).alive && cluster.node(id).stateMachine.appliedIndex >= acked.index);
   };
-  const convergenceTicks = within(converged, convergenceTicksMax, "convergence (a probe command applied on every node)");
-  checkAckedEverywhere(cluster);
-  checkLogsAgree(cluster);
+  const convergenceTicks = within(converged, convergenceTicksMax, "convergence (a probe command applied on every member)");
+  const members = cluster.members().map((id) => cluster.node(id));
+  checkAckedEverywhere(cluster, members);
+  checkLogsAgree(cluster, members);
   return { electionTicks, convergenceTicks };
 }
 
 /** Every acknowledged command is in every node's state machine, and in its log unless compacted. */
-export function checkAckedEverywhere(cluster: Cluster): void {
+export function checkAckedEverywhere(cluster: Cluster, nodes: readonly NodeHost[] = cluster.nodes): void {
   cluster.guard(() => {
     for (const command of cluster.workload.acked) {
       const at = cluster.workload.ackedAt.get(command)!;
-      for (const node of cluster.nodes) {
+      for (const node of nodes) {
         if (!node.stateMachine.has(command)) cluster.fail(`acknowledged "${command}" (index ${at.index}) missing from node ${node.id}'s state machine`);
         const storage = node.disk.storage;
         if (at.index > storage.snapshotMeta().index) {
@@ -245,9 +270,9 @@ export function checkAckedEverywhere(cluster: Cluster): void {
 }
 
 /** After convergence: every node's durable log has the same term at every index they all hold. */
-export function checkLogsAgree(cluster: Cluster): void {
+export function checkLogsAgree(cluster: Cluster, nodes: readonly NodeHost[] = cluster.nodes): void {
   cluster.guard(() => {
-    const storages = cluster.nodes.map((n) => n.disk.storage);
+    const storages = nodes.map((n) => n.disk.storage);
     const from = Math.max(...storages.map((s) => s.firstIndex()));
     const to = Math.min(...storages.map((s) => s.lastIndex()));
     for (let index = from; index <= to; index++) {
@@ -258,16 +283,21 @@ export function checkLogsAgree(cluster: Cluster): void {
 }
 
 export function runSimulation(options: SimulationOptions): SimulationReport {
-  console.log(`[sim] ${options.testName}: seed ${options.seed} core ${JSON.stringify(options.core ?? {})}`);
+  announceRun(options.seed, options.testName, ` core ${JSON.stringify(options.core ?? {})}`);
   const cluster = new Cluster(options);
   options.setup?.(cluster);
   const faults = injectFaults(cluster, options.faults);
+  const membership = options.membership ? new MembershipWorkload(cluster, cluster.rng.derive("membership"), options.membership) : undefined;
+  if (membership) cluster.tickHooks.push(() => membership.step());
   cluster.workload.enabled = true;
+  if (membership) membership.enabled = true;
   cluster.run(options.safetyTicks);
   faults.stop();
   cluster.workload.enabled = false;
+  if (membership) finishMembership(cluster, membership, options.membershipFinishTicksMax ?? 3000);
   const { electionTicks, convergenceTicks } = converge(cluster, options.electionTicksMax, options.convergenceTicksMax);
   return {
+    ...(membership ? { membership: membershipReport(cluster, membership) } : {}),
     seed: options.seed,
     ticks: cluster.now(),
     acked: cluster.workload.acked.length,
@@ -281,3 +311,27 @@ export function runSimulation(options: SimulationOptions): SimulationReport {
   };
 }
 
+
+/** Liveness of membership: with faults off, the operation under way completes; no new one starts. */
+function finishMembership(cluster: Cluster, membership: MembershipWorkload, ticksMax: number): void {
+  membership.startsAllowed = false;
+  for (let i = 0; membership.busy(); i++) {
+    if (i >= ticksMax) cluster.fail(`liveness: the membership operation under way did not complete within ${ticksMax} ticks after faults stopped\n${describeCluster(cluster)}`);
+    cluster.tick();
+  }
+  membership.enabled = false;
+}
+
+function membershipReport(cluster: Cluster, membership: MembershipWorkload): MembershipReport {
+  const config = cluster.stableLeader()?.raft().clusterConfig().config;
+  return {
+    completed: membership.completed,
+    changesProposed: membership.changesProposed,
+    secondChangesRefused: membership.secondChangesRefused,
+    refusals: Object.fromEntries(membership.refusals),
+    nodesCreated: cluster.nodes.length,
+    nodesRetired: cluster.nodes.filter((n) => n.retired).length,
+    finalVoters: config?.voters ?? [],
+    finalLearners: config?.learners ?? [],
+  };
+}

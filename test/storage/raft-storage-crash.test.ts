@@ -14,6 +14,7 @@ import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 import { openRaftStorage, type RaftStorage } from "../../storage/raft-storage.js";
 import { CrashingFileSystem, SimulatedCrash } from "./raft-storage-crashing-fs.js";
 import { chunksOf, decodeText, entries, readSnapshotBytes, receiveSnapshot, snapshotPayload } from "./raft-storage-helpers.js";
+import { clusterConfigOf } from "../../src/raft/cluster-config.js";
 
 const DIR = "/sim";
 const WAL_OPTIONS = { segmentSizeBytes: 64 * 1024 };
@@ -117,7 +118,7 @@ async function perform(storage: RaftStorage, model: Model, op: Op): Promise<Mode
       const index = model.snapshot.index + 1 + (op.a % (model.hard.commit - model.snapshot.index));
       const sizeBytes = op.b % 4 === 0 ? 200_000 : op.b % 2000;
       const snapshotTerm = termAt(model, index);
-      await storage.createSnapshot({ index, voters: [1, 2, 3] }, chunksOf(snapshotPayload(index, snapshotTerm, sizeBytes), 7000));
+      await storage.createSnapshot({ index, config: clusterConfigOf([1, 2, 3]) }, chunksOf(snapshotPayload(index, snapshotTerm, sizeBytes), 7000));
       next.terms = next.terms.slice(index - model.snapshot.index);
       next.snapshot = { index, term: snapshotTerm, sizeBytes };
       return next;
@@ -128,7 +129,7 @@ async function perform(storage: RaftStorage, model: Model, op: Op): Promise<Mode
       const index = inside ? model.snapshot.index + 1 + (op.a % (last - model.snapshot.index)) : last + 1 + (op.a % 20);
       const snapshotTerm = inside ? termAt(model, index) : term;
       const sizeBytes = op.b % 3000;
-      await receiveSnapshot(storage, { index, term: snapshotTerm, voters: [1, 2, 3] }, snapshotPayload(index, snapshotTerm, sizeBytes), 1024);
+      await receiveSnapshot(storage, { index, term: snapshotTerm, config: clusterConfigOf([1, 2, 3]) }, snapshotPayload(index, snapshotTerm, sizeBytes), 1024);
       next.terms = inside ? next.terms.slice(index - model.snapshot.index) : [];
       next.snapshot = { index, term: snapshotTerm, sizeBytes };
       return next;
@@ -197,8 +198,8 @@ class ModelOnly {
 describe("RaftStorage crash simulation", () => {
   it("never loses an acknowledged write and never shows a half-done one (seeded, property-based)", async () => {
     const seed = Number(process.env.RAFTWAL_SEED ?? 20261123);
-    // The seed comes first so a failure can be replayed: RAFTWAL_SEED=<seed> npx vitest run ...
-    console.log(`raft-storage crash simulation seed ${seed}`);
+    // The seed comes first so a failure can be replayed (shown when the test fails).
+    console.log(`raft-storage crash simulation seed ${seed}\n  replay: RAFTWAL_SEED=${seed} npx vitest run --config test/vitest.config.ts test/storage/raft-storage-crash.test.ts`);
     await fc.assert(
       fc.asyncProperty(fc.array(opArbitrary, { minLength: 5, maxLength: 40 }), (ops) => simulate(ops)),
       { seed, numRuns: 60, endOnFailure: true },

@@ -6,7 +6,7 @@
  * operations (create/open-for-create, write, sync, truncate, close, rename, remove,
  * directory sync) are crash points; reads are not.
  */
-import type { FileSystem, OpenOptions, StorageFile } from "../../storage/fs/file-system.js";
+import type { DirectoryLock, DirectoryLockHolder, FileSystem, OpenOptions, StorageFile } from "../../storage/fs/file-system.js";
 import type { CrashOptions, MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 
 export class SimulatedCrash extends Error {
@@ -85,5 +85,12 @@ export class CrashingFileSystem implements FileSystem {
   }
   readFile(path: string): Promise<Uint8Array> {
     return this.memory.readFile(path);
+  }
+  // A lock is not a crash point: it writes nothing durable, and a crash drops it.
+  lockDirectory(directory: string): Promise<DirectoryLock> {
+    return this.memory.lockDirectory(directory);
+  }
+  directoryLockHolder(directory: string): Promise<DirectoryLockHolder | undefined> {
+    return this.memory.directoryLockHolder(directory);
   }
 }

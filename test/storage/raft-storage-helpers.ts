@@ -1,6 +1,7 @@
 /** Shared helpers of the composite-storage tests. */
 import type { Entry } from "../../src/proto/schema.js";
 import type { RaftStorage } from "../../storage/raft-storage.js";
+import type { ClusterConfig } from "../../src/proto/schema.js";
 
 const encoder = new TextEncoder();
 
@@ -36,7 +37,7 @@ export function* chunksOf(data: Uint8Array, chunkBytes: number): Generator<Uint8
 }
 
 /** Sends a snapshot payload to the storage the way a leader's chunks arrive. */
-export async function receiveSnapshot(storage: RaftStorage, meta: { index: number; term: number; voters: number[] }, data: Uint8Array, chunkBytes: number) {
+export async function receiveSnapshot(storage: RaftStorage, meta: { index: number; term: number; config: ClusterConfig }, data: Uint8Array, chunkBytes: number) {
   const full = { ...meta, sizeBytes: data.length };
   let offset = 0;
   for (const chunk of chunksOf(data, chunkBytes)) {

@@ -1,12 +1,14 @@
 import { describe, expect, it } from "vitest";
+import { createRaft, type RaftLogStorage } from "../../src/raft/index.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 import { HardStateFile } from "../../storage/hard-state.js";
-import { openRaftStorage, type RaftStorageOptions } from "../../storage/raft-storage.js";
+import { openRaftStorage, type RaftStorage, type RaftStorageOptions } from "../../storage/raft-storage.js";
 import { SnapshotStore } from "../../storage/snapshot-store.js";
 import { snapshotFileName } from "../../storage/snapshot/format.js";
 import { listSegments, verifyWal } from "../../storage/wal/index.js";
 import { CrashingFileSystem, SimulatedCrash } from "./raft-storage-crashing-fs.js";
 import { chunksOf, decodeText, entries, entry, readSnapshotBytes, receiveSnapshot, snapshotPayload } from "./raft-storage-helpers.js";
+import { clusterConfigOf } from "../../src/raft/cluster-config.js";
 
 const DIR = "/node1";
 const SMALL_SEGMENTS = { segmentSizeBytes: 64 * 1024 };
@@ -15,16 +17,34 @@ function options(fs: MemoryFileSystem | CrashingFileSystem, extra: Partial<RaftS
   return { fs, wal: SMALL_SEGMENTS, ...extra };
 }
 
+/**
+ * RaftStorage does not name the core's interface (storage/ imports nothing from the core):
+ * it fits RaftLogStorage structurally. This assignment is the check; `npm test` type-checks
+ * the tests before it runs them, so a signature that drifts apart fails the build.
+ */
+const asCoreStorage = (storage: RaftStorage): RaftLogStorage => storage;
+
 describe("RaftStorage", () => {
   it("a brand-new directory is empty: zero hard state, no snapshot, firstIndex 1, lastIndex 0", async () => {
     const fs = new MemoryFileSystem();
     const storage = await openRaftStorage(DIR, options(fs));
     expect(storage.hardState()).toEqual({ term: 0, vote: 0, commit: 0 });
-    expect(storage.snapshotMeta()).toEqual({ index: 0, term: 0, voters: [], sizeBytes: 0 });
+    expect(storage.snapshotMeta()).toEqual({ index: 0, term: 0, config: clusterConfigOf([]), sizeBytes: 0 });
     expect([storage.firstIndex(), storage.lastIndex(), storage.term(0)]).toEqual([1, 0, 0]);
     expect(() => storage.term(1)).toThrow(expect.objectContaining({ code: "WAL_ERR_UNAVAILABLE" }));
     expect(await fs.list(DIR)).toEqual(["hardstate", "snap", "wal"]);
     expect(storage.recovery.hardState.fileExisted).toBe(false);
+    await storage.close();
+  });
+
+  it("serves the Raft core as its RaftLogStorage: a core started on it sees its log and hard state", async () => {
+    const fs = new MemoryFileSystem();
+    const storage = await openRaftStorage(DIR, options(fs));
+    await storage.append(entries(1, 3, 2));
+    await storage.saveHardState({ term: 2, vote: 1, commit: 3 });
+    const core = createRaft({ id: 1, voters: [1], storage: asCoreStorage(storage), random: () => 0.5 });
+    expect(core.hardState()).toEqual({ term: 2, vote: 1, commit: 3 });
+    expect(core.commitIndex()).toBe(3);
     await storage.close();
   });
 
@@ -77,8 +97,8 @@ describe("RaftStorage", () => {
     await storage.append(entries(1, 100, 1));
     await storage.saveHardState({ term: 1, vote: 1, commit: 100 });
     const data = snapshotPayload(60, 1, 300_000);
-    const meta = await storage.createSnapshot({ index: 60, voters: [1, 2, 3] }, chunksOf(data, 10_000));
-    expect(meta).toEqual({ index: 60, term: 1, voters: [1, 2, 3], sizeBytes: data.length });
+    const meta = await storage.createSnapshot({ index: 60, config: clusterConfigOf([1, 2, 3]) }, chunksOf(data, 10_000));
+    expect(meta).toEqual({ index: 60, term: 1, config: clusterConfigOf([1, 2, 3]), sizeBytes: data.length });
     await storage.append(entries(101, 120, 2));
     fs.crash();
     const reopened = await openRaftStorage(DIR, options(fs));
@@ -98,7 +118,7 @@ describe("RaftStorage", () => {
     await storage.saveHardState({ term: 1, vote: 1, commit: 600 });
     const before = (await listSegments(`${DIR}/wal`, fs)).filter((s) => s.header); // spares have no header
     expect(before.length).toBeGreaterThan(5);
-    await storage.createSnapshot({ index: 400, voters: [1] }, [snapshotPayload(400, 1, 1000)]);
+    await storage.createSnapshot({ index: 400, config: clusterConfigOf([1]) }, [snapshotPayload(400, 1, 1000)]);
     const after = await listSegments(`${DIR}/wal`, fs);
     const survivors = new Set(after.map((s) => s.name));
     // A sealed segment is deleted exactly when every entry in it is <= 400; the active one stays.
@@ -126,7 +146,7 @@ describe("RaftStorage", () => {
     await storage.append(entries(1, 10, 1));
     await storage.saveHardState({ term: 3, vote: 0, commit: 4 });
     const data = snapshotPayload(50, 3, 150_000);
-    const meta = await receiveSnapshot(storage, { index: 50, term: 3, voters: [1, 2, 3] }, data, 32 * 1024);
+    const meta = await receiveSnapshot(storage, { index: 50, term: 3, config: clusterConfigOf([1, 2, 3]) }, data, 32 * 1024);
     expect([storage.firstIndex(), storage.lastIndex(), storage.term(50)]).toEqual([51, 50, 3]);
     await storage.saveHardState({ term: 3, vote: 0, commit: 50 });
     await storage.append(entries(51, 55, 3));
@@ -141,11 +161,11 @@ describe("RaftStorage", () => {
     const fs = new MemoryFileSystem();
     const storage = await openRaftStorage(DIR, options(fs));
     await storage.append(entries(1, 10, 2));
-    await receiveSnapshot(storage, { index: 6, term: 2, voters: [1] }, snapshotPayload(6, 2, 100), 64);
+    await receiveSnapshot(storage, { index: 6, term: 2, config: clusterConfigOf([1]) }, snapshotPayload(6, 2, 100), 64);
     expect([storage.firstIndex(), storage.lastIndex()]).toEqual([7, 10]);
-    await receiveSnapshot(storage, { index: 8, term: 5, voters: [1] }, snapshotPayload(8, 5, 100), 64);
+    await receiveSnapshot(storage, { index: 8, term: 5, config: clusterConfigOf([1]) }, snapshotPayload(8, 5, 100), 64);
     expect([storage.firstIndex(), storage.lastIndex(), storage.term(8)]).toEqual([9, 8, 5]);
-    await expect(receiveSnapshot(storage, { index: 7, term: 5, voters: [1] }, new Uint8Array(0), 64)).rejects.toMatchObject({
+    await expect(receiveSnapshot(storage, { index: 7, term: 5, config: clusterConfigOf([1]) }, new Uint8Array(0), 64)).rejects.toMatchObject({
       code: "RAFTWAL_ERR_INVALID_ARGUMENT",
     });
   });
@@ -154,9 +174,9 @@ describe("RaftStorage", () => {
     const storage = await openRaftStorage(DIR, options(new MemoryFileSystem()));
     await storage.append(entries(1, 10, 2));
     await storage.saveHardState({ term: 2, vote: 0, commit: 5 });
-    await expect(storage.createSnapshot({ index: 6, voters: [1] }, [])).rejects.toMatchObject({ code: "RAFTWAL_ERR_INVALID_ARGUMENT" });
-    await expect(storage.createSnapshot({ index: 5, term: 1, voters: [1] }, [])).rejects.toMatchObject({ code: "RAFTWAL_ERR_INVALID_ARGUMENT" });
-    expect(await storage.createSnapshot({ index: 5, term: 2, voters: [1] }, [])).toMatchObject({ index: 5, term: 2 });
+    await expect(storage.createSnapshot({ index: 6, config: clusterConfigOf([1]) }, [])).rejects.toMatchObject({ code: "RAFTWAL_ERR_INVALID_ARGUMENT" });
+    await expect(storage.createSnapshot({ index: 5, term: 1, config: clusterConfigOf([1]) }, [])).rejects.toMatchObject({ code: "RAFTWAL_ERR_INVALID_ARGUMENT" });
+    expect(await storage.createSnapshot({ index: 5, term: 2, config: clusterConfigOf([1]) }, [])).toMatchObject({ index: 5, term: 2 });
   });
 
   it("a crash at every step of createSnapshot and installSnapshot recovers to the state before or after it", async () => {
@@ -173,8 +193,8 @@ describe("RaftStorage", () => {
         fs.crashAfterOperations = fs.operations + crashAfter;
         crashed = false;
         try {
-          if (action === "create") await storage.createSnapshot({ index: 20, voters: [1] }, chunksOf(snapshotPayload(20, 1, 5000), 1000));
-          else await receiveSnapshot(storage, { index: 40, term: 2, voters: [1] }, snapshotPayload(40, 2, 5000), 1000);
+          if (action === "create") await storage.createSnapshot({ index: 20, config: clusterConfigOf([1]) }, chunksOf(snapshotPayload(20, 1, 5000), 1000));
+          else await receiveSnapshot(storage, { index: 40, term: 2, config: clusterConfigOf([1]) }, snapshotPayload(40, 2, 5000), 1000);
           memory.crash();
         } catch (error) {
           let cause: unknown = error;
@@ -205,7 +225,7 @@ describe("RaftStorage", () => {
     await storage.close();
     // The snapshot file is durable, the WAL never heard of it.
     const store = await SnapshotStore.open(`${DIR}/snap`, { fs });
-    const writer = await store.createWriter({ index: 50, term: 4, voters: [1] });
+    const writer = await store.createWriter({ index: 50, term: 4, config: clusterConfigOf([1]) });
     await writer.write(snapshotPayload(50, 4, 10));
     await writer.finish();
     const reopened = await openRaftStorage(DIR, options(fs));
@@ -218,11 +238,11 @@ describe("RaftStorage", () => {
     const storage = await openRaftStorage(DIR, options(fs));
     await storage.append(entries(1, 100, 1));
     await storage.saveHardState({ term: 1, vote: 1, commit: 100 });
-    await storage.createSnapshot({ index: 50, voters: [1] }, [snapshotPayload(50, 1, 1000)]);
+    await storage.createSnapshot({ index: 50, config: clusterConfigOf([1]) }, [snapshotPayload(50, 1, 1000)]);
     await storage.close();
     // A newer snapshot became durable, then the node crashed before compacting; later its file rotted.
     const store = await SnapshotStore.open(`${DIR}/snap`, { fs });
-    const writer = await store.createWriter({ index: 80, term: 1, voters: [1] });
+    const writer = await store.createWriter({ index: 80, term: 1, config: clusterConfigOf([1]) });
     await writer.write(snapshotPayload(80, 1, 1000));
     await writer.finish();
     await store.close();
@@ -238,8 +258,8 @@ describe("RaftStorage", () => {
     const storage = await openRaftStorage(DIR, options(fs));
     await storage.append(entries(1, 100, 1));
     await storage.saveHardState({ term: 1, vote: 1, commit: 100 });
-    await storage.createSnapshot({ index: 50, voters: [1] }, [snapshotPayload(50, 1, 1000)]);
-    await storage.createSnapshot({ index: 80, voters: [1] }, [snapshotPayload(80, 1, 1000)]);
+    await storage.createSnapshot({ index: 50, config: clusterConfigOf([1]) }, [snapshotPayload(50, 1, 1000)]);
+    await storage.createSnapshot({ index: 80, config: clusterConfigOf([1]) }, [snapshotPayload(80, 1, 1000)]);
     await storage.close();
     fs.flipBit(`${DIR}/snap/${snapshotFileName(80, 1)}`, 500);
     await expect(openRaftStorage(DIR, options(fs))).rejects.toMatchObject({
@@ -290,7 +310,7 @@ describe("RaftStorage", () => {
     const reopened = await openRaftStorage(DIR, options(fs));
     expect(reopened.hardState()).toEqual({ term: 5, vote: 0, commit: 0 });
     expect(reopened.recovery.actions.join()).toMatch(/raised the term from 2 to the last entry's term 5/);
-    await receiveSnapshot(reopened, { index: 9, term: 5, voters: [1] }, snapshotPayload(9, 5, 10), 4); // crash before its hard state
+    await receiveSnapshot(reopened, { index: 9, term: 5, config: clusterConfigOf([1]) }, snapshotPayload(9, 5, 10), 4); // crash before its hard state
     fs.crash();
     const again = await openRaftStorage(DIR, options(fs));
     expect(again.hardState()).toEqual({ term: 5, vote: 0, commit: 9 });

@@ -3,6 +3,7 @@ import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 import { SnapshotStore, listSnapshotFiles } from "../../storage/snapshot-store.js";
 import { SNAPSHOT_HEADER_BYTES, snapshotFileName } from "../../storage/snapshot/format.js";
 import { CrashingFileSystem, SimulatedCrash } from "./raft-storage-crashing-fs.js";
+import { clusterConfigOf } from "../../src/raft/cluster-config.js";
 
 const DIR = "/node/snap";
 const MiB = 1024 * 1024;
@@ -19,7 +20,7 @@ function payload(seed: number, length: number): Uint8Array {
 }
 
 async function writeSnapshot(store: SnapshotStore, index: number, term: number, data: Uint8Array, chunkBytes = 4096) {
-  const writer = await store.createWriter({ index, term, voters: [1, 2, 3] });
+  const writer = await store.createWriter({ index, term, config: clusterConfigOf([1, 2, 3]) });
   for (let offset = 0; offset < data.length; offset += chunkBytes) await writer.write(data.subarray(offset, offset + chunkBytes));
   return writer.finish();
 }
@@ -43,7 +44,7 @@ describe("SnapshotStore", () => {
     const store = await SnapshotStore.open(DIR, { fs });
     const data = payload(1, 5 * MiB + 123);
     const meta = await writeSnapshot(store, 1000, 7, data, 77_777);
-    expect(meta).toEqual({ index: 1000, term: 7, voters: [1, 2, 3], sizeBytes: data.length });
+    expect(meta).toEqual({ index: 1000, term: 7, config: clusterConfigOf([1, 2, 3]), sizeBytes: data.length });
     expect(store.newestMeta()).toEqual(meta);
     expect(Buffer.compare(await readAll(store, 300_000), data)).toBe(0);
     const pieces: Uint8Array[] = [];
@@ -73,7 +74,7 @@ describe("SnapshotStore", () => {
     await writeSnapshot(store, 5, 1, new Uint8Array(0));
     fs.crash();
     const reopened = await SnapshotStore.open(DIR, { fs });
-    expect(reopened.newestMeta()).toEqual({ index: 5, term: 1, voters: [1, 2, 3], sizeBytes: 0 });
+    expect(reopened.newestMeta()).toEqual({ index: 5, term: 1, config: clusterConfigOf([1, 2, 3]), sizeBytes: 0 });
     expect((await readAll(reopened)).length).toBe(0);
   });
 
@@ -175,7 +176,7 @@ describe("SnapshotStore", () => {
   it("a failed fsync of the snapshot file is reported and leaves no snapshot", async () => {
     const fs = new MemoryFileSystem();
     const store = await SnapshotStore.open(DIR, { fs });
-    const writer = await store.createWriter({ index: 9, term: 1, voters: [1] });
+    const writer = await store.createWriter({ index: 9, term: 1, config: clusterConfigOf([1]) });
     await writer.write(payload(1, 5000));
     fs.failNextSync(".tmp");
     await expect(writer.finish()).rejects.toMatchObject({ code: "WAL_ERR_FAILED" });
@@ -189,7 +190,7 @@ describe("SnapshotStore", () => {
   it("a failed directory fsync after the rename makes the store refuse further writes", async () => {
     const fs = new MemoryFileSystem();
     const store = await SnapshotStore.open(DIR, { fs });
-    const writer = await store.createWriter({ index: 9, term: 1, voters: [1] });
+    const writer = await store.createWriter({ index: 9, term: 1, config: clusterConfigOf([1]) });
     const original = fs.syncDirectory.bind(fs);
     fs.syncDirectory = async () => {
       throw Object.assign(new Error("EIO: simulated"), { code: "EIO" });
@@ -197,14 +198,14 @@ describe("SnapshotStore", () => {
     await expect(writer.finish()).rejects.toMatchObject({ code: "WAL_ERR_FAILED" });
     fs.syncDirectory = original;
     expect(store.failed()?.code).toBe("WAL_ERR_FAILED");
-    await expect(store.createWriter({ index: 10, term: 1, voters: [1] })).rejects.toMatchObject({ code: "WAL_ERR_FAILED" });
+    await expect(store.createWriter({ index: 10, term: 1, config: clusterConfigOf([1]) })).rejects.toMatchObject({ code: "WAL_ERR_FAILED" });
   });
 
   it("receives an incoming snapshot in chunks at offsets, skips retransmissions, rejects gaps, installs atomically", async () => {
     const fs = new MemoryFileSystem();
     const store = await SnapshotStore.open(DIR, { fs });
     const data = payload(7, 2 * MiB + 5);
-    const meta = { index: 500, term: 9, voters: [1, 2, 3], sizeBytes: data.length };
+    const meta = { index: 500, term: 9, config: clusterConfigOf([1, 2, 3]), sizeBytes: data.length };
     const chunkBytes = 256 * 1024;
     for (let offset = 0; offset < data.length; offset += chunkBytes) {
       await store.writeIncomingChunk({ meta, offset, data: data.subarray(offset, offset + chunkBytes), done: offset + chunkBytes >= data.length });
@@ -230,8 +231,8 @@ describe("SnapshotStore", () => {
   it("an incoming transfer for another snapshot replaces the pending one; a partial transfer does not survive a restart", async () => {
     const fs = new MemoryFileSystem();
     const store = await SnapshotStore.open(DIR, { fs });
-    const a = { index: 10, term: 1, voters: [1], sizeBytes: 100 };
-    const b = { index: 20, term: 2, voters: [1], sizeBytes: 10 };
+    const a = { index: 10, term: 1, config: clusterConfigOf([1]), sizeBytes: 100 };
+    const b = { index: 20, term: 2, config: clusterConfigOf([1]), sizeBytes: 10 };
     await expect(store.writeIncomingChunk({ meta: a, offset: 5, data: new Uint8Array(5), done: false })).rejects.toMatchObject({
       code: "RAFTWAL_ERR_INVALID_ARGUMENT",
     });
@@ -249,7 +250,7 @@ describe("SnapshotStore", () => {
   it("a leftover incoming file is removed and reported at open", async () => {
     const fs = new MemoryFileSystem();
     const store = await SnapshotStore.open(DIR, { fs });
-    await store.writeIncomingChunk({ meta: { index: 10, term: 1, voters: [1], sizeBytes: 100 }, offset: 0, data: new Uint8Array(50), done: false });
+    await store.writeIncomingChunk({ meta: { index: 10, term: 1, config: clusterConfigOf([1]), sizeBytes: 100 }, offset: 0, data: new Uint8Array(50), done: false });
     await fs.syncDirectory(DIR);
     fs.crash();
     const reopened = await SnapshotStore.open(DIR, { fs });
@@ -261,7 +262,7 @@ describe("SnapshotStore", () => {
     const fs = new MemoryFileSystem();
     const store = await SnapshotStore.open(DIR, { fs });
     await writeSnapshot(store, 100, 5, payload(1, 10));
-    const meta = { index: 50, term: 4, voters: [1], sizeBytes: 3 };
+    const meta = { index: 50, term: 4, config: clusterConfigOf([1]), sizeBytes: 3 };
     await store.writeIncomingChunk({ meta, offset: 0, data: payload(2, 3), done: true });
     await store.installIncoming(meta);
     expect(store.newestMeta()?.index).toBe(100);

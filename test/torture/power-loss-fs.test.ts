@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
-import { PowerLossFileSystem } from "../../storage/fs/power-loss-file-system.js";
+import { PowerLossFileSystem } from "../../src/torture/node-hooks/power-loss-file-system.js";
 import { HardStateFile } from "../../storage/hard-state.js";
 import { seededRandom } from "../../src/rng.js";
 

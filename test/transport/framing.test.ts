@@ -34,7 +34,7 @@ function expectTransportError(action: () => void, code: string): TransportError 
 }
 
 const sampleFrames: Frame[] = [
-  { handshake: { protocolVersion: 1, clusterId: "c", nodeId: 2 ** 40 } },
+  { handshake: { protocolVersion: 1, clusterId: "c", nodeId: 2 ** 40, peerAddress: "", refusal: "", removed: false } },
   { message: heartbeat(1, 2, 7) },
   { message: appendMessage(1, 2, 10, 256) },
   { message: snapshotChunk(1, 2, 4096, 1000, true) },
@@ -178,7 +178,7 @@ describe("frame decoding", () => {
   });
 
   it("applies a raised maximum to the frames after the handler raised it", () => {
-    const small = encodeFrame({ handshake: { protocolVersion: 1, clusterId: "c", nodeId: 1 } });
+    const small = encodeFrame({ handshake: { protocolVersion: 1, clusterId: "c", nodeId: 1, peerAddress: "", refusal: "", removed: false } });
     const large = encodeFrame({ message: appendMessage(1, 2, 4, 256) });
     const decoder = new FrameDecoder(64);
     const frames: Frame[] = [];

@@ -7,6 +7,7 @@ import { emptyMessage, MessageType, type Message } from "../../src/proto/schema.
 import { TcpTransport, type TcpTransportOptions } from "../../src/transport/transport.js";
 import type { TransportLogger } from "../../src/transport/logger.js";
 import type { PeerAddress } from "../../src/transport/tls.js";
+import { clusterConfigOf } from "../../src/raft/cluster-config.js";
 
 export const CLUSTER_ID = "test-cluster";
 export const LOCALHOST = "127.0.0.1";
@@ -34,7 +35,7 @@ export function snapshotChunk(from: number, to: number, offset: number, chunkByt
     from,
     to,
     term: 2,
-    snapshot: { meta: { index: 500, term: 2, voters: [1, 2, 3], sizeBytes: 1 << 30 }, offset, data: new Uint8Array(chunkBytes).fill(7), done },
+    snapshot: { meta: { index: 500, term: 2, config: clusterConfigOf([1, 2, 3]), sizeBytes: 1 << 30 }, offset, data: new Uint8Array(chunkBytes).fill(7), done },
   };
 }
 

@@ -20,7 +20,7 @@ export interface RawClient {
 }
 
 export function handshakeFrame(overrides: Partial<Handshake> = {}): Buffer {
-  return encodeFrame({ handshake: { protocolVersion: PROTOCOL_VERSION, clusterId: CLUSTER_ID, nodeId: 2, ...overrides } });
+  return encodeFrame({ handshake: { protocolVersion: PROTOCOL_VERSION, clusterId: CLUSTER_ID, nodeId: 2, peerAddress: "", refusal: "", removed: false, ...overrides } });
 }
 
 export async function connectRaw(resources: Resources, address: PeerAddress): Promise<RawClient> {

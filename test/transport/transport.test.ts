@@ -16,6 +16,8 @@ import {
   waitUntil,
 } from "./helpers.js";
 import { startFakePeer } from "./raw-peer.js";
+import type { TcpTransport, TcpTransportOptions } from "../../src/transport/transport.js";
+import type { PeerAddress } from "../../src/transport/tls.js";
 
 const resources = new Resources();
 afterEach(() => resources.closeAll());
@@ -27,6 +29,22 @@ async function deadPort(): Promise<number> {
   const port = (server.address() as net.AddressInfo).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/**
+ * Starts node 1's transport with one peer, node 2, at `peer` (default: a port nothing
+ * listens on); the other fields add to or override the options.
+ */
+async function startNodeOne({ peer, ...extra }: Partial<TcpTransportOptions> & { peer?: PeerAddress } = {}): Promise<TcpTransport> {
+  const transport = resources.transport({
+    nodeId: 1,
+    clusterId: CLUSTER_ID,
+    listen: { host: LOCALHOST, port: 0 },
+    peers: new Map([[2, peer ?? { host: LOCALHOST, port: await deadPort() }]]),
+    ...extra,
+  });
+  await transport.start();
+  return transport;
 }
 
 describe("TcpTransport", () => {
@@ -98,16 +116,11 @@ describe("TcpTransport", () => {
 
   it("drops beyond the count bound and reports the peer unreachable while it is down", async () => {
     const logger = recordingLogger();
-    const transport = resources.transport({
-      nodeId: 1,
-      clusterId: CLUSTER_ID,
-      listen: { host: LOCALHOST, port: 0 },
-      peers: new Map([[2, { host: LOCALHOST, port: await deadPort() }]]),
+    const transport = await startNodeOne({
       queueMessagesMax: 10,
       logger,
       backoff: { initialDelayMs: 5, delayMsMax: 20 },
     });
-    await transport.start();
     const unreachable: number[] = [];
     transport.onUnreachable((peer) => unreachable.push(peer));
     transport.send(Array.from({ length: 25 }, (_, i) => heartbeat(1, 2, i + 1)));
@@ -126,11 +139,7 @@ describe("TcpTransport", () => {
   it("redials a dead peer with exponentially growing, bounded delays drawn with the injected randomness", async () => {
     const logger = recordingLogger();
     const draws: number[] = [];
-    const transport = resources.transport({
-      nodeId: 1,
-      clusterId: CLUSTER_ID,
-      listen: { host: LOCALHOST, port: 0 },
-      peers: new Map([[2, { host: LOCALHOST, port: await deadPort() }]]),
+    const transport = await startNodeOne({
       logger,
       backoff: { initialDelayMs: 2, delayMsMax: 16, jitterRatio: 0.5 },
       random: () => {
@@ -138,7 +147,6 @@ describe("TcpTransport", () => {
         return 0; // no jitter: every delay is its ceiling
       },
     });
-    await transport.start();
     transport.send([heartbeat(1, 2)]);
     const delays = () => logger.lines.filter((line) => line.message === "peer dial failed").map((line) => line.fields.retryInMs);
     await waitUntil("six failed dials", () => delays().length >= 6);
@@ -147,14 +155,7 @@ describe("TcpTransport", () => {
   });
 
   it("drops beyond the byte bound; a dropped snapshot chunk is reported for reportSnapshot", async () => {
-    const transport = resources.transport({
-      nodeId: 1,
-      clusterId: CLUSTER_ID,
-      listen: { host: LOCALHOST, port: 0 },
-      peers: new Map([[2, { host: LOCALHOST, port: await deadPort() }]]),
-      queueBytesMax: 10_000,
-    });
-    await transport.start();
+    const transport = await startNodeOne({ queueBytesMax: 10_000 });
     const snapshotDropped: number[] = [];
     transport.onSnapshotDropped((peer) => snapshotDropped.push(peer));
     transport.send(Array.from({ length: 5 }, () => appendMessage(1, 2, 1, 3_000)));
@@ -166,15 +167,10 @@ describe("TcpTransport", () => {
 
   it("drops messages to unknown peers and messages too large for a frame, without throwing", async () => {
     const logger = recordingLogger();
-    const transport = resources.transport({
-      nodeId: 1,
-      clusterId: CLUSTER_ID,
-      listen: { host: LOCALHOST, port: 0 },
-      peers: new Map([[2, { host: LOCALHOST, port: await deadPort() }]]),
+    const transport = await startNodeOne({
       frameBodyBytesMax: 1024,
       logger,
     });
-    await transport.start();
     transport.send([heartbeat(1, 7), appendMessage(1, 2, 1, 2048)]);
     expect(transport.stats().messagesDropped).toBe(2);
     expect(logger.lines.map((line) => line.message)).toEqual(
@@ -219,15 +215,11 @@ describe("TcpTransport", () => {
     const received: Message[] = [];
     const fake = await startFakePeer(resources, { reply, onMessage: (message) => void received.push(message) });
     const logger = recordingLogger();
-    const transport = resources.transport({
-      nodeId: 1,
-      clusterId: CLUSTER_ID,
-      listen: { host: LOCALHOST, port: 0 },
-      peers: new Map([[2, fake.address]]),
+    const transport = await startNodeOne({
+      peer: fake.address,
       logger,
       backoff: { initialDelayMs: 5, delayMsMax: 20 },
     });
-    await transport.start();
     transport.send([heartbeat(1, 2)]);
     await waitUntil("two refused replies", () => fake.handshakes.length >= 2);
     const failures = logger.lines.filter((line) => line.message === "peer dial failed");
@@ -243,13 +235,7 @@ describe("TcpTransport", () => {
         return false;
       },
     });
-    const transport = resources.transport({
-      nodeId: 1,
-      clusterId: CLUSTER_ID,
-      listen: { host: LOCALHOST, port: 0 },
-      peers: new Map([[2, fake.address]]),
-    });
-    await transport.start();
+    const transport = await startNodeOne({ peer: fake.address });
     const snapshotDropped: number[] = [];
     const unreachable: number[] = [];
     transport.onSnapshotDropped((peer) => snapshotDropped.push(peer));
@@ -264,14 +250,7 @@ describe("TcpTransport", () => {
   });
 
   it("close() stops the server, cancels redials, and drops later sends", async () => {
-    const transport = resources.transport({
-      nodeId: 1,
-      clusterId: CLUSTER_ID,
-      listen: { host: LOCALHOST, port: 0 },
-      peers: new Map([[2, { host: LOCALHOST, port: await deadPort() }]]),
-      backoff: { initialDelayMs: 5, delayMsMax: 10 },
-    });
-    await transport.start();
+    const transport = await startNodeOne({ backoff: { initialDelayMs: 5, delayMsMax: 10 } });
     const { port } = transport.address();
     transport.send([heartbeat(1, 2)]);
     await waitUntil("a redial", () => transport.stats().reconnects >= 1);

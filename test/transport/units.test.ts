@@ -64,7 +64,7 @@ describe("bounded queue", () => {
 
 describe("handshake verification", () => {
   const expected = { clusterId: "prod", nodeIds: new Set([2, 3]) };
-  const good = { protocolVersion: PROTOCOL_VERSION, clusterId: "prod", nodeId: 3 };
+  const good = { protocolVersion: PROTOCOL_VERSION, clusterId: "prod", nodeId: 3, peerAddress: "", refusal: "", removed: false };
 
   it("returns the peer's node id when everything matches", () => {
     expect(verifyHandshake(good, expected)).toBe(3);

@@ -1,5 +1,6 @@
 /**
- * Power loss on a real disk, for the torture suite (`raftwal node --fault-power-loss`).
+ * Power loss on a real disk, for the torture tool (`raftwal node --fault-power-loss`): a
+ * FileSystem (storage/fs/file-system.ts) the node's storage runs on through its `fs` seam.
  *
  * Wraps a FileSystem (normally NodeFileSystem) and holds every write and truncate made to
  * a file since that file's last `sync()` in memory, in order. Reads through any handle
@@ -23,10 +24,12 @@
  *   MemoryFileSystem tests cover.
  * - A file created and not yet synced exists on disk with the length it had at its last
  *   sync (0 when new).
+ * - The directory lock is the real one (the base's flock), so the kernel drops it at the
+ *   kill, exactly as for a node on the plain disk.
  */
 import { closeSync, openSync, writeSync, ftruncateSync } from "node:fs";
-import type { FileSystem, OpenOptions, StorageFile } from "./file-system.js";
-import { NodeFileSystem } from "./node-file-system.js";
+import type { DirectoryLock, DirectoryLockHolder, FileSystem, OpenOptions, StorageFile } from "../../../storage/fs/file-system.js";
+import { NodeFileSystem } from "../../../storage/fs/node-file-system.js";
 
 /** Bound on one file's unsynced bytes held in memory: the WAL preallocates 64 MiB segments. */
 export const UNSYNCED_BYTES_MAX = 256 * 1024 * 1024;
@@ -237,6 +240,14 @@ export class PowerLossFileSystem implements FileSystem {
 
   syncDirectory(path: string): Promise<void> {
     return this.base.syncDirectory(path);
+  }
+
+  lockDirectory(directory: string): Promise<DirectoryLock> {
+    return this.base.lockDirectory(directory);
+  }
+
+  directoryLockHolder(directory: string): Promise<DirectoryLockHolder | undefined> {
+    return this.base.directoryLockHolder(directory);
   }
 
   async readFile(path: string): Promise<Uint8Array> {

@@ -1,7 +1,9 @@
 /**
- * The torture suite's hooks inside a KV node, all off unless the node is started with
+ * The torture tool's hooks inside a KV node, all off unless `raftwal node` is started with
  * `--fault-injection` (and `--fault-power-loss` for the storage part). Without them the
- * node never constructs any of this and `/admin/...` answers 404.
+ * node never constructs any of this and `/admin/...` answers 404. They reach the node only
+ * through its ordinary seams: `transport` (FaultInjectingTransport), `storage.fs`
+ * (PowerLossFileSystem) and the KV API's `extraRoutes`.
  *
  * | request                   | effect                                                          |
  * |---------------------------|-----------------------------------------------------------------|
@@ -14,14 +16,15 @@
  */
 import { writeSync } from "node:fs";
 import type http from "node:http";
-import { PowerLossFileSystem, type TearReport } from "../../storage/fs/power-loss-file-system.js";
-import { FaultFilter } from "../node/fault-filter.js";
-import type { Logger } from "../node/logger.js";
-import { seededRandom } from "../rng.js";
-import type { RaftNode } from "../node/raft-node.js";
-import type { AdminRoutes } from "./http-api.js";
-import type { KvNodeOptions } from "./kv-node.js";
-import type { KvResult, KvStateMachine } from "./state-machine.js";
+import type { ExtraRoutes } from "../../kv/http-api.js";
+import type { KvNodeOptions } from "../../kv/kv-node.js";
+import type { KvResult, KvStateMachine } from "../../kv/state-machine.js";
+import type { Logger } from "../../node/logger.js";
+import type { RaftNode } from "../../node/raft-node.js";
+import { seededRandom } from "../../rng.js";
+import { TcpTransport } from "../../transport/transport.js";
+import { FaultInjectingTransport } from "./fault-injecting-transport.js";
+import { PowerLossFileSystem, type TearReport } from "./power-loss-file-system.js";
 
 export interface FaultFlags {
   faultInjection?: boolean;
@@ -39,17 +42,23 @@ const ADMIN_BODY_BYTES_MAX = 4096;
 export function faultNodeOptions(flags: FaultFlags, logger: Logger): Partial<KvNodeOptions> {
   if (!flags.faultInjection && !flags.faultPowerLoss && flags.faultWalSegmentBytes === undefined) return {};
   if (!flags.faultInjection) throw new Error("--fault-power-loss and --fault-wal-segment-bytes need --fault-injection");
-  const filter = new FaultFilter();
+  // The node builds its transport (RaftNodeOptions.transport) before startKvNode asks for
+  // the routes, so the routes always find it.
+  let transport: FaultInjectingTransport | undefined;
+  const faultyTransport = () => {
+    if (!transport) throw new Error("the node has not built its transport yet");
+    return transport;
+  };
   const fs = flags.faultPowerLoss ? new PowerLossFileSystem() : undefined;
   if (fs) process.on("SIGUSR2", () => armTear(fs, Date.now() >>> 0));
   logger.warn("fault injection is ON: this node obeys /admin/faults (torture testing only)", { powerLoss: fs !== undefined });
   return {
-    faultFilter: filter,
+    transport: (options) => (transport = new FaultInjectingTransport(new TcpTransport(options))),
     storage: {
       ...(fs ? { fs } : {}),
       ...(flags.faultWalSegmentBytes !== undefined ? { wal: { segmentSizeBytes: flags.faultWalSegmentBytes } } : {}),
     },
-    admin: ({ node, kv }) => adminRoutes({ node, kv, filter, fs }),
+    extraRoutes: ({ node, kv }) => ({ pathPrefix: "/admin/", handle: adminRoutes({ node, kv, transport: faultyTransport(), fs }) }),
   };
 }
 
@@ -71,9 +80,9 @@ function armTear(fs: PowerLossFileSystem, seed: number): void {
   setTimeout(() => die(fs.tear(random), "idle"), TEAR_WAIT_MS).unref();
 }
 
-function adminRoutes(parts: { node: RaftNode<KvResult>; kv: KvStateMachine; filter: FaultFilter; fs?: PowerLossFileSystem }): AdminRoutes {
-  const { node, kv, filter, fs } = parts;
-  const faults = () => ({ blockPeers: filter.blockedPeers(), droppedOutbound: filter.droppedOutbound, droppedInbound: filter.droppedInbound, unsyncedBytes: fs?.unsyncedBytes() ?? null });
+function adminRoutes(parts: { node: RaftNode<KvResult>; kv: KvStateMachine; transport: FaultInjectingTransport; fs?: PowerLossFileSystem }): ExtraRoutes["handle"] {
+  const { node, kv, transport, fs } = parts;
+  const faults = () => ({ blockPeers: transport.blockedPeers(), droppedOutbound: transport.droppedOutbound, droppedInbound: transport.droppedInbound, unsyncedBytes: fs?.unsyncedBytes() ?? null });
   return async (request, response, url) => {
     const route = `${request.method} ${url.pathname}`;
     if (route === "GET /admin/faults") return reply(response, 200, faults());
@@ -86,7 +95,7 @@ function adminRoutes(parts: { node: RaftNode<KvResult>; kv: KvStateMachine; filt
       }
       if (!Array.isArray(body.blockPeers)) return reply(response, 400, { error: "BAD_REQUEST", message: "blockPeers must be an array of node ids" });
       try {
-        filter.setBlockedPeers(body.blockPeers as number[]);
+        transport.setBlockedPeers(body.blockPeers as number[]);
       } catch (error) {
         return reply(response, 400, { error: "BAD_REQUEST", message: (error as Error).message });
       }

@@ -1,0 +1,54 @@
+/**
+ * Pieces the KV HTTP API's route modules share (http-api.ts, members-api.ts): JSON
+ * answers, bounded request bodies, and redirects to the leader.
+ */
+import type http from "node:http";
+import { RaftwalError } from "../../storage/errors.js";
+import { KvErrorCode } from "./errors.js";
+
+export interface ApiAddress {
+  host: string;
+  port: number;
+}
+
+export function json(response: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  response.end(text);
+}
+
+/**
+ * Answers `307 Temporary Redirect` to the same path and query on the leader's API (307
+ * keeps the method and body); KV_ERR_NO_LEADER (503) when no leader is known or its API
+ * address is not.
+ */
+export function redirectToLeader(
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+  leader: number,
+  apiAddressOf: (id: number) => ApiAddress | undefined,
+): void {
+  const target = leader ? apiAddressOf(leader) : undefined;
+  if (!target) throw new RaftwalError(KvErrorCode.NO_LEADER, "no leader is known; retry shortly");
+  response.writeHead(307, { location: `http://${target.host}:${target.port}${request.url ?? "/"}`, "x-raftwal-leader": String(leader) });
+  response.end();
+}
+
+/** The whole request body; KV_ERR_TOO_LARGE once it passes `bytesMax`. */
+export async function readBody(request: http.IncomingMessage, bytesMax: number): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > bytesMax) throw new RaftwalError(KvErrorCode.TOO_LARGE, `the body is larger than ${bytesMax} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Reads and discards a body the route does not use. */
+export async function drain(request: http.IncomingMessage): Promise<void> {
+  for await (const _chunk of request) {
+    // discard
+  }
+}

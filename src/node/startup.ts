@@ -1,0 +1,130 @@
+/**
+ * Opening a node's parts, in order: the storage (recovery), the data directory's start
+ * mode (bootstrap, join or restart: membership.ts), the application's state from the
+ * newest snapshot, the Raft core (its configuration comes from the log and snapshot), and
+ * the transport, connected to the members of that configuration.
+ */
+import { randomInt } from "node:crypto";
+import { RaftwalError, RaftwalErrorCode } from "../raft/errors.js";
+import type { ClusterConfig } from "../proto/schema.js";
+import { memberOf } from "../raft/cluster-config.js";
+import { createRaft } from "../raft/index.js";
+import type { RaftCore } from "../raft/types.js";
+import { seededRandom } from "../rng.js";
+import { openRaftStorage, type RaftStorage } from "../../storage/raft-storage.js";
+import type { NodeTransport } from "../transport/node-transport.js";
+import type { PeerAddress } from "../transport/tls.js";
+import { TcpTransport } from "../transport/transport.js";
+import type { Logger } from "./logger.js";
+import { formatAddress, parseAddress, prepareDataDirectory } from "./membership.js";
+import { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT, ON_STORAGE_CORRUPTION_DEFAULT, type RaftNodeOptions } from "./options.js";
+
+export interface NodeParts {
+  storage: RaftStorage;
+  core: RaftCore;
+  transport: NodeTransport;
+  start: "bootstrapped" | "joining" | "restarted";
+}
+
+export async function openNodeParts<Result>(options: RaftNodeOptions<Result>, logger: Logger): Promise<NodeParts> {
+  const storage = await openRaftStorage(options.dataDir, { ...options.storage, onCorruption: options.onStorageCorruption ?? ON_STORAGE_CORRUPTION_DEFAULT });
+  try {
+    for (const warning of storage.recovery.warnings) logger.warn(warning);
+    for (const action of storage.recovery.actions) logger.info(action);
+    logDamage(storage, logger);
+    const start = await prepareDataDirectory(storage, {
+      id: options.id,
+      mode: options.initialClusterState ?? "existing",
+      peers: options.peers,
+      dataDir: options.dataDir,
+    });
+    const snapshot = storage.snapshotMeta();
+    if (snapshot.index > 0) await options.stateMachine.restore(storage.readSnapshot(), snapshot);
+    const core = createRaft({
+      ...options.raft,
+      id: options.id,
+      storage,
+      random: seededRandom(options.seed ?? randomInt(0, 2 ** 32 - 1)),
+      electionTimeoutTicks: options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT,
+      heartbeatIntervalTicks: options.heartbeatIntervalTicks ?? HEARTBEAT_INTERVAL_TICKS_DEFAULT,
+      appliedIndex: snapshot.index,
+      damage: storage.damage(),
+    });
+    const transport = buildTransport(options, core, logger);
+    return { storage, core, transport, start };
+  } catch (error) {
+    await storage.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+function buildTransport<Result>(options: RaftNodeOptions<Result>, core: RaftCore, logger: Logger): NodeTransport {
+  const config = core.clusterConfig().config;
+  const founding = options.peers?.find((peer) => peer.id === options.id);
+  const listen = options.listen ?? memberAddress(config, options.id) ?? (founding && { host: founding.host, port: founding.port });
+  if (!listen) {
+    throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `node ${options.id} has no peer address in the configuration: give \`listen\` (a joining node must)`);
+  }
+  const create = options.transport ?? ((transportOptions) => new TcpTransport(transportOptions));
+  return create({
+    nodeId: options.id,
+    clusterId: options.clusterId,
+    listen,
+    peers: transportPeers(config, core.clusterConfigAt(core.appliedIndex()), options.id),
+    joining: config.voters.length === 0 && config.learners.length === 0,
+    advertisedAddress: memberOf(config, options.id)?.peerAddress || formatAddress(listen),
+    // Only a committed configuration's list of removed ids is final (ids are never reused).
+    isRemovedPeer: (id) => core.clusterConfigAt(core.commitIndex()).removed.includes(id),
+    logger: logger.child({ component: "transport" }),
+    tls: options.tls,
+  });
+}
+
+export function memberAddress(config: ClusterConfig, id: number): PeerAddress | undefined {
+  const member = memberOf(config, id);
+  return member ? parseAddress(member.peerAddress) : undefined;
+}
+
+/**
+ * Whom the transport connects to and accepts: every member but this node of the
+ * configuration in force and of the last applied one. A member that an uncommitted change
+ * removes still counts until the change commits: a leader that removes itself leads until
+ * then (thesis 4.2.2), and its followers must still hear it and answer it for that change
+ * to commit (with the configuration in force alone they would cut it off at once, and it
+ * could never commit its own removal nor learn of it).
+ */
+export function transportPeers(inForce: ClusterConfig, applied: ClusterConfig, selfId: number): Map<number, PeerAddress> {
+  return new Map([...peerAddresses(applied, selfId), ...peerAddresses(inForce, selfId)]);
+}
+
+/** Every member but this node, with its peer address. */
+export function peerAddresses(config: ClusterConfig, selfId: number): Map<number, PeerAddress> {
+  const peers = new Map<number, PeerAddress>();
+  for (const member of config.members) {
+    const address = parseAddress(member.peerAddress);
+    if (member.id !== selfId && address) peers.set(member.id, address);
+  }
+  return peers;
+}
+
+/** One warning line per damaged part found at open, and one for an unfinished repair. */
+function logDamage(storage: RaftStorage, logger: Logger): void {
+  const report = storage.recovery.damage;
+  if (report?.log) {
+    const { segment, offset, reason, damagedEntries, intactEntriesAfter, lastKnownIndex, setAside } = report.log;
+    logger.warn("storage damage: log entries lost, to be repaired from the leader", {
+      segment,
+      offset,
+      reason,
+      damagedEntries: damagedEntries.slice(0, 20),
+      intactEntriesAfter,
+      lastKnownIndex,
+      keptUpTo: storage.lastIndex(),
+      setAside,
+    });
+  }
+  if (report?.hardState) logger.warn("storage damage: hard state lost (term and vote unknown), to be learned from the voters", report.hardState);
+  if (report?.snapshot) logger.warn(`storage damage: ${report.snapshot.reason}`, report.snapshot);
+  const damage = storage.damage();
+  if (damage && !report) logger.warn("storage still under repair from an earlier start", { ...damage });
+}

@@ -1,0 +1,167 @@
+/**
+ * Protocol-aware recovery of a node whose storage was damaged (Alagappan et al.,
+ * "Protocol-Aware Recovery for Consensus-Based Storage", FAST'18: CTRL). The safety
+ * argument is in REPAIR.md; in short, a node that lost durable state must not let that
+ * loss count toward any quorum until it holds the state again:
+ *
+ *   - Lost log (entries from `lostFromIndex` on; it may have acknowledged up to
+ *     `lostToIndex`): it neither campaigns nor grants votes (its log no longer shows what
+ *     it promised), tells the leader where its log ends (MSG_REPAIR, so the leader stops
+ *     trusting its old match index and resends from there), and recovers once its durable
+ *     log, refilled by the leader, reaches both `lostToIndex` and the leader's last index
+ *     at the time of the repair (MSG_REPAIR_RESPONSE), so it holds every entry it could
+ *     have been counted for. Until then, its acknowledgements claim only what it holds
+ *     durably again (the usual persistence gate).
+ *   - Lost term and vote: it may have voted in any term it cannot name. It asks the voters
+ *     for their terms (MSG_TERM_PROBE) until, in every half of the configuration it votes
+ *     in, enough other voters have answered that they meet every majority that could have
+ *     counted its lost vote; the highest term heard is a term it may have voted in, so it
+ *     takes it with a vote for itself (it will vote for nobody else there) and only votes
+ *     in later terms: never twice in one term.
+ *   - A quorum of voters recovering with no leader in sight cannot be repaired without
+ *     inventing data: RAFT_ERR_UNREPAIRABLE, and the node stops loudly.
+ */
+import { MessageType, type Message } from "../proto/schema.js";
+import { RaftErrorCode, RaftwalError } from "./errors.js";
+import { jointQuorum, majority } from "./quorum.js";
+import { newMessage } from "./messages.js";
+import type { Raft } from "./raft.js";
+
+/** What the host found damaged at start (the storage's damage report). */
+export interface StorageDamage {
+  /** The first log index lost; 0 when the log is whole. The log the core starts with ends before it. */
+  lostFromIndex: number;
+  /** The highest index the log may have held before the damage (acknowledged, perhaps). */
+  lostToIndex: number;
+  /** The term and vote were lost (damaged hard state). */
+  hardStateLost: boolean;
+}
+
+/** Election timeouts without a leader, with a quorum recovering, before giving up. */
+export const UNREPAIRABLE_TIMEOUTS = 3;
+
+/** The recovery state of a Raft instance; undefined once whole again. */
+export class Recovery {
+  /** Still waiting for the log from this index (0: the log is whole). */
+  lostFromIndex: number;
+  /** The durable log must reach this index; raised by the leader's answer. */
+  targetIndex: number;
+  /** The leader answered MSG_REPAIR (it resends from lostFromIndex; targetIndex includes its last index). */
+  repairAnswered = false;
+  hardStateLost: boolean;
+  /** This round's answers to MSG_TERM_PROBE: the voter's term, and whether it is recovering too. */
+  readonly answers = new Map<number, { term: number; recovering: boolean }>();
+  leaderlessTimeouts = 0;
+  /** Ticks since the last round of asking; starts full, so the first tick asks at once. */
+  ticksSinceAsking: number;
+
+  constructor(damage: StorageDamage) {
+    this.lostFromIndex = damage.lostFromIndex;
+    this.targetIndex = damage.lostToIndex;
+    this.hardStateLost = damage.hardStateLost;
+    this.ticksSinceAsking = Number.MAX_SAFE_INTEGER;
+  }
+
+  whole(): boolean {
+    return this.lostFromIndex === 0 && !this.hardStateLost;
+  }
+}
+
+/** Every tick: once per election timeout, a round of asking (the first tick asks at once). */
+export function tick(raft: Raft, recovery: Recovery): void {
+  recovery.ticksSinceAsking += 1;
+  if (recovery.ticksSinceAsking < raft.config.electionTimeoutTicks) return;
+  recovery.ticksSinceAsking = 0;
+  askRound(raft, recovery);
+}
+
+/** Asks again what is still missing, and gives up when nothing can help. */
+function askRound(raft: Raft, recovery: Recovery): void {
+  recovery.leaderlessTimeouts = raft.lead === 0 ? recovery.leaderlessTimeouts + 1 : 0;
+  if (unrepairable(raft, recovery)) {
+    throw new RaftwalError(
+      RaftErrorCode.UNREPAIRABLE,
+      `node ${raft.id} lost durable state and a quorum of voters is recovering with no leader for ${recovery.leaderlessTimeouts} election timeouts: the cluster may no longer hold every committed entry, and raftwal never invents data`,
+    );
+  }
+  recovery.answers.clear();
+  for (const peer of raft.voterPeers) {
+    const probe = newMessage(MessageType.TERM_PROBE, raft.id, peer, 0);
+    raft.outbox.send(probe);
+  }
+  if (raft.lead !== 0 && recovery.lostFromIndex > 0 && !recovery.repairAnswered) askLeaderToRepair(raft, recovery);
+}
+
+function unrepairable(raft: Raft, recovery: Recovery): boolean {
+  if (recovery.leaderlessTimeouts < UNREPAIRABLE_TIMEOUTS) return false;
+  return jointQuorum(raft.clusterConfig, (id) => id === raft.id || recovery.answers.get(id)?.recovering === true);
+}
+
+/** A leader made contact: tell it where the log ends (once per contact until it answers). */
+export function onLeaderContact(raft: Raft, recovery: Recovery, leader: number, first: boolean): void {
+  if (recovery.lostFromIndex > 0 && !recovery.repairAnswered && first) askLeaderToRepair(raft, recovery, leader);
+}
+
+function askLeaderToRepair(raft: Raft, recovery: Recovery, leader = raft.lead): void {
+  const request = newMessage(MessageType.REPAIR, raft.id, leader, raft.term);
+  request.index = recovery.lostFromIndex;
+  raft.outbox.send(request);
+}
+
+/**
+ * Leader: `from` lost its log from message.index on. Its old match index no longer holds:
+ * track it from the entry before, in probe state, so the next append resends from there
+ * (or a snapshot, if that is compacted), and answer with the last index to repair up to.
+ */
+export function serveRepair(raft: Raft, message: Message): void {
+  const progress = raft.progress.get(message.from);
+  if (progress === undefined || message.index < 1) return;
+  progress.match = Math.min(progress.match, message.index - 1);
+  progress.becomeProbe();
+  progress.recentActive = true;
+  raft.appendsPending = true;
+  const answer = newMessage(MessageType.REPAIR_RESPONSE, raft.id, message.from, raft.term);
+  answer.index = raft.log.lastIndex();
+  raft.outbox.send(answer);
+}
+
+export function onRepairAnswered(recovery: Recovery, message: Message): void {
+  if (recovery.lostFromIndex === 0) return;
+  recovery.repairAnswered = true;
+  recovery.targetIndex = Math.max(recovery.targetIndex, message.index);
+}
+
+/** Any node: answer a term probe (sent with term 0: it changes nobody's term). */
+export function answerTermProbe(raft: Raft, message: Message): void {
+  const answer = newMessage(MessageType.TERM_PROBE_RESPONSE, raft.id, message.from, raft.term);
+  answer.reject = raft.recovery !== undefined;
+  raft.outbox.send(answer);
+}
+
+/**
+ * A voter's term arrived. Once enough reliable voters have answered (see the top of this
+ * file), the highest term is one this node may have voted in: take it with a vote for
+ * itself. Returns the term to adopt, or 0 while more answers are needed.
+ */
+export function recordTerm(raft: Raft, recovery: Recovery, message: Message): number {
+  recovery.answers.set(message.from, { term: message.term, recovering: message.reject });
+  if (!recovery.hardStateLost) return 0;
+  const reliable = (id: number): boolean => recovery.answers.get(id)?.recovering === false;
+  const config = raft.clusterConfig;
+  for (const half of [config.voters, config.votersOutgoing]) {
+    if (!half.includes(raft.id)) continue;
+    // Other voters of this half needed so that they meet every majority counting this node.
+    const needed = half.length - majority(half.length) + 1;
+    if (half.filter((id) => id !== raft.id && reliable(id)).length < needed) return 0;
+  }
+  let highest = raft.term;
+  for (const answer of recovery.answers.values()) if (!answer.recovering && answer.term > highest) highest = answer.term;
+  recovery.hardStateLost = false;
+  return highest;
+}
+
+/** After the host made a Ready durable: is the log whole again? */
+export function checkLogRepaired(raft: Raft, recovery: Recovery): void {
+  if (recovery.lostFromIndex === 0 || !recovery.repairAnswered) return;
+  if (raft.log.persistedLastIndex() >= recovery.targetIndex) recovery.lostFromIndex = 0;
+}

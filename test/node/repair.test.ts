@@ -1,0 +1,140 @@
+/**
+ * A node whose storage is damaged starts in repair mode and is repaired from its peers
+ * (src/raft/REPAIR.md), in-process with real TCP and an in-memory disk per node (kept
+ * across restarts, damaged between them).
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { findFreeBasePort } from "../../src/cli/local-cluster.js";
+import type { Entry } from "../../src/proto/schema.js";
+import { createNode, type RaftNode } from "../../src/node/raft-node.js";
+import type { PeerConfig, RaftNodeOptions } from "../../src/node/options.js";
+import { createLogger, silentLogger } from "../../src/node/logger.js";
+import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
+import { listSegments } from "../../storage/wal/inspect.js";
+
+class Counter {
+  value = 0;
+  apply(entry: Entry): number {
+    this.value += Number(new TextDecoder().decode(entry.data));
+    return this.value;
+  }
+  *snapshot(): Iterable<Uint8Array> {
+    yield new TextEncoder().encode(String(this.value));
+  }
+  async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    let text = "";
+    for await (const chunk of chunks) text += new TextDecoder().decode(chunk);
+    this.value = Number(text);
+  }
+}
+
+interface Started {
+  id: number;
+  node: RaftNode<number>;
+  counter: Counter;
+}
+
+const running: Started[] = [];
+afterEach(async () => {
+  for (const started of running.splice(0)) await started.node.close().catch(() => undefined);
+});
+
+const disks = new Map<number, MemoryFileSystem>();
+
+async function start(id: number, peers: PeerConfig[], options: Partial<RaftNodeOptions<number>> = {}): Promise<Started> {
+  const counter = new Counter();
+  if (!disks.has(id)) disks.set(id, new MemoryFileSystem());
+  const node = await createNode<number>({
+    id,
+    clusterId: "repair",
+    dataDir: `/data/node-${id}`,
+    stateMachine: counter,
+    initialClusterState: "new",
+    peers,
+    tickMs: 10,
+    seed: id,
+    snapshotEveryEntries: 1_000_000,
+    storage: { fs: disks.get(id)!, wal: { segmentSizeBytes: 64 * 1024 } },
+    logger: process.env.RAFTWAL_TEST_VERBOSE ? createLogger({ level: "debug" }).child({ test: "repair" }) : silentLogger,
+    ...options,
+  });
+  const started = { id, node, counter };
+  running.push(started);
+  return started;
+}
+
+async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+const leaderOf = (nodes: Started[]) => nodes.find((n) => !n.node.failure() && n.node.status().role === "leader");
+const one = new TextEncoder().encode("1");
+
+async function cluster(): Promise<{ peers: PeerConfig[]; nodes: Started[] }> {
+  disks.clear();
+  const base = await findFreeBasePort(3);
+  const peers = [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: base + id - 1 }));
+  const nodes = await Promise.all(peers.map((peer) => start(peer.id, peers)));
+  await until("a leader", () => leaderOf(nodes));
+  return { peers, nodes };
+}
+
+async function stop(nodes: Started[], victim: Started): Promise<void> {
+  await victim.node.close();
+  running.splice(running.indexOf(victim), 1);
+  nodes.splice(nodes.indexOf(victim), 1);
+}
+
+describe("repair from peers", () => {
+  it("a follower with a flipped bit in a sealed segment repairs its log and serves the right state", async () => {
+    const { peers, nodes } = await cluster();
+    const leader = leaderOf(nodes)!;
+    for (let i = 0; i < 150; i++) await leader.node.propose(new TextEncoder().encode("1".padEnd(600, " ")));
+    const victim = nodes.find((n) => n !== leader)!;
+    await until("the follower to apply everything", () => victim.counter.value === 150);
+    await stop(nodes, victim);
+    const disk = disks.get(victim.id)!;
+    const first = (await listSegments(`/data/node-${victim.id}/wal`, disk))[0];
+    disk.flipBit(first.path, 30_000);
+    const back = await start(victim.id, peers);
+    nodes.push(back);
+    expect(back.node.status().repairing).toMatchObject({ hardStateLost: false });
+    expect(back.node.status().repairing!.lostFromIndex).toBeGreaterThan(1);
+    await until("the repair to complete", () => back.node.status().repairing === undefined);
+    await until("the repaired node to apply everything", () => back.counter.value === 150);
+    expect(back.node.metrics.repairsCompleted.get).toBeDefined();
+    expect(await disk.exists(`/data/node-${victim.id}/REPAIRING`)).toBe(false);
+    expect(await leaderOf(nodes)!.node.propose(one)).toBe(151);
+  });
+
+  it("a follower whose hard state is damaged rejoins, and never votes twice in a term", async () => {
+    const { peers, nodes } = await cluster();
+    const leader = leaderOf(nodes)!;
+    for (let i = 0; i < 10; i++) await leader.node.propose(one);
+    const victim = nodes.find((n) => n !== leader)!;
+    const termBefore = victim.node.status().term;
+    await stop(nodes, victim);
+    disks.get(victim.id)!.flipBit(`/data/node-${victim.id}/hardstate/hardstate`, 14);
+    const back = await start(victim.id, peers);
+    nodes.push(back);
+    expect(back.node.status().repairing).toMatchObject({ hardStateLost: true });
+    await until("the repair to complete", () => back.node.status().repairing === undefined);
+    // It took the highest term it heard of with a vote for itself: no other vote in that term.
+    expect(back.node.status().term).toBeGreaterThanOrEqual(termBefore);
+    await until("the node to follow and apply", () => back.counter.value === 10);
+  });
+
+  it("with onStorageCorruption \"stop\" a damaged node refuses to start, naming the damage", async () => {
+    const { peers, nodes } = await cluster();
+    const victim = nodes.find((n) => n !== leaderOf(nodes))!;
+    await stop(nodes, victim);
+    disks.get(victim.id)!.flipBit(`/data/node-${victim.id}/hardstate/hardstate`, 14);
+    await expect(start(victim.id, peers, { onStorageCorruption: "stop" })).rejects.toMatchObject({ code: "WAL_ERR_HARD_STATE_CORRUPT" });
+  });
+});

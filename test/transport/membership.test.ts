@@ -1,0 +1,94 @@
+/**
+ * The transport follows the cluster's configuration: setPeers adds and drops links, a
+ * node outside the peer set is refused at the handshake with the reason on both ends
+ * (and told when it was removed), and a node with no configuration yet accepts its first
+ * leader and answers it at the address the leader's handshake carries.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { CLUSTER_ID, heartbeat, Inbox, LOCALHOST, recordingLogger, Resources, startCluster, waitUntil } from "./helpers.js";
+
+const resources = new Resources();
+afterEach(() => resources.closeAll());
+
+describe("the peer set follows the configuration", () => {
+  it("refuses a node dropped from the peer set, and the refused node hears why (and that it was removed)", async () => {
+    const [one, two] = await startCluster(resources, 2);
+    one.transport.send([heartbeat(1, 2)]);
+    await two.inbox.waitFor(1);
+    // Node 2's configuration drops node 1 and lists it as removed.
+    two.transport.setPeers(new Map());
+    two.transport.setRemovedPeerCheck((id) => id === 1);
+    const refusals: Array<{ peer: number; refusal: string; removed: boolean }> = [];
+    one.transport.onRefused((peer, refusal, removed) => refusals.push({ peer, refusal, removed }));
+    // Node 1's existing link is to the old connection; force a new dial by a new peer address entry.
+    one.transport.setPeers(new Map([[2, { ...two.transport.address(), host: "localhost" }]]));
+    one.transport.send([heartbeat(1, 2, 7)]);
+    await waitUntil("node 1 to hear its refusal", () => refusals.length > 0);
+    expect(refusals[0]).toMatchObject({ peer: 2, refusal: "node 1 was removed from the cluster", removed: true });
+    expect(two.inbox.count((m) => m.term === 7)).toBe(0);
+    await waitUntil("node 2's log line", () => two.logger.lines.some((l) => l.message === "peer connection rejected"));
+    expect(two.logger.lines.find((l) => l.message === "peer connection rejected")?.fields.reason).toContain("unknown node id 1");
+  });
+
+  it("dropping a peer closes the connection it dialled too: its next dial is refused and it hears that it was removed", async () => {
+    const [one, two] = await startCluster(resources, 2);
+    one.transport.send([heartbeat(1, 2)]);
+    await two.inbox.waitFor(1);
+    const refusals: Array<{ peer: number; refusal: string; removed: boolean }> = [];
+    one.transport.onRefused((peer, refusal, removed) => refusals.push({ peer, refusal, removed }));
+    two.transport.setRemovedPeerCheck((id) => id === 1);
+    two.transport.setPeers(new Map());
+    // Node 1 changes nothing: its link to node 2 is closed from node 2's end, and it redials.
+    await waitUntil("node 1 to hear its refusal", () => refusals.length > 0);
+    expect(refusals[0]).toMatchObject({ peer: 2, refusal: "node 1 was removed from the cluster", removed: true });
+    one.transport.send([heartbeat(1, 2, 9)]);
+    await waitUntil("node 1 to be refused again", () => refusals.length > 1);
+    expect(two.inbox.count((m) => m.term === 9)).toBe(0);
+  });
+
+  it("a node added to the peer set is dialled and accepted", async () => {
+    const [one, two, three] = await startCluster(resources, 3);
+    one.transport.setPeers(new Map([[2, two.transport.address()]]));
+    three.transport.setPeers(new Map([[2, two.transport.address()]]));
+    two.transport.setPeers(new Map([[3, three.transport.address()]]));
+    three.transport.send([heartbeat(3, 2, 4)]);
+    await two.inbox.waitFor(1, (m) => m.term === 4);
+    one.transport.send([heartbeat(1, 2, 5)]);
+    await waitUntil("node 2 to refuse node 1", () => two.logger.lines.some((l) => l.message === "peer connection rejected"));
+    two.transport.setPeers(new Map([[1, one.transport.address()], [3, three.transport.address()]]));
+    one.transport.send([heartbeat(1, 2, 6)]);
+    await two.inbox.waitFor(1, (m) => m.term === 6);
+  });
+
+  it("a node with no configuration yet accepts its first leader and answers at the address from the handshake", async () => {
+    const [leader] = await startCluster(resources, 1, { joining: true });
+    const logger = recordingLogger();
+    const joiner = resources.transport({
+      nodeId: 4,
+      clusterId: CLUSTER_ID,
+      listen: { host: LOCALHOST, port: 0 },
+      peers: new Map(),
+      joining: true,
+      logger,
+      backoff: { initialDelayMs: 5, delayMsMax: 50 },
+    });
+    await joiner.start();
+    const joinerInbox = new Inbox(joiner);
+    const leaderAddress = leader.transport.address();
+    // The leader advertises its address in the handshake (a transport of its own, built as a node builds it).
+    const advertising = resources.transport({
+      nodeId: 1,
+      clusterId: CLUSTER_ID,
+      listen: { host: LOCALHOST, port: 0 },
+      peers: new Map([[4, joiner.address()]]),
+      advertisedAddress: `${leaderAddress.host}:${leaderAddress.port}`,
+      logger: recordingLogger(),
+    });
+    await advertising.start();
+    advertising.send([heartbeat(1, 4, 3)]);
+    await joinerInbox.waitFor(1);
+    joiner.send([{ ...heartbeat(4, 1, 3), type: 8 }]);
+    await leader.inbox.waitFor(1, (m) => m.from === 4);
+    expect(logger.lines.some((l) => l.message === "learned a peer's address from its handshake")).toBe(true);
+  });
+});
