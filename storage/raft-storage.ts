@@ -29,8 +29,9 @@
  *   4. `saveHardState(state)`: refused if its commit is ahead of the log's last index, so
  *      the durable commit index never covers an entry the log does not durably hold.
  *      The term never decreases and a vote, once cast in a term, never changes.
- *   5. `createSnapshot(target, data)` (application side): the snapshot is made durable
- *      first; only then is the WAL compacted (`wal.compact(i, term)`), which deletes whole
+ *   5. `createSnapshot(target, data)` (application side): the payload is written and
+ *      fsynced into a temporary file outside the writers' queue (appends go on meanwhile);
+ *      then, in its turn, the file gets its final name durably; only then is the WAL compacted (`wal.compact(i, term)`), which deletes whole
  *      segments whose entries are all <= i and fsyncs the directory. A crash in between
  *      leaves the snapshot and the full log: still consistent, and open completes the
  *      compaction.
@@ -344,30 +345,47 @@ export class RaftStorage {
    * `target.index` (committed, at most the last index), streamed from `data`; once it is
    * durable, compacts the WAL to it. Resolves with the snapshot's metadata.
    */
-  createSnapshot(target: SnapshotTargetInput, data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<SnapshotMeta> {
+  async createSnapshot(target: SnapshotTargetInput, data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<SnapshotMeta> {
+    const index = this.checkSnapshotTarget(target);
+    const term = this.term(index);
+    if (target.term !== undefined && target.term !== term) throw invalid(`snapshot term ${target.term} differs from the log's term ${term} at ${index}`);
+    // The payload is written and fsynced outside the writers' queue: a large snapshot does
+    // not hold up appends. Only making it current (rename, then compaction) takes a turn.
+    const writer = await this.snapshots.createWriter({ index, term, config: target.config });
+    try {
+      for await (const chunk of data) await writer.write(chunk);
+      await writer.seal();
+    } catch (error) {
+      await writer.abort().catch(() => undefined);
+      throw error;
+    }
     return this.serialize("createSnapshot", async () => {
-      const { index } = target;
-      if (!Number.isSafeInteger(index) || index <= this.snapshot.index) {
-        throw invalid(`snapshot index ${index} must be above the current snapshot's ${this.snapshot.index}`);
+      if (index <= this.snapshot.index) {
+        // A newer snapshot was installed meanwhile (from the leader): this one is not needed.
+        await writer.abort();
+        return this.snapshotMeta();
       }
-      if (index > this.hard.commit) throw invalid(`snapshot index ${index} is above the durable commit index ${this.hard.commit}`);
-      const term = this.term(index);
-      if (target.term !== undefined && target.term !== term) throw invalid(`snapshot term ${target.term} differs from the log's term ${term} at ${index}`);
-      const writer = await this.snapshots.createWriter({ index, term, config: target.config });
-      let meta: SnapshotMeta;
-      try {
-        for await (const chunk of data) await writer.write(chunk);
-        meta = await writer.finish();
-      } catch (error) {
-        await writer.abort().catch(() => undefined);
-        throw error;
-      }
+      const meta = await writer.finish();
       // The snapshot is durable: only now may the log behind it go.
       this.snapshot = meta;
       await compactLogTo(this.wal, meta);
       return meta;
     });
   }
+
+  /** A snapshot target's index, checked against what is durable now; returns it. */
+  private checkSnapshotTarget(target: SnapshotTargetInput): number {
+    if (this.closed) throw new RaftwalError(WalErrorCode.CLOSED, `storage ${this.directory} is closed`);
+    const failure = this.failed();
+    if (failure) throw failure;
+    const { index } = target;
+    if (!Number.isSafeInteger(index) || index <= this.snapshot.index) {
+      throw invalid(`snapshot index ${index} must be above the current snapshot's ${this.snapshot.index}`);
+    }
+    if (index > this.hard.commit) throw invalid(`snapshot index ${index} is above the durable commit index ${this.hard.commit}`);
+    return index;
+  }
+
 
   /**
    * What a repair-mode open lost, for the Raft core (RaftConfig.damage): the log now ends

@@ -120,6 +120,16 @@ export class SnapshotWriter {
     return this.writer.write(chunk);
   }
 
+  /** Makes the payload durable in the temporary file (the slow part); finish() then only renames and adopts it. */
+  async seal(): Promise<void> {
+    try {
+      await this.writer.seal();
+    } catch (error) {
+      this.onFailure(error);
+      throw error;
+    }
+  }
+
   /** Makes the snapshot durable and current; resolves with its metadata once it survives a crash. */
   async finish(): Promise<SnapshotMeta> {
     let committed: { name: string; path: string };

@@ -73,7 +73,10 @@ function checkValue(what: string, value: Uint8Array): void {
   if (value.length > VALUE_BYTES_MAX) throw invalid(`${what} is ${value.length} bytes; at most ${VALUE_BYTES_MAX}`);
 }
 
-function checkSeq(seq: number): void {
+/** A session write has a client id and a seq >= 1; an anonymous one has neither ("" and 0). */
+function checkSession(clientId: string, seq: number): void {
+  if (clientId === "" && seq === 0) return;
+  if (clientId === "") throw invalid(`a write with seq ${seq} needs a client id`);
   if (!Number.isSafeInteger(seq) || seq < 1) throw invalid(`seq must be an integer in 1..2^53-1, got ${seq}`);
 }
 
@@ -94,8 +97,9 @@ export function encodeCommand(command: KvCommand): Uint8Array {
     case "put":
     case "delete":
     case "cas": {
-      const clientId = encodeText("clientId", command.clientId, 1, CLIENT_ID_BYTES_MAX);
-      checkSeq(command.seq);
+      // An anonymous write (no session: clientId "" and seq 0) costs no session (state-machine.ts).
+      const clientId = encodeText("clientId", command.clientId, 0, CLIENT_ID_BYTES_MAX);
+      checkSession(command.clientId, command.seq);
       const code = command.op === "put" ? OpCode.PUT : command.op === "delete" ? OpCode.DELETE : OpCode.CAS;
       writer.u8(code).lengthPrefixed(clientId).varint(command.seq).lengthPrefixed(key);
       if (command.op === "put") {
@@ -150,9 +154,9 @@ export function decodeCommand(data: Uint8Array): KvCommand {
     if (code === OpCode.GET) {
       command = { op: "get", key: readText(reader, "key", 1, KEY_BYTES_MAX) };
     } else if (code === OpCode.PUT || code === OpCode.DELETE || code === OpCode.CAS) {
-      const clientId = readText(reader, "clientId", 1, CLIENT_ID_BYTES_MAX);
+      const clientId = readText(reader, "clientId", 0, CLIENT_ID_BYTES_MAX);
       const seq = reader.varint();
-      if (seq < 1) throw invalid(`seq 0`);
+      if ((clientId === "") !== (seq === 0)) throw invalid(`clientId "${clientId}" with seq ${seq}: an anonymous write has neither, a session write both`);
       const key = readText(reader, "key", 1, KEY_BYTES_MAX);
       if (code === OpCode.PUT) {
         command = { op: "put", clientId, seq, key, value: readValue(reader, "value") };

@@ -24,7 +24,6 @@
  * exactly-once writes (the state machine de-duplicates a retried (client, seq)); without
  * them every request is its own client and a retry is a new write.
  */
-import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { RaftwalError } from "../../storage/errors.js";
@@ -213,7 +212,8 @@ function decodeKey(raw: string): string {
 function parseSession(request: http.IncomingMessage): { clientId: string; seq: number } {
   const clientId = request.headers["x-raftwal-client-id"];
   const seqHeader = request.headers["x-raftwal-seq"];
-  if (clientId === undefined && seqHeader === undefined) return { clientId: randomUUID(), seq: 1 };
+  // No session headers: an anonymous write, which costs the state machine no session.
+  if (clientId === undefined && seqHeader === undefined) return { clientId: "", seq: 0 };
   if (typeof clientId !== "string" || typeof seqHeader !== "string") {
     throw new RaftwalError(KvErrorCode.BAD_REQUEST, "x-raftwal-client-id and x-raftwal-seq go together");
   }

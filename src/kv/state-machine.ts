@@ -51,7 +51,9 @@
  *   - seq equal: a retry; the remembered result is returned and nothing is applied again,
  *     so a retried non-idempotent write (CAS, put over a newer put) takes effect once;
  *   - seq below: `stale` with the remembered seq; nothing is applied.
- * Reads (`get`) carry no session.
+ * Reads (`get`) carry no session, and neither does an anonymous write (client id "" and
+ * seq 0: what an HTTP write without session headers becomes): it is applied and
+ * remembered nowhere, so it costs no session; a client that retries it may apply it twice.
  *
  * Expiry (keeps the table bounded without breaking de-duplication for active clients):
  * a session expires once `sessionExpiryEntries` log indexes have passed since the entry
@@ -170,6 +172,9 @@ export class KvStateMachine {
       const value = this.data.get(command.key);
       return value === undefined ? { status: "not-found" } : { status: "ok", value: value.slice() };
     }
+    // An anonymous write (clientId "", seq 0) is applied as it is and remembered nowhere:
+    // it costs no session, and a retry of it may apply twice (the client chose that).
+    if (command.clientId === "") return copyResult(this.applyWrite(command));
     const session = this.sessions.get(command.clientId);
     if (session !== undefined) {
       if (command.seq < session.seq) return { status: "stale", lastSeq: session.seq };

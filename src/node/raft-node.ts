@@ -51,6 +51,7 @@ import {
 } from "./options.js";
 import { PendingProposals } from "./pending-proposals.js";
 import { PendingReads } from "./pending-reads.js";
+import type { StateMachine } from "./state-machine.js";
 import { memberAddress, openNodeParts, transportPeers } from "./startup.js";
 
 /** Bytes a WAL record adds to an entry's data (record header, protobuf framing, padding): an estimate for the policy. */
@@ -68,6 +69,8 @@ export class RaftNode<Result = unknown> {
   private readonly fatalHandlers: Array<(error: Error) => void> = [];
   private ticker: NodeJS.Timeout | undefined;
   private pumping: Promise<void> | undefined;
+  /** A snapshot being written in the background (at most one). */
+  private snapshotting: Promise<void> | undefined;
   private stopped = false;
   private kickScheduled = false;
   private fatal: Error | undefined;
@@ -221,7 +224,7 @@ export class RaftNode<Result = unknown> {
     this.transport.send(this.core.takeMessages());
     for (const readState of ready.readStates) this.reads.confirmed(readState.requestId, readState.index, this.applied);
     if (this.repair) await this.followRepair();
-    await this.maybeSnapshot();
+    this.maybeSnapshot();
   }
 
   /**
@@ -339,23 +342,38 @@ export class RaftNode<Result = unknown> {
    * `snapshotEveryWalBytes` of entries went into the WAL, snapshot and compact (whole
    * segments behind the snapshot are deleted).
    */
-  private async maybeSnapshot(): Promise<void> {
+  private maybeSnapshot(): void {
+    if (this.snapshotting) return;
     const sinceSnapshot = this.applied - this.storage.snapshotMeta().index;
     if (sinceSnapshot <= 0) return;
     const entriesDue = sinceSnapshot >= (this.options.snapshotEveryEntries ?? SNAPSHOT_EVERY_ENTRIES_DEFAULT);
     const bytesDue = this.walBytesSinceSnapshot >= (this.options.snapshotEveryWalBytes ?? SNAPSHOT_EVERY_WAL_BYTES_DEFAULT);
     if (!entriesDue && !bytesDue) return;
+    const index = this.applied;
+    const config = this.core.clusterConfigAt(index);
+    // The state machine captures its state now (the StateMachine contract), so applying goes
+    // on while the snapshot is written: the pump never waits for it.
+    const data = this.options.stateMachine.snapshot();
+    this.walBytesSinceSnapshot = 0;
+    this.snapshotting = this.writeSnapshot(index, config, data)
+      .catch((error: unknown) => this.stop(error instanceof Error ? error : new Error(String(error))))
+      .finally(() => {
+        this.snapshotting = undefined;
+      });
+  }
+
+  /** Writes a snapshot in the background, then lets the core compact behind it. */
+  private async writeSnapshot(index: number, config: ClusterConfig, data: ReturnType<StateMachine<Result>["snapshot"]>): Promise<void> {
     // The storage only snapshots durably committed entries: write the lazy commit first.
     await this.storage.saveHardState(this.advancedHardState);
-    const meta = await this.storage.createSnapshot(
-      { index: this.applied, config: this.core.clusterConfigAt(this.applied) },
-      this.options.stateMachine.snapshot(),
-    );
-    this.core.snapshotTaken(meta);
-    this.walBytesSinceSnapshot = 0;
+    const meta = await this.storage.createSnapshot({ index, config }, data);
+    // A newer snapshot from the leader may have been installed meanwhile: nothing to tell then.
+    if (meta.index !== index || this.stopped) return;
+    this.guard(() => this.core.snapshotTaken(meta));
     this.metrics.snapshots.inc();
     this.logger.info("snapshot taken", { index: meta.index, term: meta.term, sizeBytes: meta.sizeBytes });
   }
+
 
   /** The configuration in force changed (on append: thesis 4.1): connect to new members. */
   private observeClusterConfig(config: ClusterConfig): void {
@@ -609,6 +627,7 @@ export class RaftNode<Result = unknown> {
     }
     if (this.ticker) clearInterval(this.ticker);
     if (!failed && this.pumping) await this.pumping;
+    if (!failed && this.snapshotting) await this.snapshotting;
     const error = closedError(reason);
     this.proposals.rejectAll(error);
     this.reads.rejectAll(error);

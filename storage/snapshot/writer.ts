@@ -64,7 +64,9 @@ export class SnapshotFileWriter {
   private checksum = 0;
   private buffer = new Uint8Array(SNAPSHOT_WRITE_BUFFER_BYTES);
   private bufferedBytes = 0;
-  private state: "open" | "committed" | "aborted" | "failed" = "open";
+  private state: "open" | "sealed" | "committed" | "aborted" | "failed" = "open";
+  /** The metadata written by seal(). */
+  private sealedMeta: SnapshotMeta | undefined;
 
   private constructor(
     private readonly fs: FileSystem,
@@ -149,7 +151,12 @@ export class SnapshotFileWriter {
   }
 
   /** Makes the snapshot durable under its final name (procedure at the top of this file). */
-  async commit(): Promise<{ meta: SnapshotMeta; name: string; path: string }> {
+  /**
+   * Makes the temporary file complete and durable (payload, metadata, header; fsync), but
+   * not yet visible under its final name: the slow part of a snapshot, done before the
+   * caller takes its turn to make it current (commit()).
+   */
+  async seal(): Promise<void> {
     this.assertOpen();
     await this.flush();
     const meta: SnapshotMeta = { ...this.target, config: copyClusterConfig(this.target.config), sizeBytes: this.payloadBytes };
@@ -166,6 +173,15 @@ export class SnapshotFileWriter {
     });
     await this.guard("fsync", () => this.file.sync());
     await this.guard("close", () => this.file.close());
+    this.state = "sealed";
+    this.sealedMeta = meta;
+  }
+
+  /** Gives the sealed file its final name durably (sealing it first if needed). */
+  async commit(): Promise<{ meta: SnapshotMeta; name: string; path: string }> {
+    if (this.state === "open") await this.seal();
+    if (this.state !== "sealed") throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `snapshot writer for ${this.finalName} is ${this.state}`);
+    const meta = this.sealedMeta!;
     const path = join(this.directory, this.finalName);
     try {
       await this.fs.rename(this.temporaryPath, path);
@@ -184,9 +200,10 @@ export class SnapshotFileWriter {
 
   /** Drops the temporary file. Safe to call in any state. */
   async abort(): Promise<void> {
-    if (this.state !== "open") return;
+    if (this.state !== "open" && this.state !== "sealed") return;
+    const wasOpen = this.state === "open";
     this.state = "aborted";
-    await this.file.close().catch(() => undefined);
+    if (wasOpen) await this.file.close().catch(() => undefined);
     await this.fs.remove(this.temporaryPath);
   }
 }

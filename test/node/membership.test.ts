@@ -22,8 +22,8 @@ class Counter {
     this.value += Number(new TextDecoder().decode(entry.data));
     return this.value;
   }
-  *snapshot(): Iterable<Uint8Array> {
-    yield new TextEncoder().encode(String(this.value));
+  snapshot(): Iterable<Uint8Array> {
+    return [new TextEncoder().encode(String(this.value))]; // captured now: applying goes on while it is written
   }
   async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
     let text = "";
