@@ -94,6 +94,10 @@ function askRound(raft: Raft, recovery: Recovery): void {
 
 function unrepairable(raft: Raft, recovery: Recovery): boolean {
   if (recovery.leaderlessTimeouts < UNREPAIRABLE_TIMEOUTS) return false;
+  // Damage that took every configuration entry leaves no voter to judge by (an empty
+  // configuration would be a "quorum" of nobody): such a node waits for a leader, as a
+  // joining node does, and the voters that still know the configuration judge.
+  if (raft.clusterConfig.voters.length === 0) return false;
   return jointQuorum(raft.clusterConfig, (id) => id === raft.id || recovery.answers.get(id)?.recovering === true);
 }
 

@@ -137,6 +137,21 @@ describe("a node that lost its term and vote", () => {
     expect(node.core.recovering()).toMatchObject({ hardStateLost: true });
   });
 
+  it("a node whose damage took every configuration entry does not stop as unrepairable: it waits for a leader", () => {
+    // The whole log lost (a damaged newest snapshot, no older one): no configuration, no voter to ask.
+    const storage = new MemoryStorage();
+    const core = newCore(2, [], storage, { ...options, damage: { lostFromIndex: 1, lostToIndex: 9, hardStateLost: false } });
+    const node = { core, storage };
+    for (let i = 0; i < 200; i++) core.tick();
+    drain(node);
+    expect(core.recovering()).toMatchObject({ lostFromIndex: 1 });
+    // A leader makes contact: within a round of asking, it is asked to repair from index 1.
+    core.step(message({ type: MessageType.HEARTBEAT, from: 1, to: 2, term: 3 }));
+    for (let i = 0; i < 10; i++) core.tick();
+    expect(drain(node).find((m) => m.type === MessageType.REPAIR)).toMatchObject({ to: 1, index: 1 });
+    // Reference: FAST'18 CTRL (a node repairs from the leader), REPAIR.md rule 6 (only a quorum of recovering voters is unrepairable)
+  });
+
   it("stops loudly when a quorum is recovering and no leader appears: it never invents data", () => {
     const node = lostHardState();
     expect(() => {
