@@ -461,7 +461,7 @@ export class Raft {
     if (state === undefined) return;
     const term = recovery.recordTerm(this, state, message);
     if (term === 0) return;
-    // The highest term a voter of every majority that could count our lost vote has seen:
+    // At least any term in which our lost vote counts or can still count (recovery.ts):
     // we may have voted in it, so we take it with a vote for ourselves (no one else's).
     if (term > this.term) this.becomeFollower(term, 0);
     this.vote = this.id;

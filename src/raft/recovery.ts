@@ -12,12 +12,17 @@
  *     at the time of the repair (MSG_REPAIR_RESPONSE), so it holds every entry it could
  *     have been counted for. Until then, its acknowledgements claim only what it holds
  *     durably again (the usual persistence gate).
- *   - Lost term and vote: it may have voted in any term it cannot name. It asks the voters
- *     for their terms (MSG_TERM_PROBE) until, in every half of the configuration it votes
- *     in, enough other voters have answered that they meet every majority that could have
- *     counted its lost vote; the highest term heard is a term it may have voted in, so it
+ *   - Lost term and vote: it may have voted in any term it cannot name, for a candidate
+ *     that won with it, or whose campaign is still under way (and may win later with it).
+ *     Once its log is whole (so that its configuration is), it asks the voters for their
+ *     terms (MSG_TERM_PROBE, a fresh nonce each round, so that no answer from before the
+ *     damage counts) until, in each half of the configuration it votes in, every other
+ *     voter has answered (a candidate whose campaign is alive is among them, with that
+ *     term or a later one) and enough of them are whole to meet every majority that may
+ *     have counted its vote already (their terms are real). The highest term heard is
+ *     then at least any term in which its lost vote counts or can still count, so it
  *     takes it with a vote for itself (it will vote for nobody else there) and only votes
- *     in later terms: never twice in one term.
+ *     in later terms.
  *   - A quorum of voters recovering with no leader in sight cannot be repaired without
  *     inventing data: RAFT_ERR_UNREPAIRABLE, and the node stops loudly.
  */
@@ -40,6 +45,9 @@ export interface StorageDamage {
 /** Election timeouts without a leader, with a quorum recovering, before giving up. */
 export const UNREPAIRABLE_TIMEOUTS = 3;
 
+/** Term-probe round nonces are drawn from [1, ROUND_NONCE_MAX]. */
+const ROUND_NONCE_MAX = 2 ** 31;
+
 /** The recovery state of a Raft instance; undefined once whole again. */
 export class Recovery {
   /** Still waiting for the log from this index (0: the log is whole). */
@@ -51,6 +59,8 @@ export class Recovery {
   hardStateLost: boolean;
   /** This round's answers to MSG_TERM_PROBE: the voter's term, and whether it is recovering too. */
   readonly answers = new Map<number, { term: number; recovering: boolean }>();
+  /** This round's nonce, echoed by the answers: an answer to an earlier round is not counted. */
+  round = 0;
   leaderlessTimeouts = 0;
   /** Ticks since the last round of asking; starts full, so the first tick asks at once. */
   ticksSinceAsking: number;
@@ -85,8 +95,10 @@ function askRound(raft: Raft, recovery: Recovery): void {
     );
   }
   recovery.answers.clear();
+  recovery.round = 1 + Math.floor(raft.config.random() * ROUND_NONCE_MAX);
   for (const peer of raft.voterPeers) {
     const probe = newMessage(MessageType.TERM_PROBE, raft.id, peer, 0);
+    probe.index = recovery.round;
     raft.outbox.send(probe);
   }
   if (raft.lead !== 0 && recovery.lostFromIndex > 0 && !recovery.repairAnswered) askLeaderToRepair(raft, recovery);
@@ -139,27 +151,34 @@ export function onRepairAnswered(recovery: Recovery, message: Message): void {
 export function answerTermProbe(raft: Raft, message: Message): void {
   const answer = newMessage(MessageType.TERM_PROBE_RESPONSE, raft.id, message.from, raft.term);
   answer.reject = raft.recovery !== undefined;
+  answer.index = message.index;
   raft.outbox.send(answer);
 }
 
 /**
- * A voter's term arrived. Once enough reliable voters have answered (see the top of this
- * file), the highest term is one this node may have voted in: take it with a vote for
- * itself. Returns the term to adopt, or 0 while more answers are needed.
+ * A voter's term arrived. Once the log is whole and, in each half this node votes in,
+ * every other voter answered this round and enough of them are whole (see the top of this
+ * file), the highest term heard is at least any term in which a lost vote of this node
+ * counts or can still count: take it with a vote for itself. Returns the term to adopt,
+ * or 0 while more is needed.
  */
 export function recordTerm(raft: Raft, recovery: Recovery, message: Message): number {
+  if (message.index !== recovery.round) return 0;
   recovery.answers.set(message.from, { term: message.term, recovering: message.reject });
-  if (!recovery.hardStateLost) return 0;
-  const reliable = (id: number): boolean => recovery.answers.get(id)?.recovering === false;
+  // A log still lost may hold a stale configuration, without voters the lost vote was cast among.
+  if (!recovery.hardStateLost || recovery.lostFromIndex > 0) return 0;
   const config = raft.clusterConfig;
   for (const half of [config.voters, config.votersOutgoing]) {
     if (!half.includes(raft.id)) continue;
-    // Other voters of this half needed so that they meet every majority counting this node.
-    const needed = half.length - majority(half.length) + 1;
-    if (half.filter((id) => id !== raft.id && reliable(id)).length < needed) return 0;
+    const others = half.filter((id) => id !== raft.id);
+    // Every other voter: a candidate whose campaign may still count the lost vote is one of them.
+    if (others.some((id) => !recovery.answers.has(id))) return 0;
+    // Enough of them whole to meet every majority that may have counted it (a winner's voters keep its term).
+    const whole = others.filter((id) => recovery.answers.get(id)!.recovering === false).length;
+    if (whole < half.length - majority(half.length) + 1) return 0;
   }
   let highest = raft.term;
-  for (const answer of recovery.answers.values()) if (!answer.recovering && answer.term > highest) highest = answer.term;
+  for (const answer of recovery.answers.values()) if (answer.term > highest) highest = answer.term;
   recovery.hardStateLost = false;
   return highest;
 }
