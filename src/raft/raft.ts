@@ -465,7 +465,8 @@ export class Raft {
     // we may have voted in it, so we take it with a vote for ourselves (no one else's).
     if (term > this.term) this.becomeFollower(term, 0);
     this.vote = this.id;
-    this.finishRecovery();
+    // Whole once that is durable (onPersisted): the host removes its repair mark then.
+    state.termTaken = this.term;
   }
 
   /** Whole again: an ordinary member from now on. */
@@ -594,10 +595,11 @@ export class Raft {
     if (this.role === "leader") this.appendsPending = true;
   }
 
-  /** Local bookkeeping after the host made a Ready durable (called by advance()). */
-  onPersisted(): void {
+  /** Local bookkeeping after the host made a Ready durable (called by advance(); `durable`: the hard state on disk now). */
+  onPersisted(durable: HardState): void {
     if (this.recovery) {
       recovery.checkLogRepaired(this, this.recovery);
+      recovery.checkTermDurable(this.recovery, durable);
       this.finishRecovery();
     }
     if (this.role === "leader") leader.onLeaderPersisted(this);

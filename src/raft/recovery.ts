@@ -26,7 +26,7 @@
  *   - A quorum of voters recovering with no leader in sight cannot be repaired without
  *     inventing data: RAFT_ERR_UNREPAIRABLE, and the node stops loudly.
  */
-import { MessageType, type Message } from "../proto/schema.js";
+import { MessageType, type HardState, type Message } from "../proto/schema.js";
 import { RaftErrorCode, RaftwalError } from "./errors.js";
 import { jointQuorum, majority } from "./quorum.js";
 import { newMessage } from "./messages.js";
@@ -57,6 +57,12 @@ export class Recovery {
   /** The leader answered MSG_REPAIR (it resends from lostFromIndex; targetIndex includes its last index). */
   repairAnswered = false;
   hardStateLost: boolean;
+  /**
+   * The term taken (with a vote for itself) once the voters answered; the repair of the hard
+   * state ends only once a durable hard state holds it, or a later term (0: nothing pending).
+   * Ending sooner would let the host remove its repair mark while a crash still loses them.
+   */
+  termTaken = 0;
   /** This round's answers to MSG_TERM_PROBE: the voter's term, and whether it is recovering too. */
   readonly answers = new Map<number, { term: number; recovering: boolean }>();
   /** This round's nonce, echoed by the answers: an answer to an earlier round is not counted. */
@@ -73,7 +79,7 @@ export class Recovery {
   }
 
   whole(): boolean {
-    return this.lostFromIndex === 0 && !this.hardStateLost;
+    return this.lostFromIndex === 0 && !this.hardStateLost && this.termTaken === 0;
   }
 }
 
@@ -181,6 +187,12 @@ export function recordTerm(raft: Raft, recovery: Recovery, message: Message): nu
   for (const answer of recovery.answers.values()) if (answer.term > highest) highest = answer.term;
   recovery.hardStateLost = false;
   return highest;
+}
+
+/** After the host made a Ready durable (`durable`: the hard state now on disk): is the term taken durable? */
+export function checkTermDurable(recovery: Recovery, durable: HardState): void {
+  const taken = recovery.termTaken;
+  if (taken > 0 && (durable.term > taken || (durable.term === taken && durable.vote !== 0))) recovery.termTaken = 0;
 }
 
 /** After the host made a Ready durable: is the log whole again? */

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { MemoryStorage } from "../../src/raft/index.js";
-import { bytes, drain, entry, message, MessageType, Network, newCore } from "./helpers.js";
+import { bytes, drain, entry, message, MessageType, Network, newCore, takeReady } from "./helpers.js";
 import type { Message } from "../../src/proto/schema.js";
 
 const options = { preVote: false, checkQuorum: false };
@@ -183,6 +183,24 @@ describe("a node that lost its term and vote", () => {
     drain(five);
     expect(five.core.recovering()).toBeUndefined();
     expect(five.core.hardState()).toMatchObject({ term: 9, vote: 2 });
+  });
+
+  it("is whole only once the term and vote it took are durable: the host then removes its repair mark", () => {
+    const node = lostHardState();
+    for (let i = 0; i < 10; i++) node.core.tick();
+    const ready = takeReady(node);
+    // The answers arrive while the Ready that sent the probes is being made durable.
+    node.core.step(answer(ready.messages, 1, 5));
+    node.core.step(answer(ready.messages, 3, 6));
+    node.core.advance(ready);
+    // Term 6 and the vote for itself are not durable yet: were the host to remove its mark now and
+    // crash, it would restart with neither, free to vote again in term 6.
+    expect(node.core.recovering()).toMatchObject({ hardStateLost: false });
+    expect(node.storage.hardState().term).toBeLessThan(6);
+    drain(node);
+    expect(node.storage.hardState()).toMatchObject({ term: 6, vote: 2 });
+    expect(node.core.recovering()).toBeUndefined();
+    // Reference: Figure 2 ("updated on stable storage before responding to RPCs"), REPAIR.md rule 5
   });
 
   it("with its log lost too, waits for the log first: its configuration may lack the voters its lost vote was cast among", () => {
