@@ -256,6 +256,7 @@ export class Cluster implements HostObserver {
     const soft = core.softState();
     this.checkers.observeNodeState(node.id, soft, core.hardState(), node.disk.storage);
     this.checkers.membership.observeCommit(node.id, node.incarnation, soft, core);
+    this.checkers.repair.observeRecovery(node.id, core.recovering(), soft.term);
     return soft;
   }
 

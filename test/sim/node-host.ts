@@ -406,6 +406,7 @@ export class NodeHost {
   private followRepair(): void {
     if (this.disk.repairMark() === undefined || this.core!.recovering() !== undefined) return;
     if (TRACE_ENABLED) trace(this.options.clock.now(), this.id, "repaired: the repair mark goes");
+    this.options.checkers.repair.onMarkCleared(this.id, this.disk.storage.hardState());
     this.disk.clearRepairMark();
   }
 

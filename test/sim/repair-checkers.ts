@@ -23,6 +23,11 @@
  *     both won, election safety fails too. The vote for itself that ends the repair of a lost
  *     hard state (rule 5: it takes the highest term heard with a vote for itself, so that it
  *     votes for nobody else there) is a follower's, not a campaign's.
+ *   - repaired-durable: the repair mark goes (the host removes it once core.recovering() is
+ *     undefined after an advance, as raft-node.ts does) only when what the core repaired is
+ *     durable: for a lost hard state, the durable hard state holds the term the core took
+ *     when it finished (with its vote) or a later term. Otherwise a crash would restart the
+ *     node with neither the mark nor that term, free to vote where its lost vote counts.
  *   - unrepairable-justified: a node stops with RAFT_ERR_UNREPAIRABLE only while a quorum of
  *     the voters of its configuration (of both halves while joint) carries a repair mark:
  *     lost state not yet repaired. Rule 6.
@@ -46,6 +51,10 @@ export class RepairCheckers {
   votesRecorded = 0;
   /** Grants, campaigns and acknowledgements checked against a recovering sender. */
   recoveringChecks = 0;
+  /** Nodes whose core is repairing a lost hard state. */
+  private readonly repairingHardState = new Set<number>();
+  /** node -> the term its core took when it finished repairing a lost hard state (until the mark goes). */
+  private readonly adoptedTerm = new Map<number, number>();
 
   constructor(private readonly clock: VirtualClock) {}
 
@@ -121,6 +130,23 @@ export class RepairCheckers {
     if (candidates === undefined || candidates.size < 2 || leader === undefined || !candidates.has(leader)) return;
     const others = [...candidates].filter((candidate) => candidate !== leader);
     this.fail("double-vote", `node ${id} voted for ${others.join(", ")} in term ${term}, and for ${leader}, the leader of that term (seen at ${cause})`);
+  }
+
+  /** After every message and pump: node `id`'s core's recovery state and term. */
+  observeRecovery(id: number, recovering: { hardStateLost: boolean } | undefined, term: number): void {
+    if (recovering?.hardStateLost) {
+      this.repairingHardState.add(id);
+    } else if (this.repairingHardState.delete(id)) {
+      this.adoptedTerm.set(id, term);
+    }
+  }
+
+  /** The host removes node `id`'s repair mark; `durable` is its disk's hard state. */
+  onMarkCleared(id: number, durable: HardState): void {
+    const term = this.adoptedTerm.get(id);
+    this.adoptedTerm.delete(id);
+    if (term === undefined || durable.term > term || (durable.term === term && durable.vote !== 0)) return;
+    this.fail("repaired-durable", `node ${id}'s repair mark goes while its durable hard state ${JSON.stringify(durable)} lacks term ${term} and its vote, taken to repair its lost hard state`);
   }
 
   /** Node `id` stopped with RAFT_ERR_UNREPAIRABLE under `config`; `marked(v)` tells whether voter v's disk carries a repair mark. */
