@@ -93,7 +93,10 @@ export function tick(raft: Raft, recovery: Recovery): void {
 
 /** Asks again what is still missing, and gives up when nothing can help. */
 function askRound(raft: Raft, recovery: Recovery): void {
-  recovery.leaderlessTimeouts = raft.lead === 0 ? recovery.leaderlessTimeouts + 1 : 0;
+  // No leader: none known, or none heard from for an election timeout (section 5.2). A
+  // recovering node never campaigns, so a leader that died stays its `lead` for good.
+  const leaderless = raft.lead === 0 || raft.electionElapsed >= raft.config.electionTimeoutTicks;
+  recovery.leaderlessTimeouts = leaderless ? recovery.leaderlessTimeouts + 1 : 0;
   if (unrepairable(raft, recovery)) {
     throw new RaftwalError(
       RaftErrorCode.UNREPAIRABLE,

@@ -228,6 +228,20 @@ describe("a node that lost its term and vote", () => {
     // Reference: FAST'18 CTRL (a node repairs from the leader), REPAIR.md rule 6 (only a quorum of recovering voters is unrepairable)
   });
 
+  it("stops loudly too when the leader it heard from is gone: it cannot campaign, so its term and leader never change", () => {
+    const node = lostHardState();
+    node.core.step(message({ type: MessageType.HEARTBEAT, from: 1, to: 2, term: 3 }));
+    drain(node);
+    expect(node.core.softState().leader).toBe(1);
+    expect(() => {
+      for (let round = 0; round < 10; round++) {
+        for (let i = 0; i < 10; i++) node.core.tick();
+        node.core.step(answer(drain(node), 3, 3, true));
+      }
+    }).toThrow(expect.objectContaining({ code: "RAFT_ERR_UNREPAIRABLE" }));
+    // Reference: REPAIR.md rule 6 (no leader for three election timeouts), section 5.2 (a follower that hears nothing for an election timeout assumes no leader)
+  });
+
   it("stops loudly when a quorum is recovering and no leader appears: it never invents data", () => {
     const node = lostHardState();
     expect(() => {
