@@ -49,6 +49,8 @@ export class RepairCheckers {
   private readonly leaderOfTerm = new Map<number, number>();
   /** Votes recorded, for tests that check the checker saw any. */
   votesRecorded = 0;
+  /** The mutation test turns this off to show that the deeper checkers catch a double vote too. */
+  checkDoubleVotes = true;
   /** Grants, campaigns and acknowledgements checked against a recovering sender. */
   recoveringChecks = 0;
   /** Nodes whose core is repairing a lost hard state. */
@@ -125,6 +127,7 @@ export class RepairCheckers {
 
   /** Node `id` voted for the leader of `term`: for nobody else in that term. */
   private checkVotes(id: number, term: number, cause: string): void {
+    if (!this.checkDoubleVotes) return;
     const candidates = this.votes.get(id)?.get(term);
     const leader = this.leaderOfTerm.get(term);
     if (candidates === undefined || candidates.size < 2 || leader === undefined || !candidates.has(leader)) return;
