@@ -152,6 +152,8 @@ export class Raft {
       if (!(term > this.term)) fail(`term must not decrease (${this.term} -> ${term})`);
       this.term = term;
       this.vote = 0;
+      // A newer leader may truncate what they acknowledge before it is durable (outbox.ts).
+      this.outbox.dropWithheldAcknowledgements();
     }
     this.lead = 0;
     this.electionElapsed = 0;
