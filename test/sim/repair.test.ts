@@ -12,11 +12,11 @@
 import { describe, expect } from "vitest";
 import { Rng } from "../../src/rng.js";
 import type { Cluster } from "./cluster.js";
-import { DEFAULT_DAMAGE_PLAN } from "./damage-faults.js";
+import { DEFAULT_DAMAGE_PLAN, type DamagePlan } from "./damage-faults.js";
 import { DAMAGE_KINDS, type DamageKind, type DamageOutcome } from "./disk-damage.js";
 import { commit, makeCluster, others, waitFor, waitForLeader } from "./helpers.js";
-import { HOSTILE_NETWORK, UNRELIABLE_NETWORK } from "./network.js";
-import { converge, NO_FAULTS, randomCoreSettings, runSimulation, type FaultPlan } from "./simulation.js";
+import { HOSTILE_NETWORK, UNRELIABLE_NETWORK, type NetworkFaults } from "./network.js";
+import { converge, NO_FAULTS, randomCoreSettings, runSimulation, type FaultPlan, type SimulationReport } from "./simulation.js";
 import { seededTest } from "./seeds.js";
 
 /** Crashes `id`, damages its disk with `kind` at rest, restarts it; returns what was lost. */
@@ -167,56 +167,37 @@ function faultMix(network = UNRELIABLE_NETWORK): FaultPlan {
   };
 }
 
+/** A randomized run (core settings from the seed) with `damage` on top of the fault mix; logs and returns its report. */
+function damageRun(seed: number, testName: string, nodeCount: number, network: NetworkFaults, damage: Partial<DamagePlan>): SimulationReport {
+  const report = runSimulation({
+    seed,
+    testName,
+    nodeCount,
+    core: randomCoreSettings(new Rng(seed).derive("core")),
+    persistDelayTicksMax: 2,
+    snapshotEveryAppliedEntries: 20,
+    faults: { ...faultMix(network), damage: { ...DEFAULT_DAMAGE_PLAN, ...damage } },
+    safetyTicks: 2000,
+    electionTicksMax: 1000,
+    convergenceTicksMax: 3000,
+  });
+  console.log(`[sim] report ${JSON.stringify(report)}`);
+  return report;
+}
+
 describe("storage damage repaired from peers: randomized", () => {
   seededTest("one node at a time (followers, leaders, in turn a majority), every kind, crashes and partitions", [661, 662, 663, 664, 665, 666], (seed, testName) => {
-    const report = runSimulation({
-      seed,
-      testName,
-      nodeCount: 3,
-      core: randomCoreSettings(new Rng(seed).derive("core")),
-      persistDelayTicksMax: 2,
-      snapshotEveryAppliedEntries: 20,
-      faults: { ...faultMix(), damage: { ...DEFAULT_DAMAGE_PLAN, probability: 0.01 } },
-      safetyTicks: 2000,
-      electionTicksMax: 1000,
-      convergenceTicksMax: 3000,
-    });
-    console.log(`[sim] report ${JSON.stringify(report)}`);
+    const report = damageRun(seed, testName, 3, UNRELIABLE_NETWORK, { probability: 0.01 });
     expect(report.ended).toBeUndefined();
     expect(report.damage!.nodesDamaged.length).toBeGreaterThanOrEqual(2);
   });
 
   seededTest("five nodes, a hostile network, one node at a time", [671], (seed, testName) => {
-    const report = runSimulation({
-      seed,
-      testName,
-      nodeCount: 5,
-      core: randomCoreSettings(new Rng(seed).derive("core")),
-      persistDelayTicksMax: 2,
-      snapshotEveryAppliedEntries: 20,
-      faults: { ...faultMix(HOSTILE_NETWORK), damage: { ...DEFAULT_DAMAGE_PLAN, probability: 0.01 } },
-      safetyTicks: 2000,
-      electionTicksMax: 1000,
-      convergenceTicksMax: 3000,
-    });
-    console.log(`[sim] report ${JSON.stringify(report)}`);
-    expect(report.ended).toBeUndefined();
+    expect(damageRun(seed, testName, 5, HOSTILE_NETWORK, { probability: 0.01 }).ended).toBeUndefined();
   });
 
   seededTest("several nodes at once: repaired, or ended as unrepairable (a quorum lost state), always safe", [681, 682, 683, 684], (seed, testName) => {
-    const report = runSimulation({
-      seed,
-      testName,
-      nodeCount: 3,
-      core: randomCoreSettings(new Rng(seed).derive("core")),
-      persistDelayTicksMax: 2,
-      snapshotEveryAppliedEntries: 20,
-      faults: { ...faultMix(), damage: { ...DEFAULT_DAMAGE_PLAN, probability: 0.004, overlap: "several" } },
-      safetyTicks: 2000,
-      electionTicksMax: 1000,
-      convergenceTicksMax: 3000,
-    });
-    console.log(`[sim] report ${JSON.stringify(report)}`);
+    const report = damageRun(seed, testName, 3, UNRELIABLE_NETWORK, { probability: 0.004, overlap: "several" });
     if (report.ended) expect(report.ended.nodes.length).toBeGreaterThanOrEqual(2);
   });
 });
