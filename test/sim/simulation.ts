@@ -359,8 +359,11 @@ export function runSimulation(options: SimulationOptions): SimulationReport {
   cluster.workload.enabled = false;
   if (membership) finishMembership(cluster, membership, options.membershipFinishTicksMax ?? 3000);
   const { electionTicks, convergenceTicks, ended } = converge(cluster, options.electionTicksMax, options.convergenceTicksMax);
-  // Ended without converging: the checkers keep watching the nodes left for an election bound more.
-  if (ended !== undefined) cluster.run(options.electionTicksMax);
+  if (ended !== undefined) {
+    // Ended without converging: the checkers keep watching the nodes left for an election bound more.
+    cluster.run(options.electionTicksMax);
+    if (ended.reason === "unrepairable") ended.nodes = cluster.unrepairable.map((u) => u.node);
+  }
   return {
     ...(membership ? { membership: membershipReport(cluster, membership) } : {}),
     ...(faults.damage ? { damage: faults.damage } : {}),
