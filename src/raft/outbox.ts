@@ -14,7 +14,7 @@
  * queued, and every such change is in the next Ready (or an earlier one, already
  * advanced), so releasing on that Ready's advance() is never early.
  */
-import type { Message } from "../proto/schema.js";
+import { MessageType, type Message } from "../proto/schema.js";
 import { fail, invariant } from "./invariant.js";
 import { requiresPersistence } from "./messages.js";
 
@@ -52,6 +52,18 @@ export class Outbox {
     const messages = this.sendable;
     this.sendable = [];
     return messages;
+  }
+
+  /**
+   * The term changed: the withheld acknowledgements (APPEND_RESPONSE, SNAPSHOT_RESPONSE) of
+   * the old term are dropped. They claim the log as that term's leader sent it, and a newer
+   * leader may have truncated those entries before they became durable: released after the
+   * next Ready, they would claim entries this node never held durably. Dropping them is a
+   * lost message, which Raft tolerates (the old leader is deposed or retries).
+   */
+  dropWithheldAcknowledgements(): void {
+    if (this.withheld.length === 0) return;
+    this.withheld = this.withheld.filter((m) => m.type !== MessageType.APPEND_RESPONSE && m.type !== MessageType.SNAPSHOT_RESPONSE);
   }
 
   /** For ready() only: the withheld messages travel (hidden) with the Ready being built. */

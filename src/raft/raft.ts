@@ -152,6 +152,8 @@ export class Raft {
       if (!(term > this.term)) fail(`term must not decrease (${this.term} -> ${term})`);
       this.term = term;
       this.vote = 0;
+      // A newer leader may truncate what they acknowledge before it is durable (outbox.ts).
+      this.outbox.dropWithheldAcknowledgements();
     }
     this.lead = 0;
     this.electionElapsed = 0;
@@ -461,11 +463,12 @@ export class Raft {
     if (state === undefined) return;
     const term = recovery.recordTerm(this, state, message);
     if (term === 0) return;
-    // The highest term a voter of every majority that could count our lost vote has seen:
+    // At least any term in which our lost vote counts or can still count (recovery.ts):
     // we may have voted in it, so we take it with a vote for ourselves (no one else's).
     if (term > this.term) this.becomeFollower(term, 0);
     this.vote = this.id;
-    this.finishRecovery();
+    // Whole once that is durable (onPersisted): the host removes its repair mark then.
+    state.termTaken = this.term;
   }
 
   /** Whole again: an ordinary member from now on. */
@@ -594,10 +597,11 @@ export class Raft {
     if (this.role === "leader") this.appendsPending = true;
   }
 
-  /** Local bookkeeping after the host made a Ready durable (called by advance()). */
-  onPersisted(): void {
+  /** Local bookkeeping after the host made a Ready durable (called by advance(); `durable`: the hard state on disk now). */
+  onPersisted(durable: HardState): void {
     if (this.recovery) {
       recovery.checkLogRepaired(this, this.recovery);
+      recovery.checkTermDurable(this.recovery, durable);
       this.finishRecovery();
     }
     if (this.role === "leader") leader.onLeaderPersisted(this);

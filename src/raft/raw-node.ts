@@ -203,7 +203,7 @@ export class RawNode implements RaftCore {
     }
     log.appliedTo(outstanding.appliedTo);
     if (ready.hardState !== undefined) this.previousHardState = ready.hardState;
-    raft.onPersisted();
+    raft.onPersisted(this.previousHardState);
     raft.outbox.release(outstanding.withheld, raft.id, (message) => raft.step(message));
   }
 }

@@ -12,16 +12,21 @@
  *     at the time of the repair (MSG_REPAIR_RESPONSE), so it holds every entry it could
  *     have been counted for. Until then, its acknowledgements claim only what it holds
  *     durably again (the usual persistence gate).
- *   - Lost term and vote: it may have voted in any term it cannot name. It asks the voters
- *     for their terms (MSG_TERM_PROBE) until, in every half of the configuration it votes
- *     in, enough other voters have answered that they meet every majority that could have
- *     counted its lost vote; the highest term heard is a term it may have voted in, so it
+ *   - Lost term and vote: it may have voted in any term it cannot name, for a candidate
+ *     that won with it, or whose campaign is still under way (and may win later with it).
+ *     Once its log is whole (so that its configuration is), it asks the voters for their
+ *     terms (MSG_TERM_PROBE, a fresh nonce each round, so that no answer from before the
+ *     damage counts) until, in each half of the configuration it votes in, every other
+ *     voter has answered (a candidate whose campaign is alive is among them, with that
+ *     term or a later one) and enough of them are whole to meet every majority that may
+ *     have counted its vote already (their terms are real). The highest term heard is
+ *     then at least any term in which its lost vote counts or can still count, so it
  *     takes it with a vote for itself (it will vote for nobody else there) and only votes
- *     in later terms: never twice in one term.
+ *     in later terms.
  *   - A quorum of voters recovering with no leader in sight cannot be repaired without
  *     inventing data: RAFT_ERR_UNREPAIRABLE, and the node stops loudly.
  */
-import { MessageType, type Message } from "../proto/schema.js";
+import { MessageType, type HardState, type Message } from "../proto/schema.js";
 import { RaftErrorCode, RaftwalError } from "./errors.js";
 import { jointQuorum, majority } from "./quorum.js";
 import { newMessage } from "./messages.js";
@@ -40,6 +45,9 @@ export interface StorageDamage {
 /** Election timeouts without a leader, with a quorum recovering, before giving up. */
 export const UNREPAIRABLE_TIMEOUTS = 3;
 
+/** Term-probe round nonces are drawn from [1, ROUND_NONCE_MAX]. */
+const ROUND_NONCE_MAX = 2 ** 31;
+
 /** The recovery state of a Raft instance; undefined once whole again. */
 export class Recovery {
   /** Still waiting for the log from this index (0: the log is whole). */
@@ -49,8 +57,16 @@ export class Recovery {
   /** The leader answered MSG_REPAIR (it resends from lostFromIndex; targetIndex includes its last index). */
   repairAnswered = false;
   hardStateLost: boolean;
+  /**
+   * The term taken (with a vote for itself) once the voters answered; the repair of the hard
+   * state ends only once a durable hard state holds it, or a later term (0: nothing pending).
+   * Ending sooner would let the host remove its repair mark while a crash still loses them.
+   */
+  termTaken = 0;
   /** This round's answers to MSG_TERM_PROBE: the voter's term, and whether it is recovering too. */
   readonly answers = new Map<number, { term: number; recovering: boolean }>();
+  /** This round's nonce, echoed by the answers: an answer to an earlier round is not counted. */
+  round = 0;
   leaderlessTimeouts = 0;
   /** Ticks since the last round of asking; starts full, so the first tick asks at once. */
   ticksSinceAsking: number;
@@ -63,7 +79,7 @@ export class Recovery {
   }
 
   whole(): boolean {
-    return this.lostFromIndex === 0 && !this.hardStateLost;
+    return this.lostFromIndex === 0 && !this.hardStateLost && this.termTaken === 0;
   }
 }
 
@@ -77,7 +93,10 @@ export function tick(raft: Raft, recovery: Recovery): void {
 
 /** Asks again what is still missing, and gives up when nothing can help. */
 function askRound(raft: Raft, recovery: Recovery): void {
-  recovery.leaderlessTimeouts = raft.lead === 0 ? recovery.leaderlessTimeouts + 1 : 0;
+  // No leader: none known, or none heard from for an election timeout (section 5.2). A
+  // recovering node never campaigns, so a leader that died stays its `lead` for good.
+  const leaderless = raft.lead === 0 || raft.electionElapsed >= raft.config.electionTimeoutTicks;
+  recovery.leaderlessTimeouts = leaderless ? recovery.leaderlessTimeouts + 1 : 0;
   if (unrepairable(raft, recovery)) {
     throw new RaftwalError(
       RaftErrorCode.UNREPAIRABLE,
@@ -85,8 +104,10 @@ function askRound(raft: Raft, recovery: Recovery): void {
     );
   }
   recovery.answers.clear();
+  recovery.round = 1 + Math.floor(raft.config.random() * ROUND_NONCE_MAX);
   for (const peer of raft.voterPeers) {
     const probe = newMessage(MessageType.TERM_PROBE, raft.id, peer, 0);
+    probe.index = recovery.round;
     raft.outbox.send(probe);
   }
   if (raft.lead !== 0 && recovery.lostFromIndex > 0 && !recovery.repairAnswered) askLeaderToRepair(raft, recovery);
@@ -94,6 +115,10 @@ function askRound(raft: Raft, recovery: Recovery): void {
 
 function unrepairable(raft: Raft, recovery: Recovery): boolean {
   if (recovery.leaderlessTimeouts < UNREPAIRABLE_TIMEOUTS) return false;
+  // Damage that took every configuration entry leaves no voter to judge by (an empty
+  // configuration would be a "quorum" of nobody): such a node waits for a leader, as a
+  // joining node does, and the voters that still know the configuration judge.
+  if (raft.clusterConfig.voters.length === 0) return false;
   return jointQuorum(raft.clusterConfig, (id) => id === raft.id || recovery.answers.get(id)?.recovering === true);
 }
 
@@ -135,29 +160,42 @@ export function onRepairAnswered(recovery: Recovery, message: Message): void {
 export function answerTermProbe(raft: Raft, message: Message): void {
   const answer = newMessage(MessageType.TERM_PROBE_RESPONSE, raft.id, message.from, raft.term);
   answer.reject = raft.recovery !== undefined;
+  answer.index = message.index;
   raft.outbox.send(answer);
 }
 
 /**
- * A voter's term arrived. Once enough reliable voters have answered (see the top of this
- * file), the highest term is one this node may have voted in: take it with a vote for
- * itself. Returns the term to adopt, or 0 while more answers are needed.
+ * A voter's term arrived. Once the log is whole and, in each half this node votes in,
+ * every other voter answered this round and enough of them are whole (see the top of this
+ * file), the highest term heard is at least any term in which a lost vote of this node
+ * counts or can still count: take it with a vote for itself. Returns the term to adopt,
+ * or 0 while more is needed.
  */
 export function recordTerm(raft: Raft, recovery: Recovery, message: Message): number {
+  if (message.index !== recovery.round) return 0;
   recovery.answers.set(message.from, { term: message.term, recovering: message.reject });
-  if (!recovery.hardStateLost) return 0;
-  const reliable = (id: number): boolean => recovery.answers.get(id)?.recovering === false;
+  // A log still lost may hold a stale configuration, without voters the lost vote was cast among.
+  if (!recovery.hardStateLost || recovery.lostFromIndex > 0) return 0;
   const config = raft.clusterConfig;
   for (const half of [config.voters, config.votersOutgoing]) {
     if (!half.includes(raft.id)) continue;
-    // Other voters of this half needed so that they meet every majority counting this node.
-    const needed = half.length - majority(half.length) + 1;
-    if (half.filter((id) => id !== raft.id && reliable(id)).length < needed) return 0;
+    const others = half.filter((id) => id !== raft.id);
+    // Every other voter: a candidate whose campaign may still count the lost vote is one of them.
+    if (others.some((id) => !recovery.answers.has(id))) return 0;
+    // Enough of them whole to meet every majority that may have counted it (a winner's voters keep its term).
+    const whole = others.filter((id) => recovery.answers.get(id)!.recovering === false).length;
+    if (whole < half.length - majority(half.length) + 1) return 0;
   }
   let highest = raft.term;
-  for (const answer of recovery.answers.values()) if (!answer.recovering && answer.term > highest) highest = answer.term;
+  for (const answer of recovery.answers.values()) if (answer.term > highest) highest = answer.term;
   recovery.hardStateLost = false;
   return highest;
+}
+
+/** After the host made a Ready durable (`durable`: the hard state now on disk): is the term taken durable? */
+export function checkTermDurable(recovery: Recovery, durable: HardState): void {
+  const taken = recovery.termTaken;
+  if (taken > 0 && (durable.term > taken || (durable.term === taken && durable.vote !== 0))) recovery.termTaken = 0;
 }
 
 /** After the host made a Ready durable: is the log whole again? */

@@ -24,6 +24,26 @@ describe("persistence contract (Figure 2: persist before responding)", () => {
     // Reference: Figure 2 ("Updated on stable storage before responding to RPCs"), section 5.3
   });
 
+  it("an acknowledgement waiting for persistence is dropped when a newer leader truncates the entries it claims", () => {
+    // Node 2 takes entries 2..5 of term 2 from leader 1 (the acknowledgement of 5 waits for
+    // persistence), then, before they are durable, the leader of term 3 truncates them from 4.
+    const storage = new MemoryStorage();
+    storage.append([entry(1, 1, "a")]);
+    const core = newCore(2, [1, 2, 3], storage, noPreVote);
+    const stale = [entry(2, 2, "b"), entry(3, 2, "c"), entry(4, 2, "d"), entry(5, 2, "e")];
+    core.step(message({ type: MessageType.APPEND, from: 1, to: 2, term: 2, index: 1, logTerm: 1, entries: stale }));
+    core.step(message({ type: MessageType.APPEND, from: 3, to: 2, term: 3, index: 3, logTerm: 2, entries: [entry(4, 3, "x")] }));
+    const ready = core.ready();
+    expect(ready.entries.map((e) => [e.index, e.term])).toEqual([[2, 2], [3, 2], [4, 3]]);
+    persist(storage, ready, { chunks: [] });
+    core.advance(ready);
+    const acks = core.takeMessages().filter((m) => m.type === MessageType.APPEND_RESPONSE && !m.reject);
+    // Leader 1 must not hear "up to 5": its entries 4 and 5 were never durable here.
+    expect(acks.filter((m) => m.to === 1 && m.index > 3)).toEqual([]);
+    expect(acks.filter((m) => m.to === 3).map((m) => m.index)).toEqual([4]);
+    // Reference: Figure 2 ("Updated on stable storage before responding to RPCs"), section 5.3
+  });
+
   it("a vote is granted on the wire only after advance() of the Ready carrying the vote", () => {
     const storage = new MemoryStorage();
     const core = newCore(1, [1, 2, 3], storage, noPreVote);

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { MemoryStorage } from "../../src/raft/index.js";
-import { bytes, drain, entry, message, MessageType, Network, newCore } from "./helpers.js";
+import { bytes, drain, entry, message, MessageType, Network, newCore, takeReady } from "./helpers.js";
 import type { Message } from "../../src/proto/schema.js";
 
 const options = { preVote: false, checkQuorum: false };
@@ -97,24 +97,31 @@ describe("a node that lost part of its log", () => {
 });
 
 describe("a node that lost its term and vote", () => {
-  function lostHardState(voters = [1, 2, 3]) {
+  function lostHardState(voters = [1, 2, 3], lostFromIndex = 0) {
     const storage = new MemoryStorage();
     storage.append([entry(1, 3, "a")]);
-    const core = newCore(2, voters, storage, { ...options, damage: { lostFromIndex: 0, lostToIndex: 1, hardStateLost: true } });
+    const core = newCore(2, voters, storage, { ...options, damage: { lostFromIndex, lostToIndex: 1, hardStateLost: true } });
     return { core, storage };
   }
 
-  it("does not vote until enough voters told their terms to meet every majority that counted its lost vote", () => {
+  /** Voter `from`'s answer to the latest term probe it got from node 2 (the round's nonce echoed). */
+  function answer(sent: Message[], from: number, term: number, reject = false): Message {
+    const probe = sent.filter((m) => m.type === MessageType.TERM_PROBE && m.to === from).at(-1);
+    if (probe === undefined) throw new Error(`no term probe was sent to ${from}`);
+    return message({ type: MessageType.TERM_PROBE_RESPONSE, from, to: 2, term, reject, index: probe.index });
+  }
+
+  it("does not vote until every other voter told its term; then takes the highest with a vote for itself", () => {
     const node = lostHardState();
     for (let i = 0; i < 30; i++) node.core.tick();
     const probes = drain(node).filter((m) => m.type === MessageType.TERM_PROBE);
     expect([...new Set(probes.map((m) => m.to))].sort()).toEqual([1, 3]);
-    // One answer is not enough in a 3-voter cluster: the voter that did not answer may hold the lost vote's term.
-    node.core.step(message({ type: MessageType.TERM_PROBE_RESPONSE, from: 1, to: 2, term: 5 }));
+    // One answer is not enough: the voter that did not answer may be the candidate it voted for.
+    node.core.step(answer(probes, 1, 5));
     drain(node);
     node.core.step(message({ type: MessageType.VOTE, from: 3, to: 2, term: 7, index: 1, logTerm: 3 }));
     expect(drain(node).find((m) => m.type === MessageType.VOTE_RESPONSE)?.reject).toBe(true);
-    node.core.step(message({ type: MessageType.TERM_PROBE_RESPONSE, from: 3, to: 2, term: 7 }));
+    node.core.step(answer(probes, 3, 7));
     drain(node);
     expect(node.core.recovering()).toBeUndefined();
     // It may have voted in 7: it takes 7 with a vote for itself, never for another in 7...
@@ -124,26 +131,123 @@ describe("a node that lost its term and vote", () => {
     // ... and votes normally in later terms.
     node.core.step(message({ type: MessageType.VOTE, from: 1, to: 2, term: 8, index: 1, logTerm: 3 }));
     expect(drain(node).find((m) => m.type === MessageType.VOTE_RESPONSE)?.reject).toBe(false);
-    // Reference: FAST'18 CTRL (learn the term from a majority), Figure 2 (at most one vote per term)
+    // Reference: FAST'18 CTRL (learn the term from the voters), Figure 2 (at most one vote per term)
   });
 
-  it("answers from voters that are recovering themselves do not count", () => {
-    const node = lostHardState();
+  it("five voters: answers that meet every majority are not enough, a candidate it voted for may win later with that vote", () => {
+    // Node 2 voted for 5 in term 9, then lost that; 5's campaign goes on, and 1, 3 and 4 have not
+    // heard of term 9 yet. Were 2 to take their term 4, it could vote for another candidate in 9
+    // while 5 still wins 9 with its old vote and two of 1, 3, 4: two leaders in term 9.
+    const node = lostHardState([1, 2, 3, 4, 5]);
     for (let i = 0; i < 30; i++) node.core.tick();
-    drain(node);
-    node.core.step(message({ type: MessageType.TERM_PROBE_RESPONSE, from: 1, to: 2, term: 5 }));
-    node.core.step(message({ type: MessageType.TERM_PROBE_RESPONSE, from: 3, to: 2, term: 9, reject: true }));
+    const probes = drain(node);
+    for (const from of [1, 3, 4]) node.core.step(answer(probes, from, 4));
     drain(node);
     expect(node.core.recovering()).toMatchObject({ hardStateLost: true });
+    node.core.step(answer(probes, 5, 9));
+    drain(node);
+    expect(node.core.recovering()).toBeUndefined();
+    expect(node.core.hardState()).toMatchObject({ term: 9, vote: 2 });
+    // Reference: Figure 3 (Election Safety), FAST'18 CTRL
+  });
+
+  it("an answer to an earlier round does not count: it may be older than the damage", () => {
+    const node = lostHardState();
+    for (let i = 0; i < 10; i++) node.core.tick();
+    const early = drain(node);
+    for (let i = 0; i < 10; i++) node.core.tick();
+    const late = drain(node);
+    node.core.step(answer(early, 1, 5));
+    node.core.step(answer(late, 3, 6));
+    drain(node);
+    expect(node.core.recovering()).toMatchObject({ hardStateLost: true });
+    node.core.step(answer(late, 1, 5));
+    drain(node);
+    expect(node.core.hardState()).toMatchObject({ term: 6, vote: 2 });
+  });
+
+  it("voters recovering themselves must answer too, but do not count among the whole voters that meet every majority", () => {
+    const three = lostHardState();
+    for (let i = 0; i < 10; i++) three.core.tick();
+    const probes = drain(three);
+    three.core.step(answer(probes, 1, 5));
+    three.core.step(answer(probes, 3, 9, true));
+    drain(three);
+    expect(three.core.recovering()).toMatchObject({ hardStateLost: true });
+    // Five voters: three whole ones meet every majority; the recovering one is no live candidate.
+    const five = lostHardState([1, 2, 3, 4, 5]);
+    for (let i = 0; i < 10; i++) five.core.tick();
+    const asked = drain(five);
+    for (const from of [1, 3, 4]) five.core.step(answer(asked, from, 5));
+    five.core.step(answer(asked, 5, 9, true));
+    drain(five);
+    expect(five.core.recovering()).toBeUndefined();
+    expect(five.core.hardState()).toMatchObject({ term: 9, vote: 2 });
+  });
+
+  it("is whole only once the term and vote it took are durable: the host then removes its repair mark", () => {
+    const node = lostHardState();
+    for (let i = 0; i < 10; i++) node.core.tick();
+    const ready = takeReady(node);
+    // The answers arrive while the Ready that sent the probes is being made durable.
+    node.core.step(answer(ready.messages, 1, 5));
+    node.core.step(answer(ready.messages, 3, 6));
+    node.core.advance(ready);
+    // Term 6 and the vote for itself are not durable yet: were the host to remove its mark now and
+    // crash, it would restart with neither, free to vote again in term 6.
+    expect(node.core.recovering()).toMatchObject({ hardStateLost: false });
+    expect(node.storage.hardState().term).toBeLessThan(6);
+    drain(node);
+    expect(node.storage.hardState()).toMatchObject({ term: 6, vote: 2 });
+    expect(node.core.recovering()).toBeUndefined();
+    // Reference: Figure 2 ("updated on stable storage before responding to RPCs"), REPAIR.md rule 5
+  });
+
+  it("with its log lost too, waits for the log first: its configuration may lack the voters its lost vote was cast among", () => {
+    const node = lostHardState([1, 2, 3], 2);
+    for (let i = 0; i < 30; i++) node.core.tick();
+    const probes = drain(node);
+    node.core.step(answer(probes, 1, 5));
+    node.core.step(answer(probes, 3, 5));
+    drain(node);
+    expect(node.core.recovering()).toMatchObject({ hardStateLost: true, lostFromIndex: 2 });
+  });
+
+  it("a node whose damage took every configuration entry does not stop as unrepairable: it waits for a leader", () => {
+    // The whole log lost (a damaged newest snapshot, no older one): no configuration, no voter to ask.
+    const storage = new MemoryStorage();
+    const core = newCore(2, [], storage, { ...options, damage: { lostFromIndex: 1, lostToIndex: 9, hardStateLost: false } });
+    const node = { core, storage };
+    for (let i = 0; i < 200; i++) core.tick();
+    drain(node);
+    expect(core.recovering()).toMatchObject({ lostFromIndex: 1 });
+    // A leader makes contact: within a round of asking, it is asked to repair from index 1.
+    core.step(message({ type: MessageType.HEARTBEAT, from: 1, to: 2, term: 3 }));
+    for (let i = 0; i < 10; i++) core.tick();
+    expect(drain(node).find((m) => m.type === MessageType.REPAIR)).toMatchObject({ to: 1, index: 1 });
+    // Reference: FAST'18 CTRL (a node repairs from the leader), REPAIR.md rule 6 (only a quorum of recovering voters is unrepairable)
+  });
+
+  it("stops loudly too when the leader it heard from is gone: it cannot campaign, so its term and leader never change", () => {
+    const node = lostHardState();
+    node.core.step(message({ type: MessageType.HEARTBEAT, from: 1, to: 2, term: 3 }));
+    drain(node);
+    expect(node.core.softState().leader).toBe(1);
+    expect(() => {
+      for (let round = 0; round < 10; round++) {
+        for (let i = 0; i < 10; i++) node.core.tick();
+        node.core.step(answer(drain(node), 3, 3, true));
+      }
+    }).toThrow(expect.objectContaining({ code: "RAFT_ERR_UNREPAIRABLE" }));
+    // Reference: REPAIR.md rule 6 (no leader for three election timeouts), section 5.2 (a follower that hears nothing for an election timeout assumes no leader)
   });
 
   it("stops loudly when a quorum is recovering and no leader appears: it never invents data", () => {
     const node = lostHardState();
     expect(() => {
       for (let round = 0; round < 10; round++) {
-        for (let i = 0; i < 25; i++) node.core.tick();
-        drain(node);
-        node.core.step(message({ type: MessageType.TERM_PROBE_RESPONSE, from: 3, to: 2, term: 4, reject: true }));
+        for (let i = 0; i < 10; i++) node.core.tick();
+        node.core.step(answer(drain(node), 3, 4, true));
       }
     }).toThrow(expect.objectContaining({ code: "RAFT_ERR_UNREPAIRABLE" }));
   });

@@ -15,6 +15,9 @@
  *     A node never truncates an entry at or below its own durable commit index.
  *   - State machine safety: the same entry (term and command) at an index on every
  *     node that applies it, and the same state-machine hash after it.
+ *   - Applied intact: every applied entry is, byte for byte, the entry written at its
+ *     index and term (all copies are alike by log matching): no damaged byte is applied,
+ *     even by the first node to apply that index.
  *   - Apply order: each node applies index applied+1, never a gap, never twice; a
  *     committed entry is handed out only once it is durable on that node.
  *   - Commit never goes backwards, durable or in memory, across restarts too; the
@@ -22,10 +25,16 @@
  *     the durable commit index never exceeds the durable last index.
  * None of these looks at the cluster's configuration, so they hold across membership
  * changes as they are; the membership properties are in membership-checkers.ts
- * (`membership`).
+ * (`membership`), those of the repair of storage damage in repair-checkers.ts (`repair`).
+ *
+ * Storage damage (disk-damage.ts) takes durable state away on purpose: `onDamage` makes
+ * the damaged hard state the node's durable one, so the monotonic checks (commit, term,
+ * one vote per term between two durable writes) start again from it; votes are judged
+ * across damage by repair-checkers.ts (double-vote).
  */
 import type { Entry, HardState, RaftLogStorage, SnapshotMeta, SoftState } from "../../src/raft/types.js";
 import { MembershipCheckers } from "./membership-checkers.js";
+import { RepairCheckers } from "./repair-checkers.js";
 import { hashBytes } from "./state-machine.js";
 import type { VirtualClock } from "./time.js";
 
@@ -85,9 +94,11 @@ export class Checkers {
   committedIndexMax = 0;
   checksRun = 0;
   readonly membership: MembershipCheckers;
+  readonly repair: RepairCheckers;
 
   constructor(private readonly clock: VirtualClock) {
     this.membership = new MembershipCheckers(clock);
+    this.repair = new RepairCheckers(clock);
   }
 
   private fail(property: string, detail: string): never {
@@ -132,6 +143,7 @@ export class Checkers {
       if (other === undefined) {
         this.leaderOfTerm.set(soft.term, id);
         this.checkNewLeaderLog(id, soft.term, storage);
+        this.repair.onLeader(soft.term, id);
       }
       record.leaderTerm = soft.term;
     }
@@ -243,6 +255,11 @@ export class Checkers {
     if (index > this.committedIndexMax) this.committedIndexMax = index;
   }
 
+  /** Damage on node `id`'s disk (it is down) left `hard` as its durable hard state. */
+  onDamage(id: number, hard: HardState): void {
+    this.node(id).durable = { ...hard };
+  }
+
   /** A node (re)started with its state machine at `appliedIndex` (its snapshot's index). */
   onStart(id: number, appliedIndex: number, durable: HardState): void {
     const record = this.node(id);
@@ -285,6 +302,10 @@ export class Checkers {
     const knownData = this.appliedDataHash[entry.index];
     if (knownData !== undefined && knownData !== dataHash) {
       this.fail("state-machine-safety", `node ${id} applies other data at index ${entry.index} than another node did`);
+    }
+    const written = this.entries.get(entry.index)?.get(entry.term);
+    if (written === undefined || written.dataHash !== dataHash) {
+      this.fail("applied-intact", `node ${id} applies at index ${entry.index} (term ${entry.term}) ${written === undefined ? "an entry no node ever wrote durably" : `other bytes than ${referenceCopy(written, id)}`}`);
     }
     this.appliedDataHash[entry.index] = dataHash;
     const knownState = this.appliedStateHash[entry.index];

@@ -23,7 +23,8 @@ import type { Entry, ReadState, SoftState } from "../../src/raft/types.js";
 import { Checkers } from "./checkers.js";
 import { committedConfigOf } from "./core-internals.js";
 import { Network, RELIABLE_NETWORK, type NetworkFaults } from "./network.js";
-import { NodeHost, type CoreSettings, type HostObserver } from "./node-host.js";
+import { NodeHost, type CoreSettings, type HostMutation, type HostObserver } from "./node-host.js";
+import type { RaftwalError } from "../../src/raft/errors.js";
 import { Rng } from "../../src/rng.js";
 import { VirtualClock } from "./time.js";
 import { Workload, DEFAULT_WORKLOAD, type WorkloadOptions } from "./workload.js";
@@ -40,8 +41,8 @@ export interface ClusterOptions {
   snapshotEveryAppliedEntries?: number;
   snapshotPaddingBytes?: number;
   workload?: Partial<WorkloadOptions>;
-  /** A deliberately broken host on every node (see NodeHostOptions.mutation). */
-  mutation?: "advance-before-durable";
+  /** A deliberately broken host on every node (HostMutation). */
+  mutation?: HostMutation;
 }
 
 /** A node's entry in the configuration's address book (the simulated network needs no address). */
@@ -116,6 +117,8 @@ export class Cluster implements HostObserver {
   readonly readListeners: ((node: NodeHost, readState: ReadState) => void)[] = [];
   /** Every (term, leader) seen, in order. */
   readonly leaderHistory: { tick: number; term: number; leader: number }[] = [];
+  /** Nodes that stopped with RAFT_ERR_UNREPAIRABLE, in order. */
+  readonly unrepairable: { tick: number; node: number; message: string }[] = [];
 
   constructor(readonly options: ClusterOptions) {
     this.seed = options.seed;
@@ -209,6 +212,11 @@ export class Cluster implements HostObserver {
     this.watch(node);
   }
 
+  onUnrepairable(node: NodeHost, error: RaftwalError, config: ClusterConfig): void {
+    this.checkers.repair.onUnrepairable(node.id, config, (voter) => this.byId.get(voter)?.disk.repairMark() !== undefined);
+    this.unrepairable.push({ tick: this.now(), node: node.id, message: error.message });
+  }
+
   onReadServed(node: NodeHost, readState: ReadState): void {
     this.workload.onReadServed(node, readState);
     for (const listener of this.readListeners) listener(node, readState);
@@ -248,6 +256,7 @@ export class Cluster implements HostObserver {
     const soft = core.softState();
     this.checkers.observeNodeState(node.id, soft, core.hardState(), node.disk.storage);
     this.checkers.membership.observeCommit(node.id, node.incarnation, soft, core);
+    this.checkers.repair.observeRecovery(node.id, core.recovering(), soft.term);
     return soft;
   }
 
@@ -338,9 +347,9 @@ export class Cluster implements HostObserver {
     this.guard(() => this.node(id).start());
   }
 
-  /** Nodes that are down and may be restarted (retired ones never are). */
+  /** Nodes that are down and may be restarted (retired ones and those stopped as unrepairable never are). */
   downIds(): number[] {
-    return this.nodes.filter((n) => !n.alive && !n.retired).map((n) => n.id);
+    return this.nodes.filter((n) => !n.alive && !n.retired && n.unrepairable === undefined).map((n) => n.id);
   }
 
   liveIds(): number[] {

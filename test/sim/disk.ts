@@ -9,10 +9,17 @@
  * configuration, then every CLUSTER_CONFIG entry of the log after it): the checkers
  * compare the core's configuration in force with this, and the host writes a snapshot's
  * configuration from it. It shares no code with the core's ConfigLog.
+ *
+ * Storage damage (disk-damage.ts) rewrites the disk to what a repair-mode open of the real
+ * storage keeps (`rewrite`), and records what was lost in a durable repair mark, as
+ * storage/repair-marker.ts does: the mark survives crashes until the host removes it, and
+ * `damageForCore()` turns it into the core's StorageDamage exactly as RaftStorage.damage()
+ * does. Like the real snapshot store, the disk keeps a few older snapshots, so a damaged
+ * newest one leaves an older one to restart from.
  */
 import { clusterConfigCodec, emptyClusterConfig, EntryType, type ClusterConfig } from "../../src/proto/schema.js";
 import { MemoryStorage } from "../../src/raft/index.js";
-import type { Entry, HardState, SnapshotChunk, SnapshotMeta } from "../../src/raft/types.js";
+import type { Entry, HardState, SnapshotChunk, SnapshotMeta, StorageDamage } from "../../src/raft/types.js";
 
 /** A configuration and the index of the entry (or snapshot) it comes from. */
 export interface IndexedConfig {
@@ -32,12 +39,33 @@ interface IncomingSnapshot {
   done: boolean;
 }
 
+/** A snapshot kept on the disk: its metadata and payload. */
+export interface StoredSnapshot {
+  meta: SnapshotMeta;
+  data: Uint8Array;
+}
+
+/** The durable repair mark (storage/repair-marker.ts): what was lost and is not yet repaired. */
+export interface RepairMark {
+  logLost: boolean;
+  /** The highest index the log may have held before the damage. */
+  lostToIndex: number;
+  hardStateLost: boolean;
+}
+
+/** Snapshots kept besides the newest, as the real store keeps SNAPSHOT_RETAIN_COUNT_DEFAULT - 1 older ones. */
+const OLDER_SNAPSHOTS_KEPT = 2;
+
 function sameMeta(a: SnapshotMeta, b: SnapshotMeta): boolean {
   return a.index === b.index && a.term === b.term && a.sizeBytes === b.sizeBytes;
 }
 
 export class SimDisk {
-  readonly storage = new MemoryStorage();
+  private current = new MemoryStorage();
+  /** Older snapshots than the storage's newest one, newest first (at most OLDER_SNAPSHOTS_KEPT). */
+  private older: StoredSnapshot[] = [];
+  /** Set by damage, removed by the host once the core is whole again; survives crashes. */
+  private mark: RepairMark | undefined;
   private incoming: IncomingSnapshot | undefined;
   /** Chunks written, for tests that check a snapshot really went in several chunks. */
   snapshotChunksWritten = 0;
@@ -47,6 +75,11 @@ export class SimDisk {
   private configs: IndexedConfig[] = [];
   /** The newest snapshot's configuration (the same object until the snapshot changes). */
   private snapshotBase: IndexedConfig = { index: 0, config: emptyClusterConfig() };
+
+  /** The durable log, hard state and newest snapshot (a new object after `rewrite`: do not keep it across one). */
+  get storage(): MemoryStorage {
+    return this.current;
+  }
 
   /** Appends a chunk to the pending incoming snapshot; a chunk at offset 0 starts a new one. */
   writeSnapshotChunk(chunk: SnapshotChunk): void {
@@ -82,6 +115,7 @@ export class SimDisk {
       offset += part.length;
     }
     this.incoming = undefined;
+    this.keepOlder();
     this.storage.applySnapshot(meta, data);
     // The entries after the snapshot stay only when the log matched it (MemoryStorage.applySnapshot).
     const last = this.storage.lastIndex();
@@ -129,6 +163,7 @@ export class SimDisk {
 
   /** The application's own snapshot: store it, then compact the log up to `compactIndex`. */
   takeSnapshot(meta: SnapshotMeta, data: Uint8Array, compactIndex: number): void {
+    this.keepOlder();
     this.storage.createSnapshot(meta, data);
     this.storage.compact(compactIndex);
     this.configs = this.configs.filter((c) => c.index > compactIndex);
@@ -149,5 +184,63 @@ export class SimDisk {
       offset += part.length;
     }
     return out;
+  }
+
+  /** The newest snapshot is about to be replaced: keep it among the older ones. */
+  private keepOlder(): void {
+    const meta = this.storage.snapshotMeta();
+    if (meta.index === 0) return;
+    this.older = [{ meta, data: this.readSnapshotData() }, ...this.older].slice(0, OLDER_SNAPSHOTS_KEPT);
+  }
+
+  /** The snapshots kept, newest first: the storage's newest, then the older ones. */
+  snapshots(): StoredSnapshot[] {
+    const meta = this.storage.snapshotMeta();
+    return meta.index === 0 ? [...this.older] : [{ meta, data: this.readSnapshotData() }, ...this.older];
+  }
+
+  /**
+   * Replaces the disk's content with what survives damage (disk-damage.ts): `snapshots`
+   * newest first (may be empty), the log `entries` after the newest of them, and `hard`.
+   * The incoming snapshot's chunks are dropped (a restart starts any transfer anew).
+   */
+  rewrite(snapshots: readonly StoredSnapshot[], entries: readonly Entry[], hard: HardState): void {
+    const storage = new MemoryStorage();
+    const newest = snapshots[0];
+    if (newest !== undefined) storage.applySnapshot(newest.meta, newest.data);
+    storage.append([...entries]);
+    storage.setHardState(hard);
+    this.current = storage;
+    this.older = snapshots.slice(1, 1 + OLDER_SNAPSHOTS_KEPT);
+    this.incoming = undefined;
+    this.snapshotBase = { index: newest?.meta.index ?? 0, config: storage.snapshotMeta().config };
+    this.configs = [];
+    for (const entry of entries) if (entry.type === EntryType.CLUSTER_CONFIG) this.configs.push({ index: entry.index, config: decodeConfig(entry) });
+  }
+
+  /** The repair mark, if the disk is under repair (do not modify). */
+  repairMark(): Readonly<RepairMark> | undefined {
+    return this.mark;
+  }
+
+  /** Records a loss in the repair mark, merged with an earlier one (the union of what was lost), as writeRepairMarker does. */
+  markRepairing(loss: RepairMark): void {
+    const previous = this.mark;
+    this.mark = previous
+      ? { logLost: previous.logLost || loss.logLost, lostToIndex: Math.max(previous.lostToIndex, loss.lostToIndex), hardStateLost: previous.hardStateLost || loss.hardStateLost }
+      : { ...loss };
+  }
+
+  /** The host saw the core whole again: the repair mark goes. */
+  clearRepairMark(): void {
+    this.mark = undefined;
+  }
+
+  /** What the core is told at start (RaftConfig.damage), computed from the mark as RaftStorage.damage() does. */
+  damageForCore(): StorageDamage | undefined {
+    const mark = this.mark;
+    if (mark === undefined) return undefined;
+    const lastIndex = this.storage.lastIndex();
+    return { lostFromIndex: mark.logLost ? lastIndex + 1 : 0, lostToIndex: Math.max(mark.lostToIndex, lastIndex), hardStateLost: mark.hardStateLost };
   }
 }

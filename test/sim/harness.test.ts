@@ -211,9 +211,10 @@ describe("Checkers fire on violations", () => {
     expect(() => checkers.observeNodeState(2, { role: "follower", term: 3, leader: 0 }, { term: 3, vote: 0, commit: 3 }, fakeLog([]))).toThrow(/commit-monotonic/);
   });
 
-  it("apply gaps, applying twice, different data applied at one index", () => {
+  it("apply gaps, applying twice, different data applied at one index, damaged bytes applied", () => {
     const checkers = setup();
     const log = fakeLog([1, 1, 1]);
+    checkers.afterDurableEntries(9, log, [entry(1, 1), entry(2, 1)]);
     checkers.onStart(1, 0, { term: 0, vote: 0, commit: 0 });
     checkers.onApply(1, entry(1, 1), 11, log, 1);
     expect(() => checkers.onApply(1, entry(3, 1), 33, log, 1)).toThrow(/apply-order/);
@@ -224,6 +225,10 @@ describe("Checkers fire on violations", () => {
     expect(() => checkers.onApply(3, entry(1, 1), 11, log, 1)).toThrow(/apply-order/);
     checkers.onStart(4, 0, { term: 0, vote: 0, commit: 0 });
     expect(() => checkers.onApply(4, entry(1, 1), 11, fakeLog([]), 1)).toThrow(/apply-durable/);
+    // The first node to apply index 2 applies other bytes than were written there (a damaged record kept).
+    checkers.onStart(5, 0, { term: 0, vote: 0, commit: 0 });
+    checkers.onApply(5, entry(1, 1), 11, log, 1);
+    expect(() => checkers.onApply(5, entry(2, 1, "flipped"), 22, log, 1)).toThrow(/applied-intact/);
   });
 
   it("leader completeness: a later leader without a committed entry, or writing over it", () => {

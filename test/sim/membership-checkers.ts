@@ -24,6 +24,9 @@
  *   - commit-quorum: every commit index a leader reaches is held durably (in the log with
  *     the leader's term at that index, or under a snapshot) by a majority of the voters of
  *     its configuration in force, of both halves while joint. Learners are never counted.
+ *     A voter repairing storage damage counts for the indexes its repair mark says it may
+ *     have held: it may have acknowledged them before the damage, and it votes for nobody
+ *     until it holds them again (src/raft/REPAIR.md).
  */
 import { EntryType, type ClusterConfig, type Entry } from "../../src/proto/schema.js";
 import type { RaftCore, SoftState } from "../../src/raft/types.js";
@@ -224,8 +227,14 @@ export class MembershipCheckers {
 
   private checkCommitQuorum(id: number, term: number, commit: number, entryTerm: number, config: ClusterConfig): void {
     const holds = (voter: number): boolean => {
-      const storage = this.diskOf(voter)?.storage;
-      if (storage === undefined) return false;
+      const disk = this.diskOf(voter);
+      if (disk === undefined) return false;
+      // A voter repairing a lost log may have acknowledged up to its mark's lostToIndex before
+      // the damage (an acknowledgement still in flight counts); it votes for nobody until it
+      // holds all of that again (src/raft/REPAIR.md, rules 1 and 4), so it still counts here.
+      const mark = disk.repairMark();
+      if (mark?.logLost && commit <= mark.lostToIndex) return true;
+      const storage = disk.storage;
       if (commit <= storage.snapshotMeta().index) return true;
       return commit <= storage.lastIndex() && storage.term(commit) === entryTerm;
     };

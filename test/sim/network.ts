@@ -139,6 +139,8 @@ export class Network {
   private groupNext = 1;
   /** Called for a message lost because its endpoints were not connected (the sender's transport notices). */
   onUnreachable: ((message: Message) => void) | undefined;
+  /** A scenario's hand on the wire: returning false drops the message as it is sent (a test may keep a copy and send it later). */
+  intercept: ((message: Message) => boolean) | undefined;
 
   constructor(options: NetworkOptions) {
     this.rng = options.rng;
@@ -224,6 +226,10 @@ export class Network {
     if (message.to === message.from) throw new Error(`node ${message.from} sent a message to itself`);
     if (!this.ids.includes(message.to)) throw new Error(`message to unknown node ${message.to}`);
 
+    if (this.intercept !== undefined && !this.intercept(message)) {
+      stats.dropped += 1;
+      return;
+    }
     const faults = this.faults;
     const dropProbability = isReply(message) ? faults.dropReplyProbability : faults.dropRequestProbability;
     if (this.rng.chance(dropProbability)) {

@@ -24,11 +24,19 @@
  * only the applied index. A node that applies a committed configuration (or installs a
  * snapshot) listing it as removed, or that a member refuses as removed (cluster.ts),
  * retires: it stops for good.
+ *
+ * Storage damage (disk-damage.ts), as the node runtime handles it (src/node/startup.ts,
+ * raft-node.ts): damage strikes a node's disk while it is down; its next start hands the
+ * core what the disk's repair mark says was lost (RaftConfig.damage); after every advance,
+ * once core.recovering() is undefined, the host removes the mark. A core that throws
+ * RAFT_ERR_UNREPAIRABLE stops the node loudly, for good.
  */
 import { clusterConfigCodec, EntryType, type ClusterConfig } from "../../src/proto/schema.js";
+import { RaftErrorCode, RaftwalError } from "../../src/raft/errors.js";
 import { createRaft } from "../../src/raft/index.js";
-import type { Entry, Message, RaftConfig, RaftCore, ReadState, Ready } from "../../src/raft/types.js";
+import type { Entry, Message, RaftConfig, RaftCore, ReadState, Ready, StorageDamage } from "../../src/raft/types.js";
 import type { Checkers } from "./checkers.js";
+import { damageDisk, type DamageKind, type DamageOutcome } from "./disk-damage.js";
 import { decodeConfig, SimDisk } from "./disk.js";
 import type { Rng } from "../../src/rng.js";
 import { StateMachine } from "./state-machine.js";
@@ -49,7 +57,19 @@ export interface HostObserver {
   onReadServed(node: NodeHost, readState: ReadState): void;
   /** `node` advanced a Ready (a leader may have committed on its own persistence); it may crash nodes. */
   onAdvanced(node: NodeHost): void;
+  /** `node`'s core threw RAFT_ERR_UNREPAIRABLE under `config`: the node stopped for good. */
+  onUnrepairable(node: NodeHost, error: RaftwalError, config: ClusterConfig): void;
 }
+
+/**
+ * Deliberately broken hosts, for testing that the checkers catch what they break:
+ *   - "advance-before-durable" calls advance() as soon as it takes a Ready and makes the
+ *     Ready durable 1..persistDelayTicksMax+1 ticks later, so a crash in between loses
+ *     votes and entries the core already acknowledged;
+ *   - "forget-hard-state-loss" never tells the core that its hard state was lost (the
+ *     restart's damage says hardStateLost false): the node votes at once, with its vote forgotten.
+ */
+export type HostMutation = "advance-before-durable" | "forget-hard-state-loss";
 
 export interface NodeHostOptions {
   id: number;
@@ -67,13 +87,8 @@ export interface NodeHostOptions {
   snapshotEveryAppliedEntries: number;
   /** Padding added to each application snapshot (to make large snapshots). */
   snapshotPaddingBytes: number;
-  /**
-   * A deliberately broken host, for testing that the checkers catch what it breaks:
-   * "advance-before-durable" calls advance() as soon as it takes a Ready and makes
-   * the Ready durable 1..persistDelayTicksMax+1 ticks later, so a crash in between
-   * loses votes and entries the core already acknowledged.
-   */
-  mutation?: "advance-before-durable";
+  /** A deliberately broken host (HostMutation). */
+  mutation?: HostMutation;
 }
 
 interface PendingReady {
@@ -94,6 +109,10 @@ export class NodeHost {
   crashes = 0;
   /** Stopped for good: it learned that it was removed from the cluster. */
   retired = false;
+  /** Stopped for good: its core threw RAFT_ERR_UNREPAIRABLE (the error's message). */
+  unrepairable: string | undefined;
+  /** Every damage its disk suffered, in order. */
+  readonly damages: DamageOutcome[] = [];
   /** The configuration in force as the host knows it: clusterConfig() at start, then Ready.clusterConfig. */
   hostConfig: ClusterConfig | undefined;
   /** Set when this node learns of its removal; it retires once the current Ready is done. */
@@ -144,6 +163,7 @@ export class NodeHost {
   start(): void {
     if (this.alive) throw new Error(`node ${this.id} already running`);
     if (this.retired) throw new Error(`node ${this.id} retired (it was removed from the cluster)`);
+    if (this.unrepairable !== undefined) throw new Error(`node ${this.id} stopped as unrepairable`);
     this.incarnation += 1;
     const storage = this.disk.storage;
     const snapshot = storage.snapshotMeta();
@@ -158,6 +178,7 @@ export class NodeHost {
       storage,
       random: this.options.rng.derive(`core-${this.incarnation}`).asRandomFunction(),
       appliedIndex: snapshot.index,
+      ...this.damageForCore(),
     });
     this.pending = undefined;
     this.deferred.length = 0;
@@ -166,6 +187,29 @@ export class NodeHost {
     this.hostConfig = this.core.clusterConfig().config;
     this.removalLearned = false;
     this.options.checkers.membership.checkConfigInForce(this.id, this.core, this.disk);
+  }
+
+  /** What the start tells the core was lost (the disk's repair mark), as the node runtime does; the broken host forgets the hard state. */
+  private damageForCore(): { damage?: StorageDamage } {
+    const damage = this.disk.damageForCore();
+    if (damage === undefined) return {};
+    if (TRACE_ENABLED) trace(this.options.clock.now(), this.id, `start repairing: ${JSON.stringify(damage)}`);
+    if (this.options.mutation === "forget-hard-state-loss") return { damage: { ...damage, hardStateLost: false } };
+    return { damage };
+  }
+
+  /**
+   * Damage at rest: `kind` strikes this node's disk while it is down (its next start finds
+   * it). Returns what was lost, or undefined when the disk holds nothing `kind` can hit.
+   */
+  damage(kind: DamageKind, rng: Rng): DamageOutcome | undefined {
+    if (this.alive) throw new Error(`node ${this.id}: damage strikes a disk at rest (crash the node first)`);
+    const outcome = damageDisk(this.disk, kind, rng);
+    if (outcome === undefined) return undefined;
+    if (TRACE_ENABLED) trace(this.options.clock.now(), this.id, `damage ${kind}: ${outcome.detail}; mark ${JSON.stringify(this.disk.repairMark())}`);
+    this.damages.push(outcome);
+    this.options.checkers.onDamage(this.id, this.disk.storage.hardState());
+    return outcome;
   }
 
   /** Loses everything not on disk. */
@@ -194,7 +238,22 @@ export class NodeHost {
   }
 
   tick(): void {
-    if (this.core) this.core.tick();
+    if (!this.core) return;
+    try {
+      this.core.tick();
+    } catch (error) {
+      if (!(error instanceof RaftwalError) || error.code !== RaftErrorCode.UNREPAIRABLE) throw error;
+      this.stopUnrepairable(error);
+    }
+  }
+
+  /** The core gave up (a quorum recovering, no leader): the node stops loudly and is never restarted. */
+  private stopUnrepairable(error: RaftwalError): void {
+    if (TRACE_ENABLED) trace(this.options.clock.now(), this.id, `stops: ${error.message}`);
+    this.unrepairable = error.message;
+    const config = this.core!.clusterConfig().config;
+    this.stop();
+    this.options.observer.onUnrepairable(this, error, config);
   }
 
   receive(message: Message): void {
@@ -220,10 +279,7 @@ export class NodeHost {
       const ready = this.core.ready();
       this.readiesHandled += 1;
       this.onReady(ready);
-      for (const message of ready.messages) {
-        if (message.from !== this.id) throw new Error(`node ${this.id} emitted a message from ${message.from}`);
-        this.options.send(message);
-      }
+      for (const message of ready.messages) this.emit(message);
       const delay = this.options.persistDelayTicksMax > 0 ? this.options.rng.between(0, this.options.persistDelayTicksMax) : 0;
       this.pending = { ready, persistTick: this.options.clock.now() + delay };
     }
@@ -246,7 +302,7 @@ export class NodeHost {
     for (let round = 0; round < READIES_PER_PUMP_MAX && this.core?.hasReady(); round++) {
       const ready = this.core.ready();
       this.onReady(ready);
-      for (const message of ready.messages) this.options.send(message);
+      for (const message of ready.messages) this.emit(message);
       this.core.advance(ready);
       this.deferred.push({ ready, persistTick: now + 1 + this.options.rng.between(0, this.options.persistDelayTicksMax) });
     }
@@ -259,10 +315,14 @@ export class NodeHost {
    */
   private sendEarlyMessages(): void {
     if (!this.core) return;
-    for (const message of this.core.takeMessages()) {
-      if (message.from !== this.id) throw new Error(`node ${this.id} emitted a message from ${message.from}`);
-      this.options.send(message);
-    }
+    for (const message of this.core.takeMessages()) this.emit(message);
+  }
+
+  /** Sends one message of the core, checked first against what the node holds now (repair-checkers.ts). */
+  private emit(message: Message): void {
+    if (message.from !== this.id) throw new Error(`node ${this.id} emitted a message from ${message.from}`);
+    this.options.checkers.repair.onSend(this.id, message, this.core!.recovering() !== undefined, this.disk.storage);
+    this.options.send(message);
   }
 
   private pickCrashPoint(): CrashPoint | undefined {
@@ -310,6 +370,8 @@ export class NodeHost {
     if (ready.hardState) {
       disk.setHardState(ready.hardState);
       checkers.afterDurableHardState(this.id, ready.hardState, storage);
+      const soft = this.core!.softState();
+      checkers.repair.afterDurableVote(this.id, ready.hardState, soft.role === "candidate" && soft.term === ready.hardState.term);
     }
     if (crashPoint === "after-hard-state") return this.crash();
 
@@ -334,9 +396,18 @@ export class NodeHost {
 
     if (!advance) return;
     this.core!.advance(ready);
+    this.followRepair();
     if (this.removalLearned) return this.retire();
     this.options.observer.onAdvanced(this);
     this.maybeCompact();
+  }
+
+  /** As the node runtime after every advance: once the core is whole again, the repair mark goes (durably). */
+  private followRepair(): void {
+    if (this.disk.repairMark() === undefined || this.core!.recovering() !== undefined) return;
+    if (TRACE_ENABLED) trace(this.options.clock.now(), this.id, "repaired: the repair mark goes");
+    this.options.checkers.repair.onMarkCleared(this.id, this.disk.storage.hardState());
+    this.disk.clearRepairMark();
   }
 
   private serveReads(): void {

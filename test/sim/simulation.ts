@@ -5,9 +5,12 @@
  * phase with faults off in which the membership operation under way must complete and
  * the cluster must converge: a leader within a bounded number of ticks, every member
  * applying everything, and every acknowledged command in every member's state machine
- * and log.
+ * and log. With storage damage in the fault mix (damage-faults.ts), every damaged node must
+ * be whole again after faults stop, unless a quorum of voters lost state: then the run
+ * reports how it ended (`RepairEnd`) instead of converging.
  */
 import { announceRun, Cluster, type ClusterOptions } from "./cluster.js";
+import { damageInjector, type DamagePlan, type DamageStats } from "./damage-faults.js";
 import { RELIABLE_NETWORK, type NetworkFaults } from "./network.js";
 import { MessageType } from "../../src/proto/schema.js";
 import { describeClusterConfig } from "../../src/raft/cluster-config.js";
@@ -46,6 +49,8 @@ export interface FaultPlan {
    * back to the cluster's setting.
    */
   slowDiskTicksMax: number;
+  /** Storage damage at rest (damage-faults.ts); none when absent. */
+  damage?: DamagePlan;
 }
 
 export const NO_FAULTS: FaultPlan = {
@@ -103,6 +108,24 @@ export interface SimulationReport {
   electionTicks: number;
   convergenceTicks: number;
   membership?: MembershipReport;
+  /** Damage struck (with a damage plan). */
+  damage?: DamageStats;
+  /** Set when a quorum of voters lost state: the run ended there, without converging (electionTicks and convergenceTicks are then -1). */
+  ended?: RepairEnd;
+}
+
+/**
+ * How a run ended when a quorum of voters lost state at once (several nodes damaged):
+ *   - "unrepairable": nodes stopped with RAFT_ERR_UNREPAIRABLE (REPAIR.md, rule 6);
+ *   - "quorum-lost": no leader could appear after faults stopped, a quorum of voters still
+ *     repairing, and none of them stopped: each one's damage took every configuration
+ *     entry, so it cannot judge (it waits for a leader, as a joining node does).
+ */
+export interface RepairEnd {
+  reason: "unrepairable" | "quorum-lost";
+  tick: number;
+  /** The nodes that stopped, or (quorum-lost) those still repairing. */
+  nodes: number[];
 }
 
 /**
@@ -143,9 +166,10 @@ export function randomPartition(rng: Rng, ids: readonly number[]): number[][] {
   return groups;
 }
 
-/** Installs the fault injector as a tick hook; returns a switch to turn it off. */
-export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => void } {
+/** Installs the fault injector as a tick hook; returns a switch to turn it off, and the damage it struck. */
+export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => void; damage?: DamageStats } {
   const rng = cluster.rng.derive("faults");
+  const damage = plan.damage ? damageInjector(cluster, plan.damage, cluster.rng.derive("damage")) : undefined;
   let active = true;
   cluster.network.setFaults(plan.network);
   for (const node of cluster.nodes) node.configure({ crashDuringPersistProbability: plan.crashDuringPersistProbability });
@@ -175,6 +199,7 @@ export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => v
         cluster.guard(() => node.snapshotNow());
       }
     }
+    damage?.step();
     // A crash inside persistence may take more nodes down than downMax; bring one back.
     if (cluster.downIds().length > plan.downMax) cluster.restart(rng.pick(cluster.downIds()));
   });
@@ -186,6 +211,7 @@ export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => v
     if (message.type === MessageType.SNAPSHOT) sender.raft().reportSnapshot(message.to, false);
   };
   return {
+    ...(damage ? { damage: damage.stats } : {}),
     stop: () => {
       active = false;
       cluster.network.heal();
@@ -200,37 +226,74 @@ export function injectFaults(cluster: Cluster, plan: FaultPlan): { stop: () => v
 export function describeCluster(cluster: Cluster): string {
   return cluster.nodes
     .map((n) => {
-      if (!n.alive) return `  node ${n.id}: ${n.retired ? "retired (removed)" : "down"}`;
+      if (!n.alive) return `  node ${n.id}: ${n.retired ? "retired (removed)" : n.unrepairable !== undefined ? "stopped: unrepairable" : "down"}${n.disk.repairMark() ? ` repairing ${JSON.stringify(n.disk.repairMark())}` : ""}`;
       const soft = n.raft().softState();
       const hard = n.raft().hardState();
       const storage = n.disk.storage;
       const config = n.raft().clusterConfig();
-      return `  node ${n.id}: ${soft.role} term ${soft.term} leader ${soft.leader} commit ${hard.commit} applied ${n.stateMachine.appliedIndex} log [${storage.firstIndex()}..${storage.lastIndex()}] snapshot ${storage.snapshotMeta().index} config ${config.index}: ${describeClusterConfig(config.config)}`;
+      const recovering = n.raft().recovering();
+      return `  node ${n.id}: ${soft.role} term ${soft.term} leader ${soft.leader} commit ${hard.commit} applied ${n.stateMachine.appliedIndex} log [${storage.firstIndex()}..${storage.lastIndex()}] snapshot ${storage.snapshotMeta().index} config ${config.index}: ${describeClusterConfig(config.config)}${recovering ? ` recovering ${JSON.stringify(recovering)}` : ""}`;
     })
     .join("\n");
+}
+
+/** A member repairing storage damage: its core is recovering, or its disk still carries the repair mark. */
+function repairing(node: NodeHost): boolean {
+  return node.disk.repairMark() !== undefined || (node.alive && node.raft().recovering() !== undefined);
+}
+
+/** The run ended with nodes stopped as unrepairable, if any did. */
+function unrepairableEnd(cluster: Cluster): RepairEnd | undefined {
+  if (cluster.unrepairable.length === 0) return undefined;
+  return { reason: "unrepairable", tick: cluster.unrepairable[0]!.tick, nodes: cluster.unrepairable.map((u) => u.node) };
+}
+
+/**
+ * A quorum of the voters of the newest configuration any disk holds (every node that may
+ * run, when no disk holds one any more) is repairing: no leader can appear.
+ */
+function quorumLostEnd(cluster: Cluster): RepairEnd | undefined {
+  let newest = cluster.nodes[0]!.disk.latestConfig();
+  for (const node of cluster.nodes) if (node.disk.latestConfig().index > newest.index) newest = node.disk.latestConfig();
+  const everyone = cluster.nodes.filter((n) => !n.retired).map((n) => n.id);
+  const voters = newest.config.voters.length > 0 ? newest.config.voters : everyone;
+  const damaged = voters.filter((id) => cluster.has(id) && repairing(cluster.node(id)));
+  if (damaged.length * 2 <= voters.length) return undefined;
+  return { reason: "quorum-lost", tick: cluster.now(), nodes: damaged };
 }
 
 /**
  * Liveness: with faults off, a leader within `electionTicksMax`, then a probe
  * command acknowledged and every member of the leader's configuration applied up to it
- * within `convergenceTicksMax` (nodes removed from the cluster are not waited for).
+ * within `convergenceTicksMax` (nodes removed from the cluster are not waited for), and
+ * every member whole again (no repair under way). A repairing node is whole once its log
+ * reaches what it may have held (REPAIR.md, rule 4), which may be beyond the leader's log:
+ * probes keep coming (one every 100 ticks) while a member repairs. When a quorum of voters
+ * lost state, the run may end instead (`ended`, RepairEnd): nodes stop as unrepairable, or
+ * no leader appears while a quorum is still repairing.
  */
-export function converge(cluster: Cluster, electionTicksMax: number, convergenceTicksMax: number): { electionTicks: number; convergenceTicks: number } {
+export function converge(cluster: Cluster, electionTicksMax: number, convergenceTicksMax: number): { electionTicks: number; convergenceTicks: number; ended?: RepairEnd } {
+  let ended = unrepairableEnd(cluster);
   const within = (done: () => boolean, ticksMax: number, what: string): number => {
     for (let i = 0; i <= ticksMax; i++) {
-      if (cluster.guard(done)) return i;
+      ended ??= unrepairableEnd(cluster);
+      if (ended !== undefined || cluster.guard(done)) return i;
       cluster.tick();
     }
+    ended ??= quorumLostEnd(cluster);
+    if (ended !== undefined) return -1;
     return cluster.fail(`liveness: ${what} not reached within ${ticksMax} ticks\n${describeCluster(cluster)}`);
   };
   const electionTicks = within(() => cluster.stableLeader() !== undefined, electionTicksMax, "a stable leader after faults stopped");
+  if (ended !== undefined) return { electionTicks: -1, convergenceTicks: -1, ended };
   // Probe: a fresh command through the leader, retried (as a new command) if it does not commit.
   const probeRetryTicks = 100;
   let probe: string | undefined;
   let probeTick = -Infinity;
   const converged = (): boolean => {
     const acked = probe !== undefined ? cluster.workload.ackedAt.get(probe) : undefined;
-    if (!acked) {
+    const members = cluster.members().map((id) => cluster.node(id));
+    if (!acked || (members.some(repairing) && cluster.now() - probeTick >= probeRetryTicks)) {
       const leader = cluster.stableLeader();
       if (leader && cluster.now() - probeTick >= probeRetryTicks) {
         probe = `probe-${cluster.now()}`;
@@ -239,10 +302,10 @@ export function converge(cluster: Cluster, electionTicksMax: number, convergence
       }
       return false;
     }
-    const members = cluster.members();
-    return members.length > 0 && members.every((id) => cluster.node(id).alive && cluster.node(id).stateMachine.appliedIndex >= acked.index);
+    return members.length > 0 && members.every((node) => node.alive && node.stateMachine.appliedIndex >= acked.index && !repairing(node));
   };
-  const convergenceTicks = within(converged, convergenceTicksMax, "convergence (a probe command applied on every member)");
+  const convergenceTicks = within(converged, convergenceTicksMax, "convergence (a probe command applied on every member, every member whole)");
+  if (ended !== undefined) return { electionTicks: -1, convergenceTicks: -1, ended };
   const members = cluster.members().map((id) => cluster.node(id));
   checkAckedEverywhere(cluster, members);
   checkLogsAgree(cluster, members);
@@ -295,9 +358,16 @@ export function runSimulation(options: SimulationOptions): SimulationReport {
   faults.stop();
   cluster.workload.enabled = false;
   if (membership) finishMembership(cluster, membership, options.membershipFinishTicksMax ?? 3000);
-  const { electionTicks, convergenceTicks } = converge(cluster, options.electionTicksMax, options.convergenceTicksMax);
+  const { electionTicks, convergenceTicks, ended } = converge(cluster, options.electionTicksMax, options.convergenceTicksMax);
+  if (ended !== undefined) {
+    // Ended without converging: the checkers keep watching the nodes left for an election bound more.
+    cluster.run(options.electionTicksMax);
+    if (ended.reason === "unrepairable") ended.nodes = cluster.unrepairable.map((u) => u.node);
+  }
   return {
     ...(membership ? { membership: membershipReport(cluster, membership) } : {}),
+    ...(faults.damage ? { damage: faults.damage } : {}),
+    ...(ended ? { ended } : {}),
     seed: options.seed,
     ticks: cluster.now(),
     acked: cluster.workload.acked.length,
@@ -315,7 +385,7 @@ export function runSimulation(options: SimulationOptions): SimulationReport {
 /** Liveness of membership: with faults off, the operation under way completes; no new one starts. */
 function finishMembership(cluster: Cluster, membership: MembershipWorkload, ticksMax: number): void {
   membership.startsAllowed = false;
-  for (let i = 0; membership.busy(); i++) {
+  for (let i = 0; membership.busy() && cluster.unrepairable.length === 0; i++) {
     if (i >= ticksMax) cluster.fail(`liveness: the membership operation under way did not complete within ${ticksMax} ticks after faults stopped\n${describeCluster(cluster)}`);
     cluster.tick();
   }

@@ -1,0 +1,204 @@
+/**
+ * Storage damage repaired from peers (src/raft/REPAIR.md) under the simulator: damage at
+ * rest on a follower, on the leader, on a majority in turn, on several nodes at once and on
+ * all of them, of every kind (disk-damage.ts), with crashes, partitions and client load.
+ * The checkers watch throughout (checkers.ts, repair-checkers.ts): nothing damaged is ever
+ * applied, a recovering node grants no vote and acknowledges nothing it does not hold, no
+ * node votes twice where its vote counted, Raft's properties hold. After faults stop every
+ * damaged node must be whole again and the cluster converge, unless a quorum lost state at
+ * once: then every recovering node that knows its configuration stops loudly with
+ * RAFT_ERR_UNREPAIRABLE, and nothing unsafe happened before.
+ */
+import { describe, expect } from "vitest";
+import { Rng } from "../../src/rng.js";
+import type { Cluster } from "./cluster.js";
+import { DEFAULT_DAMAGE_PLAN, type DamagePlan } from "./damage-faults.js";
+import { DAMAGE_KINDS, type DamageKind, type DamageOutcome } from "./disk-damage.js";
+import { commit, makeCluster, others, waitFor, waitForLeader } from "./helpers.js";
+import { HOSTILE_NETWORK, UNRELIABLE_NETWORK, type NetworkFaults } from "./network.js";
+import { converge, NO_FAULTS, randomCoreSettings, runSimulation, type FaultPlan, type SimulationReport } from "./simulation.js";
+import { seededTest } from "./seeds.js";
+
+/** Crashes `id`, damages its disk with `kind` at rest, restarts it; returns what was lost. */
+function damageAndRestart(cluster: Cluster, id: number, kind: DamageKind, rng: Rng): DamageOutcome {
+  cluster.crash(id);
+  const outcome = cluster.guard(() => cluster.node(id).damage(kind, rng));
+  if (outcome === undefined) return cluster.fail(`node ${id}'s disk holds nothing ${kind} can hit`);
+  cluster.restart(id);
+  return outcome;
+}
+
+function whole(cluster: Cluster, id: number): boolean {
+  const node = cluster.node(id);
+  return node.alive && node.raft().recovering() === undefined && node.disk.repairMark() === undefined;
+}
+
+/** A 3-node cluster under client load with a snapshot every 10 entries and a few older ones kept, 30 commands in. */
+function loadedCluster(seed: number, testName: string): Cluster {
+  const cluster = makeCluster({ seed, testName, nodeCount: 3, persistDelayTicksMax: 2, snapshotEveryAppliedEntries: 10 });
+  waitForLeader(cluster);
+  for (let i = 0; i < 30; i++) commit(cluster, `before-${i}`);
+  cluster.workload.enabled = true;
+  return cluster;
+}
+
+/** Until node `id`'s disk holds what `kind` hits: a few log entries above its snapshot, or a snapshot. */
+function waitDamageable(cluster: Cluster, id: number, kind: DamageKind): void {
+  const storage = () => cluster.node(id).disk.storage;
+  const ready = kind === "damage-snapshot" ? () => storage().snapshotMeta().index > 0 : () => storage().lastIndex() - storage().firstIndex() >= 2;
+  waitFor(cluster, ready, 1000, `node ${id}'s disk holds what ${kind} hits`);
+}
+
+/** Damage `id` with `kind`, then: it restarts repairing and is whole again under load. */
+function repairs(cluster: Cluster, id: number, kind: DamageKind): DamageOutcome {
+  waitDamageable(cluster, id, kind);
+  const outcome = damageAndRestart(cluster, id, kind, cluster.rng.derive(`damage-${id}-${kind}`));
+  expect(cluster.node(id).raft().recovering(), `node ${id} restarts repairing (${outcome.detail})`).toBeDefined();
+  waitFor(cluster, () => whole(cluster, id), 3000, `node ${id} whole again after ${outcome.detail}`);
+  return outcome;
+}
+
+function finish(cluster: Cluster): void {
+  cluster.workload.enabled = false;
+  const end = converge(cluster, 600, 3000);
+  expect(end.ended).toBeUndefined();
+  expect(cluster.unrepairable).toEqual([]);
+}
+
+describe("storage damage repaired from peers: scenarios", () => {
+  for (const [i, kind] of DAMAGE_KINDS.entries()) {
+    seededTest(`a follower, ${kind}`, [601 + i], (seed, testName) => {
+      const cluster = loadedCluster(seed, testName);
+      const follower = others(cluster, waitForLeader(cluster).id)[0]!;
+      const outcome = repairs(cluster, follower, kind);
+      expect(outcome.hardStateLost || outcome.lostFromIndex > 0).toBe(true);
+      finish(cluster);
+    });
+
+    seededTest(`the leader, ${kind}`, [611 + i], (seed, testName) => {
+      const cluster = loadedCluster(seed, testName);
+      const leader = waitForLeader(cluster).id;
+      repairs(cluster, leader, kind);
+      // A lost log needs a leader to refill it: another node led meanwhile (a lost hard state
+      // is repaired by the voters' answers alone, and the node may lead again at once).
+      if (kind !== "damage-hard-state") expect(cluster.leaderHistory.some((h) => h.leader !== leader)).toBe(true);
+      finish(cluster);
+    });
+  }
+
+  seededTest("a majority in turn (every node, one after the other), with a partition between", [621, 622], (seed, testName) => {
+    const cluster = loadedCluster(seed, testName);
+    const rng = cluster.rng.derive("kinds");
+    for (const id of rng.shuffled(cluster.ids)) {
+      repairs(cluster, id, rng.pick(DAMAGE_KINDS));
+      cluster.network.isolate(rng.pick(cluster.ids));
+      cluster.run(60);
+      cluster.network.heal();
+    }
+    finish(cluster);
+  });
+
+  seededTest("a crash during the repair restarts still repairing, with the union of what was lost", [631], (seed, testName) => {
+    const cluster = loadedCluster(seed, testName);
+    const follower = others(cluster, waitForLeader(cluster).id)[0]!;
+    cluster.network.isolate(follower);
+    const rng = cluster.rng.derive("damage");
+    const log = damageAndRestart(cluster, follower, "flip-record", rng);
+    cluster.run(30);
+    damageAndRestart(cluster, follower, "damage-hard-state", rng);
+    const recovering = cluster.node(follower).raft().recovering();
+    expect(recovering).toMatchObject({ hardStateLost: true });
+    expect(recovering!.lostFromIndex).toBeGreaterThan(0);
+    expect(recovering!.targetIndex).toBeGreaterThanOrEqual(log.lostToIndex);
+    expect(cluster.node(follower).disk.repairMark()).toMatchObject({ logLost: true, hardStateLost: true });
+    cluster.network.heal();
+    waitFor(cluster, () => whole(cluster, follower), 3000, `node ${follower} whole again`);
+    finish(cluster);
+  });
+
+  seededTest("a majority at once while the leader stays: the leader repairs both", [641], (seed, testName) => {
+    const cluster = loadedCluster(seed, testName);
+    const leader = waitForLeader(cluster).id;
+    const [a, b] = others(cluster, leader) as [number, number];
+    const rng = cluster.rng.derive("damage");
+    damageAndRestart(cluster, a, "flip-record", rng);
+    damageAndRestart(cluster, b, "damage-snapshot", rng);
+    waitFor(cluster, () => whole(cluster, a) && whole(cluster, b), 3000, `nodes ${a} and ${b} whole again`);
+    finish(cluster);
+  });
+
+  seededTest("all nodes at once: every node that knows its configuration stops as unrepairable, nothing unsafe", [651, 652], (seed, testName) => {
+    const cluster = loadedCluster(seed, testName);
+    cluster.workload.enabled = false;
+    const rng = cluster.rng.derive("damage");
+    for (const id of cluster.ids) cluster.crash(id);
+    for (const id of cluster.ids) {
+      cluster.node(id).damage("damage-hard-state", rng);
+      cluster.node(id).damage(rng.pick(DAMAGE_KINDS), rng);
+    }
+    const terms = cluster.leaderHistory.length;
+    for (const id of cluster.ids) cluster.restart(id);
+    cluster.run(600);
+    // No leader could be elected: every voter is recovering and grants no vote.
+    expect(cluster.leaderHistory.length).toBe(terms);
+    for (const node of cluster.nodes) {
+      const knowsConfig = node.disk.latestConfig().config.voters.length > 0;
+      if (knowsConfig) expect(node.unrepairable, `node ${node.id} stopped`).toMatch(/quorum of voters is recovering/);
+      else expect(node.alive && node.raft().recovering()).toBeTruthy();
+    }
+    expect(cluster.unrepairable.length).toBeGreaterThan(0);
+  });
+});
+
+/** Crashes, partitions, an unreliable network and compaction: the fault mix the damage comes on top of. */
+function faultMix(network = UNRELIABLE_NETWORK): FaultPlan {
+  return {
+    ...NO_FAULTS,
+    network,
+    crashProbability: 0.01,
+    leaderCrashProbability: 0.005,
+    restartProbability: 0.05,
+    downMax: 1,
+    crashDuringPersistProbability: 0.01,
+    partitionProbability: 0.005,
+    healProbability: 0.02,
+    isolateProbability: 0.003,
+    snapshotNowProbability: 0.01,
+  };
+}
+
+/** A randomized run (core settings from the seed) with `damage` on top of the fault mix; logs and returns its report. */
+function damageRun(seed: number, testName: string, nodeCount: number, network: NetworkFaults, damage: Partial<DamagePlan>): SimulationReport {
+  const report = runSimulation({
+    seed,
+    testName,
+    nodeCount,
+    core: randomCoreSettings(new Rng(seed).derive("core")),
+    persistDelayTicksMax: 2,
+    snapshotEveryAppliedEntries: 20,
+    faults: { ...faultMix(network), damage: { ...DEFAULT_DAMAGE_PLAN, ...damage } },
+    safetyTicks: 2000,
+    electionTicksMax: 1000,
+    convergenceTicksMax: 3000,
+  });
+  console.log(`[sim] report ${JSON.stringify(report)}`);
+  return report;
+}
+
+describe("storage damage repaired from peers: randomized", () => {
+  seededTest("one node at a time (followers, leaders, in turn a majority), every kind, crashes and partitions", [661, 662, 663, 664, 665, 666], (seed, testName) => {
+    const report = damageRun(seed, testName, 3, UNRELIABLE_NETWORK, { probability: 0.01 });
+    expect(report.ended).toBeUndefined();
+    expect(report.damage!.nodesDamaged.length).toBeGreaterThanOrEqual(2);
+  });
+
+  seededTest("five nodes, a hostile network, one node at a time", [671], (seed, testName) => {
+    expect(damageRun(seed, testName, 5, HOSTILE_NETWORK, { probability: 0.01 }).ended).toBeUndefined();
+  });
+
+  seededTest("several nodes at once: repaired, or ended as unrepairable (a quorum lost state), always safe", [681, 682, 683, 684], (seed, testName) => {
+    const report = damageRun(seed, testName, 3, UNRELIABLE_NETWORK, { probability: 0.004, overlap: "several" });
+    // Only damaged nodes stop (each while a quorum had lost state: unrepairable-justified).
+    if (report.ended) expect(report.damage!.nodesDamaged).toEqual(expect.arrayContaining(report.ended.nodes));
+  });
+});
