@@ -24,7 +24,9 @@ import type { FileSystem } from "./fs/file-system.js";
 import type { RepairMarker } from "./repair-marker.js";
 import type { CorruptionDetail } from "./wal/errors.js";
 import { listSegments, scanWal, type ScannedRecord } from "./wal/inspect.js";
+import { RECORD_ALIGNMENT_BYTES, RecordType } from "./wal/format.js";
 import { parseSegmentFileName } from "./wal/naming.js";
+import { scanRecords, surveyTail } from "./wal/segment-reader.js";
 
 /** What a damaged WAL lost. */
 export interface LogDamage {
@@ -77,11 +79,14 @@ export async function assessWal(dir: string, fs: FileSystem, corruption?: Corrup
   let compactInBatch: { index: number; term: number } | undefined;
   let baseTermNamed = start === 1;
   let afterDamage = false;
+  /** How far the walk went in the damaged segment: it stops at a record it cannot frame. */
+  let walkedTo = corruption?.offset ?? 0;
   for await (const record of scanWal(dir, fs)) {
     afterDamage ||= corruption !== undefined && (record.segmentId > damagedSegmentId || (record.segmentId === damagedSegmentId && record.offset >= corruption.offset));
     if (damage && (record.type === "entry" || record.type === "unknown")) damage.lastKnownIndex = Math.max(damage.lastKnownIndex, record.index);
     if (afterDamage) {
       if (damage && record.type === "entry") countLost(damage, record);
+      if (record.segmentId === damagedSegmentId) walkedTo = Math.max(walkedTo, record.offset);
       continue;
     }
     if (record.status !== "ok") continue;
@@ -95,10 +100,10 @@ export async function assessWal(dir: string, fs: FileSystem, corruption?: Corrup
     compactInBatch = undefined;
     kept.lastIndex = record.index;
   }
-  if (damage) {
-    for (const listing of listings) if (listing.header) damage.lastKnownIndex = Math.max(damage.lastKnownIndex, listing.header.firstIndex - 1);
-  }
-  if (!corruption) return { kept, setAside: [] };
+  if (!corruption || !damage) return { kept, setAside: [] };
+  for (const listing of listings) if (listing.header) damage.lastKnownIndex = Math.max(damage.lastKnownIndex, listing.header.firstIndex - 1);
+  const damagedListing = listings.find((listing) => listing.segmentId === damagedSegmentId);
+  if (damagedListing?.header) await surveyPastDamage(fs, damagedListing.path, walkedTo, damage);
   let cut = { segmentId: damagedSegmentId, offset: corruption.offset };
   if (!baseTermNamed) {
     // The prefix kept cannot open: no compact record in it names the term of the index its
@@ -111,6 +116,32 @@ export async function assessWal(dir: string, fs: FileSystem, corruption?: Corrup
     .filter((listing) => listing.segmentId >= cut.segmentId)
     .map((listing) => (listing.segmentId === cut.segmentId ? { segment: listing.name, fromOffset: cut.offset } : { segment: listing.name }));
   return { kept, setAside, ...(damage ? { damage } : {}) };
+}
+
+/**
+ * The records past where the walk stopped in the damaged segment (`walkedTo`, a record it
+ * could not frame: its length may itself be damaged): each whole COMMIT record found beyond
+ * it (at an aligned offset, as recovery finds one: wal/recovery.ts, step 6) starts
+ * a framed walk again. The COMMIT names its batch's last index; the walk names the rest.
+ * Each pass starts past the previous one's end: bounded by the segment's size.
+ */
+async function surveyPastDamage(fs: FileSystem, path: string, walkedTo: number, damage: LogDamage): Promise<void> {
+  const file = await fs.open(path, { readOnly: true });
+  try {
+    let searchFrom = walkedTo + RECORD_ALIGNMENT_BYTES;
+    for (;;) {
+      const { commitOffset } = await surveyTail(file, searchFrom, searchFrom);
+      if (commitOffset === undefined) return;
+      const end = await scanRecords(file, commitOffset, (_offset, header) => {
+        if (header.type === RecordType.ENTRY) damage.intactEntriesAfter += 1;
+        if (header.type === RecordType.ENTRY || header.type === RecordType.COMMIT) damage.lastKnownIndex = Math.max(damage.lastKnownIndex, header.index);
+      });
+      if (end.kind === "end") return;
+      searchFrom = end.offset + RECORD_ALIGNMENT_BYTES;
+    }
+  } finally {
+    await file.close();
+  }
 }
 
 function newLogDamage(corruption: CorruptionDetail): LogDamage {

@@ -453,6 +453,16 @@ describe("raftwal wal verify on a damaged directory tells what a repair from pee
     expect(opened).toEqual({ lastIndex: 120, snapshotIndex: 100, damage: { lostFromIndex: 121, lostToIndex: 300, hardStateLost: false } });
   });
 
+  it("a flipped byte in the active segment: the records past the damage still name how far the log went", async () => {
+    const dir = await makeNodeDirectory("plan-active");
+    await flipEntryByte(dir, 280); // the batch 271..300, the last one; the hard state's commit is 250
+    const { text, plan, opened } = await verifyThenRepair(dir);
+    expect(text.code).toBe(3);
+    expect(text.stdout).toContain("  fetch entries 271..300 again from the leader (300: the highest index a WAL record or segment header names)");
+    expect(plan).toMatchObject({ keptToIndex: 270, fetch: { fromIndex: 271, toIndex: 300 }, log: { firstLostIndex: 280, lastKnownIndex: 300 } });
+    expect(opened).toEqual({ lastIndex: 270, snapshotIndex: 100, damage: { lostFromIndex: 271, lostToIndex: 300, hardStateLost: false } });
+  });
+
   it("a damaged hard state: the log is kept whole, term and vote are relearned", async () => {
     const dir = await makeNodeDirectory("plan-hardstate");
     await flipHardStateByte(dir);
