@@ -5,7 +5,7 @@
  * snapshots it (the byte-based snapshot policy is set just under the load, so it snapshots
  * once, at the end). Then, in each round:
  *
- *   1. idle: a 4th node starts on an empty directory (not timed) and is added as a learner; it is
+ *   1. idle: a 4th node, started on an empty directory before the load (not timed), is added as a learner; it is
  *      caught up (applied the leader's commit index at the add) by the leader's snapshot;
  *      it is promoted to voter. Reported: time to catch up, snapshot bytes and transfer
  *      rate (from the add request to the learner's "installed a snapshot" log line), time
@@ -103,9 +103,8 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Loads STATE_BYTES of 16 KiB values with STATE_WRITERS writers; returns the seconds it took. */
-async function loadState(cluster: LocalCluster): Promise<number> {
+async function loadState(endpoints: string[]): Promise<number> {
   const keys = Math.ceil(STATE_BYTES / STATE_VALUE_BYTES);
-  const endpoints = cluster.specs.map((spec) => spec.apiUrl);
   const started = performance.now();
   let next = 0;
   await Promise.all(
@@ -178,10 +177,8 @@ async function addAndPromote(cluster: LocalCluster, spec: LocalNodeSpec): Promis
 }
 
 /** The change of step 2, under the steady load, with the load's per-second throughput around it. */
-async function changeUnderLoad(cluster: LocalCluster): Promise<Pick<Round, "underLoad" | "dip" | "writesPerSecond" | "change" | "loadErrors">> {
-  const endpoints = cluster.specs.map((spec) => spec.apiUrl);
-  // Started before the load: a process starting takes CPU that is no part of the change.
-  const joining = await cluster.joinNode({ ask: false });
+async function changeUnderLoad(cluster: LocalCluster, joining: LocalNodeSpec): Promise<Pick<Round, "underLoad" | "dip" | "writesPerSecond" | "change" | "loadErrors">> {
+  const endpoints = cluster.specs.filter((spec) => spec.id !== joining.id).map((spec) => spec.apiUrl);
   const load = new SteadyWriteLoad({ endpoints, clients: LOAD_CLIENTS, valueBytes: LOAD_VALUE_BYTES, keys: LOAD_KEYS });
   load.start();
   let underLoad: ChangeTimes;
@@ -213,11 +210,16 @@ async function runRound(round: number): Promise<Round> {
   try {
     await cluster.start();
     const leader = await cluster.waitForLeader(30_000);
-    const loadSeconds = await loadState(cluster);
+    const members = cluster.specs.map((spec) => spec.apiUrl);
+    // The two nodes that join start now, waiting to be added: they hold their ports (a
+    // client's ephemeral port could take a free one later), and a process starting takes
+    // CPU that is no part of a change.
+    const [fourth, fifth] = [await cluster.joinNode({ ask: false }), await cluster.joinNode({ ask: false })];
+    const loadSeconds = await loadState(members);
     const leaderSnapshotIndex = await until("the leader's snapshot", async () => (await cluster.status(leader))?.snapshotIndex || undefined, 60_000);
     console.log(`round ${round}: ${(STATE_BYTES / 1e6).toFixed(0)} MB loaded in ${loadSeconds.toFixed(1)} s; the leader snapshotted at index ${leaderSnapshotIndex}`);
-    const idle = await addAndPromote(cluster, await cluster.joinNode({ ask: false }));
-    const loaded = await changeUnderLoad(cluster);
+    const idle = await addAndPromote(cluster, fourth);
+    const loaded = await changeUnderLoad(cluster, fifth);
     return { stateBytes: STATE_BYTES, loadSeconds, leaderSnapshotIndex, idle, ...loaded };
   } finally {
     await cluster.stop();
