@@ -67,6 +67,8 @@ const LOAD_KEYS = 1000;
 const STEADY_SECONDS = quick ? 3 : 8;
 /** Seconds of load left out at its start (connections opening, the JIT warming up). */
 const WARMUP_SECONDS = quick ? 2 : 4;
+/** Pause between the idle change and the load. */
+const SETTLE_SECONDS = quick ? 1 : 5;
 /** Nodes that ever exist: 3 founding members and the two that join. */
 const NODES_MAX = 5;
 /** Each bound is far above what the step takes on a loaded 2-core machine: reaching one is a failure, not a result. */
@@ -216,9 +218,15 @@ async function runRound(round: number): Promise<Round> {
     // CPU that is no part of a change.
     const [fourth, fifth] = [await cluster.joinNode({ ask: false }), await cluster.joinNode({ ask: false })];
     const loadSeconds = await loadState(members);
-    const leaderSnapshotIndex = await until("the leader's snapshot", async () => (await cluster.status(leader))?.snapshotIndex || undefined, 60_000);
+    // Every member snapshots the state once: wait for all, so that no snapshot write falls into a measurement.
+    const snapshotIndexes = await Promise.all(
+      cluster.specs.filter((spec) => spec.id < fourth.id).map((spec) => until(`node ${spec.id}'s snapshot`, async () => (await cluster.status(spec.id))?.snapshotIndex || undefined, 60_000)),
+    );
+    const leaderSnapshotIndex = snapshotIndexes[leader - 1];
     console.log(`round ${round}: ${(STATE_BYTES / 1e6).toFixed(0)} MB loaded in ${loadSeconds.toFixed(1)} s; the leader snapshotted at index ${leaderSnapshotIndex}`);
     const idle = await addAndPromote(cluster, fourth);
+    // The new voter applies what it received and the old ones let go of the transfer before the load starts.
+    await sleep(SETTLE_SECONDS * 1000);
     const loaded = await changeUnderLoad(cluster, fifth);
     return { stateBytes: STATE_BYTES, loadSeconds, leaderSnapshotIndex, idle, ...loaded };
   } finally {
