@@ -18,6 +18,7 @@ import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { readHardState } from "../../storage/hard-state.js";
 import { listSnapshotFiles } from "../../storage/snapshot-store.js";
 import { listSegments, scanWal } from "../../storage/wal/inspect.js";
+import { eventually } from "./eventually.js";
 
 const fs = new NodeFileSystem();
 const clusters: LocalCluster[] = [];
@@ -40,19 +41,6 @@ async function startCluster(nodeArgs: string[]): Promise<{ cluster: LocalCluster
   const client = new KvClient({ endpoints: cluster.specs.map((spec) => spec.apiUrl), operationTimeoutMs: 20_000 });
   clients.push(client);
   return { cluster, client };
-}
-
-/** Waits (bounded) until `check` passes; for convergence and repair, not for timing. */
-async function eventually<T>(check: () => Promise<T>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
 }
 
 const valueOf = (i: number, bytes: number) => `value-${i}-`.padEnd(bytes, "x");
