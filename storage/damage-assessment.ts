@@ -115,7 +115,7 @@ export async function assessWal(dir: string, fs: FileSystem, corruption?: Corrup
   const setAside = listings
     .filter((listing) => listing.segmentId >= cut.segmentId)
     .map((listing) => (listing.segmentId === cut.segmentId ? { segment: listing.name, fromOffset: cut.offset } : { segment: listing.name }));
-  return { kept, setAside, ...(damage ? { damage } : {}) };
+  return { kept, setAside, damage };
 }
 
 /**
