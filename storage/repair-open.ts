@@ -5,6 +5,7 @@
  * "stop" (the storage's default) every damage is an error, as before.
  */
 import { join } from "node:path";
+import { walBehindSnapshot } from "./damage-assessment.js";
 import { RaftwalError, WalErrorCode } from "./errors.js";
 import type { FileSystem } from "./fs/file-system.js";
 import { HARD_STATE_FILE_NAME, HardStateFile } from "./hard-state.js";
@@ -66,8 +67,7 @@ export async function settleWalBehindSnapshot(
   repair: RepairContext,
 ): Promise<Wal> {
   const compactedIndex = wal.compactedIndex();
-  const behind = snapshot.index < compactedIndex || (snapshot.index > 0 && snapshot.index === compactedIndex && wal.compactedTerm() !== snapshot.term);
-  if (!behind) return wal;
+  if (!walBehindSnapshot(snapshot, { index: compactedIndex, term: wal.compactedTerm() })) return wal;
   const report = repair.report;
   const lastIndex = wal.lastIndex();
   await wal.close();

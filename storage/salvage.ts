@@ -15,32 +15,20 @@
  *     the WAL was compacted past the newest valid one, the entries between are lost: the
  *     WAL is set aside whole and the log restarts empty at that snapshot.
  *
- * Everything set aside is durable before the storage opens (files fsynced, directory
- * fsynced), so a crash during salvage salvages again. Storage knows records, not Raft: it
+ * What is lost is found read-only first (damage-assessment.ts, which `raftwal wal verify`
+ * shows too); only then is anything moved. Everything set aside is durable before the
+ * storage opens (files fsynced, directory fsynced), so a crash during salvage salvages again. Storage knows records, not Raft: it
  * reports indexes and terms; the node runtime hands the summary to the core.
  */
 import { posix } from "node:path";
 import type { FileSystem } from "./fs/file-system.js";
-import { listSegments, scanWal } from "./wal/inspect.js";
+import { assessWal, type LogDamage } from "./damage-assessment.js";
+import { listSegments } from "./wal/inspect.js";
 import { cutTornTail } from "./wal/recovery.js";
 import type { WalCorruptionError } from "./wal/errors.js";
 
-/** What a damaged WAL lost. */
-export interface LogDamage {
-  segment: string;
-  offset: number;
-  reason: string;
-  /** The first index the log lost: its intact prefix ends before it (refined once reopened). */
-  firstLostIndex: number;
-  /** The highest index any record or segment header names: the log may have held up to it. */
-  lastKnownIndex: number;
-  /** Damaged entry records whose header still names them. */
-  damagedEntries: Array<{ index: number; term: number }>;
-  /** Intact entry records found after the damage (discarded with it; the leader resends them). */
-  intactEntriesAfter: number;
-  /** Where the damaged bytes went. */
-  setAside: string[];
-}
+/** What a damaged WAL lost: described read-only by damage-assessment.ts. */
+export type { LogDamage };
 
 /** Everything damaged that a repair-mode open found and set aside. */
 export interface StorageDamageReport {
@@ -61,7 +49,7 @@ export async function salvageWal(
   error: WalCorruptionError,
   beforeSetAside: (damage: LogDamage) => Promise<void>,
 ): Promise<LogDamage> {
-  const damage = await describeWalDamage(dir, fs, error);
+  const { damage } = await assessWal(dir, fs, error);
   await beforeSetAside(damage);
   const listings = await listSegments(dir, fs);
   const damagedAt = listings.findIndex((listing) => listing.name === error.segment);
@@ -85,31 +73,6 @@ export async function salvageWal(
     damage.setAside.push(`${later.path}.damaged`);
   }
   await fs.syncDirectory(dir);
-  return damage;
-}
-
-async function describeWalDamage(dir: string, fs: FileSystem, error: WalCorruptionError): Promise<LogDamage> {
-  const damage: LogDamage = {
-    segment: error.segment,
-    offset: error.offset,
-    reason: error.reason,
-    firstLostIndex: Math.min(...(error.indexes.length > 0 ? error.indexes : [Number.MAX_SAFE_INTEGER])),
-    lastKnownIndex: 0,
-    damagedEntries: [],
-    intactEntriesAfter: 0,
-    setAside: [],
-  };
-  let afterDamage = false;
-  for await (const record of scanWal(dir, fs)) {
-    if (record.segment === error.segment && record.offset >= error.offset) afterDamage = true;
-    if (record.type === "entry" || record.type === "unknown") damage.lastKnownIndex = Math.max(damage.lastKnownIndex, record.index);
-    if (!afterDamage || record.type !== "entry") continue;
-    if (record.status === "ok") damage.intactEntriesAfter += 1;
-    else damage.damagedEntries.push({ index: record.index, term: record.term });
-  }
-  for (const listing of await listSegments(dir, fs)) {
-    if (listing.header && listing.header.firstIndex > 0) damage.lastKnownIndex = Math.max(damage.lastKnownIndex, listing.header.firstIndex - 1);
-  }
   return damage;
 }
 

@@ -18,6 +18,7 @@ import { CONFIG_ENTRY_KIND, recordJson, recordLine } from "./record-view.js";
 import { ProgressBar, parseIndexOption, writeWithBackpressure } from "./text.js";
 import { checkHealth, healthStatus, type Health } from "./wal-health.js";
 import { inspect } from "./wal-inspect.js";
+import { repairPlanJson, repairPlanText } from "./wal-repair-plan.js";
 import { checkWalSegments, locateWalTarget, readWalTarget, type WalTarget } from "./wal-target.js";
 
 /** Below this many segments verification is quick: no progress bar. */
@@ -53,7 +54,7 @@ export function registerWalCommands(program: Command, context: CliContext): void
 
   wal
     .command("verify")
-    .description("check every record; exit 0 healthy, 2 torn tail (repairable), 3 corruption")
+    .description("check every record; exit 0 healthy, 2 torn tail (repairable), 3 corruption (and what a node repairing from its peers would keep and fetch)")
     .argument("<DIR>", directoryHelp)
     .option("--json", "one JSON object instead of text")
     .action(async (directory: string, options: { json?: boolean }) => {
@@ -139,7 +140,12 @@ function verifyText(target: WalTarget, health: Health): string {
     const good = health.snapshots.filter((s) => s.status !== "corrupt").length;
     summary += `snapshots: ${good} of ${health.snapshots.length} ok\n`;
   }
-  return summary + health.verdict.map((line) => `${line}\n`).join("");
+  summary += health.verdict.map((line) => `${line}\n`).join("");
+  if (health.repair) return summary + repairPlanText(health.repair);
+  if (health.exitCode === ExitCode.CORRUPT && !target.hardStateDirectory) {
+    summary += "repair: verify the node's data directory (not its WAL directory alone) to see what a repair from peers would keep and fetch\n";
+  }
+  return summary;
 }
 
 function verifyJson(target: WalTarget, health: Health, inUseByPid: number | undefined): string {
@@ -165,6 +171,7 @@ function verifyJson(target: WalTarget, health: Health, inUseByPid: number | unde
       ? { total: health.snapshots.length, ok: health.snapshots.filter((s) => s.status !== "corrupt").length, corrupt: health.snapshots.filter((s) => s.status === "corrupt").map((s) => ({ name: s.name, problem: s.problem })) }
       : null,
     verdict: health.verdict,
+    repair: repairPlanJson(health.repair),
   };
   return `${JSON.stringify(report, null, 2)}\n`;
 }

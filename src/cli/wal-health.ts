@@ -8,7 +8,9 @@ import { readHardState } from "../../storage/hard-state.js";
 import type { HardState } from "../../src/proto/schema.js";
 import { listSnapshotFiles, type SnapshotListing } from "../../storage/snapshot-store.js";
 import { verifyWal, type VerifyProgress, type VerifyResult } from "../../storage/wal/index.js";
+import type { RepairPlan } from "../../storage/damage-assessment.js";
 import { ExitCode } from "./io.js";
+import { newestValidSnapshot, repairPlanOf } from "./wal-repair-plan.js";
 import type { WalTarget } from "./wal-target.js";
 
 export interface Health {
@@ -20,6 +22,8 @@ export interface Health {
   exitCode: ExitCode;
   /** One line per finding, most severe first; "healthy" when there is none. */
   verdict: string[];
+  /** Data-directory mode, damaged or still under repair: what a node started with onStorageCorruption "repair" would do. */
+  repair?: RepairPlan;
 }
 
 function describeIndexes(indexes: number[]): string {
@@ -50,6 +54,8 @@ export async function checkHealth(fs: FileSystem, target: WalTarget, directoryAr
       if (snapshot.status === "corrupt") corrupt.push(`corrupt: snapshot ${snapshot.name}: ${snapshot.problem}`);
     }
   }
+  const commitAhead = commitAheadOfLog(health);
+  if (commitAhead) corrupt.push(`corrupt: ${commitAhead}`);
   health.verdict.push(...corrupt);
   if (wal.tornTail) {
     const t = wal.tornTail;
@@ -60,7 +66,21 @@ export async function checkHealth(fs: FileSystem, target: WalTarget, directoryAr
   }
   health.exitCode = corrupt.length > 0 ? ExitCode.CORRUPT : wal.tornTail ? ExitCode.TORN_TAIL : ExitCode.OK;
   if (health.verdict.length === 0) health.verdict.push("healthy");
+  const repair = await repairPlanOf(fs, target, health, corrupt.length > 0);
+  if (repair) health.repair = repair;
   return health;
+}
+
+/**
+ * A durable commit index ahead of the log means acknowledged entries are missing (the
+ * storage saves a commit only once the log holds it): an open in "stop" mode refuses it.
+ */
+function commitAheadOfLog(health: Health): string | undefined {
+  const commit = health.hardState?.state?.commit ?? 0;
+  if (health.wal.corruption || !health.snapshots) return undefined;
+  const lastIndex = Math.max(health.wal.lastIndex, newestValidSnapshot(health.snapshots).index);
+  if (commit <= lastIndex) return undefined;
+  return `the hard state's commit index ${commit} is ahead of the log's last index ${lastIndex}: acknowledged entries are missing`;
 }
 
 /** The verdict in one word, as the exit code says it: healthy (0), torn-tail (2) or corrupt (3). */

@@ -4,14 +4,16 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { appendFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { appendFile, cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/program.js";
 import { PROGRESS_BAR_SEGMENTS_MIN } from "../../src/cli/wal-commands.js";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
+import { encodeHardStateFile } from "../../storage/hard-state.js";
 import { openRaftStorage } from "../../storage/raft-storage.js";
+import { writeRepairMarker } from "../../storage/repair-marker.js";
 import { scanWal, verifyWal } from "../../storage/wal/index.js";
 import { entries } from "../storage/raft-storage-helpers.js";
 import { clusterConfigOf } from "../../src/raft/cluster-config.js";
@@ -380,6 +382,193 @@ describe("raftwal wal on a damaged directory", () => {
     const run = await cli(["wal", "verify", other]);
     expect(run.code).toBe(3);
     expect(run.stdout).toMatch(/corrupt: snapshot snapshot-0+100-0+1\.snap: /);
+  });
+});
+
+describe("raftwal wal verify on a damaged directory tells what a repair from peers would keep and fetch", () => {
+  /** Every file of `dir` with its bytes: verify must leave them all as they were. */
+  async function contents(dir: string): Promise<Map<string, string>> {
+    const files = new Map<string, string>();
+    for (const name of await readdir(dir, { recursive: true, withFileTypes: true })) {
+      if (name.isFile()) files.set(join(name.parentPath, name.name), (await readFile(join(name.parentPath, name.name))).toString("base64"));
+    }
+    return files;
+  }
+
+  /**
+   * Runs verify (text and --json, checking it modifies nothing), then opens a copy of the
+   * directory in repair mode, as a node would: the plan must be what that open does.
+   */
+  async function verifyThenRepair(dir: string): Promise<{ text: Run; plan: Record<string, any>; opened: { lastIndex: number; snapshotIndex: number; damage: unknown } }> {
+    const before = await contents(dir);
+    const text = await cli(["wal", "verify", dir]);
+    const json = await cli(["wal", "verify", dir, "--json"]);
+    expect(await contents(dir)).toEqual(before);
+    expect(json.code).toBe(text.code);
+    const plan = JSON.parse(json.stdout).repair;
+    const copy = `${dir}-opened`;
+    await cp(dir, copy, { recursive: true });
+    const storage = await openRaftStorage(copy, { onCorruption: "repair", wal: { segmentSizeBytes: 64 * 1024 } });
+    const opened = { lastIndex: storage.lastIndex(), snapshotIndex: storage.snapshotMeta().index, damage: storage.damage() };
+    await storage.close();
+    return { text, plan, opened };
+  }
+
+  async function flipEntryByte(dir: string, index: number): Promise<{ segment: string; offset: number }> {
+    let found: { segment: string; offset: number } | undefined;
+    for await (const record of scanWal(join(dir, "wal"), fs)) {
+      if (record.type === "entry" && record.index === index) found = { segment: record.segment, offset: record.offset };
+    }
+    const path = join(dir, "wal", found!.segment);
+    const bytes = await readFile(path);
+    bytes[found!.offset + 40] ^= 0x10; // a payload byte
+    await writeFile(path, bytes);
+    return found!;
+  }
+
+  async function flipHardStateByte(dir: string): Promise<void> {
+    const path = join(dir, "hardstate", "hardstate");
+    const bytes = await readFile(path);
+    bytes[13] ^= 1;
+    await writeFile(path, bytes);
+  }
+
+  it("a flipped byte mid-batch in a sealed segment: the log is kept up to the batch before it, the rest fetched up to the highest index any record names", async () => {
+    const dir = await makeNodeDirectory("plan-wal");
+    const damaged = await flipEntryByte(dir, 130); // the batch 121..150, in the second segment
+    const { text, plan, opened } = await verifyThenRepair(dir);
+    expect(text.code).toBe(3);
+    expect(text.stdout).toContain('repair: a node started with onStorageCorruption "repair" (the default) would\n');
+    expect(text.stdout).toContain("  keep its log up to index 120 (the WAL's intact prefix, up to the last whole batch before the damage)\n");
+    expect(text.stdout).toContain("  fetch entries 121..300 again from the leader (300: the highest index a WAL record or segment header names)");
+    expect(text.stdout).toContain("  keep its term and vote\n");
+    expect(text.stdout).toContain(`  set aside (renamed or copied to *.damaged*, never deleted): wal/${damaged.segment} from byte offset ${damaged.offset}, wal/segment-00000000000000000003.wal, wal/segment-00000000000000000004.wal\n`); // 4: the blank spare
+    expect(plan).toMatchObject({
+      keptToIndex: 120,
+      fetch: { fromIndex: 121, toIndex: 300 },
+      termAndVote: "kept",
+      snapshot: null,
+      log: { segment: damaged.segment, offset: damaged.offset, firstLostIndex: 130, lastKnownIndex: 300, damagedEntries: [{ index: 130, term: 1 }] },
+    });
+    expect(opened).toEqual({ lastIndex: 120, snapshotIndex: 100, damage: { lostFromIndex: 121, lostToIndex: 300, hardStateLost: false } });
+  });
+
+  it("a flipped byte in the active segment: the records past the damage still name how far the log went", async () => {
+    const dir = await makeNodeDirectory("plan-active");
+    await flipEntryByte(dir, 280); // the batch 271..300, the last one; the hard state's commit is 250
+    const { text, plan, opened } = await verifyThenRepair(dir);
+    expect(text.code).toBe(3);
+    expect(text.stdout).toContain("  fetch entries 271..300 again from the leader (300: the highest index a WAL record or segment header names)");
+    expect(plan).toMatchObject({ keptToIndex: 270, fetch: { fromIndex: 271, toIndex: 300 }, log: { firstLostIndex: 280, lastKnownIndex: 300 } });
+    expect(opened).toEqual({ lastIndex: 270, snapshotIndex: 100, damage: { lostFromIndex: 271, lostToIndex: 300, hardStateLost: false } });
+  });
+
+  it("a damaged hard state: the log is kept whole, term and vote are relearned", async () => {
+    const dir = await makeNodeDirectory("plan-hardstate");
+    await flipHardStateByte(dir);
+    const { text, plan, opened } = await verifyThenRepair(dir);
+    expect(text.code).toBe(3);
+    expect(text.stdout).toContain("  keep its log up to index 300 (nothing in it is damaged)\n");
+    expect(text.stdout).toContain("  relearn its term and vote from the voters before it votes again (the hard state is damaged)\n");
+    expect(text.stdout).not.toMatch(/fetch entries/);
+    expect(plan).toMatchObject({ keptToIndex: 300, fetch: null, termAndVote: "relearned", setAside: ["hardstate/hardstate"] });
+    expect(opened).toEqual({ lastIndex: 300, snapshotIndex: 100, damage: { lostFromIndex: 0, lostToIndex: 300, hardStateLost: true } });
+  });
+
+  it("the newest snapshot damaged with the log compacted to it: no valid snapshot at N, restart from the older one with an empty log", async () => {
+    const dir = await makeNodeDirectory("plan-snapshot");
+    const storage = await openRaftStorage(dir, { wal: { segmentSizeBytes: 64 * 1024 } });
+    await storage.createSnapshot({ index: 200, config: clusterConfigOf([1, 2, 3]) }, [new TextEncoder().encode("newer snapshot payload")]);
+    await storage.close();
+    await appendFile(join(dir, "snap", "snapshot-00000000000000000200-00000000000000000001.snap"), "x");
+    const { text, plan, opened } = await verifyThenRepair(dir);
+    expect(text.code).toBe(3);
+    expect(text.stdout).toContain("  restart from the snapshot at index 100 (term 1) with an empty log: no valid snapshot at 200 (the log was compacted to 200)\n");
+    expect(text.stdout).toContain("  fetch entries 101..300 again from the leader (300: the WAL's last index, set aside whole)");
+    expect(plan).toMatchObject({ keptToIndex: 100, fetch: { fromIndex: 101, toIndex: 300 }, snapshot: { index: 100, term: 1, logRestartsEmpty: true, compactedIndex: 200 } });
+    expect(opened).toEqual({ lastIndex: 100, snapshotIndex: 100, damage: { lostFromIndex: 101, lostToIndex: 300, hardStateLost: false } });
+  });
+
+  it("the only snapshot damaged with the log compacted to it: restart with no snapshot", async () => {
+    const dir = await makeNodeDirectory("plan-only-snapshot");
+    await appendFile(join(dir, "snap", "snapshot-00000000000000000100-00000000000000000001.snap"), "x");
+    const { text, plan, opened } = await verifyThenRepair(dir);
+    expect(text.stdout).toContain("  restart from no snapshot with an empty log: no valid snapshot at 100 (the log was compacted to 100)\n");
+    expect(plan).toMatchObject({ keptToIndex: 0, fetch: { fromIndex: 1, toIndex: 300 } });
+    expect(opened).toEqual({ lastIndex: 0, snapshotIndex: 0, damage: { lostFromIndex: 1, lostToIndex: 300, hardStateLost: false } });
+  });
+
+  it("the newest snapshot damaged but the log not compacted past the older one: nothing lost", async () => {
+    const dir = await makeNodeDirectory("plan-snapshot-newer");
+    // A file named as a snapshot at 250 holding the one at 100: its metadata does not match its name.
+    const newer = join(dir, "snap", "snapshot-00000000000000000250-00000000000000000001.snap");
+    await writeFile(newer, await readFile(join(dir, "snap", "snapshot-00000000000000000100-00000000000000000001.snap")));
+    const { text, plan, opened } = await verifyThenRepair(dir);
+    expect(text.code).toBe(3);
+    expect(text.stdout).toMatch(/corrupt: snapshot snapshot-0+250-0+1\.snap: /);
+    expect(text.stdout).toContain("  restart from the snapshot at index 100 (term 1), the newest valid one, and keep its log up to index 300: the newest snapshot is damaged; the log still holds what it covered\n");
+    expect(plan).toMatchObject({ keptToIndex: 300, fetch: null, termAndVote: "kept", snapshot: { index: 100, logRestartsEmpty: false } });
+    expect(opened).toMatchObject({ lastIndex: 300, snapshotIndex: 100 });
+    expect(opened.damage).toBeUndefined();
+  });
+
+  it("a commit index ahead of the log: verify calls it corrupt, and the entries up to it are fetched", async () => {
+    const dir = await makeNodeDirectory("plan-commit");
+    await writeFile(join(dir, "hardstate", "hardstate"), encodeHardStateFile({ term: 1, vote: 2, commit: 340 }));
+    const { text, plan, opened } = await verifyThenRepair(dir);
+    expect(text.code).toBe(3);
+    expect(text.stdout).toContain("corrupt: the hard state's commit index 340 is ahead of the log's last index 300: acknowledged entries are missing\n");
+    expect(text.stdout).toContain("  fetch entries 301..340 again from the leader (340: the hard state's commit index)");
+    expect(plan).toMatchObject({ keptToIndex: 300, fetch: { fromIndex: 301, toIndex: 340 }, commitAhead: 340 });
+    expect(opened).toEqual({ lastIndex: 300, snapshotIndex: 100, damage: { lostFromIndex: 301, lostToIndex: 340, hardStateLost: false } });
+  });
+
+  it("WAL and hard state damaged at once", async () => {
+    const dir = await makeNodeDirectory("plan-both");
+    await flipEntryByte(dir, 61);
+    await flipHardStateByte(dir);
+    const { plan, opened } = await verifyThenRepair(dir);
+    // 61 is in the batch 61..90, before the snapshot at 100: the log keeps the snapshot.
+    expect(plan).toMatchObject({ keptToIndex: 100, fetch: { fromIndex: 101, toIndex: 300 }, termAndVote: "relearned" });
+    expect(opened).toEqual({ lastIndex: 100, snapshotIndex: 100, damage: { lostFromIndex: 101, lostToIndex: 300, hardStateLost: true } });
+  });
+
+  it("damage before the compact record that names where the log starts: the whole WAL goes, the log restarts at the snapshot", async () => {
+    const dir = join(root, "plan-base");
+    const storage = await openRaftStorage(dir, { wal: { segmentSizeBytes: 64 * 1024 } });
+    for (let from = 1; from <= 600; from += 30) await storage.append(entries(from, from + 29, 1, 500));
+    await storage.saveHardState({ term: 1, vote: 2, commit: 600 });
+    // The compact record goes to the active segment; the segments up to 240 are deleted.
+    await storage.createSnapshot({ index: 250, config: clusterConfigOf([1, 2, 3]) }, [new TextEncoder().encode("s")]);
+    await storage.close();
+    expect((await readdir(join(dir, "wal"))).filter((name) => name.endsWith(".wal"))[0]).toBe("segment-00000000000000000003.wal");
+    await flipEntryByte(dir, 300);
+    const { text, plan, opened } = await verifyThenRepair(dir);
+    expect(text.code).toBe(3);
+    expect(plan).toMatchObject({ keptToIndex: 250, fetch: { fromIndex: 251, toIndex: 600 } });
+    expect(plan.setAside[0]).toBe("wal/segment-00000000000000000003.wal from byte offset 0");
+    expect(opened).toEqual({ lastIndex: 250, snapshotIndex: 250, damage: { lostFromIndex: 251, lostToIndex: 600, hardStateLost: false } });
+  });
+
+  it("a directory whose repair an earlier start left unfinished: verify exits 0 and says what the node still lacks", async () => {
+    const dir = await makeNodeDirectory("plan-marker");
+    await writeRepairMarker(fs, dir, { logLost: true, lostToIndex: 320, hardStateLost: true });
+    const { text, plan, opened } = await verifyThenRepair(dir);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain("healthy\n");
+    expect(text.stdout).toContain("  finish the repair an earlier start began (its REPAIRING mark: log entries lost up to index 320, term and vote lost)\n");
+    expect(plan).toMatchObject({ keptToIndex: 300, fetch: { fromIndex: 301, toIndex: 320 }, termAndVote: "relearned", earlierRepair: { lostToIndex: 320 } });
+    expect(opened.damage).toEqual({ lostFromIndex: 301, lostToIndex: 320, hardStateLost: true });
+  });
+
+  it("a healthy or torn directory has no plan, and a WAL directory alone points to the data directory", async () => {
+    const dir = await makeNodeDirectory("plan-none");
+    expect(JSON.parse((await cli(["wal", "verify", dir, "--json"])).stdout).repair).toBeNull();
+    await flipEntryByte(dir, 130);
+    const walOnly = await cli(["wal", "verify", join(dir, "wal")]);
+    expect(walOnly.code).toBe(3);
+    expect(walOnly.stdout).toContain("repair: verify the node's data directory (not its WAL directory alone) to see what a repair from peers would keep and fetch\n");
+    expect(JSON.parse((await cli(["wal", "verify", join(dir, "wal"), "--json"])).stdout).repair).toBeNull();
   });
 });
 

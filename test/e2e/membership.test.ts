@@ -16,6 +16,7 @@ import { ClusterSupervisor } from "../../src/cli/cluster-command.js";
 import { ExitCode } from "../../src/cli/io.js";
 import { API_PORT_OFFSET, CLI_ENTRY, findFreeBasePort, LocalCluster, type NodeExit } from "../../src/cli/local-cluster.js";
 import { KvClient, KvError, type MembersAnswer } from "../../src/kv/client.js";
+import { eventually } from "./eventually.js";
 
 const clusters: LocalCluster[] = [];
 const supervisors: ClusterSupervisor[] = [];
@@ -55,19 +56,6 @@ async function startCluster(nodeArgs: string[] = []): Promise<Started> {
   const client = new KvClient({ endpoints, operationTimeoutMs: 20_000 });
   clients.push(client);
   return { cluster, client, exits, dir, endpoints };
-}
-
-/** Waits (bounded) until `check` passes; for convergence and catching up, not for timing. */
-async function eventually<T>(check: () => Promise<T>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
 }
 
 /** Promotes learner `id` once it has caught up enough: RAFT_ERR_LEARNER_BEHIND until then (bounded); any other error fails. */
