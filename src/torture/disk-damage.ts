@@ -15,7 +15,8 @@ import { readFileSync, openSync, readSync, writeSync, closeSync } from "node:fs"
 import { join } from "node:path";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { readHardState } from "../../storage/hard-state.js";
-import { listSnapshotFiles } from "../../storage/snapshot-store.js";
+import { listSnapshotFiles, type SnapshotListing } from "../../storage/snapshot-store.js";
+import type { ClusterConfig } from "../proto/schema.js";
 import { listSegments, scanWal } from "../../storage/wal/inspect.js";
 
 export type DamageTarget = "wal" | "hardstate" | "snapshot";
@@ -40,9 +41,12 @@ export interface Damage {
 }
 
 export interface DamageChoice {
+  /** The node whose data directory it is. */
+  nodeId: number;
   /**
-   * Also the cases of open bugs (src/torture/TORTURE.md, "Known bugs"): a node's only valid
-   * snapshot (no older one to fall back on), and a WAL record's header (its index) rather
+   * Also the cases of open bugs (src/torture/TORTURE.md, "Known bugs"): damage that can
+   * leave the node without a configuration listing itself (its log or snapshots damaged
+   * while no other valid snapshot lists it), and a WAL record's header (its index) rather
    * than its payload. Default false.
    */
   knownBugCases?: boolean;
@@ -57,7 +61,7 @@ export async function durableHardState(dataDir: string): Promise<{ term: number;
 }
 
 /** Flips one bit of `target` in `dataDir`; undefined when there is nothing of that kind to damage. */
-export async function damage(dataDir: string, target: DamageTarget, random: () => number, choice: DamageChoice = {}): Promise<Damage | undefined> {
+export async function damage(dataDir: string, target: DamageTarget, random: () => number, choice: DamageChoice): Promise<Damage | undefined> {
   switch (target) {
     case "wal":
       return damageWal(dataDir, random, choice);
@@ -84,7 +88,9 @@ async function damageSnapshot(dataDir: string, random: () => number, choice: Dam
   } catch {
     return undefined;
   }
-  if (valid.length === 0 || (valid.length === 1 && !choice.knownBugCases)) return undefined;
+  if (valid.length === 0) return undefined;
+  // Another valid snapshot must still name the node as a member (its address), unless asked.
+  if (!choice.knownBugCases && !valid.slice(1).some((listing) => listsNode(listing.meta?.config, choice.nodeId))) return undefined;
   const newest = valid[0];
   const path = join(directory, newest.name);
   const size = readFileSync(path).length;
@@ -92,14 +98,19 @@ async function damageSnapshot(dataDir: string, random: () => number, choice: Dam
   return flip(path, Math.floor(random() * size), Math.floor(random() * 8), { target: "snapshot", kind, describe: `${kind} ${newest.name}` });
 }
 
-/** The index of the newest valid snapshot (0: none): entries at or below it are compacted away. */
-async function snapshotIndex(dataDir: string): Promise<number> {
+/** The newest snapshot whose metadata reads (undefined: none): entries at or below its index are compacted away. */
+async function newestSnapshot(dataDir: string): Promise<SnapshotListing | undefined> {
   try {
     const listings = await listSnapshotFiles(new NodeFileSystem(), join(dataDir, "snap"), { verifyPayload: false });
-    return listings.find((listing) => listing.status !== "corrupt")?.index ?? 0;
+    return listings.find((listing) => listing.status !== "corrupt");
   } catch {
-    return 0;
+    return undefined;
   }
+}
+
+/** Whether a configuration names node `id` as a member (with its address). */
+function listsNode(config: ClusterConfig | undefined, id: number): boolean {
+  return config?.members.some((member) => member.id === id) ?? false;
 }
 
 interface EntryRecord {
@@ -127,8 +138,11 @@ async function damageWal(dataDir: string, random: () => number, choice: DamageCh
     if (record.type === "entry") entries.push({ segmentId: record.segmentId, segment: record.segment, offset: record.offset, index: record.index, payloadBytes: record.payload.length });
     if (record.type === "commit" && record.segmentId === active) activeCommits.push(record.offset);
   }
+  const snapshot = await newestSnapshot(dataDir);
+  // Damage may set aside every log entry after the snapshot: it must name the node, unless asked.
+  if (!choice.knownBugCases && !listsNode(snapshot?.meta?.config, choice.nodeId)) return undefined;
   // Entries of the live log (above the snapshot) first: damage there costs the node entries.
-  const compacted = Math.max(await snapshotIndex(dataDir), choice.indexAbove ?? 0);
+  const compacted = Math.max(snapshot?.index ?? 0, choice.indexAbove ?? 0);
   const live = entries.filter((entry) => entry.index > compacted);
   const sealed = (from: EntryRecord[]) => from.filter((entry) => entry.segmentId !== active);
   // In the active segment only records followed by at least one more complete batch count.

@@ -60,6 +60,12 @@ export class DiskNemesis {
   async run(step: FaultStep & { kind: DiskFaultKind }): Promise<void> {
     const { control } = this.options;
     const random = seededRandom(step.seed);
+    const problem = await control.unhealthy();
+    if (problem) {
+      control.events.stepsSkipped++;
+      control.events.note(`${step.kind} #${step.index} skipped: the cluster is not whole (${problem})`);
+      return;
+    }
     switch (step.kind) {
       case "disk-wal":
       case "disk-hardstate":
@@ -119,7 +125,7 @@ export class DiskNemesis {
   private async damageSomething(id: number, wanted: DamageTarget, random: () => number): Promise<Damage | undefined> {
     const { control, knownBugCases } = this.options;
     for (const target of [wanted, ...TARGETS.filter((other) => other !== wanted)]) {
-      const damaged = await damage(control.cluster.spec(id).dataDir, target, random, { knownBugCases });
+      const damaged = await damage(control.cluster.spec(id).dataDir, target, random, { nodeId: id, knownBugCases });
       if (!damaged) continue;
       if (target !== wanted) control.events.note(`n${id} has no ${wanted === "snapshot" ? "snapshot with an older valid one" : wanted} to damage; damaged its ${damaged.kind} instead`);
       this.injected(id, damaged, damaged.kind);
@@ -215,7 +221,7 @@ export class DiskNemesis {
       const status = await control.status(victim);
       if (status?.role !== "leader") gaveUp = "it lost the lead";
       else if (status.snapshotIndex >= lagFrom) gaveUp = "it compacted past the follower's last index: it would send a snapshot";
-      else damaged = await damage(cluster.spec(victim).dataDir, "wal", random, { sealedOnly: true, indexAbove: lagFrom });
+      else damaged = await damage(cluster.spec(victim).dataDir, "wal", random, { nodeId: victim, sealedOnly: true, indexAbove: lagFrom, knownBugCases: this.options.knownBugCases });
       return gaveUp !== "" || damaged !== undefined;
     });
     if (!damaged) {

@@ -68,6 +68,8 @@ export class RunEvents {
   membershipRequestsFailed = 0;
   /** How each removed member's process ended. */
   readonly removals: RemovalExit[] = [];
+  /** Disk and membership steps skipped because the cluster was not whole (a node down or repairing, no leader). */
+  stepsSkipped = 0;
   /** The fault in progress, for the progress line. */
   current = "";
 

@@ -61,6 +61,7 @@ export class FaultRunner {
       if (this.control.stopping || Date.now() + step.delayBeforeMs >= deadline) break;
       await this.control.sleep(step.delayBeforeMs);
       if (this.control.stopping) break;
+      await this.restartStopped();
       await this.runStep(step);
     }
   }
@@ -68,6 +69,18 @@ export class FaultRunner {
   /** Makes `run` stop after the step in progress (which still heals what it did). */
   stop(): void {
     this.control.stopping = true;
+  }
+
+  /**
+   * Every step heals what it did, so a member that is down now stopped by itself (already a
+   * violation): restarted, as a supervisor would, so that the run goes on meaning something.
+   */
+  private async restartStopped(): Promise<void> {
+    for (const id of this.control.ids()) {
+      if (this.options.cluster.isRunning(id)) continue;
+      this.options.events.note(`n${id} is down (it stopped by itself); restarted before the next fault`);
+      await this.control.restart(id, "it stopped by itself");
+    }
   }
 
   /** Undoes every fault: resumes paused nodes, heals partitions, starts stopped nodes. */

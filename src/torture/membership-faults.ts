@@ -42,14 +42,23 @@ export class MembershipNemesis {
   /** The members asked for so far (the final configuration must be this). */
   members: Members;
   private readonly limits;
+  /** The highest node id started so far (ids are never reused). */
+  private highestId: number;
 
   constructor(private readonly options: MembershipNemesisOptions) {
     this.members = { voters: options.control.ids(), learners: [] };
     this.limits = membershipLimits(options.nodes);
+    this.highestId = options.nodes;
   }
 
   async run(step: FaultStep & { kind: MembershipFaultKind }): Promise<void> {
     const { control } = this.options;
+    const problem = await control.unhealthy();
+    if (problem) {
+      control.events.stepsSkipped++;
+      control.events.note(`${step.kind} #${step.index} skipped: the cluster is not whole (${problem})`);
+      return;
+    }
     const leader = await control.leaderOrAny(step.picks);
     const actions = planMembershipStep(step.kind, this.members, leader, step.picks, this.limits);
     const targets = actions.flatMap((action) => ("id" in action && typeof action.id === "number" ? [action.id] : []));
@@ -102,10 +111,11 @@ export class MembershipNemesis {
   private async join(): Promise<number> {
     const { cluster } = this.options.control;
     for (let attempt = 1; ; attempt++) {
-      const nextId = Math.max(0, ...cluster.specs.map((spec) => spec.id), ...this.members.voters, ...this.members.learners) + 1;
-      if (nextId > NODE_ID_MAX) throw new Error(`no node id left below ${NODE_ID_MAX + 1}`);
+      // An attempt whose ports were taken used up an id too.
+      if (this.highestId + attempt > NODE_ID_MAX) throw new Error(`no node id left below ${NODE_ID_MAX + 1}`);
       try {
         const spec = await cluster.joinNode();
+        this.highestId = spec.id;
         this.updateEndpoints();
         return spec.id;
       } catch (error) {

@@ -15,6 +15,8 @@ import { choose } from "./nemesis.js";
 export const RESTART_TIMEOUT_MS = 20_000;
 /** How long to look for a leader before a step that needs one picks any running node. */
 const LEADER_WAIT_MS = 3_000;
+/** How long a disk or membership step waits for the cluster to be whole before it is skipped. */
+const HEALTHY_WAIT_MS = 10_000;
 /** How long a leadership transfer may take (the target must catch up first). */
 const TRANSFER_WAIT_MS = 5_000;
 const POLL_MS = 50;
@@ -159,6 +161,28 @@ export class NodeControl {
     const leader = await this.leaderOrAny(picks);
     const others = this.running().filter((id) => id !== leader);
     return others.length > 0 ? others : this.running();
+  }
+
+  /**
+   * Waits (bounded) until the cluster is whole: every member runs and answers, none is
+   * repairing, and they agree on a leader. Undefined when it is; else what is wrong. Disk
+   * and membership steps start only then: damage on top of an unfinished repair could take
+   * a majority's copies of committed entries, which no repair can bring back.
+   */
+  async unhealthy(timeoutMs = HEALTHY_WAIT_MS): Promise<string | undefined> {
+    let problem: string | undefined;
+    await this.waitUntil(timeoutMs, async () => {
+      const statuses = await Promise.all(this.ids().map(async (id) => ({ id, status: this.cluster.isRunning(id) ? await this.status(id) : undefined })));
+      const down = statuses.filter((entry) => entry.status === undefined).map((entry) => `n${entry.id}`);
+      const repairing = statuses.filter((entry) => entry.status?.repairing).map((entry) => `n${entry.id}`);
+      const leaders = new Set(statuses.map((entry) => entry.status?.leader ?? 0));
+      if (down.length > 0) problem = `${down.join(",")} down`;
+      else if (repairing.length > 0) problem = `${repairing.join(",")} repairing`;
+      else if (leaders.size !== 1 || leaders.has(0)) problem = "no agreed leader";
+      else problem = undefined;
+      return problem === undefined;
+    });
+    return problem;
   }
 
   /** Makes node `to` the leader (`POST /admin/transfer` on the leader, repeated); true once it leads. */

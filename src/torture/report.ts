@@ -40,6 +40,7 @@ export function renderReport(input: ReportInput): string {
   const faultCounts = [...input.events.faultCounts()].sort();
   if (faultCounts.length === 0) lines.push("  (none)");
   for (const [kind, count] of faultCounts) lines.push(`  ${kind.padEnd(20)} ${pad(count)}`);
+  if (input.events.stepsSkipped > 0) lines.push(`  (${input.events.stepsSkipped} disk or membership steps skipped: the cluster was not whole)`);
   lines.push("");
   lines.push("recovery");
   lines.push(`  node restarts that came back   ${input.events.recoveries}`);

@@ -1,15 +1,17 @@
 /**
- * Where the disk nemesis flips its bit (src/torture/disk-damage.ts), on a real WAL in a
- * temporary directory: a sealed segment's entry record, in its payload (unless the known
- * bugs' cases are asked for), above a given index when asked; nothing when no sealed
- * segment holds such an entry.
+ * Where the disk nemesis flips its bit (src/torture/disk-damage.ts), on a real data
+ * directory: a sealed segment's entry record, in its payload (unless the known bugs' cases
+ * are asked for), above a given index when asked; nothing when no sealed segment holds
+ * such an entry, or when the damage could cost the node every configuration naming it.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
-import { Wal, scanWal } from "../../storage/wal/index.js";
+import { openRaftStorage } from "../../storage/raft-storage.js";
+import { scanWal } from "../../storage/wal/index.js";
+import { bootstrapConfig } from "../../src/node/membership.js";
 import { seededRandom } from "../../src/rng.js";
 import { damage, flipBit } from "../../src/torture/disk-damage.js";
 import { range } from "../storage/wal-helpers.js";
@@ -20,13 +22,19 @@ afterEach(async () => {
   for (const directory of directories.splice(0)) await rm(directory, { recursive: true, force: true });
 });
 
-/** A data directory whose WAL holds entries 1..`last` of 200 bytes in 64 KiB segments (several sealed). */
+/**
+ * A data directory whose WAL holds entries 1..`last` of 200 bytes in 64 KiB segments
+ * (several sealed) and a snapshot at 100 naming nodes 1 to 3 as members.
+ */
 async function dataDirWithLog(last: number): Promise<string> {
   const dataDir = await mkdtemp(join(tmpdir(), "raftwal-damage-"));
   directories.push(dataDir);
-  const wal = await Wal.open(join(dataDir, "wal"), { fs: new NodeFileSystem(), segmentSizeBytes: 64 * 1024 });
-  for (let i = 1; i <= last; i += 50) await wal.append(range(i, Math.min(last, i + 49), 1, 200));
-  await wal.close();
+  const storage = await openRaftStorage(dataDir, { wal: { segmentSizeBytes: 64 * 1024 } });
+  for (let i = 1; i <= last; i += 50) await storage.append(range(i, Math.min(last, i + 49), 1, 200));
+  await storage.saveHardState({ term: 1, vote: 0, commit: last });
+  const members = [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: 7000 + id }));
+  await storage.createSnapshot({ index: 100, config: bootstrapConfig(members) }, [new Uint8Array(64)]);
+  await storage.close();
   return dataDir;
 }
 
@@ -35,7 +43,7 @@ describe("disk damage", () => {
     const dataDir = await dataDirWithLog(1000);
     const payloadBytes = await payloadSizes(dataDir);
     for (let seed = 1; seed <= 20; seed++) {
-      const damaged = (await damage(dataDir, "wal", seededRandom(seed), { sealedOnly: true, indexAbove: 300 }))!;
+      const damaged = (await damage(dataDir, "wal", seededRandom(seed), { nodeId: 2, sealedOnly: true, indexAbove: 300 }))!;
       expect(damaged.kind).toBe("WAL sealed segment");
       expect(damaged.entryIndex).toBeGreaterThan(300);
       const intoRecord = damaged.byteOffset - damaged.recordOffset!;
@@ -49,15 +57,25 @@ describe("disk damage", () => {
 
   it("finds nothing when no sealed segment holds an entry above the index", async () => {
     const dataDir = await dataDirWithLog(1000);
-    expect(await damage(dataDir, "wal", seededRandom(1), { sealedOnly: true, indexAbove: 1000 })).toBeUndefined();
-    expect(await damage(dataDir, "snapshot", seededRandom(1))).toBeUndefined();
+    expect(await damage(dataDir, "wal", seededRandom(1), { nodeId: 2, sealedOnly: true, indexAbove: 1000 })).toBeUndefined();
+  });
+
+  it("leaves alone what would cost the node every configuration naming it, unless the known bugs' cases are asked for", async () => {
+    const dataDir = await dataDirWithLog(1000);
+    // Node 7 is in no snapshot: its log could hold the only configuration naming it.
+    expect(await damage(dataDir, "wal", seededRandom(1), { nodeId: 7 })).toBeUndefined();
+    // The only snapshot: no older one would name node 2.
+    expect(await damage(dataDir, "snapshot", seededRandom(1), { nodeId: 2 })).toBeUndefined();
+    const damaged = await damage(dataDir, "snapshot", seededRandom(1), { nodeId: 2, knownBugCases: true });
+    expect(damaged?.kind).toBe("only snapshot");
+    expect((await damage(dataDir, "wal", seededRandom(1), { nodeId: 7, knownBugCases: true }))?.target).toBe("wal");
   });
 
   it("the known bugs' cases also reach a record's header", async () => {
     const dataDir = await dataDirWithLog(1000);
     const offsets = new Set<boolean>();
     for (let seed = 1; seed <= 40; seed++) {
-      const damaged = (await damage(dataDir, "wal", seededRandom(seed), { sealedOnly: true, knownBugCases: true }))!;
+      const damaged = (await damage(dataDir, "wal", seededRandom(seed), { nodeId: 2, sealedOnly: true, knownBugCases: true }))!;
       offsets.add(damaged.byteOffset - damaged.recordOffset! < RECORD_HEADER_BYTES);
       flipBit(damaged.path, damaged.byteOffset, damaged.bit);
     }
