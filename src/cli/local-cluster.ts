@@ -255,6 +255,16 @@ export class LocalCluster {
     return answer;
   }
 
+  /**
+   * Kills node `id` and forgets it without asking the cluster, for a node that never became
+   * a member (its join failed): it leaves `specs` and is never restarted. Its data directory stays.
+   */
+  async forget(id: number): Promise<void> {
+    this.spec(id);
+    await this.kill(id, "SIGKILL");
+    this.specs.splice(this.specs.findIndex((spec) => spec.id === id), 1);
+  }
+
   /** A KvClient on the running members' APIs (but `except`), closed after `action`. */
   private async withClient<T>(action: (client: KvClient) => Promise<T>, except?: number): Promise<T> {
     const endpoints = this.runningSpecs().filter((spec) => spec.id !== except).map((spec) => spec.apiUrl);

@@ -102,6 +102,7 @@ function registerNode(program: Command, context: CliContext): void {
     .option("--fault-injection", "torture testing only: obey /admin/faults (partitions) and serve /admin/hash")
     .option("--fault-power-loss", "torture testing only: keep unsynced writes in memory, so kill -9 loses them like a power cut")
     .option("--fault-wal-segment-bytes <n>", "torture testing only: WAL segment size", parseInteger(65_536, 2 ** 30))
+    .option("--fault-wal-cache-entries <n>", "torture testing only: entries the WAL caches (small: older entries are read back from the segments)", parseInteger(0, 2 ** 30))
     .action((flags: NodeFlags) => runNode(flags, context));
 }
 

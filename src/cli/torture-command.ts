@@ -39,6 +39,7 @@ interface TortureFlags {
   snapshotEvery: number;
   keys: number;
   walSegmentBytes: number;
+  damageKnownBugCases?: boolean;
 }
 
 export function registerTortureCommand(program: Command, context: CliContext): void {
@@ -52,9 +53,10 @@ export function registerTortureCommand(program: Command, context: CliContext): v
     .option("--clients <n>", "concurrent client workers", parseInteger(1, 256), 8)
     .option("--keep <dir>", "keep the run directory (history, node logs, report) here; default: a temp dir kept only on failure")
     .option("--tick-ms <ms>", "Raft tick of the nodes", parseInteger(1, 10_000), 20)
-    .option("--snapshot-every <n>", "snapshot and compact every N applied entries", parseInteger(1, 2 ** 31), 100)
+    .option("--snapshot-every <n>", "odd-numbered nodes snapshot every N applied entries, even-numbered ones every 20 N (long logs)", parseInteger(1, 2 ** 31), 100)
     .option("--keys <n>", "number of keys the clients share", parseInteger(1, 1000), 5)
     .option("--wal-segment-bytes <n>", "WAL segment size of the nodes (small: sealed segments to damage)", parseInteger(65_536, 2 ** 30), 65_536)
+    .option("--damage-known-bug-cases", "the disk nemesis also damages what open bugs cannot repair yet: a node's only snapshot, a WAL record's header (src/torture/TORTURE.md)")
     .action(async (flags: TortureFlags) => {
       const stderr = context.io.stderr;
       const tty = (stderr as NodeJS.WriteStream).isTTY === true;
@@ -70,6 +72,7 @@ export function registerTortureCommand(program: Command, context: CliContext): v
         snapshotEvery: flags.snapshotEvery,
         keys: flags.keys,
         walSegmentBytes: flags.walSegmentBytes,
+        damageKnownBugCases: flags.damageKnownBugCases,
         out: (text) => context.io.stdout.write(text),
         progress: (line) => {
           if (tty) stderr.write(`\r\x1b[K${line}`);
@@ -78,7 +81,7 @@ export function registerTortureCommand(program: Command, context: CliContext): v
             stderr.write(`${line}\n`);
           }
         },
-        replayCommand: `raftwal torture --nodes ${flags.nodes} --duration ${flags.duration / 1000}s --nemesis ${flags.nemesis.join(",")} --clients ${flags.clients} --tick-ms ${flags.tickMs} --snapshot-every ${flags.snapshotEvery} --keys ${flags.keys} --wal-segment-bytes ${flags.walSegmentBytes}`,
+        replayCommand: `raftwal torture --nodes ${flags.nodes} --duration ${flags.duration / 1000}s --nemesis ${flags.nemesis.join(",")} --clients ${flags.clients} --tick-ms ${flags.tickMs} --snapshot-every ${flags.snapshotEvery} --keys ${flags.keys} --wal-segment-bytes ${flags.walSegmentBytes}${flags.damageKnownBugCases ? " --damage-known-bug-cases" : ""}`,
       });
       if (tty) stderr.write("\n");
       if (!result.ok) context.exitCode = ExitCode.ERROR;

@@ -105,10 +105,12 @@ export class KvClient {
   readonly clientId: string;
   private seq = 0;
   private endpointIndex = 0;
+  private endpoints: string[];
   private readonly agent: http.Agent;
 
   constructor(private readonly options: KvClientOptions) {
     if (options.endpoints.length === 0) throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, "KvClient needs at least one endpoint");
+    this.endpoints = [...options.endpoints];
     this.clientId = options.clientId ?? randomUUID();
     this.agent = options.agent ?? new http.Agent({ keepAlive: true, maxSockets: 64 });
   }
@@ -158,6 +160,17 @@ export class KvClient {
     return this.change("DELETE", `/members/${id}`);
   }
 
+  /**
+   * Replaces the endpoints (the cluster's members changed: new nodes' APIs added, removed
+   * nodes' dropped). The next request starts at the endpoint it would have used, if kept.
+   */
+  setEndpoints(endpoints: string[]): void {
+    if (endpoints.length === 0) throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, "KvClient needs at least one endpoint");
+    const current = this.endpoints[this.endpointIndex];
+    this.endpoints = [...endpoints];
+    this.endpointIndex = Math.max(0, this.endpoints.indexOf(current));
+  }
+
   async status(endpoint: string): Promise<Record<string, unknown>> {
     const response = await send(this.agent, "GET", new URL("/status", endpoint), undefined, {}, this.options.requestTimeoutMs ?? 5000);
     return JSON.parse(response.body.toString()) as Record<string, unknown>;
@@ -188,7 +201,7 @@ export class KvClient {
     const deadline = Date.now() + (this.options.operationTimeoutMs ?? 15_000);
     let lastError: unknown;
     while (Date.now() < deadline) {
-      let url = new URL(path, this.options.endpoints[this.endpointIndex]);
+      let url = new URL(path, this.endpoints[this.endpointIndex]);
       try {
         for (let redirects = 0; redirects <= REDIRECTS_MAX; redirects++) {
           const response = await send(policy.agent ?? this.agent, method, url, body, policy.headers ?? {}, policy.timeoutMs ?? this.options.requestTimeoutMs ?? 5000);
@@ -208,7 +221,7 @@ export class KvClient {
       } catch (error) {
         if (error instanceof KvError || !policy.retryable(error)) throw error;
         lastError = error;
-        this.endpointIndex = (this.endpointIndex + 1) % this.options.endpoints.length;
+        this.endpointIndex = (this.endpointIndex + 1) % this.endpoints.length;
       }
       await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
     }
@@ -217,7 +230,7 @@ export class KvClient {
 
   /** Start the next request at the node that answered (usually the leader). */
   private remember(url: URL): void {
-    const index = this.options.endpoints.findIndex((endpoint) => new URL(endpoint).host === url.host);
+    const index = this.endpoints.findIndex((endpoint) => new URL(endpoint).host === url.host);
     if (index >= 0) this.endpointIndex = index;
   }
 }

@@ -4,6 +4,8 @@
  * Pure functions; the orchestration gathers their inputs.
  */
 import { checkLinearizable, type HistoryOperation } from "../check/linearizability.js";
+import type { RemovalExit, RunEvents } from "./events.js";
+import type { Members } from "./membership-plan.js";
 
 export interface Verdict {
   name: string;
@@ -131,9 +133,54 @@ export function checkLiveness(result: { leaderAfterMs?: number; writeAfterMs?: n
   return { name, status: "fail", detail: `no successful write within ${result.boundMs} ms of healing${result.error ? `: ${result.error}` : ""}` };
 }
 
-/** Violations the nemesis saw during the run (storage damage handling, nodes not coming back). */
-export function checkRunEvents(violations: readonly string[]): Verdict {
+/**
+ * What the nemeses saw go wrong during the run: a node that did not come back, damage not
+ * reported or not repaired, an older term after a repair, a node that stopped by itself
+ * when no scenario expected it.
+ */
+export function checkRunEvents(events: Pick<RunEvents, "violations" | "stops" | "repairs" | "damageInjected">): Verdict {
   const name = "fault handling";
-  if (violations.length === 0) return { name, status: "pass", detail: "every damaged node refused to start loudly or reported the damage; every node came back" };
-  return { name, status: "fail", detail: violations.join("\n") };
+  if (events.violations.length > 0) return { name, status: "fail", detail: events.violations.join("\n") };
+  const injected = [...events.damageInjected.values()].reduce((sum, count) => sum + count, 0);
+  const expectedStops = events.stops.filter((stop) => stop.expected).length;
+  const parts = [
+    injected > 0 ? `${injected} damaged, ${events.repairs.length} repairs from peers completed` : "no storage damaged",
+    expectedStops > 0 ? `${expectedStops} expected stops (damage read while running)` : "no node stopped by itself",
+    "every node came back",
+  ];
+  return { name, status: "pass", detail: parts.join("; ") };
+}
+
+/** The final membership as the leader reports it. */
+export interface FinalMembers {
+  index: number;
+  committed: boolean;
+  joint: boolean;
+  members: Array<{ id: number; role: string }>;
+}
+
+/**
+ * The final configuration is what the nemesis asked for (its voters and learners,
+ * committed, not joint), the nodes the tool runs are exactly its members, and every
+ * removed node that was running exited by itself with code 0.
+ */
+export function checkMembership(input: { asked: Members; actual: FinalMembers | undefined; running: readonly number[]; removals: readonly RemovalExit[] }): Verdict {
+  const name = "membership as asked";
+  const { asked, actual } = input;
+  if (!actual) return { name, status: "fail", detail: "no node answered GET /members at the end" };
+  const sorted = (ids: readonly number[]) => [...ids].sort((a, b) => a - b).join(",");
+  const ids = (role: string) => actual.members.filter((member) => member.role === role).map((member) => member.id);
+  const problems: string[] = [];
+  if (sorted(ids("voter")) !== sorted(asked.voters) || sorted(ids("learner")) !== sorted(asked.learners)) {
+    problems.push(`the cluster has voters ${sorted(ids("voter")) || "none"} learners ${sorted(ids("learner")) || "none"}; asked for voters ${sorted(asked.voters)} learners ${sorted(asked.learners) || "none"}`);
+  }
+  if (!actual.committed || actual.joint) problems.push(`the configuration at index ${actual.index} is ${actual.joint ? "joint" : "not committed"}`);
+  if (sorted(actual.members.map((member) => member.id)) !== sorted(input.running)) {
+    problems.push(`the tool runs nodes ${sorted(input.running)}, the members are ${sorted(actual.members.map((member) => member.id))}`);
+  }
+  for (const removal of input.removals) if (!removal.byItself) problems.push(`removed node n${removal.id} did not exit by itself with code 0: ${removal.detail}`);
+  if (problems.length > 0) return { name, status: "fail", detail: problems.join("\n") };
+  const learners = asked.learners.length > 0 ? ` learners ${sorted(asked.learners)}` : "";
+  const removed = input.removals.length > 0 ? `; ${input.removals.length} removed nodes exited by themselves (code 0)` : "";
+  return { name, status: "pass", detail: `voters ${sorted(asked.voters)}${learners} (configuration index ${actual.index}, committed)${removed}` };
 }

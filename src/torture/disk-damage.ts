@@ -1,24 +1,35 @@
 /**
- * Disk damage between a node's kill and its restart: one bit flipped, directly with
- * node:fs, in one of a stopped node's files:
- *   - a WAL record that is not in the last batch (in a sealed segment when there is one):
- *     a checksum-valid COMMIT follows it, so recovery must call it corruption, never a
- *     torn tail it may cut (storage/wal/FORMAT.md, recovery step 6);
+ * Disk damage: one bit flipped, directly with node:fs, in one of a node's files:
+ *   - a WAL entry record that is not in the last batch: in a sealed segment (the middle of
+ *     the log) when there is one, else an earlier batch of the active segment. A
+ *     checksum-valid COMMIT follows it, so recovery must call it damage, never a torn tail
+ *     it may cut (storage/wal/FORMAT.md, recovery step 6);
  *   - the hard-state file;
- *   - the newest snapshot file.
- * The position is chosen by the caller's seeded random function. `restore` flips the bit
- * back (what an operator restoring the file from a backup would do).
+ *   - the newest valid snapshot (the WAL is compacted to it, so its loss costs the log
+ *     after the next older snapshot).
+ * The node is stopped, except for a flip in a sealed segment of a running node
+ * (`sealedOnly`): a segment it has written and will read again to serve a lagging
+ * follower. Positions come from the caller's seeded random function.
  */
-import { readdirSync, readFileSync, openSync, readSync, writeSync, closeSync } from "node:fs";
+import { readFileSync, openSync, readSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { readHardState } from "../../storage/hard-state.js";
+import { listSnapshotFiles, type SnapshotListing } from "../../storage/snapshot-store.js";
+import type { ClusterConfig } from "../proto/schema.js";
 import { listSegments, scanWal } from "../../storage/wal/inspect.js";
 
 export type DamageTarget = "wal" | "hardstate" | "snapshot";
 
+/** A WAL record's header (storage/wal/FORMAT.md): type, length, index, term, checksum. */
+const RECORD_HEADER_BYTES = 32;
+
+/** What a flip damaged, as the report counts it. */
+export type DamageKind = "WAL sealed segment" | "WAL active segment (earlier batch)" | "hard state" | "newest snapshot" | "only snapshot";
+
 export interface Damage {
   target: DamageTarget;
+  kind: DamageKind;
   path: string;
   /** The byte flipped, from the start of the file. */
   byteOffset: number;
@@ -26,9 +37,22 @@ export interface Damage {
   /** WAL: the damaged record's offset in its segment and the entry index it holds. */
   recordOffset?: number;
   entryIndex?: number;
-  /** The file's bytes after the damage (to prove the node did not modify it). */
-  damagedImage: Buffer;
   describe: string;
+}
+
+export interface DamageChoice {
+  /** The node whose data directory it is. */
+  nodeId: number;
+  /**
+   * Also the cases of open bugs (src/torture/TORTURE.md, "Known bugs"): damage that can
+   * leave the node without a configuration listing itself (its log or snapshots damaged
+   * while no other valid snapshot lists it), and a WAL record's header (its index) rather
+   * than its payload. Default false.
+   */
+  knownBugCases?: boolean;
+  /** WAL: only a sealed segment, only entries above this index (what a lagging follower needs). */
+  sealedOnly?: boolean;
+  indexAbove?: number;
 }
 
 /** The durable term and vote of a stopped node (what it must never come back below). */
@@ -36,11 +60,11 @@ export async function durableHardState(dataDir: string): Promise<{ term: number;
   return (await readHardState(new NodeFileSystem(), join(dataDir, "hardstate"))).hardState;
 }
 
-/** Flips one bit of `target` in the stopped node's `dataDir`; undefined when there is nothing of that kind yet. */
-export async function damage(dataDir: string, target: DamageTarget, random: () => number): Promise<Damage | undefined> {
+/** Flips one bit of `target` in `dataDir`; undefined when there is nothing of that kind to damage. */
+export async function damage(dataDir: string, target: DamageTarget, random: () => number, choice: DamageChoice): Promise<Damage | undefined> {
   switch (target) {
     case "wal":
-      return damageWal(join(dataDir, "wal"), random);
+      return damageWal(dataDir, random, choice);
     case "hardstate": {
       const path = join(dataDir, "hardstate", "hardstate");
       let size: number;
@@ -49,31 +73,56 @@ export async function damage(dataDir: string, target: DamageTarget, random: () =
       } catch {
         return undefined;
       }
-      return flip(path, Math.floor(random() * size), Math.floor(random() * 8), { target, describe: "hard-state file" });
+      return flip(path, Math.floor(random() * size), Math.floor(random() * 8), { target, kind: "hard state", describe: "hard-state file" });
     }
-    case "snapshot": {
-      const directory = join(dataDir, "snap");
-      let names: string[];
-      try {
-        names = readdirSync(directory).filter((name) => /^snapshot-\d+-\d+\.snap$/.test(name));
-      } catch {
-        return undefined;
-      }
-      if (names.length === 0) return undefined;
-      const newest = names.sort((a, b) => snapshotIndex(b) - snapshotIndex(a))[0];
-      const path = join(directory, newest);
-      const size = readFileSync(path).length;
-      if (size === 0) return undefined;
-      return flip(path, Math.floor(random() * size), Math.floor(random() * 8), { target, describe: `newest snapshot ${newest}` });
-    }
+    case "snapshot":
+      return damageSnapshot(dataDir, random, choice);
   }
 }
 
-function snapshotIndex(name: string): number {
-  return Number(/^snapshot-(\d+)-/.exec(name)?.[1] ?? 0);
+async function damageSnapshot(dataDir: string, random: () => number, choice: DamageChoice): Promise<Damage | undefined> {
+  const directory = join(dataDir, "snap");
+  let valid;
+  try {
+    valid = (await listSnapshotFiles(new NodeFileSystem(), directory, { verifyPayload: true })).filter((listing) => listing.status === "valid");
+  } catch {
+    return undefined;
+  }
+  if (valid.length === 0) return undefined;
+  // Another valid snapshot must still name the node as a member (its address), unless asked.
+  if (!choice.knownBugCases && !valid.slice(1).some((listing) => listsNode(listing.meta?.config, choice.nodeId))) return undefined;
+  const newest = valid[0];
+  const path = join(directory, newest.name);
+  const size = readFileSync(path).length;
+  const kind: DamageKind = valid.length === 1 ? "only snapshot" : "newest snapshot";
+  return flip(path, Math.floor(random() * size), Math.floor(random() * 8), { target: "snapshot", kind, describe: `${kind} ${newest.name}` });
 }
 
-async function damageWal(walDirectory: string, random: () => number): Promise<Damage | undefined> {
+/** The newest snapshot whose metadata reads (undefined: none): entries at or below its index are compacted away. */
+async function newestSnapshot(dataDir: string): Promise<SnapshotListing | undefined> {
+  try {
+    const listings = await listSnapshotFiles(new NodeFileSystem(), join(dataDir, "snap"), { verifyPayload: false });
+    return listings.find((listing) => listing.status !== "corrupt");
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a configuration names node `id` as a member (with its address). */
+function listsNode(config: ClusterConfig | undefined, id: number): boolean {
+  return config?.members.some((member) => member.id === id) ?? false;
+}
+
+interface EntryRecord {
+  segmentId: number;
+  segment: string;
+  offset: number;
+  index: number;
+  payloadBytes: number;
+}
+
+async function damageWal(dataDir: string, random: () => number, choice: DamageChoice): Promise<Damage | undefined> {
+  const walDirectory = join(dataDir, "wal");
   const fs = new NodeFileSystem();
   let listings;
   try {
@@ -82,33 +131,43 @@ async function damageWal(walDirectory: string, random: () => number): Promise<Da
     return undefined;
   }
   const active = listings.find((listing) => listing.state === "active")?.segmentId;
-  const records: Array<{ segmentId: number; segment: string; offset: number; type: string; index: number; sizeBytes: number; payloadBytes: number }> = [];
+  const entries: EntryRecord[] = [];
+  const activeCommits: number[] = [];
   for await (const record of scanWal(walDirectory, fs)) {
     if (record.status !== "ok") continue;
-    records.push({ segmentId: record.segmentId, segment: record.segment, offset: record.offset, type: record.type, index: record.index, sizeBytes: record.sizeBytes, payloadBytes: record.payload.length });
+    if (record.type === "entry") entries.push({ segmentId: record.segmentId, segment: record.segment, offset: record.offset, index: record.index, payloadBytes: record.payload.length });
+    if (record.type === "commit" && record.segmentId === active) activeCommits.push(record.offset);
   }
+  const snapshot = await newestSnapshot(dataDir);
+  // Damage may set aside every log entry after the snapshot: it must name the node, unless asked.
+  if (!choice.knownBugCases && !listsNode(snapshot?.meta?.config, choice.nodeId)) return undefined;
+  // Entries of the live log (above the snapshot) first: damage there costs the node entries.
+  const compacted = Math.max(snapshot?.index ?? 0, choice.indexAbove ?? 0);
+  const live = entries.filter((entry) => entry.index > compacted);
+  const sealed = (from: EntryRecord[]) => from.filter((entry) => entry.segmentId !== active);
   // In the active segment only records followed by at least one more complete batch count.
-  const activeCommits = records.filter((r) => r.segmentId === active && r.type === "commit").map((r) => r.offset);
   const lastBatchFrom = activeCommits.length >= 2 ? activeCommits[activeCommits.length - 2] : -1;
-  const entries = records.filter((r) => r.type === "entry");
-  const sealed = entries.filter((r) => r.segmentId !== active);
-  const olderBatches = entries.filter((r) => r.segmentId === active && r.offset < lastBatchFrom);
-  const candidates = sealed.length > 0 ? sealed : olderBatches;
+  const olderBatches = live.filter((entry) => entry.segmentId === active && entry.offset < lastBatchFrom);
+  const candidates = choice.sealedOnly ? sealed(live) : [sealed(live), olderBatches, sealed(entries)].find((list) => list.length > 0) ?? [];
   if (candidates.length === 0) return undefined;
   const record = candidates[Math.floor(random() * candidates.length)];
   const path = listings.find((listing) => listing.segmentId === record.segmentId)!.path;
-  const byteOffset = record.offset + Math.floor(random() * (32 + record.payloadBytes));
+  // The payload (the record's checksum covers the header too; a damaged header index is a known bug's case).
+  const headerToo = choice.knownBugCases || record.payloadBytes === 0;
+  const byteOffset = record.offset + (headerToo ? 0 : RECORD_HEADER_BYTES) + Math.floor(random() * (record.payloadBytes + (headerToo ? RECORD_HEADER_BYTES : 0)));
+  const kind: DamageKind = record.segmentId === active ? "WAL active segment (earlier batch)" : "WAL sealed segment";
   return flip(path, byteOffset, Math.floor(random() * 8), {
     target: "wal",
+    kind,
     recordOffset: record.offset,
     entryIndex: record.index,
-    describe: `WAL ${record.segment} (${record.segmentId === active ? "active segment, an earlier batch" : "sealed segment"}) record at offset ${record.offset}, entry ${record.index}`,
+    describe: `${kind} ${record.segment}, record at offset ${record.offset} (entry ${record.index})`,
   });
 }
 
-function flip(path: string, byteOffset: number, bit: number, rest: Omit<Damage, "path" | "byteOffset" | "bit" | "damagedImage">): Damage {
+function flip(path: string, byteOffset: number, bit: number, rest: Omit<Damage, "path" | "byteOffset" | "bit">): Damage {
   flipBit(path, byteOffset, bit);
-  return { ...rest, path, byteOffset, bit, damagedImage: readFileSync(path), describe: `${rest.describe}: bit ${bit} of byte ${byteOffset}` };
+  return { ...rest, path, byteOffset, bit, describe: `${rest.describe}: bit ${bit} of byte ${byteOffset}` };
 }
 
 /** Flips bit `bit` of the byte at `byteOffset` of `path`, in place. */
@@ -121,19 +180,5 @@ export function flipBit(path: string, byteOffset: number, bit: number): void {
     writeSync(fd, byte, 0, 1, byteOffset);
   } finally {
     closeSync(fd);
-  }
-}
-
-/** Undoes the damage (the bit flipped back). */
-export function restore(damageDone: Damage): void {
-  flipBit(damageDone.path, damageDone.byteOffset, damageDone.bit);
-}
-
-/** Whether the damaged file still holds exactly the damaged image (the node modified nothing). */
-export function unchanged(damageDone: Damage): boolean {
-  try {
-    return readFileSync(damageDone.path).equals(damageDone.damagedImage);
-  } catch {
-    return false;
   }
 }

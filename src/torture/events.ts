@@ -1,7 +1,8 @@
 /**
  * What happened during a torture run, apart from the client history: faults injected,
- * node recoveries, violations found while the run was going (disk-fault handling), and
- * notes for the report. Written by the nemesis and the orchestration, read by the report.
+ * node recoveries, storage damage and its repairs, nodes that stopped by themselves,
+ * membership changes, violations found while the run was going, and notes for the
+ * report. Written by the nemesis and the orchestration, read by the report and the checks.
  */
 export interface FaultRecord {
   index: number;
@@ -11,8 +12,28 @@ export interface FaultRecord {
   /** Milliseconds since the run started. */
   startedAtMs: number;
   endedAtMs?: number;
-  /** How it ended, in words ("restarted", "healed", "stopped by design, repaired", ...). */
+  /** How it ended, in words ("restarted", "healed", "damage repaired from peers in 1.2 s", ...). */
   outcome?: string;
+}
+
+/** A node that stopped by itself (not killed by the tool). */
+export interface NodeStop {
+  id: number;
+  /** Why, from its last line: "RAFT_ERR_UNREPAIRABLE", "storage damage found while running", ... */
+  reason: string;
+  /** The node's last line (its `raftwal: ...` error), or how its process ended. */
+  detail: string;
+  /** The scenario expected it (a read of a record the nemesis damaged under a running node). */
+  expected: boolean;
+  atMs: number;
+}
+
+/** A removed member's process, and how it ended. */
+export interface RemovalExit {
+  id: number;
+  /** Exited by itself with code 0 (else: killed after the bound, or another code). */
+  byItself: boolean;
+  detail: string;
 }
 
 /** Bound on notes kept (each fault adds a few at most). */
@@ -29,10 +50,26 @@ export class RunEvents {
   snapshotCatchUps = 0;
   /** Torn tails the WAL cut at a restart. */
   tornTailsRepaired = 0;
-  /** Disk damage detected and reported by the node (at open or by a warning). */
-  damageDetected = 0;
-  /** Nodes that refused to start on purpose (damaged storage) and were not repaired: excluded from convergence. */
-  readonly stoppedByDesign = new Set<number>();
+  /** Bits flipped, by what they damaged ("WAL sealed segment", "hard state", ...). */
+  readonly damageInjected = new Map<string, number>();
+  /** Damaged nodes whose log reported the damage at their next start ("storage damage: ..."). */
+  damageDetectedAtStart = 0;
+  /** Damaged snapshots skipped at start for an older valid one, nothing lost (a warning naming the file). */
+  damagedSnapshotsSkipped = 0;
+  /** Damage a running node found by reading a damaged record: it stopped. */
+  damageDetectedWhileRunning = 0;
+  /** Repairs from peers completed: the node and how long it took (its "storage repaired from peers" line). */
+  readonly repairs: Array<{ id: number; seconds: number }> = [];
+  /** Nodes that stopped by themselves. */
+  readonly stops: NodeStop[] = [];
+  /** Membership changes made, by kind ("add learner", "promote", "remove leader", ...). */
+  readonly membershipChanges = new Map<string, number>();
+  /** Membership requests refused or timed out (noted; the tracker then reads the cluster's own view). */
+  membershipRequestsFailed = 0;
+  /** How each removed member's process ended. */
+  readonly removals: RemovalExit[] = [];
+  /** Disk and membership steps skipped because the cluster was not whole (a node down or repairing, no leader). */
+  stepsSkipped = 0;
   /** The fault in progress, for the progress line. */
   current = "";
 
@@ -63,9 +100,18 @@ export class RunEvents {
     if (this.notes.length < NOTES_MAX) this.notes.push(`[${(this.clock() / 1000).toFixed(1)}s] ${text}`);
   }
 
+  stopped(stop: Omit<NodeStop, "atMs">): void {
+    this.stops.push({ ...stop, atMs: Math.round(this.clock()) });
+  }
+
   faultCounts(): Map<string, number> {
     const counts = new Map<string, number>();
     for (const fault of this.faults) counts.set(fault.kind, (counts.get(fault.kind) ?? 0) + 1);
     return counts;
   }
+}
+
+/** Adds one to `key` of a count map. */
+export function countOne(counts: Map<string, number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1);
 }

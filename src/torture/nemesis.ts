@@ -16,8 +16,9 @@ export const NEMESIS_GROUPS = {
   pause: ["pause-leader"],
   partition: ["partition-isolate", "partition-split", "partition-bridge"],
   powerloss: ["powerloss-all", "powerloss-node", "tear-node"],
-  disk: ["disk-wal", "disk-hardstate", "disk-snapshot"],
+  disk: ["disk-wal", "disk-hardstate", "disk-snapshot", "disk-leader", "disk-majority", "disk-live"],
   snapshot: ["snapshot-catchup"],
+  membership: ["member-add", "member-promote", "member-remove", "member-replace"],
 } as const;
 
 export type NemesisGroup = keyof typeof NEMESIS_GROUPS;

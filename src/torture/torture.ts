@@ -23,7 +23,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { KvClient } from "../kv/client.js";
 import { findFreeBasePort, LocalCluster } from "../cli/local-cluster.js";
-import { checkConvergence, checkFinalReadsAgree, checkLinearizability, checkLiveness, checkNoLostWrites, checkRunEvents, type NodeStateSample, type Verdict } from "./checks.js";
+import { checkConvergence, checkFinalReadsAgree, checkLinearizability, checkLiveness, checkMembership, checkNoLostWrites, checkRunEvents, type NodeStateSample, type Verdict } from "./checks.js";
 import { RunEvents } from "./events.js";
 import { FaultRunner } from "./faults.js";
 import { History } from "./history.js";
@@ -41,6 +41,7 @@ export interface TortureOptions {
   /** Keep the run directory here (always kept). Default: a temp dir kept only on failure. */
   keepDir?: string;
   tickMs: number;
+  /** Snapshot interval (entries) of odd-numbered nodes; even-numbered ones snapshot LONG_LOG_SNAPSHOT_FACTOR times less often. */
   snapshotEvery: number;
   keys: number;
   /** WAL segment size of the nodes. Default TORTURE_WAL_SEGMENT_BYTES. */
@@ -53,6 +54,8 @@ export interface TortureOptions {
   thinkTimeMs?: number;
   /** Progress lines (stderr). */
   progress?: (line: string) => void;
+  /** The disk nemesis also damages what open bugs cannot repair yet (TORTURE.md, "Known bugs"). Default false. */
+  damageKnownBugCases?: boolean;
   /** Report lines (stdout). */
   out: (text: string) => void;
   /** The command that replays this run (printed in the report); the seed is appended. */
@@ -75,6 +78,14 @@ export const LIVENESS_BOUND_MS = 20_000;
 export const CONVERGENCE_BOUND_MS = 20_000;
 /** WAL segment size the nodes run with: the smallest allowed, so sealed segments exist to damage. */
 export const TORTURE_WAL_SEGMENT_BYTES = 65_536;
+/**
+ * Even-numbered nodes snapshot this many times less often: their logs span several sealed
+ * segments (damage in the middle of the log; a leader reading old entries back from disk),
+ * while odd-numbered ones compact often (damaged snapshots, catch-ups by snapshot).
+ */
+export const LONG_LOG_SNAPSHOT_FACTOR = 20;
+/** Entries each node's WAL caches: few, so a leader serving a lagging follower reads the entries back from its segments. */
+export const TORTURE_WAL_CACHE_ENTRIES = 64;
 /** Client operation timeout, retries included: long enough to ride out an election. */
 const OPERATION_TIMEOUT_MS = 4_000;
 const PROGRESS_EVERY_MS = 1_000;
@@ -90,7 +101,6 @@ interface TortureRun {
   events: RunEvents;
   cluster: LocalCluster;
   keys: string[];
-  endpoints: string[];
   workload: Workload;
   faults: FaultRunner;
   monitor: StatusMonitor;
@@ -149,23 +159,25 @@ async function prepareRun(options: TortureOptions, seed: number, dir: string): P
   const clock = () => performance.now() - started;
   const history = new History(clock);
   const events = new RunEvents(clock);
+  const longLog = (id: number) => id % 2 === 0;
   const cluster = new LocalCluster({
     nodes: options.nodes,
     dir,
     basePort: await findFreeBasePort(options.nodes),
     logs: "file",
-    nodeArgs: [
+    // Nodes that join later (the membership nemesis) get the same flags.
+    nodeArgs: (id) => [
       "--tick-ms", String(options.tickMs),
-      "--snapshot-every", String(options.snapshotEvery),
+      "--snapshot-every", String(options.snapshotEvery * (longLog(id) ? LONG_LOG_SNAPSHOT_FACTOR : 1)),
       "--fault-injection",
       "--fault-wal-segment-bytes", String(options.walSegmentBytes ?? TORTURE_WAL_SEGMENT_BYTES),
+      "--fault-wal-cache-entries", String(TORTURE_WAL_CACHE_ENTRIES),
       ...(powerLoss ? ["--fault-power-loss"] : []),
     ],
   });
   const keys = Array.from({ length: options.keys }, (_, k) => `k${k}`);
-  const endpoints = cluster.specs.map((spec) => spec.apiUrl);
   const workload = new Workload({
-    endpoints,
+    endpoints: cluster.specs.map((spec) => spec.apiUrl),
     clients: options.clients,
     keys,
     history,
@@ -174,10 +186,18 @@ async function prepareRun(options: TortureOptions, seed: number, dir: string): P
     operationTimeoutMs: OPERATION_TIMEOUT_MS,
     thinkTimeMs: options.thinkTimeMs ?? 10,
   });
-  const faults = new FaultRunner({ cluster, events, powerLoss, dir });
+  const faults = new FaultRunner({
+    cluster,
+    events,
+    powerLoss,
+    dir,
+    longLog,
+    damageKnownBugCases: options.damageKnownBugCases ?? false,
+    setEndpoints: (apiUrls) => workload.setEndpoints(apiUrls),
+  });
   const monitor = new StatusMonitor(cluster);
   const livenessMs = options.livenessMs ?? Math.min(10_000, Math.max(2_000, Math.round(options.durationMs * 0.15)));
-  return { options, seed, dir, clock, history, events, cluster, keys, endpoints, workload, faults, monitor, livenessMs, phase: "starting", safetyMs: 0 };
+  return { options, seed, dir, clock, history, events, cluster, keys, workload, faults, monitor, livenessMs, phase: "starting", safetyMs: 0 };
 }
 
 function progressLine({ clock, phase, history, monitor, events }: TortureRun): string {
@@ -207,14 +227,15 @@ async function runPhases(run: TortureRun, schedule: FaultStep[], verdicts: Verdi
   // 5. Liveness.
   run.phase = "liveness";
   history.phase = "liveness";
-  verdicts.push(checkLiveness(await probeLiveness(cluster, run.endpoints)));
+  verdicts.push(checkLiveness(await probeLiveness(cluster, cluster.specs.map((spec) => spec.apiUrl))));
   await delay(run.livenessMs);
-  // 6. Stop the workload, converge, read everything.
+  // 6. Stop the workload, converge (the final members), read everything.
   run.phase = "converging";
   await workload.stop();
   monitor.stop();
-  const expected = cluster.specs.map((spec) => spec.id).filter((id) => !run.events.stoppedByDesign.has(id));
+  const expected = cluster.specs.map((spec) => spec.id);
   const samples = await waitForConvergence(cluster, expected);
+  const finalMembers = await faults.membership.fetchMembers();
   run.phase = "final reads";
   history.phase = "final";
   const { finalValues, nodeReads } = await readEverything(run, expected);
@@ -224,7 +245,8 @@ async function runPhases(run: TortureRun, schedule: FaultStep[], verdicts: Verdi
   verdicts.push(checkNoLostWrites(history.operations(), finalValues));
   verdicts.push(checkConvergence(samples, expected));
   verdicts.push(checkFinalReadsAgree(nodeReads));
-  verdicts.push(checkRunEvents(run.events.violations));
+  verdicts.push(checkMembership({ asked: faults.membership.members, actual: finalMembers, running: expected, removals: run.events.removals }));
+  verdicts.push(checkRunEvents(run.events));
 }
 
 /**
@@ -255,6 +277,7 @@ async function readEverything(
 async function tearDown({ monitor, faults, workload, cluster }: TortureRun): Promise<void> {
   monitor.stop();
   faults.stop();
+  faults.control.close();
   await workload.stop().catch(() => undefined);
   workload.close();
   for (const spec of cluster.specs) cluster.signal(spec.id, "SIGCONT");

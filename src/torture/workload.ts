@@ -33,6 +33,7 @@ export class Workload {
   private stopping = false;
   private workers: Promise<void>[] = [];
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  /** Each worker's client, by worker number. */
   private readonly clients: KvClient[] = [];
 
   constructor(private readonly options: WorkloadOptions) {}
@@ -47,9 +48,16 @@ export class Workload {
     await Promise.all(this.workers);
   }
 
+  /** The cluster's members changed: every worker's client (and readOnce) uses these endpoints from its next request on. */
+  setEndpoints(endpoints: string[]): void {
+    if (endpoints.length === 0) return;
+    this.options.endpoints = [...endpoints];
+    this.clients.forEach((client, worker) => client.setEndpoints(rotate(endpoints, worker)));
+  }
+
   /** Closes the connections (after stop; readOnce no longer works). */
   close(): void {
-    for (const client of this.clients.splice(0)) client.close();
+    for (const client of this.clients.splice(0)) client?.close();
     this.agent.destroy();
   }
 
@@ -69,7 +77,7 @@ export class Workload {
       requestTimeoutMs: Math.min(2000, this.options.operationTimeoutMs),
       agent: this.agent,
     });
-    this.clients.push(client);
+    this.clients[worker] = client;
     /** The last value this worker saw per key: what its CAS expects. */
     const seen = new Map<string, string | null>();
     let written = 0;

@@ -5,7 +5,10 @@
 import { describe, expect, it } from "vitest";
 import { History, HISTORY_OPERATIONS_MAX } from "../../src/torture/history.js";
 import { choose, NEMESIS_GROUPS, parseNemesisGroups, planFaults } from "../../src/torture/nemesis.js";
-import { checkConvergence, checkFinalReadsAgree, checkLinearizability, checkNoLostWrites } from "../../src/torture/checks.js";
+import { checkConvergence, checkFinalReadsAgree, checkLinearizability, checkMembership, checkNoLostWrites, checkRunEvents } from "../../src/torture/checks.js";
+import { repairSeconds } from "../../src/torture/disk-faults.js";
+import { RunEvents } from "../../src/torture/events.js";
+import { stopReason } from "../../src/torture/node-control.js";
 import type { HistoryOperation } from "../../src/check/linearizability.js";
 import { parseDuration } from "../../src/cli/torture-command.js";
 
@@ -156,5 +159,52 @@ describe("checks on synthetic histories", () => {
     const verdict = checkFinalReadsAgree(reads);
     expect(verdict.status).toBe("fail");
     expect(verdict.detail).toMatch(/n3=null/);
+  });
+});
+
+describe("membership and fault-handling checks", () => {
+  const final = (voters: number[], learners: number[], extra: { committed?: boolean; joint?: boolean } = {}) => ({
+    index: 40,
+    committed: extra.committed ?? true,
+    joint: extra.joint ?? false,
+    members: [...voters.map((id) => ({ id, role: "voter" })), ...learners.map((id) => ({ id, role: "learner" }))],
+  });
+
+  it("the final configuration must be the one asked for, committed, and the nodes the tool runs", () => {
+    const asked = { voters: [1, 3, 5], learners: [6] };
+    expect(checkMembership({ asked, actual: final([5, 1, 3], [6]), running: [1, 3, 5, 6], removals: [] }).status).toBe("pass");
+    expect(checkMembership({ asked, actual: final([1, 3, 5, 6], []), running: [1, 3, 5, 6], removals: [] }).detail).toMatch(/asked for voters 1,3,5 learners 6/);
+    expect(checkMembership({ asked, actual: final([1, 3, 5], [6], { joint: true }), running: [1, 3, 5, 6], removals: [] }).detail).toMatch(/joint/);
+    expect(checkMembership({ asked, actual: final([1, 3, 5], [6]), running: [1, 3, 5], removals: [] }).detail).toMatch(/the tool runs nodes 1,3,5/);
+    expect(checkMembership({ asked, actual: undefined, running: [1, 3, 5, 6], removals: [] }).status).toBe("fail");
+  });
+
+  it("a removed node that had to be killed fails the check", () => {
+    const asked = { voters: [1, 2, 3], learners: [] };
+    const killed = { id: 4, byItself: false, detail: "killed (SIGKILL) after not exiting by itself" };
+    const verdict = checkMembership({ asked, actual: final([1, 2, 3], []), running: [1, 2, 3], removals: [killed] });
+    expect(verdict.status).toBe("fail");
+    expect(verdict.detail).toMatch(/n4 did not exit by itself/);
+    expect(checkMembership({ asked, actual: final([1, 2, 3], []), running: [1, 2, 3], removals: [{ ...killed, byItself: true }] }).detail).toMatch(/1 removed nodes exited by themselves/);
+  });
+
+  it("fault handling fails on any violation seen during the run, and counts repairs and expected stops", () => {
+    const events = new RunEvents(() => 0);
+    events.damageInjected.set("hard state", 2);
+    events.repairs.push({ id: 2, seconds: 0.4 }, { id: 3, seconds: 1.2 });
+    events.stopped({ id: 2, reason: "storage damage found while running", detail: "raftwal: node 2 stopped: WAL corrupt", expected: true });
+    expect(checkRunEvents(events)).toMatchObject({ status: "pass", detail: expect.stringMatching(/2 damaged, 2 repairs .* 1 expected stops/) });
+    events.violation("n3 stopped by itself");
+    expect(checkRunEvents(events)).toMatchObject({ status: "fail", detail: expect.stringMatching(/n3 stopped by itself/) });
+  });
+
+  it("a node's last line says why it stopped; its repair line says how long the repair took", () => {
+    expect(stopReason("raftwal: node 2 stopped: node 2 lost durable state and a quorum of voters is recovering with no leader for 3 election timeouts")).toBe("RAFT_ERR_UNREPAIRABLE");
+    expect(stopReason("raftwal: node 1 stopped: WAL corrupt: segment-1.wal at byte offset 39328: checksum mismatch, entry 404")).toBe("storage damage found while running");
+    expect(stopReason("node 4 was removed from the cluster and stopped; its data directory d can be deleted")).toBe("removed");
+    expect(stopReason("raftwal: something else")).toBe("other");
+    const log = ['{"level":30,"msg":"serving"}', '{"level":30,"lostFromIndex":5,"seconds":1.25,"msg":"storage repaired from peers"}'].join("\n");
+    expect(repairSeconds(log)).toBe(1.25);
+    expect(repairSeconds('{"msg":"serving"}')).toBeUndefined();
   });
 });

@@ -11,6 +11,7 @@
  * | `GET /admin/faults`       | the blocked peers and the messages dropped so far               |
  * | `GET /admin/hash`         | `{id, appliedIndex, kvAppliedIndex, hash, term, role}`: the state hash, read in one turn of the event loop with the applied index |
  * | `POST /admin/tear?seed=N` | power-loss mode only: write a seeded random prefix of the unsynced bytes, then SIGKILL this process |
+ * | `POST /admin/transfer?to=N` | the leader hands leadership to node N (Raft thesis 3.10); 409 on a node that does not lead |
  *
  * SIGUSR2 does what `/admin/tear` does (seed from the clock).
  */
@@ -30,6 +31,8 @@ export interface FaultFlags {
   faultInjection?: boolean;
   faultPowerLoss?: boolean;
   faultWalSegmentBytes?: number;
+  /** Entries the WAL keeps in its cache of recent entries: small, so a leader reads older entries back from its segments. */
+  faultWalCacheEntries?: number;
 }
 
 /** Largest /admin request body accepted. */
@@ -40,8 +43,12 @@ const ADMIN_BODY_BYTES_MAX = 4096;
  * startKvNode options; `{}` when no fault flag is given.
  */
 export function faultNodeOptions(flags: FaultFlags, logger: Logger): Partial<KvNodeOptions> {
-  if (!flags.faultInjection && !flags.faultPowerLoss && flags.faultWalSegmentBytes === undefined) return {};
-  if (!flags.faultInjection) throw new Error("--fault-power-loss and --fault-wal-segment-bytes need --fault-injection");
+  const walOptions = {
+    ...(flags.faultWalSegmentBytes !== undefined ? { segmentSizeBytes: flags.faultWalSegmentBytes } : {}),
+    ...(flags.faultWalCacheEntries !== undefined ? { cacheEntriesMax: flags.faultWalCacheEntries } : {}),
+  };
+  if (!flags.faultInjection && !flags.faultPowerLoss && Object.keys(walOptions).length === 0) return {};
+  if (!flags.faultInjection) throw new Error("--fault-power-loss, --fault-wal-segment-bytes and --fault-wal-cache-entries need --fault-injection");
   // The node builds its transport (RaftNodeOptions.transport) before startKvNode asks for
   // the routes, so the routes always find it.
   let transport: FaultInjectingTransport | undefined;
@@ -56,7 +63,7 @@ export function faultNodeOptions(flags: FaultFlags, logger: Logger): Partial<KvN
     transport: (options) => (transport = new FaultInjectingTransport(new TcpTransport(options))),
     storage: {
       ...(fs ? { fs } : {}),
-      ...(flags.faultWalSegmentBytes !== undefined ? { wal: { segmentSizeBytes: flags.faultWalSegmentBytes } } : {}),
+      ...(Object.keys(walOptions).length > 0 ? { wal: walOptions } : {}),
     },
     extraRoutes: ({ node, kv }) => ({ pathPrefix: "/admin/", handle: adminRoutes({ node, kv, transport: faultyTransport(), fs }) }),
   };
@@ -112,8 +119,22 @@ function adminRoutes(parts: { node: RaftNode<KvResult>; kv: KvStateMachine; tran
       armTear(fs, seed);
       return;
     }
+    if (route === "POST /admin/transfer") return transfer(node, url, response);
     return reply(response, 404, { error: "NOT_FOUND", message: `no route ${route}` });
   };
+}
+
+/** `POST /admin/transfer?to=N`: asks this node, the leader, to hand leadership to N; the caller watches /status for the outcome. */
+function transfer(node: RaftNode<KvResult>, url: URL, response: http.ServerResponse): void {
+  const to = Number(url.searchParams.get("to"));
+  if (!Number.isSafeInteger(to) || to < 1) return reply(response, 400, { error: "BAD_REQUEST", message: "to must be a node id" });
+  if (node.leadership().role !== "leader") return reply(response, 409, { error: "NOT_LEADER", message: "only the leader transfers leadership" });
+  try {
+    node.transferLeadership(to);
+  } catch (error) {
+    return reply(response, 409, { error: (error as { code?: string }).code ?? "REFUSED", message: (error as Error).message });
+  }
+  reply(response, 202, { transferring: to });
 }
 
 function reply(response: http.ServerResponse, status: number, body: unknown): void {

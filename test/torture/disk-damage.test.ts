@@ -1,0 +1,98 @@
+/**
+ * Where the disk nemesis flips its bit (src/torture/disk-damage.ts), on a real data
+ * directory: a sealed segment's entry record, in its payload (unless the known bugs' cases
+ * are asked for), above a given index when asked; nothing when no sealed segment holds
+ * such an entry, or when the damage could cost the node every configuration naming it.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
+import { openRaftStorage } from "../../storage/raft-storage.js";
+import { scanWal } from "../../storage/wal/index.js";
+import { bootstrapConfig } from "../../src/node/membership.js";
+import { seededRandom } from "../../src/rng.js";
+import { damage, flipBit } from "../../src/torture/disk-damage.js";
+import { range } from "../storage/wal-helpers.js";
+
+const RECORD_HEADER_BYTES = 32;
+const directories: string[] = [];
+afterEach(async () => {
+  for (const directory of directories.splice(0)) await rm(directory, { recursive: true, force: true });
+});
+
+/**
+ * A data directory whose WAL holds entries 1..`last` of 200 bytes in 64 KiB segments
+ * (several sealed) and a snapshot at 100 naming nodes 1 to 3 as members.
+ */
+async function dataDirWithLog(last: number): Promise<string> {
+  const dataDir = await mkdtemp(join(tmpdir(), "raftwal-damage-"));
+  directories.push(dataDir);
+  const storage = await openRaftStorage(dataDir, { wal: { segmentSizeBytes: 64 * 1024 } });
+  for (let i = 1; i <= last; i += 50) await storage.append(range(i, Math.min(last, i + 49), 1, 200));
+  await storage.saveHardState({ term: 1, vote: 0, commit: last });
+  const members = [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: 7000 + id }));
+  await storage.createSnapshot({ index: 100, config: bootstrapConfig(members) }, [new Uint8Array(64)]);
+  await storage.close();
+  return dataDir;
+}
+
+describe("disk damage", () => {
+  it("flips a bit in the payload of an entry in a sealed segment, above the index asked for; the WAL sees it", async () => {
+    const dataDir = await dataDirWithLog(1000);
+    const payloadBytes = await payloadSizes(dataDir);
+    for (let seed = 1; seed <= 20; seed++) {
+      const damaged = (await damage(dataDir, "wal", seededRandom(seed), { nodeId: 2, sealedOnly: true, indexAbove: 300 }))!;
+      expect(damaged.kind).toBe("WAL sealed segment");
+      expect(damaged.entryIndex).toBeGreaterThan(300);
+      const intoRecord = damaged.byteOffset - damaged.recordOffset!;
+      expect(intoRecord).toBeGreaterThanOrEqual(RECORD_HEADER_BYTES);
+      expect(intoRecord).toBeLessThan(RECORD_HEADER_BYTES + payloadBytes.get(`${damaged.path}@${damaged.recordOffset}`)!);
+      expect(await statusAt(dataDir, damaged.path, damaged.recordOffset!)).toBe("corrupt");
+      flipBit(damaged.path, damaged.byteOffset, damaged.bit);
+      expect(await statusAt(dataDir, damaged.path, damaged.recordOffset!)).toBe("ok");
+    }
+  });
+
+  it("finds nothing when no sealed segment holds an entry above the index", async () => {
+    const dataDir = await dataDirWithLog(1000);
+    expect(await damage(dataDir, "wal", seededRandom(1), { nodeId: 2, sealedOnly: true, indexAbove: 1000 })).toBeUndefined();
+  });
+
+  it("leaves alone what would cost the node every configuration naming it, unless the known bugs' cases are asked for", async () => {
+    const dataDir = await dataDirWithLog(1000);
+    // Node 7 is in no snapshot: its log could hold the only configuration naming it.
+    expect(await damage(dataDir, "wal", seededRandom(1), { nodeId: 7 })).toBeUndefined();
+    // The only snapshot: no older one would name node 2.
+    expect(await damage(dataDir, "snapshot", seededRandom(1), { nodeId: 2 })).toBeUndefined();
+    const damaged = await damage(dataDir, "snapshot", seededRandom(1), { nodeId: 2, knownBugCases: true });
+    expect(damaged?.kind).toBe("only snapshot");
+    expect((await damage(dataDir, "wal", seededRandom(1), { nodeId: 7, knownBugCases: true }))?.target).toBe("wal");
+  });
+
+  it("the known bugs' cases also reach a record's header", async () => {
+    const dataDir = await dataDirWithLog(1000);
+    const offsets = new Set<boolean>();
+    for (let seed = 1; seed <= 40; seed++) {
+      const damaged = (await damage(dataDir, "wal", seededRandom(seed), { nodeId: 2, sealedOnly: true, knownBugCases: true }))!;
+      offsets.add(damaged.byteOffset - damaged.recordOffset! < RECORD_HEADER_BYTES);
+      flipBit(damaged.path, damaged.byteOffset, damaged.bit);
+    }
+    expect(offsets).toEqual(new Set([true, false]));
+  });
+});
+
+/** Each entry record's payload size, by "<segment path>@<offset>". */
+async function payloadSizes(dataDir: string): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>();
+  for await (const record of scanWal(join(dataDir, "wal"), new NodeFileSystem())) sizes.set(`${join(dataDir, "wal", record.segment)}@${record.offset}`, record.payload.length);
+  return sizes;
+}
+
+async function statusAt(dataDir: string, path: string, offset: number): Promise<string | undefined> {
+  for await (const record of scanWal(join(dataDir, "wal"), new NodeFileSystem())) {
+    if (path.endsWith(record.segment) && record.offset === offset) return record.status;
+  }
+  return undefined;
+}
