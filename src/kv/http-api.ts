@@ -135,6 +135,8 @@ export class KvHttpApi {
 
   private async get(key: string, stale: boolean, response: http.ServerResponse): Promise<void> {
     // A linearizable read waits for ReadIndex (Raft thesis 6.4); a stale one reads what this node has applied.
+    // With no leader known the API answers 503 at once (as writes do), so that a client can try another node.
+    if (!stale && this.options.node.leadership().leader === 0) throw new RaftwalError(KvErrorCode.NO_LEADER, "no leader is known; retry shortly");
     if (!stale) await this.options.node.read().catch(noLeaderOnNotLeader);
     const value = this.options.kv.get(key);
     if (value === undefined) throw new RaftwalError(KvErrorCode.NOT_FOUND, `no key ${JSON.stringify(key)}`);

@@ -49,6 +49,7 @@ import {
   type PeerAddress,
   type RaftNodeOptions,
 } from "./options.js";
+import { LeaderWaiters } from "./leader-waiters.js";
 import { PendingProposals } from "./pending-proposals.js";
 import { PendingReads } from "./pending-reads.js";
 import { memberAddress, openNodeParts, transportPeers } from "./startup.js";
@@ -61,6 +62,7 @@ export class RaftNode<Result = unknown> {
   private readonly proposals = new PendingProposals<Result | undefined>();
   private readonly reads = new PendingReads();
   private readonly configChanges = new PendingConfigChanges();
+  private readonly leaderWaiters = new LeaderWaiters();
   /** A repair of storage damage in progress: since when, and what the core last said it still lacks. */
   private repair: { startedMs: number; state: NonNullable<ReturnType<RaftCore["recovering"]>> } | undefined;
   /** Ticks left before a node that learned of its removal stops (its last messages go out first). */
@@ -404,6 +406,7 @@ export class RaftNode<Result = unknown> {
     const previous = this.soft;
     this.soft = soft;
     if (soft.leader !== previous.leader) {
+      this.leaderWaiters.leaderKnown(soft.leader);
       this.metrics.leaderChanges.inc();
       this.logger.info("leader changed", { leader: soft.leader, term: soft.term, role: soft.role });
     }
@@ -419,11 +422,19 @@ export class RaftNode<Result = unknown> {
    * Proposes a command. Resolves with the state machine's result for it once it is
    * committed and applied on this node; rejects with NotLeaderError (carrying the
    * leader's id and address when known), a timeout (the command may still commit), or
-   * a closed/stopped error.
+   * a closed/stopped error. While no leader is known (just started, an election), it
+   * first waits for one, up to `proposalTimeoutMs` (leader-waiters.ts).
    */
   propose(command: Uint8Array): Promise<Result | undefined> {
     if (this.stopped) return Promise.reject(closedError(this.fatal));
     if (command.length === 0) return Promise.reject(new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, "a command must not be empty (empty entries are leader no-ops)"));
+    const timeoutMs = this.options.proposalTimeoutMs ?? PROPOSAL_TIMEOUT_MS_DEFAULT;
+    if (this.core.softState().leader === 0) return this.afterLeaderKnown("proposal", timeoutMs, () => this.proposeNow(command, timeoutMs));
+    return this.proposeNow(command, timeoutMs);
+  }
+
+  private proposeNow(command: Uint8Array, timeoutMs: number): Promise<Result | undefined> {
+    if (this.stopped) return Promise.reject(closedError(this.fatal));
     let position;
     try {
       position = this.core.propose(command);
@@ -433,7 +444,7 @@ export class RaftNode<Result = unknown> {
       return Promise.reject(error);
     }
     this.metrics.proposals.inc();
-    const done = this.proposals.add(position.index, position.term, this.options.proposalTimeoutMs ?? PROPOSAL_TIMEOUT_MS_DEFAULT);
+    const done = this.proposals.add(position.index, position.term, timeoutMs);
     this.kick();
     return done;
   }
@@ -441,15 +452,41 @@ export class RaftNode<Result = unknown> {
   /**
    * Resolves once a linearizable read may be served from the local state machine: the
    * leader confirmed its leadership with a heartbeat round after the read began, and this
-   * node has applied everything committed before it (ReadIndex, Raft thesis 6.4).
+   * node has applied everything committed before it (ReadIndex, Raft thesis 6.4). While no
+   * leader is known it first waits for one, up to `readTimeoutMs`.
    */
   read(): Promise<void> {
     if (this.stopped) return Promise.reject(closedError(this.fatal));
-    if (this.core.softState().leader === 0) return Promise.reject(this.notLeader());
-    const { requestId, done } = this.reads.add(this.options.readTimeoutMs ?? READ_TIMEOUT_MS_DEFAULT);
+    const timeoutMs = this.options.readTimeoutMs ?? READ_TIMEOUT_MS_DEFAULT;
+    if (this.core.softState().leader === 0) return this.afterLeaderKnown("read", timeoutMs, () => this.readNow(timeoutMs));
+    return this.readNow(timeoutMs);
+  }
+
+  private readNow(timeoutMs: number): Promise<void> {
+    if (this.stopped) return Promise.reject(closedError(this.fatal));
+    if (this.core.softState().leader === 0) return Promise.reject(this.notLeader("read"));
+    const { requestId, done } = this.reads.add(timeoutMs);
     this.core.readIndex(requestId);
     this.kick();
     return done;
+  }
+
+  /**
+   * Resolves with the leader's id once a leader is known (at once if one is): a host may
+   * wait for it before it starts serving. Rejects with NotLeaderError (leader unknown)
+   * after `timeoutMs` (default: `proposalTimeoutMs`), or NODE_ERR_CLOSED.
+   */
+  waitForLeader(options: { timeoutMs?: number } = {}): Promise<number> {
+    if (this.stopped) return Promise.reject(closedError(this.fatal));
+    const leader = this.core.softState().leader;
+    if (leader !== 0) return Promise.resolve(leader);
+    const timeoutMs = options.timeoutMs ?? this.options.proposalTimeoutMs ?? PROPOSAL_TIMEOUT_MS_DEFAULT;
+    return this.afterLeaderKnown("waiting for a leader", timeoutMs, async () => this.core.softState().leader);
+  }
+
+  /** Runs `then` once a leader is known; NotLeaderError if none is within `timeoutMs`. */
+  private afterLeaderKnown<T>(what: string, timeoutMs: number, then: () => Promise<T>): Promise<T> {
+    return this.leaderWaiters.wait(timeoutMs, () => this.notLeader(`${what} (no leader known within ${timeoutMs} ms)`)).then(then);
   }
 
   // ---- membership (Raft thesis chapter 4) -----------------------------------------------------
@@ -588,9 +625,9 @@ export class RaftNode<Result = unknown> {
     await this.stop();
   }
 
-  private notLeader(): NotLeaderError {
+  private notLeader(what = "request"): NotLeaderError {
     const leader = this.core.softState().leader;
-    return new NotLeaderError(this.options.id, leader, "request", leader ? this.peerAddress(leader) : undefined);
+    return new NotLeaderError(this.options.id, leader, what, leader ? this.peerAddress(leader) : undefined);
   }
 
   /**
@@ -613,6 +650,7 @@ export class RaftNode<Result = unknown> {
     this.proposals.rejectAll(error);
     this.reads.rejectAll(error);
     this.configChanges.rejectAll(error);
+    this.leaderWaiters.rejectAll(error);
     await this.transport.close();
     if (!failed) {
       // Keep the commit index a restart starts from as fresh as this node knows it.
