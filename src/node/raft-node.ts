@@ -52,6 +52,8 @@ import {
 import { LeaderWaiters } from "./leader-waiters.js";
 import { PendingProposals } from "./pending-proposals.js";
 import { PendingReads } from "./pending-reads.js";
+import { storageUsage, type StorageUsage } from "./storage-usage.js";
+import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { memberAddress, openNodeParts, transportPeers } from "./startup.js";
 
 /** Bytes a WAL record adds to an entry's data (record header, protobuf framing, padding): an estimate for the policy. */
@@ -71,6 +73,8 @@ export class RaftNode<Result = unknown> {
   private ticker: NodeJS.Timeout | undefined;
   private pumping: Promise<void> | undefined;
   private stopped = false;
+  /** Set by close(): new requests are refused while those in flight finish. */
+  private closing: Promise<void> | undefined;
   private kickScheduled = false;
   private fatal: Error | undefined;
   private applied: number;
@@ -426,7 +430,7 @@ export class RaftNode<Result = unknown> {
    * first waits for one, up to `proposalTimeoutMs` (leader-waiters.ts).
    */
   propose(command: Uint8Array): Promise<Result | undefined> {
-    if (this.stopped) return Promise.reject(closedError(this.fatal));
+    if (this.stopped || this.closing) return Promise.reject(closedError(this.fatal));
     if (command.length === 0) return Promise.reject(new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, "a command must not be empty (empty entries are leader no-ops)"));
     const timeoutMs = this.options.proposalTimeoutMs ?? PROPOSAL_TIMEOUT_MS_DEFAULT;
     if (this.core.softState().leader === 0) return this.afterLeaderKnown("proposal", timeoutMs, () => this.proposeNow(command, timeoutMs));
@@ -434,7 +438,7 @@ export class RaftNode<Result = unknown> {
   }
 
   private proposeNow(command: Uint8Array, timeoutMs: number): Promise<Result | undefined> {
-    if (this.stopped) return Promise.reject(closedError(this.fatal));
+    if (this.stopped || this.closing) return Promise.reject(closedError(this.fatal));
     let position;
     try {
       position = this.core.propose(command);
@@ -456,14 +460,14 @@ export class RaftNode<Result = unknown> {
    * leader is known it first waits for one, up to `readTimeoutMs`.
    */
   read(): Promise<void> {
-    if (this.stopped) return Promise.reject(closedError(this.fatal));
+    if (this.stopped || this.closing) return Promise.reject(closedError(this.fatal));
     const timeoutMs = this.options.readTimeoutMs ?? READ_TIMEOUT_MS_DEFAULT;
     if (this.core.softState().leader === 0) return this.afterLeaderKnown("read", timeoutMs, () => this.readNow(timeoutMs));
     return this.readNow(timeoutMs);
   }
 
   private readNow(timeoutMs: number): Promise<void> {
-    if (this.stopped) return Promise.reject(closedError(this.fatal));
+    if (this.stopped || this.closing) return Promise.reject(closedError(this.fatal));
     if (this.core.softState().leader === 0) return Promise.reject(this.notLeader("read"));
     const { requestId, done } = this.reads.add(timeoutMs);
     this.core.readIndex(requestId);
@@ -521,7 +525,7 @@ export class RaftNode<Result = unknown> {
    * RAFT_ERR_INVALID_CONFIG_CHANGE, NODE_ERR_TIMEOUT (it may still take effect).
    */
   async changeMembership(change: { add?: Array<{ id: number; peerAddress: string; apiAddress?: string }>; promote?: number[]; remove?: number[] }): Promise<MembershipView> {
-    if (this.stopped) throw closedError(this.fatal);
+    if (this.stopped || this.closing) throw closedError(this.fatal);
     const request: ConfigChange = {
       addLearners: (change.add ?? []).map((m): Member => ({ id: m.id, peerAddress: m.peerAddress, apiAddress: m.apiAddress ?? "" })),
       promote: change.promote ?? [],
@@ -575,6 +579,7 @@ export class RaftNode<Result = unknown> {
     const removed = this.removalCountdownTicks !== undefined || (this.fatal as RaftwalError | undefined)?.code === NodeErrorCode.REMOVED;
     return {
       id: this.options.id,
+      clusterId: this.options.clusterId,
       role: soft.role,
       term: soft.term,
       leader: soft.leader,
@@ -589,6 +594,11 @@ export class RaftNode<Result = unknown> {
       membership: nodeMembership(config.config, this.options.id, removed),
       progress: this.core.progress(),
     };
+  }
+
+  /** The disk this node's storage holds: WAL files and the current snapshot (storage-usage.ts). */
+  storageUsage(): Promise<StorageUsage> {
+    return storageUsage(this.options.storage?.fs ?? new NodeFileSystem(), this.options.dataDir, this.storage.snapshotMeta());
   }
 
   /**
@@ -620,9 +630,25 @@ export class RaftNode<Result = unknown> {
     this.fatalHandlers.push(handler);
   }
 
-  /** Graceful shutdown: stops the ticker, fails pending requests, closes the transport and storage. */
-  async close(): Promise<void> {
-    await this.stop();
+  /**
+   * Graceful shutdown: refuses new proposals and reads, lets those in flight finish (up to
+   * `drainTimeoutMs`, default `proposalTimeoutMs`; the ticker keeps running meanwhile), then
+   * stops the ticker, fails what is left, closes the transport, saves the commit index,
+   * closes the storage and logs "stopped".
+   */
+  close(options: { drainTimeoutMs?: number } = {}): Promise<void> {
+    this.closing ??= this.drain(options.drainTimeoutMs ?? this.options.proposalTimeoutMs ?? PROPOSAL_TIMEOUT_MS_DEFAULT).then(() => this.stop());
+    return this.closing;
+  }
+
+  /** Waits, a tick at a time, until no proposal or read is pending, the node stopped, or `timeoutMs` passed. */
+  private async drain(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const tickMs = this.options.tickMs ?? TICK_MS_DEFAULT;
+    // Bounded by the deadline.
+    while (!this.stopped && this.proposals.size + this.reads.size > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, tickMs));
+    }
   }
 
   private notLeader(what = "request"): NotLeaderError {
@@ -652,11 +678,16 @@ export class RaftNode<Result = unknown> {
     this.configChanges.rejectAll(error);
     this.leaderWaiters.rejectAll(error);
     await this.transport.close();
+    let saved = false;
     if (!failed) {
       // Keep the commit index a restart starts from as fresh as this node knows it.
-      await this.storage.saveHardState(this.advancedHardState).catch((e: unknown) => this.logger.warn("could not save the hard state at close", { error: String(e) }));
+      saved = await this.storage.saveHardState(this.advancedHardState).then(
+        () => true,
+        (e: unknown) => (this.logger.warn("could not save the hard state at close", { error: String(e) }), false),
+      );
     }
     await this.storage.close().catch(() => undefined);
+    if (!failed) this.logger.info("stopped", { term: this.advancedHardState.term, commitIndex: this.advancedHardState.commit, appliedIndex: this.applied, commitIndexSaved: saved });
     if (reason) for (const handler of this.fatalHandlers) handler(reason);
   }
 }
