@@ -28,7 +28,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { parseInteger } from "./arguments.js";
 import { CliError, ExitCode, type TextOutput } from "./io.js";
 import { CLUSTER_BASE_PORT_DEFAULT, LocalCluster, type NodeExit } from "./local-cluster.js";
@@ -185,7 +185,11 @@ export function registerClusterCommand(program: Command, context: CliContext): v
     .option("--dir <dir>", "data directory (restarting on the same dir recovers the data)", "./data")
     .option("--base-port <port>", "first peer port; APIs listen 100 above", parseInteger(1024, 65_000), CLUSTER_BASE_PORT_DEFAULT)
     .option("--snapshot-every <n>", "snapshot and compact every N applied entries", parseInteger(1, 2 ** 31))
-    .option("--wal-segment-bytes <n>", "each node's WAL segment size (preallocated)", parseInteger(65_536, 2 ** 30), CLUSTER_WAL_SEGMENT_BYTES_DEFAULT)
+    .addOption(
+      new Option("--wal-segment-bytes <n>", "each node's WAL segment size (preallocated)")
+        .argParser(parseInteger(65_536, 2 ** 30))
+        .default(CLUSTER_WAL_SEGMENT_BYTES_DEFAULT, `${CLUSTER_WAL_SEGMENT_BYTES_DEFAULT} (4 MiB)`),
+    )
     .addHelpText("after", EXAMPLES)
     .action((flags: ClusterFlags) => runCluster(flags, context.io.stdout));
 }
