@@ -174,6 +174,30 @@ describe("RaftNode", () => {
     expect((proposed as Error).message).toMatch(/proposal \(no leader known within 300 ms\)/);
   });
 
+  it("close() lets the proposals in flight commit, refuses new ones, then saves the commit index", async () => {
+    const disks = new Map<number, MemoryFileSystem>();
+    const nodes = await startThree({ seed: 8, fs: (id) => disks.set(id, new MemoryFileSystem()).get(id)! });
+    const leader = await leaderOf(nodes);
+    await leader.node.propose(put("warm", "up", 1));
+    const inFlight = Array.from({ length: 20 }, (_, k) => leader.node.propose(put(`f${k}`, "v", k + 2)));
+    const closed = leader.node.close();
+    const late = await leader.node.propose(put("late", "v", 99)).catch((error: unknown) => error);
+    expect(late).toMatchObject({ code: "NODE_ERR_CLOSED" });
+    await closed;
+    // Every proposal made before close() committed and was applied: none was cut off.
+    expect(await Promise.all(inFlight)).toEqual(Array.from({ length: 20 }, () => ({ status: "ok" })));
+    const applied = leader.node.status().appliedIndex;
+    const { openRaftStorage } = await import("../../storage/raft-storage.js");
+    const id = leader.node.status().id;
+    const reopened = await openRaftStorage(`/data/node-${id}`, { fs: disks.get(id)! });
+    try {
+      expect(reopened.hardState().commit).toBeGreaterThanOrEqual(applied);
+      expect(applied).toBeGreaterThanOrEqual(22);
+    } finally {
+      await reopened.close();
+    }
+  });
+
   it("serves linearizable reads on the leader and on a follower through ReadIndex", async () => {
     const nodes = await startThree({ seed: 3 });
     const leader = await leaderOf(nodes);
