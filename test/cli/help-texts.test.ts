@@ -6,19 +6,11 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { runCli } from "../../src/cli/program.js";
+import { raftwal } from "./helpers.js";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const code = await runCli(argv, {
-    stdout: { write: (text: string) => ((stdout += text), true) },
-    stderr: { write: (text: string) => ((stderr += text), true) },
-  });
-  return { code, stdout, stderr };
-}
+const cli = (...argv: string[]) => raftwal(argv);
 
 describe("raftwal --version and --help", () => {
   it("--version prints the package's version", async () => {

@@ -7,52 +7,21 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findFreeBasePort } from "../../src/cli/local-cluster.js";
-import { runCli } from "../../src/cli/program.js";
-import { startKvNode, type KvNode } from "../../src/kv/kv-node.js";
-import { silentLogger } from "../../src/node/logger.js";
-import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import type { KvNode } from "../../src/kv/kv-node.js";
+import { raftwal, startInProcessCluster } from "./helpers.js";
 
 let node: KvNode;
 let endpoint: string;
 let dir: string;
 
-async function raftwal(argv: string[], stdin?: string | Buffer): Promise<Run> {
-  let stdout = "";
-  let stderr = "";
-  const code = await runCli(argv, {
-    stdout: { write: (text: string) => ((stdout += text), true) },
-    stderr: { write: (text: string) => ((stderr += text), true) },
-    stdin: stdin === undefined ? undefined : Readable.from([Buffer.from(stdin)]),
-  });
-  return { code, stdout, stderr };
-}
-
 const kv = (...argv: string[]) => raftwal(["kv", "--endpoints", endpoint, ...argv]);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "raftwal-kv-cli-"));
-  const port = await findFreeBasePort(1);
-  node = await startKvNode({
-    id: 1,
-    clusterId: "kv-cli",
-    initialClusterState: "new",
-    peers: [{ id: 1, host: "127.0.0.1", port, api: { host: "127.0.0.1", port: port + 100 } }],
-    dataDir: "/data/node-1",
-    storage: { fs: new MemoryFileSystem() },
-    tickMs: 10,
-    logger: silentLogger,
-  });
+  [node] = await startInProcessCluster(1, { clusterId: "kv-cli" });
   endpoint = `http://127.0.0.1:${node.apiAddress.port}`;
-  await node.node.waitForLeader({ timeoutMs: 10_000 });
 });
 
 afterAll(async () => {

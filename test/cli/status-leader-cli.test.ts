@@ -4,48 +4,19 @@
  * system): the table, `--json`, a member that does not answer, and moving leadership.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findFreeBasePort } from "../../src/cli/local-cluster.js";
-import { runCli } from "../../src/cli/program.js";
 import type { ClusterStatus } from "../../src/cli/status-command.js";
-import { startKvNode, type KvNode, type KvPeerConfig } from "../../src/kv/kv-node.js";
-import { silentLogger } from "../../src/node/logger.js";
-import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
+import type { KvNode } from "../../src/kv/kv-node.js";
+import { raftwal as run, startInProcessCluster } from "./helpers.js";
 
 let nodes: KvNode[] = [];
 let endpoints: string;
 
-async function raftwal(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const code = await runCli(argv, {
-    stdout: { write: (text: string) => ((stdout += text), true) },
-    stderr: { write: (text: string) => ((stderr += text), true) },
-  });
-  return { code, stdout, stderr };
-}
-
+const raftwal = (...argv: string[]) => run(argv);
 const leaderId = () => nodes.find((node) => node.node.status().role === "leader")?.node.status().id ?? 0;
 
 beforeAll(async () => {
-  const base = await findFreeBasePort(3);
-  const peers: KvPeerConfig[] = [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: base + id - 1, api: { host: "127.0.0.1", port: base + 99 + id } }));
-  nodes = await Promise.all(
-    peers.map((peer) =>
-      startKvNode({
-        id: peer.id,
-        clusterId: "status-cli",
-        initialClusterState: "new",
-        peers,
-        dataDir: `/data/node-${peer.id}`,
-        storage: { fs: new MemoryFileSystem(), wal: { segmentSizeBytes: 1024 * 1024 } },
-        tickMs: 10,
-        snapshotEveryEntries: 10,
-        logger: silentLogger,
-      }),
-    ),
-  );
+  nodes = await startInProcessCluster(3, { clusterId: "status-cli", snapshotEveryEntries: 10, storage: { wal: { segmentSizeBytes: 1024 * 1024 } } });
   endpoints = nodes.map((node) => `http://127.0.0.1:${node.apiAddress.port}`).join(",");
-  await Promise.all(nodes.map((node) => node.node.waitForLeader({ timeoutMs: 10_000 })));
   for (let i = 0; i < 15; i++) expect((await raftwal("kv", "--endpoints", endpoints, "put", `k${i}`, "v")).code).toBe(0);
 });
 

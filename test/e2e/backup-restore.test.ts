@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { findFreeBasePort, LocalCluster } from "../../src/cli/local-cluster.js";
-import { runCli } from "../../src/cli/program.js";
+import { raftwal as run } from "../cli/helpers.js";
 import { KvClient } from "../../src/kv/client.js";
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -20,15 +20,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function raftwal(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const code = await runCli(argv, {
-    stdout: { write: (text: string) => ((stdout += text), true) },
-    stderr: { write: (text: string) => ((stderr += text), true) },
-  });
-  return { code, stdout, stderr };
-}
+const raftwal = (...argv: string[]) => run(argv);
 
 async function startCluster(dir: string, basePort: number): Promise<{ cluster: LocalCluster; client: KvClient }> {
   const cluster = new LocalCluster({ nodes: 3, dir, basePort, logs: "file", nodeArgs: ["--tick-ms", "20", "--snapshot-every", "40"] });

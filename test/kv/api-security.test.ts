@@ -14,9 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findFreeBasePort } from "../../src/cli/local-cluster.js";
 import { runCli } from "../../src/cli/program.js";
 import { KvClient, KvError } from "../../src/kv/client.js";
-import { startKvNode, type KvNode, type KvPeerConfig } from "../../src/kv/kv-node.js";
+import { startKvNode, type KvNode } from "../../src/kv/kv-node.js";
 import { silentLogger } from "../../src/node/logger.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
+import { startInProcessCluster } from "../cli/helpers.js";
 import { createTestPki, type Pem, type TestPki } from "../transport/certificates.js";
 
 const TOKEN = "s3cret-token";
@@ -31,25 +32,7 @@ beforeAll(async () => {
   server = pki.issue("api-ca", "node-api");
   alice = pki.issue("client-ca", "alice");
   dir = await mkdtemp(join(tmpdir(), "raftwal-api-tls-"));
-  const base = await findFreeBasePort(2);
-  const peers: KvPeerConfig[] = [1, 2].map((id) => ({ id, host: "127.0.0.1", port: base + id - 1, api: { host: "127.0.0.1", port: base + 99 + id } }));
-  nodes = await Promise.all(
-    peers.map((peer) =>
-      startKvNode({
-        id: peer.id,
-        clusterId: "api-tls",
-        initialClusterState: "new",
-        peers,
-        dataDir: `/data/node-${peer.id}`,
-        storage: { fs: new MemoryFileSystem() },
-        tickMs: 10,
-        logger: silentLogger,
-        apiTls: { cert: server.cert, key: server.key, clientCa: alice.ca },
-        apiToken: TOKEN,
-      }),
-    ),
-  );
-  await Promise.all(nodes.map((node) => node.node.waitForLeader({ timeoutMs: 10_000 })));
+  nodes = await startInProcessCluster(2, { clusterId: "api-tls", apiTls: { cert: server.cert, key: server.key, clientCa: alice.ca }, apiToken: TOKEN });
 });
 
 afterAll(async () => {
