@@ -4,9 +4,10 @@
  *
  * Before any node starts, every peer and API port must be free (else one line naming the
  * port, exit 1): a node that cannot listen would exit, while whatever holds its port
- * answered in its place. The cluster gets an id of its own, kept in `<dir>/cluster-id`, and
- * every `/status` the supervisor reads must carry it and the node's id: another cluster's
- * node never passes for one of this cluster's.
+ * answered in its place. Every `/status` the supervisor reads must carry the cluster's id
+ * ("local", what `raftwal node` takes by default, so that a node started by hand joins it)
+ * and the node's id (LocalCluster.status): a node of another cluster never passes for one
+ * of this cluster's.
  *
  * What the supervisor restarts, and what not:
  *   - a node ended by a signal (kill -9 in the tour) or a crash is restarted after
@@ -25,8 +26,6 @@
  * SIGTERM and waits for it to finish its requests, save its commit index and close its WAL
  * (up to STOP_GRACE_MS, then SIGKILL). A second Ctrl-C kills the nodes at once.
  */
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Option, type Command } from "commander";
 import { parseInteger } from "./arguments.js";
@@ -148,20 +147,6 @@ export class ClusterSupervisor {
   }
 }
 
-/**
- * The id of the cluster in `dir`, from `<dir>/cluster-id`; made up (and kept there) the
- * first time. A directory whose nodes were started before the file existed used "local".
- */
-export function clusterIdOf(dir: string): string {
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, "cluster-id");
-  if (existsSync(file)) return readFileSync(file, "utf8").trim();
-  const hasNodes = existsSync(join(dir, "node-1"));
-  const id = hasNodes ? "local" : `local-${randomBytes(4).toString("hex")}`;
-  writeFileSync(file, `${id}\n`);
-  return id;
-}
-
 const EXAMPLES = `
 Examples:
   raftwal cluster                              # 3 nodes: peers on 7001-7003, APIs on 7101-7103, data in ./data
@@ -202,7 +187,6 @@ async function runCluster(flags: ClusterFlags, out: TextOutput): Promise<void> {
     basePort: flags.basePort,
     logs: "file",
     ownProcessGroups: true,
-    clusterId: clusterIdOf(flags.dir),
     nodeArgs: [...(flags.snapshotEvery ? ["--snapshot-every", String(flags.snapshotEvery)] : []), "--wal-segment-bytes", String(flags.walSegmentBytes)],
   });
   try {
