@@ -22,6 +22,23 @@ import { performance } from "node:perf_hooks";
 import { findFreeBasePort, LocalCluster } from "../src/cli/local-cluster.js";
 import { send } from "../src/kv/client.js";
 import { writeResults } from "./results.js";
+import { handleUsage } from "./usage.js";
+
+handleUsage(
+  `Usage: npm run bench:cluster [-- --seconds N] [-- --quick] [-- --no-etcd]
+       (node dist/bench/cluster.js [--seconds N] [--quick] [--no-etcd])
+
+3 raftwal node processes on loopback, fsync on: puts (256 B) with 1, 16, 64, 256 clients
+and linearizable gets with 16 clients; the same against etcd in the same run when it is
+installed. Prints a table; writes bench/results/cluster.json.
+
+  --seconds N   length of each measurement (default 5)
+  --quick       2 s per measurement, fewer levels
+  --no-etcd     raftwal only
+  --help        this text
+`,
+  ["--seconds", "--quick", "--no-etcd"],
+);
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");

@@ -32,6 +32,18 @@ import protobuf from "protobufjs";
 import { emptyMessage, frameCodec, MessageType, type Frame, type Message } from "../src/proto/schema.js";
 import { frameType } from "../src/proto/schema.js";
 import { encodeFrame, FrameDecoder, FRAME_HEADER_BYTES } from "../src/transport/framing.js";
+import { handleUsage } from "./usage.js";
+
+handleUsage(
+  `Usage: npm run bench:transport    (node --expose-gc dist/bench/transport.js)
+
+Protobuf frame encode/decode costs of an append message and a heartbeat, compared side by
+side. Prints a table; writes bench/results/transport.json.
+
+  --help    this text
+`,
+  [],
+);
 
 /** Relative to the working directory: npm scripts run at the package root. */
 /** Each measurement runs for this long; every case is warmed up once for as long. */

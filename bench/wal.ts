@@ -27,6 +27,20 @@ import { Wal, type Preallocation } from "../storage/wal/index.js";
 import { crc32Implementation } from "../storage/wal/crc.js";
 import { recordBytes } from "../storage/wal/format.js";
 import type { Entry } from "../src/proto/schema.js";
+import { handleUsage } from "./usage.js";
+
+handleUsage(
+  `Usage: npm run bench:wal [-- --quick]    (node --expose-gc dist/bench/wal.js [--quick])
+
+The disk's ceiling (write + fdatasync loops), WAL append throughput and latency (128 B,
+1 KiB, 16 KiB entries; 1, 16, 256 appenders), recovery of a 1 GiB WAL, and index memory
+of a 10-million-entry log. Prints a table; writes bench/results/wal.json.
+
+  --quick   a short run (smaller cases, about a minute)
+  --help    this text
+`,
+  ["--quick"],
+);
 
 const quick = process.argv.includes("--quick");
 const SECONDS_PER_CASE = quick ? 0.6 : 3;

@@ -24,7 +24,7 @@ import type { FileSystem } from "./fs/file-system.js";
 import type { RepairMarker } from "./repair-marker.js";
 import type { CorruptionDetail } from "./wal/errors.js";
 import { listSegments, scanWal, type ScannedRecord } from "./wal/inspect.js";
-import { RECORD_ALIGNMENT_BYTES, RecordType } from "./wal/format.js";
+import { RECORD_ALIGNMENT_BYTES, RecordType, recordCrcSeed } from "./wal/format.js";
 import { parseSegmentFileName } from "./wal/naming.js";
 import { scanRecords, surveyTail } from "./wal/segment-reader.js";
 
@@ -103,7 +103,10 @@ export async function assessWal(dir: string, fs: FileSystem, corruption?: Corrup
   if (!corruption || !damage) return { kept, setAside: [] };
   for (const listing of listings) if (listing.header) damage.lastKnownIndex = Math.max(damage.lastKnownIndex, listing.header.firstIndex - 1);
   const damagedListing = listings.find((listing) => listing.segmentId === damagedSegmentId);
-  if (damagedListing?.header) await surveyPastDamage(fs, damagedListing.path, walkedTo, damage);
+  if (damagedListing?.header) {
+    const seed = recordCrcSeed(damagedListing.segmentId, damagedListing.header.formatVersion);
+    await surveyPastDamage(fs, damagedListing.path, seed, walkedTo, damage);
+  }
   let cut = { segmentId: damagedSegmentId, offset: corruption.offset };
   if (!baseTermNamed) {
     // The prefix kept cannot open: no compact record in it names the term of the index its
@@ -125,14 +128,14 @@ export async function assessWal(dir: string, fs: FileSystem, corruption?: Corrup
  * a framed walk again. The COMMIT names its batch's last index; the walk names the rest.
  * Each pass starts past the previous one's end: bounded by the segment's size.
  */
-async function surveyPastDamage(fs: FileSystem, path: string, walkedTo: number, damage: LogDamage): Promise<void> {
+async function surveyPastDamage(fs: FileSystem, path: string, seed: number, walkedTo: number, damage: LogDamage): Promise<void> {
   const file = await fs.open(path, { readOnly: true });
   try {
     let searchFrom = walkedTo + RECORD_ALIGNMENT_BYTES;
     for (;;) {
-      const { commitOffset } = await surveyTail(file, searchFrom, searchFrom);
-      if (commitOffset === undefined) return;
-      const end = await scanRecords(file, commitOffset, (_offset, header) => {
+      const { commits } = await surveyTail(file, searchFrom, searchFrom, { seeds: [seed], recycled: false });
+      if (commits.length === 0) return;
+      const end = await scanRecords(file, commits[0].offset, seed, (_offset, header) => {
         if (header.type === RecordType.ENTRY) damage.intactEntriesAfter += 1;
         if (header.type === RecordType.ENTRY || header.type === RecordType.COMMIT) damage.lastKnownIndex = Math.max(damage.lastKnownIndex, header.index);
       });

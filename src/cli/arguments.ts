@@ -50,3 +50,30 @@ export function parseLogLevel(value: string): "debug" | "info" | "warn" | "error
   if (!["debug", "info", "warn", "error", "silent"].includes(value)) throw new InvalidArgumentError(`'${value}' is not one of debug, info, warn, error, silent`);
   return value as "debug" | "info" | "warn" | "error" | "silent";
 }
+
+/** `90`, `90s`, `500ms`, `30m`, `2h` -> milliseconds (1 s to 7 days). */
+export function parseDuration(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!match) throw new InvalidArgumentError(`'${value}' is not a duration like 60s, 30m or 500ms`);
+  const unitMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? "s") as "ms" | "s" | "m" | "h"];
+  const ms = Math.round(Number(match[1]) * unitMs);
+  if (ms < 1000 || ms > 7 * 24 * 3_600_000) throw new InvalidArgumentError(`'${value}' must be between 1s and 7 days`);
+  return ms;
+}
+
+/** `URL,URL,...`: API endpoints, each checked (the error names the one that is not a URL). */
+export function parseEndpoints(value: string): string[] {
+  const endpoints = value.split(",").map((part) => part.trim());
+  for (const endpoint of endpoints) {
+    let url: URL | undefined;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
+      throw new InvalidArgumentError(`'${endpoint}' is not the URL of a node's API (http://HOST:PORT or https://HOST:PORT)`);
+    }
+  }
+  return endpoints;
+}

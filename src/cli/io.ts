@@ -16,6 +16,8 @@ export interface TextOutput {
 export interface CliIo {
   stdout: TextOutput;
   stderr: TextOutput;
+  /** What `raftwal kv put KEY -` reads (default: process.stdin). */
+  stdin?: AsyncIterable<Uint8Array | string>;
   /** The file system to inspect (default: the real disk). */
   fs?: FileSystem;
 }
@@ -36,6 +38,10 @@ export const ExitCode = {
    * cannot succeed. `raftwal cluster` does not restart it.
    */
   REFUSED: 4,
+  /** `kv get`, `kv del`, `kv cas` (expecting a value): the key is absent; nothing was done. */
+  ABSENT: 5,
+  /** `kv cas`: the key holds another value (printed on stdout); nothing was done. */
+  MISMATCH: 6,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

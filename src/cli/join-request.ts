@@ -4,7 +4,7 @@
  * leader then sends it the log, a snapshot first (Raft thesis 4.2.1); an operator promotes
  * it once it has caught up (`raftwal member promote`).
  */
-import { KvClient } from "../kv/client.js";
+import { KvClient, type KvClientOptions } from "../kv/client.js";
 import type { Logger } from "../node/logger.js";
 
 /** How long asking to join may take, retries included (no leader yet, a leader not ready). */
@@ -17,6 +17,8 @@ export interface JoinRequest {
   peerAddress: string;
   apiAddress: string;
   logger: Logger;
+  /** TLS and token for a member's API that requires them. */
+  client?: Pick<KvClientOptions, "tls" | "token">;
 }
 
 /**
@@ -27,7 +29,7 @@ export interface JoinRequest {
  */
 export async function askToJoin(request: JoinRequest): Promise<void> {
   const { url, id, peerAddress, apiAddress, logger } = request;
-  const client = new KvClient({ endpoints: [url], operationTimeoutMs: JOIN_REQUEST_TIMEOUT_MS });
+  const client = new KvClient({ endpoints: [url], operationTimeoutMs: JOIN_REQUEST_TIMEOUT_MS, ...request.client });
   try {
     const known = (await client.members()).members.find((member) => member.id === id);
     if (known) {

@@ -57,6 +57,12 @@ export interface LocalClusterOptions {
   logLevel?: string;
   /** Flags for the Node.js runtime of every node process (e.g. ["--cpu-prof"] to profile). */
   runtimeFlags?: string[];
+  /**
+   * Start each node in its own process group, so that a Ctrl-C on the terminal reaches only
+   * this process, which then stops the nodes in order (`raftwal cluster`). Default false:
+   * the nodes share this process's group (a test runner's Ctrl-C reaches them too).
+   */
+  ownProcessGroups?: boolean;
 }
 
 export interface LocalNodeSpec {
@@ -115,10 +121,25 @@ export class LocalCluster {
    * old id: replace it with `raftwal member`).
    */
   async start(): Promise<void> {
+    await this.checkPortsFree();
     if (this.specs.every((spec) => !existsSync(spec.dataDir))) for (const spec of this.specs) this.founding.add(spec.id);
     mkdirSync(this.options.dir, { recursive: true });
     for (const spec of this.specs) this.startNode(spec.id);
     await Promise.all(this.specs.map((spec) => this.waitForApi(spec.id)));
+  }
+
+  /**
+   * Every node's peer and API port must be free before any node starts: a node that cannot
+   * listen exits, and the API of whatever holds its port would answer in its place.
+   */
+  private async checkPortsFree(): Promise<void> {
+    for (const spec of this.specs) {
+      for (const [port, what] of [[spec.peerPort, "peer"], [spec.apiPort, "API"]] as const) {
+        if (!(await isFree(port, this.host))) {
+          throw new Error(`port ${port} (node ${spec.id}'s ${what} port) is in use on ${this.host}: another raftwal cluster? Stop it, or choose other ports with --base-port`);
+        }
+      }
+    }
   }
 
   startNode(id: number): ChildProcess {
@@ -131,7 +152,7 @@ export class LocalCluster {
       "--id",
       String(id),
       "--cluster-id",
-      this.options.clusterId ?? "local",
+      this.clusterId,
       "--dir",
       spec.dataDir,
       ...this.startModeArgs(spec),
@@ -140,7 +161,10 @@ export class LocalCluster {
       ...(typeof this.options.nodeArgs === "function" ? this.options.nodeArgs(id) : (this.options.nodeArgs ?? [])),
     ];
     const logs = this.options.logs ?? "file";
-    const child = spawn(process.execPath, args, { stdio: ["ignore", logs === "inherit" ? "inherit" : "pipe", logs === "inherit" ? "inherit" : "pipe"] });
+    const child = spawn(process.execPath, args, {
+      stdio: ["ignore", logs === "inherit" ? "inherit" : "pipe", logs === "inherit" ? "inherit" : "pipe"],
+      detached: this.options.ownProcessGroups === true,
+    });
     this.watch(id, child);
     if (logs === "file") {
       let file = this.logFiles.get(id);
@@ -326,14 +350,23 @@ export class LocalCluster {
     this.logFiles.clear();
   }
 
-  /** The node's /status, or undefined if it does not answer. */
+  /**
+   * The node's /status, or undefined if it does not answer, or if what answers on its API
+   * port is not this cluster's node `id` (another cluster's node, started on the same ports).
+   */
   async status(id: number): Promise<NodeStatusJson | undefined> {
+    let status: NodeStatusJson;
     try {
-      const body = await httpGet(`${this.spec(id).apiUrl}/status`, 1000);
-      return JSON.parse(body) as NodeStatusJson;
+      status = JSON.parse(await httpGet(`${this.spec(id).apiUrl}/status`, 1000)) as NodeStatusJson;
     } catch {
       return undefined;
     }
+    return status.clusterId === this.clusterId && status.id === id ? status : undefined;
+  }
+
+  /** The cluster id every node is started with (its peers must present the same). */
+  get clusterId(): string {
+    return this.options.clusterId ?? "local";
   }
 
   /** Waits until the running nodes agree on one leader; resolves with its id. */

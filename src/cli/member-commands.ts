@@ -6,30 +6,30 @@
  * (409 RAFT_ERR_LEARNER_BEHIND: promote again once the learner caught up).
  */
 import type { Command } from "commander";
-import { KvClient, type MembersAnswer } from "../kv/client.js";
+import type { KvClient, MembersAnswer } from "../kv/client.js";
 import { formatAddress } from "../node/membership.js";
 import { parseHostPort, parseInteger, type HostPort } from "./arguments.js";
-import { CLUSTER_ENDPOINTS_DEFAULT } from "./local-cluster.js";
+import { addClientOptions, withClient, type ClientFlags } from "./client-options.js";
 import type { CliContext } from "./program.js";
 import { table } from "./text.js";
+
+const EXAMPLES = `
+Examples:
+  raftwal member list
+  raftwal member add 4 127.0.0.1:7004 --api 127.0.0.1:7104
+  raftwal member promote 4
+  raftwal member remove 3
+`;
 
 interface OutputFlags {
   json?: boolean;
 }
 
 export function registerMemberCommands(program: Command, context: CliContext): void {
-  const member = program
-    .command("member")
-    .description("list and change the cluster's members (requests go to the leader)")
-    .option("--endpoints <urls>", "comma-separated API URLs of members", CLUSTER_ENDPOINTS_DEFAULT);
+  const member = addClientOptions(program.command("member").description("list and change the cluster's members (requests go to the leader)")).addHelpText("after", EXAMPLES);
   const run = (flags: OutputFlags, request: (client: KvClient) => Promise<MembersAnswer>, describe: (answer: MembersAnswer) => string) => async () => {
-    const client = new KvClient({ endpoints: (member.opts().endpoints as string).split(",") });
-    try {
-      const answer = await request(client);
-      context.io.stdout.write(flags.json ? `${JSON.stringify(answer, null, 2)}\n` : describe(answer));
-    } finally {
-      client.close();
-    }
+    const answer = await withClient(member.opts() as ClientFlags, request);
+    context.io.stdout.write(flags.json ? `${JSON.stringify(answer, null, 2)}\n` : describe(answer));
   };
   const memberId = parseInteger(1, Number.MAX_SAFE_INTEGER);
   member

@@ -1,12 +1,15 @@
 /**
- * `raftwal node` (one node of the KV service) and `raftwal kv` (a client of the KV
- * service); with `raftwal cluster` (cluster-command.ts: a local cluster of node processes
- * on 127.0.0.1) and `raftwal member` (member-commands.ts: the cluster's membership).
+ * `raftwal node`: one node of the KV service. With `raftwal cluster` (cluster-command.ts: a
+ * local cluster of node processes on 127.0.0.1), `raftwal kv` (kv-commands.ts, a client)
+ * and `raftwal member` (member-commands.ts: the cluster's membership).
+ *
+ * Stopping: the first SIGINT or SIGTERM stops the node in order (the API stops accepting
+ * requests and lets those in flight finish, the node saves its commit index, closes its
+ * WAL and logs "stopped"); a second SIGINT (Ctrl-C again) ends the process at once.
  */
 import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError } from "commander";
-import { startKvNode, type KvNode } from "../kv/kv-node.js";
-import { KvClient } from "../kv/client.js";
+import { startKvNode, type KvNode, type KvNodeOptions } from "../kv/kv-node.js";
 import { createLogger, type Logger } from "../node/logger.js";
 import { formatAddress } from "../node/membership.js";
 import { SNAPSHOT_EVERY_ENTRIES_DEFAULT, SNAPSHOT_EVERY_WAL_BYTES_DEFAULT } from "../node/options.js";
@@ -15,10 +18,11 @@ import { parseHostPort, parseInteger, parseLogLevel, parsePeers, type HostPort, 
 import { RaftwalError } from "../errors.js";
 import { NodeErrorCode } from "../node/errors.js";
 import { CliError, ExitCode } from "./io.js";
+import { readFileOption, readToken } from "./client-options.js";
 import { registerClusterCommand } from "./cluster-command.js";
 import { askToJoin } from "./join-request.js";
-import { CLUSTER_ENDPOINTS_DEFAULT } from "./local-cluster.js";
-import { untilSignal } from "./signals.js";
+import { registerKvCommands } from "./kv-commands.js";
+import { shutdownSignals } from "./signals.js";
 import type { CliContext } from "./program.js";
 
 interface NodeFlags extends FaultFlags {
@@ -40,6 +44,12 @@ interface NodeFlags extends FaultFlags {
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
+  walSegmentBytes?: number;
+  apiCert?: string;
+  apiKey?: string;
+  apiClientCa?: string;
+  apiTokenFile?: string;
+  apiInsecureToken?: boolean;
 }
 
 /** Mutual TLS for peer links: all three files or none. */
@@ -55,6 +65,24 @@ function readTls(flags: NodeFlags): { ca: Buffer; cert: Buffer; key: Buffer } | 
     }
   };
   return { ca: read(flags.tlsCa!), cert: read(flags.tlsCert!), key: read(flags.tlsKey!) };
+}
+
+/** The API's TLS and bearer token, from --api-cert/--api-key/--api-client-ca and --api-token-file. */
+type ApiSecurity = Pick<KvNodeOptions, "apiTls" | "apiToken" | "apiAllowInsecureToken">;
+
+function apiSecurity(flags: NodeFlags): ApiSecurity {
+  if ((flags.apiCert === undefined) !== (flags.apiKey === undefined)) throw new CliError("--api-cert and --api-key go together");
+  if (flags.apiClientCa !== undefined && flags.apiCert === undefined) throw new CliError("--api-client-ca needs --api-cert and --api-key (client certificates are checked over TLS)");
+  const apiTls = flags.apiCert
+    ? {
+        cert: readFileOption(flags.apiCert, "the API certificate"),
+        key: readFileOption(flags.apiKey!, "the API private key"),
+        ...(flags.apiClientCa ? { clientCa: readFileOption(flags.apiClientCa, "the API client CA") } : {}),
+      }
+    : undefined;
+  // The node refuses a token over plain HTTP on an address other than loopback (http-server.ts) unless allowed.
+  const apiToken = flags.apiTokenFile ? readToken(flags.apiTokenFile) : undefined;
+  return { apiTls, apiToken, apiAllowInsecureToken: flags.apiInsecureToken };
 }
 
 /** A JSON config file gives the same settings as the flags (flags win). */
@@ -99,12 +127,32 @@ function registerNode(program: Command, context: CliContext): void {
     .option("--tls-ca <file>", "mutual TLS for peer links: the CA certificate (PEM) peers must be signed by")
     .option("--tls-cert <file>", "mutual TLS: this node's certificate (PEM)")
     .option("--tls-key <file>", "mutual TLS: this node's private key (PEM)")
+    .option("--wal-segment-bytes <n>", "size of each WAL segment file, preallocated (default 64 MiB)", parseInteger(65_536, 2 ** 30))
+    .option("--api-cert <file>", "serve the API over HTTPS with this certificate (PEM)")
+    .option("--api-key <file>", "... and this private key (PEM)")
+    .option("--api-client-ca <file>", "HTTPS: clients must present a certificate signed by this CA (PEM)")
+    .option("--api-token-file <file>", "every API request must carry this bearer token (the file's first line)")
+    .option("--api-insecure-token", "allow --api-token-file over plain HTTP on an address other than loopback (the token travels in clear text)")
     .option("--fault-injection", "torture testing only: obey /admin/faults (partitions) and serve /admin/hash")
     .option("--fault-power-loss", "torture testing only: keep unsynced writes in memory, so kill -9 loses them like a power cut")
     .option("--fault-wal-segment-bytes <n>", "torture testing only: WAL segment size", parseInteger(65_536, 2 ** 30))
     .option("--fault-wal-cache-entries <n>", "torture testing only: entries the WAL caches (small: older entries are read back from the segments)", parseInteger(0, 2 ** 30))
+    .addHelpText("after", NODE_EXAMPLES)
     .action((flags: NodeFlags) => runNode(flags, context));
 }
+
+const NODE_EXAMPLES = `
+Examples:
+  # found a 3-node cluster (run on each machine with its own --id and --dir):
+  raftwal node --id 1 --dir /var/lib/raftwal --initial-cluster-state new \\
+    --peers 1=10.0.0.1:7001/10.0.0.1:7101,2=10.0.0.2:7001/10.0.0.2:7101,3=10.0.0.3:7001/10.0.0.3:7101
+  # later starts: the data directory knows the cluster
+  raftwal node --id 1 --dir /var/lib/raftwal
+  # a new member asking a member's API to add it as a learner
+  raftwal node --id 4 --dir /var/lib/raftwal --listen 10.0.0.4:7001 --api 10.0.0.4:7101 --join http://10.0.0.1:7101
+  # the API over HTTPS with client certificates and a bearer token
+  raftwal node --id 1 --dir d --api-cert api.crt --api-key api.key --api-client-ca clients-ca.crt --api-token-file token
+`;
 
 /** The flags and the config file merged (flags win), checked against each other. */
 function nodeSettings(flags: NodeFlags): NodeFlags & { id: number; dir: string } {
@@ -121,12 +169,19 @@ function nodeSettings(flags: NodeFlags): NodeFlags & { id: number; dir: string }
 async function runNode(flags: NodeFlags, context: CliContext): Promise<void> {
   const settings = nodeSettings(flags);
   const logger = createLogger({ level: settings.logLevel });
-  const node = await startNode(settings, logger);
-  logger.info("serving", { api: `http://${node.apiAddress.host}:${node.apiAddress.port}`, peer: `${node.node.address().host}:${node.node.address().port}` });
+  const security = apiSecurity(settings);
+  const signals = shutdownSignals();
+  const node = await startNode(settings, logger, security);
+  logger.info("serving", { api: `${node.apiScheme}://${node.apiAddress.host}:${node.apiAddress.port}`, peer: `${node.node.address().host}:${node.node.address().port}` });
   const fatal = new Promise<Error>((resolve) => node.node.onFatal(resolve));
-  const outcome = await Promise.race([untilSignal(), fatal, joinFailure(node, settings, logger)]);
+  const outcome = await Promise.race([signals.first, fatal, joinFailure(node, settings, logger, security)]);
   if (typeof outcome === "string") {
-    await node.close(); // SIGINT or SIGTERM
+    logger.info("stopping", { signal: outcome, next: "finishing the requests in flight; a SIGINT (Ctrl-C) now stops at once" });
+    void signals.again.then(() => {
+      context.io.stderr.write(`raftwal: node ${settings.id} stopped at once (a second SIGINT): its commit index may not be saved; the log holds every acknowledged entry\n`);
+      process.exit(ExitCode.ERROR);
+    });
+    await node.close();
     return;
   }
   await node.close().catch(() => undefined);
@@ -139,7 +194,7 @@ async function runNode(flags: NodeFlags, context: CliContext): Promise<void> {
 }
 
 /** Starts the node; a data directory that does not fit the start mode is a refusal (ExitCode.REFUSED: retrying cannot help). */
-async function startNode(settings: NodeFlags & { id: number; dir: string }, logger: Logger): Promise<KvNode> {
+async function startNode(settings: NodeFlags & { id: number; dir: string }, logger: Logger, security: ApiSecurity): Promise<KvNode> {
   try {
     return await startKvNode({
       id: settings.id,
@@ -155,6 +210,8 @@ async function startNode(settings: NodeFlags & { id: number; dir: string }, logg
       snapshotEveryWalBytes: settings.snapshotEveryBytes,
       tls: readTls(settings),
       logger,
+      ...security,
+      ...(settings.walSegmentBytes !== undefined ? { storage: { wal: { segmentSizeBytes: settings.walSegmentBytes } } } : {}),
       ...faultNodeOptions(settings, logger),
     });
   } catch (error) {
@@ -171,13 +228,15 @@ class JoinFailure extends Error {}
  * `--join URL` on a node that is in no configuration yet: asks that member to add it.
  * Resolves only if that fails (with a JoinFailure); never otherwise.
  */
-function joinFailure(node: KvNode, settings: NodeFlags & { id: number }, logger: Logger): Promise<JoinFailure> {
+function joinFailure(node: KvNode, settings: NodeFlags & { id: number }, logger: Logger, security: ApiSecurity): Promise<JoinFailure> {
   const url = settings.join;
   if (typeof url !== "string" || node.node.status().membership !== "joining") return new Promise(() => undefined);
   // The bound ports (port 0 picks one), on the hosts given.
   const peerAddress = formatAddress({ host: settings.listen!.host, port: node.node.address().port });
   const apiAddress = formatAddress({ host: settings.api?.host ?? node.apiAddress.host, port: node.apiAddress.port });
-  return askToJoin({ url, id: settings.id, peerAddress, apiAddress, logger }).then(
+  // A member's API that needs TLS or a token is asked with this node's own: its token, its certificate, the CA it trusts.
+  const tls = security.apiTls && { ca: security.apiTls.clientCa, cert: security.apiTls.cert, key: security.apiTls.key };
+  return askToJoin({ url, id: settings.id, peerAddress, apiAddress, logger, client: { tls, token: security.apiToken } }).then(
     () => new Promise<JoinFailure>(() => undefined),
     (error: unknown) => {
       const code = error instanceof RaftwalError ? ` [${error.code}]` : "";
@@ -206,63 +265,8 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-function registerKv(program: Command, context: CliContext): void {
-  const kv = program
-    .command("kv")
-    .description("a client of the KV service (follows redirects to the leader)")
-    .option("--endpoints <urls>", "comma-separated API URLs", CLUSTER_ENDPOINTS_DEFAULT);
-  const client = () => new KvClient({ endpoints: (kv.opts().endpoints as string).split(",") });
-  const run = async (action: (c: KvClient) => Promise<void>) => {
-    const c = client();
-    try {
-      await action(c);
-    } catch (error) {
-      throw new CliError((error as Error).message);
-    } finally {
-      c.close();
-    }
-  };
-  kv.command("put <key> <value>").action((key: string, value: string) =>
-    run(async (c) => {
-      await c.put(key, value);
-      context.io.stdout.write("OK\n");
-    }),
-  );
-  kv.command("get <key>")
-    .option("--stale", "read this node's state without a leadership check")
-    .action((key: string, options: { stale?: boolean }) =>
-      run(async (c) => {
-        const value = await c.get(key, { stale: options.stale });
-        if (value === undefined) {
-          context.io.stderr.write(`raftwal: no key ${JSON.stringify(key)}\n`);
-          context.exitCode = ExitCode.ERROR;
-          return;
-        }
-        context.io.stdout.write(`${value.toString()}\n`);
-      }),
-    );
-  kv.command("del <key>").action((key: string) =>
-    run(async (c) => {
-      const existed = await c.delete(key);
-      context.io.stdout.write(existed ? "OK\n" : "(absent)\n");
-    }),
-  );
-  kv.command("cas <key> <expect> <value>")
-    .option("--absent", "succeed only if the key is absent (<expect> is ignored)")
-    .action((key: string, expect: string, value: string, options: { absent?: boolean }) =>
-      run(async (c) => {
-        const result = await c.cas(key, options.absent ? null : expect, value);
-        if (result.ok) context.io.stdout.write("OK\n");
-        else {
-          context.io.stdout.write(`MISMATCH (current: ${result.current === undefined ? "absent" : JSON.stringify(result.current)})\n`);
-          context.exitCode = ExitCode.ERROR;
-        }
-      }),
-    );
-}
-
 export function registerNodeCommands(program: Command, context: CliContext): void {
   registerNode(program, context);
   registerClusterCommand(program, context);
-  registerKv(program, context);
+  registerKvCommands(program, context);
 }

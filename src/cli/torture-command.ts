@@ -3,22 +3,15 @@
  * Prints the seed first, a progress line on stderr while it runs, the report on stdout,
  * and exits non-zero when any check finds a violation.
  */
-import { InvalidArgumentError, type Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
 import { runTorture } from "../torture/torture.js";
 import { ALL_NEMESIS_GROUPS, parseNemesisGroups, type NemesisGroup } from "../torture/nemesis.js";
-import { parseInteger } from "./arguments.js";
+import { parseDuration, parseInteger } from "./arguments.js";
 import { ExitCode } from "./io.js";
 import type { CliContext } from "./program.js";
 
-/** `90`, `90s`, `500ms`, `30m`, `2h` -> milliseconds. */
-export function parseDuration(value: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  if (!match) throw new InvalidArgumentError(`'${value}' is not a duration like 60s, 30m or 500ms`);
-  const unitMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? "s") as "ms" | "s" | "m" | "h"];
-  const ms = Math.round(Number(match[1]) * unitMs);
-  if (ms < 1000 || ms > 7 * 24 * 3_600_000) throw new InvalidArgumentError(`'${value}' must be between 1s and 7 days`);
-  return ms;
-}
+/** Moved to arguments.ts (other commands take durations too); exported here as before. */
+export { parseDuration };
 
 function parseGroups(value: string): NemesisGroup[] {
   try {
@@ -47,9 +40,9 @@ export function registerTortureCommand(program: Command, context: CliContext): v
     .command("torture")
     .description("run a local cluster under load while killing, pausing, partitioning and damaging it; check linearizability, durability and convergence")
     .option("--nodes <n>", "cluster size", parseInteger(3, 9), 3)
-    .option("--duration <time>", "length of the fault (safety) phase: 60s, 30m, ...", parseDuration, 60_000)
+    .addOption(new Option("--duration <time>", "length of the fault (safety) phase: 60s, 30m, ...").argParser(parseDuration).default(60_000, "60s"))
     .option("--seed <n>", "seed of the fault schedule and workload (printed first; replays a run)", parseInteger(1, 2 ** 32 - 1))
-    .option("--nemesis <list>", `comma-separated: ${ALL_NEMESIS_GROUPS.join(",")} (or all)`, parseGroups, [...ALL_NEMESIS_GROUPS])
+    .addOption(new Option("--nemesis <list>", `comma-separated: ${ALL_NEMESIS_GROUPS.join(",")} (or all)`).argParser(parseGroups).default([...ALL_NEMESIS_GROUPS], "all"))
     .option("--clients <n>", "concurrent client workers", parseInteger(1, 256), 8)
     .option("--keep <dir>", "keep the run directory (history, node logs, report) here; default: a temp dir kept only on failure")
     .option("--tick-ms <ms>", "Raft tick of the nodes", parseInteger(1, 10_000), 20)

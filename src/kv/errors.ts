@@ -23,8 +23,17 @@ export const KV_ERRORS = {
     code: "KV_ERR_NO_LEADER",
     meaning: "No leader is known to serve the request or to redirect it to (an election, a partition); retry shortly.",
   },
+  UNAUTHORIZED: { code: "KV_ERR_UNAUTHORIZED", meaning: "The API requires a bearer token and the request carried none, or a wrong one." },
   INTERNAL: { code: "KV_ERR_INTERNAL", meaning: "An unexpected failure inside the node; its log has the detail." },
   BAD_RESPONSE: { code: "KV_ERR_BAD_RESPONSE", meaning: "KvClient got an error answer without the API's JSON error body (e.g. from a proxy)." },
+  BACKUP_CORRUPT: {
+    code: "KV_ERR_BACKUP_CORRUPT",
+    meaning: "A backup file (`raftwal snapshot save`) is damaged, truncated or not a raftwal backup; a restore refuses it before writing anything.",
+  },
+  UNAVAILABLE: {
+    code: "KV_ERR_UNAVAILABLE",
+    meaning: "KvClient got no answer from any endpoint within its operation timeout; the message names every endpoint and its last error.",
+  },
   SNAPSHOT_CORRUPT: {
     code: "KV_ERR_SNAPSHOT_CORRUPT",
     meaning: "A KV snapshot stream is damaged, truncated or not a KV snapshot; the state machine keeps its current state.",

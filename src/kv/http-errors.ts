@@ -14,6 +14,7 @@ import { KvErrorCode } from "./errors.js";
 export const HTTP_STATUS_BY_CODE: ReadonlyMap<string, number> = new Map([
   [KvErrorCode.BAD_REQUEST, 400],
   [RaftwalErrorCode.INVALID_ARGUMENT, 400],
+  [KvErrorCode.UNAUTHORIZED, 401],
   [KvErrorCode.NOT_FOUND, 404],
   [KvErrorCode.NO_ROUTE, 404],
   [KvErrorCode.METHOD_NOT_ALLOWED, 405],
@@ -38,6 +39,7 @@ export const HTTP_STATUS_BY_CODE: ReadonlyMap<string, number> = new Map([
   [NodeErrorCode.TIMEOUT, 503],
   [NodeErrorCode.PROPOSAL_LOST, 503],
   [NodeErrorCode.CLOSED, 503],
+  [NodeErrorCode.TRANSFER_FAILED, 503],
 ]);
 
 export const HTTP_STATUS_UNLISTED = 500;

@@ -17,30 +17,44 @@ export function json(response: http.ServerResponse, status: number, body: unknow
   response.end(text);
 }
 
+/** Sends a request on to the leader's API: a 307 to the same path and query there (see redirectToLeader). */
+export type RedirectToLeader = (request: http.IncomingMessage, response: http.ServerResponse, leader: number) => void;
+
 /**
  * Answers `307 Temporary Redirect` to the same path and query on the leader's API (307
- * keeps the method and body); KV_ERR_NO_LEADER (503) when no leader is known or its API
- * address is not.
+ * keeps the method and body), with this API's scheme (every member serves the same);
+ * KV_ERR_NO_LEADER (503) when no leader is known or its API address is not.
  */
 export function redirectToLeader(
   request: http.IncomingMessage,
   response: http.ServerResponse,
   leader: number,
   apiAddressOf: (id: number) => ApiAddress | undefined,
+  scheme: "http" | "https" = "http",
 ): void {
   const target = leader ? apiAddressOf(leader) : undefined;
   if (!target) throw new RaftwalError(KvErrorCode.NO_LEADER, "no leader is known; retry shortly");
-  response.writeHead(307, { location: `http://${target.host}:${target.port}${request.url ?? "/"}`, "x-raftwal-leader": String(leader) });
+  response.writeHead(307, { location: `${scheme}://${target.host}:${target.port}${request.url ?? "/"}`, "x-raftwal-leader": String(leader) });
   response.end();
 }
 
-/** The whole request body; KV_ERR_TOO_LARGE once it passes `bytesMax`. */
-export async function readBody(request: http.IncomingMessage, bytesMax: number): Promise<Uint8Array> {
+/** "1,040,384". */
+export function formatBytes(bytes: number): string {
+  return bytes.toLocaleString("en-US");
+}
+
+/**
+ * The whole request body; KV_ERR_TOO_LARGE, naming `limit` (what the body is, and its limit
+ * in bytes), as soon as the announced length or the bytes received pass it.
+ */
+export async function readBody(request: http.IncomingMessage, limit: { bytesMax: number; what: string }): Promise<Uint8Array> {
+  const tooLarge = () => new RaftwalError(KvErrorCode.TOO_LARGE, `${limit.what} is larger than its limit of ${formatBytes(limit.bytesMax)} bytes`);
+  if (Number(request.headers["content-length"] ?? 0) > limit.bytesMax) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > bytesMax) throw new RaftwalError(KvErrorCode.TOO_LARGE, `the body is larger than ${bytesMax} bytes`);
+    if (size > limit.bytesMax) throw tooLarge();
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);

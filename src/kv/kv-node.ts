@@ -4,9 +4,9 @@
  */
 import type { Logger } from "../node/logger.js";
 import { formatAddress, parseAddress } from "../node/membership.js";
-import type { PeerConfig, RaftNodeOptions } from "../node/options.js";
+import { PROPOSAL_TIMEOUT_MS_DEFAULT, type PeerConfig, type RaftNodeOptions } from "../node/options.js";
 import { createNode, type RaftNode } from "../node/raft-node.js";
-import { KvHttpApi, type ApiAddress, type ExtraRoutes } from "./http-api.js";
+import { KvHttpApi, type ApiAddress, type ApiTlsOptions, type ExtraRoutes } from "./http-api.js";
 import { KvStateMachine, type KvResult } from "./state-machine.js";
 
 export interface KvPeerConfig extends PeerConfig {
@@ -22,13 +22,26 @@ export interface KvNodeOptions extends Omit<RaftNodeOptions<KvResult>, "stateMac
   apiListen?: ApiAddress;
   /** Routes to add to the HTTP API, built once the node and the state machine exist. */
   extraRoutes?: (parts: { node: RaftNode<KvResult>; kv: KvStateMachine }) => ExtraRoutes;
+  /** HTTPS for the API, with client certificates required when `clientCa` is set (http-server.ts). */
+  apiTls?: ApiTlsOptions;
+  /** A bearer token every API request must carry. */
+  apiToken?: string;
+  /** Allow the token over plain HTTP on an address other than loopback (it travels in clear text). */
+  apiAllowInsecureToken?: boolean;
 }
 
 export interface KvNode {
   readonly node: RaftNode<KvResult>;
   readonly kv: KvStateMachine;
   readonly apiAddress: ApiAddress;
-  close(): Promise<void>;
+  /** "http" or "https". */
+  readonly apiScheme: "http" | "https";
+  /**
+   * Stops in order: the API stops accepting requests and lets those in flight finish, the
+   * node finishes its proposals and reads, saves its commit index and closes its storage
+   * (each step waits up to `drainTimeoutMs`, default the proposal timeout).
+   */
+  close(options?: { drainTimeoutMs?: number }): Promise<void>;
 }
 
 export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
@@ -39,28 +52,36 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     const member = node.members().members.find((m) => m.id === id);
     return member ? parseAddress(member.apiAddress) : undefined;
   };
-  const api = new KvHttpApi({
-    node,
-    kv,
-    listen: options.apiListen ?? apiAddressOf(options.id) ?? { host: "127.0.0.1", port: 0 },
-    apiAddressOf,
-    logger: options.logger.child({ node: options.id, component: "api" }),
-    extraRoutes: options.extraRoutes?.({ node, kv }),
-  });
+  let api: KvHttpApi;
   let apiAddress: ApiAddress;
   try {
+    api = new KvHttpApi({
+      node,
+      kv,
+      listen: options.apiListen ?? apiAddressOf(options.id) ?? { host: "127.0.0.1", port: 0 },
+      apiAddressOf,
+      logger: options.logger.child({ node: options.id, component: "api" }),
+      extraRoutes: options.extraRoutes?.({ node, kv }),
+      tls: options.apiTls,
+      token: options.apiToken,
+      allowInsecureToken: options.apiAllowInsecureToken,
+      tickMs: options.tickMs,
+      electionTimeoutTicks: options.electionTimeoutTicks,
+    });
     apiAddress = await api.start();
   } catch (error) {
-    await node.close();
+    await node.close({ drainTimeoutMs: 0 });
     throw error;
   }
   return {
     node,
     kv,
     apiAddress,
-    async close() {
-      await api.close();
-      await node.close();
+    apiScheme: options.apiTls ? "https" : "http",
+    async close(closeOptions = {}) {
+      const drainTimeoutMs = closeOptions.drainTimeoutMs ?? options.proposalTimeoutMs ?? PROPOSAL_TIMEOUT_MS_DEFAULT;
+      await api.close(drainTimeoutMs);
+      await node.close({ drainTimeoutMs });
     },
   };
 }

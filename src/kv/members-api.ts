@@ -24,7 +24,8 @@ import { NotLeaderError } from "../node/errors.js";
 import { formatAddress, parseAddress, type MembershipView, type MemberView } from "../node/membership.js";
 import type { RaftNode } from "../node/raft-node.js";
 import { KvErrorCode } from "./errors.js";
-import { drain, json, readBody, redirectToLeader, type ApiAddress } from "./http-io.js";
+import { booleanParameter, checkQuery } from "./http-target.js";
+import { drain, json, readBody, type RedirectToLeader } from "./http-io.js";
 
 /** What `GET /members` and every successful change answer. */
 export interface MembersAnswer extends MembershipView {
@@ -47,8 +48,8 @@ const MEMBER_BODY_BYTES_MAX = 4096;
 
 export interface MembersRoutesOptions {
   node: RaftNode<unknown>;
-  /** A member's API address (from the cluster configuration), for redirects to the leader. */
-  apiAddressOf: (id: number) => ApiAddress | undefined;
+  /** Sends a request on to the leader's API. */
+  redirect: RedirectToLeader;
 }
 
 export class MembersRoutes {
@@ -62,8 +63,11 @@ export class MembersRoutes {
   async handle(request: http.IncomingMessage, response: http.ServerResponse, url: URL): Promise<void> {
     const [, , idText, action, ...rest] = url.pathname.split("/");
     if (idText === undefined) {
-      if (request.method === "GET") return this.list(request, response, url.searchParams.get("stale") === "true");
-      if (request.method === "POST") return this.change(request, response, async () => ({ add: [parseMember(await readBody(request, MEMBER_BODY_BYTES_MAX))] }));
+      if (request.method === "GET") {
+        checkQuery(url.searchParams, ["stale"], "GET /members");
+        return this.list(request, response, booleanParameter(url.searchParams, "stale"));
+      }
+      if (request.method === "POST") return this.change(request, response, async () => ({ add: [parseMember(await readBody(request, { bytesMax: MEMBER_BODY_BYTES_MAX, what: "the member body" }))] }));
       throw methodNotAllowed(request, "/members");
     }
     const id = parseMemberId(idText);
@@ -79,7 +83,7 @@ export class MembersRoutes {
   private async list(request: http.IncomingMessage, response: http.ServerResponse, stale: boolean): Promise<void> {
     await drain(request);
     const { role, leader } = this.options.node.leadership();
-    if (role !== "leader" && !stale) return redirectToLeader(request, response, leader, this.options.apiAddressOf);
+    if (role !== "leader" && !stale) return this.options.redirect(request, response, leader);
     json(response, 200, this.answer(this.options.node.members()));
   }
 
@@ -89,7 +93,7 @@ export class MembersRoutes {
     const { role, leader } = node.leadership();
     if (role !== "leader") {
       await drain(request);
-      return redirectToLeader(request, response, leader, this.options.apiAddressOf);
+      return this.options.redirect(request, response, leader);
     }
     const change = await readChange();
     let view: MembershipView;
@@ -97,7 +101,7 @@ export class MembersRoutes {
       view = await node.changeMembership(change);
     } catch (error) {
       // Thrown before anything was proposed: the leader is elsewhere now.
-      if (error instanceof NotLeaderError) return redirectToLeader(request, response, error.leaderId, this.options.apiAddressOf);
+      if (error instanceof NotLeaderError) return this.options.redirect(request, response, error.leaderId);
       throw error;
     }
     json(response, 200, this.answer(view));

@@ -230,6 +230,34 @@ export class KvStateMachine {
     return this.data.get(key)?.slice();
   }
 
+  /**
+   * Keys that start with `prefix` and sort after `after` (when given), in the order of their
+   * UTF-8 bytes (as etcd orders keys), with copies of their values: at most `limit` of
+   * them, and no more once `bytesMax` bytes of keys and values are collected (always at
+   * least one). `more` says whether matching keys were left out. Not linearizable on its
+   * own (see ReadIndex). Costs a pass over every key and a sort of the matches: listing is
+   * for operators and small scans, not a hot path.
+   */
+  list(options: { prefix: string; after?: string; limit: number; bytesMax: number }): { entries: Array<[string, Uint8Array]>; more: boolean } {
+    const after = options.after === undefined ? undefined : Buffer.from(options.after);
+    const matches: Array<[Buffer, string]> = [];
+    for (const key of this.data.keys()) {
+      if (!key.startsWith(options.prefix)) continue;
+      const bytes = Buffer.from(key);
+      if (after === undefined || Buffer.compare(bytes, after) > 0) matches.push([bytes, key]);
+    }
+    matches.sort((a, b) => Buffer.compare(a[0], b[0]));
+    const entries: Array<[string, Uint8Array]> = [];
+    let bytes = 0;
+    for (const [keyBytes, key] of matches) {
+      const value = this.data.get(key)!;
+      if (entries.length === options.limit || (entries.length > 0 && bytes + keyBytes.length + value.length > options.bytesMax)) break;
+      entries.push([key, value.slice()]);
+      bytes += keyBytes.length + value.length;
+    }
+    return { entries, more: entries.length < matches.length };
+  }
+
   /** Index of the last command applied (or of the restored snapshot); 0 at the start. */
   appliedIndex(): number {
     return this.applied;

@@ -23,6 +23,10 @@ export const NODE_ERRORS = {
   },
   BAD_BOOTSTRAP: { code: "NODE_ERR_BAD_BOOTSTRAP", meaning: "A node asked to bootstrap a new cluster is not among the founding members." },
   REMOVED: { code: "NODE_ERR_REMOVED", meaning: "This node was removed from the cluster's configuration: it stopped taking part." },
+  TRANSFER_FAILED: {
+    code: "NODE_ERR_TRANSFER_FAILED",
+    meaning: "A leadership transfer did not complete in time (the target was behind or unreachable); the message names the leader in place. Ask again.",
+  },
 } as const satisfies ErrorCodeTable;
 export const NodeErrorCode = codesOf(NODE_ERRORS);
 export type NodeErrorCode = (typeof NodeErrorCode)[keyof typeof NodeErrorCode];

@@ -90,6 +90,8 @@ export interface RaftNodeOptions<Result> {
 
 export interface NodeStatus {
   id: number;
+  /** The cluster this node belongs to (RaftNodeOptions.clusterId): a client checks it reached the cluster it meant. */
+  clusterId: string;
   role: SoftState["role"];
   term: number;
   /** 0 when no leader is known. */

@@ -49,9 +49,12 @@ import {
   type PeerAddress,
   type RaftNodeOptions,
 } from "./options.js";
+import { LeaderWaiters } from "./leader-waiters.js";
 import { PendingProposals } from "./pending-proposals.js";
 import { PendingReads } from "./pending-reads.js";
 import type { StateMachine } from "./state-machine.js";
+import { storageUsage, type StorageUsage } from "./storage-usage.js";
+import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { memberAddress, openNodeParts, transportPeers } from "./startup.js";
 
 /** Bytes a WAL record adds to an entry's data (record header, protobuf framing, padding): an estimate for the policy. */
@@ -62,6 +65,7 @@ export class RaftNode<Result = unknown> {
   private readonly proposals = new PendingProposals<Result | undefined>();
   private readonly reads = new PendingReads();
   private readonly configChanges = new PendingConfigChanges();
+  private readonly leaderWaiters = new LeaderWaiters();
   /** A repair of storage damage in progress: since when, and what the core last said it still lacks. */
   private repair: { startedMs: number; state: NonNullable<ReturnType<RaftCore["recovering"]>> } | undefined;
   /** Ticks left before a node that learned of its removal stops (its last messages go out first). */
@@ -72,6 +76,8 @@ export class RaftNode<Result = unknown> {
   /** A snapshot being written in the background (at most one). */
   private snapshotting: Promise<void> | undefined;
   private stopped = false;
+  /** Set by close(): new requests are refused while those in flight finish. */
+  private closing: Promise<void> | undefined;
   private kickScheduled = false;
   private fatal: Error | undefined;
   private applied: number;
@@ -422,6 +428,7 @@ export class RaftNode<Result = unknown> {
     const previous = this.soft;
     this.soft = soft;
     if (soft.leader !== previous.leader) {
+      this.leaderWaiters.leaderKnown(soft.leader);
       this.metrics.leaderChanges.inc();
       this.logger.info("leader changed", { leader: soft.leader, term: soft.term, role: soft.role });
     }
@@ -437,11 +444,19 @@ export class RaftNode<Result = unknown> {
    * Proposes a command. Resolves with the state machine's result for it once it is
    * committed and applied on this node; rejects with NotLeaderError (carrying the
    * leader's id and address when known), a timeout (the command may still commit), or
-   * a closed/stopped error.
+   * a closed/stopped error. While no leader is known (just started, an election), it
+   * first waits for one, up to `proposalTimeoutMs` (leader-waiters.ts).
    */
   propose(command: Uint8Array): Promise<Result | undefined> {
-    if (this.stopped) return Promise.reject(closedError(this.fatal));
+    if (this.stopped || this.closing) return Promise.reject(closedError(this.fatal));
     if (command.length === 0) return Promise.reject(new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, "a command must not be empty (empty entries are leader no-ops)"));
+    const timeoutMs = this.options.proposalTimeoutMs ?? PROPOSAL_TIMEOUT_MS_DEFAULT;
+    if (this.core.softState().leader === 0) return this.afterLeaderKnown("proposal", timeoutMs, () => this.proposeNow(command, timeoutMs));
+    return this.proposeNow(command, timeoutMs);
+  }
+
+  private proposeNow(command: Uint8Array, timeoutMs: number): Promise<Result | undefined> {
+    if (this.stopped || this.closing) return Promise.reject(closedError(this.fatal));
     let position;
     try {
       position = this.core.propose(command);
@@ -451,7 +466,7 @@ export class RaftNode<Result = unknown> {
       return Promise.reject(error);
     }
     this.metrics.proposals.inc();
-    const done = this.proposals.add(position.index, position.term, this.options.proposalTimeoutMs ?? PROPOSAL_TIMEOUT_MS_DEFAULT);
+    const done = this.proposals.add(position.index, position.term, timeoutMs);
     this.kick();
     return done;
   }
@@ -459,15 +474,41 @@ export class RaftNode<Result = unknown> {
   /**
    * Resolves once a linearizable read may be served from the local state machine: the
    * leader confirmed its leadership with a heartbeat round after the read began, and this
-   * node has applied everything committed before it (ReadIndex, Raft thesis 6.4).
+   * node has applied everything committed before it (ReadIndex, Raft thesis 6.4). While no
+   * leader is known it first waits for one, up to `readTimeoutMs`.
    */
   read(): Promise<void> {
-    if (this.stopped) return Promise.reject(closedError(this.fatal));
-    if (this.core.softState().leader === 0) return Promise.reject(this.notLeader());
-    const { requestId, done } = this.reads.add(this.options.readTimeoutMs ?? READ_TIMEOUT_MS_DEFAULT);
+    if (this.stopped || this.closing) return Promise.reject(closedError(this.fatal));
+    const timeoutMs = this.options.readTimeoutMs ?? READ_TIMEOUT_MS_DEFAULT;
+    if (this.core.softState().leader === 0) return this.afterLeaderKnown("read", timeoutMs, () => this.readNow(timeoutMs));
+    return this.readNow(timeoutMs);
+  }
+
+  private readNow(timeoutMs: number): Promise<void> {
+    if (this.stopped || this.closing) return Promise.reject(closedError(this.fatal));
+    if (this.core.softState().leader === 0) return Promise.reject(this.notLeader("read"));
+    const { requestId, done } = this.reads.add(timeoutMs);
     this.core.readIndex(requestId);
     this.kick();
     return done;
+  }
+
+  /**
+   * Resolves with the leader's id once a leader is known (at once if one is): a host may
+   * wait for it before it starts serving. Rejects with NotLeaderError (leader unknown)
+   * after `timeoutMs` (default: `proposalTimeoutMs`), or NODE_ERR_CLOSED.
+   */
+  waitForLeader(options: { timeoutMs?: number } = {}): Promise<number> {
+    if (this.stopped) return Promise.reject(closedError(this.fatal));
+    const leader = this.core.softState().leader;
+    if (leader !== 0) return Promise.resolve(leader);
+    const timeoutMs = options.timeoutMs ?? this.options.proposalTimeoutMs ?? PROPOSAL_TIMEOUT_MS_DEFAULT;
+    return this.afterLeaderKnown("waiting for a leader", timeoutMs, async () => this.core.softState().leader);
+  }
+
+  /** Runs `then` once a leader is known; NotLeaderError if none is within `timeoutMs`. */
+  private afterLeaderKnown<T>(what: string, timeoutMs: number, then: () => Promise<T>): Promise<T> {
+    return this.leaderWaiters.wait(timeoutMs, () => this.notLeader(`${what} (no leader known within ${timeoutMs} ms)`)).then(then);
   }
 
   // ---- membership (Raft thesis chapter 4) -----------------------------------------------------
@@ -502,7 +543,7 @@ export class RaftNode<Result = unknown> {
    * RAFT_ERR_INVALID_CONFIG_CHANGE, NODE_ERR_TIMEOUT (it may still take effect).
    */
   async changeMembership(change: { add?: Array<{ id: number; peerAddress: string; apiAddress?: string }>; promote?: number[]; remove?: number[] }): Promise<MembershipView> {
-    if (this.stopped) throw closedError(this.fatal);
+    if (this.stopped || this.closing) throw closedError(this.fatal);
     const request: ConfigChange = {
       addLearners: (change.add ?? []).map((m): Member => ({ id: m.id, peerAddress: m.peerAddress, apiAddress: m.apiAddress ?? "" })),
       promote: change.promote ?? [],
@@ -556,6 +597,7 @@ export class RaftNode<Result = unknown> {
     const removed = this.removalCountdownTicks !== undefined || (this.fatal as RaftwalError | undefined)?.code === NodeErrorCode.REMOVED;
     return {
       id: this.options.id,
+      clusterId: this.options.clusterId,
       role: soft.role,
       term: soft.term,
       leader: soft.leader,
@@ -570,6 +612,11 @@ export class RaftNode<Result = unknown> {
       membership: nodeMembership(config.config, this.options.id, removed),
       progress: this.core.progress(),
     };
+  }
+
+  /** The disk this node's storage holds: WAL files and the current snapshot (storage-usage.ts). */
+  storageUsage(): Promise<StorageUsage> {
+    return storageUsage(this.options.storage?.fs ?? new NodeFileSystem(), this.options.dataDir, this.storage.snapshotMeta());
   }
 
   /**
@@ -601,14 +648,30 @@ export class RaftNode<Result = unknown> {
     this.fatalHandlers.push(handler);
   }
 
-  /** Graceful shutdown: stops the ticker, fails pending requests, closes the transport and storage. */
-  async close(): Promise<void> {
-    await this.stop();
+  /**
+   * Graceful shutdown: refuses new proposals and reads, lets those in flight finish (up to
+   * `drainTimeoutMs`, default `proposalTimeoutMs`; the ticker keeps running meanwhile), then
+   * stops the ticker, fails what is left, closes the transport, saves the commit index,
+   * closes the storage and logs "stopped".
+   */
+  close(options: { drainTimeoutMs?: number } = {}): Promise<void> {
+    this.closing ??= this.drain(options.drainTimeoutMs ?? this.options.proposalTimeoutMs ?? PROPOSAL_TIMEOUT_MS_DEFAULT).then(() => this.stop());
+    return this.closing;
   }
 
-  private notLeader(): NotLeaderError {
+  /** Waits, a tick at a time, until no proposal or read is pending, the node stopped, or `timeoutMs` passed. */
+  private async drain(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const tickMs = this.options.tickMs ?? TICK_MS_DEFAULT;
+    // Bounded by the deadline.
+    while (!this.stopped && this.proposals.size + this.reads.size > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, tickMs));
+    }
+  }
+
+  private notLeader(what = "request"): NotLeaderError {
     const leader = this.core.softState().leader;
-    return new NotLeaderError(this.options.id, leader, "request", leader ? this.peerAddress(leader) : undefined);
+    return new NotLeaderError(this.options.id, leader, what, leader ? this.peerAddress(leader) : undefined);
   }
 
   /**
@@ -632,12 +695,18 @@ export class RaftNode<Result = unknown> {
     this.proposals.rejectAll(error);
     this.reads.rejectAll(error);
     this.configChanges.rejectAll(error);
+    this.leaderWaiters.rejectAll(error);
     await this.transport.close();
+    let saved = false;
     if (!failed) {
       // Keep the commit index a restart starts from as fresh as this node knows it.
-      await this.storage.saveHardState(this.advancedHardState).catch((e: unknown) => this.logger.warn("could not save the hard state at close", { error: String(e) }));
+      saved = await this.storage.saveHardState(this.advancedHardState).then(
+        () => true,
+        (e: unknown) => (this.logger.warn("could not save the hard state at close", { error: String(e) }), false),
+      );
     }
     await this.storage.close().catch(() => undefined);
+    if (!failed) this.logger.info("stopped", { term: this.advancedHardState.term, commitIndex: this.advancedHardState.commit, appliedIndex: this.applied, commitIndexSaved: saved });
     if (reason) for (const handler of this.fatalHandlers) handler(reason);
   }
 }

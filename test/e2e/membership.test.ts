@@ -196,7 +196,7 @@ describe("raftwal cluster's supervisor", () => {
   it("does not restart a node that refused its empty data directory, nor one that was removed; it prints why (and the removed id cannot join again)", async () => {
     const { cluster, dir, exits } = await startCluster();
     const lines: string[] = [];
-    const supervisor = new ClusterSupervisor(cluster, { write: (text: string) => lines.push(...text.trimEnd().split("\n")) }, 100);
+    const supervisor = new ClusterSupervisor(cluster, { write: (text: string) => lines.push(...text.trimEnd().split("\n")) }, { restartDelayMs: 100 });
     supervisors.push(supervisor);
     supervisor.start();
     const leader = await cluster.waitForLeader();

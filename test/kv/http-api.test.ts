@@ -3,6 +3,7 @@
  * whose code is registered and whose status comes from the one table (http-errors.ts).
  * One in-process node on 127.0.0.1 (free ports) over the in-memory file system.
  */
+import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ERROR_CODES, NodeErrorCode, RaftwalError, WalErrorCode } from "../../src/errors.js";
 import { KvClient, KvError } from "../../src/kv/client.js";
@@ -77,6 +78,105 @@ describe("the KV HTTP API", () => {
     expect(error).toBeInstanceOf(KvError);
     expect(error).toBeInstanceOf(RaftwalError);
     expect(error).toMatchObject({ status: 413, code: "KV_ERR_TOO_LARGE" });
+  });
+});
+
+/** A request whose path goes out exactly as written (fetch and URL would normalise dot segments). */
+function raw(method: string, path: string, body?: string | Buffer): Promise<{ status: number; body: Record<string, unknown> & { text: string } }> {
+  return new Promise((resolve, reject) => {
+    const request = http.request({ host: "127.0.0.1", port: node.apiAddress.port, method, path }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("end", () => {
+        const text = Buffer.concat(chunks).toString();
+        let parsed: Record<string, unknown> = {};
+        try {
+          parsed = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          parsed = {};
+        }
+        resolve({ status: response.statusCode ?? 0, body: { ...parsed, text } });
+      });
+    });
+    request.on("error", reject);
+    request.end(body);
+  });
+}
+
+describe("keys, limits and query parameters", () => {
+  it("takes the key from the raw path: encoded '.' and '..' are keys like any other; an unencoded dot segment is refused, never rewritten", async () => {
+    await client.put(".", "dot");
+    await client.put("..", "dotdot");
+    await client.put("a/../b", "not b");
+    expect((await client.get("."))?.toString()).toBe("dot");
+    expect((await client.get(".."))?.toString()).toBe("dotdot");
+    expect((await client.get("a/../b"))?.toString()).toBe("not b");
+    expect(node.kv.get("b")).toBeUndefined();
+    expect((await raw("GET", "/kv/%2E%2E")).body.text).toBe("dotdot");
+    for (const path of ["/kv/a/../b", "/kv/./b", "/kv/a/.", "/kv/.."]) {
+      const refused = await raw("PUT", path, "y");
+      expect(refused.status, path).toBe(400);
+      expect(refused.body).toMatchObject({ error: "KV_ERR_BAD_REQUEST", message: expect.stringContaining("percent-encode its dots (%2E)") });
+    }
+    expect(node.kv.get("b")).toBeUndefined();
+  });
+
+  it("answers a value over the limit with 413 naming the value limit, in a PUT as in a CAS", async () => {
+    const put = await raw("PUT", "/kv/huge", Buffer.alloc(2 * 1024 * 1024, 1));
+    expect(put).toMatchObject({ status: 413, body: { error: "KV_ERR_TOO_LARGE", message: "the value is larger than its limit of 1,040,384 bytes" } });
+    const casValue = await raw("POST", "/kv/huge?cas", JSON.stringify({ expect: null, value: "x".repeat(VALUE_BYTES_MAX + 1) }));
+    expect(casValue).toMatchObject({ status: 413, body: { error: "KV_ERR_TOO_LARGE", message: "the CAS value is larger than its limit of 1,040,384 bytes" } });
+    const casBody = await raw("POST", "/kv/huge?cas", JSON.stringify({ expect: "x".repeat(VALUE_BYTES_MAX + 1024), value: "x".repeat(VALUE_BYTES_MAX) }));
+    expect(casBody).toMatchObject({ status: 413, body: { error: "KV_ERR_TOO_LARGE", message: expect.stringMatching(/^the CAS body \(JSON with expect and value\) is larger than its limit of 2,081,792 bytes$/) } });
+    expect(node.kv.get("huge")).toBeUndefined();
+  });
+
+  it("refuses a lone surrogate in a CAS value as in a key, and a CAS body that is not UTF-8", async () => {
+    const lone = await raw("POST", "/kv/s?cas", '{"expect": null, "value": "\\ud800"}');
+    expect(lone).toMatchObject({ status: 400, body: { error: "KV_ERR_BAD_REQUEST", message: "the CAS value holds a lone surrogate: it is not valid Unicode" } });
+    expect(await raw("PUT", "/kv/%ED%A0%80", "v")).toMatchObject({ status: 400, body: { error: "KV_ERR_BAD_REQUEST" } });
+    const latin1 = Buffer.concat([Buffer.from('{"expect": null, "value": "'), Buffer.from([0xe9]), Buffer.from('"}')]);
+    expect(await raw("POST", "/kv/s?cas", latin1)).toMatchObject({ status: 400, body: { error: "KV_ERR_BAD_REQUEST" } });
+    expect(node.kv.get("s")).toBeUndefined();
+    // A well-formed pair is fine.
+    expect(await raw("POST", "/kv/s?cas", JSON.stringify({ expect: null, value: "\u{1F600}" }))).toMatchObject({ status: 200 });
+    expect(new TextDecoder().decode(node.kv.get("s"))).toBe("\u{1F600}");
+  });
+
+  it("takes stale=true or stale=false only, and refuses parameters a route does not take", async () => {
+    await client.put("q", "1");
+    expect(await raw("GET", "/kv/q?stale=maybe")).toMatchObject({ status: 400, body: { message: "?stale=maybe: stale must be true or false" } });
+    expect((await raw("GET", "/kv/q?stale=false")).body.text).toBe("1");
+    expect((await raw("GET", "/kv/q?stale=true")).body.text).toBe("1");
+    expect(await raw("GET", "/kv/q?stal=true")).toMatchObject({ status: 400, body: { message: "unknown query parameter 'stal' for GET /kv/{key}; it takes ?stale" } });
+    expect(await raw("PUT", "/kv/q?cas", "2")).toMatchObject({ status: 400, body: { error: "KV_ERR_BAD_REQUEST" } });
+    expect(await raw("GET", "/status?verbose=1")).toMatchObject({ status: 400 });
+    expect(await raw("GET", "/members?stale=yes")).toMatchObject({ status: 400 });
+  });
+
+  it("GET /kv?prefix= lists keys in the order of their bytes, a page at a time, with values (base64 when not UTF-8)", async () => {
+    for (const key of ["l/3", "l/1", "l/é", "l/z", "l/10", "l/2"]) await client.put(key, `v${key}`);
+    await client.put("l/bin", new Uint8Array([0xff, 0x00]));
+    await client.put("m/1", "other prefix");
+    const keys: string[] = [];
+    let token: string | undefined;
+    for (let page = 0; page < 10; page++) {
+      const listed = await client.list("l/", { limit: 3, continue: token });
+      expect(listed.keys.length).toBeLessThanOrEqual(3);
+      keys.push(...listed.keys.map((item) => item.key));
+      if (!listed.more) break;
+      token = listed.continue;
+    }
+    expect(keys).toEqual(["l/1", "l/10", "l/2", "l/3", "l/bin", "l/z", "l/é"]);
+    const all = await client.list("l/");
+    expect(all.more).toBe(false);
+    expect(all.continue).toBeUndefined();
+    expect(all.keys.find((item) => item.key === "l/bin")).toEqual({ key: "l/bin", valueBase64: "/wA=" });
+    expect(all.keys.find((item) => item.key === "l/z")).toEqual({ key: "l/z", value: "vl/z" });
+    expect((await client.list("l/", { keysOnly: true, limit: 1 })).keys).toEqual([{ key: "l/1" }]);
+    expect(await raw("GET", "/kv?prefix=l/&continue=%%%")).toMatchObject({ status: 400 });
+    expect(await raw("GET", "/kv?prefix=l/&limit=0")).toMatchObject({ status: 400, body: { message: "?limit=0: limit must be a whole number from 1 to 10000" } });
+    expect(await raw("POST", "/kv?prefix=l/")).toMatchObject({ status: 405 });
   });
 });
 

@@ -141,6 +141,63 @@ describe("RaftNode", () => {
     expect((error as NotLeaderError).leaderAddress?.port).toBeGreaterThan(0);
   });
 
+  it("a proposal or read made before any leader is known waits for the election instead of failing", async () => {
+    const nodes = await startThree({ seed: 7, fs: () => new MemoryFileSystem() });
+    expect(nodes.every((n) => n.node.status().leader === 0)).toBe(true);
+    // Right after the start: no node knows a leader yet.
+    const outcomes = await Promise.all(nodes.map((n, k) => n.node.propose(put(`early${k}`, "v", 1)).then((result) => result, (error: unknown) => error)));
+    const leader = await leaderOf(nodes);
+    const leaderIndex = nodes.indexOf(leader);
+    expect(outcomes[leaderIndex]).toEqual({ status: "ok" });
+    for (const [k, outcome] of outcomes.entries()) {
+      if (k === leaderIndex) continue;
+      // A follower answers once it knows the leader: NotLeaderError naming it, never "leader: unknown".
+      expect(outcome).toBeInstanceOf(NotLeaderError);
+      expect((outcome as NotLeaderError).leaderId).toBe(leader.node.status().id);
+    }
+    await expect(nodes[(leaderIndex + 1) % 3].node.read()).resolves.toBeUndefined();
+    expect(await nodes[0].node.waitForLeader()).toBe(leader.node.status().id);
+  });
+
+  it("waitForLeader and a proposal give up with NotLeaderError (leader unknown) when no leader can be elected", async () => {
+    const base = await findFreeBasePort(3);
+    const peers: KvPeerConfig[] = [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: base + id - 1, api: { host: "127.0.0.1", port: base + 99 + id } }));
+    // Only node 1 of three runs: it can never win an election.
+    const lonely = await startKvNode({ id: 1, clusterId: "test", initialClusterState: "new", peers, dataDir: "/data/node-1", storage: { fs: new MemoryFileSystem() }, tickMs: 10, proposalTimeoutMs: 300, logger: silentLogger });
+    running.push(lonely);
+    const waited = await lonely.node.waitForLeader({ timeoutMs: 200 }).catch((error: unknown) => error);
+    expect(waited).toBeInstanceOf(NotLeaderError);
+    expect((waited as NotLeaderError).leaderId).toBe(0);
+    expect((waited as Error).message).toMatch(/no leader known within 200 ms/);
+    const proposed = await lonely.node.propose(put("k", "v", 1)).catch((error: unknown) => error);
+    expect(proposed).toBeInstanceOf(NotLeaderError);
+    expect((proposed as Error).message).toMatch(/proposal \(no leader known within 300 ms\)/);
+  });
+
+  it("close() lets the proposals in flight commit, refuses new ones, then saves the commit index", async () => {
+    const disks = new Map<number, MemoryFileSystem>();
+    const nodes = await startThree({ seed: 8, fs: (id) => disks.set(id, new MemoryFileSystem()).get(id)! });
+    const leader = await leaderOf(nodes);
+    await leader.node.propose(put("warm", "up", 1));
+    const inFlight = Array.from({ length: 20 }, (_, k) => leader.node.propose(put(`f${k}`, "v", k + 2)));
+    const closed = leader.node.close();
+    const late = await leader.node.propose(put("late", "v", 99)).catch((error: unknown) => error);
+    expect(late).toMatchObject({ code: "NODE_ERR_CLOSED" });
+    await closed;
+    // Every proposal made before close() committed and was applied: none was cut off.
+    expect(await Promise.all(inFlight)).toEqual(Array.from({ length: 20 }, () => ({ status: "ok" })));
+    const applied = leader.node.status().appliedIndex;
+    const { openRaftStorage } = await import("../../storage/raft-storage.js");
+    const id = leader.node.status().id;
+    const reopened = await openRaftStorage(`/data/node-${id}`, { fs: disks.get(id)! });
+    try {
+      expect(reopened.hardState().commit).toBeGreaterThanOrEqual(applied);
+      expect(applied).toBeGreaterThanOrEqual(22);
+    } finally {
+      await reopened.close();
+    }
+  });
+
   it("serves linearizable reads on the leader and on a follower through ReadIndex", async () => {
     const nodes = await startThree({ seed: 3 });
     const leader = await leaderOf(nodes);
