@@ -18,7 +18,11 @@ export interface KvNodeOptions extends Omit<RaftNodeOptions<KvResult>, "stateMac
   /** The founding members, read only to bootstrap a new cluster (initialClusterState "new"). */
   peers?: KvPeerConfig[];
   logger: Logger;
-  /** Where this node's HTTP API listens. Default: its API address in the configuration (or `peers`). */
+  /**
+   * Where this node's HTTP API listens. Default: its API address in the configuration (or
+   * `peers`; or, when storage damage took every configuration naming it, its data
+   * directory's MEMBER file).
+   */
   apiListen?: ApiAddress;
   /** Routes to add to the HTTP API, built once the node and the state machine exist. */
   extraRoutes?: (parts: { node: RaftNode<KvResult>; kv: KvStateMachine }) => ExtraRoutes;
@@ -58,7 +62,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     api = new KvHttpApi({
       node,
       kv,
-      listen: options.apiListen ?? apiAddressOf(options.id) ?? { host: "127.0.0.1", port: 0 },
+      listen: options.apiListen ?? parseAddress(node.self()?.apiAddress ?? "") ?? { host: "127.0.0.1", port: 0 },
       apiAddressOf,
       logger: options.logger.child({ node: options.id, component: "api" }),
       extraRoutes: options.extraRoutes?.({ node, kv }),

@@ -22,6 +22,10 @@ export const NODE_ERRORS = {
     meaning: "The data directory holds no state but the node was started as an existing member (it must not rejoin under its old id).",
   },
   BAD_BOOTSTRAP: { code: "NODE_ERR_BAD_BOOTSTRAP", meaning: "A node asked to bootstrap a new cluster is not among the founding members." },
+  WRONG_DATA_DIR: {
+    code: "NODE_ERR_WRONG_DATA_DIR",
+    meaning: "The data directory belongs to another node: its MEMBER file names another id (a node must never run on another node's log and votes).",
+  },
   REMOVED: { code: "NODE_ERR_REMOVED", meaning: "This node was removed from the cluster's configuration: it stopped taking part." },
   TRANSFER_FAILED: {
     code: "NODE_ERR_TRANSFER_FAILED",

@@ -54,7 +54,8 @@ export interface RaftNodeOptions<Result> {
   peers?: PeerConfig[];
   /**
    * Where to listen for peers. Default: this node's address in the configuration (or in
-   * `peers`). Required to join. Port 0 picks a free port.
+   * `peers`; or, when storage damage took every configuration naming it, in the data
+   * directory's MEMBER file: own-member.ts). Required to join. Port 0 picks a free port.
    */
   listen?: PeerAddress;
   tickMs?: number;

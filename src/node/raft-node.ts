@@ -25,7 +25,7 @@
 import { performance } from "node:perf_hooks";
 import { RaftErrorCode, RaftwalError, RaftwalErrorCode } from "../raft/errors.js";
 import { EntryType, type ClusterConfig, type Member } from "../proto/schema.js";
-import { describeClusterConfig, isVoter } from "../raft/cluster-config.js";
+import { describeClusterConfig, isVoter, memberOf } from "../raft/cluster-config.js";
 import type { ConfigChange } from "../raft/config-change.js";
 import { decodeConfigEntry } from "../raft/config-log.js";
 import { NotLeaderError } from "../raft/not-leader-error.js";
@@ -56,6 +56,7 @@ import type { StateMachine } from "./state-machine.js";
 import { storageUsage, type StorageUsage } from "./storage-usage.js";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { memberAddress, openNodeParts, transportPeers } from "./startup.js";
+import type { OwnMember } from "./own-member.js";
 
 /** Bytes a WAL record adds to an entry's data (record header, protobuf framing, padding): an estimate for the policy. */
 const WAL_RECORD_OVERHEAD_BYTES_ESTIMATE = 56;
@@ -94,6 +95,7 @@ export class RaftNode<Result = unknown> {
     private readonly core: RaftCore,
     private readonly storage: RaftStorage,
     private readonly transport: NodeTransport,
+    private readonly ownMember: OwnMember,
     private readonly logger: Logger,
   ) {
     this.applied = storage.snapshotMeta().index;
@@ -112,8 +114,8 @@ export class RaftNode<Result = unknown> {
   /** Opens the data directory, restores the state machine, starts the transport and the ticker. */
   static async create<Result>(options: RaftNodeOptions<Result>): Promise<RaftNode<Result>> {
     const logger = (options.logger ?? silentLogger).child({ node: options.id });
-    const { storage, core, transport, start } = await openNodeParts(options, logger);
-    const node = new RaftNode(options, core, storage, transport, logger);
+    const { storage, core, transport, start, ownMember } = await openNodeParts(options, logger);
+    const node = new RaftNode(options, core, storage, transport, ownMember, logger);
     try {
       await node.start();
     } catch (error) {
@@ -317,6 +319,7 @@ export class RaftNode<Result = unknown> {
 
   private async restoreFromSnapshot(snapshot: SnapshotMeta): Promise<void> {
     await this.options.stateMachine.restore(this.storage.readSnapshot(), snapshot);
+    await this.ownMember.observe(snapshot.config);
     this.applied = snapshot.index;
     const unknownFate = () => new RaftwalError(RaftErrorCode.PROPOSAL_DROPPED, "a snapshot from the leader replaced this node's log; the proposal's fate is unknown");
     this.proposals.skippedTo(snapshot.index, unknownFate);
@@ -332,8 +335,10 @@ export class RaftNode<Result = unknown> {
       throw new Error(`apply order broken: entry ${entry.index} after applied index ${this.applied}`);
     }
     if (entry.type === EntryType.CLUSTER_CONFIG) {
+      const config = decodeConfigEntry(entry);
+      await this.ownMember.observe(config);
       this.applied = entry.index;
-      this.configApplied(entry.index, entry.term, decodeConfigEntry(entry));
+      this.configApplied(entry.index, entry.term, config);
       return;
     }
     // An entry with empty data is a leader's no-op (Raft paper, section 8): not for the application.
@@ -631,6 +636,17 @@ export class RaftNode<Result = unknown> {
     return (this.options.onStorageCorruption ?? ON_STORAGE_CORRUPTION_DEFAULT) === "repair"
       ? { next: "storage damage: restart the node; it sets the damage aside and repairs it from its peers" }
       : { next: "storage damage: onStorageCorruption is \"stop\"; see the README's storage-damage section" };
+  }
+
+  /**
+   * This node's own member record (its peer and API addresses): from the configuration in
+   * force, or, when storage damage took every configuration naming this node (it waits for
+   * the leader to send one again), as its data directory's MEMBER file kept it.
+   */
+  self(): Member | undefined {
+    const member = memberOf(this.core.clusterConfig().config, this.options.id);
+    const saved = this.ownMember.saved();
+    return member ?? (saved && { id: saved.id, peerAddress: saved.peerAddress, apiAddress: saved.apiAddress });
   }
 
   /** The peer address of member `id` in the configuration in force, if it is a member. */

@@ -1,8 +1,10 @@
 /**
- * Opening a node's parts, in order: the storage (recovery), the data directory's start
- * mode (bootstrap, join or restart: membership.ts), the application's state from the
- * newest snapshot, the Raft core (its configuration comes from the log and snapshot), and
- * the transport, connected to the members of that configuration.
+ * Opening a node's parts, in order: the storage (recovery), the data directory's MEMBER
+ * file (who this node is: own-member.ts), the start mode (bootstrap, join or restart:
+ * membership.ts), the application's state from the newest snapshot, the Raft core (its
+ * configuration comes from the log and snapshot), and the transport, connected to the
+ * members of that configuration and listening where it names this node (or, when storage
+ * damage took every configuration naming it, where the MEMBER file does).
  */
 import { randomInt } from "node:crypto";
 import { RaftwalError, RaftwalErrorCode } from "../raft/errors.js";
@@ -15,8 +17,10 @@ import { openRaftStorage, type RaftStorage } from "../../storage/raft-storage.js
 import type { NodeTransport } from "../transport/node-transport.js";
 import type { PeerAddress } from "../transport/tls.js";
 import { TcpTransport } from "../transport/transport.js";
+import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import type { Logger } from "./logger.js";
 import { formatAddress, parseAddress, prepareDataDirectory } from "./membership.js";
+import { OwnMember } from "./own-member.js";
 import { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT, ON_STORAGE_CORRUPTION_DEFAULT, type RaftNodeOptions } from "./options.js";
 
 export interface NodeParts {
@@ -24,6 +28,8 @@ export interface NodeParts {
   core: RaftCore;
   transport: NodeTransport;
   start: "bootstrapped" | "joining" | "restarted";
+  /** This node's own member record, saved in its data directory (MEMBER). */
+  ownMember: OwnMember;
 }
 
 export async function openNodeParts<Result>(options: RaftNodeOptions<Result>, logger: Logger): Promise<NodeParts> {
@@ -32,6 +38,7 @@ export async function openNodeParts<Result>(options: RaftNodeOptions<Result>, lo
     for (const warning of storage.recovery.warnings) logger.warn(warning);
     for (const action of storage.recovery.actions) logger.info(action);
     logDamage(storage, logger);
+    const ownMember = await OwnMember.open(options.storage?.fs ?? new NodeFileSystem(), options.dataDir, { id: options.id, clusterId: options.clusterId }, logger);
     const start = await prepareDataDirectory(storage, {
       id: options.id,
       mode: options.initialClusterState ?? "existing",
@@ -50,20 +57,26 @@ export async function openNodeParts<Result>(options: RaftNodeOptions<Result>, lo
       appliedIndex: snapshot.index,
       damage: storage.damage(),
     });
-    const transport = buildTransport(options, core, logger);
-    return { storage, core, transport, start };
+    await ownMember.observe(core.clusterConfig().config);
+    const transport = buildTransport(options, core, ownMember, logger);
+    return { storage, core, transport, start, ownMember };
   } catch (error) {
     await storage.close().catch(() => undefined);
     throw error;
   }
 }
 
-function buildTransport<Result>(options: RaftNodeOptions<Result>, core: RaftCore, logger: Logger): NodeTransport {
+function buildTransport<Result>(options: RaftNodeOptions<Result>, core: RaftCore, ownMember: OwnMember, logger: Logger): NodeTransport {
   const config = core.clusterConfig().config;
   const founding = options.peers?.find((peer) => peer.id === options.id);
-  const listen = options.listen ?? memberAddress(config, options.id) ?? (founding && { host: founding.host, port: founding.port });
+  // The configuration names this node's address, or the MEMBER file kept it (damage took every configuration naming it).
+  const saved = parseAddress(ownMember.saved()?.peerAddress ?? "");
+  const listen = options.listen ?? memberAddress(config, options.id) ?? saved ?? (founding && { host: founding.host, port: founding.port });
   if (!listen) {
-    throw new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, `node ${options.id} has no peer address in the configuration: give \`listen\` (a joining node must)`);
+    throw new RaftwalError(
+      RaftwalErrorCode.INVALID_ARGUMENT,
+      `node ${options.id} has no peer address in the configuration nor in its data directory's MEMBER file: give \`listen\` (a joining node must)`,
+    );
   }
   const create = options.transport ?? ((transportOptions) => new TcpTransport(transportOptions));
   return create({
@@ -72,7 +85,7 @@ function buildTransport<Result>(options: RaftNodeOptions<Result>, core: RaftCore
     listen,
     peers: transportPeers(config, core.clusterConfigAt(core.appliedIndex()), options.id),
     joining: config.voters.length === 0 && config.learners.length === 0,
-    advertisedAddress: memberOf(config, options.id)?.peerAddress || formatAddress(listen),
+    advertisedAddress: memberOf(config, options.id)?.peerAddress || ownMember.saved()?.peerAddress || formatAddress(listen),
     // Only a committed configuration's list of removed ids is final (ids are never reused).
     isRemovedPeer: (id) => core.clusterConfigAt(core.commitIndex()).removed.includes(id),
     logger: logger.child({ component: "transport" }),
