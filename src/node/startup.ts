@@ -9,7 +9,7 @@
 import { randomInt } from "node:crypto";
 import { RaftwalError, RaftwalErrorCode } from "../raft/errors.js";
 import type { ClusterConfig } from "../proto/schema.js";
-import { memberOf } from "../raft/cluster-config.js";
+import { isMember, memberOf } from "../raft/cluster-config.js";
 import { createRaft } from "../raft/index.js";
 import type { RaftCore } from "../raft/types.js";
 import { seededRandom } from "../rng.js";
@@ -17,11 +17,12 @@ import { openRaftStorage, type RaftStorage } from "../../storage/raft-storage.js
 import type { NodeTransport } from "../transport/node-transport.js";
 import type { PeerAddress } from "../transport/tls.js";
 import { TcpTransport } from "../transport/transport.js";
+import { BACKOFF_DEFAULTS } from "../transport/backoff.js";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import type { Logger } from "./logger.js";
 import { formatAddress, parseAddress, prepareDataDirectory } from "./membership.js";
 import { OwnMember } from "./own-member.js";
-import { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT, ON_STORAGE_CORRUPTION_DEFAULT, type RaftNodeOptions } from "./options.js";
+import { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT, ON_STORAGE_CORRUPTION_DEFAULT, TICK_MS_DEFAULT, type RaftNodeOptions } from "./options.js";
 
 export interface NodeParts {
   storage: RaftStorage;
@@ -84,13 +85,28 @@ function buildTransport<Result>(options: RaftNodeOptions<Result>, core: RaftCore
     clusterId: options.clusterId,
     listen,
     peers: transportPeers(config, core.clusterConfigAt(core.appliedIndex()), options.id),
-    joining: config.voters.length === 0 && config.learners.length === 0,
+    // A node no configuration names yet (a new member, or one whose damage took every
+    // configuration naming it) waits for a leader to reach it: any node of the cluster may connect.
+    joining: !isMember(config, options.id) && !config.removed.includes(options.id),
+    backoff: { delayMsMax: redialDelayMsMax(options) },
     advertisedAddress: memberOf(config, options.id)?.peerAddress || ownMember.saved()?.peerAddress || formatAddress(listen),
     // Only a committed configuration's list of removed ids is final (ids are never reused).
     isRemovedPeer: (id) => core.clusterConfigAt(core.commitIndex()).removed.includes(id),
     logger: logger.child({ component: "transport" }),
     tls: options.tls,
   });
+}
+
+/**
+ * The longest wait before redialling a peer that could not be reached: one election timeout
+ * (at least the first retry's delay). A node waiting for its leader (a restarted follower, a
+ * node repairing storage damage with no configuration to find its peers in) is then reached
+ * within about the time a follower waits for a heartbeat, however long it was down; the
+ * transport's own ceiling (5 s) would leave it waiting for several election timeouts.
+ */
+export function redialDelayMsMax(options: Pick<RaftNodeOptions<unknown>, "tickMs" | "electionTimeoutTicks">): number {
+  const electionTimeoutMs = (options.tickMs ?? TICK_MS_DEFAULT) * (options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT);
+  return Math.max(BACKOFF_DEFAULTS.initialDelayMs, electionTimeoutMs);
 }
 
 export function memberAddress(config: ClusterConfig, id: number): PeerAddress | undefined {

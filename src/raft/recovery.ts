@@ -24,9 +24,12 @@
  *     takes it with a vote for itself (it will vote for nobody else there) and only votes
  *     in later terms.
  *   - A quorum of voters recovering with no leader in sight cannot be repaired without
- *     inventing data: RAFT_ERR_UNREPAIRABLE, and the node stops loudly.
+ *     inventing data: RAFT_ERR_UNREPAIRABLE, and the node stops loudly. Only a node whose
+ *     configuration names it judges so; one whose damage took every configuration naming
+ *     it waits for a leader (REPAIR.md, rule 6).
  */
 import { MessageType, type HardState, type Message } from "../proto/schema.js";
+import { isMember } from "./cluster-config.js";
 import { RaftErrorCode, RaftwalError } from "./errors.js";
 import { jointQuorum, majority } from "./quorum.js";
 import { newMessage } from "./messages.js";
@@ -115,10 +118,11 @@ function askRound(raft: Raft, recovery: Recovery): void {
 
 function unrepairable(raft: Raft, recovery: Recovery): boolean {
   if (recovery.leaderlessTimeouts < UNREPAIRABLE_TIMEOUTS) return false;
-  // Damage that took every configuration entry leaves no voter to judge by (an empty
-  // configuration would be a "quorum" of nobody): such a node waits for a leader, as a
-  // joining node does, and the voters that still know the configuration judge.
-  if (raft.clusterConfig.voters.length === 0) return false;
+  // Only a configuration naming this node is one to judge by. Damage that took every entry
+  // naming it left none (an empty configuration is a "quorum" of nobody) or one from before
+  // it was added, older than any the cluster now counts with: such a node waits for a
+  // leader, as a joining node does, and the voters that still know the configuration judge.
+  if (!isMember(raft.clusterConfig, raft.id)) return false;
   return jointQuorum(raft.clusterConfig, (id) => id === raft.id || recovery.answers.get(id)?.recovering === true);
 }
 

@@ -6,7 +6,9 @@
 import { describe, expect, it } from "vitest";
 import { MemoryStorage } from "../../src/raft/index.js";
 import { bytes, drain, entry, message, MessageType, Network, newCore, takeReady } from "./helpers.js";
-import type { Message } from "../../src/proto/schema.js";
+import { EntryType, type Message } from "../../src/proto/schema.js";
+import { clusterConfigOf } from "../../src/raft/cluster-config.js";
+import { encodeConfigEntry } from "../../src/raft/config-log.js";
 
 const options = { preVote: false, checkQuorum: false };
 
@@ -226,6 +228,28 @@ describe("a node that lost its term and vote", () => {
     for (let i = 0; i < 10; i++) core.tick();
     expect(drain(node).find((m) => m.type === MessageType.REPAIR)).toMatchObject({ to: 1, index: 1 });
     // Reference: FAST'18 CTRL (a node repairs from the leader), REPAIR.md rule 6 (only a quorum of recovering voters is unrepairable)
+  });
+
+  it("a node whose damage kept only a configuration from before it was added does not judge by it: it waits for a leader", () => {
+    // Node 4, a learner that got the whole log from a leader that had not compacted: the damage
+    // took the entry that added it, and kept the founding configuration {1, 2, 3} at index 1.
+    const storage = new MemoryStorage();
+    storage.append([{ index: 1, term: 1, type: EntryType.CLUSTER_CONFIG, data: encodeConfigEntry(clusterConfigOf([1, 2, 3])) }]);
+    storage.setHardState({ term: 3, vote: 0, commit: 1 });
+    const core = newCore(4, [], storage, { ...options, damage: { lostFromIndex: 2, lostToIndex: 9, hardStateLost: false } });
+    const node = { core, storage };
+    // The voters of that old configuration say they are recovering (a quorum of it), and no leader
+    // is heard of for many election timeouts: the cluster's configuration may count other voters.
+    for (let round = 0; round < 10; round++) {
+      for (let i = 0; i < 10; i++) core.tick();
+      const probes = drain(node).filter((m) => m.type === MessageType.TERM_PROBE);
+      for (const from of [1, 2]) core.step(message({ type: MessageType.TERM_PROBE_RESPONSE, from, to: 4, term: 3, reject: true, index: probes.at(-1)!.index }));
+    }
+    drain(node);
+    expect(core.recovering()).toMatchObject({ lostFromIndex: 2 });
+    core.step(message({ type: MessageType.HEARTBEAT, from: 3, to: 4, term: 3 }));
+    expect(drain(node).find((m) => m.type === MessageType.REPAIR)).toMatchObject({ to: 3, index: 2 });
+    // Reference: REPAIR.md rule 6 (only a configuration naming the node is one to judge by), MEMBERSHIP.md (the configuration is the latest in the log)
   });
 
   it("stops loudly too when the leader it heard from is gone: it cannot campaign, so its term and leader never change", () => {
