@@ -45,12 +45,20 @@ async function startCluster(nodeArgs: string[]): Promise<{ cluster: LocalCluster
 
 const valueOf = (i: number, bytes: number) => `value-${i}-`.padEnd(bytes, "x");
 
-/** Writes `count` keys, 16 at a time; returns the leader and a follower that applied them all. */
+/**
+ * Writes `count` keys, 16 at a time: 16 writers, each its own client (a client session has
+ * at most one write outstanding: src/kv/state-machine.ts), the first one `client`. Returns the
+ * leader and a follower that applied them all.
+ */
 async function writeKeys(cluster: LocalCluster, client: KvClient, count: number, valueBytes: number): Promise<{ leader: number; follower: number }> {
   const leader = await cluster.waitForLeader();
-  for (let from = 0; from < count; from += 16) {
-    await Promise.all(Array.from({ length: Math.min(16, count - from) }, (_, k) => client.put(`key-${from + k}`, valueOf(from + k, valueBytes))));
-  }
+  const writers = [client, ...Array.from({ length: 15 }, () => new KvClient({ endpoints: cluster.specs.map((spec) => spec.apiUrl), operationTimeoutMs: 20_000 }))];
+  clients.push(...writers.slice(1));
+  await Promise.all(
+    writers.map(async (writer, w) => {
+      for (let i = w; i < count; i += writers.length) await writer.put(`key-${i}`, valueOf(i, valueBytes));
+    }),
+  );
   const commit = (await cluster.status(leader))!.commitIndex;
   const follower = cluster.specs.map((spec) => spec.id).find((id) => id !== leader)!;
   await eventually(async () => expect((await cluster.status(follower))!.appliedIndex).toBeGreaterThanOrEqual(commit));
@@ -137,6 +145,26 @@ describe("a follower repairs damaged storage from its peers", () => {
     expect(installed, "a snapshot fetched from the leader").toBeDefined();
     expect(installed!.index).toBeGreaterThan(older.index);
     await expectEveryKey(cluster, follower, 200, 64);
+  });
+
+  it("its only snapshot damaged (the WAL compacted to it), down for seconds: with no configuration naming it left, it restarts without --listen from its MEMBER file, repairs and serves every value", async () => {
+    const { cluster, client } = await startCluster(["--snapshot-every", "50"]);
+    const { follower } = await writeKeys(cluster, client, 60, 64);
+    await eventually(async () => expect((await cluster.status(follower))!.snapshotIndex).toBeGreaterThan(0));
+    const at = await stopCleanly(cluster, follower);
+    const snapshotDirectory = join(cluster.spec(follower).dataDir, "snap");
+    const snapshots = await listSnapshotFiles(fs, snapshotDirectory, { verifyPayload: false });
+    expect(snapshots).toHaveLength(1);
+    await flipByte(join(snapshotDirectory, snapshots[0].name), snapshots[0].fileBytes! - 8); // in the payload
+    // Down long enough for the leader's redial delay to grow past three election timeouts
+    // (0.5 s each here) had it kept the transport's 5 s ceiling.
+    await new Promise((resolve) => setTimeout(resolve, 6000));
+    // LocalCluster restarts an existing member as `raftwal node --id N --dir D`: no --listen, no --api.
+    const lines = await restartAndRepair(cluster, follower, at);
+    expect(lines.find((line) => line.msg.startsWith("storage damage: no valid snapshot at"))).toMatchObject({ compactedIndex: snapshots[0].index, newestValidIndex: 0 });
+    expect(lines.find((line) => line.msg === "node started")).toMatchObject({ configuration: "voters none (index 0)" });
+    expect(lines.find((line) => line.msg === "storage repaired from peers")).toMatchObject({ lostFromIndex: 1 });
+    await expectEveryKey(cluster, follower, 60, 64);
   });
 
   it("its hard state damaged: it rejoins without a second vote in any term it may have voted in", async () => {
