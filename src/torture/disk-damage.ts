@@ -6,7 +6,8 @@
  *     it may cut (storage/wal/FORMAT.md, recovery step 6);
  *   - the hard-state file;
  *   - the newest valid snapshot (the WAL is compacted to it, so its loss costs the log
- *     after the next older snapshot).
+ *     after the next older snapshot; the only one costs the whole log, and with it every
+ *     configuration naming the node: it restarts from its MEMBER file).
  * The node is stopped, except for a flip in a sealed segment of a running node
  * (`sealedOnly`): a segment it has written and will read again to serve a lagging
  * follower. Positions come from the caller's seeded random function.
@@ -16,7 +17,6 @@ import { join } from "node:path";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { readHardState } from "../../storage/hard-state.js";
 import { listSnapshotFiles, type SnapshotListing } from "../../storage/snapshot-store.js";
-import type { ClusterConfig } from "../proto/schema.js";
 import { listSegments, scanWal } from "../../storage/wal/inspect.js";
 
 export type DamageTarget = "wal" | "hardstate" | "snapshot";
@@ -44,10 +44,9 @@ export interface DamageChoice {
   /** The node whose data directory it is. */
   nodeId: number;
   /**
-   * Also the cases of open bugs (src/torture/TORTURE.md, "Known bugs"): damage that can
-   * leave the node without a configuration listing itself (its log or snapshots damaged
-   * while no other valid snapshot lists it), and a WAL record's header (its index) rather
-   * than its payload. Default false.
+   * Also the cases of open bugs (src/torture/TORTURE.md, "Known bugs"): a WAL record's
+   * header (its index) rather than its payload. Default false. (Damage that leaves the node
+   * without a configuration naming itself is always in: its MEMBER file keeps its addresses.)
    */
   knownBugCases?: boolean;
   /** WAL: only a sealed segment, only entries above this index (what a lagging follower needs). */
@@ -89,8 +88,6 @@ async function damageSnapshot(dataDir: string, random: () => number, choice: Dam
     return undefined;
   }
   if (valid.length === 0) return undefined;
-  // Another valid snapshot must still name the node as a member (its address), unless asked.
-  if (!choice.knownBugCases && !valid.slice(1).some((listing) => listsNode(listing.meta?.config, choice.nodeId))) return undefined;
   const newest = valid[0];
   const path = join(directory, newest.name);
   const size = readFileSync(path).length;
@@ -106,11 +103,6 @@ async function newestSnapshot(dataDir: string): Promise<SnapshotListing | undefi
   } catch {
     return undefined;
   }
-}
-
-/** Whether a configuration names node `id` as a member (with its address). */
-function listsNode(config: ClusterConfig | undefined, id: number): boolean {
-  return config?.members.some((member) => member.id === id) ?? false;
 }
 
 interface EntryRecord {
@@ -139,8 +131,6 @@ async function damageWal(dataDir: string, random: () => number, choice: DamageCh
     if (record.type === "commit" && record.segmentId === active) activeCommits.push(record.offset);
   }
   const snapshot = await newestSnapshot(dataDir);
-  // Damage may set aside every log entry after the snapshot: it must name the node, unless asked.
-  if (!choice.knownBugCases && !listsNode(snapshot?.meta?.config, choice.nodeId)) return undefined;
   // Entries of the live log (above the snapshot) first: damage there costs the node entries.
   const compacted = Math.max(snapshot?.index ?? 0, choice.indexAbove ?? 0);
   const live = entries.filter((entry) => entry.index > compacted);

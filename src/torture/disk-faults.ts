@@ -127,7 +127,7 @@ export class DiskNemesis {
     for (const target of [wanted, ...TARGETS.filter((other) => other !== wanted)]) {
       const damaged = await damage(control.cluster.spec(id).dataDir, target, random, { nodeId: id, knownBugCases });
       if (!damaged) continue;
-      if (target !== wanted) control.events.note(`n${id} has no ${wanted === "snapshot" ? "snapshot with an older valid one" : wanted} to damage; damaged its ${damaged.kind} instead`);
+      if (target !== wanted) control.events.note(`n${id} has no ${wanted} to damage; damaged its ${damaged.kind} instead`);
       this.injected(id, damaged, damaged.kind);
       return damaged;
     }
