@@ -73,6 +73,13 @@ function cutLog(disk: SimDisk, kind: DamageKind, lostFrom: number, detail: strin
   return { kind, lostFromIndex: lostFrom, lostToIndex: lostTo, hardStateLost: false, detail };
 }
 
+/** A flipped bit in the record of entry `index` (a scenario's own pick): the log from there on is lost. */
+export function flipRecordAt(disk: SimDisk, index: number): DamageOutcome {
+  const storage = disk.storage;
+  if (index < storage.firstIndex() || index > storage.lastIndex()) throw new Error(`entry ${index} is not in the log [${storage.firstIndex()}..${storage.lastIndex()}]`);
+  return cutLog(disk, "flip-record", index, `a flipped bit in the record of entry ${index} (log [${storage.firstIndex()}..${storage.lastIndex()}])`);
+}
+
 function flipRecord(disk: SimDisk, rng: Rng): DamageOutcome | undefined {
   const storage = disk.storage;
   if (storage.lastIndex() < storage.firstIndex()) return undefined;

@@ -36,7 +36,7 @@ import { RaftErrorCode, RaftwalError } from "../../src/raft/errors.js";
 import { createRaft } from "../../src/raft/index.js";
 import type { Entry, Message, RaftConfig, RaftCore, ReadState, Ready, StorageDamage } from "../../src/raft/types.js";
 import type { Checkers } from "./checkers.js";
-import { damageDisk, type DamageKind, type DamageOutcome } from "./disk-damage.js";
+import { damageDisk, flipRecordAt, type DamageKind, type DamageOutcome } from "./disk-damage.js";
 import { decodeConfig, SimDisk } from "./disk.js";
 import type { Rng } from "../../src/rng.js";
 import { StateMachine } from "./state-machine.js";
@@ -203,10 +203,19 @@ export class NodeHost {
    * it). Returns what was lost, or undefined when the disk holds nothing `kind` can hit.
    */
   damage(kind: DamageKind, rng: Rng): DamageOutcome | undefined {
+    return this.damageWith(() => damageDisk(this.disk, kind, rng));
+  }
+
+  /** Damage at rest chosen by a scenario: a flipped bit in the record of entry `index`. */
+  damageRecordAt(index: number): DamageOutcome {
+    return this.damageWith(() => flipRecordAt(this.disk, index))!;
+  }
+
+  private damageWith(strike: () => DamageOutcome | undefined): DamageOutcome | undefined {
     if (this.alive) throw new Error(`node ${this.id}: damage strikes a disk at rest (crash the node first)`);
-    const outcome = damageDisk(this.disk, kind, rng);
+    const outcome = strike();
     if (outcome === undefined) return undefined;
-    if (TRACE_ENABLED) trace(this.options.clock.now(), this.id, `damage ${kind}: ${outcome.detail}; mark ${JSON.stringify(this.disk.repairMark())}`);
+    if (TRACE_ENABLED) trace(this.options.clock.now(), this.id, `damage ${outcome.kind}: ${outcome.detail}; mark ${JSON.stringify(this.disk.repairMark())}`);
     this.damages.push(outcome);
     this.options.checkers.onDamage(this.id, this.disk.storage.hardState());
     return outcome;

@@ -14,7 +14,8 @@ import { Rng } from "../../src/rng.js";
 import type { Cluster } from "./cluster.js";
 import { DEFAULT_DAMAGE_PLAN, type DamagePlan } from "./damage-faults.js";
 import { DAMAGE_KINDS, type DamageKind, type DamageOutcome } from "./disk-damage.js";
-import { commit, makeCluster, others, waitFor, waitForLeader } from "./helpers.js";
+import { memberOf } from "../../src/raft/cluster-config.js";
+import { addLearnersCaughtUp, commit, makeCluster, others, scenarioMembership, waitFor, waitForLeader } from "./helpers.js";
 import { HOSTILE_NETWORK, UNRELIABLE_NETWORK, type NetworkFaults } from "./network.js";
 import { converge, NO_FAULTS, randomCoreSettings, runSimulation, type FaultPlan, type SimulationReport } from "./simulation.js";
 import { seededTest } from "./seeds.js";
@@ -125,6 +126,31 @@ describe("storage damage repaired from peers: scenarios", () => {
     damageAndRestart(cluster, b, "damage-snapshot", rng);
     waitFor(cluster, () => whole(cluster, a) && whole(cluster, b), 3000, `nodes ${a} and ${b} whole again`);
     finish(cluster);
+  });
+
+  seededTest("a node whose damage took every configuration naming it (its log cut before the entry that added it, the founders since removed) waits for the leader and is repaired", [691, 692], (seed, testName) => {
+    // No snapshots: the new members get the whole log, the founding configuration included.
+    const cluster = makeCluster({ seed, testName, nodeCount: 3, persistDelayTicksMax: 2, snapshotEveryAppliedEntries: 0 });
+    waitForLeader(cluster);
+    for (let i = 0; i < 10; i++) commit(cluster, `before-${i}`);
+    const membership = scenarioMembership(cluster, cluster.rng.derive("membership"));
+    addLearnersCaughtUp(cluster, membership, [4, 5]);
+    membership.begin("joint", [{ promote: [4, 5], remove: [1, 2] }]);
+    waitFor(cluster, () => !membership.busy(), 1500, "voters {3, 4, 5}");
+    cluster.workload.enabled = true;
+    const victim = cluster.node(4);
+    const added = victim.disk.configEntries().find((indexed) => memberOf(indexed.config, 4) !== undefined)!.index;
+    cluster.crash(4);
+    const rng = cluster.rng.derive("damage");
+    const outcome = cluster.guard(() => victim.damageRecordAt(rng.between(victim.disk.storage.firstIndex(), added)));
+    // What it kept names only the founders {1, 2, 3}, now removed, or nothing.
+    expect(memberOf(victim.disk.latestConfig().config, 4), outcome.detail).toBeUndefined();
+    cluster.restart(4);
+    expect(victim.raft().recovering()).toBeDefined();
+    waitFor(cluster, () => whole(cluster, 4), 3000, `node 4 whole again after ${outcome.detail}`);
+    expect(victim.raft().clusterConfig().config.voters).toEqual([3, 4, 5]);
+    finish(cluster);
+    // Reference: REPAIR.md rule 6 (only a configuration naming the node is one to judge by), MEMBERSHIP.md rule 8 (messages from non-members)
   });
 
   seededTest("all nodes at once: every node that knows its configuration stops as unrepairable, nothing unsafe", [651, 652], (seed, testName) => {
