@@ -270,6 +270,8 @@ describe("RaftNode", () => {
     for (let seq = 1; seq <= 10; seq++) await node.node.propose(put(`k${seq}`, big, seq));
     expect(node.node.status().snapshotIndex).toBe(0);
     for (let seq = 11; seq <= 20; seq++) await node.node.propose(put(`k${seq}`, big, seq));
+    // The snapshot is written in the background (off the apply path): wait for it, a tick at a time (bounded).
+    for (let ticks = 0; ticks < 500 && node.node.status().snapshotIndex === 0; ticks++) await new Promise((r) => setTimeout(r, 10));
     expect(node.node.status().snapshotIndex).toBeGreaterThan(10);
   });
 
