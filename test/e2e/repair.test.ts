@@ -45,20 +45,12 @@ async function startCluster(nodeArgs: string[]): Promise<{ cluster: LocalCluster
 
 const valueOf = (i: number, bytes: number) => `value-${i}-`.padEnd(bytes, "x");
 
-/**
- * Writes `count` keys, 16 at a time: 16 writers, each its own client (a client session has
- * at most one write outstanding: src/kv/state-machine.ts), the first one `client`. Returns the
- * leader and a follower that applied them all.
- */
+/** Writes `count` keys, 16 at a time; returns the leader and a follower that applied them all. */
 async function writeKeys(cluster: LocalCluster, client: KvClient, count: number, valueBytes: number): Promise<{ leader: number; follower: number }> {
   const leader = await cluster.waitForLeader();
-  const writers = [client, ...Array.from({ length: 15 }, () => new KvClient({ endpoints: cluster.specs.map((spec) => spec.apiUrl), operationTimeoutMs: 20_000 }))];
-  clients.push(...writers.slice(1));
-  await Promise.all(
-    writers.map(async (writer, w) => {
-      for (let i = w; i < count; i += writers.length) await writer.put(`key-${i}`, valueOf(i, valueBytes));
-    }),
-  );
+  for (let from = 0; from < count; from += 16) {
+    await Promise.all(Array.from({ length: Math.min(16, count - from) }, (_, k) => client.put(`key-${from + k}`, valueOf(from + k, valueBytes))));
+  }
   const commit = (await cluster.status(leader))!.commitIndex;
   const follower = cluster.specs.map((spec) => spec.id).find((id) => id !== leader)!;
   await eventually(async () => expect((await cluster.status(follower))!.appliedIndex).toBeGreaterThanOrEqual(commit));
