@@ -433,14 +433,14 @@ describe("raftwal wal verify on a damaged directory tells what a repair from pee
     await writeFile(path, bytes);
   }
 
-  it("a flipped byte mid-batch in a sealed segment: the log is kept up to the batch before it, the rest fetched up to the highest index any record names", async () => {
+  it("a flipped byte mid-batch in a sealed segment: the log is kept up to the batch before it, the rest fetched up to the highest index an intact record names", async () => {
     const dir = await makeNodeDirectory("plan-wal");
     const damaged = await flipEntryByte(dir, 130); // the batch 121..150, in the second segment
     const { text, plan, opened } = await verifyThenRepair(dir);
     expect(text.code).toBe(3);
     expect(text.stdout).toContain('repair: a node started with onStorageCorruption "repair" (the default) would\n');
     expect(text.stdout).toContain("  keep its log up to index 120 (the WAL's intact prefix, up to the last whole batch before the damage)\n");
-    expect(text.stdout).toContain("  fetch entries 121..300 again from the leader (300: the highest index a WAL record or segment header names)");
+    expect(text.stdout).toContain("  fetch entries 121..300 again from the leader (300: the highest index an intact WAL record or a segment header names)");
     expect(text.stdout).toContain("  keep its term and vote\n");
     expect(text.stdout).toContain(`  set aside (renamed or copied to *.damaged*, never deleted): wal/${damaged.segment} from byte offset ${damaged.offset}, wal/segment-00000000000000000003.wal, wal/segment-00000000000000000004.wal\n`); // 4: the blank spare
     expect(plan).toMatchObject({
@@ -458,7 +458,7 @@ describe("raftwal wal verify on a damaged directory tells what a repair from pee
     await flipEntryByte(dir, 280); // the batch 271..300, the last one; the hard state's commit is 250
     const { text, plan, opened } = await verifyThenRepair(dir);
     expect(text.code).toBe(3);
-    expect(text.stdout).toContain("  fetch entries 271..300 again from the leader (300: the highest index a WAL record or segment header names)");
+    expect(text.stdout).toContain("  fetch entries 271..300 again from the leader (300: the highest index an intact WAL record or a segment header names)");
     expect(plan).toMatchObject({ keptToIndex: 270, fetch: { fromIndex: 271, toIndex: 300 }, log: { firstLostIndex: 280, lastKnownIndex: 300 } });
     expect(opened).toEqual({ lastIndex: 270, snapshotIndex: 100, damage: { lostFromIndex: 271, lostToIndex: 300, hardStateLost: false } });
   });
