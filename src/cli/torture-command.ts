@@ -49,7 +49,7 @@ export function registerTortureCommand(program: Command, context: CliContext): v
     .option("--snapshot-every <n>", "odd-numbered nodes snapshot every N applied entries, even-numbered ones every 20 N (long logs)", parseInteger(1, 2 ** 31), 100)
     .option("--keys <n>", "number of keys the clients share", parseInteger(1, 1000), 5)
     .option("--wal-segment-bytes <n>", "WAL segment size of the nodes (small: sealed segments to damage)", parseInteger(65_536, 2 ** 30), 65_536)
-    .option("--damage-known-bug-cases", "the disk nemesis also damages what open bugs cannot repair yet: a node's only snapshot, a WAL record's header (src/torture/TORTURE.md)")
+    .option("--damage-known-bug-cases", "the disk nemesis also damages what an open bug cannot repair yet: a node's only snapshot or log naming it as a member (src/torture/TORTURE.md, known bug 1)")
     .action(async (flags: TortureFlags) => {
       const stderr = context.io.stderr;
       const tty = (stderr as NodeJS.WriteStream).isTTY === true;
