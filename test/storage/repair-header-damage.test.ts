@@ -12,6 +12,7 @@ import { openRaftStorage, type RaftStorageOptions } from "../../storage/raft-sto
 import { assessWal, planRepair } from "../../storage/damage-assessment.js";
 import { scanWal, verifyWal } from "../../storage/wal/inspect.js";
 import { entries } from "./raft-storage-helpers.js";
+import { cloneDir } from "./wal-helpers.js";
 
 const DIR = "/node";
 const WAL = `${DIR}/wal`;
@@ -31,24 +32,6 @@ async function logOf1000(): Promise<MemoryFileSystem> {
   await storage.saveHardState({ term: 1, vote: 1, commit: 200 });
   await storage.close();
   return fs;
-}
-
-/** A copy of the data directory (every file as durable), to damage and repair on its own. */
-async function copyOf(fs: MemoryFileSystem, dir = DIR, copy = new MemoryFileSystem()): Promise<MemoryFileSystem> {
-  await copy.ensureDirectory(dir);
-  for (const name of await fs.list(dir)) {
-    const path = `${dir}/${name}`;
-    if (await fs.isDirectory(path)) {
-      await copyOf(fs, path, copy);
-      continue;
-    }
-    const file = await copy.open(path, { create: true });
-    await file.write(fs.currentBytes(path), 0);
-    await file.sync();
-    await file.close();
-  }
-  await copy.syncDirectory(dir);
-  return copy;
 }
 
 /** Where the record of `type` naming `index` is: its segment file and byte offset. */
@@ -103,7 +86,7 @@ describe("a flipped bit in a WAL record's header", () => {
       const pristine = await logOf1000();
       const at = await recordAt(pristine, target.type, target.index);
       for (const { byte, bit } of headerBits()) {
-        const fs = await copyOf(pristine);
+        const fs = await cloneDir(pristine, DIR);
         fs.flipBit(at.path, at.offset + byte, bit);
         const where = `${target.type} ${target.index}, bit ${bit} of byte ${byte}`;
         expect(await plannedLoss(fs), where).toEqual({ fromIndex: target.keptTo + 1, toIndex: 1000 });
