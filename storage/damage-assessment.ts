@@ -14,16 +14,25 @@
  *      gone: the whole WAL is set aside and the log restarts empty at that snapshot
  *      ("no valid snapshot at N").
  *   3. The log kept then ends at K = max(that snapshot's index, the kept WAL's last index).
- *   4. The node may have acknowledged up to L: the highest index any WAL record or segment
- *      header names, the WAL's last index when it is set aside whole, the hard state's
- *      commit, and what an earlier repair's mark (repair-marker.ts) says. Entries K+1..L
- *      are lost and fetched again from the leader.
+ *   4. The node may have acknowledged up to L: the highest index an intact (checksum-valid)
+ *      WAL record names (an entry its own, a COMMIT its batch's last) or a segment header
+ *      implies (its first index - 1), the WAL's last index when it is set aside whole, the
+ *      hard state's commit, and what an earlier repair's mark (repair-marker.ts) says.
+ *      Entries K+1..L are lost and fetched again from the leader. A damaged record names
+ *      nothing: its checksum covers header and payload, so a mismatch does not say which
+ *      was damaged, and a flipped bit in its index can name any index (2^51 + i: the node
+ *      would wait for it forever). L still reaches the log's last index as last written,
+ *      which the last batch's COMMIT names: with one damaged record, that COMMIT is intact
+ *      unless it is the damaged record, and then either a later segment's header names the
+ *      same index (its first index - 1), or the batch ends the active segment with no
+ *      intact COMMIT after it, which recovery takes for a torn tail, not damage
+ *      (wal/recovery.ts, step 6; src/raft/REPAIR.md, rule 4).
  *   5. A damaged hard-state file is set aside: term and vote are relearned from the voters.
  */
 import type { FileSystem } from "./fs/file-system.js";
 import type { RepairMarker } from "./repair-marker.js";
 import type { CorruptionDetail } from "./wal/errors.js";
-import { listSegments, scanWal, type ScannedRecord } from "./wal/inspect.js";
+import { listSegments, scanWal, type ScannedRecord, type SegmentListing } from "./wal/inspect.js";
 import { RECORD_ALIGNMENT_BYTES, RecordType, recordCrcSeed } from "./wal/format.js";
 import { parseSegmentFileName } from "./wal/naming.js";
 import { scanRecords, surveyTail } from "./wal/segment-reader.js";
@@ -35,9 +44,16 @@ export interface LogDamage {
   reason: string;
   /** The first index the log lost: its intact prefix ends before it (refined once reopened). */
   firstLostIndex: number;
-  /** The highest index any record or segment header names: the log may have held up to it. */
+  /**
+   * The highest index an intact (checksum-valid) record or a segment header names: the log
+   * may have held up to it. A damaged record's header is never believed (see boundLoss).
+   */
   lastKnownIndex: number;
-  /** Damaged entry records whose header still names them. */
+  /**
+   * Damaged entry records past the damage whose header can still be believed: intact ones
+   * (their batch lost its COMMIT) and damaged ones whose header index is where the log
+   * expected it (a header naming another index is damaged too, and names no entry).
+   */
   damagedEntries: Array<{ index: number; term: number }>;
   /** Intact entry records found after the damage (discarded with it; the leader resends them). */
   intactEntriesAfter: number;
@@ -81,11 +97,13 @@ export async function assessWal(dir: string, fs: FileSystem, corruption?: Corrup
   let afterDamage = false;
   /** How far the walk went in the damaged segment: it stops at a record it cannot frame. */
   let walkedTo = corruption?.offset ?? 0;
+  const expectedIndexAt = expectedEntryIndexes(listings);
   for await (const record of scanWal(dir, fs)) {
     afterDamage ||= corruption !== undefined && (record.segmentId > damagedSegmentId || (record.segmentId === damagedSegmentId && record.offset >= corruption.offset));
-    if (damage && (record.type === "entry" || record.type === "unknown")) damage.lastKnownIndex = Math.max(damage.lastKnownIndex, record.index);
+    const expectedIndex = expectedIndexAt(record);
+    if (damage) boundLoss(damage, record);
     if (afterDamage) {
-      if (damage && record.type === "entry") countLost(damage, record);
+      if (damage && record.type === "entry") countLost(damage, record, expectedIndex);
       if (record.segmentId === damagedSegmentId) walkedTo = Math.max(walkedTo, record.offset);
       continue;
     }
@@ -160,9 +178,53 @@ function newLogDamage(corruption: CorruptionDetail): LogDamage {
   };
 }
 
-function countLost(damage: LogDamage, record: ScannedRecord): void {
+/**
+ * Raises the highest index the log may have held to what an intact record names: an entry
+ * its own index, a COMMIT its batch's last index. A damaged record names nothing: its
+ * checksum covers header and payload, so its header index may be the damage (a flipped
+ * high bit names 2^51 + i, and a node told it may have held that would never be whole).
+ */
+function boundLoss(damage: LogDamage, record: ScannedRecord): void {
+  if (record.intact && (record.type === "entry" || record.type === "commit")) damage.lastKnownIndex = Math.max(damage.lastKnownIndex, record.index);
+}
+
+/**
+ * For each record of the walk in turn (file order), the index the log expects an entry at
+ * its place: a damaged entry record whose header names it can be believed (countLost).
+ */
+function expectedEntryIndexes(listings: SegmentListing[]): (record: ScannedRecord) => number {
+  let segmentId = -1;
+  let next = 0;
+  return (record) => {
+    if (record.segmentId !== segmentId) {
+      segmentId = record.segmentId;
+      next = listings.find((listing) => listing.segmentId === segmentId)?.header?.firstIndex ?? 0;
+    }
+    const here = next;
+    if (record.intact) next = nextExpectedIndex(here, record);
+    return here;
+  };
+}
+
+/** Where the log continues after an intact record. */
+function nextExpectedIndex(expectedIndex: number, record: ScannedRecord): number {
+  switch (record.type) {
+    case "entry":
+    case "commit":
+      return record.index + 1;
+    case "truncate-suffix":
+      return record.index;
+    case "compact":
+      return Math.max(expectedIndex, record.index + 1);
+    default:
+      return expectedIndex;
+  }
+}
+
+/** An entry record past the damage: intact, or damaged (named only when its header can be believed). */
+function countLost(damage: LogDamage, record: ScannedRecord, expectedIndex: number): void {
   if (record.status === "ok") damage.intactEntriesAfter += 1;
-  else damage.damagedEntries.push({ index: record.index, term: record.term });
+  else if (record.intact || record.index === expectedIndex) damage.damagedEntries.push({ index: record.index, term: record.term });
 }
 
 /**
@@ -213,7 +275,7 @@ export function planRepair(input: RepairPlanInput): RepairPlan | undefined {
   };
   if (wal.damage) {
     plan.log = wal.damage;
-    raise(wal.damage.lastKnownIndex, "the highest index a WAL record or segment header names");
+    raise(wal.damage.lastKnownIndex, "the highest index an intact WAL record or a segment header names");
     plan.setAside.push(...wal.setAside.map((s) => `wal/${s.segment}${s.fromOffset === undefined ? "" : ` from byte offset ${s.fromOffset}`}`));
   }
   if (hardState.lost) plan.setAside.push("hardstate/hardstate");

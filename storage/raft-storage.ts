@@ -127,7 +127,6 @@ function invalid(message: string): RaftwalError {
 
 export class RaftStorage {
   private hard: HardState;
-  private snapshot: SnapshotMeta;
   private queue: Promise<unknown> = Promise.resolve();
   private failure: RaftwalError | undefined;
   private closed = false;
@@ -143,7 +142,19 @@ export class RaftStorage {
     private readonly lock: DirectoryLock,
   ) {
     this.hard = recoveredHardState;
-    this.snapshot = snapshots.newestMeta() ?? NO_SNAPSHOT;
+  }
+
+  /**
+   * The current snapshot's metadata: the snapshot store's, never a copy kept here. The store
+   * switches its metadata and the file `readSnapshotChunk` reads in one assignment, once the
+   * new snapshot is durable (SnapshotStore.adopt), so a reader never sees the one without the
+   * other: a leader streaming a snapshot reads the meta, then chunks, in one turn, and a
+   * changed meta restarts its transfer (src/raft/leader.ts, sendSnapshotChunks). A copy
+   * updated after the store's awaits let the sender read the new, shorter file under the old
+   * meta ("snapshot N payload ends at 247 of 269", src/torture/TORTURE.md).
+   */
+  private get snapshot(): Readonly<SnapshotMeta> {
+    return this.snapshots.currentMeta() ?? NO_SNAPSHOT;
   }
 
   /** @internal Use openRaftStorage. */
@@ -333,9 +344,8 @@ export class RaftStorage {
       if (meta.index <= this.snapshot.index) {
         throw invalid(`snapshot at index ${meta.index} is not newer than the current one at ${this.snapshot.index}`);
       }
+      // Durable and current once it resolves: a crash now is completed by open (reconcile).
       const installed = await this.snapshots.installIncoming(meta);
-      // Durable from here on: a crash now is completed by open (reconcile).
-      this.snapshot = installed;
       await compactLogTo(this.wal, installed);
     });
   }
@@ -365,9 +375,8 @@ export class RaftStorage {
         await writer.abort();
         return this.snapshotMeta();
       }
+      // Durable and current once it resolves: only now may the log behind it go.
       const meta = await writer.finish();
-      // The snapshot is durable: only now may the log behind it go.
-      this.snapshot = meta;
       await compactLogTo(this.wal, meta);
       return meta;
     });

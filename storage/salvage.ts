@@ -9,7 +9,8 @@
  *     `<segment>.damaged`. The report names the first lost index, the damaged entries
  *     whose headers still name them (index and term), the intact records found after
  *     the damage (discarded too: the log must stay contiguous; the leader resends them),
- *     and the highest index any record names: this node may have acknowledged up to it.
+ *     and the highest index an intact record or a segment header names: this node may
+ *     have acknowledged up to it (a damaged record's header is not believed).
  *   - Hard state: the damaged file is renamed aside; term and vote are unknown.
  *   - Snapshots: a damaged snapshot is skipped (the snapshot store already does); when
  *     the WAL was compacted past the newest valid one, the entries between are lost: the

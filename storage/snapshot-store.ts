@@ -230,6 +230,14 @@ export class SnapshotStore {
     return meta ? { ...meta, config: copyClusterConfig(meta.config) } : undefined;
   }
 
+  /**
+   * Metadata of the current snapshot (the one readChunk reads), undefined when there is
+   * none: the store's own object, not a copy (read it, never change it).
+   */
+  currentMeta(): Readonly<SnapshotMeta> | undefined {
+    return this.current?.info.meta;
+  }
+
   /** File name of the newest valid snapshot. */
   newestName(): string | undefined {
     return this.current?.name;
@@ -342,7 +350,11 @@ export class SnapshotStore {
     return this.adopt(committed);
   }
 
-  /** A just-committed snapshot becomes current if it is the newest; then older ones are pruned. */
+  /**
+   * A just-committed snapshot becomes current if it is the newest; then older ones are
+   * pruned. Its metadata and its open file become current in one assignment (before any
+   * await), so `currentMeta()` always names the file `readChunk` reads.
+   */
   private async adopt(committed: { name: string; path: string }): Promise<SnapshotMeta> {
     const candidate = await this.openCurrent(committed.name);
     const previous = this.current;
@@ -376,9 +388,10 @@ export class SnapshotStore {
 
   /**
    * Up to `bytesMax` of the current snapshot's payload from `offset`, read synchronously
-   * (RaftLogStorage.readSnapshotChunk). Always serves the newest snapshot: a caller
-   * streaming one to a follower checks `newestMeta()` has not changed between chunks.
-   * An offset at the end returns an empty array.
+   * (RaftLogStorage.readSnapshotChunk). Always serves the snapshot `currentMeta()` names at
+   * the same moment: a caller streaming one to a follower checks the meta has not changed
+   * since its previous chunk, in the same turn as the read. An offset at the end returns an
+   * empty array.
    */
   readChunk(offset: number, bytesMax: number): Uint8Array {
     const current = this.current;

@@ -32,7 +32,6 @@ interface TortureFlags {
   snapshotEvery: number;
   keys: number;
   walSegmentBytes: number;
-  damageKnownBugCases?: boolean;
 }
 
 export function registerTortureCommand(program: Command, context: CliContext): void {
@@ -49,7 +48,6 @@ export function registerTortureCommand(program: Command, context: CliContext): v
     .option("--snapshot-every <n>", "odd-numbered nodes snapshot every N applied entries, even-numbered ones every 20 N (long logs)", parseInteger(1, 2 ** 31), 100)
     .option("--keys <n>", "number of keys the clients share", parseInteger(1, 1000), 5)
     .option("--wal-segment-bytes <n>", "WAL segment size of the nodes (small: sealed segments to damage)", parseInteger(65_536, 2 ** 30), 65_536)
-    .option("--damage-known-bug-cases", "the disk nemesis also damages what open bugs cannot repair yet: a WAL record's header (src/torture/TORTURE.md)")
     .action(async (flags: TortureFlags) => {
       const stderr = context.io.stderr;
       const tty = (stderr as NodeJS.WriteStream).isTTY === true;
@@ -65,7 +63,6 @@ export function registerTortureCommand(program: Command, context: CliContext): v
         snapshotEvery: flags.snapshotEvery,
         keys: flags.keys,
         walSegmentBytes: flags.walSegmentBytes,
-        damageKnownBugCases: flags.damageKnownBugCases,
         out: (text) => context.io.stdout.write(text),
         progress: (line) => {
           if (tty) stderr.write(`\r\x1b[K${line}`);
@@ -74,7 +71,7 @@ export function registerTortureCommand(program: Command, context: CliContext): v
             stderr.write(`${line}\n`);
           }
         },
-        replayCommand: `raftwal torture --nodes ${flags.nodes} --duration ${flags.duration / 1000}s --nemesis ${flags.nemesis.join(",")} --clients ${flags.clients} --tick-ms ${flags.tickMs} --snapshot-every ${flags.snapshotEvery} --keys ${flags.keys} --wal-segment-bytes ${flags.walSegmentBytes}${flags.damageKnownBugCases ? " --damage-known-bug-cases" : ""}`,
+        replayCommand: `raftwal torture --nodes ${flags.nodes} --duration ${flags.duration / 1000}s --nemesis ${flags.nemesis.join(",")} --clients ${flags.clients} --tick-ms ${flags.tickMs} --snapshot-every ${flags.snapshotEvery} --keys ${flags.keys} --wal-segment-bytes ${flags.walSegmentBytes}`,
       });
       if (tty) stderr.write("\n");
       if (!result.ok) context.exitCode = ExitCode.ERROR;

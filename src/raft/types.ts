@@ -133,8 +133,10 @@ export interface RaftLogStorage {
    */
   entries(lo: number, hi: number, bytesMax: number): Entry[];
   /**
-   * Up to `bytesMax` of the newest snapshot's payload, starting at `offset`. A leader's
-   * chunked transfer reads the newest snapshot only, so when the application takes a
+   * Up to `bytesMax` of the newest snapshot's payload, starting at `offset`: of the snapshot
+   * `snapshotMeta()` names at the same moment (a storage changes the two together, never one
+   * before the other; the core reads the meta, then chunks, without yielding in between).
+   * A leader's chunked transfer reads the newest snapshot only, so when the application takes a
    * newer snapshot while a transfer is under way, that transfer restarts from offset 0
    * with the newer one: keep the interval between application snapshots longer than a
    * transfer takes, or a far-behind follower may never finish one.

@@ -3,7 +3,9 @@
  *   - a WAL entry record that is not in the last batch: in a sealed segment (the middle of
  *     the log) when there is one, else an earlier batch of the active segment. A
  *     checksum-valid COMMIT follows it, so recovery must call it damage, never a torn tail
- *     it may cut (storage/wal/FORMAT.md, recovery step 6);
+ *     it may cut (storage/wal/FORMAT.md, recovery step 6). Any byte of the record, header
+ *     (type, length, index, term, checksum) or payload: a damaged header's index must not
+ *     be taken for an index the log held (src/raft/REPAIR.md, "How lostToIndex is bounded");
  *   - the hard-state file;
  *   - the newest valid snapshot (the WAL is compacted to it, so its loss costs the log
  *     after the next older snapshot; the only one costs the whole log, and with it every
@@ -43,12 +45,6 @@ export interface Damage {
 export interface DamageChoice {
   /** The node whose data directory it is. */
   nodeId: number;
-  /**
-   * Also the cases of open bugs (src/torture/TORTURE.md, "Known bugs"): a WAL record's
-   * header (its index) rather than its payload. Default false. (Damage that leaves the node
-   * without a configuration naming itself is always in: its MEMBER file keeps its addresses.)
-   */
-  knownBugCases?: boolean;
   /** WAL: only a sealed segment, only entries above this index (what a lagging follower needs). */
   sealedOnly?: boolean;
   indexAbove?: number;
@@ -142,9 +138,8 @@ async function damageWal(dataDir: string, random: () => number, choice: DamageCh
   if (candidates.length === 0) return undefined;
   const record = candidates[Math.floor(random() * candidates.length)];
   const path = listings.find((listing) => listing.segmentId === record.segmentId)!.path;
-  // The payload (the record's checksum covers the header too; a damaged header index is a known bug's case).
-  const headerToo = choice.knownBugCases || record.payloadBytes === 0;
-  const byteOffset = record.offset + (headerToo ? 0 : RECORD_HEADER_BYTES) + Math.floor(random() * (record.payloadBytes + (headerToo ? RECORD_HEADER_BYTES : 0)));
+  // Header or payload: the record's checksum covers both.
+  const byteOffset = record.offset + Math.floor(random() * (RECORD_HEADER_BYTES + record.payloadBytes));
   const kind: DamageKind = record.segmentId === active ? "WAL active segment (earlier batch)" : "WAL sealed segment";
   return flip(path, byteOffset, Math.floor(random() * 8), {
     target: "wal",

@@ -45,7 +45,6 @@ export interface DiskNemesisOptions {
   /** Nodes that snapshot rarely: their logs span several sealed segments. */
   longLog: (id: number) => boolean;
   /** Also the damage cases of open bugs (disk-damage.ts, DamageChoice). */
-  knownBugCases: boolean;
 }
 
 /** What one damaged node came to. */
@@ -123,9 +122,9 @@ export class DiskNemesis {
   }
 
   private async damageSomething(id: number, wanted: DamageTarget, random: () => number): Promise<Damage | undefined> {
-    const { control, knownBugCases } = this.options;
+    const { control } = this.options;
     for (const target of [wanted, ...TARGETS.filter((other) => other !== wanted)]) {
-      const damaged = await damage(control.cluster.spec(id).dataDir, target, random, { nodeId: id, knownBugCases });
+      const damaged = await damage(control.cluster.spec(id).dataDir, target, random, { nodeId: id });
       if (!damaged) continue;
       if (target !== wanted) control.events.note(`n${id} has no ${wanted} to damage; damaged its ${damaged.kind} instead`);
       this.injected(id, damaged, damaged.kind);
@@ -221,7 +220,7 @@ export class DiskNemesis {
       const status = await control.status(victim);
       if (status?.role !== "leader") gaveUp = "it lost the lead";
       else if (status.snapshotIndex >= lagFrom) gaveUp = "it compacted past the follower's last index: it would send a snapshot";
-      else damaged = await damage(cluster.spec(victim).dataDir, "wal", random, { nodeId: victim, sealedOnly: true, indexAbove: lagFrom, knownBugCases: this.options.knownBugCases });
+      else damaged = await damage(cluster.spec(victim).dataDir, "wal", random, { nodeId: victim, sealedOnly: true, indexAbove: lagFrom });
       return gaveUp !== "" || damaged !== undefined;
     });
     if (!damaged) {

@@ -31,7 +31,6 @@ export interface FaultRunnerOptions {
   /** Nodes that snapshot rarely (their logs span several sealed segments). */
   longLog: (id: number) => boolean;
   /** Also the damage cases of open bugs (TORTURE.md, "Known bugs"). */
-  damageKnownBugCases: boolean;
   /** The clients' endpoints follow the members. */
   setEndpoints: (apiUrls: string[]) => void;
 }
@@ -51,7 +50,6 @@ export class FaultRunner {
       control: this.control,
       voters: () => this.membership.members.voters,
       longLog: options.longLog,
-      knownBugCases: options.damageKnownBugCases,
     });
   }
 

@@ -55,7 +55,6 @@ export interface TortureOptions {
   /** Progress lines (stderr). */
   progress?: (line: string) => void;
   /** The disk nemesis also damages what open bugs cannot repair yet (TORTURE.md, "Known bugs"). Default false. */
-  damageKnownBugCases?: boolean;
   /** Report lines (stdout). */
   out: (text: string) => void;
   /** The command that replays this run (printed in the report); the seed is appended. */
@@ -192,7 +191,6 @@ async function prepareRun(options: TortureOptions, seed: number, dir: string): P
     powerLoss,
     dir,
     longLog,
-    damageKnownBugCases: options.damageKnownBugCases ?? false,
     setEndpoints: (apiUrls) => workload.setEndpoints(apiUrls),
   });
   const monitor = new StatusMonitor(cluster);

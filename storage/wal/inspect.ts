@@ -89,6 +89,13 @@ export interface ScannedRecord {
   commit?: CommitInfo;
   /** ok: part of a complete batch. torn-tail: after the last complete batch (repairable). corrupt: damaged before it. */
   status: RecordStatus;
+  /**
+   * The record is whole and passes its checksum, so its header is as written (its status may
+   * still not be ok: its batch lost its COMMIT, or its payload does not decode). False for
+   * the record a segment's walk stopped on: the checksum covers header and payload, so a
+   * mismatch does not say which was damaged, and no field of its header can be trusted.
+   */
+  intact: boolean;
   /** Why the status is not ok. */
   reason?: string;
 }
@@ -127,12 +134,15 @@ async function* scanSegment(file: StorageFile, listing: SegmentListing, isLast: 
   const records: ScannedRecord[] = [];
   let batchFirst = 0;
   let batchStart = SEGMENT_HEADER_BYTES;
+  /** The walk stopped on a whole, checksum-valid record (a COMMIT that does not match its batch). */
+  let stoppedOnIntact = false;
   const end = await scanRecords(file, SEGMENT_HEADER_BYTES, seed, (offset, header, bytes, at) => {
     records.push(scannedRecord(base, offset, header, bytes, at));
     if (header.type === RecordType.COMMIT) {
       const info = decodeCommitPayload(bytes, at);
       if (info.batchStartOffset !== batchStart || info.recordCount !== records.length - 1 - batchFirst) {
         records.pop();
+        stoppedOnIntact = true;
         return "commit record does not match its batch";
       }
       records[records.length - 1].commit = info;
@@ -158,6 +168,7 @@ async function* scanSegment(file: StorageFile, listing: SegmentListing, isLast: 
       sizeBytes: end.header ? recordBytes(end.header.payloadBytes) : 0,
       payload: new Uint8Array(0),
       status: tailStatus,
+      intact: stoppedOnIntact,
       reason: end.reason,
     };
   }
@@ -197,6 +208,7 @@ async function headerRecord(file: StorageFile, listing: SegmentListing, isLast: 
     sizeBytes: SEGMENT_HEADER_BYTES,
     payload: new Uint8Array(0),
     status: torn ? "torn-tail" : "corrupt",
+    intact: false,
     reason: listing.reason ?? "bad segment header",
   };
 }
@@ -219,6 +231,7 @@ function scannedRecord(
     sizeBytes: recordBytes(header.payloadBytes),
     payload,
     status: "ok",
+    intact: true,
   };
   if (header.type === RecordType.ENTRY) {
     try {

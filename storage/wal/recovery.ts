@@ -118,13 +118,16 @@ function corruption(ref: { name: string; path: string }, offset: number, reason:
 
 /**
  * Names the entries a bad record affects: an entry record by where the log was expected
- * to continue (and by its header index, which may itself be damaged); any other record
- * by the entries of the batch it belongs to (they lose their COMMIT).
+ * to continue; any other record by the entries of the batch it belongs to (they lose their
+ * COMMIT). A bad record's own header is not trusted: its checksum covers header and
+ * payload, so a mismatch does not say which was damaged (a flipped bit in its index can
+ * name any index). The reason quotes it, and says when it is not the index expected there.
  */
 function describeBad(reason: string, header: RecordHeader | undefined, expectedIndex: number, batchEntries: number[]): { reason: string; indexes: number[] } {
   if (header && header.type === RecordType.ENTRY) {
-    const indexes = header.index === expectedIndex ? [expectedIndex] : [expectedIndex, header.index].filter((i) => i > 0);
-    return { reason: `${reason} in entry record (index ${header.index}, term ${header.term})`, indexes };
+    const named = `index ${header.index}, term ${header.term}`;
+    const where = header.index === expectedIndex ? named : `${named}, where the log expected index ${expectedIndex}: the header is damaged too`;
+    return { reason: `${reason} in entry record (${where})`, indexes: [expectedIndex] };
   }
   const indexes = batchEntries.length > 0 ? batchEntries : [expectedIndex];
   if (header) return { reason: `${reason} in ${RECORD_TYPE_NAMES[header.type] ?? "unknown"} record`, indexes };

@@ -414,14 +414,15 @@ describe("raftwal wal verify on a damaged directory tells what a repair from pee
     return { text, plan, opened };
   }
 
-  async function flipEntryByte(dir: string, index: number): Promise<{ segment: string; offset: number }> {
+  /** Flips `mask` in byte `byteInRecord` of entry `index`'s record (by default a payload byte). */
+  async function flipEntryByte(dir: string, index: number, byteInRecord = 40, mask = 0x10): Promise<{ segment: string; offset: number }> {
     let found: { segment: string; offset: number } | undefined;
     for await (const record of scanWal(join(dir, "wal"), fs)) {
       if (record.type === "entry" && record.index === index) found = { segment: record.segment, offset: record.offset };
     }
     const path = join(dir, "wal", found!.segment);
     const bytes = await readFile(path);
-    bytes[found!.offset + 40] ^= 0x10; // a payload byte
+    bytes[found!.offset + byteInRecord] ^= mask;
     await writeFile(path, bytes);
     return found!;
   }
@@ -433,14 +434,14 @@ describe("raftwal wal verify on a damaged directory tells what a repair from pee
     await writeFile(path, bytes);
   }
 
-  it("a flipped byte mid-batch in a sealed segment: the log is kept up to the batch before it, the rest fetched up to the highest index any record names", async () => {
+  it("a flipped byte mid-batch in a sealed segment: the log is kept up to the batch before it, the rest fetched up to the highest index an intact record names", async () => {
     const dir = await makeNodeDirectory("plan-wal");
     const damaged = await flipEntryByte(dir, 130); // the batch 121..150, in the second segment
     const { text, plan, opened } = await verifyThenRepair(dir);
     expect(text.code).toBe(3);
     expect(text.stdout).toContain('repair: a node started with onStorageCorruption "repair" (the default) would\n');
     expect(text.stdout).toContain("  keep its log up to index 120 (the WAL's intact prefix, up to the last whole batch before the damage)\n");
-    expect(text.stdout).toContain("  fetch entries 121..300 again from the leader (300: the highest index a WAL record or segment header names)");
+    expect(text.stdout).toContain("  fetch entries 121..300 again from the leader (300: the highest index an intact WAL record or a segment header names)");
     expect(text.stdout).toContain("  keep its term and vote\n");
     expect(text.stdout).toContain(`  set aside (renamed or copied to *.damaged*, never deleted): wal/${damaged.segment} from byte offset ${damaged.offset}, wal/segment-00000000000000000003.wal, wal/segment-00000000000000000004.wal\n`); // 4: the blank spare
     expect(plan).toMatchObject({
@@ -458,9 +459,20 @@ describe("raftwal wal verify on a damaged directory tells what a repair from pee
     await flipEntryByte(dir, 280); // the batch 271..300, the last one; the hard state's commit is 250
     const { text, plan, opened } = await verifyThenRepair(dir);
     expect(text.code).toBe(3);
-    expect(text.stdout).toContain("  fetch entries 271..300 again from the leader (300: the highest index a WAL record or segment header names)");
+    expect(text.stdout).toContain("  fetch entries 271..300 again from the leader (300: the highest index an intact WAL record or a segment header names)");
     expect(plan).toMatchObject({ keptToIndex: 270, fetch: { fromIndex: 271, toIndex: 300 }, log: { firstLostIndex: 280, lastKnownIndex: 300 } });
     expect(opened).toEqual({ lastIndex: 270, snapshotIndex: 100, damage: { lostFromIndex: 271, lostToIndex: 300, hardStateLost: false } });
+  });
+
+  it("a flipped bit in an entry's header index: the damaged header names nothing, the fetch ends where intact records say", async () => {
+    const dir = await makeNodeDirectory("plan-header");
+    await flipEntryByte(dir, 130, 14, 1 << 3); // byte 14, bit 3: the index becomes 2^51 + 130
+    const { text, plan, opened } = await verifyThenRepair(dir);
+    expect(text.code).toBe(3);
+    expect(text.stdout).toContain(`(index ${2 ** 51 + 130}, term 1, where the log expected index 130: the header is damaged too)`);
+    expect(text.stdout).toContain("  fetch entries 121..300 again from the leader (300: the highest index an intact WAL record or a segment header names)");
+    expect(plan).toMatchObject({ keptToIndex: 120, fetch: { fromIndex: 121, toIndex: 300 }, log: { firstLostIndex: 130, lastKnownIndex: 300, damagedEntries: [] } });
+    expect(opened).toEqual({ lastIndex: 120, snapshotIndex: 100, damage: { lostFromIndex: 121, lostToIndex: 300, hardStateLost: false } });
   });
 
   it("a damaged hard state: the log is kept whole, term and vote are relearned", async () => {

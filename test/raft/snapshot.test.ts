@@ -228,6 +228,29 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
     // Reference: section 7 (InstallSnapshot "offset": the follower says where it stands; the leader resumes there)
   });
 
+  it("a newer snapshot taken while one is sent restarts the transfer with it, from offset 0; every chunk is its meta's bytes", () => {
+    const { net, meta, data } = followerBehindSnapshot({ snapshotChunkBytes: 100, entries: 3, snapshotBytes: 1000 });
+    const payloads = new Map([[meta.index, data]]);
+    net.filters.push((m) => m.type !== MessageType.SNAPSHOT_RESPONSE); // the first window stays in flight
+    net.tickAll(3);
+    // The application takes a newer, shorter snapshot meanwhile (the follower's log is compacted away again).
+    net.core(1).propose(bytes("after the first snapshot"));
+    net.tickAll(3);
+    const newer = compact(net, 1, payload(250));
+    expect(newer.index).toBeGreaterThan(meta.index);
+    payloads.set(newer.index, payload(250));
+    net.heal();
+    net.tickAll(30);
+    const chunks = net.sent.filter((m) => m.type === MessageType.SNAPSHOT && m.to === 3).map((m) => m.snapshot!);
+    for (const chunk of chunks) expect(chunk.data).toEqual(payloads.get(chunk.meta.index)!.subarray(chunk.offset, chunk.offset + chunk.data.length));
+    const firstOfNewer = chunks.findIndex((chunk) => chunk.meta.index === newer.index);
+    expect(firstOfNewer, "chunks of the older one were sent first").toBeGreaterThan(0);
+    expect(chunks[firstOfNewer].offset, "the newer snapshot is sent from its start").toBe(0);
+    expect(chunks.slice(firstOfNewer).every((chunk) => chunk.meta.index === newer.index), "the older one is sent no more").toBe(true);
+    expect(net.node(3).storage.snapshotMeta()).toMatchObject({ index: newer.index, sizeBytes: 250 });
+    // Reference: section 7 (the leader sends its current snapshot; a newer one supersedes the older)
+  });
+
   it("reportSnapshot(false) returns the follower to probe state", () => {
     const { net } = followerBehindSnapshot({ snapshotChunkBytes: 100, entries: 3, snapshotBytes: 250 });
     net.filters.push((m) => m.type !== MessageType.SNAPSHOT);

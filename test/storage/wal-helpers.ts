@@ -19,12 +19,15 @@ export function range(from: number, to: number, term: number, size = 16): Entry[
   return out;
 }
 
-/** A new MemoryFileSystem holding a durable copy of every file of `dir` (current bytes). */
-export async function cloneDir(fs: MemoryFileSystem, dir = DIR): Promise<MemoryFileSystem> {
-  const copy = new MemoryFileSystem();
+/** A new MemoryFileSystem holding a durable copy of every file of `dir` and its subdirectories (current bytes). */
+export async function cloneDir(fs: MemoryFileSystem, dir = DIR, copy = new MemoryFileSystem()): Promise<MemoryFileSystem> {
   await copy.ensureDirectory(dir);
   for (const name of await fs.list(dir)) {
     const path = posix.join(dir, name);
+    if (await fs.isDirectory(path)) {
+      await cloneDir(fs, path, copy);
+      continue;
+    }
     const file = await copy.open(path, { create: true });
     await file.write(fs.currentBytes(path), 0);
     await file.sync();
