@@ -6,8 +6,14 @@
  */
 import type { RequestKind } from "./cluster-systems.js";
 
-/** Which raftwal cluster a row runs on: the default one, or one with lease reads and the latency trace on. */
-export type RaftwalCluster = "default" | "lease";
+/**
+ * Which cluster a row runs on: the default one (3 members), one with lease reads and the
+ * latency trace on (raftwal; etcd answers those rows from its default cluster), or 5 members.
+ */
+export type ClusterKind = "default" | "lease" | "five";
+
+/** Members of each kind of cluster. */
+export const CLUSTER_MEMBERS: Record<ClusterKind, number> = { default: 3, lease: 3, five: 5 };
 
 export interface RowSpec {
   label: string;
@@ -16,7 +22,7 @@ export interface RowSpec {
   valueBytes: number;
   /** Ask the leader, or a follower (stale reads). */
   at: "leader" | "follower";
-  cluster: RaftwalCluster;
+  cluster: ClusterKind;
   /** Measured from the moment the cluster has a leader: no warm-up, COLD_SECONDS long. */
   cold?: boolean;
   /** The etcd request it is compared with. */
@@ -50,12 +56,18 @@ export function rowSpecs(quick: boolean): RowSpec[] {
     row("linearizable get", "get", 16),
     stale,
     lease,
+    row("put, 5 members", "put", 16, { cluster: "five" }),
   ];
+}
+
+/** etcd's cluster for a row: it has no lease-read switch, so the lease rows go to its default cluster. */
+export function etcdCluster(spec: RowSpec): ClusterKind {
+  return spec.cluster === "lease" ? "default" : spec.cluster;
 }
 
 /** The etcd measurement a row is compared with: rows that ask etcd the same thing share it. */
 export function etcdSignature(spec: RowSpec): string {
-  return `${spec.etcdKind} c${spec.clients} ${spec.valueBytes}B ${spec.at}${spec.cold ? " cold" : ""}`;
+  return `${spec.etcdKind} c${spec.clients} ${spec.valueBytes}B ${spec.at}${spec.cold ? " cold" : ""} ${etcdCluster(spec)}`;
 }
 
 export function raftwalSignature(spec: RowSpec): string {

@@ -26,13 +26,14 @@ export interface System {
   /** A member that is not the leader (for stale / serializable reads). */
   followerUrl: string;
   pids(): number[];
-  request(kind: RequestKind, i: number, worker: number, value: Buffer): HttpRequest;
+  /** The i-th request of a run; keys are `keyOf(i, keys)`. */
+  request(kind: RequestKind, i: number, worker: number, value: Buffer, keys?: number): HttpRequest;
   check(kind: RequestKind, status: number, body: Buffer): string;
   stop(): Promise<void>;
 }
 
-export function keyOf(i: number): string {
-  return `bench/${String(i % KEYS).padStart(8, "0")}`;
+export function keyOf(i: number, keys = KEYS): string {
+  return `bench/${String(i % keys).padStart(8, "0")}`;
 }
 
 export interface RaftwalStart {
@@ -41,12 +42,13 @@ export interface RaftwalStart {
   nodeArgs?: string[];
 }
 
-/** A fresh raftwal cluster; resolves once a leader is known. */
-export async function startRaftwal(dir: string, start: RaftwalStart): Promise<System> {
+/** A raftwal cluster (fresh, or restarted on `dir`'s data with `basePort`); resolves once a leader is known. */
+export async function startRaftwal(dir: string, start: RaftwalStart & { basePort?: number }): Promise<System & { basePort: number }> {
+  const basePort = start.basePort ?? (await findFreeBasePort(start.nodes));
   const cluster = new LocalCluster({
     nodes: start.nodes,
     dir,
-    basePort: await findFreeBasePort(start.nodes),
+    basePort,
     logs: "file",
     logLevel: "warn",
     nodeArgs: ["--wal-segment-bytes", String(CLUSTER_WAL_SEGMENT_BYTES_DEFAULT), ...(start.nodeArgs ?? [])],
@@ -60,11 +62,12 @@ export async function startRaftwal(dir: string, start: RaftwalStart): Promise<Sy
     const seqs = new Map<number, number>();
     return {
       name: "raftwal",
+      basePort,
       leaderUrl: cluster.spec(leader).apiUrl,
       followerUrl: follower.apiUrl,
       pids: () => cluster.specs.map((spec) => cluster.pid(spec.id)).filter((pid): pid is number => pid !== undefined),
-      request(kind, i, worker, value) {
-        const path = `/kv/${encodeURIComponent(keyOf(i))}`;
+      request(kind, i, worker, value, keys) {
+        const path = `/kv/${encodeURIComponent(keyOf(i, keys))}`;
         if (kind === "get") return { method: "GET", path, headers: {} };
         if (kind === "get-stale") return { method: "GET", path: `${path}?stale=true`, headers: {} };
         const headers: Record<string, string> = { "content-type": "application/octet-stream" };
@@ -114,10 +117,10 @@ async function postJson(url: string, path: string, body: unknown): Promise<unkno
   return response.json();
 }
 
-/** A fresh etcd cluster of `members` members (undefined when etcd is not installed); resolves once a leader is known. */
-export async function startEtcd(dir: string, members: number): Promise<System | undefined> {
+/** An etcd cluster of `members` members (fresh, or restarted on `dir` with `basePort`; undefined when etcd is not installed); resolves once a leader is known. */
+export async function startEtcd(dir: string, members: number, basePort?: number): Promise<(System & { basePort: number }) | undefined> {
   if (!etcdVersion()) return undefined;
-  const base = await findFreeBasePort(members);
+  const base = basePort ?? (await findFreeBasePort(members));
   const children = spawnEtcd(dir, base, members);
   const urls = children.map((_, i) => `http://127.0.0.1:${base + 100 + i}`);
   const stop = async () => {
@@ -132,7 +135,7 @@ export async function startEtcd(dir: string, members: number): Promise<System | 
   while (Date.now() < deadline) {
     for (const [i, url] of urls.entries()) {
       const status = (await postJson(url, "/v3/maintenance/status", {}).catch(() => undefined)) as { leader?: string; header?: { member_id?: string } } | undefined;
-      if (status?.leader && status.leader === status.header?.member_id) return etcdSystem(url, urls[(i + 1) % urls.length], children, stop);
+      if (status?.leader && status.leader === status.header?.member_id) return { ...etcdSystem(url, urls[(i + 1) % urls.length], children, stop), basePort: base };
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
@@ -148,8 +151,8 @@ function etcdSystem(leaderUrl: string, followerUrl: string, children: ChildProce
     leaderUrl,
     followerUrl,
     pids: () => children.map((child) => child.pid).filter((pid): pid is number => pid !== undefined),
-    request(kind, i, _worker, value) {
-      const key = b64(keyOf(i));
+    request(kind, i, _worker, value, keys) {
+      const key = b64(keyOf(i, keys));
       if (kind === "put" || kind === "put-session") return { method: "POST", path: "/v3/kv/put", body: JSON.stringify({ key, value: b64(value) }), headers };
       // Range is linearizable unless serializable (etcd's stale read, served by the member asked).
       return { method: "POST", path: "/v3/kv/range", body: JSON.stringify(kind === "get-stale" ? { key, serializable: true } : { key }), headers };

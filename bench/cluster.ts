@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { breakdownTable, measureBreakdown, type Breakdown } from "./cluster-breakdown.js";
 import { runLoad, type LoadResult } from "./cluster-load.js";
 import { markdown, printable, summarize, type Round } from "./cluster-report.js";
-import { COLD_SECONDS, etcdSignature, raftwalSignature, rowSpecs, VALUE_BYTES_DEFAULT, type RaftwalCluster, type RowSpec } from "./cluster-rows.js";
+import { CLUSTER_MEMBERS, COLD_SECONDS, etcdCluster, etcdSignature, raftwalSignature, rowSpecs, VALUE_BYTES_DEFAULT, type ClusterKind, type RowSpec } from "./cluster-rows.js";
 import { etcdVersion, KEYS, startEtcd, startRaftwal, type System } from "./cluster-systems.js";
 import { writeResults } from "./results.js";
 import { handleUsage } from "./usage.js";
@@ -31,8 +31,8 @@ alternate the two systems, every cluster started fresh; the same HTTP/1.1 keep-a
 for both (as ../shared/bench/kv-bench.mjs). Rows: puts of 256 B values with 1, 16, 64 and
 256 clients (plain requests, and with KvClient's session headers at 1 and 16), the first
 ${COLD_SECONDS} s after start, 4 KiB and 64 KiB values, linearizable gets, stale gets at a
-follower, lease gets (a cluster with --read-mode lease); then the latency breakdown of one
-put (a leader with --trace-latency). Prints every round and the median of the per-round
+follower, lease gets (a cluster with --read-mode lease), puts on 5 members; then the
+latency breakdown of one put (a leader with --trace-latency). Prints every round and the median of the per-round
 ratios raftwal / etcd; writes bench/results/cluster.json. Takes about 2.5 minutes a round.
 
   --quick       2 s per row, fewer rows, 1 round (unless --rounds)
@@ -90,11 +90,13 @@ function describe(system: string, spec: RowSpec, result: LoadResult): string {
 }
 
 /** One raftwal cluster (default, or lease reads with the latency trace): its rows, and the breakdown on the lease one. */
-async function raftwalRun(dir: string, cluster: RaftwalCluster, round: Round): Promise<Breakdown | undefined> {
+async function raftwalRun(dir: string, cluster: ClusterKind, round: Round): Promise<Breakdown | undefined> {
+  const rows = specs.filter((s) => s.cluster === cluster);
+  if (rows.length === 0) return undefined;
   const nodeArgs = cluster === "lease" ? ["--read-mode", "lease", "--trace-latency"] : [];
-  const system = await startRaftwal(join(dir, `raftwal-${cluster}`), { nodes: 3, nodeArgs });
+  const system = await startRaftwal(join(dir, `raftwal-${cluster}`), { nodes: CLUSTER_MEMBERS[cluster], nodeArgs });
   try {
-    for (const spec of specs.filter((s) => s.cluster === cluster)) {
+    for (const spec of rows) {
       const result = await measureRow(system, spec);
       round.raftwal.set(raftwalSignature(spec), result);
       console.log(describe("raftwal", spec, result));
@@ -105,12 +107,14 @@ async function raftwalRun(dir: string, cluster: RaftwalCluster, round: Round): P
   }
 }
 
-/** One etcd cluster: every distinct etcd request the rows compare with. */
-async function etcdRun(dir: string, round: Round): Promise<void> {
-  const system = await startEtcd(join(dir, "etcd"), 3);
+/** One etcd cluster: every distinct etcd request the rows on it compare with. */
+async function etcdRun(dir: string, cluster: ClusterKind, round: Round): Promise<void> {
+  const rows = specs.filter((s) => etcdCluster(s) === cluster);
+  if (rows.length === 0) return;
+  const system = await startEtcd(join(dir, `etcd-${cluster}`), CLUSTER_MEMBERS[cluster]);
   if (!system) return;
   try {
-    for (const spec of specs) {
+    for (const spec of rows) {
       const signature = etcdSignature(spec);
       if (round.etcd.has(signature)) continue;
       const result = await measureRow(system, spec);
@@ -129,13 +133,18 @@ async function runRound(index: number, withEtcd: boolean, breakdowns: Breakdown[
     await raftwalRun(dir, "default", round);
     const breakdown = await raftwalRun(dir, "lease", round);
     if (breakdown) breakdowns.push(breakdown);
+    await raftwalRun(dir, "five", round);
+  };
+  const etcd = async () => {
+    await etcdRun(dir, "default", round);
+    await etcdRun(dir, "five", round);
   };
   try {
     console.log(`round ${index + 1} of ${ROUNDS} (load average ${os.loadavg()[0].toFixed(2)})`);
     // Alternate which system goes first, so that a drift of the machine does not favour one.
     if (!withEtcd) await raftwal();
-    else if (index % 2 === 0) await raftwal().then(() => etcdRun(dir, round));
-    else await etcdRun(dir, round).then(raftwal);
+    else if (index % 2 === 0) await raftwal().then(etcd);
+    else await etcd().then(raftwal);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
