@@ -35,7 +35,6 @@
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { performance } from "node:perf_hooks";
 import { RaftwalError } from "../../storage/errors.js";
 import { NotLeaderError } from "../node/errors.js";
 import type { Logger } from "../node/logger.js";
@@ -161,7 +160,8 @@ export class KvHttpApi {
   }
 
   private async keyRoute(request: http.IncomingMessage, response: http.ServerResponse, target: RequestTarget): Promise<void> {
-    const receivedMs = performance.now();
+    // Where a traced write starts (latencyTrace on): no clock is read when it is off.
+    const trace = request.method === "PUT" ? this.options.node.latencyTrace?.begin() : undefined;
     const key = decodeKey(target.rawPath.slice("/kv/".length));
     const query = target.query;
     switch (request.method) {
@@ -170,7 +170,6 @@ export class KvHttpApi {
         return this.get(key, booleanParameter(query, "stale"), response);
       case "PUT": {
         checkQuery(query, [], "PUT /kv/{key}");
-        const trace = this.options.node.latencyTrace?.begin(receivedMs);
         const value = await readBody(request, PUT_BODY_LIMIT);
         if (trace) this.options.node.latencyTrace?.mark(trace, "bodyRead");
         return this.write(request, response, { op: "put", key, value }, trace);
