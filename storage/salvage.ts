@@ -79,11 +79,8 @@ export async function salvageWal(
 /** Sets every WAL segment aside (the log restarts empty): returns where they went. */
 export async function setWalAside(dir: string, fs: FileSystem): Promise<string[]> {
   const aside: string[] = [];
-  for (const listing of await listSegments(dir, fs)) {
-    await fs.rename(listing.path, `${listing.path}.damaged`);
-    aside.push(`${listing.path}.damaged`);
-  }
-  await fs.syncDirectory(dir);
+  // An earlier repair's set-aside files are kept (a new name each), not overwritten.
+  for (const listing of await listSegments(dir, fs)) aside.push(await setFileAside(fs, listing.path));
   return aside;
 }
 

@@ -33,7 +33,10 @@ export interface KvClientTlsOptions {
 export interface KvClientOptions {
   /** API base URLs of the cluster's nodes, e.g. http://127.0.0.1:8001 (https:// with TLS). */
   endpoints: string[];
-  /** Identifies this client's session for de-duplication. Default: a random UUID. */
+  /**
+   * Identifies this client's sessions for de-duplication. Default: a random UUID. Each write
+   * in flight at once has a session of its own, `<clientId>/<lane>` (see KvClient).
+   */
   clientId?: string;
   /** Per-request timeout. Default 5 s (at most the operation timeout). */
   requestTimeoutMs?: number;
@@ -170,7 +173,15 @@ function describeFailure(error: unknown): string {
 
 export class KvClient {
   readonly clientId: string;
-  private seq = 0;
+  /**
+   * Write lanes not in use, each with the last seq it sent. The state machine's session
+   * remembers one (seq, result) per client id: a retry of a write is answered from it only
+   * while no later seq of that id was applied. So every write in flight at once uses a lane
+   * of its own (client id `<clientId>/<lane>`, seqs in order on it); lanes are reused, so
+   * the sessions a client costs are as many as its most writes in flight at once.
+   */
+  private readonly freeLanes: Array<{ lane: number; seq: number }> = [];
+  private lanesMade = 0;
   private endpointIndex = 0;
   private endpoints: URL[];
   private readonly agent: http.Agent;
@@ -301,11 +312,17 @@ export class KvClient {
     return Math.min(this.options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT, this.options.operationTimeoutMs ?? OPERATION_TIMEOUT_MS_DEFAULT);
   }
 
-  private write(method: string, key: string, body: Buffer | undefined, accepted: number[] = [], query = ""): Promise<KvResponse> {
-    const seq = ++this.seq;
+  private async write(method: string, key: string, body: Buffer | undefined, accepted: number[] = [], query = ""): Promise<KvResponse> {
+    const lane = this.freeLanes.pop() ?? { lane: ++this.lanesMade, seq: 0 };
+    lane.seq += 1;
     // The same (client id, seq) on every retry: the state machine applies the write once.
-    const headers = { "x-raftwal-client-id": this.clientId, "x-raftwal-seq": String(seq) };
-    return this.request(method, `/kv/${encodeKeyForPath(key)}${query}`, body, { headers, accepted, retryable: RETRY_UNAVAILABLE });
+    const headers = { "x-raftwal-client-id": `${this.clientId}/${lane.lane}`, "x-raftwal-seq": String(lane.seq) };
+    try {
+      return await this.request(method, `/kv/${encodeKeyForPath(key)}${query}`, body, { headers, accepted, retryable: RETRY_UNAVAILABLE });
+    } finally {
+      // Even after a failure: the lane's next write takes the next seq, as one client's would.
+      this.freeLanes.push(lane);
+    }
   }
 
   private async change(method: string, path: string, body?: Buffer): Promise<MembersAnswer> {

@@ -27,6 +27,12 @@ export function recycledFileName(formerSegmentId: number): string {
   return `recycled-${String(formerSegmentId).padStart(20, "0")}.wal`;
 }
 
+/** The former segment id a recycled file's name stands for, or undefined when it is not one. */
+export function parseRecycledFileName(name: string): number | undefined {
+  const match = RECYCLED_NAME.exec(name);
+  return match ? Number(match[1]) : undefined;
+}
+
 /** The recycled files of `dir` (names), oldest former segment first. */
 export async function listRecycledFiles(dir: string, fs: FileSystem): Promise<string[]> {
   return (await fs.list(dir)).filter((name) => RECYCLED_NAME.test(name)).sort();

@@ -17,7 +17,7 @@
 import { strict as assert } from "node:assert";
 import { posix } from "node:path";
 import type { FileSystem, StorageFile } from "../fs/file-system.js";
-import { listRecycledFiles, recycledFileName } from "./naming.js";
+import { listRecycledFiles, parseRecycledFileName, recycledFileName } from "./naming.js";
 import { createSpareSegment, prepareRecycledSpare, type SpareSegment } from "./segment-writer.js";
 
 export interface SegmentSupplyOptions {
@@ -89,6 +89,17 @@ export class SegmentSupply {
         ? prepareRecycledSpare(this.fs, this.dir, recycledName, segmentId)
         : createSpareSegment(this.fs, this.dir, segmentId, this.options.segmentSizeBytes, prefillBytes);
     this.spare = { segmentId, ready: ready.catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))) };
+  }
+
+  /**
+   * The lowest segment id never used in this directory as far as the supply sees: past the
+   * spare's and every recycled file's former id. A WAL that starts over (a new directory, or
+   * one whose segments repair set aside) starts here: a recycled file's stale records carry
+   * checksums seeded with its former id, so that id must never name a live segment again.
+   */
+  firstUnusedSegmentId(): number {
+    const recycledIds = this.recycled.map((name) => parseRecycledFileName(name) ?? 0);
+    return Math.max(this.spare?.segmentId ?? 1, ...recycledIds.map((id) => id + 1));
   }
 
   /** The spare `segment-<segmentId>.wal`, ready (made now if not prepared). Throws what preparing it threw. */

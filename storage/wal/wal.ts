@@ -292,7 +292,8 @@ export class Wal {
       // (it goes on in a new segment: records are only ever written in the current format).
       // One step of zeros now; the rest of the distance ahead is written in the background.
       const prefill = resolved.preallocation === "sparse" ? 0 : Math.ceil(fillAheadBytes(resolved.segmentSizeBytes) / FILL_STEPS);
-      active = await ActiveSegment.activate(await supply.take((last?.segmentId ?? 0) + 1, prefill), recovered.index.lastIndex() + 1);
+      const segmentId = Math.max((last?.segmentId ?? 0) + 1, supply.firstUnusedSegmentId());
+      active = await ActiveSegment.activate(await supply.take(segmentId, prefill), recovered.index.lastIndex() + 1);
       segments.push(freshSegmentEntry(active));
     }
     const wal = new Wal(dir, fs, resolved, recovered.index, segments, active, supply, recovered.report);

@@ -12,6 +12,7 @@ import { startKvNode, type KvNode, type KvPeerConfig } from "../../src/kv/kv-nod
 import { findFreeBasePort } from "../../src/cli/local-cluster.js";
 import { silentLogger } from "../../src/node/logger.js";
 import { NotLeaderError } from "../../src/node/errors.js";
+import { eventually } from "../e2e/eventually.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 import type { FileSystem, StorageFile } from "../../storage/fs/file-system.js";
 import { TcpTransport, type TcpTransportOptions } from "../../src/transport/transport.js";
@@ -270,7 +271,8 @@ describe("RaftNode", () => {
     for (let seq = 1; seq <= 10; seq++) await node.node.propose(put(`k${seq}`, big, seq));
     expect(node.node.status().snapshotIndex).toBe(0);
     for (let seq = 11; seq <= 20; seq++) await node.node.propose(put(`k${seq}`, big, seq));
-    expect(node.node.status().snapshotIndex).toBeGreaterThan(10);
+    // The snapshot is written in the background (the pump does not wait for it).
+    await eventually(async () => expect(node.node.status().snapshotIndex).toBeGreaterThan(10));
   });
 
   it("stops loudly, without crashing the process, when the core throws (a broken invariant or an unreadable log)", async () => {

@@ -205,6 +205,28 @@ describe("segment recycling", () => {
   });
 });
 
+describe("a WAL that starts over beside recycled files", () => {
+  it("takes a segment id past every recycled file's former id: their stale records never read as live ones", async () => {
+    const fs = new MemoryFileSystem();
+    const wal = await Wal.open(DIR, { fs, ...OPTIONS });
+    await runScenario(wal, 8, 1, { started() {}, acknowledged() {} });
+    await wal.close();
+    const recycledIds = (await fs.list(DIR)).filter((name) => name.startsWith("recycled-")).map((name) => Number(name.slice(9, 29)));
+    expect(recycledIds.length).toBeGreaterThan(0);
+    // What a repair does when the whole log is lost: every segment set aside, the recycled files left.
+    for (const listing of await listSegments(DIR, fs)) await fs.rename(listing.path, `${listing.path}.damaged`);
+    const fresh = await Wal.open(DIR, { fs, ...OPTIONS });
+    expect([fresh.firstIndex(), fresh.lastIndex()]).toEqual([1, 0]);
+    const [active] = await listSegments(DIR, fs);
+    expect(active.segmentId).toBeGreaterThan(Math.max(...recycledIds));
+    await fresh.append(range(1, 30, 2, 500));
+    await fresh.close();
+    const reopened = await Wal.open(DIR, { fs, ...OPTIONS });
+    expect(reopened.entries(1, 31, Infinity)).toEqual(range(1, 30, 2, 500));
+    await reopened.close();
+  });
+});
+
 describe("format version 1", () => {
   /** A version-1 segment (no flags; record checksums without the segment id) holding entries [from, to] in one batch. */
   function version1Segment(segmentId: number, from: number, to: number): Uint8Array {
