@@ -38,6 +38,8 @@ export function keyOf(i: number, keys = KEYS): string {
 
 export interface RaftwalStart {
   nodes: number;
+  /** How long a node may take to open its data and serve (default 20 s). */
+  apiTimeoutMs?: number;
   /** Extra `raftwal node` flags (e.g. --read-mode lease, --trace-latency). */
   nodeArgs?: string[];
 }
@@ -54,7 +56,7 @@ export async function startRaftwal(dir: string, start: RaftwalStart & { basePort
     nodeArgs: ["--wal-segment-bytes", String(CLUSTER_WAL_SEGMENT_BYTES_DEFAULT), ...(start.nodeArgs ?? [])],
   });
   try {
-    await cluster.start();
+    await cluster.start({ apiTimeoutMs: start.apiTimeoutMs });
     const leader = await cluster.waitForLeader(20_000);
     const follower = cluster.specs.find((spec) => spec.id !== leader)!;
     // Each run gets its own session ids: a restarted cluster must not see a reused (client, seq).

@@ -57,6 +57,23 @@ async function firstRead(system: System): Promise<void> {
 
 type Start = (basePort?: number) => Promise<(System & { basePort: number }) | undefined>;
 
+/**
+ * Starts again on the same ports (the members' addresses are in their logs). A port of the
+ * ephemeral range may be taken for a moment by another process's outgoing connection: the
+ * start is tried again a few times before giving up.
+ */
+async function restart(start: Start, basePort: number): Promise<System & { basePort: number }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await start(basePort))!;
+    } catch (error) {
+      if (attempt >= 5 || !/EADDRINUSE|in use/.test(String(error))) throw error;
+      console.log(`restart attempt ${attempt} failed (${(error as Error).message}); trying again in 2 s`);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  }
+}
+
 async function measure(name: string, dir: string, start: Start): Promise<Record<string, unknown> | undefined> {
   const first = await start();
   if (!first) return undefined;
@@ -71,7 +88,7 @@ async function measure(name: string, dir: string, start: Start): Promise<Record<
     await first.stop();
   }
   const started = performance.now();
-  const again = (await start(first.basePort))!;
+  const again = await restart(start, first.basePort);
   try {
     await firstRead(again);
     const restartSeconds = (performance.now() - started) / 1000;
@@ -89,7 +106,7 @@ async function main(): Promise<void> {
   console.log(`restart benchmark: ${KEY_COUNT.toLocaleString("en-US")} keys of 256 B, 3 members, load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}${etcd ? `, against ${etcd}` : ", raftwal only (etcd not installed or --no-etcd)"}`);
   try {
     const raftwalDir = join(root, "raftwal");
-    const raftwal = await measure("raftwal", raftwalDir, (basePort) => startRaftwal(raftwalDir, { nodes: 3, basePort }));
+    const raftwal = await measure("raftwal", raftwalDir, (basePort) => startRaftwal(raftwalDir, { nodes: 3, basePort, apiTimeoutMs: 300_000 }));
     const etcdDir = join(root, "etcd");
     const etcdResult = etcd ? await measure("etcd", etcdDir, (basePort) => startEtcd(etcdDir, 3, basePort)) : undefined;
     const path = writeResults("restart", { date: new Date().toISOString(), loadAverageAfter: os.loadavg(), key: keyOf(0, KEY_COUNT), raftwal, etcd: etcdResult ?? null });
