@@ -1,260 +1,202 @@
 /**
- * `npm run bench:cluster`: a 3-node raftwal cluster of separate processes on loopback
- * (fsync on), driven over HTTP/JSON: puts of 256-byte values with 1, 16, 64 and 256
- * concurrent clients, and linearizable gets with 16 clients; throughput and latency
- * p50/p99. When `etcd` is installed (Debian: etcd-server, etcd-client), the same load runs
- * against a 3-member etcd cluster on the same machine in the same run, through its v3
- * JSON gateway, with the same client code and keep-alive settings; the table shows
- * raftwal / etcd. Results go to bench/results/cluster.json.
+ * `npm run bench:cluster`: raftwal against etcd, as a user would measure them (issue 11's
+ * method). Three members each, separate processes on loopback, fsync on; the same client
+ * code for both (cluster-load.ts, matching ../shared/bench/kv-bench.mjs); requests at the
+ * leader (stale reads at a follower). Rounds alternate the systems (at least 3 by default),
+ * each round starting every cluster fresh; the table gives every round's figures and the
+ * median of the per-round ratios raftwal / etcd. Rows: cluster-rows.ts. The latency
+ * breakdown of one put (cluster-breakdown.ts) comes from a raftwal cluster started with
+ * `--trace-latency`, which also serves the lease-read row (`--read-mode lease`).
  *
- * Both systems are sent requests at their leader (etcd would forward from a follower,
- * raftwal would redirect): the comparison is of the replication path, not of routing.
- *
- * Flags: --seconds N (per measurement, default 5), --quick (2 s, fewer levels), --no-etcd.
+ * Without etcd installed (Debian: apt-get install etcd-server etcd-client) it measures
+ * raftwal alone and says so. Results: bench/results/cluster.json.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import http from "node:http";
-import { tmpdir } from "node:os";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
-import { findFreeBasePort, LocalCluster } from "../src/cli/local-cluster.js";
-import { send } from "../src/kv/client.js";
+import { breakdownTable, measureBreakdown, type Breakdown } from "./cluster-breakdown.js";
+import { runLoad, type LoadResult } from "./cluster-load.js";
+import { markdown, printable, summarize, type Round } from "./cluster-report.js";
+import { CLUSTER_MEMBERS, COLD_SECONDS, etcdCluster, etcdSignature, raftwalSignature, rowSpecs, VALUE_BYTES_DEFAULT, type ClusterKind, type RowSpec } from "./cluster-rows.js";
+import { etcdVersion, KEYS, startEtcd, startRaftwal, type System } from "./cluster-systems.js";
 import { writeResults } from "./results.js";
 import { handleUsage } from "./usage.js";
 
-handleUsage(
-  `Usage: npm run bench:cluster [-- --seconds N] [-- --quick] [-- --no-etcd]
-       (node dist/bench/cluster.js [--seconds N] [--quick] [--no-etcd])
+const USAGE = `Usage: npm run bench:cluster [-- --quick] [-- --seconds N] [-- --rounds N] [-- --no-etcd]
+       (node dist/bench/cluster.js [flags])
 
-3 raftwal node processes on loopback, fsync on: puts (256 B) with 1, 16, 64, 256 clients
-and linearizable gets with 16 clients; the same against etcd in the same run when it is
-installed. Prints a table; writes bench/results/cluster.json.
+raftwal (3 node processes) against etcd (3 members) on loopback, fsync on, in rounds that
+alternate the two systems, every cluster started fresh; the same HTTP/1.1 keep-alive client
+for both (as ../shared/bench/kv-bench.mjs). Rows: puts of 256 B values with 1, 16, 64 and
+256 clients (plain requests, and with KvClient's session headers at 1 and 16), the first
+${COLD_SECONDS} s after start, 4 KiB and 64 KiB values, linearizable gets, stale gets at a
+follower, lease gets (a cluster with --read-mode lease), puts on 5 members; and the latency
+breakdown of one put (a leader with --trace-latency). Every cluster but for its cold row is
+first settled by unmeasured 16-client puts (8 s), the same for both systems. Prints every round and the median of the per-round
+ratios raftwal / etcd; writes bench/results/cluster.json. Takes about 3.5 minutes a round.
 
-  --seconds N   length of each measurement (default 5)
-  --quick       2 s per measurement, fewer levels
-  --no-etcd     raftwal only
+  --quick       2 s per row, fewer rows, 1 round (unless --rounds)
+  --seconds N   length of each measured row (default 5)
+  --rounds N    rounds (default 3)
+  --no-etcd     raftwal only (also what happens when etcd is not installed)
   --help        this text
-`,
-  ["--seconds", "--quick", "--no-etcd"],
-);
+`;
 
-const args = process.argv.slice(2);
-const quick = args.includes("--quick");
-const secondsFlag = args.indexOf("--seconds");
-const SECONDS = secondsFlag >= 0 ? Number(args[secondsFlag + 1]) : quick ? 2 : 5;
-const PUT_CONCURRENCY = quick ? [1, 64] : [1, 16, 64, 256];
-const GET_CONCURRENCY = 16;
-const VALUE_BYTES = 256;
-const KEYS = 1000;
+handleUsage(USAGE, ["--seconds", "--quick", "--rounds", "--no-etcd"]);
 
-interface Target {
-  name: string;
-  /** Base URL of the leader's HTTP API. */
-  leaderUrl: string;
-  put(agent: http.Agent, url: string, key: string, value: Buffer): Promise<number>;
-  get(agent: http.Agent, url: string, key: string): Promise<number>;
-  stop(): Promise<void>;
-}
-
-interface Measurement {
-  system: string;
-  op: "put" | "get";
-  clients: number;
-  ops: number;
-  errors: number;
-  opsPerSecond: number;
-  latencyMsP50: number;
-  latencyMsP99: number;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-/** Runs `clients` closed-loop workers for SECONDS; each issues one request at a time. */
-async function measure(target: Target, op: "put" | "get", clients: number): Promise<Measurement> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: clients, maxFreeSockets: clients });
-  const value = Buffer.alloc(VALUE_BYTES, 0x61);
-  const latencies: number[] = [];
-  let errors = 0;
-  const deadline = performance.now() + SECONDS * 1000;
-  let counter = 0;
-  const worker = async () => {
-    while (performance.now() < deadline) {
-      const key = `key-${counter++ % KEYS}`;
-      const started = performance.now();
-      try {
-        const status = op === "put" ? await target.put(agent, target.leaderUrl, key, value) : await target.get(agent, target.leaderUrl, key);
-        if (status === 200) latencies.push(performance.now() - started);
-        else errors++;
-      } catch {
-        errors++;
-      }
-    }
-  };
-  const started = performance.now();
-  await Promise.all(Array.from({ length: clients }, worker));
-  const elapsedSeconds = (performance.now() - started) / 1000;
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
-  return {
-    system: target.name,
-    op,
-    clients,
-    ops: latencies.length,
-    errors,
-    opsPerSecond: latencies.length / elapsedSeconds,
-    latencyMsP50: percentile(latencies, 50),
-    latencyMsP99: percentile(latencies, 99),
-  };
-}
-
-async function startRaftwal(dir: string): Promise<Target> {
-  const cluster = new LocalCluster({ nodes: 3, dir: join(dir, "raftwal"), basePort: await findFreeBasePort(3), logs: "file", logLevel: "warn" });
-  await cluster.start();
-  const leader = await cluster.waitForLeader(20_000);
-  return {
-    name: "raftwal",
-    leaderUrl: cluster.spec(leader).apiUrl,
-    async put(agent, url, key, value) {
-      return (await send(agent, "PUT", new URL(`/kv/${key}`, url), value, {}, 10_000)).status;
-    },
-    async get(agent, url, key) {
-      const status = (await send(agent, "GET", new URL(`/kv/${key}`, url), undefined, {}, 10_000)).status;
-      return status === 404 ? 200 : status;
-    },
-    stop: () => cluster.stop(),
-  };
-}
-
-async function startEtcd(dir: string): Promise<Target | undefined> {
-  if (spawnSync("etcd", ["--version"]).status !== 0) return undefined;
-  const base = await findFreeBasePort(3);
-  const members = [1, 2, 3].map((i) => ({ name: `m${i}`, client: base + 100 + i - 1, peer: base + i - 1 }));
-  const initialCluster = members.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(",");
-  const children: ChildProcess[] = members.map((m) => {
-    const dataDir = join(dir, "etcd", m.name);
-    mkdirSync(dataDir, { recursive: true });
-    return spawn(
-      "etcd",
-      [
-        "--name", m.name,
-        "--data-dir", dataDir,
-        "--listen-client-urls", `http://127.0.0.1:${m.client}`,
-        "--advertise-client-urls", `http://127.0.0.1:${m.client}`,
-        "--listen-peer-urls", `http://127.0.0.1:${m.peer}`,
-        "--initial-advertise-peer-urls", `http://127.0.0.1:${m.peer}`,
-        "--initial-cluster", initialCluster,
-        "--initial-cluster-state", "new",
-        "--initial-cluster-token", `bench-${base}`,
-        "--log-level", "error",
-      ],
-      { stdio: "ignore" },
-    );
-  });
-  const stop = async () => {
-    await Promise.all(
-      children.map(async (child) => {
-        if (child.exitCode !== null) return;
-        const exited = once(child, "exit");
-        child.kill("SIGTERM");
-        await exited;
-      }),
-    );
-  };
-  // Find the leader through the gateway's maintenance status.
-  const agent = new http.Agent({ keepAlive: false });
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    for (const m of members) {
-      try {
-        const response = await send(agent, "POST", new URL("/v3/maintenance/status", `http://127.0.0.1:${m.client}`), Buffer.from("{}"), {}, 1000);
-        const status = JSON.parse(response.body.toString()) as { leader?: string; header?: { member_id?: string } };
-        if (status.leader && status.leader === status.header?.member_id) {
-          const b64 = (s: string | Buffer) => Buffer.from(s).toString("base64");
-          return {
-            name: "etcd",
-            leaderUrl: `http://127.0.0.1:${m.client}`,
-            async put(a, url, key, value) {
-              const body = Buffer.from(JSON.stringify({ key: b64(key), value: b64(value) }));
-              return (await send(a, "POST", new URL("/v3/kv/put", url), body, { "content-type": "application/json" }, 10_000)).status;
-            },
-            async get(a, url, key) {
-              // Range requests are linearizable by default in etcd v3 (serializable: false).
-              const body = Buffer.from(JSON.stringify({ key: b64(key) }));
-              return (await send(a, "POST", new URL("/v3/kv/range", url), body, { "content-type": "application/json" }, 10_000)).status;
-            },
-            stop,
-          };
-        }
-      } catch {
-        // not up yet
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+function numberFlag(name: string, fallback: number): number {
+  const args = process.argv.slice(2);
+  const at = args.indexOf(name);
+  if (at < 0) return fallback;
+  const value = Number(args[at + 1]);
+  if (!(value > 0)) {
+    process.stderr.write(`${name} needs a positive number\n\n${USAGE}`);
+    process.exit(1);
   }
-  await stop();
-  throw new Error("etcd did not elect a leader within 30 s");
+  return value;
 }
 
-async function runAll(target: Target): Promise<Measurement[]> {
-  const results: Measurement[] = [];
-  // Warm-up: fill the key space so gets find values and JITs are warm.
-  await measure(target, "put", 16).catch(() => undefined);
-  for (const clients of PUT_CONCURRENCY) results.push(await measure(target, "put", clients));
-  results.push(await measure(target, "get", GET_CONCURRENCY));
-  return results;
+const quick = process.argv.includes("--quick");
+const SECONDS = numberFlag("--seconds", quick ? 2 : 5);
+const ROUNDS = Math.floor(numberFlag("--rounds", quick ? 1 : 3));
+const specs = rowSpecs(quick);
+const values = new Map<number, Buffer>();
+const valueOf = (bytes: number) => values.get(bytes) ?? values.set(bytes, randomBytes(bytes)).get(bytes)!;
+
+/**
+ * Unmeasured 16-client puts before a cluster's settled rows (after its cold row, if it has
+ * one), the same for both systems: the rows then compare settled clusters, and the cold row
+ * shows what the first seconds cost.
+ */
+const SETTLE_SECONDS = quick ? 2 : 8;
+
+async function settle(system: System): Promise<void> {
+  const value = valueOf(VALUE_BYTES_DEFAULT);
+  await runLoad({ url: system.leaderUrl, clients: 16, seconds: SETTLE_SECONDS, warmupRequests: 0, serverPids: [], request: (i, w) => system.request("put", i, w, value), check: (s, b) => system.check("put", s, b) });
 }
 
-function format(n: number, digits = 0): string {
-  return Number.isFinite(n) ? n.toFixed(digits) : "-";
+/** A cluster's rows: its cold row first (from the moment it has a leader), then settled ones. */
+async function measureRows(system: System, rows: RowSpec[], measured: Map<string, LoadResult>, signature: (spec: RowSpec) => string, settled = false): Promise<void> {
+  const ordered = [...rows.filter((spec) => spec.cold), ...rows.filter((spec) => !spec.cold)];
+  for (const spec of ordered) {
+    if (measured.has(signature(spec))) continue;
+    if (!spec.cold && !settled) {
+      await settle(system);
+      settled = true;
+    }
+    const result = await measureRow(system, spec);
+    measured.set(signature(spec), result);
+    const label = system.name === "etcd" ? spec.label.replace(/ \(etcd: .*\)$/, "").replace("lease get", "linearizable get") : spec.label;
+    console.log(describe(system.name, { ...spec, label }, result));
+  }
 }
 
-async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "raftwal-bench-cluster-"));
-  const results: Measurement[] = [];
+/** Puts every key once, so that gets find values (kv-bench's prefill). */
+async function prefill(system: System): Promise<void> {
+  const value = valueOf(VALUE_BYTES_DEFAULT);
+  await runLoad({ url: system.leaderUrl, clients: 16, seconds: 60, warmupRequests: 0, requestsMax: KEYS, serverPids: [], request: (i, w) => system.request("put", i, w, value), check: (s, b) => system.check("put", s, b) });
+}
+
+async function measureRow(system: System, spec: RowSpec): Promise<LoadResult> {
+  const kind = system.name === "etcd" ? spec.etcdKind : spec.kind;
+  if (kind.startsWith("get")) await prefill(system);
+  const value = valueOf(spec.valueBytes);
+  return runLoad({
+    url: spec.at === "leader" ? system.leaderUrl : system.followerUrl,
+    clients: spec.clients,
+    seconds: spec.cold ? Math.min(COLD_SECONDS, SECONDS) : SECONDS,
+    ...(spec.cold ? { warmupRequests: 0 } : {}),
+    serverPids: system.pids(),
+    request: (i, worker) => system.request(kind, i, worker, value),
+    check: (status, body) => system.check(kind, status, body),
+  });
+}
+
+function describe(system: string, spec: RowSpec, result: LoadResult): string {
+  const errors = Object.entries(result.errors).map(([what, n]) => `${n} x ${what}`).join("; ");
+  return `  ${system.padEnd(7)} ${`${spec.label}, ${spec.clients} client${spec.clients > 1 ? "s" : ""}`.padEnd(48)} ${Math.round(result.opsPerSecond).toString().padStart(6)} ops/s  p50 ${result.latencyMsP50.toFixed(2)} ms  p99 ${result.latencyMsP99.toFixed(2)} ms${errors ? `  errors: ${errors}` : ""}`;
+}
+
+/** One raftwal cluster (default, or lease reads with the latency trace): its rows, and the breakdown on the lease one. */
+async function raftwalRun(dir: string, cluster: ClusterKind, round: Round): Promise<Breakdown | undefined> {
+  const rows = specs.filter((s) => s.cluster === cluster);
+  if (rows.length === 0) return undefined;
+  const nodeArgs = cluster === "lease" ? ["--read-mode", "lease", "--trace-latency"] : [];
+  const system = await startRaftwal(join(dir, `raftwal-${cluster}`), { nodes: CLUSTER_MEMBERS[cluster], nodeArgs });
   try {
-    console.log(`raftwal cluster benchmark: 3 nodes on loopback, ${VALUE_BYTES} B values, ${SECONDS} s per row`);
-    const raftwal = await startRaftwal(dir);
-    try {
-      results.push(...(await runAll(raftwal)));
-    } finally {
-      await raftwal.stop();
-    }
-    const etcd = args.includes("--no-etcd") ? undefined : await startEtcd(dir);
-    if (etcd) {
-      try {
-        results.push(...(await runAll(etcd)));
-      } finally {
-        await etcd.stop();
-      }
-    } else {
-      console.log("etcd not installed (apt-get install etcd-server etcd-client): raftwal only");
-    }
+    // The breakdown first on its cluster: the lease reads then find it as settled as the default cluster's reads.
+    const breakdown = cluster === "lease" ? await settle(system).then(() => measureBreakdown(system, SECONDS, valueOf(VALUE_BYTES_DEFAULT))) : undefined;
+    await measureRows(system, rows, round.raftwal, raftwalSignature, breakdown !== undefined);
+    return breakdown;
+  } finally {
+    await system.stop();
+  }
+}
+
+/** One etcd cluster: every distinct etcd request the rows on it compare with. */
+async function etcdRun(dir: string, cluster: ClusterKind, round: Round): Promise<void> {
+  const rows = specs.filter((s) => etcdCluster(s) === cluster);
+  if (rows.length === 0) return;
+  const system = await startEtcd(join(dir, `etcd-${cluster}`), CLUSTER_MEMBERS[cluster]);
+  if (!system) return;
+  try {
+    await measureRows(system, rows, round.etcd, etcdSignature);
+  } finally {
+    await system.stop();
+  }
+}
+
+async function runRound(index: number, withEtcd: boolean, breakdowns: Breakdown[]): Promise<Round> {
+  const dir = mkdtempSync(join(os.tmpdir(), `raftwal-bench-cluster-${index}-`));
+  const round: Round = { raftwal: new Map(), etcd: new Map() };
+  const raftwal = async () => {
+    await raftwalRun(dir, "default", round);
+    const breakdown = await raftwalRun(dir, "lease", round);
+    if (breakdown) breakdowns.push(breakdown);
+    await raftwalRun(dir, "five", round);
+  };
+  const etcd = async () => {
+    await etcdRun(dir, "default", round);
+    await etcdRun(dir, "five", round);
+  };
+  try {
+    console.log(`round ${index + 1} of ${ROUNDS} (load average ${os.loadavg()[0].toFixed(2)})`);
+    // Alternate which system goes first, so that a drift of the machine does not favour one.
+    if (!withEtcd) await raftwal();
+    else if (index % 2 === 0) await raftwal().then(etcd);
+    else await etcd().then(raftwal);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const rows = results.filter((r) => r.system === "raftwal").map((r) => {
-    const e = results.find((x) => x.system === "etcd" && x.op === r.op && x.clients === r.clients);
-    return {
-      op: r.op,
-      clients: r.clients,
-      "raftwal ops/s": format(r.opsPerSecond),
-      "p50 ms": format(r.latencyMsP50, 2),
-      "p99 ms": format(r.latencyMsP99, 2),
-      errors: r.errors,
-      "etcd ops/s": e ? format(e.opsPerSecond) : "-",
-      "etcd p50 ms": e ? format(e.latencyMsP50, 2) : "-",
-      "etcd p99 ms": e ? format(e.latencyMsP99, 2) : "-",
-      "ratio ops/s": e ? format(r.opsPerSecond / e.opsPerSecond, 2) : "-",
-      "ratio p99": e ? format(r.latencyMsP99 / e.latencyMsP99, 2) : "-",
-    };
+  return round;
+}
+
+async function main(): Promise<void> {
+  const etcd = process.argv.includes("--no-etcd") ? undefined : etcdVersion();
+  const loadBefore = os.loadavg();
+  console.log(`raftwal cluster benchmark: ${ROUNDS} round(s), ${SECONDS} s per row, ${os.cpus().length} cores, load average ${loadBefore.map((l) => l.toFixed(2)).join(" ")}`);
+  if (!etcd) {
+    console.log(process.argv.includes("--no-etcd") ? "--no-etcd: raftwal only, no ratios" : "etcd is not installed (Debian: apt-get install etcd-server etcd-client): raftwal only, no ratios");
+  } else console.log(`against ${etcd}`);
+  const rounds: Round[] = [];
+  const breakdowns: Breakdown[] = [];
+  for (let i = 0; i < ROUNDS; i++) rounds.push(await runRound(i, etcd !== undefined, breakdowns));
+  const loadAfter = os.loadavg();
+  const summary = summarize(specs, rounds);
+  console.log(`\nMedians of per-round ratios raftwal / etcd (load average at the end ${loadAfter.map((l) => l.toFixed(2)).join(" ")}):`);
+  console.table(printable(summary));
+  console.log("\nLatency breakdown of one put (1 client, plain PUT, on the leader with --trace-latency):");
+  console.table(breakdownTable(breakdowns));
+  const path = writeResults("cluster", {
+    date: new Date().toISOString(),
+    machine: { cores: os.cpus().length, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter, node: process.version, etcd: etcd ?? null },
+    secondsPerRow: SECONDS,
+    rounds: rounds.map((round) => ({ raftwal: Object.fromEntries(round.raftwal), etcd: Object.fromEntries(round.etcd) })),
+    summary,
+    breakdowns,
+    markdown: markdown(summary),
   });
-  console.table(rows);
-  const path = writeResults("cluster", { date: new Date().toISOString(), secondsPerRow: SECONDS, valueBytes: VALUE_BYTES, results });
   console.log(`results written to ${path}`);
 }
 

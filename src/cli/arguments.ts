@@ -77,3 +77,9 @@ export function parseEndpoints(value: string): string[] {
   }
   return endpoints;
 }
+
+/** `--read-mode`: how a leader confirms a linearizable read (RaftConfig.readMode). */
+export function parseReadMode(value: string): "read-index" | "lease" {
+  if (value !== "read-index" && value !== "lease") throw new InvalidArgumentError(`'${value}' is not read-index or lease`);
+  return value;
+}

@@ -28,7 +28,7 @@
  */
 import { join } from "node:path";
 import { Option, type Command } from "commander";
-import { parseInteger } from "./arguments.js";
+import { parseInteger, parseReadMode } from "./arguments.js";
 import { CliError, ExitCode, type TextOutput } from "./io.js";
 import { CLUSTER_BASE_PORT_DEFAULT, LocalCluster, type NodeExit } from "./local-cluster.js";
 import type { CliContext } from "./program.js";
@@ -160,6 +160,8 @@ interface ClusterFlags {
   basePort: number;
   snapshotEvery?: number;
   walSegmentBytes: number;
+  readMode?: "read-index" | "lease";
+  traceLatency?: boolean;
 }
 
 export function registerClusterCommand(program: Command, context: CliContext): void {
@@ -175,6 +177,8 @@ export function registerClusterCommand(program: Command, context: CliContext): v
         .argParser(parseInteger(65_536, 2 ** 30))
         .default(CLUSTER_WAL_SEGMENT_BYTES_DEFAULT, `${CLUSTER_WAL_SEGMENT_BYTES_DEFAULT} (4 MiB)`),
     )
+    .option("--read-mode <mode>", "every node's read mode: read-index (default) or lease (see raftwal node --help and the README for its risk)", parseReadMode)
+    .option("--trace-latency", "every node records where a write's time goes (GET /debug/latency)")
     .addHelpText("after", EXAMPLES)
     .action((flags: ClusterFlags) => runCluster(flags, context.io.stdout));
 }
@@ -187,7 +191,13 @@ async function runCluster(flags: ClusterFlags, out: TextOutput): Promise<void> {
     basePort: flags.basePort,
     logs: "file",
     ownProcessGroups: true,
-    nodeArgs: [...(flags.snapshotEvery ? ["--snapshot-every", String(flags.snapshotEvery)] : []), "--wal-segment-bytes", String(flags.walSegmentBytes)],
+    nodeArgs: [
+      ...(flags.snapshotEvery ? ["--snapshot-every", String(flags.snapshotEvery)] : []),
+      "--wal-segment-bytes",
+      String(flags.walSegmentBytes),
+      ...(flags.readMode ? ["--read-mode", flags.readMode] : []),
+      ...(flags.traceLatency ? ["--trace-latency"] : []),
+    ],
   });
   try {
     await cluster.start();

@@ -118,14 +118,15 @@ export class LocalCluster {
    * Starts every node and waits until each API answers. A cluster whose nodes have no data
    * directory yet is founded (`--initial-cluster-state new`); otherwise every node must find
    * its state, and one whose directory is gone refuses to start (it must not rejoin under its
-   * old id: replace it with `raftwal member`).
+   * old id: replace it with `raftwal member`). `apiTimeoutMs` (default 20 s): how long a node
+   * may take to open its data and serve (a large state takes longer to load).
    */
-  async start(): Promise<void> {
+  async start(options: { apiTimeoutMs?: number } = {}): Promise<void> {
     await this.checkPortsFree();
     if (this.specs.every((spec) => !existsSync(spec.dataDir))) for (const spec of this.specs) this.founding.add(spec.id);
     mkdirSync(this.options.dir, { recursive: true });
     for (const spec of this.specs) this.startNode(spec.id);
-    await Promise.all(this.specs.map((spec) => this.waitForApi(spec.id)));
+    await Promise.all(this.specs.map((spec) => this.waitForApi(spec.id, options.apiTimeoutMs)));
   }
 
   /**

@@ -14,7 +14,7 @@ import { createLogger, type Logger } from "../node/logger.js";
 import { formatAddress } from "../node/membership.js";
 import { SNAPSHOT_EVERY_ENTRIES_DEFAULT, SNAPSHOT_EVERY_WAL_BYTES_DEFAULT } from "../node/options.js";
 import { faultNodeOptions, type FaultFlags } from "../torture/node-hooks/fault-admin.js";
-import { parseHostPort, parseInteger, parseLogLevel, parsePeers, type HostPort, type PeerSpec } from "./arguments.js";
+import { parseHostPort, parseInteger, parseLogLevel, parsePeers, parseReadMode, type HostPort, type PeerSpec } from "./arguments.js";
 import { RaftwalError } from "../errors.js";
 import { NodeErrorCode } from "../node/errors.js";
 import { CliError, ExitCode } from "./io.js";
@@ -45,6 +45,9 @@ interface NodeFlags extends FaultFlags {
   tlsCert?: string;
   tlsKey?: string;
   walSegmentBytes?: number;
+  readMode?: "read-index" | "lease";
+  leaseClockDriftTicks?: number;
+  traceLatency?: boolean;
   apiCert?: string;
   apiKey?: string;
   apiClientCa?: string;
@@ -128,6 +131,9 @@ function registerNode(program: Command, context: CliContext): void {
     .option("--tls-cert <file>", "mutual TLS: this node's certificate (PEM)")
     .option("--tls-key <file>", "mutual TLS: this node's private key (PEM)")
     .option("--wal-segment-bytes <n>", "size of each WAL segment file, preallocated (default 64 MiB)", parseInteger(65_536, 2 ** 30))
+    .option("--read-mode <mode>", "how the leader confirms a linearizable read: read-index (default: a heartbeat round) or lease (none while its lease lasts; assumes bounded clock drift, see the README)", parseReadMode)
+    .option("--lease-clock-drift-ticks <n>", "lease reads: ticks clocks may drift apart within an election timeout (default 2)", parseInteger(0, 1000))
+    .option("--trace-latency", "record where each write's time goes on this node, served at GET /debug/latency (for benchmarks; off by default)")
     .option("--api-cert <file>", "serve the API over HTTPS with this certificate (PEM)")
     .option("--api-key <file>", "... and this private key (PEM)")
     .option("--api-client-ca <file>", "HTTPS: clients must present a certificate signed by this CA (PEM)")
@@ -163,6 +169,7 @@ function nodeSettings(flags: NodeFlags): NodeFlags & { id: number; dir: string }
     throw new CliError(`--initial-cluster-state new needs --peers listing every founding member, node ${merged.id} included`);
   }
   if (merged.join && !merged.listen) throw new CliError("--join needs --listen (the peer address this node is added with)");
+  if (merged.leaseClockDriftTicks !== undefined && merged.readMode !== "lease") throw new CliError("--lease-clock-drift-ticks needs --read-mode lease");
   return merged as NodeFlags & { id: number; dir: string };
 }
 
@@ -208,6 +215,8 @@ async function startNode(settings: NodeFlags & { id: number; dir: string }, logg
       electionTimeoutTicks: settings.electionTicks,
       snapshotEveryEntries: settings.snapshotEvery,
       snapshotEveryWalBytes: settings.snapshotEveryBytes,
+      raft: readSettings(settings),
+      latencyTrace: settings.traceLatency === true,
       tls: readTls(settings),
       logger,
       ...security,
@@ -254,6 +263,14 @@ function parseJoinUrl(value: string): string {
   }
   if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) throw new InvalidArgumentError(`'${value}' is not the URL of a member's API (http://HOST:PORT)`);
   return value;
+}
+
+/** --read-mode and --lease-clock-drift-ticks, as the core's options. */
+function readSettings(settings: NodeFlags): { readMode?: "read-index" | "lease"; leaseClockDriftTicks?: number } {
+  return {
+    ...(settings.readMode ? { readMode: settings.readMode } : {}),
+    ...(settings.leaseClockDriftTicks !== undefined ? { leaseClockDriftTicks: settings.leaseClockDriftTicks } : {}),
+  };
 }
 
 function parseInitialClusterState(value: string): "new" | "existing" {

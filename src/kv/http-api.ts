@@ -11,6 +11,7 @@
  * | `GET /kv?prefix=P`               | keys starting with P in order, with values: `{"keys": [{"key", "value" or "valueBase64"}], "more", "continue"?}`; `limit` (1,000; at most 10,000), `continue` (the token of the previous page), `keys_only=true`, `stale=true` |
  * | `GET /status`                    | role, term, leader, membership, commit/applied indexes, per-peer progress, `storage` (WAL bytes, snapshot) |
  * | `GET /metrics`                   | Prometheus text format                                          |
+ * | `GET /debug/latency`             | where a write's time goes on this node (medians per stage, µs; node started with latencyTrace / `--trace-latency`, else 404); `DELETE` forgets the samples |
  * | `/members` ...                   | the cluster's membership and changes to it (members-api.ts)     |
  * | `POST /leader/transfer`, `GET /snapshot` | leadership transfer, backups (operations-api.ts)        |
  *
@@ -37,6 +38,7 @@ import type { AddressInfo } from "node:net";
 import { RaftwalError } from "../../storage/errors.js";
 import { NotLeaderError } from "../node/errors.js";
 import type { Logger } from "../node/logger.js";
+import type { LatencySample } from "../node/latency-trace.js";
 import type { RaftNode } from "../node/raft-node.js";
 import { encodeCommand, VALUE_BYTES_MAX, type KvWriteCommand } from "./command.js";
 import { KvErrorCode } from "./errors.js";
@@ -133,6 +135,7 @@ export class KvHttpApi {
       response.end(text);
       return;
     }
+    if (path === "/debug/latency") return this.latency(request, response);
     const url = () => new URL(request.url ?? "/", "http://localhost");
     if (this.members.serves(path)) return this.members.handle(request, response, url());
     if (this.operations.serves(path)) return this.operations.handle(request, response, target);
@@ -143,7 +146,22 @@ export class KvHttpApi {
     return this.keyRoute(request, response, target);
   }
 
+  /** `GET /debug/latency`: the latency trace's summary; `DELETE` forgets its samples. */
+  private async latency(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
+    await drain(request);
+    const trace = this.options.node.latencyTrace;
+    if (!trace) throw new RaftwalError(KvErrorCode.NO_ROUTE, "the latency trace is off: start the node with --trace-latency (latencyTrace: true)");
+    if (request.method === "DELETE") {
+      trace.reset();
+      return json(response, 200, { ok: true });
+    }
+    if (request.method !== "GET") throw new RaftwalError(KvErrorCode.METHOD_NOT_ALLOWED, `${request.method} is not supported on /debug/latency`);
+    return json(response, 200, trace.summary());
+  }
+
   private async keyRoute(request: http.IncomingMessage, response: http.ServerResponse, target: RequestTarget): Promise<void> {
+    // Where a traced write starts (latencyTrace on): no clock is read when it is off.
+    const trace = request.method === "PUT" ? this.options.node.latencyTrace?.begin() : undefined;
     const key = decodeKey(target.rawPath.slice("/kv/".length));
     const query = target.query;
     switch (request.method) {
@@ -153,7 +171,8 @@ export class KvHttpApi {
       case "PUT": {
         checkQuery(query, [], "PUT /kv/{key}");
         const value = await readBody(request, PUT_BODY_LIMIT);
-        return this.write(request, response, { op: "put", key, value });
+        if (trace) this.options.node.latencyTrace?.mark(trace, "bodyRead");
+        return this.write(request, response, { op: "put", key, value }, trace);
       }
       case "DELETE":
         checkQuery(query, [], "DELETE /kv/{key}");
@@ -212,6 +231,7 @@ export class KvHttpApi {
     request: http.IncomingMessage,
     response: http.ServerResponse,
     command: Omit<KvWriteCommand, "clientId" | "seq"> & Partial<KvWriteCommand>,
+    trace?: LatencySample,
   ): Promise<void> {
     // Per-request routing needs only role and leader, not the full status (progress, indexes).
     const { role, leader } = this.options.node.leadership();
@@ -220,7 +240,7 @@ export class KvHttpApi {
     const data = encodeCommand({ ...command, ...session } as KvWriteCommand);
     let result: KvResult | undefined;
     try {
-      result = await this.options.node.propose(data);
+      result = await this.options.node.propose(data, trace);
     } catch (error) {
       if (error instanceof NotLeaderError) return this.redirect(request, response, error.leaderId);
       throw error;
@@ -228,7 +248,9 @@ export class KvHttpApi {
     if (!result) throw new RaftwalError(KvErrorCode.INTERNAL, "the state machine returned no result");
     switch (result.status) {
       case "ok":
-        return json(response, 200, { ok: true });
+        json(response, 200, { ok: true });
+        if (trace) this.options.node.latencyTrace?.finish(trace);
+        return;
       case "not-found":
         throw new RaftwalError(KvErrorCode.NOT_FOUND, `no key ${JSON.stringify(command.key)}`);
       case "mismatch":

@@ -4,7 +4,7 @@
  * ticks, 1-2 s, of silence; a heartbeat every tick).
  */
 import { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT } from "../raft/config.js";
-import type { PeerProgress, RaftConfig, SoftState } from "../raft/types.js";
+import type { PeerProgress, RaftConfig, ReadMode, SoftState } from "../raft/types.js";
 import type { RaftStorageOptions } from "../../storage/raft-storage.js";
 import type { TcpTransportOptions } from "../transport/transport.js";
 import type { NodeTransport } from "../transport/node-transport.js";
@@ -82,6 +82,11 @@ export interface RaftNodeOptions<Result> {
     "messageBytesMax" | "inflightMessagesMax" | "inflightBytesMax" | "snapshotChunkBytes" | "uncommittedBytesMax" | "preVote" | "checkQuorum" | "learnerLagEntriesMax" | "readMode" | "leaseClockDriftTicks"
   >;
   /**
+   * Record where each traced write's time goes on this node (latency-trace.ts; served by the
+   * KV API at `GET /debug/latency`). Default false: then it costs nothing.
+   */
+  latencyTrace?: boolean;
+  /**
    * Builds the link to the peers from the options the node derived (id, cluster id,
    * listen address, peers, logger, tls). Default: `(options) => new TcpTransport(options)`.
    * A host wraps or replaces the transport here (a decorator that drops messages, say).
@@ -111,6 +116,8 @@ export interface NodeStatus {
   repairing?: { lostFromIndex: number; targetIndex: number; hardStateLost: boolean };
   /** This node's place in the configuration in force (membership.ts, `NodeMembership`). */
   membership: NodeMembership;
+  /** How this node, as leader, confirms linearizable reads (RaftNodeOptions.raft.readMode). */
+  readMode: ReadMode;
   /** Replication progress of every member (only on the leader). */
   progress: PeerProgress[];
 }

@@ -29,7 +29,7 @@ import { describeClusterConfig, isVoter, memberOf } from "../raft/cluster-config
 import type { ConfigChange } from "../raft/config-change.js";
 import { decodeConfigEntry } from "../raft/config-log.js";
 import { NotLeaderError } from "../raft/not-leader-error.js";
-import type { Entry, HardState, ProposalPosition, RaftCore, Ready, SnapshotMeta, SoftState } from "../raft/types.js";
+import type { Entry, HardState, Message, ProposalPosition, RaftCore, Ready, SnapshotMeta, SoftState } from "../raft/types.js";
 import type { RaftStorage } from "../../storage/raft-storage.js";
 import type { NodeTransport } from "../transport/node-transport.js";
 import { closedError, NodeErrorCode } from "./errors.js";
@@ -49,6 +49,7 @@ import {
   type PeerAddress,
   type RaftNodeOptions,
 } from "./options.js";
+import { LatencyTrace, type LatencySample } from "./latency-trace.js";
 import { LeaderWaiters } from "./leader-waiters.js";
 import { PendingProposals } from "./pending-proposals.js";
 import { PendingReads } from "./pending-reads.js";
@@ -63,6 +64,8 @@ const WAL_RECORD_OVERHEAD_BYTES_ESTIMATE = 56;
 
 export class RaftNode<Result = unknown> {
   readonly metrics = new NodeMetrics();
+  /** Where a leader's write spends its time (RaftNodeOptions.latencyTrace); undefined when off. */
+  readonly latencyTrace: LatencyTrace | undefined;
   private readonly proposals = new PendingProposals<Result | undefined>();
   private readonly reads = new PendingReads();
   private readonly configChanges = new PendingConfigChanges();
@@ -99,6 +102,7 @@ export class RaftNode<Result = unknown> {
     private readonly logger: Logger,
   ) {
     this.applied = storage.snapshotMeta().index;
+    this.latencyTrace = options.latencyTrace ? new LatencyTrace() : undefined;
     this.appliedConfig = core.clusterConfigAt(this.applied);
     this.advancedHardState = storage.hardState();
     this.soft = core.softState();
@@ -135,7 +139,10 @@ export class RaftNode<Result = unknown> {
   }
 
   private async start(): Promise<void> {
-    this.transport.onMessage((message) => this.guard(() => this.core.step(message)));
+    this.transport.onMessage((message) => {
+      this.latencyTrace?.received(message);
+      this.guard(() => this.core.step(message));
+    });
     this.transport.onUnreachable((peer) => this.guard(() => this.core.reportUnreachable(peer)));
     this.transport.onSnapshotDropped((peer) => this.guard(() => this.core.reportSnapshot(peer, false)));
     this.transport.onRefused((peer, refusal, removed) => this.refusedBy(peer, refusal, removed));
@@ -194,7 +201,7 @@ export class RaftNode<Result = unknown> {
     if (this.stopped) return;
     let pumpNeeded: boolean;
     try {
-      this.transport.send(this.core.takeMessages());
+      this.send(this.core.takeMessages());
       pumpNeeded = !this.pumping && this.core.hasReady();
     } catch (error) {
       void this.stop(error instanceof Error ? error : new Error(String(error)));
@@ -207,6 +214,11 @@ export class RaftNode<Result = unknown> {
         this.kick();
       });
     }
+  }
+
+  private send(messages: Message[]): void {
+    this.latencyTrace?.sending(messages);
+    this.transport.send(messages);
   }
 
   /** Handles Readies one at a time (only one may be outstanding) until there are none. */
@@ -222,14 +234,14 @@ export class RaftNode<Result = unknown> {
   private async handleReady(ready: Ready): Promise<void> {
     if (ready.softState) this.observe(ready.softState);
     if (ready.clusterConfig) this.observeClusterConfig(ready.clusterConfig);
-    this.transport.send(ready.messages);
+    this.send(ready.messages);
     const started = performance.now();
     const persisted = this.persist(ready).then(() => this.metrics.persistSeconds.observe((performance.now() - started) / 1000));
     persisted.catch(() => undefined); // awaited in apply(); this only keeps it from counting as unhandled meanwhile
     await this.apply(ready, persisted);
     this.core.advance(ready);
     if (ready.hardState) this.advancedHardState = ready.hardState;
-    this.transport.send(this.core.takeMessages());
+    this.send(this.core.takeMessages());
     for (const readState of ready.readStates) this.reads.confirmed(readState.requestId, readState.index, this.applied);
     if (this.repair) await this.followRepair();
     this.maybeSnapshot();
@@ -267,7 +279,9 @@ export class RaftNode<Result = unknown> {
     for (const chunk of ready.snapshotChunks) await this.storage.writeSnapshotChunk(chunk);
     if (ready.snapshot) await this.storage.installSnapshot(ready.snapshot);
     if (ready.entries.length > 0) {
+      this.latencyTrace?.markEntries(ready.entries, "leaderAppendIssued");
       await this.storage.append(ready.entries);
+      this.latencyTrace?.markEntries(ready.entries, "leaderWalSynced");
       for (const entry of ready.entries) this.walBytesSinceSnapshot += entry.data.length + WAL_RECORD_OVERHEAD_BYTES_ESTIMATE;
     }
     if (ready.hardState) {
@@ -288,6 +302,7 @@ export class RaftNode<Result = unknown> {
    */
   private async apply(ready: Ready, persisted: Promise<void>): Promise<void> {
     let heldThrough = this.durablyHeldThrough(ready);
+    this.latencyTrace?.markEntries(ready.committedEntries, "committed");
     if (ready.snapshot) {
       await persisted;
       await this.restoreFromSnapshot(ready.snapshot);
@@ -344,6 +359,7 @@ export class RaftNode<Result = unknown> {
     // An entry with empty data is a leader's no-op (Raft paper, section 8): not for the application.
     const result = entry.data.length > 0 ? await this.options.stateMachine.apply(entry) : undefined;
     this.applied = entry.index;
+    this.latencyTrace?.markEntries([entry], "applied");
     this.metrics.applied.inc();
     this.proposals.applied(entry.index, entry.term, result);
   }
@@ -450,17 +466,18 @@ export class RaftNode<Result = unknown> {
    * committed and applied on this node; rejects with NotLeaderError (carrying the
    * leader's id and address when known), a timeout (the command may still commit), or
    * a closed/stopped error. While no leader is known (just started, an election), it
-   * first waits for one, up to `proposalTimeoutMs` (leader-waiters.ts).
+   * first waits for one, up to `proposalTimeoutMs` (leader-waiters.ts). `trace`: a sample
+   * of `latencyTrace` (when on) to record this proposal's stages in.
    */
-  propose(command: Uint8Array): Promise<Result | undefined> {
+  propose(command: Uint8Array, trace?: LatencySample): Promise<Result | undefined> {
     if (this.stopped || this.closing) return Promise.reject(closedError(this.fatal));
     if (command.length === 0) return Promise.reject(new RaftwalError(RaftwalErrorCode.INVALID_ARGUMENT, "a command must not be empty (empty entries are leader no-ops)"));
     const timeoutMs = this.options.proposalTimeoutMs ?? PROPOSAL_TIMEOUT_MS_DEFAULT;
-    if (this.core.softState().leader === 0) return this.afterLeaderKnown("proposal", timeoutMs, () => this.proposeNow(command, timeoutMs));
-    return this.proposeNow(command, timeoutMs);
+    if (this.core.softState().leader === 0) return this.afterLeaderKnown("proposal", timeoutMs, () => this.proposeNow(command, timeoutMs, trace));
+    return this.proposeNow(command, timeoutMs, trace);
   }
 
-  private proposeNow(command: Uint8Array, timeoutMs: number): Promise<Result | undefined> {
+  private proposeNow(command: Uint8Array, timeoutMs: number, trace: LatencySample | undefined): Promise<Result | undefined> {
     if (this.stopped || this.closing) return Promise.reject(closedError(this.fatal));
     let position;
     try {
@@ -471,6 +488,7 @@ export class RaftNode<Result = unknown> {
       return Promise.reject(error);
     }
     this.metrics.proposals.inc();
+    if (trace) this.latencyTrace?.proposed(trace, position.index);
     const done = this.proposals.add(position.index, position.term, timeoutMs);
     this.kick();
     return done;
@@ -615,6 +633,7 @@ export class RaftNode<Result = unknown> {
       ...(this.core.recovering() ? { repairing: this.core.recovering() } : {}),
       removed,
       membership: nodeMembership(config.config, this.options.id, removed),
+      readMode: this.options.raft?.readMode ?? "read-index",
       progress: this.core.progress(),
     };
   }

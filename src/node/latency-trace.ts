@@ -1,0 +1,152 @@
+/**
+ * An opt-in trace of where one write's time goes on the leader (RaftNodeOptions.latencyTrace,
+ * `raftwal node --trace-latency`): the time of each stage of a proposal, from the moment its
+ * HTTP request was handed to the API to the moment the answer was written, measured on the
+ * leader's clock. `GET /debug/latency` serves the medians (kv/http-api.ts); the cluster
+ * benchmark prints them.
+ *
+ * Off by default, and then it costs nothing: the node holds no trace, and every hook is one
+ * `undefined` check. On, a hook is a Map lookup per entry or message; the trace keeps at most
+ * OPEN_SAMPLES_MAX proposals in flight and FINISHED_SAMPLES_MAX finished ones.
+ *
+ * The core does no I/O and keeps no clock (src/raft): these timestamps belong to the node
+ * shell, which sees every stage (the request, the proposal, the sends, the WAL, the acks,
+ * the Ready that hands the entry out as committed, its application).
+ */
+import { performance } from "node:perf_hooks";
+import { MessageType, type Entry, type Message } from "../proto/schema.js";
+
+/** The stages of one traced write, in the order they happen on a leader. */
+export const LATENCY_STAGES = [
+  /** The API got the request (its headers parsed): the origin of every other time. */
+  "requestReceived",
+  /** Its body (the value) read. */
+  "bodyRead",
+  /** The core accepted the proposal (it holds the entry, unstable). */
+  "proposed",
+  /** The first append carrying the entry was handed to the transport (thesis 10.2.1: before the leader's own write). */
+  "sentToFollowers",
+  /** The leader handed the entry to its WAL. */
+  "leaderAppendIssued",
+  /** The leader's WAL write (O_DSYNC) of the entry completed. */
+  "leaderWalSynced",
+  /** The first follower's acknowledgement covering the entry arrived. */
+  "firstFollowerAck",
+  /** A Ready handed the entry out as committed (a majority holds it durably). */
+  "committed",
+  /** The state machine applied it. */
+  "applied",
+  /** The API wrote the answer. */
+  "responseWritten",
+] as const;
+
+export type LatencyStage = (typeof LATENCY_STAGES)[number];
+
+const STAGE_INDEX = new Map<LatencyStage, number>(LATENCY_STAGES.map((stage, i) => [stage, i]));
+/** Proposals traced at once; past this the oldest is dropped (a bound, not an expected load). */
+const OPEN_SAMPLES_MAX = 10_000;
+/** Finished samples kept for the summary (the newest ones). */
+const FINISHED_SAMPLES_MAX = 20_000;
+
+/** One traced write: its stage times (performance.now(), ms; NaN for a stage not reached) and its log index (0 until proposed). */
+export interface LatencySample {
+  readonly times: Float64Array;
+  index: number;
+}
+
+export interface LatencyStageSummary {
+  stage: LatencyStage;
+  /** Median time from requestReceived to this stage, in µs. */
+  sinceReceivedUsP50: number;
+  sinceReceivedUsP90: number;
+  /** Median time from the previous stage to this one, in µs (stages may overlap: the leader's write and the followers' acks run in parallel). */
+  stepUsP50: number;
+  /** Samples that reached this stage. */
+  samples: number;
+}
+
+export interface LatencySummary {
+  samples: number;
+  stages: LatencyStageSummary[];
+}
+
+export class LatencyTrace {
+  private readonly open = new Map<number, LatencySample>();
+  private finished: Float64Array[] = [];
+
+  /** A new sample whose request was received at `receivedMs` (performance.now()). */
+  begin(receivedMs = performance.now()): LatencySample {
+    const times = new Float64Array(LATENCY_STAGES.length).fill(Number.NaN);
+    times[0] = receivedMs;
+    return { times, index: 0 };
+  }
+
+  /** Records `stage` of `sample` now (the first time only). */
+  mark(sample: LatencySample, stage: LatencyStage): void {
+    const i = STAGE_INDEX.get(stage)!;
+    if (Number.isNaN(sample.times[i])) sample.times[i] = performance.now();
+  }
+
+  /** The core accepted the sample's proposal at `index`: later stages are found by index. */
+  proposed(sample: LatencySample, index: number): void {
+    this.mark(sample, "proposed");
+    sample.index = index;
+    this.open.set(index, sample);
+    if (this.open.size > OPEN_SAMPLES_MAX) this.open.delete(this.open.keys().next().value!);
+  }
+
+  /** Records `stage` for every traced entry among `entries`. */
+  markEntries(entries: readonly Entry[], stage: LatencyStage): void {
+    if (this.open.size === 0) return;
+    for (const entry of entries) {
+      const sample = this.open.get(entry.index);
+      if (sample) this.mark(sample, stage);
+    }
+  }
+
+  /** Messages about to be sent: appends carrying traced entries mark them sent. */
+  sending(messages: readonly Message[]): void {
+    if (this.open.size === 0) return;
+    for (const message of messages) if (message.type === MessageType.APPEND) this.markEntries(message.entries, "sentToFollowers");
+  }
+
+  /** A message received: an accepted append response acknowledges every traced entry up to its index. */
+  received(message: Message): void {
+    if (this.open.size === 0 || message.type !== MessageType.APPEND_RESPONSE || message.reject) return;
+    for (const [index, sample] of this.open) if (index <= message.index) this.mark(sample, "firstFollowerAck");
+  }
+
+  /** The answer was written: the sample is complete. */
+  finish(sample: LatencySample): void {
+    this.mark(sample, "responseWritten");
+    if (this.open.get(sample.index) === sample) this.open.delete(sample.index);
+    this.finished.push(sample.times);
+    if (this.finished.length > FINISHED_SAMPLES_MAX) this.finished = this.finished.slice(-FINISHED_SAMPLES_MAX / 2);
+  }
+
+  /** Forgets the finished samples (to summarize a settled period only). */
+  reset(): void {
+    this.finished = [];
+  }
+
+  summary(): LatencySummary {
+    const stages = LATENCY_STAGES.map((stage, i): LatencyStageSummary => {
+      const since: number[] = [];
+      const step: number[] = [];
+      for (const times of this.finished) {
+        if (Number.isNaN(times[i])) continue;
+        since.push((times[i] - times[0]) * 1000);
+        if (i > 0 && !Number.isNaN(times[i - 1])) step.push((times[i] - times[i - 1]) * 1000);
+      }
+      since.sort((a, b) => a - b);
+      step.sort((a, b) => a - b);
+      return { stage, sinceReceivedUsP50: quantile(since, 0.5), sinceReceivedUsP90: quantile(since, 0.9), stepUsP50: i === 0 ? 0 : quantile(step, 0.5), samples: since.length };
+    });
+    return { samples: this.finished.length, stages };
+  }
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+}

@@ -1,0 +1,89 @@
+/**
+ * The opt-in latency trace (src/node/latency-trace.ts): the stages of a write recorded on
+ * the leader, in causal order; off by default (no trace, and /debug/latency answers 404).
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { findFreeBasePort } from "../../src/cli/local-cluster.js";
+import { startKvNode, type KvNode, type KvPeerConfig } from "../../src/kv/kv-node.js";
+import { LatencyTrace, type LatencyStage, type LatencySummary } from "../../src/node/latency-trace.js";
+import { silentLogger } from "../../src/node/logger.js";
+import { MessageType, newMessage } from "../../src/proto/schema.js";
+
+const running: KvNode[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const node of running.splice(0)) await node.close().catch(() => undefined);
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+async function startThree(latencyTrace: boolean): Promise<KvNode[]> {
+  const dir = await mkdtemp(join(tmpdir(), "raftwal-trace-"));
+  dirs.push(dir);
+  const base = await findFreeBasePort(3);
+  const peers: KvPeerConfig[] = [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: base + id - 1, api: { host: "127.0.0.1", port: base + 99 + id } }));
+  const nodes = await Promise.all(
+    peers.map((peer) =>
+      startKvNode({ id: peer.id, clusterId: "trace", initialClusterState: "new", peers, dataDir: join(dir, `node-${peer.id}`), tickMs: 10, seed: peer.id, logger: silentLogger, latencyTrace }),
+    ),
+  );
+  running.push(...nodes);
+  return nodes;
+}
+
+async function leaderOf(nodes: KvNode[]): Promise<KvNode> {
+  const id = await nodes[0].node.waitForLeader({ timeoutMs: 10_000 });
+  return nodes.find((n) => n.node.status().id === id)!;
+}
+
+const apiUrl = (node: KvNode, path: string) => `http://127.0.0.1:${node.apiAddress.port}${path}`;
+
+describe("latency trace", () => {
+  it("records every stage of a write on the leader, in causal order, and serves them at /debug/latency", async () => {
+    const leader = await leaderOf(await startThree(true));
+    for (let i = 0; i < 5; i++) {
+      const answer = await fetch(apiUrl(leader, `/kv/k${i}`), { method: "PUT", body: "v" });
+      expect(answer.status).toBe(200);
+    }
+    const summary = (await (await fetch(apiUrl(leader, "/debug/latency"))).json()) as LatencySummary;
+    expect(summary.samples).toBe(5);
+    const at = (stage: LatencyStage) => summary.stages.find((s) => s.stage === stage)!;
+    for (const stage of summary.stages) expect(stage.samples, stage.stage).toBe(5);
+    // Medians keep a per-sample order: a <= b in every sample gives median(a) <= median(b).
+    const chain: LatencyStage[] = ["requestReceived", "bodyRead", "proposed", "sentToFollowers", "firstFollowerAck", "committed", "applied", "responseWritten"];
+    for (let i = 1; i < chain.length; i++) expect(at(chain[i]).sinceReceivedUsP50, chain[i]).toBeGreaterThanOrEqual(at(chain[i - 1]).sinceReceivedUsP50);
+    // The leader's own write: issued after the proposal, durable before the entry is handed out committed.
+    expect(at("leaderAppendIssued").sinceReceivedUsP50).toBeGreaterThanOrEqual(at("proposed").sinceReceivedUsP50);
+    expect(at("leaderWalSynced").sinceReceivedUsP50).toBeLessThanOrEqual(at("committed").sinceReceivedUsP50);
+    expect((await fetch(apiUrl(leader, "/debug/latency"), { method: "DELETE" })).status).toBe(200);
+    expect(((await (await fetch(apiUrl(leader, "/debug/latency"))).json()) as LatencySummary).samples).toBe(0);
+  });
+
+  it("is off by default: no trace on the node, and /debug/latency answers 404", async () => {
+    const leader = await leaderOf(await startThree(false));
+    expect(leader.node.latencyTrace).toBeUndefined();
+    expect((await fetch(apiUrl(leader, "/kv/k"), { method: "PUT", body: "v" })).status).toBe(200);
+    const answer = await fetch(apiUrl(leader, "/debug/latency"));
+    expect(answer.status).toBe(404);
+    expect(((await answer.json()) as { message: string }).message).toMatch(/--trace-latency/);
+  });
+
+  it("marks acknowledgements only for accepted append responses at or above the entry", () => {
+    const trace = new LatencyTrace();
+    const low = trace.begin();
+    const high = trace.begin();
+    trace.proposed(low, 7);
+    trace.proposed(high, 8);
+    const ack = { ...newMessage(MessageType.APPEND_RESPONSE, 2, 1, 1), index: 7 };
+    trace.received({ ...ack, index: 8, reject: true });
+    trace.received({ ...newMessage(MessageType.HEARTBEAT_RESPONSE, 2, 1, 1), index: 8 });
+    trace.received(ack);
+    trace.finish(low);
+    trace.finish(high);
+    const acked = trace.summary().stages.find((s) => s.stage === "firstFollowerAck")!;
+    expect(acked.samples).toBe(1);
+    expect(trace.summary().samples).toBe(2);
+  });
+});
