@@ -10,33 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { findFreeBasePort } from "../../src/cli/local-cluster.js";
-import type { Entry } from "../../src/proto/schema.js";
-import { createNode, type RaftNode } from "../../src/node/raft-node.js";
+import { Counter, leaderOf, until, type Started } from "./in-process.js";
+import { createNode } from "../../src/node/raft-node.js";
 import type { PeerConfig, RaftNodeOptions } from "../../src/node/options.js";
 import { createLogger, silentLogger } from "../../src/node/logger.js";
 
-/** The README's counter: the sum of every committed number. */
-class Counter {
-  value = 0;
-  apply(entry: Entry): number {
-    this.value += Number(new TextDecoder().decode(entry.data));
-    return this.value;
-  }
-  snapshot(): Iterable<Uint8Array> {
-    return [new TextEncoder().encode(String(this.value))]; // captured now: applying goes on while it is written
-  }
-  async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    let text = "";
-    for await (const chunk of chunks) text += new TextDecoder().decode(chunk);
-    this.value = Number(text);
-  }
-}
-
-interface Started {
-  id: number;
-  node: RaftNode<number>;
-  counter: Counter;
-}
 
 const running: Started[] = [];
 const dirs: string[] = [];
@@ -67,20 +45,6 @@ async function start(id: number, dir: string, options: Partial<RaftNodeOptions<n
   const started = { id, node, counter };
   running.push(started);
   return started;
-}
-
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-function leaderOf(nodes: Started[]): Started | undefined {
-  return nodes.find((n) => !n.node.failure() && n.node.status().role === "leader");
 }
 
 async function founding(count: number): Promise<{ dir: string; base: number; peers: PeerConfig[]; nodes: Started[] }> {

@@ -5,8 +5,8 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { findFreeBasePort } from "../../src/cli/local-cluster.js";
-import type { Entry } from "../../src/proto/schema.js";
-import { createNode, type RaftNode } from "../../src/node/raft-node.js";
+import { Counter, leaderOf, until, type Started } from "./in-process.js";
+import { createNode } from "../../src/node/raft-node.js";
 import type { PeerConfig, RaftNodeOptions } from "../../src/node/options.js";
 import { createLogger, silentLogger } from "../../src/node/logger.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
@@ -14,27 +14,6 @@ import { listSegments } from "../../storage/wal/inspect.js";
 import { decodeMemberFile, MEMBER_FILE_NAME } from "../../src/node/member-file.js";
 import { TcpTransport, type TcpTransportOptions } from "../../src/transport/transport.js";
 
-class Counter {
-  value = 0;
-  apply(entry: Entry): number {
-    this.value += Number(new TextDecoder().decode(entry.data));
-    return this.value;
-  }
-  snapshot(): Iterable<Uint8Array> {
-    return [new TextEncoder().encode(String(this.value))]; // captured now: applying goes on while it is written
-  }
-  async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    let text = "";
-    for await (const chunk of chunks) text += new TextDecoder().decode(chunk);
-    this.value = Number(text);
-  }
-}
-
-interface Started {
-  id: number;
-  node: RaftNode<number>;
-  counter: Counter;
-}
 
 const running: Started[] = [];
 afterEach(async () => {
@@ -65,17 +44,6 @@ async function start(id: number, peers: PeerConfig[], options: Partial<RaftNodeO
   return started;
 }
 
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-const leaderOf = (nodes: Started[]) => nodes.find((n) => !n.node.failure() && n.node.status().role === "leader");
 const one = new TextEncoder().encode("1");
 
 async function cluster(options: Partial<RaftNodeOptions<number>> = {}): Promise<{ peers: PeerConfig[]; nodes: Started[] }> {
