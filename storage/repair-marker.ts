@@ -8,6 +8,7 @@
  */
 import { join } from "node:path";
 import type { FileSystem } from "./fs/file-system.js";
+import { replaceFileDurably } from "./fs/replace-file.js";
 
 export const REPAIR_MARKER_FILE_NAME = "REPAIRING";
 
@@ -41,17 +42,7 @@ export async function writeRepairMarker(fs: FileSystem, directory: string, marke
         hardStateLost: previous.hardStateLost || marker.hardStateLost,
       }
     : marker;
-  const temporary = join(directory, `${REPAIR_MARKER_FILE_NAME}.tmp`);
-  const file = await fs.open(temporary, { create: true });
-  try {
-    await file.truncate(0);
-    await file.write(new TextEncoder().encode(JSON.stringify(merged)), 0);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await fs.rename(temporary, join(directory, REPAIR_MARKER_FILE_NAME));
-  await fs.syncDirectory(directory);
+  await replaceFileDurably(fs, join(directory, REPAIR_MARKER_FILE_NAME), new TextEncoder().encode(JSON.stringify(merged)));
   return merged;
 }
 

@@ -13,8 +13,8 @@
  * The node writes it whenever it sees a configuration naming itself that the file does not
  * match (at start: the configuration in force; running: each one applied), so a bootstrap,
  * a join, and every restart of an older directory write it. It also guards the directory:
- * a node started with another id or cluster id than the file's is refused
- * (NODE_ERR_WRONG_DATA_DIR).
+ * a node started with another id than the file's is refused (NODE_ERR_WRONG_DATA_DIR: the
+ * directory holds that node's log and votes); another cluster id only rewrites the file.
  *
  * Format: one line of JSON, `{"member":{"id","clusterId","peerAddress","apiAddress"},"crc32":N}`,
  * where N is the CRC-32 (storage/wal/crc.ts) of the member object's JSON text as written. A
@@ -25,6 +25,7 @@
 import { join } from "node:path";
 import type { FileSystem } from "../../storage/fs/file-system.js";
 import { crc32 } from "../../storage/wal/crc.js";
+import { replaceFileDurably } from "../../storage/fs/replace-file.js";
 
 export const MEMBER_FILE_NAME = "MEMBER";
 
@@ -78,19 +79,9 @@ export async function readMemberFile(fs: FileSystem, dataDir: string): Promise<M
   return decodeMemberFile(await fs.readFile(path));
 }
 
-/** Replaces the file durably: temporary file fsynced, renamed, directory fsynced. */
-export async function writeMemberFile(fs: FileSystem, dataDir: string, member: SavedMember): Promise<void> {
-  const temporary = join(dataDir, `${MEMBER_FILE_NAME}.tmp`);
-  const file = await fs.open(temporary, { create: true });
-  try {
-    await file.truncate(0);
-    await file.write(encodeMemberFile(member), 0);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await fs.rename(temporary, join(dataDir, MEMBER_FILE_NAME));
-  await fs.syncDirectory(dataDir);
+/** Replaces the file durably (storage/fs/replace-file.ts: temporary file fsynced, renamed, directory fsynced). */
+export function writeMemberFile(fs: FileSystem, dataDir: string, member: SavedMember): Promise<void> {
+  return replaceFileDurably(fs, join(dataDir, MEMBER_FILE_NAME), encodeMemberFile(member));
 }
 
 export function sameMember(a: SavedMember | undefined, b: SavedMember): boolean {

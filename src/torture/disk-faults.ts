@@ -44,7 +44,6 @@ export interface DiskNemesisOptions {
   voters: () => number[];
   /** Nodes that snapshot rarely: their logs span several sealed segments. */
   longLog: (id: number) => boolean;
-  /** Also the damage cases of open bugs (disk-damage.ts, DamageChoice). */
 }
 
 /** What one damaged node came to. */
