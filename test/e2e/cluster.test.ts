@@ -8,6 +8,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { eventually } from "../waiting.js";
 import { KvClient } from "../../src/kv/client.js";
 import { findFreeBasePort, LocalCluster } from "../../src/cli/local-cluster.js";
 import { frameCodec } from "../../src/proto/schema.js";
@@ -38,20 +39,6 @@ async function startCluster(nodeArgs: string[] = []): Promise<{ cluster: LocalCl
   const client = new KvClient({ endpoints: cluster.specs.map((s) => s.apiUrl), operationTimeoutMs: 20_000 });
   clients.push(client);
   return { cluster, client };
-}
-
-/** Waits (bounded) until `check` passes; for convergence of followers, not for timing. */
-async function eventually(check: () => Promise<void>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
 }
 
 async function staleRead(cluster: LocalCluster, id: number, key: string): Promise<string | undefined> {

@@ -16,7 +16,7 @@ import { ClusterSupervisor } from "../../src/cli/cluster-command.js";
 import { ExitCode } from "../../src/cli/io.js";
 import { API_PORT_OFFSET, CLI_ENTRY, findFreeBasePort, LocalCluster, type NodeExit } from "../../src/cli/local-cluster.js";
 import { KvClient, KvError, type MembersAnswer } from "../../src/kv/client.js";
-import { eventually } from "./eventually.js";
+import { eventually } from "../waiting.js";
 
 const clusters: LocalCluster[] = [];
 const supervisors: ClusterSupervisor[] = [];

@@ -18,7 +18,7 @@ import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { readHardState } from "../../storage/hard-state.js";
 import { listSnapshotFiles } from "../../storage/snapshot-store.js";
 import { listSegments, scanWal } from "../../storage/wal/inspect.js";
-import { eventually } from "./eventually.js";
+import { eventually } from "../waiting.js";
 
 const fs = new NodeFileSystem();
 const clusters: LocalCluster[] = [];

@@ -5,6 +5,7 @@
  * status the table gives it (http-errors.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { until } from "../waiting.js";
 import { findFreeBasePort } from "../../src/cli/local-cluster.js";
 import { KvClient, type MembersAnswer } from "../../src/kv/client.js";
 import { errorAnswer } from "../../src/kv/http-errors.js";
@@ -29,16 +30,6 @@ async function start(options: Partial<KvNodeOptions> & { id: number }): Promise<
   });
   started.push(node);
   return node;
-}
-
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 const url = (node: KvNode) => `http://127.0.0.1:${node.apiAddress.port}`;

@@ -1,4 +1,4 @@
-/** What the in-process node tests share: the README's counter, a started node, waiting for a condition. */
+/** What the in-process node tests share: the README's counter and a started node. */
 import type { Entry } from "../../src/proto/schema.js";
 import type { RaftNode } from "../../src/node/raft-node.js";
 
@@ -23,17 +23,6 @@ export interface Started {
   id: number;
   node: RaftNode<number>;
   counter: Counter;
-}
-
-/** Polls `probe` every 10 ms until it returns a value (bounded: convergence, not timing). */
-export async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 export function leaderOf(nodes: Started[]): Started | undefined {

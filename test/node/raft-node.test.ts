@@ -12,7 +12,7 @@ import { startKvNode, type KvNode, type KvPeerConfig } from "../../src/kv/kv-nod
 import { findFreeBasePort } from "../../src/cli/local-cluster.js";
 import { silentLogger } from "../../src/node/logger.js";
 import { NotLeaderError } from "../../src/node/errors.js";
-import { eventually } from "../e2e/eventually.js";
+import { eventually } from "../waiting.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 import type { FileSystem, StorageFile } from "../../storage/fs/file-system.js";
 import { TcpTransport, type TcpTransportOptions } from "../../src/transport/transport.js";

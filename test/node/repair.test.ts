@@ -5,7 +5,8 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { findFreeBasePort } from "../../src/cli/local-cluster.js";
-import { Counter, leaderOf, until, type Started } from "./in-process.js";
+import { Counter, leaderOf, type Started } from "./in-process.js";
+import { until } from "../waiting.js";
 import { createNode } from "../../src/node/raft-node.js";
 import type { PeerConfig, RaftNodeOptions } from "../../src/node/options.js";
 import { createLogger, silentLogger } from "../../src/node/logger.js";
