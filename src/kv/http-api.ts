@@ -32,9 +32,7 @@
  * exactly-once writes (the state machine de-duplicates a retried (client, seq)); without
  * them every request is its own client and a retry is a new write.
  */
-import { randomUUID } from "node:crypto";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
+import type http from "node:http";
 import { RaftwalError } from "../../storage/errors.js";
 import { NotLeaderError } from "../node/errors.js";
 import type { Logger } from "../node/logger.js";

@@ -1,7 +1,7 @@
 /**
  * Building messages, and the rule that decides which of them depend on durable state.
  */
-import { MessageType, newMessage, type Message } from "../proto/schema.js";
+import { MessageType, newMessage } from "../proto/schema.js";
 
 export { newMessage };
 

@@ -175,7 +175,7 @@ async function simulate(ops: Op[]): Promise<void> {
     } catch (error) {
       if (!isCrash(error)) throw error;
       // The interrupted op may or may not have become durable; nothing before it may be lost.
-      const interrupted = await perform(new ModelOnly(model) as unknown as RaftStorage, model, op).catch(() => undefined);
+      const interrupted = await perform(new ModelOnly() as unknown as RaftStorage, model, op).catch(() => undefined);
       model = await reopen(interrupted ? [model, interrupted] : [model], op.b);
     }
     // A background task (segment preallocation) may hit the crash point between ops.
@@ -187,7 +187,6 @@ async function simulate(ops: Op[]): Promise<void> {
 
 /** A stand-in storage that accepts every write: lets `perform` compute the model after an op without touching disk. */
 class ModelOnly {
-  constructor(private readonly model: Model) {}
   async append(): Promise<void> {}
   async saveHardState(): Promise<void> {}
   async createSnapshot(): Promise<void> {}

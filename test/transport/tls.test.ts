@@ -10,14 +10,12 @@ const resources = new Resources();
 let pki: TestPki;
 let node1: Pem;
 let node2: Pem;
-let node3: Pem;
 let rogue3: Pem;
 
 beforeAll(() => {
   pki = createTestPki();
   node1 = pki.issue("cluster-ca", "node1");
   node2 = pki.issue("cluster-ca", "node2");
-  node3 = pki.issue("cluster-ca", "node3");
   // Node 3's impostor: a well-formed certificate from a CA the cluster does not trust.
   // It trusts the cluster CA itself, so only the server side can refuse it.
   rogue3 = { ...pki.issue("rogue-ca", "rogue3"), ca: pki.caCert("cluster-ca") };

@@ -1,8 +1,6 @@
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { messageCodec, MessageType, type Message } from "../../src/proto/schema.js";
-import { encodeFrame, FrameDecoder } from "../../src/transport/framing.js";
-import { PROTOCOL_VERSION } from "../../src/transport/handshake.js";
 import {
   appendMessage,
   CLUSTER_ID,
