@@ -36,9 +36,11 @@ import { RaftwalError, RaftwalErrorCode, WalErrorCode } from "./errors.js";
 import { hardStateCodec, type HardState } from "../src/proto/schema.js";
 import { crc32 } from "./wal/crc.js";
 import type { FileSystem } from "./fs/file-system.js";
+import { replaceFileDurably } from "./fs/replace-file.js";
 
 export const HARD_STATE_FILE_NAME = "hardstate";
-export const HARD_STATE_TEMPORARY_FILE_NAME = "hardstate.tmp";
+/** `<hardstate>.tmp`: the temporary file replaceFileDurably writes before the rename. */
+export const HARD_STATE_TEMPORARY_FILE_NAME = `${HARD_STATE_FILE_NAME}.tmp`;
 /** "RWHS": identifies a raftwal hard-state file. */
 export const HARD_STATE_MAGIC = 0x53485752;
 export const HARD_STATE_FORMAT_VERSION = 1;
@@ -196,18 +198,9 @@ export class HardStateFile {
     if (this.saving) throw new Error("HardStateFile.save: a save is already in progress");
     this.saving = true;
     const image = encodeHardStateFile(state);
-    const temporary = join(this.directory, HARD_STATE_TEMPORARY_FILE_NAME);
     try {
-      const file = await this.fs.open(temporary, { create: true });
-      try {
-        await file.truncate(0);
-        await file.write(image, 0);
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-      await this.fs.rename(temporary, this.path);
-      await this.fs.syncDirectory(this.directory);
+      // Steps 1-4 above (HARD_STATE_TEMPORARY_FILE_NAME is the temporary file it uses).
+      await replaceFileDurably(this.fs, this.path, image);
     } catch (error) {
       // The new image may or may not be durable: this instance can no longer tell
       // which state a restart will see, so it refuses all further saves.
