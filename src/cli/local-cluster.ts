@@ -16,7 +16,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { createWriteStream, existsSync, mkdirSync, type WriteStream } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, readFileSync, type WriteStream } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { join } from "node:path";
@@ -439,14 +439,36 @@ function httpGet(url: string, timeoutMs: number): Promise<string> {
 /**
  * Finds a base port P such that P..P+count-1 and P+100..P+100+count-1 are all free on
  * `host` right now (tests and benchmarks use it; there is a small race until they bind).
+ * P is drawn below the kernel's ephemeral range: a port in that range, free when checked,
+ * may be taken a moment later as the local end of any outgoing connection (a test's own
+ * client, another node's peer link), and the node that should listen on it exits with
+ * EADDRINUSE. Below the range only another listener can take it.
  */
 export async function findFreeBasePort(count: number, host = "127.0.0.1"): Promise<number> {
+  const low = BASE_PORT_LOW;
+  const high = Math.min(ephemeralPortLow(), 65_536) - API_PORT_OFFSET - count;
+  if (high <= low) throw new Error(`no room for ports below the ephemeral range (${low}..${high})`);
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const base = low + Math.floor(Math.random() * (high - low));
     const ports = [...Array.from({ length: count }, (_, i) => base + i), ...Array.from({ length: count }, (_, i) => base + API_PORT_OFFSET + i)];
     if ((await Promise.all(ports.map((port) => isFree(port, host)))).every(Boolean)) return base;
   }
   throw new Error("could not find free ports");
+}
+
+/** The lowest base port `findFreeBasePort` draws (above the well-known and `raftwal cluster`'s default 7001..). */
+const BASE_PORT_LOW = 10_000;
+/** Linux's default ephemeral range starts here; used where /proc does not say. */
+const EPHEMERAL_PORT_LOW_DEFAULT = 32_768;
+
+/** The first port of the kernel's ephemeral (outgoing connection) range. */
+function ephemeralPortLow(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : EPHEMERAL_PORT_LOW_DEFAULT;
+  } catch {
+    return EPHEMERAL_PORT_LOW_DEFAULT;
+  }
 }
 
 function isFree(port: number, host: string): Promise<boolean> {
