@@ -82,6 +82,7 @@ function quorumActive(raft: Raft): boolean {
 
 function broadcastHeartbeat(raft: Raft): void {
   const sequence = raft.readOnly === undefined ? 0 : raft.readOnly.newestSequence();
+  if (sequence > 0) raft.readOnly!.roundSent(sequence);
   const sequenceContext = sequence === 0 ? EMPTY_BYTES : encodeSequence(sequence);
   const context = raft.lease ? stampHeartbeat(sequenceContext, raft.lease) : sequenceContext;
   const peers = raft.peers;
@@ -193,7 +194,11 @@ function handleHeartbeatResponse(raft: Raft, progress: Progress, message: Messag
   if (progress.state !== "snapshot" && progress.match < raft.log.lastIndex()) sendAppends(raft, message.from, progress, true);
   if (raft.lease) acknowledgeHeartbeat(raft.lease, message.from, message.context);
   const sequence = decodeSequence(unstamped(message.context, raft.lease));
-  if (sequence > 0 && raft.readOnly !== undefined) answerReads(raft, raft.readOnly.acknowledge(message.from, sequence, raft.clusterConfig));
+  if (sequence > 0 && raft.readOnly !== undefined) {
+    answerReads(raft, raft.readOnly.acknowledge(message.from, sequence, raft.clusterConfig));
+    // The reads that arrived while that round was in flight go out in the next one.
+    if (raft.readOnly.needsRound()) raft.readHeartbeatPending = true;
+  }
 }
 
 // ---- Commitment -------------------------------------------------------------------------------
@@ -395,9 +400,10 @@ export function registerRead(raft: Raft, requestId: Uint8Array, from: number): v
     return;
   }
   readOnly.add(requestId, from, raft.log.committed);
-  // Confirmed at once when this node alone is a quorum; otherwise by a heartbeat round.
+  // Confirmed at once when this node alone is a quorum; otherwise by a heartbeat round (the
+  // next one, when a round is in flight: ReadOnly.needsRound).
   answerReads(raft, readOnly.release(raft.clusterConfig));
-  if (readOnly.hasUnconfirmed()) raft.readHeartbeatPending = true;
+  if (readOnly.needsRound()) raft.readHeartbeatPending = true;
 }
 
 function releaseWaitingReads(raft: Raft): void {

@@ -55,6 +55,8 @@ export class ReadOnly {
   /** Reads that arrived before this leader committed an entry of its term. */
   private readonly waiting: { requestId: Uint8Array; from: number }[] = [];
   private nextSequence = 1;
+  /** The newest sequence a heartbeat round has carried (the round in flight covers reads up to it). */
+  private sentSequence = 0;
   /** Highest sequence each member echoed; this node counts as having echoed everything. */
   private readonly acknowledged = new Map<number, number>();
   private readonly scratch: number[] = [];
@@ -66,11 +68,6 @@ export class ReadOnly {
 
   size(): number {
     return this.pending.length + this.waiting.length;
-  }
-
-  /** Reads registered and not yet confirmed by a quorum. */
-  hasUnconfirmed(): boolean {
-    return this.pending.length > 0;
   }
 
   isFull(): boolean {
@@ -99,6 +96,23 @@ export class ReadOnly {
   /** Sequence number of the newest pending read, or 0. */
   newestSequence(): number {
     return this.pending.length === 0 ? 0 : this.pending[this.pending.length - 1].sequence;
+  }
+
+  /** A heartbeat round carrying `sequence` (the newest pending read's) is being sent. */
+  roundSent(sequence: number): void {
+    if (sequence > this.sentSequence) this.sentSequence = sequence;
+  }
+
+  /**
+   * Whether pending reads wait for a round and none is in flight: the oldest pending read
+   * is newer than every round sent. While a round is in flight, reads arriving meanwhile
+   * wait for it to be confirmed and then share the next one (as etcd's server batches its
+   * ReadIndex requests): at most one read round per round trip, however many reads arrive.
+   * A round that is never confirmed (its heartbeats or answers lost) does not strand them:
+   * every periodic heartbeat carries the newest pending sequence too.
+   */
+  needsRound(): boolean {
+    return this.pending.length > 0 && this.pending[0].sequence > this.sentSequence;
   }
 
   /** Records a heartbeat response echoing `sequence` from `member`; returns the reads now confirmed. */

@@ -96,4 +96,31 @@ describe("ReadIndex (thesis section 6.4)", () => {
     expect(net.sent.filter((m) => m.type === MessageType.HEARTBEAT).length).toBe(2);
     // Reference: thesis section 6.4 (batching reads)
   });
+
+  it("reads arriving while a round is in flight wait for it and share the next round: one round in flight at a time", () => {
+    const net = new Network([1, 2, 3]);
+    net.elect(1);
+    net.sent.length = 0;
+    const heartbeats = () => net.sent.filter((m) => m.type === MessageType.HEARTBEAT).length;
+    /** Delivers what is queued now (one hop), then lets every node handle its Ready. */
+    const hop = () => {
+      for (const m of net.queue.splice(0, net.queue.length)) net.core(m.to).step(m);
+      net.processReadies();
+    };
+    net.core(1).readIndex(bytes("a"));
+    net.processReadies();
+    expect(heartbeats()).toBe(2);
+    for (const id of ["b", "c"]) net.core(1).readIndex(bytes(id));
+    net.processReadies();
+    // "a"'s round is in flight: "b" and "c" do not start another.
+    expect(heartbeats()).toBe(2);
+    hop(); // the followers answer "a"'s round
+    hop(); // the leader counts the answers: "a" is confirmed, and the next round leaves for "b" and "c"
+    expect(net.node(1).readStates.map((r) => text(r.requestId))).toEqual(["a"]);
+    expect(heartbeats()).toBe(4);
+    net.deliver();
+    expect(net.node(1).readStates.map((r) => text(r.requestId))).toEqual(["a", "b", "c"]);
+    expect(heartbeats()).toBe(4);
+    // Reference: thesis section 6.4 (a read's heartbeat round must start after the read arrived)
+  });
 });
