@@ -4,6 +4,8 @@
  * 256 B (256 clients, plain puts), then the memory of each member (RSS) and its data
  * directory are read; the cluster is stopped and started again on the same data, timed
  * until a leader is known and a linearizable read is answered (open + replay + election).
+ * With `--no-snapshots` raftwal takes no snapshot, so that the restart replays the whole
+ * log (`--keys 16384 --value-bytes 65536 --no-snapshots`: a 1 GiB log per node).
  * One run, not rounds: the fill takes minutes. Results: bench/results/restart.json.
  */
 import { randomBytes } from "node:crypto";
@@ -17,23 +19,35 @@ import { etcdVersion, keyOf, startEtcd, startRaftwal, type System } from "./clus
 import { writeResults } from "./results.js";
 import { handleUsage } from "./usage.js";
 
-const USAGE = `Usage: npm run bench:restart [-- --keys N] [-- --no-etcd]
+const USAGE = `Usage: npm run bench:restart [-- --keys N] [-- --value-bytes N] [-- --no-snapshots] [-- --no-etcd]
        (node dist/bench/restart.js [flags])
 
 Fills raftwal (3 node processes) and etcd (3 members) with N keys of 256 B, reads each
 member's RSS and data size, then restarts the cluster on its data and times it until a
 leader answers a linearizable read. Writes bench/results/restart.json.
 
-  --keys N      distinct keys to write (default 1000000)
-  --no-etcd     raftwal only (also what happens when etcd is not installed)
-  --help        this text
+  --keys N           distinct keys to write (default 1000000)
+  --value-bytes N    bytes of each value (default 256)
+  --no-snapshots     raftwal takes no snapshot: its restart replays the whole log
+                     (--keys 16384 --value-bytes 65536 --no-snapshots: a 1 GiB log)
+  --no-etcd          raftwal only (also what happens when etcd is not installed)
+  --help             this text
 `;
-handleUsage(USAGE, ["--keys", "--no-etcd"]);
+handleUsage(USAGE, ["--keys", "--value-bytes", "--no-snapshots", "--no-etcd"]);
 
 const args = process.argv.slice(2);
-const KEY_COUNT = args.includes("--keys") ? Number(args[args.indexOf("--keys") + 1]) : 1_000_000;
-if (!(KEY_COUNT > 0)) throw new Error("--keys needs a positive number");
-const VALUE = randomBytes(256);
+function numberFlag(name: string, fallback: number): number {
+  const value = args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback;
+  if (!(Number.isInteger(value) && value > 0)) throw new Error(`${name} needs a positive integer`);
+  return value;
+}
+const KEY_COUNT = numberFlag("--keys", 1_000_000);
+const VALUE = randomBytes(numberFlag("--value-bytes", 256));
+const NO_SNAPSHOTS = args.includes("--no-snapshots");
+/** raftwal node flags that keep every entry in the log (limits far beyond what the fill writes). */
+const NO_SNAPSHOT_FLAGS = ["--snapshot-every", String(2 ** 31), "--snapshot-every-bytes", String(2 ** 50)];
+/** Fewer clients for large values: 256 x 64 KiB in flight is more than the point of the fill. */
+const FILL_CLIENTS = VALUE.length > 4096 ? 16 : 256;
 
 function rssMiB(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -58,9 +72,9 @@ async function firstRead(system: System): Promise<void> {
 type Start = (basePort?: number) => Promise<(System & { basePort: number }) | undefined>;
 
 /**
- * Starts again on the same ports (the members' addresses are in their logs). A port of the
- * ephemeral range may be taken for a moment by another process's outgoing connection: the
- * start is tried again a few times before giving up.
+ * Starts again on the same ports (the members' addresses are in their logs). Another
+ * process may listen on one of them for a moment (findFreeBasePort keeps them out of the
+ * ephemeral range, so not an outgoing connection): the start is tried again a few times.
  */
 async function restart(start: Start, basePort: number): Promise<System & { basePort: number }> {
   for (let attempt = 1; ; attempt++) {
@@ -80,8 +94,8 @@ async function measure(name: string, dir: string, start: Start): Promise<Record<
   let fill;
   let rss: number[];
   try {
-    console.log(`${name}: writing ${KEY_COUNT.toLocaleString("en-US")} keys with 256 clients`);
-    fill = await runLoad({ url: first.leaderUrl, clients: 256, seconds: 3600, warmupRequests: 0, requestsMax: KEY_COUNT, serverPids: first.pids(), request: (i, w) => first.request("put", i, w, VALUE, KEY_COUNT), check: (s, b) => first.check("put", s, b) });
+    console.log(`${name}: writing ${KEY_COUNT.toLocaleString("en-US")} keys with ${FILL_CLIENTS} clients`);
+    fill = await runLoad({ url: first.leaderUrl, clients: FILL_CLIENTS, seconds: 3600, warmupRequests: 0, requestsMax: KEY_COUNT, serverPids: first.pids(), request: (i, w) => first.request("put", i, w, VALUE, KEY_COUNT), check: (s, b) => first.check("put", s, b) });
     await new Promise((resolve) => setTimeout(resolve, 2000));
     rss = first.pids().map(rssMiB);
   } finally {
@@ -92,7 +106,7 @@ async function measure(name: string, dir: string, start: Start): Promise<Record<
   try {
     await firstRead(again);
     const restartSeconds = (performance.now() - started) / 1000;
-    const result = { keys: KEY_COUNT, fillOpsPerSecond: Math.round(fill.opsPerSecond), fillErrors: fill.errors, rssMiBPerMember: rss, rssMiBAfterRestart: again.pids().map(rssMiB), dataMiB: diskMiB(dir), restartSeconds: Number(restartSeconds.toFixed(2)) };
+    const result = { keys: KEY_COUNT, valueBytes: VALUE.length, fillOpsPerSecond: Math.round(fill.opsPerSecond), fillErrors: fill.errors, rssMiBPerMember: rss, rssMiBAfterRestart: again.pids().map(rssMiB), dataMiB: diskMiB(dir), restartSeconds: Number(restartSeconds.toFixed(2)) };
     console.log(`${name}: ${JSON.stringify(result)}`);
     return result;
   } finally {
@@ -103,13 +117,13 @@ async function measure(name: string, dir: string, start: Start): Promise<Record<
 async function main(): Promise<void> {
   const root = mkdtempSync(join(os.tmpdir(), "raftwal-bench-restart-"));
   const etcd = args.includes("--no-etcd") ? undefined : etcdVersion();
-  console.log(`restart benchmark: ${KEY_COUNT.toLocaleString("en-US")} keys of 256 B, 3 members, load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}${etcd ? `, against ${etcd}` : ", raftwal only (etcd not installed or --no-etcd)"}`);
+  console.log(`restart benchmark: ${KEY_COUNT.toLocaleString("en-US")} keys of ${VALUE.length} B${NO_SNAPSHOTS ? ", raftwal without snapshots" : ""}, 3 members, load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}${etcd ? `, against ${etcd}` : ", raftwal only (etcd not installed or --no-etcd)"}`);
   try {
     const raftwalDir = join(root, "raftwal");
-    const raftwal = await measure("raftwal", raftwalDir, (basePort) => startRaftwal(raftwalDir, { nodes: 3, basePort, apiTimeoutMs: 300_000 }));
+    const raftwal = await measure("raftwal", raftwalDir, (basePort) => startRaftwal(raftwalDir, { nodes: 3, basePort, apiTimeoutMs: 300_000, nodeArgs: NO_SNAPSHOTS ? NO_SNAPSHOT_FLAGS : [] }));
     const etcdDir = join(root, "etcd");
     const etcdResult = etcd ? await measure("etcd", etcdDir, (basePort) => startEtcd(etcdDir, 3, basePort)) : undefined;
-    const path = writeResults("restart", { date: new Date().toISOString(), loadAverageAfter: os.loadavg(), key: keyOf(0, KEY_COUNT), raftwal, etcd: etcdResult ?? null });
+    const path = writeResults("restart", { date: new Date().toISOString(), noSnapshots: NO_SNAPSHOTS, loadAverageAfter: os.loadavg(), key: keyOf(0, KEY_COUNT), raftwal, etcd: etcdResult ?? null });
     console.log(`results written to ${path}`);
   } finally {
     rmSync(root, { recursive: true, force: true });
