@@ -446,7 +446,8 @@ function httpGet(url: string, timeoutMs: number): Promise<string> {
  */
 export async function findFreeBasePort(count: number, host = "127.0.0.1"): Promise<number> {
   const low = BASE_PORT_LOW;
-  const high = Math.min(ephemeralPortLow(), 65_536) - API_PORT_OFFSET - count;
+  // Room above the base for nodes that join later (ids below 100: torture's membership nemesis).
+  const high = Math.min(ephemeralPortLow(), 65_536) - 2 * API_PORT_OFFSET - count;
   if (high <= low) throw new Error(`no room for ports below the ephemeral range (${low}..${high})`);
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = low + Math.floor(Math.random() * (high - low));
