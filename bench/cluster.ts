@@ -21,7 +21,7 @@ import { markdown, printable, summarize, type Round } from "./cluster-report.js"
 import { CLUSTER_MEMBERS, COLD_SECONDS, etcdCluster, etcdSignature, raftwalSignature, rowSpecs, VALUE_BYTES_DEFAULT, type ClusterKind, type RowSpec } from "./cluster-rows.js";
 import { etcdVersion, KEYS, startEtcd, startRaftwal, type System } from "./cluster-systems.js";
 import { writeResults } from "./results.js";
-import { handleUsage } from "./usage.js";
+import { handleUsage, numberOption } from "./usage.js";
 
 const USAGE = `Usage: npm run bench:cluster [-- --quick] [-- --seconds N] [-- --rounds N] [-- --no-etcd]
        (node dist/bench/cluster.js [flags])
@@ -45,17 +45,7 @@ ratios raftwal / etcd; writes bench/results/cluster.json. Takes about 3.5 minute
 
 handleUsage(USAGE, ["--seconds", "--quick", "--rounds", "--no-etcd"]);
 
-function numberFlag(name: string, fallback: number): number {
-  const args = process.argv.slice(2);
-  const at = args.indexOf(name);
-  if (at < 0) return fallback;
-  const value = Number(args[at + 1]);
-  if (!(value > 0)) {
-    process.stderr.write(`${name} needs a positive number\n\n${USAGE}`);
-    process.exit(1);
-  }
-  return value;
-}
+const numberFlag = (name: string, fallback: number) => numberOption(USAGE, name, fallback);
 
 const quick = process.argv.includes("--quick");
 const SECONDS = numberFlag("--seconds", quick ? 2 : 5);

@@ -29,9 +29,10 @@ import { KvClient, KvError } from "../src/kv/client.js";
 import { NodeFileSystem } from "../storage/fs/node-file-system.js";
 import { listSnapshotFiles } from "../storage/snapshot-store.js";
 import { writeResults } from "./results.js";
+import { handleUsage, numberOption } from "./usage.js";
 import { median, SteadyWriteLoad, throughputDip, type ThroughputDip } from "./write-load.js";
 
-const HELP = `npm run bench:membership [-- options]
+const HELP = `Usage: npm run bench:membership [-- options]
 
 A real 3-node cluster of processes loaded with ~100 MB of KV state; per round: add a learner
 and promote it (idle), then again under a steady write load; reports catch-up time, snapshot
@@ -43,15 +44,9 @@ bytes and MB/s, promote time, and writes/s before/during/after the change with t
   --quick          a small, fast run to check the benchmark works
   --help           this text`;
 
-const args = process.argv.slice(2);
-const quick = args.includes("--quick");
-function flag(name: string, fallback: number): number {
-  const at = args.indexOf(name);
-  if (at < 0) return fallback;
-  const value = Number(args[at + 1]);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} needs a positive number`);
-  return value;
-}
+handleUsage(`${HELP}\n`, ["--state-mb", "--rounds", "--clients", "--quick"]);
+const quick = process.argv.includes("--quick");
+const flag = (name: string, fallback: number) => numberOption(HELP, name, fallback);
 
 const STATE_BYTES = flag("--state-mb", quick ? 16 : 100) * 1_000_000;
 const ROUNDS = flag("--rounds", quick ? 1 : 2);
@@ -260,10 +255,6 @@ function row(label: string, rounds: Round[]): Record<string, string> {
 }
 
 async function main(): Promise<void> {
-  if (args.includes("--help")) {
-    console.log(HELP);
-    return;
-  }
   console.log(`raftwal membership benchmark: ${ROUNDS} round(s), ${(STATE_BYTES / 1e6).toFixed(0)} MB of state, steady load of ${LOAD_CLIENTS} writers`);
   const rounds: Round[] = [];
   for (let round = 1; round <= ROUNDS; round++) {

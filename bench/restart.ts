@@ -17,7 +17,7 @@ import { performance } from "node:perf_hooks";
 import { runLoad } from "./cluster-load.js";
 import { etcdVersion, keyOf, startEtcd, startRaftwal, type System } from "./cluster-systems.js";
 import { writeResults } from "./results.js";
-import { handleUsage } from "./usage.js";
+import { handleUsage, numberOption } from "./usage.js";
 
 const USAGE = `Usage: npm run bench:restart [-- --keys N] [-- --value-bytes N] [-- --no-snapshots] [-- --no-etcd]
        (node dist/bench/restart.js [flags])
@@ -36,11 +36,7 @@ leader answers a linearizable read. Writes bench/results/restart.json.
 handleUsage(USAGE, ["--keys", "--value-bytes", "--no-snapshots", "--no-etcd"]);
 
 const args = process.argv.slice(2);
-function numberFlag(name: string, fallback: number): number {
-  const value = args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback;
-  if (!(Number.isInteger(value) && value > 0)) throw new Error(`${name} needs a positive integer`);
-  return value;
-}
+const numberFlag = (name: string, fallback: number) => numberOption(USAGE, name, fallback, true);
 const KEY_COUNT = numberFlag("--keys", 1_000_000);
 const VALUE = randomBytes(numberFlag("--value-bytes", 256));
 const NO_SNAPSHOTS = args.includes("--no-snapshots");

@@ -15,7 +15,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { findFreeBasePort, LocalCluster } from "../src/cli/local-cluster.js";
 import { writeResults } from "./results.js";
-import { handleUsage } from "./usage.js";
+import { handleUsage, numberOption } from "./usage.js";
 
 const USAGE = `Usage: npm run bench:rollover [-- --seconds N] [-- --segment-bytes N] [-- --rounds N]
        (node dist/bench/rollover.js [flags])
@@ -31,12 +31,7 @@ with all puts (median, max, against the p99 and p999 of all). Writes bench/resul
 `;
 handleUsage(USAGE, ["--seconds", "--segment-bytes", "--rounds"]);
 
-const args = process.argv.slice(2);
-function numberFlag(name: string, fallback: number): number {
-  const value = args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback;
-  if (!(Number.isInteger(value) && value > 0)) throw new Error(`${name} needs a positive integer`);
-  return value;
-}
+const numberFlag = (name: string, fallback: number) => numberOption(USAGE, name, fallback, true);
 const SECONDS = numberFlag("--seconds", 40);
 const SEGMENT_BYTES = numberFlag("--segment-bytes", 1024 * 1024);
 const ROUNDS = numberFlag("--rounds", 2);
