@@ -2,36 +2,13 @@
  * The opt-in latency trace (src/node/latency-trace.ts): the stages of a write recorded on
  * the leader, in causal order; off by default (no trace, and /debug/latency answers 404).
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { findFreeBasePort } from "../../src/cli/local-cluster.js";
-import { startKvNode, type KvNode, type KvPeerConfig } from "../../src/kv/kv-node.js";
+import type { KvNode } from "../../src/kv/kv-node.js";
 import { LatencyTrace, type LatencyStage, type LatencySummary } from "../../src/node/latency-trace.js";
-import { silentLogger } from "../../src/node/logger.js";
 import { MessageType, newMessage } from "../../src/proto/schema.js";
+import { closeKvNodes, startThree } from "./kv-nodes.js";
 
-const running: KvNode[] = [];
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const node of running.splice(0)) await node.close().catch(() => undefined);
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-});
-
-async function startThree(latencyTrace: boolean): Promise<KvNode[]> {
-  const dir = await mkdtemp(join(tmpdir(), "raftwal-trace-"));
-  dirs.push(dir);
-  const base = await findFreeBasePort(3);
-  const peers: KvPeerConfig[] = [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: base + id - 1, api: { host: "127.0.0.1", port: base + 99 + id } }));
-  const nodes = await Promise.all(
-    peers.map((peer) =>
-      startKvNode({ id: peer.id, clusterId: "trace", initialClusterState: "new", peers, dataDir: join(dir, `node-${peer.id}`), tickMs: 10, seed: peer.id, logger: silentLogger, latencyTrace }),
-    ),
-  );
-  running.push(...nodes);
-  return nodes;
-}
+afterEach(closeKvNodes);
 
 async function leaderOf(nodes: KvNode[]): Promise<KvNode> {
   const id = await nodes[0].node.waitForLeader({ timeoutMs: 10_000 });
@@ -42,7 +19,7 @@ const apiUrl = (node: KvNode, path: string) => `http://127.0.0.1:${node.apiAddre
 
 describe("latency trace", () => {
   it("records every stage of a write on the leader, in causal order, and serves them at /debug/latency", async () => {
-    const leader = await leaderOf(await startThree(true));
+    const leader = await leaderOf(await startThree({ clusterId: "trace", latencyTrace: true }));
     for (let i = 0; i < 5; i++) {
       const answer = await fetch(apiUrl(leader, `/kv/k${i}`), { method: "PUT", body: "v" });
       expect(answer.status).toBe(200);
@@ -62,7 +39,7 @@ describe("latency trace", () => {
   });
 
   it("is off by default: no trace on the node, and /debug/latency answers 404", async () => {
-    const leader = await leaderOf(await startThree(false));
+    const leader = await leaderOf(await startThree({ clusterId: "trace" }));
     expect(leader.node.latencyTrace).toBeUndefined();
     expect((await fetch(apiUrl(leader, "/kv/k"), { method: "PUT", body: "v" })).status).toBe(200);
     const answer = await fetch(apiUrl(leader, "/debug/latency"));

@@ -3,8 +3,6 @@
  * state machine, real TCP. Storage is the in-memory file system where a test needs to
  * fail an fsync, the real disk elsewhere.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeCommand } from "../../src/kv/command.js";
@@ -13,6 +11,7 @@ import { findFreeBasePort } from "../../src/cli/local-cluster.js";
 import { silentLogger } from "../../src/node/logger.js";
 import { NotLeaderError } from "../../src/node/errors.js";
 import { eventually } from "../waiting.js";
+import { closeAfterTest, closeKvNodes, startThree, tempDirAfterTest } from "./kv-nodes.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 import type { FileSystem, StorageFile } from "../../storage/fs/file-system.js";
 import { TcpTransport, type TcpTransportOptions } from "../../src/transport/transport.js";
@@ -33,12 +32,7 @@ class StallingFileSystem extends MemoryFileSystem {
   }
 }
 
-const running: KvNode[] = [];
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const node of running.splice(0)) await node.close().catch(() => undefined);
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-});
+afterEach(closeKvNodes);
 
 /** A TcpTransport that counts the messages the node hands it. */
 class CountingTransport extends TcpTransport {
@@ -48,32 +42,6 @@ class CountingTransport extends TcpTransport {
     this.sent += messages.length;
     super.send(messages);
   }
-}
-
-async function startThree(options: { fs?: (id: number) => FileSystem; seed?: number; transport?: (options: TcpTransportOptions) => TcpTransport } = {}): Promise<KvNode[]> {
-  const dir = await mkdtemp(join(tmpdir(), "raftwal-node-"));
-  dirs.push(dir);
-  const base = await findFreeBasePort(3);
-  const peers: KvPeerConfig[] = [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: base + id - 1, api: { host: "127.0.0.1", port: base + 99 + id } }));
-  const nodes = await Promise.all(
-    peers.map((peer) =>
-      startKvNode({
-        id: peer.id,
-        clusterId: "test",
-        initialClusterState: "new",
-        peers,
-        dataDir: options.fs ? `/data/node-${peer.id}` : join(dir, `node-${peer.id}`),
-        storage: options.fs ? { fs: options.fs(peer.id), wal: { segmentSizeBytes: 1024 * 1024 } } : undefined,
-        tickMs: 10,
-        seed: (options.seed ?? 1) * 10 + peer.id,
-        snapshotEveryEntries: 25,
-        logger: silentLogger,
-        transport: options.transport,
-      }),
-    ),
-  );
-  running.push(...nodes);
-  return nodes;
 }
 
 async function leaderOf(nodes: KvNode[], timeoutMs = 10_000): Promise<KvNode> {
@@ -91,7 +59,7 @@ const put = (key: string, value: string, seq: number, clientId = "c1") =>
 
 describe("RaftNode", () => {
   it("resolves a proposal with the state machine's result once it is applied, on every node", async () => {
-    const nodes = await startThree();
+    const nodes = await startThree({ snapshotEveryEntries: 25 });
     const leader = await leaderOf(nodes);
     for (let seq = 1; seq <= 60; seq++) expect(await leader.node.propose(put(`k${seq}`, `v${seq}`, seq))).toEqual({ status: "ok" });
     // A retried (client, seq) is not applied again: the remembered result comes back.
@@ -110,6 +78,7 @@ describe("RaftNode", () => {
   it("talks to its peers through the transport the host builds from the node's options", async () => {
     const built = new Map<number, { options: TcpTransportOptions; transport: CountingTransport }>();
     const nodes = await startThree({
+      snapshotEveryEntries: 25,
       seed: 6,
       transport: (options) => {
         const transport = new CountingTransport(options);
@@ -131,7 +100,7 @@ describe("RaftNode", () => {
   });
 
   it("rejects a proposal on a follower with NotLeaderError naming the leader and its address", async () => {
-    const nodes = await startThree({ seed: 2 });
+    const nodes = await startThree({ snapshotEveryEntries: 25, seed: 2 });
     const leader = await leaderOf(nodes);
     const follower = nodes.find((n) => n !== leader)!;
     // The follower learns the leader from its first append or heartbeat.
@@ -143,7 +112,7 @@ describe("RaftNode", () => {
   });
 
   it("a proposal or read made before any leader is known waits for the election instead of failing", async () => {
-    const nodes = await startThree({ seed: 7, fs: () => new MemoryFileSystem() });
+    const nodes = await startThree({ snapshotEveryEntries: 25, seed: 7, fs: () => new MemoryFileSystem() });
     expect(nodes.every((n) => n.node.status().leader === 0)).toBe(true);
     // Right after the start: no node knows a leader yet.
     const outcomes = await Promise.all(nodes.map((n, k) => n.node.propose(put(`early${k}`, "v", 1)).then((result) => result, (error: unknown) => error)));
@@ -165,7 +134,7 @@ describe("RaftNode", () => {
     const peers: KvPeerConfig[] = [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: base + id - 1, api: { host: "127.0.0.1", port: base + 99 + id } }));
     // Only node 1 of three runs: it can never win an election.
     const lonely = await startKvNode({ id: 1, clusterId: "test", initialClusterState: "new", peers, dataDir: "/data/node-1", storage: { fs: new MemoryFileSystem() }, tickMs: 10, proposalTimeoutMs: 300, logger: silentLogger });
-    running.push(lonely);
+    closeAfterTest(lonely);
     const waited = await lonely.node.waitForLeader({ timeoutMs: 200 }).catch((error: unknown) => error);
     expect(waited).toBeInstanceOf(NotLeaderError);
     expect((waited as NotLeaderError).leaderId).toBe(0);
@@ -177,7 +146,7 @@ describe("RaftNode", () => {
 
   it("close() lets the proposals in flight commit, refuses new ones, then saves the commit index", async () => {
     const disks = new Map<number, MemoryFileSystem>();
-    const nodes = await startThree({ seed: 8, fs: (id) => disks.set(id, new MemoryFileSystem()).get(id)! });
+    const nodes = await startThree({ snapshotEveryEntries: 25, seed: 8, fs: (id) => disks.set(id, new MemoryFileSystem()).get(id)! });
     const leader = await leaderOf(nodes);
     await leader.node.propose(put("warm", "up", 1));
     const inFlight = Array.from({ length: 20 }, (_, k) => leader.node.propose(put(`f${k}`, "v", k + 2)));
@@ -200,7 +169,7 @@ describe("RaftNode", () => {
   });
 
   it("serves linearizable reads on the leader and on a follower through ReadIndex", async () => {
-    const nodes = await startThree({ seed: 3 });
+    const nodes = await startThree({ snapshotEveryEntries: 25, seed: 3 });
     const leader = await leaderOf(nodes);
     await leader.node.propose(put("r", "1", 1));
     const follower = nodes.find((n) => n !== leader)!;
@@ -213,7 +182,7 @@ describe("RaftNode", () => {
 
   it("stops loudly when an fsync fails, rejecting pending work, and never retries it", async () => {
     const filesystems = new Map<number, MemoryFileSystem>();
-    const nodes = await startThree({ fs: (id) => filesystems.set(id, new MemoryFileSystem()).get(id)!, seed: 4 });
+    const nodes = await startThree({ snapshotEveryEntries: 25, fs: (id) => filesystems.set(id, new MemoryFileSystem()).get(id)!, seed: 4 });
     const leader = await leaderOf(nodes);
     const id = leader.node.status().id;
     await leader.node.propose(put("before", "1", 1));
@@ -233,7 +202,7 @@ describe("RaftNode", () => {
 
   it("keeps heartbeating while its disk stalls: a slow fsync on the leader causes no election", async () => {
     const filesystems = new Map<number, StallingFileSystem>();
-    const nodes = await startThree({ fs: (id) => filesystems.set(id, new StallingFileSystem()).get(id)!, seed: 5 });
+    const nodes = await startThree({ snapshotEveryEntries: 25, fs: (id) => filesystems.set(id, new StallingFileSystem()).get(id)!, seed: 5 });
     const leader = await leaderOf(nodes);
     const { id, term } = leader.node.status();
     await leader.node.propose(put("a", "1", 1));
@@ -251,8 +220,7 @@ describe("RaftNode", () => {
   });
 
   it("also snapshots (and compacts the WAL) once enough bytes went into the log, whatever the entry count", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "raftwal-node-"));
-    dirs.push(dir);
+    const dir = await tempDirAfterTest();
     const base = await findFreeBasePort(1);
     const node = await startKvNode({
       id: 1,
@@ -265,7 +233,7 @@ describe("RaftNode", () => {
       snapshotEveryWalBytes: 32 * 1024,
       logger: silentLogger,
     });
-    running.push(node);
+    closeAfterTest(node);
     while (node.node.status().role !== "leader") await new Promise((r) => setTimeout(r, 10));
     const big = "x".repeat(2000);
     for (let seq = 1; seq <= 10; seq++) await node.node.propose(put(`k${seq}`, big, seq));
@@ -276,7 +244,7 @@ describe("RaftNode", () => {
   });
 
   it("stops loudly, without crashing the process, when the core throws (a broken invariant or an unreadable log)", async () => {
-    const nodes = await startThree({ seed: 6 });
+    const nodes = await startThree({ snapshotEveryEntries: 25, seed: 6 });
     const leader = await leaderOf(nodes);
     const fatal = new Promise<Error>((resolve) => leader.node.onFatal(resolve));
     // Simulate the core failing on its next event (for example a WAL record that no longer reads back).
