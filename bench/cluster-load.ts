@@ -52,7 +52,8 @@ export interface LoadResult {
 
 const REQUEST_TIMEOUT_MS = 10_000;
 
-function send(agent: http.Agent, origin: URL, request: HttpRequest): Promise<{ status: number; body: Buffer }> {
+/** One request on a keep-alive `agent`, with the timeout every benchmark request has. */
+export function send(agent: http.Agent, origin: URL, request: HttpRequest): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: origin.hostname, port: origin.port, method: request.method, path: request.path, agent, headers: request.headers }, (res) => {
       const chunks: Buffer[] = [];

@@ -14,6 +14,7 @@ import http from "node:http";
 import os from "node:os";
 import { join } from "node:path";
 import { findFreeBasePort, LocalCluster } from "../src/cli/local-cluster.js";
+import { send } from "./cluster-load.js";
 import { writeResults } from "./results.js";
 import { handleUsage, numberOption } from "./usage.js";
 
@@ -45,18 +46,13 @@ const VALUE = Buffer.alloc(256, 0x61);
 type Sample = [startMs: number, latencyMs: number];
 
 function putter(apiUrl: string): { put: (i: number) => Promise<void>; close: () => void } {
-  const url = new URL(apiUrl);
+  const origin = new URL(apiUrl);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const put = (i: number) =>
-    new Promise<void>((resolve, reject) => {
-      const headers = { "content-type": "application/octet-stream", "content-length": VALUE.length };
-      const request = http.request({ host: url.hostname, port: url.port, method: "PUT", path: `/kv/k${i % 1000}`, agent, headers }, (response) => {
-        response.resume();
-        response.on("end", () => (response.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${response.statusCode}`))));
-      });
-      request.on("error", reject);
-      request.end(VALUE);
-    });
+  const headers = { "content-type": "application/octet-stream" };
+  const put = async (i: number) => {
+    const { status } = await send(agent, origin, { method: "PUT", path: `/kv/k${i % 1000}`, body: VALUE, headers });
+    if (status !== 200) throw new Error(`HTTP ${status}`);
+  };
   return { put, close: () => agent.destroy() };
 }
 

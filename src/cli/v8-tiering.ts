@@ -6,8 +6,10 @@
  * run once or twice per write, so at default budgets the path stays interpreted for
  * thousands of writes: measured, one client's puts in the first 3 s after start ran at
  * 0.75x etcd's (3.6-5.5 ms of CPU per put over the three nodes against 1.7-2.3 ms once
- * settled). A budget of 4,000 optimizes the path after a few hundred writes (the README's
- * Benchmarks section has the measurements); settled throughput was unchanged.
+ * settled). A budget of 4,000 optimizes the path after a few hundred writes: seconds 2-5
+ * after start run faster, but the first second is slower, because the compilation moves into
+ * it (the README's "The first seconds after start" has the measurements); settled
+ * throughput was unchanged.
  *
  * Set from the CLI's entry point, before the rest of the program is loaded, so that every
  * function's budget is the new one; a budget given on the command line

@@ -105,7 +105,9 @@ export class ReadOnly {
 
   /**
    * Whether pending reads wait for a round and none is in flight: the oldest pending read
-   * is newer than every round sent. While a round is in flight, reads arriving meanwhile
+   * is newer than every round sent. A read is confirmed only by a round sent after it
+   * arrived (thesis 6.4: the leader must not have been superseded when the read began), so
+   * it may not ride on a round already in flight. While one is, reads arriving meanwhile
    * wait for it to be confirmed and then share the next one (as etcd's server batches its
    * ReadIndex requests): at most one read round per round trip, however many reads arrive.
    * A round that is never confirmed (its heartbeats or answers lost) does not strand them:
