@@ -80,21 +80,45 @@ function quorumActive(raft: Raft): boolean {
   return active;
 }
 
+/** A heartbeat to every peer (the periodic one), carrying the newest pending read's sequence. */
 function broadcastHeartbeat(raft: Raft): void {
+  const context = heartbeatContext(raft);
+  const peers = raft.peers;
+  for (let i = 0; i < peers.length; i++) sendHeartbeat(raft, peers[i], raft.peerProgress[i], context);
+}
+
+/**
+ * A round for the reads pending: to a quorum only once the voters' echoes tell which
+ * answer quickest (ReadOnly.roundTargets says why), else to every peer. A round to every
+ * peer counts as the periodic heartbeat; one to a quorum does not, so the others keep
+ * hearing from this leader on time.
+ */
+function sendReadRound(raft: Raft): void {
+  const targets = raft.readOnly?.roundTargets(raft.clusterConfig, raft.peers);
+  if (targets === undefined) {
+    raft.heartbeatElapsed = 0;
+    broadcastHeartbeat(raft);
+    return;
+  }
+  const context = heartbeatContext(raft);
+  for (const id of targets) sendHeartbeat(raft, id, raft.progress.get(id)!, context);
+}
+
+/** The heartbeats' context: the newest pending read's sequence (its round is now sent), lease-stamped in lease mode. */
+function heartbeatContext(raft: Raft): Uint8Array {
   const sequence = raft.readOnly === undefined ? 0 : raft.readOnly.newestSequence();
   if (sequence > 0) raft.readOnly!.roundSent(sequence);
   const sequenceContext = sequence === 0 ? EMPTY_BYTES : encodeSequence(sequence);
-  const context = raft.lease ? stampHeartbeat(sequenceContext, raft.lease) : sequenceContext;
-  const peers = raft.peers;
-  for (let i = 0; i < peers.length; i++) {
-    const progress = raft.peerProgress[i];
-    const heartbeat = newMessage(MessageType.HEARTBEAT, raft.id, peers[i], raft.term);
-    // The follower may not hold our entries beyond its match index: commit no further.
-    heartbeat.commit = Math.min(progress.match, raft.log.committed);
-    heartbeat.context = context;
-    if (heartbeat.commit > progress.sentCommit) progress.sentCommit = heartbeat.commit;
-    raft.outbox.send(heartbeat);
-  }
+  return raft.lease ? stampHeartbeat(sequenceContext, raft.lease) : sequenceContext;
+}
+
+function sendHeartbeat(raft: Raft, to: number, progress: Progress, context: Uint8Array): void {
+  const heartbeat = newMessage(MessageType.HEARTBEAT, raft.id, to, raft.term);
+  // The follower may not hold our entries beyond its match index: commit no further.
+  heartbeat.commit = Math.min(progress.match, raft.log.committed);
+  heartbeat.context = context;
+  if (heartbeat.commit > progress.sentCommit) progress.sentCommit = heartbeat.commit;
+  raft.outbox.send(heartbeat);
 }
 
 // ---- Sending appends ----------------------------------------------------------------------
@@ -108,8 +132,7 @@ export function flush(raft: Raft): void {
   }
   if (raft.readHeartbeatPending) {
     raft.readHeartbeatPending = false;
-    raft.heartbeatElapsed = 0;
-    broadcastHeartbeat(raft);
+    sendReadRound(raft);
   }
 }
 

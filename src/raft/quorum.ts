@@ -75,7 +75,8 @@ export function jointQuorum(config: ClusterConfig, yes: (id: number) => boolean)
   return hasMajority(config.voters, yes) && hasMajority(config.votersOutgoing, yes);
 }
 
-function hasMajority(voters: readonly number[], yes: (id: number) => boolean): boolean {
+/** Whether the voters for which `yes` holds are a majority of `voters` (an empty set always is). */
+export function hasMajority(voters: readonly number[], yes: (id: number) => boolean): boolean {
   if (voters.length === 0) return true;
   let count = 0;
   for (const id of voters) if (yes(id)) count += 1;

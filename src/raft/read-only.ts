@@ -19,7 +19,7 @@
 import type { ClusterConfig } from "../proto/schema.js";
 import { PENDING_READS_MAX } from "./config.js";
 import { invariant } from "./invariant.js";
-import { jointIndex } from "./quorum.js";
+import { hasMajority, jointIndex, jointQuorum } from "./quorum.js";
 
 export interface PendingRead {
   requestId: Uint8Array;
@@ -59,10 +59,13 @@ export class ReadOnly {
   private sentSequence = 0;
   /** Highest sequence each member echoed; this node counts as having echoed everything. */
   private readonly acknowledged = new Map<number, number>();
+  /** When each member's newest echo arrived, counted in echoes (for `roundTargets`). */
+  private readonly echoedAt = new Map<number, number>();
+  private echoes = 0;
   private readonly scratch: number[] = [];
   private readonly acknowledgedBy = (id: number): number => this.acknowledged.get(id) ?? 0;
 
-  constructor(selfId: number) {
+  constructor(private readonly selfId: number) {
     this.acknowledged.set(selfId, Number.MAX_SAFE_INTEGER);
   }
 
@@ -119,9 +122,38 @@ export class ReadOnly {
 
   /** Records a heartbeat response echoing `sequence` from `member`; returns the reads now confirmed. */
   acknowledge(member: number, sequence: number, config: ClusterConfig): PendingRead[] {
-    if (sequence <= this.acknowledgedBy(member) || this.pending.length === 0) return [];
+    if (sequence <= this.acknowledgedBy(member)) return [];
     this.acknowledged.set(member, sequence);
-    return this.release(config);
+    this.echoedAt.set(member, ++this.echoes);
+    return this.pending.length === 0 ? [] : this.release(config);
+  }
+
+  /**
+   * The voters a read round goes to: the fewest that make a quorum of `config` (both
+   * halves while joint) with this node, taking first those that echoed the newest round,
+   * the quickest of them first. Undefined, for a round to every peer, until enough voters
+   * have echoed a round to make that quorum.
+   *
+   * Why not every peer: a round only has to reach a quorum (thesis 6.4), and on a busy
+   * node each message costs as much CPU as the read it confirms. Safety is the same
+   * whoever answers. Liveness: if a chosen voter stops answering, every periodic heartbeat
+   * still goes to all peers with the newest sequence, so the reads waiting are confirmed
+   * by the others within a heartbeat interval, and those others, having echoed a newer
+   * sequence, are chosen from then on.
+   */
+  roundTargets(config: ClusterConfig, peers: readonly number[]): number[] | undefined {
+    const ranked = peers.filter((id) => this.acknowledgedBy(id) > 0);
+    ranked.sort((a, b) => this.acknowledgedBy(b) - this.acknowledgedBy(a) || this.echoedAt.get(a)! - this.echoedAt.get(b)!);
+    const chosen: number[] = [];
+    const inRound = (id: number): boolean => id === this.selfId || chosen.includes(id);
+    for (const id of ranked) {
+      // Skipped when every half it votes in already has its majority.
+      const helps = (config.voters.includes(id) && !hasMajority(config.voters, inRound)) || (config.votersOutgoing.includes(id) && !hasMajority(config.votersOutgoing, inRound));
+      if (!helps) continue;
+      chosen.push(id);
+      if (jointQuorum(config, inRound)) return chosen;
+    }
+    return undefined;
   }
 
   /**
