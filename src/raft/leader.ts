@@ -90,8 +90,9 @@ function broadcastHeartbeat(raft: Raft): void {
 /**
  * A round for the reads pending: to a quorum only once the voters' echoes tell which
  * answer quickest (ReadOnly.roundTargets says why), else to every peer. A round to every
- * peer counts as the periodic heartbeat; one to a quorum does not, so the others keep
- * hearing from this leader on time.
+ * peer counts as the periodic heartbeat; one to a quorum does not: every follower must keep
+ * hearing from the leader within its election timeout, or it starts an election (section
+ * 5.2, heartbeats maintain the leader's authority).
  */
 function sendReadRound(raft: Raft): void {
   const targets = raft.readOnly?.roundTargets(raft.clusterConfig, raft.peers);

@@ -147,9 +147,9 @@ export class ReadOnly {
     const chosen: number[] = [];
     const inRound = (id: number): boolean => id === this.selfId || chosen.includes(id);
     for (const id of ranked) {
-      // Skipped when every half it votes in already has its majority.
-      const helps = (config.voters.includes(id) && !hasMajority(config.voters, inRound)) || (config.votersOutgoing.includes(id) && !hasMajority(config.votersOutgoing, inRound));
-      if (!helps) continue;
+      // Taken only into a half that still lacks its majority (a learner is in neither).
+      const lacking = (half: readonly number[]): boolean => half.includes(id) && !hasMajority(half, inRound);
+      if (!lacking(config.voters) && !lacking(config.votersOutgoing)) continue;
       chosen.push(id);
       if (jointQuorum(config, inRound)) return chosen;
     }
