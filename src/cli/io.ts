@@ -20,6 +20,8 @@ export interface CliIo {
   stdin?: AsyncIterable<Uint8Array | string>;
   /** The file system to inspect (default: the real disk). */
   fs?: FileSystem;
+  /** Called once `raftwal node` has opened its data and serves (the binary tunes V8 then: v8-tiering.ts). */
+  onNodeServing?: () => void;
 }
 
 /** Exit codes of every `raftwal` command. Scripts may rely on them. */

@@ -2,8 +2,6 @@
 /** The `raftwal` binary: a thin shell around runCli (program.ts), which tests call in-process. */
 import { tuneV8Tiering } from "./v8-tiering.js";
 
-// Before the program's modules load (v8-tiering.ts says why).
-tuneV8Tiering();
 const { runCli } = await import("./program.js");
 
 // `raftwal wal dump DIR | head`: the reader went away; stop quietly instead of a stack trace.
@@ -12,4 +10,5 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
   throw error;
 });
 
-process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr });
+// V8 optimizes sooner once a node serves, not while it starts (v8-tiering.ts says why).
+process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, onNodeServing: tuneV8Tiering });

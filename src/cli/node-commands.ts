@@ -179,6 +179,7 @@ async function runNode(flags: NodeFlags, context: CliContext): Promise<void> {
   const security = apiSecurity(settings);
   const signals = shutdownSignals();
   const node = await startNode(settings, logger, security);
+  context.io.onNodeServing();
   logger.info("serving", { api: `${node.apiScheme}://${node.apiAddress.host}:${node.apiAddress.port}`, peer: `${node.node.address().host}:${node.node.address().port}` });
   const fatal = new Promise<Error>((resolve) => node.node.onFatal(resolve));
   const outcome = await Promise.race([signals.first, fatal, joinFailure(node, settings, logger, security)]);

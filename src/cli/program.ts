@@ -84,7 +84,7 @@ function describeError(error: unknown): string {
 
 /** Runs the CLI with `argv` (user arguments only) and resolves with the process exit code. */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
-  const context: CliContext = { io: { stdout: io.stdout, stderr: io.stderr, stdin: io.stdin ?? process.stdin, fs: io.fs ?? new NodeFileSystem() }, exitCode: ExitCode.OK };
+  const context: CliContext = { io: { stdout: io.stdout, stderr: io.stderr, stdin: io.stdin ?? process.stdin, fs: io.fs ?? new NodeFileSystem(), onNodeServing: io.onNodeServing ?? (() => undefined) }, exitCode: ExitCode.OK };
   const program = buildProgram(context);
   try {
     await program.parseAsync(argv, { from: "user" });

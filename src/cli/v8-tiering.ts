@@ -11,10 +11,17 @@
  * it (the README's "The first seconds after start" has the measurements); settled
  * throughput was unchanged.
  *
- * Set from the CLI's entry point, before the rest of the program is loaded, so that every
- * function's budget is the new one; a budget given on the command line
- * (`node --interrupt-budget=N`) wins. A library embedding raftwal in its own process can
- * start Node with the same flag (README, "Embedding raftwal").
+ * Set once a node serves (the binary passes this as `onNodeServing`), not at the entry
+ * point: a budget lowered before the program loads makes V8 optimize code that runs only
+ * while the process starts (module loading, protobuf's reflection, opening the data
+ * directory), and on a machine whose cores the nodes share that compilation slows every
+ * node's start-up. Measured 2026-11-27 (3-node `raftwal cluster` processes on 2 cores,
+ * alternating): processes started → a leader known 2.05-2.67 s with the budget lowered once
+ * serving against 2.72-4.79 s with it lowered at the entry point; the first seconds of
+ * writes after that were the same within the noise. V8 reads the flag each time a
+ * function's budget runs out, so code loaded earlier takes the new budget too. A budget
+ * given on the command line (`node --interrupt-budget=N`) wins. A library embedding
+ * raftwal in its own process can start Node with the same flag (README, "Embedding raftwal").
  */
 import v8 from "node:v8";
 
