@@ -85,9 +85,7 @@ function buildTransport<Result>(options: RaftNodeOptions<Result>, core: RaftCore
     clusterId: options.clusterId,
     listen,
     peers: transportPeers(config, core.clusterConfigAt(core.appliedIndex()), options.id),
-    // A node no configuration names yet (a new member, or one whose damage took every
-    // configuration naming it) waits for a leader to reach it: any node of the cluster may connect.
-    joining: !isMember(config, options.id) && !config.removed.includes(options.id),
+    joining: waitsToBeAdded(config, options.id),
     backoff: { delayMsMax: redialDelayMsMax(options) },
     advertisedAddress: memberOf(config, options.id)?.peerAddress || ownMember.saved()?.peerAddress || formatAddress(listen),
     // Only a committed configuration's list of removed ids is final (ids are never reused).
@@ -124,6 +122,17 @@ export function memberAddress(config: ClusterConfig, id: number): PeerAddress | 
  */
 export function transportPeers(inForce: ClusterConfig, applied: ClusterConfig, selfId: number): Map<number, PeerAddress> {
   return new Map([...peerAddresses(applied, selfId), ...peerAddresses(inForce, selfId)]);
+}
+
+/**
+ * A node no configuration names yet waits for a leader to reach it, so any node of the
+ * cluster may connect to it (TransportOptions.joining): a new member, one whose damage
+ * took every configuration naming it, and a new member that installed a snapshot taken
+ * before it was added, whose configuration may not even name the leader sending it (the
+ * leader may have been added after that snapshot too).
+ */
+export function waitsToBeAdded(config: ClusterConfig, selfId: number): boolean {
+  return !isMember(config, selfId) && !config.removed.includes(selfId);
 }
 
 /** Every member but this node, with its peer address. */

@@ -127,7 +127,7 @@ export class InboundConnection {
       peerId = verifyHandshake(handshake, {
         clusterId: options.clusterId,
         nodeIds: options.peerIds,
-        acceptUnknown: options.acceptUnknownPeers(),
+        acceptUnknown: options.acceptUnknownPeers() && !(handshake !== undefined && options.isRemovedPeer(handshake.nodeId)),
         localNodeId: options.localNodeId,
       });
     } catch (error) {

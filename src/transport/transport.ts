@@ -63,9 +63,11 @@ export interface TcpTransportOptions {
    */
   peers: ReadonlyMap<number, PeerAddress>;
   /**
-   * This node has no configuration yet (it waits to be added): until the first setPeers,
-   * any node of the cluster may connect, and its address is learned from its handshake
-   * so that this node can answer its first leader.
+   * This node is in no configuration it knows: it waits to be added, or it has not yet
+   * received the entry that added it (a snapshot it installs may predate that entry, and
+   * even the leader's own addition). Until a setPeers says otherwise, any node of the
+   * cluster that was not removed may connect, and its address is learned from its
+   * handshake so that this node can answer the leader that is catching it up.
    */
   joining?: boolean;
   /** This node's peer address as others reach it ("host:port"), sent in every handshake. */
@@ -215,10 +217,11 @@ export class TcpTransport implements NodeTransport {
    * in it are closed and their queued messages dropped, and so are the connections they
    * dialled (their next dial is refused, saying why: a removed node learns so); a peer
    * whose address changed is dialled at the new one, new peers are dialled when first sent
-   * to, and handshakes from ids outside the set are refused from now on.
+   * to, and handshakes from ids outside the set are refused from now on, unless `joining`
+   * (TransportOptions.joining): then only removed ids are.
    */
-  setPeers(peers: ReadonlyMap<number, PeerAddress>): void {
-    this.#joining = false;
+  setPeers(peers: ReadonlyMap<number, PeerAddress>, joining = false): void {
+    this.#joining = joining;
     for (const id of [...this.#peers.keys()]) {
       if (peers.has(id)) continue;
       this.#peers.delete(id);

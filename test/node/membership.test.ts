@@ -100,6 +100,31 @@ describe("starting a node: new, join or existing", () => {
     expect(await leader.node.propose(encode(12))).toBe(42);
   });
 
+  it("a new member whose first snapshot predates the leader's own addition still accepts that leader and catches up", async () => {
+    // Seen in a torture run: the new node installed the leader's snapshot, whose configuration
+    // named neither the new node nor the leader (added after it), and then refused the leader
+    // at every handshake as an unknown peer, stuck at the snapshot's index for good.
+    const { dir, base, nodes } = await founding(3);
+    const first = leaderOf(nodes)!;
+    for (let i = 1; i <= 22; i++) await first.node.propose(encode(1));
+    await until("every founder to snapshot (every 20 entries)", () => nodes.every((n) => n.node.status().snapshotIndex >= 20));
+    const fourth = await start(4, dir, { initialClusterState: "join", listen: { host: "127.0.0.1", port: base + 3 } });
+    await first.node.addLearner({ id: 4, peerAddress: `127.0.0.1:${base + 3}` });
+    const fourthAddedAt = first.node.members().index;
+    await until("node 4 to catch up", () => fourth.counter.value === 22);
+    await first.node.promote(4);
+    first.node.transferLeadership(4);
+    await until("node 4 to lead", () => leaderOf([...nodes, fourth]) === fourth);
+    // Node 4's newest snapshot is the one it installed: older than its own addition.
+    expect(fourth.node.status().snapshotIndex).toBeLessThan(fourthAddedAt);
+    const fifth = await start(5, dir, { initialClusterState: "join", listen: { host: "127.0.0.1", port: base + 4 } });
+    await fourth.node.addLearner({ id: 5, peerAddress: `127.0.0.1:${base + 4}` });
+    await until("node 5 to catch up past the snapshot", () => fifth.counter.value === 22 && fifth.node.members().members.some((m) => m.id === 5));
+    expect(fifth.node.status().snapshotIndex).toBeLessThan(fourthAddedAt);
+    expect(await fourth.node.propose(encode(3))).toBe(25);
+    await until("node 5 to apply the write", () => fifth.counter.value === 25);
+  });
+
   it("a member removed while it runs applies its removal and stops", async () => {
     const { nodes } = await founding(3);
     const leader = leaderOf(nodes)!;

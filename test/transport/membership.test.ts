@@ -1,8 +1,8 @@
 /**
  * The transport follows the cluster's configuration: setPeers adds and drops links, a
  * node outside the peer set is refused at the handshake with the reason on both ends
- * (and told when it was removed), and a node with no configuration yet accepts its first
- * leader and answers it at the address the leader's handshake carries.
+ * (and told when it was removed), and a node with no configuration yet (or none naming
+ * it) accepts its first leader and answers it at the address the leader's handshake carries.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { CLUSTER_ID, heartbeat, Inbox, LOCALHOST, recordingLogger, Resources, startCluster, waitUntil } from "./helpers.js";
@@ -58,6 +58,30 @@ describe("the peer set follows the configuration", () => {
     two.transport.setPeers(new Map([[1, one.transport.address()], [3, three.transport.address()]]));
     one.transport.send([heartbeat(1, 2, 6)]);
     await two.inbox.waitFor(1, (m) => m.term === 6);
+  });
+
+  it("setPeers with joining (this node is in no configuration it knows) still accepts any node of the cluster but a removed one", async () => {
+    const [one, two, three] = await startCluster(resources, 3);
+    // Node 2 installed a snapshot whose configuration names only node 3: node 1 may be the
+    // leader catching it up (added after that snapshot), so it must still get through.
+    two.transport.setPeers(new Map([[3, three.transport.address()]]), true);
+    one.transport.send([heartbeat(1, 2, 4)]);
+    await two.inbox.waitFor(1, (m) => m.term === 4);
+    // A removed id is refused all the same.
+    two.transport.setRemovedPeerCheck((id) => id === 1);
+    const refusals: Array<{ peer: number; refusal: string; removed: boolean }> = [];
+    one.transport.onRefused((peer, refusal, removed) => refusals.push({ peer, refusal, removed }));
+    one.transport.setPeers(new Map([[2, { ...two.transport.address(), host: "localhost" }]]));
+    one.transport.send([heartbeat(1, 2, 5)]);
+    await waitUntil("node 1 to hear its refusal", () => refusals.length > 0);
+    expect(refusals[0]).toMatchObject({ peer: 2, refusal: "node 1 was removed from the cluster", removed: true });
+    // Once a configuration names node 2 (setPeers without joining), unknown ids are refused again.
+    two.transport.setRemovedPeerCheck(() => false);
+    two.transport.setPeers(new Map([[3, three.transport.address()]]));
+    one.transport.setPeers(new Map([[2, two.transport.address()]]));
+    one.transport.send([heartbeat(1, 2, 6)]);
+    await waitUntil("node 1 to be refused as unknown", () => refusals.some((r) => r.refusal.includes("unknown node id 1")));
+    expect(two.inbox.count((m) => m.term === 5 || m.term === 6)).toBe(0);
   });
 
   it("a node with no configuration yet accepts its first leader and answers at the address from the handshake", async () => {
