@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 /** The `raftwal` binary: a thin shell around runCli (program.ts), which tests call in-process. */
+import { runCli } from "./program.js";
 import { tuneV8Tiering } from "./v8-tiering.js";
-
-const { runCli } = await import("./program.js");
 
 // `raftwal wal dump DIR | head`: the reader went away; stop quietly instead of a stack trace.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
