@@ -129,7 +129,10 @@ export function transportPeers(inForce: ClusterConfig, applied: ClusterConfig, s
  * cluster may connect to it (TransportOptions.joining): a new member, one whose damage
  * took every configuration naming it, and a new member that installed a snapshot taken
  * before it was added, whose configuration may not even name the leader sending it (the
- * leader may have been added after that snapshot too).
+ * leader may have been added after that snapshot too). Thesis 4.1: a server accepts
+ * AppendEntries from a leader that is not in its latest configuration, or a new server could
+ * never be added. (A member that names itself still refuses ids no configuration of its own
+ * names: the closing note of 2026-11-27 says where that falls short of the same rule.)
  */
 export function waitsToBeAdded(config: ClusterConfig, selfId: number): boolean {
   return !isMember(config, selfId) && !config.removed.includes(selfId);
