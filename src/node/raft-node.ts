@@ -56,7 +56,7 @@ import { PendingReads } from "./pending-reads.js";
 import type { StateMachine } from "./state-machine.js";
 import { storageUsage, type StorageUsage } from "./storage-usage.js";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
-import { memberAddress, openNodeParts, transportPeers, waitsToBeAdded } from "./startup.js";
+import { memberAddress, openNodeParts, transportPeers } from "./startup.js";
 import type { OwnMember } from "./own-member.js";
 
 /** Bytes a WAL record adds to an entry's data (record header, protobuf framing, padding): an estimate for the policy. */
@@ -410,8 +410,7 @@ export class RaftNode<Result = unknown> {
 
   /** The transport's peers: the members in force and those of the applied configuration (startup.ts, transportPeers). */
   private updatePeers(): void {
-    const inForce = this.core.clusterConfig().config;
-    this.transport.setPeers(transportPeers(inForce, this.appliedConfig, this.options.id), waitsToBeAdded(inForce, this.options.id));
+    this.transport.setPeers(transportPeers(this.core.clusterConfig().config, this.appliedConfig, this.options.id));
   }
 
   /** A committed configuration was applied: membership requests waiting for it complete; members it removed are dropped. */

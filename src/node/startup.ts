@@ -9,7 +9,7 @@
 import { randomInt } from "node:crypto";
 import { RaftwalError, RaftwalErrorCode } from "../raft/errors.js";
 import type { ClusterConfig } from "../proto/schema.js";
-import { isMember, memberOf } from "../raft/cluster-config.js";
+import { memberOf } from "../raft/cluster-config.js";
 import { createRaft } from "../raft/index.js";
 import type { RaftCore } from "../raft/types.js";
 import { seededRandom } from "../rng.js";
@@ -85,7 +85,6 @@ function buildTransport<Result>(options: RaftNodeOptions<Result>, core: RaftCore
     clusterId: options.clusterId,
     listen,
     peers: transportPeers(config, core.clusterConfigAt(core.appliedIndex()), options.id),
-    joining: waitsToBeAdded(config, options.id),
     backoff: { delayMsMax: redialDelayMsMax(options) },
     advertisedAddress: memberOf(config, options.id)?.peerAddress || ownMember.saved()?.peerAddress || formatAddress(listen),
     // Only a committed configuration's list of removed ids is final (ids are never reused).
@@ -122,20 +121,6 @@ export function memberAddress(config: ClusterConfig, id: number): PeerAddress | 
  */
 export function transportPeers(inForce: ClusterConfig, applied: ClusterConfig, selfId: number): Map<number, PeerAddress> {
   return new Map([...peerAddresses(applied, selfId), ...peerAddresses(inForce, selfId)]);
-}
-
-/**
- * A node no configuration names yet waits for a leader to reach it, so any node of the
- * cluster may connect to it (TransportOptions.joining): a new member, one whose damage
- * took every configuration naming it, and a new member that installed a snapshot taken
- * before it was added, whose configuration may not even name the leader sending it (the
- * leader may have been added after that snapshot too). Thesis 4.1: a server accepts
- * AppendEntries from a leader that is not in its latest configuration, or a new server could
- * never be added. (A member that names itself still refuses ids no configuration of its own
- * names: the closing note of 2026-11-27 says where that falls short of the same rule.)
- */
-export function waitsToBeAdded(config: ClusterConfig, selfId: number): boolean {
-  return !isMember(config, selfId) && !config.removed.includes(selfId);
 }
 
 /** Every member but this node, with its peer address. */

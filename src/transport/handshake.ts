@@ -45,7 +45,7 @@ export interface HandshakeExpectation {
   clusterId: string;
   /** Node ids allowed on the other end. */
   nodeIds: ReadonlySet<number> | readonly number[];
-  /** Also accept a node id outside `nodeIds` but this node's own (a node with no configuration yet). */
+  /** Also accept a node id outside `nodeIds` but this node's own (an acceptor does, for any id not removed: thesis 4.1). */
   acceptUnknown?: boolean;
   localNodeId?: number;
 }

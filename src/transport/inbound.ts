@@ -29,10 +29,8 @@ import { KEEPALIVE_INITIAL_DELAY_MS, remoteOf } from "./tls.js";
 export interface InboundOptions {
   localNodeId: number;
   clusterId: string;
-  /** Node ids allowed to connect. */
+  /** This node's peers; any other node of the cluster that was not removed is accepted too (thesis 4.1, TransportOptions.peers). */
   peerIds: ReadonlySet<number>;
-  /** Whether a node id outside `peerIds` is accepted now (this node has no configuration yet). */
-  acceptUnknownPeers: () => boolean;
   /** An accepted node outside `peerIds` told where it listens. */
   learnPeer: (id: number, peerAddress: string) => void;
   /** Whether `id` was removed from the cluster (the refusal says so, and the dialler may stop). */
@@ -127,7 +125,7 @@ export class InboundConnection {
       peerId = verifyHandshake(handshake, {
         clusterId: options.clusterId,
         nodeIds: options.peerIds,
-        acceptUnknown: options.acceptUnknownPeers() && !(handshake !== undefined && options.isRemovedPeer(handshake.nodeId)),
+        acceptUnknown: !(handshake !== undefined && options.isRemovedPeer(handshake.nodeId)),
         localNodeId: options.localNodeId,
       });
     } catch (error) {

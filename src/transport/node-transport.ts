@@ -36,11 +36,10 @@ export interface NodeTransport {
   onSnapshotDropped(handler: PeerHandler): () => void;
   /**
    * Replaces the set of peers (the cluster's configuration changed): connects to new
-   * members when first sent to, drops links to removed ones, refuses handshakes of ids
-   * outside the set, unless `joining` (this node is in none of the configurations it
-   * knows, see TransportOptions.joining): then any node of the cluster may connect.
+   * members when first sent to, drops links to ones no longer in it; handshakes of removed
+   * ids are refused (TransportOptions.peers says why other ids outside the set are not).
    */
-  setPeers(peers: ReadonlyMap<number, PeerAddress>, joining?: boolean): void;
+  setPeers(peers: ReadonlyMap<number, PeerAddress>): void;
   /** Registers a handler told when a peer refused this node's handshake. */
   onRefused(handler: RefusedHandler): () => void;
   /** Counters for the node's metrics. */

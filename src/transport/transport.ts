@@ -58,18 +58,16 @@ export interface TcpTransportOptions {
   listen: PeerAddress;
   /**
    * Every other member: id -> where to dial it. An entry for this node's own id is ignored.
-   * Only these ids may connect (see `joining`). `setPeers` replaces the set when the
-   * cluster's configuration changes.
+   * `setPeers` replaces the set when the cluster's configuration changes. Any node of the
+   * cluster that was not removed may connect, in the set or not, and the address of one
+   * outside it is learned from its handshake so that this node can answer it. Thesis 4.1:
+   * servers process RPCs without consulting their configurations; a node behind the
+   * cluster's configuration (a new member whose snapshot predates its own addition, a
+   * voter that was down while a node was added) must accept that node as its leader and
+   * vote for it as a candidate, or it never catches up and a majority may be unable to
+   * elect anyone.
    */
   peers: ReadonlyMap<number, PeerAddress>;
-  /**
-   * This node is in no configuration it knows: it waits to be added, or it has not yet
-   * received the entry that added it (a snapshot it installs may predate that entry, and
-   * even the leader's own addition). Until a setPeers says otherwise, any node of the
-   * cluster that was not removed may connect, and its address is learned from its
-   * handshake so that this node can answer the leader that is catching it up.
-   */
-  joining?: boolean;
   /** This node's peer address as others reach it ("host:port"), sent in every handshake. */
   advertisedAddress?: string;
   /** Whether a node id was removed from the cluster: its handshake is refused saying so. */
@@ -101,7 +99,6 @@ export class TcpTransport implements NodeTransport {
   /** The ids of #peers, shared with every inbound connection (it sees changes at once). */
   readonly #peerIds = new Set<number>();
   readonly #advertisedAddress: string;
-  #joining: boolean;
   #isRemovedPeer: (id: number) => boolean;
   readonly #frameBodyBytesMax: number;
   readonly #queueMessagesMax: number;
@@ -142,7 +139,6 @@ export class TcpTransport implements NodeTransport {
     }
     for (const id of this.#peers.keys()) this.#peerIds.add(id);
     this.#advertisedAddress = options.advertisedAddress ?? "";
-    this.#joining = options.joining ?? false;
     this.#isRemovedPeer = options.isRemovedPeer ?? (() => false);
     this.#frameBodyBytesMax = options.frameBodyBytesMax ?? FRAME_BODY_BYTES_MAX_DEFAULT;
     requireInteger("frameBodyBytesMax", this.#frameBodyBytesMax, 64, FRAME_BODY_BYTES_MAX_LIMIT);
@@ -217,11 +213,9 @@ export class TcpTransport implements NodeTransport {
    * in it are closed and their queued messages dropped, and so are the connections they
    * dialled (their next dial is refused, saying why: a removed node learns so); a peer
    * whose address changed is dialled at the new one, new peers are dialled when first sent
-   * to, and handshakes from ids outside the set are refused from now on, unless `joining`
-   * (TransportOptions.joining): then only removed ids are.
+   * to (ids outside it may still connect: see TransportOptions.peers; removed ones may not).
    */
-  setPeers(peers: ReadonlyMap<number, PeerAddress>, joining = false): void {
-    this.#joining = joining;
+  setPeers(peers: ReadonlyMap<number, PeerAddress>): void {
     for (const id of [...this.#peers.keys()]) {
       if (peers.has(id)) continue;
       this.#peers.delete(id);
@@ -393,7 +387,6 @@ export class TcpTransport implements NodeTransport {
       localNodeId: this.#nodeId,
       clusterId: this.#clusterId,
       peerIds: this.#peerIds,
-      acceptUnknownPeers: () => this.#joining,
       learnPeer: (id, peerAddress) => this.#learnPeer(id, peerAddress),
       isRemovedPeer: (id) => this.#isRemovedPeer(id),
       frameBodyBytesMax: this.#frameBodyBytesMax,
@@ -407,7 +400,7 @@ export class TcpTransport implements NodeTransport {
     this.#inbound.add(connection);
   }
 
-  /** A node with no configuration yet was contacted by `id` (its first leader): answer it there. */
+  /** A node outside the peer set connected (its leader, a candidate: TransportOptions.peers): answer it there. */
   #learnPeer(id: number, peerAddress: string): void {
     const match = /^(.+):(\d{1,5})$/.exec(peerAddress);
     if (!match || this.#peers.has(id)) return;

@@ -1,8 +1,9 @@
 /**
  * Membership in the node runtime, in-process on 127.0.0.1 with real TCP and disk:
  * bootstrap versus join versus an existing member, the replace workflow (add a learner,
- * let it catch up, promote it, remove the dead member), the removed node stopping, a
- * node outside the configuration refused at the handshake with a reason on both ends, and
+ * let it catch up, promote it, remove the dead member), nodes behind the configuration
+ * accepting a leader it does not name (thesis 4.1), the removed node stopping and being
+ * refused at the handshake with a reason on both ends, and
  * a leader removing itself (its followers keep it as a peer until the change commits).
  */
 import { mkdtemp, rm } from "node:fs/promises";
@@ -123,6 +124,35 @@ describe("starting a node: new, join or existing", () => {
     expect(fifth.node.status().snapshotIndex).toBeLessThan(fourthAddedAt);
     expect(await fourth.node.propose(encode(3))).toBe(25);
     await until("node 5 to apply the write", () => fifth.counter.value === 25);
+  });
+
+  it("a voter that was down while a node was added and became leader accepts it as leader when it comes back (thesis 4.1)", async () => {
+    const { dir, base, nodes } = await founding(3);
+    const first = leaderOf(nodes)!;
+    for (let i = 1; i <= 5; i++) await first.node.propose(encode(1));
+    const stale = nodes.find((n) => n !== first)!;
+    await stale.node.close();
+    running.splice(running.indexOf(stale), 1);
+    const fourth = await start(4, dir, { initialClusterState: "join", listen: { host: "127.0.0.1", port: base + 3 } });
+    await first.node.addLearner({ id: 4, peerAddress: `127.0.0.1:${base + 3}` });
+    await until("node 4 to catch up", () => fourth.counter.value === 5);
+    await first.node.promote(4);
+    first.node.transferLeadership(4);
+    const live = nodes.filter((n) => n !== stale).concat([fourth]);
+    await until("node 4 to lead", () => leaderOf(live) === fourth);
+    expect(await fourth.node.propose(encode(3))).toBe(8);
+    // The old leader leaves (the replaced node), and with it the appends it queued for the
+    // voter that was down, which would otherwise tell that voter about node 4.
+    const firstStopped = new Promise<Error>((resolve) => first.node.onFatal(resolve));
+    await fourth.node.removeMember(first.id);
+    expect(await firstStopped).toMatchObject({ code: "NODE_ERR_REMOVED" });
+    const survivors = live.filter((n) => n !== first);
+    // Its log names voters 1, 2, 3 only: the leader is a node no configuration of its own names.
+    const back = await start(stale.id, dir, {});
+    expect(back.node.members().members.map((m) => m.id)).not.toContain(4);
+    await until("the voter to catch up from node 4", () => back.counter.value === 8);
+    expect(back.node.members().members.map((m) => m.id).sort()).toEqual([stale.id, ...survivors.map((n) => n.id)].sort());
+    expect(leaderOf([...survivors, back])).toBe(fourth);
   });
 
   it("a member removed while it runs applies its removal and stops", async () => {

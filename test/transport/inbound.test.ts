@@ -53,8 +53,8 @@ describe("inbound handshake and frame checks", () => {
 
   it.each([
     ["a wrong cluster id", { clusterId: "other-cluster" }, "cluster id mismatch"],
-    ["an unknown node id", { nodeId: 9 }, "unknown node id 9"],
     ["its own node id", { nodeId: 1 }, "unknown node id 1"],
+    ["node id 0", { nodeId: 0 }, "unknown node id 0"],
     ["a protocol version mismatch", { protocolVersion: PROTOCOL_VERSION + 1 }, "protocol version mismatch"],
   ])("refuses a connection whose handshake has %s, delivers nothing from it, keeps serving", async (_name, overrides, reason) => {
     const { server, good } = await setUp();
@@ -63,6 +63,22 @@ describe("inbound handshake and frame checks", () => {
     const bytes = [Buffer.concat([handshakeFrame(overrides), encodeFrame({ message: heartbeat(2, 1) })])];
     await expectRejected(server, client, bytes, TransportErrorCode.HANDSHAKE, reason);
     await expectStillServing(server, good);
+  });
+
+  it("accepts a node id outside its peer set (thesis 4.1: a leader or candidate it has not heard of yet), not a removed one", async () => {
+    const { server, good } = await setUp();
+    const outsider = await connectRaw(resources, server.transport.address());
+    outsider.socket.write(Buffer.concat([handshakeFrame({ nodeId: 9 }), encodeFrame({ message: heartbeat(9, 1, 7) })]));
+    await server.inbox.waitFor(1);
+    expect(server.inbox.messages[0]).toMatchObject({ from: 9, term: 7 });
+    server.transport.setRemovedPeerCheck((id) => id === 8);
+    const removed = await connectRaw(resources, server.transport.address());
+    removed.socket.write(Buffer.concat([handshakeFrame({ nodeId: 8 }), encodeFrame({ message: heartbeat(8, 1) })]));
+    await removed.closed;
+    expect(removed.frames.map((frame) => frame.handshake?.refusal)).toEqual(["node 8 was removed from the cluster"]);
+    good.transport.send([heartbeat(2, 1, 42)]);
+    await server.inbox.waitFor(2);
+    expect(server.inbox.messages.map((m) => m.from)).toEqual([9, 2]);
   });
 
   it("closes a connection whose first frame is a message", async () => {

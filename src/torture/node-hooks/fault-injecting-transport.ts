@@ -72,8 +72,8 @@ export class FaultInjectingTransport implements NodeTransport {
     return this.inner.onSnapshotDropped(handler);
   }
 
-  setPeers(peers: ReadonlyMap<number, PeerAddress>, joining?: boolean): void {
-    this.inner.setPeers(peers, joining);
+  setPeers(peers: ReadonlyMap<number, PeerAddress>): void {
+    this.inner.setPeers(peers);
   }
 
   onRefused(handler: RefusedHandler): () => void {
