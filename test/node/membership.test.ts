@@ -60,6 +60,14 @@ async function founding(count: number): Promise<{ dir: string; base: number; pee
 
 const encode = (n: number) => new TextEncoder().encode(String(n));
 
+/** Starts node `id` as a joining member on port base + id - 1 and has `leader` add it as a learner; resolves with the node and the configuration index of its addition. */
+async function joinAsLearner(leader: Started, id: number, dir: string, base: number): Promise<{ joined: Started; addedAt: number }> {
+  const port = base + id - 1;
+  const joined = await start(id, dir, { initialClusterState: "join", listen: { host: "127.0.0.1", port } });
+  const view = await leader.node.addLearner({ id, peerAddress: `127.0.0.1:${port}` });
+  return { joined, addedAt: view.index };
+}
+
 describe("starting a node: new, join or existing", () => {
   it("a founded cluster restarts from its log alone; an empty directory of an existing member is refused", async () => {
     const { dir, nodes } = await founding(3);
@@ -109,17 +117,14 @@ describe("starting a node: new, join or existing", () => {
     const first = leaderOf(nodes)!;
     for (let i = 1; i <= 22; i++) await first.node.propose(encode(1));
     await until("every founder to snapshot (every 20 entries)", () => nodes.every((n) => n.node.status().snapshotIndex >= 20));
-    const fourth = await start(4, dir, { initialClusterState: "join", listen: { host: "127.0.0.1", port: base + 3 } });
-    await first.node.addLearner({ id: 4, peerAddress: `127.0.0.1:${base + 3}` });
-    const fourthAddedAt = first.node.members().index;
+    const { joined: fourth, addedAt: fourthAddedAt } = await joinAsLearner(first, 4, dir, base);
     await until("node 4 to catch up", () => fourth.counter.value === 22);
     await first.node.promote(4);
     first.node.transferLeadership(4);
     await until("node 4 to lead", () => leaderOf([...nodes, fourth]) === fourth);
     // Node 4's newest snapshot is the one it installed: older than its own addition.
     expect(fourth.node.status().snapshotIndex).toBeLessThan(fourthAddedAt);
-    const fifth = await start(5, dir, { initialClusterState: "join", listen: { host: "127.0.0.1", port: base + 4 } });
-    await fourth.node.addLearner({ id: 5, peerAddress: `127.0.0.1:${base + 4}` });
+    const { joined: fifth } = await joinAsLearner(fourth, 5, dir, base);
     await until("node 5 to catch up past the snapshot", () => fifth.counter.value === 22 && fifth.node.members().members.some((m) => m.id === 5));
     expect(fifth.node.status().snapshotIndex).toBeLessThan(fourthAddedAt);
     expect(await fourth.node.propose(encode(3))).toBe(25);
@@ -133,8 +138,7 @@ describe("starting a node: new, join or existing", () => {
     const stale = nodes.find((n) => n !== first)!;
     await stale.node.close();
     running.splice(running.indexOf(stale), 1);
-    const fourth = await start(4, dir, { initialClusterState: "join", listen: { host: "127.0.0.1", port: base + 3 } });
-    await first.node.addLearner({ id: 4, peerAddress: `127.0.0.1:${base + 3}` });
+    const { joined: fourth } = await joinAsLearner(first, 4, dir, base);
     await until("node 4 to catch up", () => fourth.counter.value === 5);
     await first.node.promote(4);
     first.node.transferLeadership(4);
