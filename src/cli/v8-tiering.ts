@@ -15,10 +15,11 @@
  * point: a budget lowered before the program loads makes V8 optimize code that runs only
  * while the process starts (module loading, protobuf's reflection, opening the data
  * directory), and on a machine whose cores the nodes share that compilation slows every
- * node's start-up. Measured 2026-11-27 (3-node `raftwal cluster` processes on 2 cores,
- * alternating): processes started → a leader known 2.05-2.67 s with the budget lowered once
- * serving against 2.72-4.79 s with it lowered at the entry point; the first seconds of
- * writes after that were the same within the noise. V8 reads the flag each time a
+ * node's start-up. Measured 2026-11-27 (8 alternating pairs of fresh 3-node clusters as
+ * `raftwal cluster` runs them, 2 cores): processes started → a leader known 1.82-2.55 s
+ * (median 2.24) with the budget lowered once serving against 2.49-3.22 s (median 2.87) with
+ * it lowered at the entry point; one client's puts in the first 3 s after that were the
+ * same within the noise (per-pair ratio median 1.05). V8 reads the flag each time a
  * function's budget runs out, so code loaded earlier takes the new budget too. A budget
  * given on the command line (`node --interrupt-budget=N`) wins. A library embedding
  * raftwal in its own process can start Node with the same flag (README, "Embedding raftwal").

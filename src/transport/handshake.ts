@@ -43,10 +43,14 @@ export function refusalHandshake(clusterId: string, nodeId: number, refusal: str
 
 export interface HandshakeExpectation {
   clusterId: string;
-  /** Node ids allowed on the other end. */
+  /** Node ids expected on the other end (a dialler: exactly the one it dialled). */
   nodeIds: ReadonlySet<number> | readonly number[];
-  /** Also accept a node id outside `nodeIds` but this node's own (an acceptor does, for any id not removed: thesis 4.1). */
-  acceptUnknown?: boolean;
+  /**
+   * Whether a node id outside `nodeIds` is accepted too (never 0 nor `localNodeId`). An
+   * acceptor accepts every id not removed from the cluster: Raft thesis 4.1, servers
+   * process RPCs without consulting their configurations (TcpTransportOptions.peers).
+   */
+  acceptsOutsider?: (nodeId: number) => boolean;
   localNodeId?: number;
 }
 
@@ -75,9 +79,9 @@ export function verifyHandshake(handshake: Handshake | undefined, expected: Hand
   }
   const allowed = expected.nodeIds;
   const known = "has" in allowed ? allowed.has(handshake.nodeId) : allowed.includes(handshake.nodeId);
-  const acceptable = known || (expected.acceptUnknown === true && handshake.nodeId > 0 && handshake.nodeId !== expected.localNodeId);
-  if (!acceptable) {
-    throw new TransportError(TransportErrorCode.HANDSHAKE, `unknown node id ${handshake.nodeId}: not a member of this node's cluster configuration`);
-  }
-  return handshake.nodeId;
+  const id = handshake.nodeId;
+  const outsider = expected.acceptsOutsider;
+  if (known || (outsider !== undefined && id > 0 && id !== expected.localNodeId && outsider(id))) return id;
+  const why = outsider === undefined ? "not the node expected" : id === expected.localNodeId ? "this node's own id" : id > 0 ? "removed from the cluster" : "not a node id";
+  throw new TransportError(TransportErrorCode.HANDSHAKE, `unknown node id ${id}: ${why}`);
 }

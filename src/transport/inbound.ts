@@ -125,7 +125,7 @@ export class InboundConnection {
       peerId = verifyHandshake(handshake, {
         clusterId: options.clusterId,
         nodeIds: options.peerIds,
-        acceptUnknown: !(handshake !== undefined && options.isRemovedPeer(handshake.nodeId)),
+        acceptsOutsider: (id) => !options.isRemovedPeer(id),
         localNodeId: options.localNodeId,
       });
     } catch (error) {

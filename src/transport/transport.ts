@@ -230,7 +230,7 @@ export class TcpTransport implements NodeTransport {
       this.#peerIds.add(id);
       if (previous && (previous.host !== address.host || previous.port !== address.port)) this.#closeLinks(id);
     }
-    if (this.#server) this.#server.maxConnections = this.#maxConnections();
+    this.#resizeInbound();
   }
 
   /** Tells the host how this node learns who counts as removed (for refusals). */
@@ -330,6 +330,11 @@ export class TcpTransport implements NodeTransport {
     this.#logger.info("transport closed", {});
   }
 
+  /** Inbound connections the server admits: a few per peer (learned ones included) and a spare. */
+  #resizeInbound(): void {
+    if (this.#server) this.#server.maxConnections = this.#maxConnections();
+  }
+
   #maxConnections(): number {
     return this.#peers.size * INBOUND_CONNECTIONS_PER_PEER_MAX + INBOUND_CONNECTIONS_SPARE;
   }
@@ -406,6 +411,7 @@ export class TcpTransport implements NodeTransport {
     if (!match || this.#peers.has(id)) return;
     this.#peers.set(id, { host: match[1].replace(/^\[(.*)\]$/, "$1"), port: Number(match[2]) });
     this.#peerIds.add(id);
+    this.#resizeInbound();
     this.#logger.info("learned a peer's address from its handshake", { peer: id, address: peerAddress });
   }
 

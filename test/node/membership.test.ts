@@ -60,6 +60,12 @@ async function founding(count: number): Promise<{ dir: string; base: number; pee
 
 const encode = (n: number) => new TextEncoder().encode(String(n));
 
+/** Closes a running node (its data directory stays, for a restart) and stops tracking it. */
+async function stopNode(started: Started): Promise<void> {
+  await started.node.close();
+  running.splice(running.indexOf(started), 1);
+}
+
 /** Starts node `id` as a joining member on port base + id - 1 and has `leader` add it as a learner; resolves with the node and the configuration index of its addition. */
 async function joinAsLearner(leader: Started, id: number, dir: string, base: number): Promise<{ joined: Started; addedAt: number }> {
   const port = base + id - 1;
@@ -75,8 +81,7 @@ describe("starting a node: new, join or existing", () => {
     expect(await leader.node.propose(encode(5))).toBe(5);
     expect(leader.node.members().members.map((m) => [m.id, m.role])).toEqual([[1, "voter"], [2, "voter"], [3, "voter"]]);
     const follower = nodes.find((n) => n !== leader)!;
-    await follower.node.close();
-    running.splice(running.indexOf(follower), 1);
+    await stopNode(follower);
     // No peers, no mode: the log holds the configuration.
     const again = await start(follower.id, dir, {});
     await until("the restarted node to apply the write", () => again.counter.value === 5);
@@ -89,8 +94,7 @@ describe("starting a node: new, join or existing", () => {
     let leader = leaderOf(nodes)!;
     for (let i = 1; i <= 30; i++) await leader.node.propose(encode(1));
     const dead = nodes.find((n) => n !== leader)!;
-    await dead.node.close();
-    running.splice(running.indexOf(dead), 1);
+    await stopNode(dead);
     const fresh = await start(4, dir, { initialClusterState: "join", listen: { host: "127.0.0.1", port: base + 3 } });
     expect(fresh.node.status()).toMatchObject({ voter: false, role: "follower" });
     await leader.node.addLearner({ id: 4, peerAddress: `127.0.0.1:${base + 3}` });
@@ -103,8 +107,7 @@ describe("starting a node: new, join or existing", () => {
     expect(view.committed).toBe(true);
     // The cluster now survives losing the old leader: {4, the other} are a majority of 3.
     const other = nodes.find((n) => n !== leader && n !== dead)!;
-    await leader.node.close();
-    running.splice(running.indexOf(leader), 1);
+    await stopNode(leader);
     leader = await until("a new leader among the survivors", () => leaderOf([other, fresh]));
     expect(await leader.node.propose(encode(12))).toBe(42);
   });
@@ -136,8 +139,7 @@ describe("starting a node: new, join or existing", () => {
     const first = leaderOf(nodes)!;
     for (let i = 1; i <= 5; i++) await first.node.propose(encode(1));
     const stale = nodes.find((n) => n !== first)!;
-    await stale.node.close();
-    running.splice(running.indexOf(stale), 1);
+    await stopNode(stale);
     const { joined: fourth } = await joinAsLearner(first, 4, dir, base);
     await until("node 4 to catch up", () => fourth.counter.value === 5);
     await first.node.promote(4);
@@ -174,8 +176,7 @@ describe("starting a node: new, join or existing", () => {
     const { dir, nodes } = await founding(3);
     const leader = leaderOf(nodes)!;
     const victim = nodes.find((n) => n !== leader)!;
-    await victim.node.close();
-    running.splice(running.indexOf(victim), 1);
+    await stopNode(victim);
     await leader.node.removeMember(victim.id);
     // Its log never got the removal: it still thinks it is a voter, campaigns, and dials the others.
     const back = await start(victim.id, dir, {});

@@ -6,10 +6,34 @@
  * first leader and answers it at the address the leader's handshake carries.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { CLUSTER_ID, heartbeat, Inbox, LOCALHOST, recordingLogger, Resources, startCluster, waitUntil } from "./helpers.js";
+import { CLUSTER_ID, heartbeat, Inbox, LOCALHOST, recordingLogger, Resources, startCluster, waitUntil, type ClusterNode } from "./helpers.js";
 
 const resources = new Resources();
 afterEach(() => resources.closeAll());
+
+type Refusal = { peer: number; refusal: string; removed: boolean };
+
+/** Every refusal `node` hears from now on, in order. */
+function recordRefusals(node: ClusterNode): Refusal[] {
+  const refusals: Refusal[] = [];
+  node.transport.onRefused((peer, refusal, removed) => refusals.push({ peer, refusal, removed }));
+  return refusals;
+}
+
+/**
+ * Node 2 counts node 1 as removed; node 1 dials it again (a changed address entry forces a
+ * new connection) with a message of `term`: node 1 hears it was removed, and nothing of
+ * that connection reaches node 2.
+ */
+async function expectRedialRefusedAsRemoved(one: ClusterNode, two: ClusterNode, term: number): Promise<void> {
+  two.transport.setRemovedPeerCheck((id) => id === 1);
+  const refusals = recordRefusals(one);
+  one.transport.setPeers(new Map([[2, { ...two.transport.address(), host: "localhost" }]]));
+  one.transport.send([heartbeat(1, 2, term)]);
+  await waitUntil("node 1 to hear its refusal", () => refusals.length > 0);
+  expect(refusals[0]).toMatchObject({ peer: 2, refusal: "node 1 was removed from the cluster", removed: true });
+  expect(two.inbox.count((m) => m.term === term)).toBe(0);
+}
 
 describe("the peer set follows the configuration", () => {
   it("refuses a node dropped from the peer set, and the refused node hears why (and that it was removed)", async () => {
@@ -18,15 +42,7 @@ describe("the peer set follows the configuration", () => {
     await two.inbox.waitFor(1);
     // Node 2's configuration drops node 1 and lists it as removed.
     two.transport.setPeers(new Map());
-    two.transport.setRemovedPeerCheck((id) => id === 1);
-    const refusals: Array<{ peer: number; refusal: string; removed: boolean }> = [];
-    one.transport.onRefused((peer, refusal, removed) => refusals.push({ peer, refusal, removed }));
-    // Node 1's existing link is to the old connection; force a new dial by a new peer address entry.
-    one.transport.setPeers(new Map([[2, { ...two.transport.address(), host: "localhost" }]]));
-    one.transport.send([heartbeat(1, 2, 7)]);
-    await waitUntil("node 1 to hear its refusal", () => refusals.length > 0);
-    expect(refusals[0]).toMatchObject({ peer: 2, refusal: "node 1 was removed from the cluster", removed: true });
-    expect(two.inbox.count((m) => m.term === 7)).toBe(0);
+    await expectRedialRefusedAsRemoved(one, two, 7);
     await waitUntil("node 2's log line", () => two.logger.lines.some((l) => l.message === "peer connection rejected"));
     expect(two.logger.lines.find((l) => l.message === "peer connection rejected")?.fields.reason).toContain("unknown node id 1");
   });
@@ -35,8 +51,7 @@ describe("the peer set follows the configuration", () => {
     const [one, two] = await startCluster(resources, 2);
     one.transport.send([heartbeat(1, 2)]);
     await two.inbox.waitFor(1);
-    const refusals: Array<{ peer: number; refusal: string; removed: boolean }> = [];
-    one.transport.onRefused((peer, refusal, removed) => refusals.push({ peer, refusal, removed }));
+    const refusals = recordRefusals(one);
     two.transport.setRemovedPeerCheck((id) => id === 1);
     two.transport.setPeers(new Map());
     // Node 1 changes nothing: its link to node 2 is closed from node 2's end, and it redials.
@@ -71,14 +86,7 @@ describe("the peer set follows the configuration", () => {
     one.transport.send([heartbeat(1, 2, 4)]);
     await two.inbox.waitFor(1, (m) => m.term === 4);
     // A removed id is refused, and told so.
-    two.transport.setRemovedPeerCheck((id) => id === 1);
-    const refusals: Array<{ peer: number; refusal: string; removed: boolean }> = [];
-    one.transport.onRefused((peer, refusal, removed) => refusals.push({ peer, refusal, removed }));
-    one.transport.setPeers(new Map([[2, { ...two.transport.address(), host: "localhost" }]]));
-    one.transport.send([heartbeat(1, 2, 5)]);
-    await waitUntil("node 1 to hear its refusal", () => refusals.length > 0);
-    expect(refusals[0]).toMatchObject({ peer: 2, refusal: "node 1 was removed from the cluster", removed: true });
-    expect(two.inbox.count((m) => m.term === 5)).toBe(0);
+    await expectRedialRefusedAsRemoved(one, two, 5);
   });
 
   it("a node with no configuration yet accepts its first leader and answers at the address from the handshake", async () => {
