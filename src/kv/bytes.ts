@@ -11,7 +11,6 @@
 /** 8 bytes of 7 bits = 56 bits, enough for Number.MAX_SAFE_INTEGER (2^53 - 1). */
 export const VARINT_BYTES_MAX = 8;
 
-const utf8Encoder = new TextEncoder();
 /** `fatal`: invalid UTF-8 is an error, never silently replaced by U+FFFD. */
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -22,8 +21,13 @@ export function isWellFormedString(text: string): boolean {
   return !LONE_SURROGATE.test(text);
 }
 
+/**
+ * `Buffer.from` rather than TextEncoder: for the short strings of keys and client ids it
+ * takes about 0.2 us against 0.7 (TextEncoder allocates a new ArrayBuffer in C++ each
+ * call). Callers copy the bytes into a ByteWriter; the pooled slice is not kept.
+ */
 export function utf8Encode(text: string): Uint8Array {
-  return utf8Encoder.encode(text);
+  return Buffer.from(text, "utf8");
 }
 
 /** Throws a TypeError on invalid UTF-8. */

@@ -45,24 +45,50 @@ export function formatBytes(bytes: number): string {
 
 /**
  * The whole request body; KV_ERR_TOO_LARGE, naming `limit` (what the body is, and its limit
- * in bytes), as soon as the announced length or the bytes received pass it.
+ * in bytes), as soon as the announced length or the bytes received pass it. A body that
+ * passes its limit while streaming (no content-length) ends the connection: the rest of it
+ * is not read.
  */
-export async function readBody(request: http.IncomingMessage, limit: { bytesMax: number; what: string }): Promise<Uint8Array> {
+export function readBody(request: http.IncomingMessage, limit: { bytesMax: number; what: string }): Promise<Uint8Array> {
   const tooLarge = () => new RaftwalError(KvErrorCode.TOO_LARGE, `${limit.what} is larger than its limit of ${formatBytes(limit.bytesMax)} bytes`);
-  if (Number(request.headers["content-length"] ?? 0) > limit.bytesMax) throw tooLarge();
+  if (Number(request.headers["content-length"] ?? 0) > limit.bytesMax) return Promise.reject(tooLarge());
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
+  return consume(request, (chunk) => {
     size += chunk.length;
-    if (size > limit.bytesMax) throw tooLarge();
+    if (size > limit.bytesMax) return tooLarge();
     chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+    return undefined;
+  }).then(() => Buffer.concat(chunks, size));
 }
 
 /** Reads and discards a body the route does not use. */
-export async function drain(request: http.IncomingMessage): Promise<void> {
-  for await (const _chunk of request) {
-    // discard
-  }
+export function drain(request: http.IncomingMessage): Promise<void> {
+  return consume(request, () => undefined);
+}
+
+/**
+ * Reads `request` to its end, handing each chunk to `onChunk`; an error it returns stops
+ * the reading, destroys the request and rejects. Event listeners rather than `for await`:
+ * an async iterator per request cost about a tenth of the leader's CPU per put in the
+ * profiles of 256 clients (its stream plumbing, not the bytes).
+ */
+function consume(request: http.IncomingMessage, onChunk: (chunk: Buffer) => Error | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (error?: Error): void => {
+      request.off("data", onData).off("end", onEnd).off("error", settle).off("close", onClose);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onData = (chunk: Buffer): void => {
+      const refusal = onChunk(chunk);
+      if (refusal === undefined) return;
+      settle(refusal);
+      request.destroy();
+    };
+    const onEnd = (): void => settle();
+    const onClose = (): void => settle(new RaftwalError(KvErrorCode.BAD_REQUEST, "the request ended before its body did"));
+    if (request.readableEnded) return resolve();
+    request.on("data", onData).on("end", onEnd).on("error", settle).on("close", onClose);
+  });
 }

@@ -32,12 +32,13 @@ function badRequest(message: string): RaftwalError {
  * kept as written: the key `..` is a key like any other.
  */
 export function decodeKey(raw: string): string {
-  if (raw.split("/").some((segment) => segment === "." || segment === "..")) {
+  // Only a key with a dot can have a dot segment; only one with a '%' has escapes to decode.
+  if (raw.includes(".") && raw.split("/").some((segment) => segment === "." || segment === "..")) {
     throw badRequest("the key has a '.' or '..' path segment, which HTTP clients and proxies rewrite: percent-encode its dots (%2E)");
   }
-  let key: string;
+  let key = raw;
   try {
-    key = decodeURIComponent(raw);
+    if (raw.includes("%")) key = decodeURIComponent(raw);
   } catch {
     throw badRequest("the key is not valid percent-encoded UTF-8");
   }

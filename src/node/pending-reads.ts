@@ -1,13 +1,18 @@
 /**
  * Linearizable reads in flight (ReadIndex, Raft thesis section 6.4): each waits for the
- * core to confirm a read index, then for the applied index to reach it.
+ * core to confirm a read index, then for the applied index to reach it. Like proposals
+ * (pending-proposals.ts), they time out by deadline on the node's tick, not a timer each.
  */
 import { timeoutError } from "./errors.js";
+
+const requestIdEncoder = new TextEncoder();
+const requestIdDecoder = new TextDecoder();
 
 interface Read {
   resolve(): void;
   reject(error: Error): void;
-  timer: NodeJS.Timeout;
+  deadlineMs: number;
+  timeoutMs: number;
   /** Set once the core confirmed leadership for this read. */
   index?: number;
 }
@@ -20,23 +25,27 @@ export class PendingReads {
     return this.byId.size;
   }
 
-  /** Registers a read; returns its request id (to pass to the core) and its promise. */
-  add(timeoutMs: number): { requestId: Uint8Array; done: Promise<void> } {
+  /** Registers a read begun at `nowMs`; returns its request id (to pass to the core) and its promise. */
+  add(timeoutMs: number, nowMs: number): { requestId: Uint8Array; done: Promise<void> } {
     const id = String(this.nextId++);
     const done = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.byId.delete(id);
-        reject(timeoutError("linearizable read", timeoutMs));
-      }, timeoutMs);
-      timer.unref();
-      this.byId.set(id, { resolve, reject, timer });
+      this.byId.set(id, { resolve, reject, deadlineMs: nowMs + timeoutMs, timeoutMs });
     });
-    return { requestId: new TextEncoder().encode(id), done };
+    return { requestId: requestIdEncoder.encode(id), done };
+  }
+
+  /** Rejects the reads whose deadline is at or before `nowMs`. */
+  expire(nowMs: number): void {
+    for (const [id, read] of this.byId) {
+      if (read.deadlineMs > nowMs) continue;
+      this.byId.delete(id);
+      read.reject(timeoutError("linearizable read", read.timeoutMs));
+    }
   }
 
   /** The core confirmed the read `requestId` at `index`. */
   confirmed(requestId: Uint8Array, index: number, appliedIndex: number): void {
-    const read = this.byId.get(new TextDecoder().decode(requestId));
+    const read = this.byId.get(requestIdDecoder.decode(requestId));
     if (!read) return;
     read.index = index;
     this.appliedTo(appliedIndex);
@@ -47,7 +56,6 @@ export class PendingReads {
     for (const [id, read] of this.byId) {
       if (read.index === undefined || read.index > appliedIndex) continue;
       this.byId.delete(id);
-      clearTimeout(read.timer);
       read.resolve();
     }
   }
@@ -57,14 +65,12 @@ export class PendingReads {
     for (const [id, read] of this.byId) {
       if (read.index !== undefined) continue;
       this.byId.delete(id);
-      clearTimeout(read.timer);
       read.reject(error());
     }
   }
 
   rejectAll(error: Error): void {
     for (const read of this.byId.values()) {
-      clearTimeout(read.timer);
       read.reject(error);
     }
     this.byId.clear();

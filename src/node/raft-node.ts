@@ -164,6 +164,9 @@ export class RaftNode<Result = unknown> {
       void this.stop(new RaftwalError(NodeErrorCode.REMOVED, `node ${this.options.id} was removed from the cluster`));
       return;
     }
+    const now = performance.now();
+    this.proposals.expire(now);
+    this.reads.expire(now);
     this.guard(() => this.core.tick());
   }
 
@@ -489,7 +492,7 @@ export class RaftNode<Result = unknown> {
     }
     this.metrics.proposals.inc();
     if (trace) this.latencyTrace?.proposed(trace, position.index);
-    const done = this.proposals.add(position.index, position.term, timeoutMs);
+    const done = this.proposals.add(position.index, position.term, timeoutMs, performance.now());
     this.kick();
     return done;
   }
@@ -510,7 +513,7 @@ export class RaftNode<Result = unknown> {
   private readNow(timeoutMs: number): Promise<void> {
     if (this.stopped || this.closing) return Promise.reject(closedError(this.fatal));
     if (this.core.softState().leader === 0) return Promise.reject(this.notLeader("read"));
-    const { requestId, done } = this.reads.add(timeoutMs);
+    const { requestId, done } = this.reads.add(timeoutMs, performance.now());
     this.core.readIndex(requestId);
     this.kick();
     return done;

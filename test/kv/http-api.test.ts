@@ -81,6 +81,23 @@ describe("the KV HTTP API", () => {
   });
 });
 
+/** A PUT whose body goes out in `chunks` with chunked transfer encoding (no content-length); resolves to the status. */
+function streamed(path: string, chunks: Buffer[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = http.request({ host: "127.0.0.1", port: node.apiAddress.port, method: "PUT", path }, (response) => {
+      response.resume();
+      response.on("end", () => resolve(response.statusCode ?? 0));
+    });
+    request.on("error", reject);
+    const writeNext = (k: number): void => {
+      if (k === chunks.length) return void request.end();
+      if (request.destroyed) return;
+      request.write(chunks[k], () => writeNext(k + 1));
+    };
+    writeNext(0);
+  });
+}
+
 /** A request whose path goes out exactly as written (fetch and URL would normalise dot segments). */
 function raw(method: string, path: string, body?: string | Buffer): Promise<{ status: number; body: Record<string, unknown> & { text: string } }> {
   return new Promise((resolve, reject) => {
@@ -129,6 +146,37 @@ describe("keys, limits and query parameters", () => {
     const casBody = await raw("POST", "/kv/huge?cas", JSON.stringify({ expect: "x".repeat(VALUE_BYTES_MAX + 1024), value: "x".repeat(VALUE_BYTES_MAX) }));
     expect(casBody).toMatchObject({ status: 413, body: { error: "KV_ERR_TOO_LARGE", message: expect.stringMatching(/^the CAS body \(JSON with expect and value\) is larger than its limit of 2,081,792 bytes$/) } });
     expect(node.kv.get("huge")).toBeUndefined();
+  });
+
+  it("takes a plain key (no escapes, no dots) and one with dots inside a segment exactly as sent", async () => {
+    expect(await raw("PUT", "/kv/plain/key-1", "p")).toMatchObject({ status: 200 });
+    expect(await raw("PUT", "/kv/v1.2/a..b", "d")).toMatchObject({ status: 200 });
+    expect(new TextDecoder().decode(node.kv.get("plain/key-1"))).toBe("p");
+    expect(new TextDecoder().decode(node.kv.get("v1.2/a..b"))).toBe("d");
+    expect(await raw("PUT", `/kv/${"k".repeat(4 * 1024 + 1)}`, "x")).toMatchObject({ status: 400, body: { message: "the key is longer than 4096 bytes" } });
+  });
+
+  it("reads a streamed body (no content-length) in several chunks, and ends the connection of one that passes the limit", async () => {
+    expect(await streamed("/kv/chunked", [Buffer.from("abc"), Buffer.from("def"), Buffer.alloc(64 * 1024, 0x61)])).toBe(200);
+    expect(node.kv.get("chunked")?.length).toBe(6 + 64 * 1024);
+    expect(Buffer.from(node.kv.get("chunked")!.subarray(0, 6)).toString()).toBe("abcdef");
+    const chunk = Buffer.alloc(256 * 1024, 0x62);
+    const over = await streamed("/kv/chunked-huge", Array.from({ length: 5 }, () => chunk)).catch((error: unknown) => error);
+    expect(over).toBeInstanceOf(Error);
+    expect(node.kv.get("chunked-huge")).toBeUndefined();
+    // The node goes on serving.
+    expect(await raw("PUT", "/kv/after-huge", "ok")).toMatchObject({ status: 200 });
+  });
+
+  it("applies nothing when the client goes away in the middle of a body", async () => {
+    await new Promise<void>((resolve) => {
+      const request = http.request({ host: "127.0.0.1", port: node.apiAddress.port, method: "PUT", path: "/kv/half", headers: { "content-length": "1000" } });
+      request.on("error", () => resolve());
+      request.write(Buffer.alloc(400, 1), () => setTimeout(() => request.destroy(), 50));
+      request.on("close", () => resolve());
+    });
+    expect(await raw("PUT", "/kv/after-half", "ok")).toMatchObject({ status: 200 });
+    expect(node.kv.get("half")).toBeUndefined();
   });
 
   it("refuses a lone surrogate in a CAS value as in a key, and a CAS body that is not UTF-8", async () => {
