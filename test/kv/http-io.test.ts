@@ -43,6 +43,18 @@ describe("readBody", () => {
     await expect(read).rejects.toMatchObject({ code: "KV_ERR_BAD_REQUEST", message: "the request ended before its body did" });
   });
 
+  it("rejects at once for a request already gone before it is read", async () => {
+    const gone = request();
+    gone.destroy();
+    await new Promise((resolve) => setImmediate(resolve)); // its 'close' has been emitted
+    await expect(readBody(gone, LIMIT)).rejects.toMatchObject({ code: "KV_ERR_BAD_REQUEST" });
+    const failed = request();
+    failed.on("error", () => undefined);
+    failed.destroy(new Error("reset by peer"));
+    await new Promise((resolve) => setImmediate(resolve));
+    await expect(drain(failed)).rejects.toThrow("reset by peer");
+  });
+
   it("passes on the request's own error", async () => {
     const body = request();
     const read = readBody(body, LIMIT);
