@@ -3,9 +3,10 @@
  * at index i succeeded iff the entry applied at index i has term T (Raft paper, 5.3:
  * log matching); any other entry at i means it was overwritten by another leader.
  *
- * Timeouts are deadlines checked by `expire(now)` on the node's tick, not a timer each: a
- * timer set and cleared per proposal was a measurable share of the leader's CPU per put
- * (timer list inserts and removals); a proposal times out at most one tick late.
+ * Timeouts are deadlines checked by `expire(now)` on the node's tick, not a timer each:
+ * setting and clearing a timer per proposal (timer list inserts and removals) showed in
+ * the leader's profiles at high client counts, under 1% each; one scan per tick replaces
+ * them. A proposal times out at most one tick late.
  */
 import { proposalLostError, timeoutError } from "./errors.js";
 
@@ -55,13 +56,13 @@ export class PendingProposals<Result> {
     for (const [i, waiter] of this.byIndex) {
       if (i > index) continue;
       this.byIndex.delete(i);
-        waiter.reject(error());
+      waiter.reject(error());
     }
   }
 
   rejectAll(error: Error): void {
     for (const waiter of this.byIndex.values()) {
-        waiter.reject(error);
+      waiter.reject(error);
     }
     this.byIndex.clear();
   }
