@@ -54,12 +54,14 @@ export function readBody(request: http.IncomingMessage, limit: { bytesMax: numbe
   if (Number(request.headers["content-length"] ?? 0) > limit.bytesMax) return Promise.reject(tooLarge());
   const chunks: Buffer[] = [];
   let size = 0;
+  // A body of one chunk (a small one) is returned as it came, not copied: the callers copy
+  // it again into the command they encode, or only parse it.
   return consume(request, (chunk) => {
     size += chunk.length;
     if (size > limit.bytesMax) return tooLarge();
     chunks.push(chunk);
     return undefined;
-  }).then(() => Buffer.concat(chunks, size));
+  }).then(() => (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
 }
 
 /** Reads and discards a body the route does not use. */

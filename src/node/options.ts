@@ -64,7 +64,7 @@ export interface RaftNodeOptions<Result> {
   snapshotEveryEntries?: number;
   /** Also snapshot once about this many bytes of entries were written to the WAL since the last one. */
   snapshotEveryWalBytes?: number;
-  /** How long a proposal / a linearizable read may wait; checked on each tick, so up to one tick later. */
+  /** How long a proposal / a linearizable read may wait; checked on each tick, so up to one tick later (deadlines.ts). */
   proposalTimeoutMs?: number;
   readTimeoutMs?: number;
   membershipTimeoutMs?: number;

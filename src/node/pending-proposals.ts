@@ -2,21 +2,14 @@
  * Proposals waiting for their entry to be applied. A proposal made as leader in term T
  * at index i succeeded iff the entry applied at index i has term T (Raft paper, 5.3:
  * log matching); any other entry at i means it was overwritten by another leader.
- *
- * Timeouts are deadlines checked by `expire(now)` on the node's tick, not a timer each:
- * setting and clearing a timer per proposal (timer list inserts and removals) showed in
- * the leader's profiles at high client counts, under 1% each; one scan per tick replaces
- * them. A proposal times out at most one tick late.
+ * They time out by deadline on the node's tick (deadlines.ts).
  */
-import { proposalLostError, timeoutError } from "./errors.js";
+import { expireDeadlines, type Deadline } from "./deadlines.js";
+import { proposalLostError } from "./errors.js";
 
-interface Waiter<Result> {
+interface Waiter<Result> extends Deadline {
   term: number;
   resolve(result: Result): void;
-  reject(error: Error): void;
-  /** When it times out (the clock `expire` is given). */
-  deadlineMs: number;
-  timeoutMs: number;
 }
 
 export class PendingProposals<Result> {
@@ -35,11 +28,7 @@ export class PendingProposals<Result> {
 
   /** Rejects the proposals whose deadline is at or before `nowMs`. */
   expire(nowMs: number): void {
-    for (const [index, waiter] of this.byIndex) {
-      if (waiter.deadlineMs > nowMs) continue;
-      this.byIndex.delete(index);
-      waiter.reject(timeoutError(`proposal at index ${index}`, waiter.timeoutMs));
-    }
+    expireDeadlines(this.byIndex, nowMs, (index) => `proposal at index ${index}`);
   }
 
   /** The entry (index, term) was applied with `result`. */

@@ -1,18 +1,15 @@
 /**
  * Linearizable reads in flight (ReadIndex, Raft thesis section 6.4): each waits for the
- * core to confirm a read index, then for the applied index to reach it. Like proposals
- * (pending-proposals.ts), they time out by deadline on the node's tick, not a timer each.
+ * core to confirm a read index, then for the applied index to reach it. They time out by
+ * deadline on the node's tick (deadlines.ts).
  */
-import { timeoutError } from "./errors.js";
+import { expireDeadlines, type Deadline } from "./deadlines.js";
 
 const requestIdEncoder = new TextEncoder();
 const requestIdDecoder = new TextDecoder();
 
-interface Read {
+interface Read extends Deadline {
   resolve(): void;
-  reject(error: Error): void;
-  deadlineMs: number;
-  timeoutMs: number;
   /** Set once the core confirmed leadership for this read. */
   index?: number;
 }
@@ -36,11 +33,7 @@ export class PendingReads {
 
   /** Rejects the reads whose deadline is at or before `nowMs`. */
   expire(nowMs: number): void {
-    for (const [id, read] of this.byId) {
-      if (read.deadlineMs > nowMs) continue;
-      this.byId.delete(id);
-      read.reject(timeoutError("linearizable read", read.timeoutMs));
-    }
+    expireDeadlines(this.byId, nowMs, () => "linearizable read");
   }
 
   /** The core confirmed the read `requestId` at `index`. */
