@@ -151,3 +151,53 @@ describe("MemoryFileSystem crash simulation", () => {
     expect(Array.from(fs.durableBytes("/d/seg"))).toEqual([7, 8]);
   });
 });
+
+describe("NodeFileSystem durable writes", () => {
+  it("writes a small durable write before returning (no thread-pool round trip) and a larger one through the pool", async () => {
+    const root = await nodeRoot();
+    const fs = new NodeFileSystem({ blockingDurableWriteBytesMax: 4 });
+    const file = await fs.open(join(root, "f"), { create: true });
+    const pending = file.writeDurable(bytes(1, 2, 3, 4), 0);
+    // Not awaited yet: a blocking write has already put the bytes in the file.
+    const seen = new Uint8Array(4);
+    expect(file.readSync(seen, 0, 4, 0)).toBe(4);
+    expect(Array.from(seen)).toEqual([1, 2, 3, 4]);
+    await pending;
+    const large = new Uint8Array(70_000).fill(7);
+    await file.writeDurable(large, 4);
+    expect(await file.size()).toBe(70_004);
+    const back = new Uint8Array(70_004);
+    expect(file.readSync(back, 0, back.length, 0)).toBe(back.length);
+    expect(back.subarray(4).every((b) => b === 7)).toBe(true);
+    await file.close();
+  });
+
+  it("close waits for a durable write still in the thread pool", async () => {
+    const root = await nodeRoot();
+    const file = await new NodeFileSystem({ blockingDurableWriteBytesMax: 0 }).open(join(root, "f"), { create: true });
+    const data = new Uint8Array(1 << 20).fill(9);
+    const writing = file.writeDurable(data, 0);
+    await file.close();
+    await writing;
+    const onDisk = await new NodeFileSystem().readFile(join(root, "f"));
+    expect(onDisk.length).toBe(data.length);
+    expect(onDisk.every((b) => b === 9)).toBe(true);
+  });
+
+  it("a failed durable write rejects (blocking or not), and so does one after close", async () => {
+    const root = await nodeRoot();
+    for (const blockingDurableWriteBytesMax of [0, 1024]) {
+      const file = await new NodeFileSystem({ blockingDurableWriteBytesMax }).open(join(root, `f${blockingDurableWriteBytesMax}`), { create: true });
+      // Past ext4's (and most file systems') largest file: write(2) fails with EFBIG.
+      const beyond = file.writeDurable(bytes(1), 2 ** 50);
+      await expect(beyond).rejects.toMatchObject({ code: expect.stringMatching(/^(EFBIG|EINVAL)$/) });
+      await file.close();
+      await expect(file.writeDurable(bytes(1), 0)).rejects.toMatchObject({ code: "EBADF" });
+    }
+  });
+
+  it("refuses a blocking-write limit that is not a whole number of bytes", () => {
+    expect(() => new NodeFileSystem({ blockingDurableWriteBytesMax: -1 })).toThrow(RangeError);
+    expect(() => new NodeFileSystem({ blockingDurableWriteBytesMax: 1.5 })).toThrow(/whole number/);
+  });
+});
