@@ -27,8 +27,9 @@ export interface StorageFile {
    * Writes all of `data` at `position` and resolves once those bytes are durable: the
    * guarantee of write() then sync() for this range (other unsynced writes to the file may
    * or may not become durable). On the real disk it is one write through an O_DSYNC
-   * descriptor: one system call and one thread-pool round trip instead of two. A failure
-   * leaves the range in an unknown state, as a failed sync does.
+   * descriptor: one system call instead of two, made on the calling thread when it is small
+   * (NodeFileSystem's blockingDurableWriteBytesMax) and through the thread pool otherwise. A
+   * failure leaves the range in an unknown state, as a failed sync does.
    */
   writeDurable(data: Uint8Array, position: number): Promise<void>;
   /** Sets the file's length; extends with zero bytes. Durable after sync(). */
