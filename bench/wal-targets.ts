@@ -150,9 +150,9 @@ export class CountingFileSystem extends NodeFileSystem {
         this.io.syncMs += ms;
       });
     // A durable write is a batch's write and sync in one call: counted as a batch write, no sync.
-    if (writeDurable) file.writeDurable = (data, position) =>
+    if (writeDurable) file.writeDurable = (data, position, hint) =>
       this.timed(
-        () => writeDurable(data, position),
+        () => writeDurable(data, position, hint),
         (ms) => {
           this.io.batchWrites++;
           this.io.batchBytes += data.length;

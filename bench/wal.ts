@@ -86,7 +86,7 @@ class TimedFileSystem extends NodeFileSystem {
     const writeDurable = file.writeDurable.bind(file);
     file.write = (data, position) => timed(() => write(data, position))();
     file.sync = timed(sync);
-    file.writeDurable = (data, position) => timed(() => writeDurable(data, position))();
+    file.writeDurable = (data, position, hint) => timed(() => writeDurable(data, position, hint))();
     return file;
   }
 }

@@ -12,6 +12,16 @@
  *   retry it and report success (the WAL treats it as fatal).
  */
 
+/** What a caller of `writeDurable` tells the file system about its own state; never changes what is durable. */
+export interface DurableWriteHint {
+  /**
+   * The caller has nothing to do until this write is durable (no other write of its in
+   * flight, nothing waiting to be encoded): the file system may block the calling thread for
+   * it rather than hand it to a thread and wait to hear back.
+   */
+  callerIdle: boolean;
+}
+
 /** An open file. Positions and lengths are in bytes. */
 export interface StorageFile {
   readonly path: string;
@@ -27,11 +37,12 @@ export interface StorageFile {
    * Writes all of `data` at `position` and resolves once those bytes are durable: the
    * guarantee of write() then sync() for this range (other unsynced writes to the file may
    * or may not become durable). On the real disk it is one write through an O_DSYNC
-   * descriptor: one system call instead of two, made on the calling thread when it is small
-   * (NodeFileSystem's blockingDurableWriteBytesMax) and through the thread pool otherwise. A
-   * failure leaves the range in an unknown state, as a failed sync does.
+   * descriptor: one system call instead of two, made on the calling thread when `hint` says
+   * the caller has nothing to overlap with it (up to NodeFileSystem's
+   * blockingDurableWriteBytesMax) and through the thread pool otherwise. A failure leaves the
+   * range in an unknown state, as a failed sync does.
    */
-  writeDurable(data: Uint8Array, position: number): Promise<void>;
+  writeDurable(data: Uint8Array, position: number, hint?: DurableWriteHint): Promise<void>;
   /** Sets the file's length; extends with zero bytes. Durable after sync(). */
   truncate(length: number): Promise<void>;
   /** The file's current length (including unsynced writes). */

@@ -4,7 +4,7 @@ import type { FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import fse from "fs-extra";
 import { flockHolder, lockDirectoryWithFlock } from "./directory-lock.js";
-import type { DirectoryLock, DirectoryLockHolder, FileSystem, OpenOptions, StorageFile } from "./file-system.js";
+import type { DirectoryLock, DirectoryLockHolder, DurableWriteHint, FileSystem, OpenOptions, StorageFile } from "./file-system.js";
 
 /** Writes up to `length` bytes of `data` from `offset` at `position`; resolves to the count written. */
 type WriteSome = (data: Uint8Array, offset: number, length: number, position: number) => Promise<number>;
@@ -37,25 +37,25 @@ function writeAllBlocking(fd: number, path: string, data: Uint8Array, position: 
 
 export interface NodeFileSystemOptions {
   /**
-   * A `writeDurable` of at most this many bytes is one blocking O_DSYNC write on the calling
-   * thread; larger ones go through libuv's thread pool. 0: never block. Default
-   * BLOCKING_DURABLE_WRITE_BYTES_MAX.
+   * A `writeDurable` whose caller is idle (its hint) of at most this many bytes is one
+   * blocking O_DSYNC write on the calling thread; other ones go through libuv's thread pool.
+   * 0: never block. Default BLOCKING_DURABLE_WRITE_BYTES_MAX.
    */
   blockingDurableWriteBytesMax?: number;
 }
 
 /**
- * Why small durable writes block the event loop: handing a write to the thread pool and
- * being told it finished are two cross-thread wake-ups, and on the 2-vCPU virtual machines
- * this was measured on (no guest halt polling) each wake-up of an idle CPU costs tens of
- * microseconds. One 1 KiB O_DSYNC write took 283 us blocking against 547 us through the
- * thread pool (16 KiB: 359 / 594; 136 KiB: 590 / 640), and a 3-node cluster spent about
- * 15-20% less CPU per put with blocking writes (README, "Blocking durable writes"). While it
- * blocks, the event loop serves nothing else. Larger writes go through the pool so that the
- * WAL's two batches in flight can overlap one batch's write with the next one's encoding:
- * blocking the ~130 KB batches of 256 appenders cost the WAL a quarter of its rate.
+ * Why a durable write blocks the event loop when its caller is idle: handing a write to the
+ * thread pool and being told it finished are two cross-thread wake-ups, and on the 2-vCPU
+ * virtual machines this was measured on (no guest halt polling) each wake-up of an idle CPU
+ * costs tens of microseconds. One 1 KiB O_DSYNC write took 283 us blocking against 547 us
+ * through the thread pool (16 KiB: 359 / 594; 136 KiB: 590 / 640; README, "Blocking durable
+ * writes"). A caller that has other work to overlap with the write (the WAL with a second
+ * batch to encode) does better through the pool: blocking the ~130 KB batches of 256
+ * appenders cost the WAL a quarter of its rate. The bound caps how long one write may hold
+ * the event loop.
  */
-export const BLOCKING_DURABLE_WRITE_BYTES_MAX = 64 * 1024;
+export const BLOCKING_DURABLE_WRITE_BYTES_MAX = 1024 * 1024;
 
 class NodeFile implements StorageFile {
   /** A second descriptor of the same file opened with O_DSYNC, for writeDurable (opened on first use). */
@@ -90,14 +90,14 @@ class NodeFile implements StorageFile {
   /**
    * With O_DSYNC, write(2) returns once the bytes and the metadata needed to read them are
    * durable (POSIX synchronized I/O data integrity): what write + fdatasync give, in one
-   * call. Small writes block the calling thread (BLOCKING_DURABLE_WRITE_BYTES_MAX says why);
-   * either way a failure is a rejection, never a throw.
+   * call. It blocks the calling thread when the caller is idle (BLOCKING_DURABLE_WRITE_BYTES_MAX
+   * says why); either way a failure is a rejection, never a throw.
    */
-  async writeDurable(data: Uint8Array, position: number): Promise<void> {
+  async writeDurable(data: Uint8Array, position: number, hint?: DurableWriteHint): Promise<void> {
     if (this.closed) throw Object.assign(new Error(`EBADF: ${this.path} is closed`), { code: "EBADF" });
     // Opened blocking too: once per segment, a few microseconds, and no wake-up to wait for.
     this.durableFd ??= openSync(this.path, constants.O_RDWR | constants.O_DSYNC);
-    if (data.length <= this.blockingDurableWriteBytesMax) {
+    if (hint?.callerIdle === true && data.length <= this.blockingDurableWriteBytesMax) {
       writeAllBlocking(this.durableFd, this.path, data, position);
       return;
     }

@@ -736,7 +736,10 @@ export class Wal {
     }
     const ops = this.queue.splice(0, count);
     const buffer = this.encodeBatch(ops, bytes, this.inFlight.length > 0);
-    this.startBatch(ops, () => this.active.appendBatch(buffer));
+    // Idle: no batch in flight and none to encode while this one is written, so nothing
+    // would overlap it (the file system may then write it without a thread-pool round trip).
+    const hint = { callerIdle: this.inFlight.length === 0 && this.queue.length === 0 };
+    this.startBatch(ops, () => this.active.appendBatch(buffer, hint));
     this.batchBytesMean += (bytes - this.batchBytesMean) * BATCH_BYTES_MEAN_WEIGHT;
     return true;
   }

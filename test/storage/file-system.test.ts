@@ -153,22 +153,27 @@ describe("MemoryFileSystem crash simulation", () => {
 });
 
 describe("NodeFileSystem durable writes", () => {
-  it("writes a small durable write before returning (no thread-pool round trip) and a larger one through the pool", async () => {
+  it("blocks for a durable write when its caller is idle and it is within the bound; otherwise uses the thread pool", async () => {
     const root = await nodeRoot();
     const fs = new NodeFileSystem({ blockingDurableWriteBytesMax: 4 });
     const file = await fs.open(join(root, "f"), { create: true });
-    const pending = file.writeDurable(bytes(1, 2, 3, 4), 0);
+    const idle = { callerIdle: true };
+    const pending = file.writeDurable(bytes(1, 2, 3, 4), 0, idle);
     // Not awaited yet: a blocking write has already put the bytes in the file.
     const seen = new Uint8Array(4);
     expect(file.readSync(seen, 0, 4, 0)).toBe(4);
     expect(Array.from(seen)).toEqual([1, 2, 3, 4]);
     await pending;
+    // Past the bound, or a busy caller: through the pool, the same bytes in the end.
     const large = new Uint8Array(70_000).fill(7);
-    await file.writeDurable(large, 4);
-    expect(await file.size()).toBe(70_004);
-    const back = new Uint8Array(70_004);
+    await file.writeDurable(large, 4, idle);
+    await file.writeDurable(bytes(5), 70_004, { callerIdle: false });
+    await file.writeDurable(bytes(6), 70_005);
+    expect(await file.size()).toBe(70_006);
+    const back = new Uint8Array(70_006);
     expect(file.readSync(back, 0, back.length, 0)).toBe(back.length);
-    expect(back.subarray(4).every((b) => b === 7)).toBe(true);
+    expect(back.subarray(4, 70_004).every((b) => b === 7)).toBe(true);
+    expect(Array.from(back.subarray(70_004))).toEqual([5, 6]);
     await file.close();
   });
 
@@ -189,7 +194,7 @@ describe("NodeFileSystem durable writes", () => {
     for (const blockingDurableWriteBytesMax of [0, 1024]) {
       const file = await new NodeFileSystem({ blockingDurableWriteBytesMax }).open(join(root, `f${blockingDurableWriteBytesMax}`), { create: true });
       // Past ext4's (and most file systems') largest file: write(2) fails with EFBIG.
-      const beyond = file.writeDurable(bytes(1), 2 ** 50);
+      const beyond = file.writeDurable(bytes(1), 2 ** 50, { callerIdle: true });
       await expect(beyond).rejects.toMatchObject({ code: expect.stringMatching(/^(EFBIG|EINVAL)$/) });
       await file.close();
       await expect(file.writeDurable(bytes(1), 0)).rejects.toMatchObject({ code: "EBADF" });
