@@ -7,6 +7,7 @@
 import { describe, expect, it } from "vitest";
 import type { DurableWriteHint, OpenOptions, StorageFile } from "../../storage/fs/file-system.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
+import { SEGMENT_HEADER_BYTES } from "../../storage/wal/format.js";
 import { Wal } from "../../storage/wal/index.js";
 import { DIR, entry, range } from "./wal-helpers.js";
 
@@ -42,7 +43,7 @@ describe("the WAL's durable-write hint", () => {
     // Fill the first segment so the next append rolls over: the new header is written idle too.
     await wal.append(range(4, 35, 1, 1500));
     await wal.append(range(36, 50, 1, 1500));
-    const headers = fs.durableWrites.filter((w) => w.bytes === 40);
+    const headers = fs.durableWrites.filter((w) => w.bytes === SEGMENT_HEADER_BYTES);
     expect(headers.length).toBeGreaterThanOrEqual(1);
     expect(headers.every((w) => w.hint?.callerIdle === true)).toBe(true);
     await wal.close();
@@ -60,7 +61,7 @@ describe("the WAL's durable-write hint", () => {
       for (let round = 0; round < 3; round++) await wal.append([entry(next++, 1, 1024)]);
     };
     await Promise.all(Array.from({ length: 200 }, appender));
-    const batches = fs.durableWrites.filter((w) => w.bytes > 40);
+    const batches = fs.durableWrites.filter((w) => w.bytes > SEGMENT_HEADER_BYTES);
     expect(batches.length).toBeGreaterThanOrEqual(2);
     expect(batches.every((w) => w.hint !== undefined)).toBe(true);
     expect(batches.some((w) => w.hint!.callerIdle === false)).toBe(true);
