@@ -40,9 +40,11 @@ export interface StorageFile {
    * descriptor: one system call instead of two, made on the calling thread when `hint` says
    * the caller has nothing to overlap with it (up to NodeFileSystem's
    * blockingDurableWriteBytesMax) and through the thread pool otherwise. A failure leaves the
-   * range in an unknown state, as a failed sync does.
+   * range in an unknown state, as a failed sync does. The hint is required so that a
+   * wrapper cannot drop it by forwarding two arguments (every write would then go through
+   * the pool); file systems without a thread pool ignore it.
    */
-  writeDurable(data: Uint8Array, position: number, hint?: DurableWriteHint): Promise<void>;
+  writeDurable(data: Uint8Array, position: number, hint: DurableWriteHint): Promise<void>;
   /** Sets the file's length; extends with zero bytes. Durable after sync(). */
   truncate(length: number): Promise<void>;
   /** The file's current length (including unsynced writes). */

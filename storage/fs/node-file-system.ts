@@ -93,11 +93,11 @@ class NodeFile implements StorageFile {
    * call. It blocks the calling thread when the caller is idle (BLOCKING_DURABLE_WRITE_BYTES_MAX
    * says why); either way a failure is a rejection, never a throw.
    */
-  async writeDurable(data: Uint8Array, position: number, hint?: DurableWriteHint): Promise<void> {
+  async writeDurable(data: Uint8Array, position: number, hint: DurableWriteHint): Promise<void> {
     if (this.closed) throw Object.assign(new Error(`EBADF: ${this.path} is closed`), { code: "EBADF" });
     // Opened blocking too: once per segment, a few microseconds, and no wake-up to wait for.
     this.durableFd ??= openSync(this.path, constants.O_RDWR | constants.O_DSYNC);
-    if (hint?.callerIdle === true && data.length <= this.blockingDurableWriteBytesMax) {
+    if (hint.callerIdle && data.length <= this.blockingDurableWriteBytesMax) {
       writeAllBlocking(this.durableFd, this.path, data, position);
       return;
     }

@@ -90,7 +90,8 @@ export async function prepareRecycledSpare(fs: FileSystem, dir: string, recycled
   const old = await fs.open(from);
   let sizeBytes: number;
   try {
-    await old.writeDurable(new Uint8Array(SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES), 0);
+    // Made ready in the background while the active segment takes writes: through the pool.
+    await old.writeDurable(new Uint8Array(SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES), 0, { callerIdle: false });
     sizeBytes = await old.size();
   } finally {
     await old.close();

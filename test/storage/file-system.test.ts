@@ -52,8 +52,8 @@ describe.each([
     await fs.ensureDirectory(root);
     const file = await fs.open(join(root, "d"), { create: true });
     await file.write(bytes(1, 2, 3, 4), 0);
-    await file.writeDurable(bytes(8, 9), 2);
-    await file.writeDurable(bytes(7), 6);
+    await file.writeDurable(bytes(8, 9), 2, { callerIdle: false });
+    await file.writeDurable(bytes(7), 6, { callerIdle: true });
     const buffer = new Uint8Array(7);
     expect(file.readSync(buffer, 0, 7, 0)).toBe(7);
     expect(Array.from(buffer)).toEqual([1, 2, 8, 9, 0, 0, 7]);
@@ -104,9 +104,9 @@ describe("MemoryFileSystem crash simulation", () => {
     await fs.ensureDirectory("/d");
     const f = await fs.open("/d/f", { create: true });
     await fs.syncDirectory("/d");
-    await f.writeDurable(bytes(1, 2, 3), 0);
+    await f.writeDurable(bytes(1, 2, 3), 0, { callerIdle: true });
     fs.failNextSync("f");
-    await expect(f.writeDurable(bytes(4), 3)).rejects.toMatchObject({ code: "EIO" });
+    await expect(f.writeDurable(bytes(4), 3, { callerIdle: true })).rejects.toMatchObject({ code: "EIO" });
     fs.crash();
     expect(Array.from(fs.currentBytes("/d/f"))).toEqual([1, 2, 3]);
   });
@@ -168,7 +168,7 @@ describe("NodeFileSystem durable writes", () => {
     const large = new Uint8Array(70_000).fill(7);
     await file.writeDurable(large, 4, idle);
     await file.writeDurable(bytes(5), 70_004, { callerIdle: false });
-    await file.writeDurable(bytes(6), 70_005);
+    await file.writeDurable(bytes(6), 70_005, { callerIdle: false });
     expect(await file.size()).toBe(70_006);
     const back = new Uint8Array(70_006);
     expect(file.readSync(back, 0, back.length, 0)).toBe(back.length);
@@ -181,7 +181,7 @@ describe("NodeFileSystem durable writes", () => {
     const root = await nodeRoot();
     const file = await new NodeFileSystem({ blockingDurableWriteBytesMax: 0 }).open(join(root, "f"), { create: true });
     const data = new Uint8Array(1 << 20).fill(9);
-    const writing = file.writeDurable(data, 0);
+    const writing = file.writeDurable(data, 0, { callerIdle: false });
     await file.close();
     await writing;
     const onDisk = await new NodeFileSystem().readFile(join(root, "f"));
@@ -197,7 +197,7 @@ describe("NodeFileSystem durable writes", () => {
       const beyond = file.writeDurable(bytes(1), 2 ** 50, { callerIdle: true });
       await expect(beyond).rejects.toMatchObject({ code: expect.stringMatching(/^(EFBIG|EINVAL)$/) });
       await file.close();
-      await expect(file.writeDurable(bytes(1), 0)).rejects.toMatchObject({ code: "EBADF" });
+      await expect(file.writeDurable(bytes(1), 0, { callerIdle: true })).rejects.toMatchObject({ code: "EBADF" });
     }
   });
 
