@@ -58,11 +58,13 @@ export interface NodeFileSystemOptions {
 export const BLOCKING_DURABLE_WRITE_BYTES_MAX = 1024 * 1024;
 
 class NodeFile implements StorageFile {
-  /** A second descriptor of the same file opened with O_DSYNC, for writeDurable (opened on first use). */
-  private durableFd: number | undefined;
-  /** Thread-pool writes on durableFd not yet finished: close waits for them (a closed fd number can be reused). */
+  /** A second descriptor of the same file opened with O_DSYNC, for writeDurable (opened on first use), and write(2) on it through the thread pool. */
+  private durable: { fd: number; writeSome: WriteSome } | undefined;
+  /** Thread-pool writes on the O_DSYNC descriptor not yet finished: close waits for them (a closed fd number can be reused). */
   private readonly durableWritesInFlight = new Set<Promise<void>>();
   private closed = false;
+  /** write(2) on the ordinary handle (built once: write() runs per zero-fill step and per non-WAL file write). */
+  private readonly writeSome: WriteSome = async (data, offset, length, position) => (await this.handle.write(data, offset, length, position)).bytesWritten;
 
   constructor(
     readonly path: string,
@@ -80,7 +82,7 @@ class NodeFile implements StorageFile {
   }
 
   write(data: Uint8Array, position: number): Promise<void> {
-    return writeAll(this.path, data, position, async (chunk, offset, length, at) => (await this.handle.write(chunk, offset, length, at)).bytesWritten);
+    return writeAll(this.path, data, position, this.writeSome);
   }
 
   sync(): Promise<void> {
@@ -96,12 +98,15 @@ class NodeFile implements StorageFile {
   async writeDurable(data: Uint8Array, position: number, hint: DurableWriteHint): Promise<void> {
     if (this.closed) throw Object.assign(new Error(`EBADF: ${this.path} is closed`), { code: "EBADF" });
     // Opened blocking too: once per segment, a few microseconds, and no wake-up to wait for.
-    this.durableFd ??= openSync(this.path, constants.O_RDWR | constants.O_DSYNC);
+    if (this.durable === undefined) {
+      const fd = openSync(this.path, constants.O_RDWR | constants.O_DSYNC);
+      this.durable = { fd, writeSome: writeThroughPool(fd) };
+    }
     if (hint.callerIdle && data.length <= this.blockingDurableWriteBytesMax) {
-      writeAllBlocking(this.durableFd, this.path, data, position);
+      writeAllBlocking(this.durable.fd, this.path, data, position);
       return;
     }
-    const writing = writeAll(this.path, data, position, writeThroughPool(this.durableFd));
+    const writing = writeAll(this.path, data, position, this.durable.writeSome);
     this.durableWritesInFlight.add(writing);
     try {
       await writing;
@@ -121,10 +126,10 @@ class NodeFile implements StorageFile {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.allSettled(this.durableWritesInFlight);
-    const durableFd = this.durableFd;
-    this.durableFd = undefined;
+    const durable = this.durable;
+    this.durable = undefined;
     // Closing does not flush; a failure to close the second descriptor loses nothing.
-    if (durableFd !== undefined) await new Promise<void>((resolve) => close(durableFd, () => resolve()));
+    if (durable !== undefined) await new Promise<void>((resolve) => close(durable.fd, () => resolve()));
     await this.handle.close();
   }
 }

@@ -1,8 +1,9 @@
 /**
  * The WAL tells the file system when nothing could overlap a durable write (`callerIdle`):
  * the real disk then writes it on the calling thread instead of through the thread pool
- * (storage/fs/node-file-system.ts). A wrapper or a code path that drops the hint would
- * silently turn every write into a pool write; these tests pin what the WAL passes.
+ * (storage/fs/node-file-system.ts). A wrong hint would silently turn every write into a
+ * pool write (or block a busy caller); the argument is required, so a wrapper cannot drop
+ * it, and these tests pin what the WAL passes.
  */
 import { describe, expect, it } from "vitest";
 import type { DurableWriteHint, OpenOptions, StorageFile } from "../../storage/fs/file-system.js";
