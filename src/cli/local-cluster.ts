@@ -23,6 +23,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KvClient, type MembersAnswer } from "../kv/client.js";
 import type { NodeStatus } from "../node/options.js";
+import { NODE_HEAP_FLAGS } from "./v8-heap.js";
 
 /**
  * The compiled CLI entry point (dist/src/cli/main.js). From the TypeScript sources (tests
@@ -55,7 +56,7 @@ export interface LocalClusterOptions {
   /** Where each node's log lines go: "inherit" (this process's stderr), "file" (<dir>/node-<i>.log) or "ignore". */
   logs?: "inherit" | "file" | "ignore";
   logLevel?: string;
-  /** Flags for the Node.js runtime of every node process (e.g. ["--cpu-prof"] to profile). */
+  /** Flags for the Node.js runtime of every node process (e.g. ["--cpu-prof"] to profile), after NODE_HEAP_FLAGS (v8-heap.ts). */
   runtimeFlags?: string[];
   /**
    * Start each node in its own process group, so that a Ctrl-C on the terminal reaches only
@@ -147,6 +148,8 @@ export class LocalCluster {
     const spec = this.spec(id);
     if (this.processes.has(id)) throw new Error(`node ${id} is already running`);
     const args = [
+      // The heap flags first: a runtime flag given by the caller comes later, and V8 keeps the last.
+      ...NODE_HEAP_FLAGS,
       ...(this.options.runtimeFlags ?? []),
       CLI_ENTRY,
       "node",

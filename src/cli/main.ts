@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
 /** The `raftwal` binary: a thin shell around runCli (program.ts), which tests call in-process. */
 import { runCli } from "./program.js";
 import { tuneV8Tiering } from "./v8-tiering.js";

@@ -6,10 +6,11 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { appendFile, cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/program.js";
 import { PROGRESS_BAR_SEGMENTS_MIN } from "../../src/cli/wal-commands.js";
+import { NODE_HEAP_FLAGS } from "../../src/cli/v8-heap.js";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { encodeHardStateFile } from "../../storage/hard-state.js";
 import { openRaftStorage } from "../../storage/raft-storage.js";
@@ -664,11 +665,15 @@ describe("the real binary", () => {
   // npm test builds dist/ first (and npm ci runs the prepare build), so the compiled CLI exists here.
   const bin = new URL("../../dist/src/cli/main.js", import.meta.url).pathname;
 
-  it("runs as `raftwal` with a node shebang and reports exit codes", async () => {
+  it("runs as `raftwal` through its shebang, with the node heap flags, and reports exit codes", async () => {
     expect(existsSync(bin), `${bin} is missing: run npm run build`).toBe(true);
-    expect(readFileSync(bin, "utf8").startsWith("#!/usr/bin/env node\n")).toBe(true);
+    const shebang = readFileSync(bin, "utf8").split("\n")[0];
+    expect(shebang).toBe(`#!/usr/bin/env -S node ${NODE_HEAP_FLAGS.join(" ")}`);
     const dir = await makeNodeDirectory("binary");
-    const healthy = spawnSync(process.execPath, [bin, "wal", "verify", dir], { encoding: "utf8" });
+    // As the kernel runs it: the interpreter, the rest of the line as one argument, the script.
+    const [interpreter, rest] = [shebang.slice(2, shebang.indexOf(" ")), shebang.slice(shebang.indexOf(" ") + 1)];
+    const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}` };
+    const healthy = spawnSync(interpreter, [rest, bin, "wal", "verify", dir], { encoding: "utf8", env });
     expect(healthy.status, healthy.stderr).toBe(0);
     expect(healthy.stdout).toMatch(/healthy/);
     const missing = spawnSync(process.execPath, [bin, "wal", "verify", join(root, "nope")], { encoding: "utf8" });

@@ -3,6 +3,7 @@
  * `npm test` builds first), driven through the KV HTTP API. Every process started here is
  * stopped in afterEach; ports are picked free; data lives in a temp dir that is removed.
  */
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -11,6 +12,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { eventually } from "../waiting.js";
 import { KvClient } from "../../src/kv/client.js";
 import { findFreeBasePort, LocalCluster } from "../../src/cli/local-cluster.js";
+import { NODE_HEAP_FLAGS } from "../../src/cli/v8-heap.js";
 import { frameCodec } from "../../src/proto/schema.js";
 
 const clusters: LocalCluster[] = [];
@@ -55,6 +57,11 @@ describe("a 3-node cluster of processes", () => {
     const { cluster, client } = await startCluster();
     const leader = await cluster.waitForLeader();
     expect(leader).toBeGreaterThan(0);
+    // Every node runs with the heap flags (v8-heap.ts), ahead of its entry point.
+    for (const spec of cluster.specs) {
+      const argv = readFileSync(`/proc/${cluster.pid(spec.id)}/cmdline`, "utf8").split("\0");
+      expect(argv.slice(1, 1 + NODE_HEAP_FLAGS.length)).toEqual(NODE_HEAP_FLAGS);
+    }
     for (let i = 0; i < 20; i++) await client.put(`k${i}`, `v${i}`);
     expect((await client.get("k7"))?.toString()).toBe("v7");
     for (const spec of cluster.specs) {
