@@ -374,7 +374,9 @@ export class RaftNode<Result = unknown> {
    */
   private maybeSnapshot(): void {
     if (this.snapshotting) return;
-    const sinceSnapshot = this.applied - this.storage.snapshotMeta().index;
+    // firstIndex() - 1 is the snapshot's index (RaftLogStorage's invariant) without
+    // snapshotMeta()'s copy of the configuration: this runs after every Ready.
+    const sinceSnapshot = this.applied - (this.storage.firstIndex() - 1);
     if (sinceSnapshot <= 0) return;
     const entriesDue = sinceSnapshot >= (this.options.snapshotEveryEntries ?? SNAPSHOT_EVERY_ENTRIES_DEFAULT);
     const bytesDue = this.walBytesSinceSnapshot >= (this.options.snapshotEveryWalBytes ?? SNAPSHOT_EVERY_WAL_BYTES_DEFAULT);
