@@ -17,7 +17,7 @@
  * 11.6-12.7; 256 B values the same within the noise. Resident memory rose by 30-40 MB per
  * node (385-504 MB against 421-544 in the 64 KiB run); 256 MiB bought nothing more.
  */
-export const V8_OLD_SPACE_FLOOR_MIB = 128;
+const V8_OLD_SPACE_FLOOR_MIB = 128;
 
 /** The Node.js runtime flags a node process is started with (before any flags of the caller's, which win). */
 export const NODE_HEAP_FLAGS: readonly string[] = [`--initial-old-space-size=${V8_OLD_SPACE_FLOOR_MIB}`];
