@@ -91,6 +91,22 @@ export class CountingFileSystem extends NodeFileSystem {
   private overlapSince = 0;
 
   private operationsStarted = 0;
+  /** Completion times of batch writes not yet followed by the start of another batch write (oldest first). */
+  private batchesDoneAt: number[] = [];
+  private gapsRecorded = false;
+  /**
+   * Per batch write: milliseconds from the completion of an earlier batch write to its start
+   * (completions and starts paired in order), while recording. The WAL's time between a
+   * batch becoming durable and its callers' next batch being written: resolving them, their
+   * next calls, encoding, handing the write over.
+   */
+  readonly batchGapsMs: number[] = [];
+
+  /** Starts pairing completions with starts afresh (a slice of load begins); `record`: keep the gaps. */
+  openGapWindow(record: boolean): void {
+    this.batchesDoneAt = [];
+    this.gapsRecorded = record;
+  }
 
   /**
    * Resolves once no segment I/O has been in flight for `quietMs` (at most `timeoutMs`), so
@@ -135,8 +151,7 @@ export class CountingFileSystem extends NodeFileSystem {
     const sync = file.sync.bind(file);
     const writeDurable = file.writeDurable?.bind(file);
     file.write = (data, position) => {
-      // A batch ends with a COMMIT record; zero-filling and headers do not start with a record type.
-      const isBatch = data.length >= recordBytes(8) && data[data.length - recordBytes(8)] === RecordType.COMMIT;
+      const isBatch = isBatchWrite(data);
       return this.timed(
         () => write(data, position),
         (ms) => {
@@ -157,17 +172,31 @@ export class CountingFileSystem extends NodeFileSystem {
         this.io.syncMs += ms;
       });
     // A durable write is a batch's write and sync in one call: counted as a batch write, no sync.
-    if (writeDurable) file.writeDurable = (data, position, hint) =>
-      this.timed(
+    if (writeDurable) file.writeDurable = (data, position, hint) => {
+      const isBatch = isBatchWrite(data);
+      if (isBatch) this.batchStarting();
+      return this.timed(
         () => writeDurable(data, position, hint),
         (ms) => {
           this.io.batchWrites++;
           this.io.batchBytes += data.length;
           this.io.batchWriteMs += ms;
+          if (isBatch) this.batchesDoneAt.push(performance.now());
         },
       );
+    };
     return file;
   }
+
+  private batchStarting(): void {
+    const doneAt = this.batchesDoneAt.shift();
+    if (doneAt !== undefined && this.gapsRecorded) this.batchGapsMs.push(performance.now() - doneAt);
+  }
+}
+
+/** A batch ends with a COMMIT record; zero-filling and headers do not start with a record type. */
+function isBatchWrite(data: Uint8Array): boolean {
+  return data.length >= recordBytes(8) && data[data.length - recordBytes(8)] === RecordType.COMMIT;
 }
 
 /** Bytes one batch of `appenders` entries occupies in the ceiling loop (no commit record for a single record). */
@@ -311,6 +340,7 @@ class WalVariantLoad {
         this.compactIfDue();
       }
     };
+    this.fs.openGapWindow(record);
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
     const workers = Array.from({ length: this.row.appenders }, worker);
@@ -365,6 +395,8 @@ export interface VariantResult {
   ioShare: number;
   /** Time with two or more in flight over the slices' time: how much the WAL's two batches overlap. */
   overlapShare: number;
+  /** Median time from a batch write's completion to the start of the next one, in microseconds (CountingFileSystem.batchGapsMs). */
+  batchGapMicrosP50: number;
   /** Process CPU time (all threads) per entry, in microseconds. */
   cpuMicrosPerEntry: number;
   compactions: number;
@@ -415,6 +447,7 @@ function summarize(load: WalVariantLoad, roundRatios: number[], row: TargetRow):
     otherBytesPerBatchByte: io.otherBytes / Math.max(1, io.batchBytes),
     ioShare: io.busyMs / 1000 / load.seconds,
     overlapShare: io.overlapMs / 1000 / load.seconds,
+    batchGapMicrosP50: percentile(Float64Array.from(load.fs.batchGapsMs).sort(), 50) * 1000,
     cpuMicrosPerEntry: load.cpuMicros / Math.max(1, load.appended),
     compactions: load.compactions,
     met: ratioToCeiling >= row.ratioMin && p99Micros <= row.p99MicrosMax,
@@ -500,6 +533,7 @@ function formatVariant(result: RowResult, v: VariantResult): string[] {
     fmt(v.otherBytesPerBatchByte, 2),
     `${fmt(v.ioShare * 100)}%`,
     `${fmt(v.overlapShare * 100)}%`,
+    fmt(v.batchGapMicrosP50),
     fmt(v.cpuMicrosPerEntry, 2),
     v.met ? "met" : "MISSED",
   ];
@@ -508,7 +542,7 @@ function formatVariant(result: RowResult, v: VariantResult): string[] {
 /** The targets table: one line per (row, variant). */
 export function formatTargets(results: RowResult[]): string {
   const rows = results.flatMap((result) => result.variants.map((v) => formatVariant(result, v)));
-  const headers = ["target", "variant", "entries/s", "ceiling/s", "/ceiling", "rounds", "p50 ms", "p99 ms", "entries/batch", "write us", "sync us", "syncs/batch", "prep B/B", "in I/O", "2 in I/O", "cpu us/entry", ""];
+  const headers = ["target", "variant", "entries/s", "ceiling/s", "/ceiling", "rounds", "p50 ms", "p99 ms", "entries/batch", "write us", "sync us", "syncs/batch", "prep B/B", "in I/O", "2 in I/O", "gap us", "cpu us/entry", ""];
   const fresh = results.filter((r) => r.freshToCeiling !== undefined);
   const freshLines = fresh.map(
     (r) => `  ${r.row.appenders} x ${fmt(r.row.entryBytes)} B: ${fmt(r.freshCeilingEntriesPerSecond!)}/s = ${fmt(r.freshToCeiling!, 2)}x the ceiling (median of the per-round ratios)`,
@@ -519,6 +553,7 @@ export function formatTargets(results: RowResult[]): string {
     `/ceiling: median over ${results[0]?.rounds ?? 0} rounds of ${results[0]?.sliceSeconds ?? 0} s of the per-round ratio (each round: a ceiling slice, then a slice of each variant); rounds: the lowest and highest per-round ratio.`,
     "write us / sync us: mean duration of one segment write / sync call seen from the event loop (a durable write counts as a write); prep B/B: bytes written to prepare segments (zero-filling, headers) per byte of batches.",
     "in I/O / 2 in I/O: share of the time with at least one / at least two segment writes or syncs in flight (with 256 appenders the WAL keeps two batches in flight when it can: the rest of the time it is encoding and resolving).",
+    "gap us: median time from a batch's durable write completing to the next batch's write starting (resolving its callers, their next calls, encoding, handing the write over).",
   ].join("\n");
 }
 
