@@ -149,43 +149,33 @@ export class CountingFileSystem extends NodeFileSystem {
     if (!path.endsWith(".wal")) return file;
     const write = file.write.bind(file);
     const sync = file.sync.bind(file);
-    const writeDurable = file.writeDurable?.bind(file);
-    file.write = (data, position) => {
-      const isBatch = isBatchWrite(data);
-      return this.timed(
-        () => write(data, position),
-        (ms) => {
-          if (isBatch) {
-            this.io.batchWrites++;
-            this.io.batchBytes += data.length;
-            this.io.batchWriteMs += ms;
-          } else {
-            this.io.otherWrites++;
-            this.io.otherBytes += data.length;
-          }
-        },
-      );
-    };
+    const writeDurable = file.writeDurable.bind(file);
+    // Both write paths are counted alike: a batch (the WAL's are durable writes) or other
+    // bytes (zero-filling, headers). A durable write is a write and a sync in one call: no sync counted.
+    file.write = (data, position) => this.timedWrite(data, () => write(data, position));
+    file.writeDurable = (data, position, hint) => this.timedWrite(data, () => writeDurable(data, position, hint));
     file.sync = () =>
       this.timed(sync, (ms) => {
         this.io.syncs++;
         this.io.syncMs += ms;
       });
-    // A durable write is a batch's write and sync in one call: counted as a batch write, no sync.
-    if (writeDurable) file.writeDurable = (data, position, hint) => {
-      const isBatch = isBatchWrite(data);
-      if (isBatch) this.batchStarting();
-      return this.timed(
-        () => writeDurable(data, position, hint),
-        (ms) => {
-          this.io.batchWrites++;
-          this.io.batchBytes += data.length;
-          this.io.batchWriteMs += ms;
-          if (isBatch) this.batchesDoneAt.push(performance.now());
-        },
-      );
-    };
     return file;
+  }
+
+  private timedWrite(data: Uint8Array, write: () => Promise<void>): Promise<void> {
+    const isBatch = isBatchWrite(data);
+    if (isBatch) this.batchStarting();
+    return this.timed(write, (ms) => {
+      if (isBatch) {
+        this.io.batchWrites++;
+        this.io.batchBytes += data.length;
+        this.io.batchWriteMs += ms;
+        this.batchesDoneAt.push(performance.now());
+      } else {
+        this.io.otherWrites++;
+        this.io.otherBytes += data.length;
+      }
+    });
   }
 
   private batchStarting(): void {
