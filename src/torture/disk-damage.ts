@@ -6,6 +6,9 @@
  *     it may cut (storage/wal/FORMAT.md, recovery step 6). Any byte of the record, header
  *     (type, length, index, term, checksum) or payload: a damaged header's index must not
  *     be taken for an index the log held (src/raft/REPAIR.md, "How lostToIndex is bounded");
+ *   - the COMMIT record of the active segment's last batch, with a flip recovery can tell
+ *     from a cut (storage/wal/commit-damage.ts): that batch may have been acknowledged, so
+ *     it too is damage to repair, never a torn tail to cut;
  *   - the hard-state file;
  *   - the newest valid snapshot (the WAL is compacted to it, so its loss costs the log
  *     after the next older snapshot; the only one costs the whole log, and with it every
@@ -19,6 +22,7 @@ import { join } from "node:path";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { readHardState } from "../../storage/hard-state.js";
 import { listSnapshotFiles, type SnapshotListing } from "../../storage/snapshot-store.js";
+import { COMMIT_RECORD_BYTES, commitDamagedAfterWrite } from "../../storage/wal/commit-damage.js";
 import { listSegments, scanWal } from "../../storage/wal/inspect.js";
 
 export type DamageTarget = "wal" | "hardstate" | "snapshot";
@@ -27,7 +31,10 @@ export type DamageTarget = "wal" | "hardstate" | "snapshot";
 const RECORD_HEADER_BYTES = 32;
 
 /** What a flip damaged, as the report counts it. */
-export type DamageKind = "WAL sealed segment" | "WAL active segment (earlier batch)" | "hard state" | "newest snapshot" | "only snapshot";
+export type DamageKind = "WAL sealed segment" | "WAL active segment (earlier batch)" | "WAL last batch's commit" | "hard state" | "newest snapshot" | "only snapshot";
+
+/** Share of WAL flips (node stopped) that go to the last batch's COMMIT record. */
+const LAST_COMMIT_SHARE = 0.25;
 
 export interface Damage {
   target: DamageTarget;
@@ -134,6 +141,10 @@ async function damageWal(dataDir: string, random: () => number, choice: DamageCh
   // In the active segment only records followed by at least one more complete batch count.
   const lastBatchFrom = activeCommits.length >= 2 ? activeCommits[activeCommits.length - 2] : -1;
   const olderBatches = live.filter((entry) => entry.segmentId === active && entry.offset < lastBatchFrom);
+  const activeListing = listings.find((listing) => listing.segmentId === active);
+  if (!choice.sealedOnly && activeListing?.header && activeCommits.length > 0 && random() < LAST_COMMIT_SHARE) {
+    return damageLastCommit(activeListing.path, activeCommits[activeCommits.length - 1], activeListing.header.recycled, random);
+  }
   const candidates = choice.sealedOnly ? sealed(live) : [sealed(live), olderBatches, sealed(entries)].find((list) => list.length > 0) ?? [];
   if (candidates.length === 0) return undefined;
   const record = candidates[Math.floor(random() * candidates.length)];
@@ -148,6 +159,31 @@ async function damageWal(dataDir: string, random: () => number, choice: DamageCh
     entryIndex: record.index,
     describe: `${kind} ${record.segment}, record at offset ${record.offset} (entry ${record.index})`,
   });
+}
+
+/**
+ * Flips a bit of the COMMIT record at `offset`, one that recovery can tell from a cut (a
+ * flip that leaves the record looking cut into zeros would be taken for a torn tail, as a
+ * real crash's could be: commit-damage.ts).
+ */
+function damageLastCommit(path: string, offset: number, recycled: boolean, random: () => number): Damage | undefined {
+  const original = Buffer.alloc(COMMIT_RECORD_BYTES);
+  const fd = openSync(path, "r");
+  try {
+    if (readSync(fd, original, 0, COMMIT_RECORD_BYTES, offset) !== COMMIT_RECORD_BYTES) return undefined;
+  } finally {
+    closeSync(fd);
+  }
+  for (let attempt = 0; attempt < 16; attempt++) {
+    const byte = Math.floor(random() * COMMIT_RECORD_BYTES);
+    const bit = Math.floor(random() * 8);
+    const flipped = Buffer.from(original);
+    flipped[byte] ^= 1 << bit;
+    if (!commitDamagedAfterWrite(flipped, [original], { recycled, fileOffset: offset })) continue;
+    const kind: DamageKind = "WAL last batch's commit";
+    return flip(path, offset + byte, bit, { target: "wal", kind, recordOffset: offset, describe: `${kind}, record at offset ${offset}` });
+  }
+  return undefined;
 }
 
 function flip(path: string, byteOffset: number, bit: number, rest: Omit<Damage, "path" | "byteOffset" | "bit">): Damage {

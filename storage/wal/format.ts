@@ -61,8 +61,9 @@
  * it in the batch, so recovery can check that the batch is whole. Its flag PIPELINED
  * (bit 0 of Flags, the only record flag) says the batch was written while the previous one
  * was still in flight. Records after the last valid COMMIT of the last segment are a torn
- * tail, and so is a damaged batch followed only by one whole PIPELINED batch; anything bad
- * before it is corruption. Checksums: CRC-32 IEEE (reflected polynomial 0xEDB88320), see crc.ts.
+ * tail, and so is a damaged batch followed only by one whole PIPELINED batch, unless the
+ * bad record is that batch's COMMIT damaged after it was written whole (commit-damage.ts);
+ * anything bad before it is corruption. Checksums: CRC-32 IEEE (reflected polynomial 0xEDB88320), see crc.ts.
  */
 import { strict as assert } from "node:assert";
 import type { Entry } from "../../src/proto/schema.js";

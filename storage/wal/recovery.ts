@@ -19,7 +19,9 @@
  *     record, records without COMMIT, or non-zero bytes follow B, survey the rest of
  *     the file: a checksum-valid COMMIT after the damage means acknowledged data is
  *     damaged (corruption), unless it is the only one, PIPELINED and after B (two batches
- *     were in flight: see acknowledgedAfterDamage); otherwise it is a torn tail [B, end of
+ *     were in flight: see acknowledgedAfterDamage), or the bad record is where the last
+ *     batch's COMMIT belongs and differs from it in a bit or two that no cut explains
+ *     (commit-damage.ts: written whole, damaged later); otherwise it is a torn tail [B, end of
  *     its data): the last non-zero byte, or in a recycled segment the end of its last
  *     record (the other non-zero bytes are stale, not torn).
  *  7. Repair (read-write mode only): copy the torn bytes to `<segment>.torn-<B>`,
@@ -45,6 +47,7 @@ import {
 } from "./format.js";
 import { encodedEntryType } from "./entry-codec.js";
 import { LogIndex, TERM_UNKNOWN } from "./log-index.js";
+import { COMMIT_RECORD_BYTES, commitDamagedAfterWrite, expectedCommitRecords } from "./commit-damage.js";
 import { listSegmentFiles, tornTailFileName, type SegmentFileRef } from "./naming.js";
 import { readFully, readSegmentHeader, scanRecords, surveyTail, type FoundCommit, type RecordVisitor, type ScanEnd } from "./segment-reader.js";
 import { writeZeros, type SpareSegment } from "./segment-writer.js";
@@ -450,6 +453,10 @@ async function checkActiveEnd(fs: FileSystem, dir: string, state: ReplayState, e
     }
     throw corruption(ref, end.offset, `unwritten space followed by a complete batch at byte offset ${proof}`, [state.expectedIndex]);
   }
+  if (end.kind === "bad" && (await lastCommitDamaged(state, end.offset))) {
+    const indexes = pendingIndexesOf(state.pendingType, state.pendingIndex);
+    throw corruption(ref, end.offset, "the last batch's commit record is damaged: a few bits differ from the commit it was written with (a torn write leaves no such record)", indexes);
+  }
   if (survey.dataEndOffset <= committedEnd) return undefined;
   const reason =
     end.kind === "bad"
@@ -460,6 +467,25 @@ async function checkActiveEnd(fs: FileSystem, dir: string, state: ReplayState, e
   const tornTail: TornTail = { segment: ref.name, path: ref.path, offset: committedEnd, bytes: survey.dataEndOffset - committedEnd, reason };
   if (repair) tornTail.savedTo = await cutTornTail(fs, dir, file, ref, committedEnd, survey.dataEndOffset);
   return tornTail;
+}
+
+/**
+ * Step 6: whether the bad record that ends the last segment's records sits where the
+ * buffered batch's COMMIT belongs and is that COMMIT, written whole and damaged later
+ * (commit-damage.ts): then the batch was durable and may have been acknowledged.
+ */
+async function lastCommitDamaged(state: ReplayState, offset: number): Promise<boolean> {
+  if (state.pendingType.length === 0) return false;
+  const segment = state.segment!;
+  const onDisk = new Uint8Array(COMMIT_RECORD_BYTES);
+  if ((await readFully(state.file!, onDisk, offset)) < COMMIT_RECORD_BYTES) return false;
+  const expected = expectedCommitRecords({
+    batchStartOffset: state.batchStart,
+    recordCount: state.pendingType.length,
+    lastIndex: state.expectedIndex - 1,
+    seed: segment.crcSeed,
+  });
+  return commitDamagedAfterWrite(onDisk, expected, { recycled: segment.header.recycled, fileOffset: offset });
 }
 
 /**

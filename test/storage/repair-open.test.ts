@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 import { openRaftStorage, type RaftStorageOptions } from "../../storage/raft-storage.js";
 import { listSegments } from "../../storage/wal/inspect.js";
+import { COMMIT_RECORD_BYTES } from "../../storage/wal/commit-damage.js";
 import { clusterConfigOf } from "../../src/raft/cluster-config.js";
 import { entries, snapshotPayload } from "./raft-storage-helpers.js";
 
@@ -59,6 +60,28 @@ describe("opening damaged storage to repair it", () => {
     expect(whole.damage()).toBeUndefined();
     expect(whole.lastIndex()).toBe(300);
     await whole.close();
+  });
+
+  it("a flipped bit in the last batch's commit record: the batch was acknowledged, so it is repaired, not cut as a torn tail", async () => {
+    const fs = new MemoryFileSystem();
+    await populated(fs);
+    const last = (await listSegments(`${DIR}/wal`, fs)).find((listing) => listing.state === "active")!.path;
+    const bytes = fs.currentBytes(last);
+    let end = bytes.length;
+    while (end > 0 && bytes[end - 1] === 0) end--;
+    // Records are 8-byte aligned and the COMMIT's last bytes (its record count's high bytes) are zero.
+    const commitAt = Math.ceil(end / 8) * 8 - COMMIT_RECORD_BYTES;
+    fs.flipBit(last, commitAt + 9, 3); // the COMMIT's index field
+    const plainOpen = await openRaftStorage(DIR, options(fs, false)).then(
+      async (opened) => (await opened.close(), `opened with last index ${opened.lastIndex()}`),
+      (error: { code?: string }) => error.code,
+    );
+    expect(plainOpen).toBe("WAL_ERR_CORRUPT");
+    const storage = await openRaftStorage(DIR, options(fs));
+    expect(storage.lastIndex()).toBe(250);
+    expect(storage.damage()).toEqual({ lostFromIndex: 251, lostToIndex: 300, hardStateLost: false });
+    expect(storage.recovery.damage!.log!.reason).toMatch(/commit record is damaged/);
+    await storage.close();
   });
 
   it("a crash in the middle of the salvage still reopens as under repair", async () => {

@@ -6,6 +6,7 @@ import { posix } from "node:path";
 import { describe, expect, it } from "vitest";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 import { Wal, WalCorruptionError, segmentFileName, SEGMENT_HEADER_BYTES } from "../../storage/wal/index.js";
+import { COMMIT_RECORD_BYTES } from "../../storage/wal/commit-damage.js";
 import { DIR, cloneDir, entry, errorCode, range } from "./wal-helpers.js";
 
 const SEGMENT = posix.join(DIR, segmentFileName(1));
@@ -128,6 +129,15 @@ describe("bit flips", () => {
     expect(clean.lastIndex()).toBe(6);
     await clean.close();
     const batchOf = (position: number): number => batchEnds.findIndex((end) => position < end);
+    // The last batch's COMMIT record: a flip there reads as a torn tail only when the record
+    // then looks cut, its bytes from the flipped one on all zero (commit-damage.ts).
+    const lastCommit = batchEnds[2] - COMMIT_RECORD_BYTES;
+    const looksCut = (position: number, bit: number): boolean => {
+      if (position < lastCommit) return false;
+      const record = bytes.slice(lastCommit, batchEnds[2]);
+      record[position - lastCommit] ^= 1 << bit;
+      return record.subarray(position - lastCommit).every((b) => b === 0);
+    };
     let corruptions = 0;
     let tornTails = 0;
     for (let position = SEGMENT_HEADER_BYTES; position < batchEnds[2]; position++) {
@@ -138,8 +148,8 @@ describe("bit flips", () => {
         const batchEntries = [2 * batch + 1, 2 * batch + 2];
         try {
           const wal = await Wal.open(DIR, { fs: copy, ...OPTIONS });
-          // Only a flip in the last batch may be taken for a torn tail; that batch is then gone.
-          expect(batch, `flip at ${position} bit ${bit} undetected`).toBe(2);
+          // Only a flip that makes the last COMMIT look cut may be taken for a torn tail; that batch is then gone.
+          expect(looksCut(position, bit), `flip at ${position} bit ${bit} taken for a torn tail`).toBe(true);
           expect(wal.lastIndex()).toBe(4);
           expect(wal.recovery.tornTail?.offset).toBe(batchEnds[1]);
           expect(wal.entries(1, 5, Infinity)).toEqual(smallLogEntries().slice(0, 4));
@@ -151,13 +161,18 @@ describe("bit flips", () => {
           expect(error.segment).toBe(segmentFileName(1));
           expect(error.offset).toBeLessThanOrEqual(position);
           expect(error.indexes.some((i) => batchEntries.includes(i)), `flip at ${position}: ${error.message}`).toBe(true);
+          expect(looksCut(position, bit), `flip at ${position} bit ${bit}`).toBe(false);
           corruptions++;
         }
       }
     }
     expect(corruptions).toBeGreaterThan(0);
-    expect(tornTails).toBeGreaterThan(0);
-    void bytes;
+    // Exactly the flips that clear the record's last set bit (here its record count's).
+    let cutLooking = 0;
+    for (let position = lastCommit; position < batchEnds[2]; position++) for (let bit = 0; bit < 8; bit++) cutLooking += looksCut(position, bit) ? 1 : 0;
+    expect(cutLooking).toBeGreaterThan(0);
+    expect(tornTails).toBe(cutLooking);
+    expect(tornTails).toBeLessThan(4);
   });
 
   it("entries() never returns an entry whose record fails its checksum", async () => {
