@@ -175,7 +175,10 @@ describe("snapshots", () => {
       testName,
       nodeCount: 3,
       snapshotEveryAppliedEntries: 3,
-      snapshotPaddingBytes: 200 * 1024,
+      // Large enough that one transfer (38 chunks, one in flight) outlasts the sender's two
+      // compactions below: at 200 KiB (13 chunks) it finished first for 46 of 300 extra seeds
+      // (RAFTWAL_SIM_SEEDS=300, 2026-11-27); at 600 KiB for none of 403, nor of those 46.
+      snapshotPaddingBytes: 600 * 1024,
       core: { electionTimeoutTicks: 10, heartbeatIntervalTicks: 1, snapshotChunkBytes: 16 * 1024, inflightMessagesMax: 1 },
     });
     cluster.network.setFaults({ ...UNRELIABLE_NETWORK, dropRequestProbability: 0, dropReplyProbability: 0, duplicateProbability: 0 });
