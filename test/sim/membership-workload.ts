@@ -139,7 +139,11 @@ export class MembershipWorkload {
     const leader = this.cluster.leaders()[0];
     if (leader === undefined) return;
     if (this.current === undefined) {
-      if (this.startsAllowed && this.rng.chance(this.options.startProbability)) this.start(leader);
+      // Planned from a leader a majority follows: a stale leader, cut off while a newer term
+      // committed changes without it, still shows the configuration before them (seed
+      // 34182114 planned "remove 6" from one after 6 was gone, and ended with 4 voters).
+      const stable = this.cluster.stableLeader();
+      if (stable && this.startsAllowed && this.rng.chance(this.options.startProbability)) this.start(stable);
       return;
     }
     if (this.cluster.now() < this.nextRequestTick) return;
@@ -162,7 +166,7 @@ export class MembershipWorkload {
     const possible = this.options.operations.filter((kind) => this.possible(kind, config));
     if (possible.length === 0) return;
     const kind = this.rng.pick(possible);
-    this.current = { kind, steps: this.plan(kind, config), stepAt: 0, startTick: this.cluster.now(), votersBefore: undefined, leaderRemoved: undefined };
+    this.current = { kind, steps: this.plan(kind, config), stepAt: 0, startTick: this.cluster.now(), votersBefore: [...config.voters], leaderRemoved: undefined };
     this.nextRequestTick = this.cluster.now();
   }
 
