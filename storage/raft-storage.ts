@@ -293,8 +293,12 @@ export class RaftStorage {
   saveHardState(state: HardState): Promise<void> {
     return this.serialize("saveHardState", async () => {
       const current = this.hard;
-      const durable = this.hardStateFile.get(); // may be below `current` after open raised it
-      if (state.term === durable.term && state.vote === durable.vote && state.commit === durable.commit) return;
+      // The file may differ from `current`: open raises floors in memory (raiseHardStateFloors)
+      // and, repairing, clips the commit to the log's end. Nothing to write only when the
+      // file holds this state and it is the one in force: a repaired node saving the commit
+      // the file kept must make it current again (else its snapshot there is refused).
+      const durable = this.hardStateFile.get();
+      if (sameHardState(state, durable) && sameHardState(state, current)) return;
       if (state.term < current.term) throw invalid(`hard state term ${state.term} is below the durable term ${current.term}`);
       if (state.term === current.term && current.vote !== 0 && state.vote !== current.vote) {
         throw invalid(`hard state vote ${state.vote} in term ${state.term} replaces the durable vote ${current.vote} (at most one vote per term, section 5.2)`);
@@ -513,6 +517,10 @@ async function reconcile(
     );
   }
   return raiseHardStateFloors(hard, snapshot, lastIndex === snapshot.index ? snapshot.term : wal.term(lastIndex), recovery);
+}
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }
 
 /**

@@ -146,7 +146,8 @@ export class ActiveSegment {
     readonly crcSeed: number,
     filledBytes: number,
   ) {
-    assert.ok(writeOffset >= SEGMENT_HEADER_BYTES && writeOffset <= sizeBytes, "write offset inside the segment");
+    // The numbers, for the one report of this so far (a torture soak, after a repair; not reproduced).
+    assert.ok(writeOffset >= SEGMENT_HEADER_BYTES && writeOffset <= sizeBytes, `write offset inside the segment (${name}: write offset ${writeOffset}, size ${sizeBytes} bytes)`);
     this.writeOffsetBytes = writeOffset;
     this.filledEndBytes = filledBytes;
   }

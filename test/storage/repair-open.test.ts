@@ -84,6 +84,25 @@ describe("opening damaged storage to repair it", () => {
     await storage.close();
   });
 
+  it("once the lost entries are back, saving the very hard state the file still holds makes its commit current again", async () => {
+    // The open clips the commit index (250 in the file) to the log's end in memory; the file
+    // keeps 250. Repaired, the node saves (term 1, vote 1, commit 250): the same bytes as the
+    // file, and the commit index in force must become 250, or a snapshot at 250 is refused
+    // (an e2e repair test stopped on "snapshot index 202 is above the durable commit index 146").
+    const fs = new MemoryFileSystem();
+    await populated(fs);
+    fs.flipBit(await firstSegmentPath(fs), 20_000);
+    const storage = await openRaftStorage(DIR, options(fs));
+    const last = storage.lastIndex();
+    expect(storage.hardState().commit).toBe(last);
+    await storage.append(entries(last + 1, 300, 1, 1000));
+    await storage.saveHardState({ term: 1, vote: 1, commit: 250 });
+    expect(storage.hardState()).toEqual({ term: 1, vote: 1, commit: 250 });
+    const meta = await storage.createSnapshot({ index: 250, config: clusterConfigOf([1, 2, 3]) }, [snapshotPayload(250, 1, 500)]);
+    expect(meta.index).toBe(250);
+    await storage.close();
+  });
+
   it("a crash in the middle of the salvage still reopens as under repair", async () => {
     const fs = new MemoryFileSystem();
     await populated(fs);
