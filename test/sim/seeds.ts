@@ -23,9 +23,22 @@ export function simulationSeeds(fixed: readonly number[]): number[] {
   return seeds;
 }
 
-/** Registers one test per seed, named "<name> (seed S)". */
+/**
+ * Registers one test per seed, named "<name> (seed S)". Each yields one turn of the event
+ * loop before its (synchronous) simulation: vitest's worker answers its runner over an RPC
+ * with a fixed 60 s timeout, and a long soak (RAFTWAL_SIM_SEEDS=200: thousands of tests run
+ * back to back without yielding) left its replies unread that long, so runs whose every
+ * test passed exited 1 with "Timeout calling onTaskUpdate" (2 to 5 of them per run).
+ */
 export function seededTest(name: string, fixed: readonly number[], body: (seed: number, testName: string) => void, timeoutMs?: number): void {
   for (const seed of simulationSeeds(fixed)) {
-    it(`${name} (seed ${seed})`, () => body(seed, name), timeoutMs);
+    it(
+      `${name} (seed ${seed})`,
+      async () => {
+        await new Promise((resolve) => setImmediate(resolve));
+        body(seed, name);
+      },
+      timeoutMs,
+    );
   }
 }
