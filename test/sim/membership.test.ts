@@ -67,7 +67,9 @@ function completed(report: SimulationReport, kind: MembershipOperation) {
 
 describe("membership changes under faults", () => {
   seededTest("add and remove learners and voters", [8101, 8102, 8103], (seed, testName) => {
-    const report = membershipRun(seed, testName, ["add-learner", "promote", "remove-voter", "remove-learner"]);
+    // Starts drawn at 0.05 per tick with a stable leader (0.02 by default): at 0.02, seed
+    // 1609000166 drew no start in ~370 such ticks after its first operation (p ~ 6e-4).
+    const report = membershipRun(seed, testName, ["add-learner", "promote", "remove-voter", "remove-learner"], { startProbability: 0.05 });
     expect(report.membership!.completed.length, "operations completed").toBeGreaterThanOrEqual(2);
     expect(report.membership!.nodesCreated, "nodes joined").toBeGreaterThan(3);
   });
