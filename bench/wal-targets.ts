@@ -35,7 +35,7 @@ import { pathToFileURL } from "node:url";
 import type { OpenOptions, StorageFile } from "../storage/fs/file-system.js";
 import { NodeFileSystem } from "../storage/fs/node-file-system.js";
 import { Wal, type WalOptions } from "../storage/wal/index.js";
-import { RecordType, recordBytes } from "../storage/wal/format.js";
+import { COMMIT_RECORD_BYTES, RecordType } from "../storage/wal/format.js";
 import { entryRecordBytes, makeEntry, median, percentile } from "./wal-common.js";
 
 /** A row of the targets: entries of `entryBytes` data bytes from `appenders` closed-loop appenders. */
@@ -186,12 +186,12 @@ export class CountingFileSystem extends NodeFileSystem {
 
 /** A batch ends with a COMMIT record; zero-filling and headers do not start with a record type. */
 function isBatchWrite(data: Uint8Array): boolean {
-  return data.length >= recordBytes(8) && data[data.length - recordBytes(8)] === RecordType.COMMIT;
+  return data.length >= COMMIT_RECORD_BYTES && data[data.length - COMMIT_RECORD_BYTES] === RecordType.COMMIT;
 }
 
 /** Bytes one batch of `appenders` entries occupies in the ceiling loop (no commit record for a single record). */
 function ceilingBatchBytes(row: TargetRow): number {
-  return row.appenders === 1 ? entryRecordBytes(row.entryBytes) : row.appenders * entryRecordBytes(row.entryBytes) + recordBytes(8);
+  return row.appenders === 1 ? entryRecordBytes(row.entryBytes) : row.appenders * entryRecordBytes(row.entryBytes) + COMMIT_RECORD_BYTES;
 }
 
 /** The ceiling: one write + fdatasync of `batchBytes` per step over a preallocated (zero-written) file. */

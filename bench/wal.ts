@@ -25,7 +25,7 @@ import type { OpenOptions, StorageFile } from "../storage/fs/file-system.js";
 import { NodeFileSystem } from "../storage/fs/node-file-system.js";
 import { Wal, type Preallocation } from "../storage/wal/index.js";
 import { crc32Implementation } from "../storage/wal/crc.js";
-import { recordBytes } from "../storage/wal/format.js";
+import { COMMIT_RECORD_BYTES } from "../storage/wal/format.js";
 import type { Entry } from "../src/proto/schema.js";
 import { handleUsage } from "./usage.js";
 
@@ -487,7 +487,7 @@ async function appendCases(plain: PlainResult[], single: SingleAppenderRun[]): P
 
 /** One N-appender case, interleaved in rounds with its ceiling: one batch of N records per fdatasync. */
 async function multiAppenderCase(plain: PlainResult[], size: number, appenders: number, preallocation: Preallocation): Promise<AppendResult> {
-  const batchBytes = appenders * entryRecordBytes(size) + recordBytes(8);
+  const batchBytes = appenders * entryRecordBytes(size) + COMMIT_RECORD_BYTES;
   const ceiling = new PlainLoop(batchBytes, "preallocated");
   await ceiling.setUp();
   const load = new WalLoad(size, appenders, preallocation);

@@ -22,7 +22,8 @@ import { join } from "node:path";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { readHardState } from "../../storage/hard-state.js";
 import { listSnapshotFiles, type SnapshotListing } from "../../storage/snapshot-store.js";
-import { COMMIT_RECORD_BYTES, commitDamagedAfterWrite } from "../../storage/wal/commit-damage.js";
+import { commitDamagedAfterWrite } from "../../storage/wal/commit-damage.js";
+import { COMMIT_RECORD_BYTES } from "../../storage/wal/format.js";
 import { listSegments, scanWal } from "../../storage/wal/inspect.js";
 
 export type DamageTarget = "wal" | "hardstate" | "snapshot";

@@ -26,16 +26,10 @@
  *     the same offset with the same payload), while before the checksum they would have to
  *     match a checksum of this segment's seed, which stale records fail.
  */
-import { COMMIT_PAYLOAD_BYTES, encodeCommitRecord, recordBytes, RECORD_HEADER_BYTES } from "./format.js";
+import { COMMIT_RECORD_BYTES, encodeCommitRecord, RECORD_CRC_OFFSET } from "./format.js";
 
 /** At most this many flipped bits make a COMMIT "damaged after it was written whole". */
 export const FLIPPED_BITS_MAX = 2;
-
-/** Byte offset of the CRC field: the record header's last 4 bytes (FORMAT.md, Record). */
-const RECORD_CRC_OFFSET = RECORD_HEADER_BYTES - 4;
-
-/** Bytes of a COMMIT record on disk. */
-export const COMMIT_RECORD_BYTES = recordBytes(COMMIT_PAYLOAD_BYTES);
 
 /** What the missing COMMIT of the last (unterminated) batch must be, field by field. */
 export interface ExpectedCommit {

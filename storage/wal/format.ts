@@ -92,10 +92,14 @@ export const COMMIT_FLAG_PIPELINED = 1;
 export const SEGMENT_HEADER_BYTES = 40;
 /** Bytes of a record header. */
 export const RECORD_HEADER_BYTES = 32;
+/** Byte offset of the CRC field in a record header: its last 4 bytes, just before the payload. */
+export const RECORD_CRC_OFFSET = RECORD_HEADER_BYTES - 4;
 /** Every record starts at a multiple of this (a power of two; sectors are multiples of it, so headers do not straddle sectors). */
 export const RECORD_ALIGNMENT_BYTES = 8;
 /** Bytes of a COMMIT record's payload: batch start offset (u32) and record count (u32). */
 export const COMMIT_PAYLOAD_BYTES = 8;
+/** Bytes of a whole COMMIT record on disk (header and payload; no padding). */
+export const COMMIT_RECORD_BYTES = RECORD_HEADER_BYTES + COMMIT_PAYLOAD_BYTES;
 /** Largest payload of one record, in bytes: bounds the allocation made for a record whose length field is damaged. Half the default segment, so one entry always fits. */
 export const RECORD_PAYLOAD_BYTES_MAX = 32 * MiB;
 /** Smallest segment, in bytes: small enough for tests to roll segments often. */
@@ -131,7 +135,7 @@ assert.ok(SEGMENT_SIZE_BYTES_MAX < 2 ** 32, "offsets in a segment fit a u32");
 assert.ok(SEGMENT_SIZE_BYTES_MIN <= SEGMENT_SIZE_BYTES_DEFAULT && SEGMENT_SIZE_BYTES_DEFAULT <= SEGMENT_SIZE_BYTES_MAX);
 assert.ok(SEGMENT_SIZE_BYTES_MIN % RECORD_ALIGNMENT_BYTES === 0 && SEGMENT_SIZE_BYTES_MAX % RECORD_ALIGNMENT_BYTES === 0);
 assert.ok(
-  SEGMENT_HEADER_BYTES + recordBytes(RECORD_PAYLOAD_BYTES_MAX) + recordBytes(COMMIT_PAYLOAD_BYTES) <= SEGMENT_SIZE_BYTES_DEFAULT,
+  SEGMENT_HEADER_BYTES + recordBytes(RECORD_PAYLOAD_BYTES_MAX) + COMMIT_RECORD_BYTES <= SEGMENT_SIZE_BYTES_DEFAULT,
   "a largest record and its commit fit a default segment",
 );
 
@@ -327,9 +331,9 @@ function sealRecord(target: Uint8Array, offset: number, type: RecordType, flags:
   writeU64(target, offset + 8, index);
   writeU64(target, offset + 16, term);
   writeU32(target, offset + 24, 0);
-  writeU32(target, offset + 28, 0);
+  writeU32(target, offset + RECORD_CRC_OFFSET, 0);
   const crc = crc32(target.subarray(offset, offset + RECORD_HEADER_BYTES + payloadBytes), seed);
-  writeU32(target, offset + 28, crc);
+  writeU32(target, offset + RECORD_CRC_OFFSET, crc);
   target.fill(0, offset + RECORD_HEADER_BYTES + payloadBytes, offset + total);
   return total;
 }
@@ -358,7 +362,7 @@ export function decodeRecordHeader(bytes: Uint8Array, offset: number, out: Recor
   out.payloadBytes = payloadBytes;
   out.index = index;
   out.term = term;
-  out.crc = readU32(bytes, offset + 28);
+  out.crc = readU32(bytes, offset + RECORD_CRC_OFFSET);
   return "ok";
 }
 
@@ -371,9 +375,10 @@ export function decodeRecordHeader(bytes: Uint8Array, offset: number, out: Recor
 export function checkRecord(bytes: Uint8Array, offset: number, header: RecordHeader, seed: number): string | undefined {
   const payloadEnd = offset + RECORD_HEADER_BYTES + header.payloadBytes;
   // One pass over header and payload with the CRC field as zero (restored after).
-  bytes[offset + 28] = bytes[offset + 29] = bytes[offset + 30] = bytes[offset + 31] = 0;
+  const crcAt = offset + RECORD_CRC_OFFSET;
+  bytes[crcAt] = bytes[crcAt + 1] = bytes[crcAt + 2] = bytes[crcAt + 3] = 0;
   const crc = crc32(bytes.subarray(offset, payloadEnd), seed);
-  writeU32(bytes, offset + 28, header.crc);
+  writeU32(bytes, offset + RECORD_CRC_OFFSET, header.crc);
   if (crc !== header.crc) return "checksum mismatch";
   if (!isZero(bytes, payloadEnd, offset + recordBytes(header.payloadBytes))) return "padding not zero";
   switch (header.type) {

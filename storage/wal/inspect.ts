@@ -9,7 +9,7 @@ import { WalErrorCode } from "../errors.js";
 import { entryCodec, type Entry } from "../../src/proto/schema.js";
 import { WalCorruptionError, walError, type CorruptionDetail } from "./errors.js";
 import {
-  COMMIT_PAYLOAD_BYTES,
+  COMMIT_RECORD_BYTES,
   RECORD_HEADER_BYTES,
   RECORD_TYPE_NAMES,
   RecordType,
@@ -147,7 +147,7 @@ async function* scanSegment(file: StorageFile, listing: SegmentListing, isLast: 
       }
       records[records.length - 1].commit = info;
       batchFirst = records.length;
-      batchStart = offset + recordBytes(COMMIT_PAYLOAD_BYTES);
+      batchStart = offset + COMMIT_RECORD_BYTES;
     }
   });
   const uncommitted = records.length - batchFirst;

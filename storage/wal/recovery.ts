@@ -38,16 +38,15 @@ import {
   RecordType,
   SEGMENT_HEADER_BYTES,
   decodeCommitPayload,
-  recordBytes,
   recordCrcSeed,
-  COMMIT_PAYLOAD_BYTES,
+  COMMIT_RECORD_BYTES,
   RECORD_HEADER_BYTES,
   type RecordHeader,
   type SegmentHeader,
 } from "./format.js";
 import { encodedEntryType } from "./entry-codec.js";
 import { LogIndex, TERM_UNKNOWN } from "./log-index.js";
-import { COMMIT_RECORD_BYTES, commitDamagedAfterWrite, expectedCommitRecords } from "./commit-damage.js";
+import { commitDamagedAfterWrite, expectedCommitRecords } from "./commit-damage.js";
 import { listSegmentFiles, tornTailFileName, type SegmentFileRef } from "./naming.js";
 import { readFully, readSegmentHeader, scanRecords, surveyTail, type FoundCommit, type RecordVisitor, type ScanEnd } from "./segment-reader.js";
 import { writeZeros, type SpareSegment } from "./segment-writer.js";
@@ -370,7 +369,7 @@ function commitBatch(state: ReplayState, offset: number, bytes: Uint8Array, at: 
   const segment = state.segment!;
   segment.recordCount += count + 1;
   clearPending(state);
-  state.batchStart = offset + recordBytes(COMMIT_PAYLOAD_BYTES);
+  state.batchStart = offset + COMMIT_RECORD_BYTES;
   segment.committedEndOffset = state.batchStart;
   state.expectedIndex = state.index.lastIndex() + 1;
   return undefined;

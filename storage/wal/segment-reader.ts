@@ -6,7 +6,7 @@
 import type { StorageFile } from "../fs/file-system.js";
 import {
   COMMIT_FLAG_PIPELINED,
-  COMMIT_PAYLOAD_BYTES,
+  COMMIT_RECORD_BYTES,
   RECORD_ALIGNMENT_BYTES,
   RECORD_HEADER_BYTES,
   RecordType,
@@ -185,7 +185,7 @@ export interface SurveyScope {
 export async function surveyTail(file: StorageFile, start: number, searchFrom: number, scope: SurveyScope): Promise<TailSurvey> {
   const fileBytes = await file.size();
   const found: Found = { dataEndOffset: start, commits: [] };
-  const overlap = recordBytes(8); // a COMMIT record is this long; chunks overlap so none is split
+  const overlap = COMMIT_RECORD_BYTES; // chunks overlap so that no COMMIT record is split
   let position = start;
   const chunkBytes = Math.min(SCAN_CHUNK_BYTES, Math.max(fileBytes - start, 4096));
   const buffer = new Uint8Array(chunkBytes + overlap);
@@ -214,8 +214,8 @@ interface Found {
 
 /** The batch start offset named by the (checked) COMMIT record at `offset`, at buffer position `i` or read again when it runs past. */
 function decodeCommitPayloadAt(file: StorageFile, buffer: Uint8Array, i: number, offset: number, count: number): number {
-  if (i + recordBytes(COMMIT_PAYLOAD_BYTES) <= count) return decodeCommitPayload(buffer, i).batchStartOffset;
-  const record = new Uint8Array(recordBytes(COMMIT_PAYLOAD_BYTES));
+  if (i + COMMIT_RECORD_BYTES <= count) return decodeCommitPayload(buffer, i).batchStartOffset;
+  const record = new Uint8Array(COMMIT_RECORD_BYTES);
   readFullySync(file, record, offset);
   return decodeCommitPayload(record, 0).batchStartOffset;
 }

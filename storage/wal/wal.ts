@@ -22,7 +22,7 @@ import { EntryCache } from "./entry-cache.js";
 import { encodedEntryBytes } from "./entry-codec.js";
 import { WalCorruptionError, walError } from "./errors.js";
 import {
-  COMMIT_PAYLOAD_BYTES,
+  COMMIT_RECORD_BYTES,
   FORMAT_VERSION,
   INDEX_MAX,
   RECORD_HEADER_BYTES,
@@ -606,7 +606,7 @@ export class Wal {
   }
 
   private checkFitsSegment(bytes: number): RaftwalError | undefined {
-    const capacity = this.options.segmentSizeBytes - SEGMENT_HEADER_BYTES - recordBytes(COMMIT_PAYLOAD_BYTES);
+    const capacity = this.options.segmentSizeBytes - SEGMENT_HEADER_BYTES - COMMIT_RECORD_BYTES;
     if (bytes <= capacity) return undefined;
     return walError(RaftwalErrorCode.INVALID_ARGUMENT, `one call writes ${bytes} bytes of records; a segment holds at most ${capacity}`);
   }
@@ -699,7 +699,7 @@ export class Wal {
    * (a segment is sealed only once everything written to it is durable).
    */
   private issueBatch(): boolean {
-    const commitBytes = recordBytes(COMMIT_PAYLOAD_BYTES);
+    const commitBytes = COMMIT_RECORD_BYTES;
     if (this.queue[0].bytes + commitBytes > this.active.remainingBytes()) {
       if (this.inFlight.length > 0) return false;
       this.startBatch([], () => this.rollover());

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 import { openRaftStorage, type RaftStorageOptions } from "../../storage/raft-storage.js";
 import { listSegments } from "../../storage/wal/inspect.js";
-import { COMMIT_RECORD_BYTES } from "../../storage/wal/commit-damage.js";
+import { COMMIT_RECORD_BYTES } from "../../storage/wal/format.js";
 import { clusterConfigOf } from "../../src/raft/cluster-config.js";
 import { entries, snapshotPayload } from "./raft-storage-helpers.js";
 

@@ -3,8 +3,8 @@
  * acknowledged) from one a crash cut (a torn tail): storage/wal/commit-damage.ts.
  */
 import { describe, expect, it } from "vitest";
-import { COMMIT_RECORD_BYTES, commitDamagedAfterWrite, expectedCommitRecords, FLIPPED_BITS_MAX } from "../../storage/wal/commit-damage.js";
-import { recordCrcSeed } from "../../storage/wal/format.js";
+import { commitDamagedAfterWrite, expectedCommitRecords, FLIPPED_BITS_MAX } from "../../storage/wal/commit-damage.js";
+import { COMMIT_RECORD_BYTES, recordCrcSeed } from "../../storage/wal/format.js";
 
 const EXPECTED = { batchStartOffset: 4136, recordCount: 3, lastIndex: 1207, seed: recordCrcSeed(7) };
 /** A record no 512-byte boundary crosses. */

@@ -6,7 +6,7 @@ import { posix } from "node:path";
 import { describe, expect, it } from "vitest";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 import { Wal, WalCorruptionError, segmentFileName, SEGMENT_HEADER_BYTES } from "../../storage/wal/index.js";
-import { COMMIT_RECORD_BYTES } from "../../storage/wal/commit-damage.js";
+import { COMMIT_RECORD_BYTES } from "../../storage/wal/format.js";
 import { DIR, cloneDir, entry, errorCode, range } from "./wal-helpers.js";
 
 const SEGMENT = posix.join(DIR, segmentFileName(1));
