@@ -24,6 +24,11 @@
  *   MemoryFileSystem tests cover.
  * - A file created and not yet synced exists on disk with the length it had at its last
  *   sync (0 when new).
+ * - A handle belongs to its file, not to its path, as a descriptor belongs to its inode: it
+ *   sees that file's changes after a rename, and another handle opening, measuring and
+ *   closing the path meanwhile never changes what it sees (the node's /status opens every
+ *   WAL file while the WAL works on them). Changes a sync is writing to the real file stay
+ *   visible until that sync is done, so no reader sees the file shrink meanwhile.
  * - The directory lock is the real one (the base's flock), so the kernel drops it at the
  *   kill, exactly as for a node on the plain disk.
  */
@@ -36,32 +41,48 @@ export const UNSYNCED_BYTES_MAX = 256 * 1024 * 1024;
 
 type PendingChange = { kind: "write"; position: number; data: Uint8Array } | { kind: "truncate"; length: number };
 
-/** The volatile state of one path: what the real file has (its synced length) and what is pending. */
-interface PathState {
-  /** Length of the real file (it changes only at sync or tear). */
+/**
+ * The volatile state of one file (kept while a handle is open on it or changes are held):
+ * what the real file has (its synced length) and what is not yet durable. Handles hold it
+ * directly; `paths` maps the file's current name to it.
+ */
+interface FileState {
+  /** Length of the real file before the changes below (it changes only when a sync completes, or at a tear). */
   baseLength: number;
+  /** Changes a sync in progress took and is writing to the real file, in order: not durable until it completes. */
+  syncing: PendingChange[];
+  /** Changes no sync has taken yet, in order (after `syncing`). */
   pending: PendingChange[];
   pendingBytes: number;
-  /** Handles open on this path (a sync through any of them flushes the path). */
+  /** Handles open on this file (a sync through any of them flushes the file). */
   handles: Set<PowerLossFile>;
 }
 
-/** The logical length of a path: the real length with the pending changes applied. */
-function logicalLength(state: PathState): number {
-  let length = state.baseLength;
-  for (const change of state.pending) {
+/** Every change not known durable, oldest first. */
+function unsynced(state: FileState): PendingChange[] {
+  return state.syncing.length === 0 ? state.pending : [...state.syncing, ...state.pending];
+}
+
+/** `length` with `changes` applied in order. */
+function lengthAfter(length: number, changes: PendingChange[]): number {
+  for (const change of changes) {
     length = change.kind === "write" ? Math.max(length, change.position + change.data.length) : change.length;
   }
   return length;
 }
 
+/** The logical length of a file: the real length with every change not yet durable applied. */
+function logicalLength(state: FileState): number {
+  return lengthAfter(state.baseLength, unsynced(state));
+}
+
 /**
- * Overlays the pending changes on `buffer[offset .. offset+count)`, which holds the real
+ * Overlays the changes not yet durable on `buffer[offset .. offset+count)`, which holds the real
  * file's bytes of [position, position+count) (zeros past its end). Pure.
  */
-function overlay(state: PathState, buffer: Uint8Array, offset: number, count: number, position: number): void {
+function overlay(state: FileState, buffer: Uint8Array, offset: number, count: number, position: number): void {
   const end = position + count;
-  for (const change of state.pending) {
+  for (const change of unsynced(state)) {
     if (change.kind === "write") {
       const from = Math.max(position, change.position);
       const to = Math.min(end, change.position + change.data.length);
@@ -76,13 +97,16 @@ function overlay(state: PathState, buffer: Uint8Array, offset: number, count: nu
 class PowerLossFile implements StorageFile {
   constructor(
     private readonly owner: PowerLossFileSystem,
+    /** The name it was opened with (the file may have been renamed since). */
     readonly path: string,
     private readonly base: StorageFile,
     private readonly readOnly: boolean,
+    /** Its file's state: never looked up by path, which may name another file by now. */
+    private readonly fileState: FileState,
   ) {}
 
-  private state(): PathState {
-    return this.owner.stateOf(this.path);
+  private state(): FileState {
+    return this.fileState;
   }
 
   // One read path: the overlay of unsynced writes is merged synchronously. This file
@@ -93,7 +117,7 @@ class PowerLossFile implements StorageFile {
 
   readSync(buffer: Uint8Array, offset: number, length: number, position: number): number {
     const state = this.state();
-    if (state.pending.length === 0) return this.base.readSync(buffer, offset, length, position);
+    if (state.pending.length === 0 && state.syncing.length === 0) return this.base.readSync(buffer, offset, length, position);
     const count = Math.max(0, Math.min(length, logicalLength(state) - position));
     if (count === 0) return 0;
     buffer.fill(0, offset, offset + count);
@@ -124,9 +148,15 @@ class PowerLossFile implements StorageFile {
     this.owner.strikeIfArmed();
     const state = this.state();
     // Take the changes first: writes made while this sync runs stay pending for the next one.
+    // They stay visible (as `syncing`) until it is done: the real file is being changed meanwhile.
     const changes = state.pending;
+    state.syncing.push(...changes);
     state.pending = [];
     state.pendingBytes = 0;
+    const settle = (): void => {
+      const taken = new Set(changes);
+      state.syncing = state.syncing.filter((change) => !taken.has(change));
+    };
     try {
       for (const change of changes) {
         if (change.kind === "write") await this.base.write(change.data, change.position);
@@ -134,13 +164,14 @@ class PowerLossFile implements StorageFile {
       }
       await this.base.sync();
     } catch (error) {
-      // The real file is now in an unknown state (as after a failed fsync): keep nothing pending.
+      // The real file is now in an unknown state (as after a failed fsync): keep none of these changes.
+      settle();
       state.baseLength = await this.base.size().catch(() => state.baseLength);
       throw error;
     }
-    for (const change of changes) {
-      state.baseLength = change.kind === "write" ? Math.max(state.baseLength, change.position + change.data.length) : change.length;
-    }
+    settle();
+    state.baseLength = lengthAfter(state.baseLength, changes);
+    this.owner.forgetIfIdle(state);
   }
 
   /** As write() then sync(): the bytes are durable on the real file when it resolves. */
@@ -160,7 +191,9 @@ class PowerLossFile implements StorageFile {
 
   async close(): Promise<void> {
     // Closing does not make data durable (close(2) does not fsync).
-    this.owner.detach(this.path, this);
+    const state = this.state();
+    state.handles.delete(this);
+    this.owner.forgetIfIdle(state);
     await this.base.close();
   }
 }
@@ -168,28 +201,22 @@ class PowerLossFile implements StorageFile {
 export type TearReport = Array<{ path: string; changesKept: number; changesTotal: number; bytesOfLastKept: number }>;
 
 export class PowerLossFileSystem implements FileSystem {
-  private readonly paths = new Map<string, PathState>();
+  /** The state of each file by its current name. Invariant: a handle's state is the one of its file's current name, or its file was removed. */
+  private readonly paths = new Map<string, FileState>();
   private armed: { random: () => number; then: (report: TearReport) => void } | undefined;
 
   constructor(private readonly base: FileSystem = new NodeFileSystem()) {}
 
-  /** @internal The volatile state of `path` (created empty when absent). */
-  stateOf(path: string): PathState {
-    let state = this.paths.get(path);
-    if (!state) {
-      state = { baseLength: 0, pending: [], pendingBytes: 0, handles: new Set() };
-      this.paths.set(path, state);
+  /**
+   * @internal Drops a file's state once no handle is open on it and nothing of it is held:
+   * the next open reads the real length. Changes of a closed file are kept: they are still
+   * in the "page cache".
+   */
+  forgetIfIdle(state: FileState): void {
+    if (state.handles.size > 0 || state.pending.length > 0 || state.syncing.length > 0) return;
+    for (const [path, known] of this.paths) {
+      if (known === state) this.paths.delete(path);
     }
-    return state;
-  }
-
-  /** @internal */
-  detach(path: string, file: PowerLossFile): void {
-    const state = this.paths.get(path);
-    if (!state) return;
-    state.handles.delete(file);
-    // Keep pending changes of a closed file: they are still in the "page cache".
-    if (state.handles.size === 0 && state.pending.length === 0) this.paths.delete(path);
   }
 
   /** Unsynced bytes held in memory, over every file. */
@@ -217,10 +244,22 @@ export class PowerLossFileSystem implements FileSystem {
 
   async open(path: string, options: OpenOptions = {}): Promise<StorageFile> {
     const baseFile = await this.base.open(path, options);
-    const known = this.paths.get(path);
-    const state = this.stateOf(path);
-    if (!known) state.baseLength = await baseFile.size();
-    const file = new PowerLossFile(this, path, baseFile, options.readOnly === true);
+    let realLength: number;
+    try {
+      realLength = await baseFile.size();
+    } catch (error) {
+      await baseFile.close().catch(() => undefined);
+      throw error;
+    }
+    // No await from here on: the state found is the one the handle joins. (Looked up before
+    // an await, it could be dropped meanwhile by another handle's close, and this handle
+    // would then see a file nobody else sees, 0 bytes long to the next one to open it.)
+    let state = this.paths.get(path);
+    if (state === undefined) {
+      state = { baseLength: realLength, syncing: [], pending: [], pendingBytes: 0, handles: new Set() };
+      this.paths.set(path, state);
+    }
+    const file = new PowerLossFile(this, path, baseFile, options.readOnly === true, state);
     state.handles.add(file);
     return file;
   }
@@ -252,7 +291,7 @@ export class PowerLossFileSystem implements FileSystem {
 
   async readFile(path: string): Promise<Uint8Array> {
     const state = this.paths.get(path);
-    if (!state || state.pending.length === 0) return this.base.readFile(path);
+    if (!state || unsynced(state).length === 0) return this.base.readFile(path);
     const file = await this.open(path, { readOnly: true });
     try {
       const length = await file.size();
@@ -290,14 +329,16 @@ export class PowerLossFileSystem implements FileSystem {
   tear(random: () => number): TearReport {
     const report: TearReport = [];
     for (const [path, state] of this.paths) {
-      if (state.pending.length === 0) continue;
+      // A sync in progress is torn too: its changes are not durable until it completes.
+      const changes = unsynced(state);
+      if (changes.length === 0) continue;
       // Changes before the torn one land whole; the torn one lands as a random prefix.
-      const torn = Math.floor(random() * state.pending.length);
+      const torn = Math.floor(random() * changes.length);
       let bytesOfLastKept = 0;
       const fd = openSync(path, "r+");
       try {
         for (let k = 0; k <= torn; k++) {
-          const change = state.pending[k];
+          const change = changes[k];
           if (change.kind === "write") {
             const bytes = k === torn ? Math.floor(random() * (change.data.length + 1)) : change.data.length;
             writeSync(fd, change.data, 0, bytes, change.position);
@@ -310,7 +351,7 @@ export class PowerLossFileSystem implements FileSystem {
         closeSync(fd);
       }
       const changesKept = torn;
-      report.push({ path, changesKept, changesTotal: state.pending.length, bytesOfLastKept });
+      report.push({ path, changesKept, changesTotal: changes.length, bytesOfLastKept });
     }
     return report;
   }
