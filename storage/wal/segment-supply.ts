@@ -86,7 +86,7 @@ export class SegmentSupply {
     const recycledName = this.recycled.shift();
     const ready =
       recycledName !== undefined
-        ? prepareRecycledSpare(this.fs, this.dir, recycledName, segmentId)
+        ? prepareRecycledSpare(this.fs, this.dir, recycledName, segmentId, this.options.segmentSizeBytes)
         : createSpareSegment(this.fs, this.dir, segmentId, this.options.segmentSizeBytes, prefillBytes);
     this.spare = { segmentId, ready: ready.catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))) };
   }

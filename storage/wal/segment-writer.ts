@@ -12,6 +12,8 @@ import { strict as assert } from "node:assert";
 import { posix } from "node:path";
 import type { DurableWriteHint, FileSystem, StorageFile } from "../fs/file-system.js";
 import { FORMAT_VERSION, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, encodeSegmentHeader, recordCrcSeed } from "./format.js";
+import { WalErrorCode } from "../errors.js";
+import { walError } from "./errors.js";
 import { segmentFileName } from "./naming.js";
 
 /** Zero bytes written per call while zero-filling. */
@@ -82,17 +84,24 @@ export async function createSpareSegment(fs: FileSystem, dir: string, segmentId:
  * header can never name the wrong segment under the new name), then rename it and fsync
  * the directory. A crash in between leaves either a recycled file (ignored by recovery,
  * reused later) or a spare.
+ *
+ * Only files of the segment size are kept for reuse (SegmentSupply), so a file of another
+ * length changed after it was kept: it is left as it is and the preparation fails
+ * (WAL_ERR_FAILED, naming the file and both sizes). File sizes are not trusted (FORMAT.md):
+ * one shorter than a segment header must never become a segment whose header says so.
  */
-export async function prepareRecycledSpare(fs: FileSystem, dir: string, recycledName: string, segmentId: number): Promise<SpareSegment> {
+export async function prepareRecycledSpare(fs: FileSystem, dir: string, recycledName: string, segmentId: number, segmentSizeBytes: number): Promise<SpareSegment> {
   const from = posix.join(dir, recycledName);
   const name = segmentFileName(segmentId);
   const path = posix.join(dir, name);
   const old = await fs.open(from);
-  let sizeBytes: number;
   try {
+    const sizeBytes = await old.size();
+    if (sizeBytes !== segmentSizeBytes) {
+      throw walError(WalErrorCode.FAILED, `recycled file ${from} is ${sizeBytes} bytes, not the segment size ${segmentSizeBytes}: it changed after it was kept for reuse, so it is not made ${name} (reopening the WAL removes it)`);
+    }
     // Made ready in the background while the active segment takes writes: through the pool.
     await old.writeDurable(new Uint8Array(SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES), 0, { callerIdle: false });
-    sizeBytes = await old.size();
   } finally {
     await old.close();
   }
@@ -100,7 +109,7 @@ export async function prepareRecycledSpare(fs: FileSystem, dir: string, recycled
   await fs.syncDirectory(dir);
   // Opened under its new name: a file object keeps the path it was opened with.
   const file = await fs.open(path);
-  return { segmentId, name, path, file, sizeBytes, recycled: true, filledBytes: sizeBytes };
+  return { segmentId, name, path, file, sizeBytes: segmentSizeBytes, recycled: true, filledBytes: segmentSizeBytes };
 }
 
 /** A zero write in flight ahead of the write offset. */

@@ -43,7 +43,7 @@ describe("PowerLossFileSystem, several handles on one file", () => {
 
     // The WAL opens the recycled file; a poll opens, measures and closes it while that open reads its length...
     const lengthRead = base.hold("size");
-    const preparing = prepareRecycledSpare(fs, walDir, recycled, 2);
+    const preparing = prepareRecycledSpare(fs, walDir, recycled, 2, SEGMENT_BYTES);
     await lengthRead.reached;
     const polledDuringOpen = await poll();
     // ...and another while the blank header is being made durable.
