@@ -155,7 +155,7 @@ export class ActiveSegment {
     readonly crcSeed: number,
     filledBytes: number,
   ) {
-    // The numbers, for the one report of this so far (a torture soak, after a repair; not reproduced).
+    // Never expected to fail: a spare always has the segment size (prepareRecycledSpare checks a recycled one).
     assert.ok(writeOffset >= SEGMENT_HEADER_BYTES && writeOffset <= sizeBytes, `write offset inside the segment (${name}: write offset ${writeOffset}, size ${sizeBytes} bytes)`);
     this.writeOffsetBytes = writeOffset;
     this.filledEndBytes = filledBytes;
