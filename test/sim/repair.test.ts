@@ -193,13 +193,18 @@ function faultMix(network = UNRELIABLE_NETWORK): FaultPlan {
   };
 }
 
-/** A randomized run (core settings from the seed) with `damage` on top of the fault mix; logs and returns its report. */
-function damageRun(seed: number, testName: string, nodeCount: number, network: NetworkFaults, damage: Partial<DamagePlan>): SimulationReport {
+/**
+ * A randomized run (core settings from the seed, snapshot chunks of at least `chunkBytesMin`)
+ * with `damage` on top of the fault mix; logs and returns its report.
+ */
+function damageRun(seed: number, testName: string, nodeCount: number, network: NetworkFaults, damage: Partial<DamagePlan>, chunkBytesMin = 0): SimulationReport {
+  const core = randomCoreSettings(new Rng(seed).derive("core"));
+  core.snapshotChunkBytes = Math.max(core.snapshotChunkBytes ?? 0, chunkBytesMin);
   const report = runSimulation({
     seed,
     testName,
     nodeCount,
-    core: randomCoreSettings(new Rng(seed).derive("core")),
+    core,
     persistDelayTicksMax: 2,
     snapshotEveryAppliedEntries: 20,
     faults: { ...faultMix(network), damage: { ...DEFAULT_DAMAGE_PLAN, ...damage } },
@@ -212,8 +217,19 @@ function damageRun(seed: number, testName: string, nodeCount: number, network: N
 }
 
 describe("storage damage repaired from peers: randomized", () => {
+  // "In turn a majority" needs the first repair to end within the run: damage waits while a
+  // node repairs. A node that needs the leader's snapshot must get it within one leader's term,
+  // with no crash of its own and no newer snapshot in between, and while it repairs it does not
+  // vote (src/raft/REPAIR.md, rule 1): the other two voters must both be up, connected and agree.
+  // With 128-byte chunks a 1.3 to 3.9 KiB snapshot (11 to 31 chunks) rarely makes it. Seed
+  // 1713432803 drew them: node 1, damaged at tick 303, repaired 28 ticks after faults stopped
+  // (no leader for 1,013 of its 1,697 ticks under faults, 1 of 26 transfers started installed);
+  // with faults kept on to tick 6000 it was still repairing. Over 1,500 seeds, 6% of repairs
+  // with 128-byte chunks lasted over 600 ticks, 0.6% with larger ones. So chunks of 1 KiB or
+  // more here (2,499 seeds: a second node damaged by tick 1,240 in every one); the other
+  // randomized damage tests keep the tiny chunks.
   seededTest("one node at a time (followers, leaders, in turn a majority), every kind, crashes and partitions", [661, 662, 663, 664, 665, 666], (seed, testName) => {
-    const report = damageRun(seed, testName, 3, UNRELIABLE_NETWORK, { probability: 0.01 });
+    const report = damageRun(seed, testName, 3, UNRELIABLE_NETWORK, { probability: 0.01 }, 1024);
     expect(report.ended).toBeUndefined();
     expect(report.damage!.nodesDamaged.length).toBeGreaterThanOrEqual(2);
   });
