@@ -23,11 +23,19 @@ export function isTransferContext(context: Uint8Array): boolean {
  *   - APPEND_RESPONSE acknowledges entries (and the term they were accepted in);
  *   - VOTE_RESPONSE grants a vote (rejections are routed the same way, for simplicity),
  *     including a candidate's vote for itself, which it counts only once durable;
- *   - SNAPSHOT_RESPONSE acknowledges snapshot chunks or an installed snapshot.
- * VOTE requests go at once: a candidate cannot win without its own durable vote
- * (Raft.poll), so sending them early claims nothing. PRE_VOTE and PRE_VOTE_RESPONSE
- * change no state.
+ *   - SNAPSHOT_RESPONSE acknowledges snapshot chunks or an installed snapshot;
+ *   - VOTE asks for votes in the candidate's term, which must be durable on the candidate
+ *     first. Without storage damage an early request would be harmless (a voter's vote is
+ *     durable, and the candidate counts votes only once its own is). With it, it is not: a
+ *     candidate that crashed before its term T was durable restarts below T, campaigns in T
+ *     again and counts a delayed grant from its first campaign, while the granting voter,
+ *     having lost its hard state, asked every voter's term (REPAIR.md rule 5), heard
+ *     nothing of T and voted in T again (simulation seed 1803772105: two votes in one term).
+ *     With T durable first, any vote in T for a candidate implies the candidate answers
+ *     those questions with T or later. etcd raft, too, sends a Ready's messages only after
+ *     its HardState is durable.
+ * PRE_VOTE and PRE_VOTE_RESPONSE change no state.
  */
 export function requiresPersistence(type: MessageType): boolean {
-  return type === MessageType.APPEND_RESPONSE || type === MessageType.VOTE_RESPONSE || type === MessageType.SNAPSHOT_RESPONSE;
+  return type === MessageType.APPEND_RESPONSE || type === MessageType.VOTE_RESPONSE || type === MessageType.SNAPSHOT_RESPONSE || type === MessageType.VOTE;
 }

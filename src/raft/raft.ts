@@ -368,9 +368,10 @@ export class Raft {
       request.index = lastIndex;
       request.logTerm = lastTerm;
       if (kind === "transfer") request.context = TRANSFER_CONTEXT;
-      // Vote requests go at once, even before our new term is durable (a slow disk
-      // must not slow elections); the self-vote is what must be durable, see poll().
-      this.outbox.send(request);
+      // A vote request leaves once our term (and self-vote) is durable (messages.ts says why);
+      // a pre-vote claims nothing and goes at once.
+      if (kind === "pre-vote") this.outbox.send(request);
+      else this.outbox.sendAfterPersist(request);
     }
     if (kind === "pre-vote") {
       this.poll(this.id, true);

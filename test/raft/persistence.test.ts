@@ -57,23 +57,40 @@ describe("persistence contract (Figure 2: persist before responding)", () => {
     // Reference: Figure 2 (votedFor is persistent state), section 5.2
   });
 
-  it("a candidate asks for votes at once but wins only once its own vote is durable", () => {
+  it("a candidate asks for votes only once its term and self-vote are durable, and wins only then", () => {
     const storage = new MemoryStorage();
     const core = newCore(1, [1, 2, 3], storage, noPreVote);
     for (let i = 0; i < 30 && core.softState().role === "follower"; i++) core.tick();
-    // Vote requests need no durability: they go before the new term is on disk.
-    expect(core.takeMessages().filter((m) => m.type === MessageType.VOTE).map((m) => m.to)).toEqual([2, 3]);
+    expect(core.softState().role).toBe("candidate");
+    const votesSent = (messages: { type: MessageType; to: number }[]) => messages.filter((m) => m.type === MessageType.VOTE).map((m) => m.to);
+    // Nothing asks for a vote in term 1 while term 1 is not durable (src/raft/messages.ts).
+    expect(votesSent(core.takeMessages())).toEqual([]);
     const ready = core.ready();
     expect(ready.hardState).toEqual({ term: 1, vote: 1, commit: 0 });
-    // Both peers grant before the self-vote is durable: a majority of peers, but no leader yet.
+    expect(votesSent(ready.messages)).toEqual([]);
+    // Grants arriving before the self-vote is durable (a majority of peers) elect nobody.
     core.step(message({ type: MessageType.VOTE_RESPONSE, from: 2, to: 1, term: 1 }));
     core.step(message({ type: MessageType.VOTE_RESPONSE, from: 3, to: 1, term: 1 }));
     expect(core.softState().role).toBe("candidate");
     persist(storage, ready, { chunks: [] });
     core.advance(ready);
-    expect(core.softState().role).toBe("leader");
     expect(storage.hardState()).toMatchObject({ term: 1, vote: 1 });
+    expect(core.softState().role).toBe("leader");
+    // Released by advance(): the requests leave once the term they ask in is on disk.
+    expect(votesSent(core.takeMessages())).toEqual([2, 3]);
     // Reference: section 5.2 and Figure 2 (a leader's term and vote are durable, so it can never win the same term twice)
+  });
+
+  it("a candidate that crashes before its term is durable has asked nobody for a vote in it", () => {
+    const storage = new MemoryStorage();
+    const core = newCore(1, [1, 2, 3], storage, noPreVote);
+    for (let i = 0; i < 30 && core.softState().role === "follower"; i++) core.tick();
+    const ready = core.ready();
+    // The crash: this Ready is never persisted; what left the node is all a peer could have seen.
+    const left = [...ready.messages, ...core.takeMessages()];
+    expect(left.filter((m) => m.type === MessageType.VOTE)).toEqual([]);
+    expect(storage.hardState().term).toBe(0);
+    // Reference: REPAIR.md rule 5 (a voter that lost its vote learns every campaign's term from the candidates)
   });
 
   it("a single-node cluster becomes leader only once its self-vote is durable", () => {
