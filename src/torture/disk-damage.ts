@@ -20,6 +20,7 @@
 import { readFileSync, openSync, readSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
+import type { FileSystem } from "../../storage/fs/file-system.js";
 import { readHardState } from "../../storage/hard-state.js";
 import { listSnapshotFiles, type SnapshotListing } from "../../storage/snapshot-store.js";
 import { commitDamagedAfterWrite } from "../../storage/wal/commit-damage.js";
@@ -63,11 +64,14 @@ export async function durableHardState(dataDir: string): Promise<{ term: number;
   return (await readHardState(new NodeFileSystem(), join(dataDir, "hardstate"))).hardState;
 }
 
-/** Flips one bit of `target` in `dataDir`; undefined when there is nothing of that kind to damage. */
-export async function damage(dataDir: string, target: DamageTarget, random: () => number, choice: DamageChoice): Promise<Damage | undefined> {
+/**
+ * Flips one bit of `target` in `dataDir`; undefined when there is nothing of that kind to
+ * damage. `fs` reads the WAL (a test's seam; the flip itself is node:fs).
+ */
+export async function damage(dataDir: string, target: DamageTarget, random: () => number, choice: DamageChoice, fs: FileSystem = new NodeFileSystem()): Promise<Damage | undefined> {
   switch (target) {
     case "wal":
-      return damageWal(dataDir, random, choice);
+      return damageWalUnlessGone(dataDir, random, choice, fs);
     case "hardstate": {
       const path = join(dataDir, "hardstate", "hardstate");
       let size: number;
@@ -117,9 +121,21 @@ interface EntryRecord {
   payloadBytes: number;
 }
 
-async function damageWal(dataDir: string, random: () => number, choice: DamageChoice): Promise<Damage | undefined> {
+/**
+ * A running node (disk-live) may recycle or delete a segment between its listing and the
+ * flip: then nothing was damaged (the flip opens the file first), and the caller may try again.
+ */
+async function damageWalUnlessGone(dataDir: string, random: () => number, choice: DamageChoice, fs: FileSystem): Promise<Damage | undefined> {
+  try {
+    return await damageWal(dataDir, random, choice, fs);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+}
+
+async function damageWal(dataDir: string, random: () => number, choice: DamageChoice, fs: FileSystem): Promise<Damage | undefined> {
   const walDirectory = join(dataDir, "wal");
-  const fs = new NodeFileSystem();
   let listings;
   try {
     listings = await listSegments(walDirectory, fs);

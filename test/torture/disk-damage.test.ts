@@ -78,6 +78,22 @@ describe("disk damage", () => {
     }
     expect(offsets).toEqual(new Set([true, false]));
   });
+
+  it("damages nothing, and does not fail, when a running node's segment goes away while it reads the WAL", async () => {
+    const dataDir = await dataDirWithLog(1000);
+    // As if the node recycled every segment once it was listed: each later open finds no file.
+    class VanishingSegments extends NodeFileSystem {
+      private readonly listed = new Set<string>();
+      override async open(path: string, options?: Parameters<NodeFileSystem["open"]>[1]) {
+        if (path.endsWith(".wal") && this.listed.has(path)) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: "ENOENT" });
+        this.listed.add(path);
+        return super.open(path, options);
+      }
+    }
+    const before = await payloadSizes(dataDir);
+    expect(await damage(dataDir, "wal", seededRandom(1), { nodeId: 2, sealedOnly: true }, new VanishingSegments())).toBeUndefined();
+    expect(await payloadSizes(dataDir)).toEqual(before);
+  });
 });
 
 /** Each entry record's payload size, by "<segment path>@<offset>". */
