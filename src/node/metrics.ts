@@ -24,6 +24,11 @@ export class NodeMetrics {
   readonly elections = new Counter({ name: "raftwal_elections_total", help: "Elections this node started as candidate", registers: [this.registry] });
   readonly leaderChanges = new Counter({ name: "raftwal_leader_changes_total", help: "Changes of the known leader", registers: [this.registry] });
   readonly snapshots = new Counter({ name: "raftwal_snapshots_total", help: "Snapshots taken by this node's state machine", registers: [this.registry] });
+  readonly snapshotsHeldBack = new Counter({
+    name: "raftwal_snapshots_held_back_total",
+    help: "Times a due snapshot waited because this leader was sending its snapshot to a follower",
+    registers: [this.registry],
+  });
   readonly repairsStarted = new Counter({ name: "raftwal_storage_repairs_started_total", help: "Starts with damaged storage repaired from peers, by what was lost", labelNames: ["part"], registers: [this.registry] });
   readonly repairsCompleted = new Counter({ name: "raftwal_storage_repairs_completed_total", help: "Repairs of damaged storage completed", registers: [this.registry] });
   readonly repairSeconds = new Gauge({ name: "raftwal_storage_repair_seconds", help: "Duration of the last completed repair", registers: [this.registry] });

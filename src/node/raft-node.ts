@@ -58,6 +58,7 @@ import { storageUsage, type StorageUsage } from "./storage-usage.js";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { memberAddress, openNodeParts, transportPeers } from "./startup.js";
 import type { OwnMember } from "./own-member.js";
+import { snapshotDecision } from "./snapshot-policy.js";
 
 /** Bytes a WAL record adds to an entry's data (record header, protobuf framing, padding): an estimate for the policy. */
 const WAL_RECORD_OVERHEAD_BYTES_ESTIMATE = 56;
@@ -79,6 +80,8 @@ export class RaftNode<Result = unknown> {
   private pumping: Promise<void> | undefined;
   /** A snapshot being written in the background (at most one). */
   private snapshotting: Promise<void> | undefined;
+  /** A due snapshot is waiting for a snapshot transfer (logged and counted once per wait). */
+  private snapshotWaiting = false;
   private stopped = false;
   /** Set by close(): new requests are refused while those in flight finish. */
   private closing: Promise<void> | undefined;
@@ -368,19 +371,28 @@ export class RaftNode<Result = unknown> {
   }
 
   /**
-   * Snapshot policy: every `snapshotEveryEntries` applied entries, or once about
-   * `snapshotEveryWalBytes` of entries went into the WAL, snapshot and compact (whole
-   * segments behind the snapshot are deleted).
+   * Snapshot and compact (whole segments behind the snapshot are deleted) when the policy
+   * says so (snapshot-policy.ts: every `snapshotEveryEntries` applied entries or about
+   * `snapshotEveryWalBytes` of WAL, held back, within a bound, while sending a snapshot).
    */
   private maybeSnapshot(): void {
     if (this.snapshotting) return;
-    // firstIndex() - 1 is the snapshot's index (RaftLogStorage's invariant) without
-    // snapshotMeta()'s copy of the configuration: this runs after every Ready.
-    const sinceSnapshot = this.applied - (this.storage.firstIndex() - 1);
-    if (sinceSnapshot <= 0) return;
-    const entriesDue = sinceSnapshot >= (this.options.snapshotEveryEntries ?? SNAPSHOT_EVERY_ENTRIES_DEFAULT);
-    const bytesDue = this.walBytesSinceSnapshot >= (this.options.snapshotEveryWalBytes ?? SNAPSHOT_EVERY_WAL_BYTES_DEFAULT);
-    if (!entriesDue && !bytesDue) return;
+    const decision = snapshotDecision({
+      // firstIndex() - 1 is the snapshot's index (RaftLogStorage's invariant) without
+      // snapshotMeta()'s copy of the configuration: this runs after every Ready.
+      entriesSinceSnapshot: this.applied - (this.storage.firstIndex() - 1),
+      walBytesSinceSnapshot: this.walBytesSinceSnapshot,
+      everyEntries: this.options.snapshotEveryEntries ?? SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+      everyWalBytes: this.options.snapshotEveryWalBytes ?? SNAPSHOT_EVERY_WAL_BYTES_DEFAULT,
+      sendingSnapshot: () => this.core.sendingSnapshot(),
+    });
+    if (decision === "wait-for-transfer" && !this.snapshotWaiting) {
+      this.snapshotWaiting = true;
+      this.metrics.snapshotsHeldBack.inc();
+      this.logger.info("snapshot held back while this leader sends its snapshot to a follower", { applied: this.applied });
+    }
+    if (decision !== "take") return;
+    this.snapshotWaiting = false;
     const index = this.applied;
     const config = this.core.clusterConfigAt(index);
     // The state machine captures its state now (the StateMachine contract), so applying goes

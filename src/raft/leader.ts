@@ -370,6 +370,7 @@ function handleSnapshotResponse(raft: Raft, progress: Progress, message: Message
   const transfer = progress.snapshotTransfer;
   const chunk = message.snapshot;
   if (progress.state !== "snapshot" || transfer === undefined || chunk === undefined || !sameSnapshot(chunk.meta, transfer.meta)) return;
+  progress.ticksSinceSnapshotAnswer = 0;
   if (chunk.done && !message.reject) {
     // Installed: the follower's log now ends at (or, keeping later entries, beyond) the snapshot.
     progress.maybeUpdate(transfer.meta.index);
@@ -392,11 +393,28 @@ function handleSnapshotResponse(raft: Raft, progress: Progress, message: Message
   sendSnapshotChunks(raft, message.from, progress);
 }
 
+/**
+ * Whether this leader is catching a follower up by snapshot: the follower needs entries
+ * already compacted (or a transfer to it is under way), and a transfer to it started or was
+ * answered within the last two election timeouts (so a follower that went away stops
+ * counting; a transfer that starts over does not).
+ */
+export function sendingSnapshot(raft: Raft): boolean {
+  if (raft.role !== "leader") return false;
+  const firstIndex = raft.log.firstIndex();
+  for (const progress of raft.peerProgress) {
+    const needsSnapshot = progress.state === "snapshot" || progress.next < firstIndex;
+    if (needsSnapshot && progress.ticksSinceSnapshotAnswer < 2 * raft.config.electionTimeoutTicks) return true;
+  }
+  return false;
+}
+
 /** Chunks unacknowledged for an election timeout were probably lost: resend the window. */
 function retransmitSnapshotChunks(raft: Raft): void {
   const peers = raft.peers;
   for (let i = 0; i < peers.length; i++) {
     const progress = raft.peerProgress[i];
+    progress.ticksSinceSnapshotAnswer += 1;
     const transfer = progress.snapshotTransfer;
     if (transfer === undefined || (transfer.sentOffset === transfer.offset && !transfer.doneSent)) continue;
     transfer.idleTicks += 1;

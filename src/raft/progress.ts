@@ -49,6 +49,12 @@ export class Progress {
   snapshotTransfer: SnapshotTransfer | undefined = undefined;
   /** Heard from within the current election timeout (CheckQuorum, thesis section 6.2). */
   recentActive = false;
+  /**
+   * Leader ticks since a snapshot transfer to this follower started or the follower last
+   * answered one; kept across transfers (one may start over: a newer snapshot, a dropped
+   * connection). Infinity when none ever did.
+   */
+  ticksSinceSnapshotAnswer = Number.POSITIVE_INFINITY;
   /** Highest commit index sent to the follower. */
   sentCommit = 0;
   readonly inflights: Inflights;
@@ -86,6 +92,7 @@ export class Progress {
     this.resetState("snapshot");
     this.pendingSnapshot = meta.index;
     this.snapshotTransfer = { meta, offset: 0, sentOffset: 0, doneSent: false, idleTicks: 0 };
+    this.ticksSinceSnapshotAnswer = 0;
   }
 
   /** The follower acknowledged entries up to `index`; returns whether that was news. */

@@ -16,6 +16,7 @@ import { copyClusterConfig, type ClusterConfig, type HardState, type Message, ty
 import { isVoter } from "./cluster-config.js";
 import type { ConfigChange } from "./config-change.js";
 import { invariant } from "./invariant.js";
+import { sendingSnapshot } from "./leader.js";
 import type { Raft } from "./raft.js";
 import type { PeerProgress, ProposalPosition, RaftCore, Ready, SoftState } from "./types.js";
 
@@ -108,6 +109,10 @@ export class RawNode implements RaftCore {
       const voter = isVoter(raft.clusterConfig, id);
       return { id, voter, match: progress.match, next: progress.next, state: progress.state, recentActive: progress.recentActive };
     });
+  }
+
+  sendingSnapshot(): boolean {
+    return sendingSnapshot(this.raft);
   }
 
   commitIndex(): number {

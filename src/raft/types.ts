@@ -289,6 +289,13 @@ export interface RaftCore {
   takeMessages(): Message[];
   /** The leader's view of every member's replication, its own included (empty when not leader). */
   progress(): PeerProgress[];
+  /**
+   * As leader: a snapshot transfer to a follower is under way, and that follower answered it
+   * within the last election timeout. The host holds its own next snapshot back meanwhile
+   * (src/node/snapshot-policy.ts): it would restart the transfer and compact the entries the
+   * follower needs after it.
+   */
+  sendingSnapshot(): boolean;
   /** Highest index known committed. */
   commitIndex(): number;
   /** Highest index the host confirmed applied (through advance()). */

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findFreeBasePort } from "../../src/cli/local-cluster.js";
-import { startKvNode, type KvNode, type KvPeerConfig } from "../../src/kv/kv-node.js";
+import { startKvNode, type KvNode, type KvNodeOptions, type KvPeerConfig } from "../../src/kv/kv-node.js";
 import { silentLogger } from "../../src/node/logger.js";
 import type { TcpTransport, TcpTransportOptions } from "../../src/transport/transport.js";
 import type { FileSystem } from "../../storage/fs/file-system.js";
@@ -22,6 +22,8 @@ export interface ThreeOptions {
   transport?: (options: TcpTransportOptions) => TcpTransport;
   snapshotEveryEntries?: number;
   latencyTrace?: boolean;
+  /** Core settings for every node (RaftNodeOptions.raft). */
+  raft?: KvNodeOptions["raft"];
 }
 
 const running: KvNode[] = [];
@@ -59,6 +61,7 @@ export async function startThree(options: ThreeOptions = {}): Promise<KvNode[]> 
         logger: silentLogger,
         transport: options.transport,
         latencyTrace: options.latencyTrace,
+        raft: options.raft,
       }),
     ),
   );

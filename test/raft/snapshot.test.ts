@@ -251,6 +251,30 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
     // Reference: section 7 (the leader sends its current snapshot; a newer one supersedes the older)
   });
 
+  it("sendingSnapshot() holds while the follower answers the transfer, not once it went silent for two election timeouts, nor after it installed", () => {
+    const { net, meta } = followerBehindSnapshot({ snapshotChunkBytes: 100, entries: 3, snapshotBytes: 1000 });
+    const leader = net.core(1);
+    expect(leader.sendingSnapshot(), "before the transfer").toBe(false);
+    // The follower takes the first chunks and answers; then it goes silent (its answers are lost).
+    let answers = 0;
+    net.filters.push((m) => !(m.type === MessageType.SNAPSHOT_RESPONSE && ++answers > 2));
+    net.tickAll(2);
+    expect(leader.progress().find((p) => p.id === 3)!.state).toBe("snapshot");
+    expect(leader.sendingSnapshot(), "answered lately").toBe(true);
+    net.tickAll(10); // the election timeout (helpers.ts)
+    expect(leader.sendingSnapshot(), "silent for one election timeout").toBe(true);
+    net.tickAll(10);
+    expect(leader.softState().role).toBe("leader");
+    expect(leader.progress().find((p) => p.id === 3)!.state).toBe("snapshot");
+    expect(leader.sendingSnapshot(), "silent for two election timeouts").toBe(false);
+    expect(net.core(2).sendingSnapshot(), "a follower never").toBe(false);
+    net.heal();
+    net.tickAll(30);
+    expect(net.node(3).storage.snapshotMeta().index).toBe(meta.index);
+    expect(leader.sendingSnapshot(), "installed").toBe(false);
+    // Reference: section 7; etcd's server pauses compaction while it sends a snapshot (src/node/snapshot-policy.ts)
+  });
+
   it("reportSnapshot(false) returns the follower to probe state", () => {
     const { net } = followerBehindSnapshot({ snapshotChunkBytes: 100, entries: 3, snapshotBytes: 250 });
     net.filters.push((m) => m.type !== MessageType.SNAPSHOT);
