@@ -409,7 +409,10 @@ export function sendingSnapshot(raft: Raft): boolean {
   return false;
 }
 
-/** Chunks unacknowledged for an election timeout were probably lost: resend the window. */
+/**
+ * Per leader tick: ages every follower's last snapshot answer (sendingSnapshot), and resends
+ * the window of chunks unacknowledged for an election timeout (probably lost).
+ */
 function retransmitSnapshotChunks(raft: Raft): void {
   const peers = raft.peers;
   for (let i = 0; i < peers.length; i++) {

@@ -290,8 +290,9 @@ export interface RaftCore {
   /** The leader's view of every member's replication, its own included (empty when not leader). */
   progress(): PeerProgress[];
   /**
-   * As leader: a snapshot transfer to a follower is under way, and that follower answered it
-   * within the last election timeout. The host holds its own next snapshot back meanwhile
+   * As leader: a follower is being caught up by snapshot (it needs entries already compacted,
+   * or a transfer to it is under way) and a transfer to it started or was answered within the
+   * last two election timeouts. The host holds its own next snapshot back meanwhile
    * (src/node/snapshot-policy.ts): it would restart the transfer and compact the entries the
    * follower needs after it.
    */
