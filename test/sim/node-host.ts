@@ -42,6 +42,7 @@ import type { Rng } from "../../src/rng.js";
 import { StateMachine } from "./state-machine.js";
 import type { VirtualClock } from "./time.js";
 import { trace, TRACE_ENABLED } from "./trace.js";
+import { snapshotDecision } from "../../src/node/snapshot-policy.js";
 
 /** Where, inside the persistence of a Ready, a crash may strike. */
 export const CRASH_POINTS = ["before-persist", "after-chunks", "after-snapshot", "after-entries", "after-hard-state", "after-apply"] as const;
@@ -428,14 +429,23 @@ export class NodeHost {
     this.waitingReads.length = kept;
   }
 
-  /** Application-side compaction (section 7): snapshot the state machine, compact, tell the core. */
+  /**
+   * Application-side compaction (section 7): snapshot the state machine, compact, tell the
+   * core; when the node runtime's policy says so (src/node/snapshot-policy.ts: held back
+   * while this leader sends a snapshot, within its bound).
+   */
   private maybeCompact(): void {
     const every = this.options.snapshotEveryAppliedEntries;
-    if (every <= 0 || !this.core) return;
-    const storage = this.disk.storage;
-    const applied = this.stateMachine.appliedIndex;
-    if (applied - storage.snapshotMeta().index < every) return;
-    this.snapshotNow();
+    const core = this.core;
+    if (every <= 0 || !core) return;
+    const decision = snapshotDecision({
+      entriesSinceSnapshot: this.stateMachine.appliedIndex - this.disk.storage.snapshotMeta().index,
+      walBytesSinceSnapshot: 0,
+      everyEntries: every,
+      everyWalBytes: Number.POSITIVE_INFINITY,
+      sendingSnapshot: () => core.sendingSnapshot(),
+    });
+    if (decision === "take") this.snapshotNow();
   }
 
   /** Takes an application snapshot at the applied index right now. */
