@@ -66,7 +66,7 @@ export function tickLeader(raft: Raft): void {
     // Thesis section 3.10: abandon a transfer that did not finish in an election timeout.
     raft.leadTransferee = 0;
   }
-  retransmitSnapshotChunks(raft);
+  tickSnapshotTransfers(raft);
   if (raft.heartbeatElapsed >= raft.config.heartbeatIntervalTicks) {
     raft.heartbeatElapsed = 0;
     broadcastHeartbeat(raft);
@@ -413,7 +413,7 @@ export function sendingSnapshot(raft: Raft): boolean {
  * Per leader tick: ages every follower's last snapshot answer (sendingSnapshot), and resends
  * the window of chunks unacknowledged for an election timeout (probably lost).
  */
-function retransmitSnapshotChunks(raft: Raft): void {
+function tickSnapshotTransfers(raft: Raft): void {
   const peers = raft.peers;
   for (let i = 0; i < peers.length; i++) {
     const progress = raft.peerProgress[i];
