@@ -20,14 +20,14 @@
  * every round's numbers and per-second series, to bench/results/membership.json.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { findFreeBasePort, LocalCluster, type LocalNodeSpec } from "../src/cli/local-cluster.js";
-import { KvClient, KvError } from "../src/kv/client.js";
+import { KvError } from "../src/kv/client.js";
 import { NodeFileSystem } from "../storage/fs/node-file-system.js";
 import { listSnapshotFiles } from "../storage/snapshot-store.js";
+import { loadState, logLines, sleep, until } from "./cluster-steps.js";
 import { writeResults } from "./results.js";
 import { handleUsage, numberOption } from "./usage.js";
 import { median, SteadyWriteLoad, throughputDip, type ThroughputDip } from "./write-load.js";
@@ -95,48 +95,15 @@ interface Round {
   loadErrors: number;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** Loads STATE_BYTES of 16 KiB values with STATE_WRITERS writers; returns the seconds it took. */
-async function loadState(endpoints: string[]): Promise<number> {
-  const keys = Math.ceil(STATE_BYTES / STATE_VALUE_BYTES);
-  const started = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: STATE_WRITERS }, async () => {
-      const client = new KvClient({ endpoints, operationTimeoutMs: 60_000 });
-      try {
-        for (let key = next++; key < keys; key = next++) await client.put(`state-${key}`, Buffer.alloc(STATE_VALUE_BYTES, key % 251));
-      } finally {
-        client.close();
-      }
-    }),
-  );
-  return (performance.now() - started) / 1000;
-}
-
-/** Polls until `probe` returns a value, or fails after `timeoutMs`. */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = CATCH_UP_TIMEOUT_MS): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
+function loadMembershipState(endpoints: string[]): Promise<number> {
+  return loadState(endpoints, { keys: Math.ceil(STATE_BYTES / STATE_VALUE_BYTES), valueBytes: STATE_VALUE_BYTES, writers: STATE_WRITERS });
 }
 
 /** The learner's "installed a snapshot from the leader" log line: its time (epoch ms) and index. */
 async function snapshotInstalled(cluster: LocalCluster, id: number): Promise<{ timeMs: number; index: number } | undefined> {
-  const log = await readFile(join(cluster.spec(id).dataDir, "..", `node-${id}.log`), "utf8");
-  for (const line of log.split("\n")) {
-    if (!line.includes("installed a snapshot from the leader")) continue;
-    const parsed = JSON.parse(line) as { time: number; index: number };
-    return { timeMs: parsed.time, index: parsed.index };
-  }
-  return undefined;
+  const [first] = await logLines(cluster, id, "installed a snapshot from the leader");
+  return first === undefined ? undefined : { timeMs: first.time, index: first.index as number };
 }
 
 /** Promotes learner `id`, retrying while the leader says it is still behind. */
@@ -149,7 +116,7 @@ async function promote(cluster: LocalCluster, id: number): Promise<void> {
       if (error instanceof KvError && error.code === "RAFT_ERR_LEARNER_BEHIND") return undefined;
       throw error;
     }
-  });
+  }, CATCH_UP_TIMEOUT_MS);
 }
 
 /**
@@ -161,7 +128,7 @@ async function addAndPromote(cluster: LocalCluster, spec: LocalNodeSpec): Promis
   const addedMs = Date.now();
   const added = performance.now();
   await cluster.addLearner(spec.id);
-  await until(`node ${spec.id} to catch up`, async () => ((await cluster.status(spec.id))?.appliedIndex ?? 0) >= target || undefined);
+  await until(`node ${spec.id} to catch up`, async () => ((await cluster.status(spec.id))?.appliedIndex ?? 0) >= target || undefined, CATCH_UP_TIMEOUT_MS);
   const catchUpSeconds = (performance.now() - added) / 1000;
   const installed = await until(`node ${spec.id}'s snapshot log line`, () => snapshotInstalled(cluster, spec.id), 10_000);
   const snapshots = await listSnapshotFiles(fs, join(spec.dataDir, "snap"), { verifyPayload: false });
@@ -212,7 +179,7 @@ async function runRound(round: number): Promise<Round> {
     // client's ephemeral port could take a free one later), and a process starting takes
     // CPU that is no part of a change.
     const [fourth, fifth] = [await cluster.joinNode({ ask: false }), await cluster.joinNode({ ask: false })];
-    const loadSeconds = await loadState(members);
+    const loadSeconds = await loadMembershipState(members);
     // Every member snapshots the state once: wait for all, so that no snapshot write falls into a measurement.
     const snapshotIndexes = await Promise.all(
       cluster.specs.filter((spec) => spec.id < fourth.id).map((spec) => until(`node ${spec.id}'s snapshot`, async () => (await cluster.status(spec.id))?.snapshotIndex || undefined, 60_000)),

@@ -1,0 +1,57 @@
+/**
+ * Steps the benchmarks on a LocalCluster of node processes share: waiting for a condition,
+ * loading KV state, reading a node's log lines.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import type { LocalCluster } from "../src/cli/local-cluster.js";
+import { KvClient } from "../src/kv/client.js";
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `probe` every 25 ms until it returns a value, or fails naming `what` after `timeoutMs`. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+export interface StateLoad {
+  /** Keys `state-0` .. `state-<keys-1>`, each written once. */
+  keys: number;
+  valueBytes: number;
+  writers: number;
+}
+
+/** Writes every key of `load` once through `writers` KvClients; returns the seconds it took. */
+export async function loadState(endpoints: string[], load: StateLoad): Promise<number> {
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: load.writers }, async () => {
+      const client = new KvClient({ endpoints, operationTimeoutMs: 60_000 });
+      try {
+        for (let key = next++; key < load.keys; key = next++) await client.put(`state-${key}`, Buffer.alloc(load.valueBytes, key % 251));
+      } finally {
+        client.close();
+      }
+    }),
+  );
+  return (performance.now() - started) / 1000;
+}
+
+/** The JSON log lines of node `id` (its `node-<id>.log`, `logs: "file"`) whose message includes `text`. */
+export async function logLines(cluster: LocalCluster, id: number, text: string): Promise<Array<{ time: number } & Record<string, unknown>>> {
+  const log = await readFile(join(cluster.spec(id).dataDir, "..", `node-${id}.log`), "utf8");
+  return log
+    .split("\n")
+    .filter((line) => line.includes(text))
+    .map((line) => JSON.parse(line) as { time: number } & Record<string, unknown>);
+}
