@@ -51,6 +51,8 @@ const LOAD_KEYS = 1000;
 /** Caught up: applied within this many entries of the leader's commit index (a few writes in flight). */
 const CAUGHT_UP_ENTRIES = 500;
 const POLL_MS = 250;
+/** The load runs this long before the follower restarts (its first seconds, left out of writes/s). */
+const RESTART_AFTER_SECONDS = 2;
 
 interface Round {
   keys: number;
@@ -93,13 +95,13 @@ async function runRound(round: number): Promise<Round> {
     load.start();
     let catchUpSeconds: number | undefined;
     try {
-      await sleep(2000);
+      await sleep(RESTART_AFTER_SECONDS * 1000);
       cluster.startNode(follower);
       catchUpSeconds = await secondsToCatchUp(cluster, leader, follower, LOAD_SECONDS);
     } finally {
       await load.stop();
     }
-    const writes = load.writesPerSecond.slice(2, -1);
+    const writes = load.writesPerSecond.slice(RESTART_AFTER_SECONDS, -1);
     return {
       keys: KEYS,
       snapshotEvery: SNAPSHOT_EVERY,
