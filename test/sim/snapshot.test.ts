@@ -169,16 +169,19 @@ describe("snapshots", () => {
     converge(cluster, 300, 1500);
   });
 
-  seededTest("the leader compacts again while a chunked transfer is under way", [348, 349, 350], (seed, testName) => {
+  seededTest("the leader compacts again while a chunked transfer is under way", [348, 349, 350, 273737133], (seed, testName) => {
     const cluster = makeCluster({
       seed,
       testName,
       nodeCount: 3,
       snapshotEveryAppliedEntries: 3,
-      // Large enough that one transfer (38 chunks, one in flight) outlasts the sender's two
+      // Large enough that one transfer (76 chunks, one in flight) outlasts the sender's two
       // compactions below: at 200 KiB (13 chunks) it finished first for 46 of 300 extra seeds
-      // (RAFTWAL_SIM_SEEDS=300, 2026-11-27); at 600 KiB for none of 403, nor of those 46.
-      snapshotPaddingBytes: 600 * 1024,
+      // (RAFTWAL_SIM_SEEDS=300, 2026-11-27); at 600 KiB for none of 403, nor of those 46,
+      // until the sender held its snapshots back while sending one (src/node/snapshot-policy.ts:
+      // it now compacts only when 4 intervals are due), then for 5 of 603 (seeds 273737133,
+      // 1914531924, ...); at 1200 KiB for none of 1,206.
+      snapshotPaddingBytes: 1200 * 1024,
       core: { electionTimeoutTicks: 10, heartbeatIntervalTicks: 1, snapshotChunkBytes: 16 * 1024, inflightMessagesMax: 1 },
     });
     cluster.network.setFaults({ ...UNRELIABLE_NETWORK, dropRequestProbability: 0, dropReplyProbability: 0, duplicateProbability: 0 });
