@@ -125,6 +125,8 @@ export class NodeHost {
   crashAtNextPersist: CrashPoint | undefined;
   private core: RaftCore | undefined;
   private pending: PendingReady | undefined;
+  /** The last compaction check held the snapshot back for a transfer (checked again on ticks). */
+  private snapshotHeldBack = false;
   /** Readies already advanced but not yet durable (only with the mutation). */
   private readonly deferred: PendingReady[] = [];
   private readonly waitingReads: ReadState[] = [];
@@ -245,12 +247,15 @@ export class NodeHost {
     this.waitingReads.length = 0;
     this.stateMachine = new StateMachine();
     this.crashAtNextPersist = undefined;
+    this.snapshotHeldBack = false;
   }
 
   tick(): void {
     if (!this.core) return;
     try {
       this.core.tick();
+      // As the node runtime: a snapshot held back for a transfer is taken once it ends, writes or not.
+      if (this.snapshotHeldBack && !this.pending) this.maybeCompact();
     } catch (error) {
       if (!(error instanceof RaftwalError) || error.code !== RaftErrorCode.UNREPAIRABLE) throw error;
       this.stopUnrepairable(error);
@@ -445,6 +450,7 @@ export class NodeHost {
       everyWalBytes: Number.POSITIVE_INFINITY,
       sendingSnapshot: () => core.sendingSnapshot(),
     });
+    this.snapshotHeldBack = decision === "wait-for-transfer";
     if (decision === "take") this.snapshotNow();
   }
 
