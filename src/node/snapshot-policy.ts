@@ -5,8 +5,10 @@
  * entries went into the WAL. But a leader that is sending its snapshot to a follower waits:
  * a new snapshot would replace the one being sent (the storage serves only the newest, so
  * the transfer starts over) and compact the entries right after it, which the follower
- * needs once it has installed it. Under a steady load whose snapshot interval is shorter
- * than a transfer, every transfer would start over and the follower never catch up. etcd
+ * needs once it has installed it (so the wait lasts until the follower has acknowledged the
+ * entries the leader had at the install: RaftCore.sendingSnapshot). Under a steady load
+ * whose snapshot interval is shorter than a transfer, every transfer would start over and
+ * the follower never catch up. etcd
  * pauses compaction the same way while it sends a snapshot. The wait is bounded: after
  * SNAPSHOT_WAIT_INTERVALS_MAX intervals' worth the snapshot is taken anyway, so that a
  * transfer that cannot finish does not let the log grow without bound.

@@ -192,6 +192,8 @@ function handleAppendRejection(raft: Raft, progress: Progress, message: Message)
 
 function handleAppendAck(raft: Raft, progress: Progress, from: number, index: number): void {
   const updated = progress.maybeUpdate(index);
+  // Catching up after a snapshot, the follower answers entries now: the hold goes on (sendingSnapshot).
+  if (updated && progress.match < progress.catchUpToIndex) progress.ticksSinceSnapshotAnswer = 0;
   if (!updated && !(progress.state === "probe" && progress.match === index)) return;
   if (progress.state === "probe") {
     progress.becomeReplicate();
@@ -374,6 +376,7 @@ function handleSnapshotResponse(raft: Raft, progress: Progress, message: Message
   if (chunk.done && !message.reject) {
     // Installed: the follower's log now ends at (or, keeping later entries, beyond) the snapshot.
     progress.maybeUpdate(transfer.meta.index);
+    progress.catchUpToIndex = raft.log.lastIndex();
     progress.becomeProbe();
     raft.appendsPending = true;
     return;
@@ -395,16 +398,19 @@ function handleSnapshotResponse(raft: Raft, progress: Progress, message: Message
 
 /**
  * Whether this leader is catching a follower up by snapshot: the follower needs entries
- * already compacted (or a transfer to it is under way), and a transfer to it started or was
- * answered within the last two election timeouts (so a follower that went away stops
- * counting; a transfer that starts over does not).
+ * already compacted (or a transfer to it is under way), or it installed the snapshot and has
+ * not yet acknowledged the entries the leader had then (compacting them would need another
+ * snapshot); and it answered the transfer or those entries, or a transfer to it started,
+ * within the last two election timeouts (so a follower that went away stops counting; a
+ * transfer that starts over does not).
  */
 export function sendingSnapshot(raft: Raft): boolean {
   if (raft.role !== "leader") return false;
   const firstIndex = raft.log.firstIndex();
   for (const progress of raft.peerProgress) {
     const needsSnapshot = progress.state === "snapshot" || progress.next < firstIndex;
-    if (needsSnapshot && progress.ticksSinceSnapshotAnswer < 2 * raft.config.electionTimeoutTicks) return true;
+    const catchingUp = progress.match < progress.catchUpToIndex;
+    if ((needsSnapshot || catchingUp) && progress.ticksSinceSnapshotAnswer < 2 * raft.config.electionTimeoutTicks) return true;
   }
   return false;
 }

@@ -55,6 +55,12 @@ export class Progress {
    * connection). Infinity when none ever did.
    */
   ticksSinceSnapshotAnswer = Number.POSITIVE_INFINITY;
+  /**
+   * Set when the follower installs a snapshot: the leader's last index then. Until the
+   * follower's match reaches it, it catches up with the entries after the snapshot, and a
+   * compaction past them would send it another snapshot (sendingSnapshot). 0: none.
+   */
+  catchUpToIndex = 0;
   /** Highest commit index sent to the follower. */
   sentCommit = 0;
   readonly inflights: Inflights;

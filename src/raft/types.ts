@@ -291,7 +291,8 @@ export interface RaftCore {
   progress(): PeerProgress[];
   /**
    * As leader: a follower is being caught up by snapshot (it needs entries already compacted,
-   * or a transfer to it is under way) and a transfer to it started or was answered within the
+   * a transfer to it is under way, or it installed one and has not yet acknowledged the
+   * entries the leader had then) and it answered, or a transfer to it started, within the
    * last two election timeouts. The host holds its own next snapshot back meanwhile
    * (src/node/snapshot-policy.ts): it would restart the transfer and compact the entries the
    * follower needs after it.

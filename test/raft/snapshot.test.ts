@@ -275,6 +275,64 @@ describe("log compaction and InstallSnapshot (section 7)", () => {
     // Reference: section 7; etcd's server pauses compaction while it sends a snapshot (src/node/snapshot-policy.ts)
   });
 
+  it("sendingSnapshot() holds after the install until the follower acknowledged the entries the leader had then, not once it went silent", () => {
+    const { net, meta } = followerBehindSnapshot({ snapshotChunkBytes: 100, entries: 3, snapshotBytes: 1000 });
+    const leader = net.core(1);
+    // The snapshot gets through; once it is installed, appends do not.
+    net.filters.push((m) => !(m.type === MessageType.APPEND && m.to === 3 && net.node(3).storage.snapshotMeta().index === meta.index));
+    for (let i = 0; i < 2; i++) leader.propose(bytes(`after-${i}`));
+    net.deliver();
+    const leaderLast = leader.progress().find((p) => p.id === 1)!.match;
+    expect(leaderLast).toBeGreaterThan(meta.index);
+    for (let tick = 0; tick < 30 && net.node(3).storage.snapshotMeta().index !== meta.index; tick++) net.tickAll(1);
+    expect(net.node(3).storage.snapshotMeta().index, "installed").toBe(meta.index);
+    expect(leader.progress().find((p) => p.id === 3)!.match).toBe(meta.index);
+    // Compacting now to the leader's last entry would cost the follower a second snapshot.
+    expect(leader.sendingSnapshot(), "installed, the entries after it not acknowledged").toBe(true);
+    net.tickAll(20); // two election timeouts (helpers.ts) without an answer
+    expect(leader.sendingSnapshot(), "silent for two election timeouts").toBe(false);
+    net.heal();
+    net.tickAll(3);
+    expect(leader.progress().find((p) => p.id === 3)!.match).toBe(leaderLast);
+    expect(leader.sendingSnapshot(), "caught up").toBe(false);
+    // Reference: section 7; etcd keeps entries behind its snapshots for a follower to catch up (SnapshotCatchUpEntries)
+  });
+
+  it("sendingSnapshot() holds while a follower catching up after an install keeps acknowledging entries", () => {
+    // One entry per append, so that the entries after the snapshot can arrive one at a time.
+    const net = new Network([1, 2, 3], { snapshotChunkBytes: 100, messageBytesMax: 1 });
+    net.elect(1);
+    net.isolate(3);
+    for (let i = 0; i < 3; i++) net.core(1).propose(bytes(`e${i}`));
+    net.deliver();
+    const meta = compact(net, 1, payload(1000));
+    net.heal();
+    const leader = net.core(1);
+    // The entries after the snapshot reach the follower one append every 15 ticks: 60 ticks
+    // in all, longer than the two election timeouts a silent follower is given.
+    let appendsAllowed = 0;
+    net.filters.push((m) => !(m.type === MessageType.APPEND && m.to === 3 && m.entries.length > 0 && appendsAllowed-- <= 0));
+    for (let i = 0; i < 4; i++) leader.propose(bytes(`after-${i}`));
+    net.deliver();
+    const leaderLast = leader.progress().find((p) => p.id === 1)!.match;
+    const followerMatch = () => leader.progress().find((p) => p.id === 3)!.match;
+    for (let tick = 0; tick < 30 && net.node(3).storage.snapshotMeta().index !== meta.index; tick++) net.tickAll(1);
+    expect(net.node(3).storage.snapshotMeta().index, "installed").toBe(meta.index);
+    let acknowledgedAfterInstall = 0;
+    for (let round = 0; round < 12 && followerMatch() < leaderLast; round++) {
+      net.tickAll(15);
+      expect(leader.sendingSnapshot(), `catching up at ${followerMatch()} of ${leaderLast}`).toBe(true);
+      const before = followerMatch();
+      appendsAllowed = 1;
+      net.tickAll(1);
+      appendsAllowed = 0;
+      if (followerMatch() > before) acknowledgedAfterInstall += 1;
+    }
+    expect(followerMatch()).toBe(leaderLast);
+    expect(acknowledgedAfterInstall, "acknowledged one append at a time").toBeGreaterThanOrEqual(3);
+    expect(leader.sendingSnapshot(), "caught up").toBe(false);
+  });
+
   it("reportSnapshot(false) returns the follower to probe state", () => {
     const { net } = followerBehindSnapshot({ snapshotChunkBytes: 100, entries: 3, snapshotBytes: 250 });
     net.filters.push((m) => m.type !== MessageType.SNAPSHOT);
