@@ -171,8 +171,9 @@ export class RaftNode<Result = unknown> {
     this.proposals.expire(now);
     this.reads.expire(now);
     this.guard(() => this.core.tick());
-    // A snapshot held back for a transfer is taken once the transfer ends, even when no
-    // write comes to run the check after a Ready (an idle cluster would keep the longer log).
+    // A snapshot held back for a transfer is taken once the transfer (and the follower's
+    // catch-up after it) ends, even when no write comes to run the check after a Ready (an
+    // idle cluster would keep the longer log).
     // Not while a Ready is handled: entries applied from it may be above the commit index
     // written so far, which the snapshot must not pass; the check after that Ready runs anyway.
     if (this.snapshotWaiting && !this.stopped && this.pumping === undefined) this.maybeSnapshot();

@@ -8,10 +8,10 @@
  * needs once it has installed it (so the wait lasts until the follower has acknowledged the
  * entries the leader had at the install: RaftCore.sendingSnapshot). Under a steady load
  * whose snapshot interval is shorter than a transfer, every transfer would start over and
- * the follower never catch up. etcd
- * pauses compaction the same way while it sends a snapshot. The wait is bounded: after
- * SNAPSHOT_WAIT_INTERVALS_MAX intervals' worth the snapshot is taken anyway, so that a
- * transfer that cannot finish does not let the log grow without bound.
+ * the follower never catch up. etcd pauses compaction the same way while it sends a
+ * snapshot. The wait is bounded: after SNAPSHOT_WAIT_INTERVALS_MAX intervals' worth the
+ * snapshot is taken anyway, so that a transfer that cannot finish does not let the log grow
+ * without bound.
  */
 
 /** A snapshot held back for a transfer is taken anyway at this many times its interval. */
