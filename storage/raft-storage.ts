@@ -31,10 +31,14 @@
  *      The term never decreases and a vote, once cast in a term, never changes.
  *   5. `createSnapshot(target, data)` (application side): the payload is written and
  *      fsynced into a temporary file outside the writers' queue (appends go on meanwhile);
- *      then, in its turn, the file gets its final name durably; only then is the WAL compacted (`wal.compact(i, term)`), which deletes whole
- *      segments whose entries are all <= i and fsyncs the directory. A crash in between
- *      leaves the snapshot and the full log: still consistent, and open completes the
- *      compaction.
+ *      then, in its turn, the file gets its final name durably; only then is the WAL
+ *      compacted up to `target.compactTo` (default: the snapshot's index) with
+ *      `wal.compact(i, term)`, which deletes whole segments whose entries are all <= i and
+ *      fsyncs the directory. Entries between the compaction point and the snapshot stay
+ *      readable: a catch-up tail, so that a leader can still send them to a follower that
+ *      is only a little behind instead of its whole snapshot (etcd's
+ *      SnapshotCatchUpEntries). A crash in between leaves the snapshot and the full log:
+ *      still consistent (a longer tail), and the next snapshot compacts it.
  *
  * Open (recovery), step by step:
  *   0. Lock the directory (storage/fs/directory-lock.ts): one process at a time, or
@@ -43,8 +47,10 @@
  *   2. Open the snapshot store: the newest snapshot whose checksums verify is current;
  *      newer corrupt ones are skipped and reported in `recovery.warnings`.
  *   3. Open the WAL (torn tail cut, corruption is an error).
- *   4. Reconcile: if the snapshot is ahead of the WAL's compaction, record the compaction
- *      (step 2 or 5 above was interrupted). If the WAL is compacted beyond the snapshot
+ *   4. Reconcile: if the snapshot is ahead of the WAL's compaction and the WAL does not
+ *      hold the snapshot's index with its term, discard the log it replaces (step 2 above
+ *      was interrupted); if it does hold it, the entries behind the snapshot are a catch-up
+ *      tail and stay (step 5). If the WAL is compacted beyond the snapshot
  *      (the newer snapshot that covered it is corrupt or missing), the entries between
  *      are gone: WAL_ERR_SNAPSHOT_CORRUPT. A commit index ahead of the log is WAL_ERR_CORRUPT.
  *   5. A hard state saved behind its Ready's entries or snapshot (a crash in between) is
@@ -119,6 +125,12 @@ export interface SnapshotTargetInput {
   term?: number;
   /** The cluster configuration at `index`, stored in the snapshot's metadata. */
   config: ClusterConfig;
+  /**
+   * Compact the log only up to here once the snapshot is durable (default `index`): the
+   * entries after it stay as a catch-up tail behind the snapshot. At most `index`; a
+   * point at or below the current compaction compacts nothing.
+   */
+  compactTo?: number;
 }
 
 function invalid(message: string): RaftwalError {
@@ -217,8 +229,14 @@ export class RaftStorage {
     return { ...this.snapshot, config: copyClusterConfig(this.snapshot.config) };
   }
 
+  /** The newest snapshot's index (snapshotMeta().index without copying its configuration). */
+  snapshotIndex(): number {
+    return this.snapshot.index;
+  }
+
+  /** The first entry still in the log: at most the snapshot's index + 1 (a catch-up tail may lie behind the snapshot). */
   firstIndex(): number {
-    return this.snapshot.index + 1;
+    return this.wal.compactedIndex() + 1;
   }
 
   lastIndex(): number {
@@ -234,7 +252,7 @@ export class RaftStorage {
   entries(lo: number, hi: number, bytesMax: number): Entry[] {
     if (hi <= lo) return [];
     this.checkRange(lo, hi - 1);
-    if (lo === this.snapshot.index) throw new RaftwalError(WalErrorCode.COMPACTED, `entry ${lo} is compacted into the snapshot at ${this.snapshot.index}`);
+    if (lo < this.firstIndex()) throw new RaftwalError(WalErrorCode.COMPACTED, `entry ${lo} is compacted (the log starts at ${this.firstIndex()})`);
     return this.wal.entries(lo, hi, bytesMax);
   }
 
@@ -248,8 +266,9 @@ export class RaftStorage {
   }
 
   private checkRange(lo: number, hi: number): void {
-    if (lo < this.snapshot.index) {
-      throw new RaftwalError(WalErrorCode.COMPACTED, `index ${lo} is compacted (the snapshot covers up to ${this.snapshot.index})`);
+    const compacted = this.wal.compactedIndex();
+    if (lo < compacted) {
+      throw new RaftwalError(WalErrorCode.COMPACTED, `index ${lo} is compacted (the log is compacted up to ${compacted}, the snapshot covers up to ${this.snapshot.index})`);
     }
     const last = this.lastIndex();
     if (hi > last) throw new RaftwalError(WalErrorCode.UNAVAILABLE, `index ${hi} is beyond the last index ${last}`);
@@ -357,10 +376,13 @@ export class RaftStorage {
   /**
    * Application side (step 5): writes a snapshot of the state machine covering entries up to
    * `target.index` (committed, at most the last index), streamed from `data`; once it is
-   * durable, compacts the WAL to it. Resolves with the snapshot's metadata.
+   * durable, compacts the WAL up to `target.compactTo` (default: the snapshot's index).
+   * Resolves with the snapshot's metadata.
    */
   async createSnapshot(target: SnapshotTargetInput, data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<SnapshotMeta> {
     const index = this.checkSnapshotTarget(target);
+    const compactTo = target.compactTo ?? index;
+    if (!Number.isSafeInteger(compactTo) || compactTo < 0 || compactTo > index) throw invalid(`compactTo ${compactTo} must be in [0, ${index}] (the snapshot's index)`);
     const term = this.term(index);
     if (target.term !== undefined && target.term !== term) throw invalid(`snapshot term ${target.term} differs from the log's term ${term} at ${index}`);
     // The payload is written and fsynced outside the writers' queue: a large snapshot does
@@ -381,7 +403,7 @@ export class RaftStorage {
       }
       // Durable and current once it resolves: only now may the log behind it go.
       const meta = await writer.finish();
-      await compactLogTo(this.wal, meta);
+      if (compactTo > this.wal.compactedIndex()) await this.wal.compact(compactTo, this.wal.term(compactTo));
       return meta;
     });
   }
@@ -479,12 +501,14 @@ async function reconcile(
   }
   const compactedIndex = wal.compactedIndex();
   if (snapshot.index > compactedIndex) {
-    const keepsTail = snapshot.index <= wal.lastIndex() && wal.term(snapshot.index) === snapshot.term;
-    await wal.compact(snapshot.index, snapshot.term);
-    recovery.actions.push(
-      `compacted the log to the snapshot at index ${snapshot.index} (term ${snapshot.term}), ` +
-        (keepsTail ? "completing an interrupted compaction" : "discarding the log it replaces (an interrupted snapshot install)"),
-    );
+    // The WAL holding the snapshot's entry means the log behind it is the snapshot's own
+    // history (Log Matching, section 5.3): a catch-up tail, kept. Otherwise an install
+    // from the leader was interrupted before it discarded the log it replaces.
+    const holdsSnapshotEntry = snapshot.index <= wal.lastIndex() && wal.term(snapshot.index) === snapshot.term;
+    if (!holdsSnapshotEntry) {
+      await wal.compact(snapshot.index, snapshot.term);
+      recovery.actions.push(`compacted the log to the snapshot at index ${snapshot.index} (term ${snapshot.term}), discarding the log it replaces (an interrupted snapshot install)`);
+    }
   } else if (snapshot.index < compactedIndex) {
     throw new RaftwalError(
       WalErrorCode.SNAPSHOT_CORRUPT,

@@ -39,6 +39,7 @@ interface NodeFlags extends FaultFlags {
   electionTicks: number;
   snapshotEvery: number;
   snapshotEveryBytes: number;
+  snapshotCatchUp?: number;
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
   config?: string;
   tlsCa?: string;
@@ -125,6 +126,7 @@ function registerNode(program: Command, context: CliContext): void {
     .option("--election-ticks <n>", "election timeout base, in ticks", parseInteger(2, 1000), 10)
     .option("--snapshot-every <n>", "snapshot and compact every N applied entries", parseInteger(1, 2 ** 31), SNAPSHOT_EVERY_ENTRIES_DEFAULT)
     .option("--snapshot-every-bytes <n>", "... or once about N bytes of entries went into the WAL", parseInteger(1024, 2 ** 50), SNAPSHOT_EVERY_WAL_BYTES_DEFAULT)
+    .option("--snapshot-catch-up <n>", "entries kept in the log behind each snapshot, for followers a little behind (default: 5000 or half of --snapshot-every, whichever is smaller; 0: none)", parseInteger(0, 2 ** 31))
     .option("--log-level <level>", "debug, info, warn, error or silent", parseLogLevel, "info")
     .option("--config <file>", "JSON file with id, peers, dir, clusterId, snapshotEvery (flags win)")
     .option("--tls-ca <file>", "mutual TLS for peer links: the CA certificate (PEM) peers must be signed by")
@@ -216,6 +218,7 @@ async function startNode(settings: NodeFlags & { id: number; dir: string }, logg
       electionTimeoutTicks: settings.electionTicks,
       snapshotEveryEntries: settings.snapshotEvery,
       snapshotEveryWalBytes: settings.snapshotEveryBytes,
+      ...(settings.snapshotCatchUp !== undefined ? { snapshotCatchUpEntries: settings.snapshotCatchUp } : {}),
       raft: readSettings(settings),
       latencyTrace: settings.traceLatency === true,
       tls: readTls(settings),

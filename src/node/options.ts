@@ -21,6 +21,10 @@ export { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT };
 export const SNAPSHOT_EVERY_ENTRIES_DEFAULT = 100_000;
 /** ... or once about this many bytes of entries went into the WAL since the last snapshot. */
 export const SNAPSHOT_EVERY_WAL_BYTES_DEFAULT = 256 * 1024 * 1024;
+/** Entries kept in the log behind each snapshot (at most half of snapshotEveryEntries by default): etcd's SnapshotCatchUpEntries. */
+export const SNAPSHOT_CATCH_UP_ENTRIES_DEFAULT = 5_000;
+/** ... and at most about this many bytes of them. */
+export const SNAPSHOT_CATCH_UP_BYTES_DEFAULT = 64 * 1024 * 1024;
 export const PROPOSAL_TIMEOUT_MS_DEFAULT = 5_000;
 export const READ_TIMEOUT_MS_DEFAULT = 5_000;
 /**
@@ -64,6 +68,16 @@ export interface RaftNodeOptions<Result> {
   snapshotEveryEntries?: number;
   /** Also snapshot once about this many bytes of entries were written to the WAL since the last one. */
   snapshotEveryWalBytes?: number;
+  /**
+   * Entries kept in the log behind each snapshot (the catch-up tail), so that a leader can
+   * still send a follower that is only a little behind the entries it lacks instead of its
+   * whole snapshot: one that restarted or lost its connection just after a compaction.
+   * Default: 5,000 (etcd's SnapshotCatchUpEntries) or half of `snapshotEveryEntries`,
+   * whichever is smaller. 0: compact up to the snapshot.
+   */
+  snapshotCatchUpEntries?: number;
+  /** ... and at most about this many bytes of entries (default 64 MiB), so that large values do not make the tail large on disk. */
+  snapshotCatchUpBytes?: number;
   /** How long a proposal / a linearizable read may wait; checked on each tick, so up to one tick later (deadlines.ts). */
   proposalTimeoutMs?: number;
   readTimeoutMs?: number;

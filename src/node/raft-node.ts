@@ -42,6 +42,8 @@ import {
   ON_STORAGE_CORRUPTION_DEFAULT,
   PROPOSAL_TIMEOUT_MS_DEFAULT,
   READ_TIMEOUT_MS_DEFAULT,
+  SNAPSHOT_CATCH_UP_BYTES_DEFAULT,
+  SNAPSHOT_CATCH_UP_ENTRIES_DEFAULT,
   SNAPSHOT_EVERY_ENTRIES_DEFAULT,
   SNAPSHOT_EVERY_WAL_BYTES_DEFAULT,
   TICK_MS_DEFAULT,
@@ -58,7 +60,7 @@ import { storageUsage, type StorageUsage } from "./storage-usage.js";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { memberAddress, openNodeParts, transportPeers } from "./startup.js";
 import type { OwnMember } from "./own-member.js";
-import { snapshotDecision } from "./snapshot-policy.js";
+import { compactionPoint, snapshotDecision } from "./snapshot-policy.js";
 
 /** Bytes a WAL record adds to an entry's data (record header, protobuf framing, padding): an estimate for the policy. */
 const WAL_RECORD_OVERHEAD_BYTES_ESTIMATE = 56;
@@ -377,18 +379,20 @@ export class RaftNode<Result = unknown> {
   }
 
   /**
-   * Snapshot and compact (whole segments behind the snapshot are deleted) when the policy
-   * says so (snapshot-policy.ts: every `snapshotEveryEntries` applied entries or about
-   * `snapshotEveryWalBytes` of WAL, held back, within a bound, while sending a snapshot).
+   * Snapshot and compact (whole segments behind the snapshot's catch-up tail are deleted)
+   * when the policy says so (snapshot-policy.ts: every `snapshotEveryEntries` applied
+   * entries or about `snapshotEveryWalBytes` of WAL, held back, within a bound, while
+   * sending a snapshot).
    */
   private maybeSnapshot(): void {
     if (this.snapshotting) return;
+    const everyEntries = this.options.snapshotEveryEntries ?? SNAPSHOT_EVERY_ENTRIES_DEFAULT;
+    // snapshotIndex(), not snapshotMeta(), which copies the configuration: this runs after every Ready.
+    const entriesSinceSnapshot = this.applied - this.storage.snapshotIndex();
     const decision = snapshotDecision({
-      // firstIndex() - 1 is the snapshot's index (RaftLogStorage's invariant) without
-      // snapshotMeta()'s copy of the configuration: this runs after every Ready.
-      entriesSinceSnapshot: this.applied - (this.storage.firstIndex() - 1),
+      entriesSinceSnapshot,
       walBytesSinceSnapshot: this.walBytesSinceSnapshot,
-      everyEntries: this.options.snapshotEveryEntries ?? SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+      everyEntries,
       everyWalBytes: this.options.snapshotEveryWalBytes ?? SNAPSHOT_EVERY_WAL_BYTES_DEFAULT,
       sendingSnapshot: () => this.core.sendingSnapshot(),
     });
@@ -404,8 +408,15 @@ export class RaftNode<Result = unknown> {
     // The state machine captures its state now (the StateMachine contract), so applying goes
     // on while the snapshot is written: the pump never waits for it.
     const data = this.options.stateMachine.snapshot();
+    const compactTo = compactionPoint({
+      snapshotIndex: index,
+      catchUpEntries: this.options.snapshotCatchUpEntries ?? Math.min(SNAPSHOT_CATCH_UP_ENTRIES_DEFAULT, Math.floor(everyEntries / 2)),
+      catchUpBytes: this.options.snapshotCatchUpBytes ?? SNAPSHOT_CATCH_UP_BYTES_DEFAULT,
+      entriesSinceSnapshot,
+      walBytesSinceSnapshot: this.walBytesSinceSnapshot,
+    });
     this.walBytesSinceSnapshot = 0;
-    this.snapshotting = this.writeSnapshot(index, config, data)
+    this.snapshotting = this.writeSnapshot(index, compactTo, config, data)
       .catch((error: unknown) => this.stop(error instanceof Error ? error : new Error(String(error))))
       .finally(() => {
         this.snapshotting = undefined;
@@ -413,10 +424,10 @@ export class RaftNode<Result = unknown> {
   }
 
   /** Writes a snapshot in the background, then lets the core compact behind it. */
-  private async writeSnapshot(index: number, config: ClusterConfig, data: ReturnType<StateMachine<Result>["snapshot"]>): Promise<void> {
+  private async writeSnapshot(index: number, compactTo: number, config: ClusterConfig, data: ReturnType<StateMachine<Result>["snapshot"]>): Promise<void> {
     // The storage only snapshots durably committed entries: write the lazy commit first.
     await this.storage.saveHardState(this.advancedHardState);
-    const meta = await this.storage.createSnapshot({ index, config }, data);
+    const meta = await this.storage.createSnapshot({ index, config, compactTo }, data);
     // A newer snapshot from the leader may have been installed meanwhile: nothing to tell then.
     if (meta.index !== index || this.stopped) return;
     this.guard(() => this.core.snapshotTaken(meta));

@@ -12,6 +12,11 @@
  * snapshot. The wait is bounded: after SNAPSHOT_WAIT_INTERVALS_MAX intervals' worth the
  * snapshot is taken anyway, so that a transfer that cannot finish does not let the log grow
  * without bound.
+ *
+ * The log is compacted only up to a point behind the snapshot (compactionPoint): the
+ * entries in between are a catch-up tail, which a leader sends to a follower that is only
+ * a little behind (it restarted, or its connection dropped, around a compaction) instead
+ * of its whole snapshot. etcd keeps 5,000 entries (SnapshotCatchUpEntries).
  */
 
 /** A snapshot held back for a transfer is taken anyway at this many times its interval. */
@@ -36,4 +41,25 @@ export function snapshotDecision(due: SnapshotDue): SnapshotDecision {
   const overdue =
     due.entriesSinceSnapshot >= SNAPSHOT_WAIT_INTERVALS_MAX * due.everyEntries || due.walBytesSinceSnapshot >= SNAPSHOT_WAIT_INTERVALS_MAX * due.everyWalBytes;
   return !overdue && due.sendingSnapshot() ? "wait-for-transfer" : "take";
+}
+
+export interface CatchUpTail {
+  /** The snapshot's index. */
+  snapshotIndex: number;
+  /** Entries to keep behind it, and at most about this many bytes of them. */
+  catchUpEntries: number;
+  catchUpBytes: number;
+  /** Entries and WAL bytes since the snapshot before: their mean sizes the byte bound. */
+  entriesSinceSnapshot: number;
+  walBytesSinceSnapshot: number;
+}
+
+/** Where to compact the log behind a snapshot at `snapshotIndex`: the highest index to discard (at least 0). */
+export function compactionPoint(tail: CatchUpTail): number {
+  let entries = tail.catchUpEntries;
+  if (tail.entriesSinceSnapshot > 0 && tail.walBytesSinceSnapshot > 0) {
+    const meanEntryBytes = tail.walBytesSinceSnapshot / tail.entriesSinceSnapshot;
+    entries = Math.min(entries, Math.floor(tail.catchUpBytes / meanEntryBytes));
+  }
+  return Math.max(0, tail.snapshotIndex - Math.max(0, entries));
 }

@@ -110,19 +110,22 @@ export interface Ready {
  * WAL_ERR_UNAVAILABLE; MemoryStorage throws RAFT_ERR_LOG_COMPACTED and
  * RAFT_ERR_LOG_UNAVAILABLE).
  *
- * Invariant: snapshotMeta().index <= firstIndex() - 1 <= lastIndex().
+ * Invariant: firstIndex() - 1 <= snapshotMeta().index <= lastIndex() once the node has a
+ * snapshot. A storage may keep entries behind its snapshot (a catch-up tail: the core sends
+ * them to a follower a little behind instead of the snapshot); the core applies from the
+ * snapshot's index, never below it.
  */
 export interface RaftLogStorage {
   /** The durable hard state at start-up (all zero for a new node). */
   hardState(): HardState;
   /** The newest durable snapshot's metadata (index 0, term 0 when there is none). */
   snapshotMeta(): SnapshotMeta;
-  /** Index of the first entry still in the log: snapshotMeta().index + 1. */
+  /** Index of the first entry still in the log: snapshotMeta().index + 1, or lower when entries are kept behind the snapshot. */
   firstIndex(): number;
   /** Index of the last entry in the log; snapshotMeta().index when the log is empty. */
   lastIndex(): number;
   /**
-   * Term of the entry at `index`, for snapshotMeta().index <= index <= lastIndex()
+   * Term of the entry at `index`, for firstIndex() - 1 <= index <= lastIndex()
    * (at the snapshot's index it is the snapshot's term). Throws below and above that
    * range (see Errors above).
    */

@@ -123,7 +123,8 @@ describe("a follower repairs damaged storage from its peers", () => {
   });
 
   it("its newest snapshot damaged, with the WAL compacted to it: it restarts at the older one and fetches a snapshot from the leader", async () => {
-    const { cluster, client } = await startCluster(["--snapshot-every", "40"]);
+    // No catch-up tail, so that the WAL is compacted to the newest snapshot (with one, the older snapshot may still be covered).
+    const { cluster, client } = await startCluster(["--snapshot-every", "40", "--snapshot-catch-up", "0"]);
     const { follower } = await writeKeys(cluster, client, 200, 64);
     const at = await stopCleanly(cluster, follower);
     const snapshotDirectory = join(cluster.spec(follower).dataDir, "snap");
@@ -140,7 +141,7 @@ describe("a follower repairs damaged storage from its peers", () => {
   });
 
   it("its only snapshot damaged (the WAL compacted to it), down for seconds: with no configuration naming it left, it restarts without --listen from its MEMBER file, repairs and serves every value", async () => {
-    const { cluster, client } = await startCluster(["--snapshot-every", "50"]);
+    const { cluster, client } = await startCluster(["--snapshot-every", "50", "--snapshot-catch-up", "0"]);
     const { follower } = await writeKeys(cluster, client, 60, 64);
     await eventually(async () => expect((await cluster.status(follower))!.snapshotIndex).toBeGreaterThan(0));
     const at = await stopCleanly(cluster, follower);

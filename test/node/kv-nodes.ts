@@ -21,6 +21,7 @@ export interface ThreeOptions {
   seed?: number;
   transport?: (options: TcpTransportOptions) => TcpTransport;
   snapshotEveryEntries?: number;
+  snapshotCatchUpEntries?: number;
   latencyTrace?: boolean;
   /** Core settings for every node (RaftNodeOptions.raft). */
   raft?: KvNodeOptions["raft"];
@@ -58,6 +59,7 @@ export async function startThree(options: ThreeOptions = {}): Promise<KvNode[]> 
         tickMs: 10,
         seed: (options.seed ?? 1) * 10 + peer.id,
         snapshotEveryEntries: options.snapshotEveryEntries,
+        snapshotCatchUpEntries: options.snapshotCatchUpEntries,
         logger: silentLogger,
         transport: options.transport,
         latencyTrace: options.latencyTrace,

@@ -1,6 +1,6 @@
 /** The node's snapshot policy (src/node/snapshot-policy.ts), as a pure decision. */
 import { describe, expect, it } from "vitest";
-import { SNAPSHOT_WAIT_INTERVALS_MAX, snapshotDecision, type SnapshotDue } from "../../src/node/snapshot-policy.js";
+import { compactionPoint, SNAPSHOT_WAIT_INTERVALS_MAX, snapshotDecision, type SnapshotDue } from "../../src/node/snapshot-policy.js";
 
 const due = (over: Partial<SnapshotDue>): SnapshotDue => ({
   entriesSinceSnapshot: 0,
@@ -41,5 +41,16 @@ describe("snapshot policy", () => {
     expect(snapshotDecision(due({ entriesSinceSnapshot: entriesBound, sendingSnapshot: sending }))).toBe("take");
     expect(snapshotDecision(due({ entriesSinceSnapshot: 1, walBytesSinceSnapshot: bytesBound - 1, sendingSnapshot: sending }))).toBe("wait-for-transfer");
     expect(snapshotDecision(due({ entriesSinceSnapshot: 1, walBytesSinceSnapshot: bytesBound, sendingSnapshot: sending }))).toBe("take");
+  });
+
+  it("compacts behind the snapshot, keeping a tail of N entries, fewer when their mean size exceeds the byte bound", () => {
+    const tail = { snapshotIndex: 10_000, catchUpEntries: 5_000, catchUpBytes: 64 * 1024 * 1024, entriesSinceSnapshot: 10_000, walBytesSinceSnapshot: 10_000 * 300 };
+    expect(compactionPoint(tail)).toBe(5_000);
+    // 64 KiB entries: 64 MiB hold 1,024 of them.
+    expect(compactionPoint({ ...tail, walBytesSinceSnapshot: 10_000 * 64 * 1024 })).toBe(10_000 - 1_024);
+    // No tail; a tail longer than the log; nothing measured since the last snapshot (the entry count alone).
+    expect(compactionPoint({ ...tail, catchUpEntries: 0 })).toBe(10_000);
+    expect(compactionPoint({ ...tail, snapshotIndex: 300 })).toBe(0);
+    expect(compactionPoint({ ...tail, entriesSinceSnapshot: 0, walBytesSinceSnapshot: 0 })).toBe(5_000);
   });
 });

@@ -39,6 +39,8 @@ export interface ClusterOptions {
   persistDelayTicksMax?: number;
   crashDuringPersistProbability?: number;
   snapshotEveryAppliedEntries?: number;
+  /** Entries the log keeps behind each application snapshot (NodeHostOptions). Default 0. */
+  snapshotCatchUpEntries?: number;
   snapshotPaddingBytes?: number;
   workload?: Partial<WorkloadOptions>;
   /** A deliberately broken host on every node (HostMutation). */
@@ -152,6 +154,7 @@ export class Cluster implements HostObserver {
       persistDelayTicksMax: options.persistDelayTicksMax ?? 0,
       crashDuringPersistProbability: options.crashDuringPersistProbability ?? 0,
       snapshotEveryAppliedEntries: options.snapshotEveryAppliedEntries ?? 0,
+      snapshotCatchUpEntries: options.snapshotCatchUpEntries ?? 0,
       snapshotPaddingBytes: options.snapshotPaddingBytes ?? 0,
       ...(options.mutation ? { mutation: options.mutation } : {}),
     });

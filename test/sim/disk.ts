@@ -161,12 +161,12 @@ export class SimDisk {
     this.storage.setHardState(hard);
   }
 
-  /** The application's own snapshot: store it, then compact the log up to `compactIndex`. */
+  /** The application's own snapshot: store it, then compact the log up to `compactIndex` (at most its index: the entries between stay, a catch-up tail). */
   takeSnapshot(meta: SnapshotMeta, data: Uint8Array, compactIndex: number): void {
     this.keepOlder();
     this.storage.createSnapshot(meta, data);
     this.storage.compact(compactIndex);
-    this.configs = this.configs.filter((c) => c.index > compactIndex);
+    this.configs = this.configs.filter((c) => c.index > meta.index);
     this.snapshotBase = { index: meta.index, config: this.storage.snapshotMeta().config };
     this.snapshotsTaken += 1;
   }
@@ -201,7 +201,7 @@ export class SimDisk {
 
   /**
    * Replaces the disk's content with what survives damage (disk-damage.ts): `snapshots`
-   * newest first (may be empty), the log `entries` after the newest of them, and `hard`.
+   * newest first (may be empty), the log `entries` (those after the newest of them are kept), and `hard`.
    * The incoming snapshot's chunks are dropped (a restart starts any transfer anew).
    */
   rewrite(snapshots: readonly StoredSnapshot[], entries: readonly Entry[], hard: HardState): void {
@@ -215,7 +215,8 @@ export class SimDisk {
     this.incoming = undefined;
     this.snapshotBase = { index: newest?.meta.index ?? 0, config: storage.snapshotMeta().config };
     this.configs = [];
-    for (const entry of entries) if (entry.type === EntryType.CLUSTER_CONFIG) this.configs.push({ index: entry.index, config: decodeConfig(entry) });
+    const after = newest?.meta.index ?? 0;
+    for (const entry of entries) if (entry.index > after && entry.type === EntryType.CLUSTER_CONFIG) this.configs.push({ index: entry.index, config: decodeConfig(entry) });
   }
 
   /** The repair mark, if the disk is under repair (do not modify). */

@@ -14,8 +14,8 @@
  *
  * The application compacts: every `snapshotEveryAppliedEntries` applied entries it
  * serializes its state machine as a snapshot (with the configuration in force at its
- * index, read from the disk), stores it, compacts the log and tells the core
- * (`snapshotTaken`).
+ * index, read from the disk), stores it, compacts the log up to
+ * `snapshotCatchUpEntries` behind it (a catch-up tail) and tells the core (`snapshotTaken`).
  *
  * Membership, as the node runtime does it (src/node/membership.ts): a founding member
  * writes the cluster's first configuration as entry 1 (term 1, committed) before its
@@ -86,6 +86,8 @@ export interface NodeHostOptions {
   crashDuringPersistProbability: number;
   /** Take an application snapshot every this many applied entries (0: never). */
   snapshotEveryAppliedEntries: number;
+  /** Entries the log keeps behind each application snapshot, a catch-up tail (src/node/snapshot-policy.ts, compactionPoint). */
+  snapshotCatchUpEntries: number;
   /** Padding added to each application snapshot (to make large snapshots). */
   snapshotPaddingBytes: number;
   /** A deliberately broken host (HostMutation). */
@@ -465,7 +467,7 @@ export class NodeHost {
     const config = this.disk.configAt(applied).config;
     this.options.checkers.membership.checkSnapshotConfig(this.id, applied, config, core);
     const meta = { index: applied, term: storage.term(applied), config, sizeBytes: data.length };
-    this.disk.takeSnapshot(meta, data, applied);
+    this.disk.takeSnapshot(meta, data, Math.max(storage.firstIndex() - 1, applied - this.options.snapshotCatchUpEntries));
     core.snapshotTaken(meta);
   }
 

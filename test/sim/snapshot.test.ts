@@ -36,6 +36,25 @@ describe("snapshots", () => {
     });
   }
 
+  seededTest("a crashed follower behind the leader's snapshot but within its catch-up tail is caught up by appends", [305, 306, 307], (seed, testName) => {
+    const cluster = makeCluster({ seed, testName, nodeCount: 3, snapshotEveryAppliedEntries: 5, snapshotCatchUpEntries: 40, persistDelayTicksMax: 1 });
+    const leader = waitForLeader(cluster, 400);
+    commit(cluster, "before", 800);
+    const lagging = others(cluster, leader.id)[0]!;
+    cluster.crash(lagging);
+    let last = { index: 0, term: 0 };
+    for (let i = 0; i < 20; i++) last = commit(cluster, `while-down-${i}`, 800);
+    const current = cluster.stableLeader()!;
+    const behind = cluster.node(lagging).disk.storage.lastIndex();
+    expect(current.disk.storage.snapshotMeta().index, "leader snapshotted past the crashed follower's log").toBeGreaterThan(behind);
+    expect(current.disk.storage.firstIndex(), "... but keeps the entries after it").toBeLessThanOrEqual(behind + 1);
+    cluster.restart(lagging);
+    waitApplied(cluster, last.index, cluster.ids, 1500);
+    expect(cluster.node(lagging).disk.snapshotsInstalled, "snapshots installed on the follower").toBe(0);
+    expect(cluster.network.stats.sent(MessageType.SNAPSHOT)).toBe(0);
+    for (let i = 0; i < 20; i++) expect(cluster.node(lagging).stateMachine.has(`while-down-${i}`)).toBe(true);
+  });
+
   seededTest("a crashed follower restarts behind the compacted log and is caught up by InstallSnapshot", [311, 312, 313], (seed, testName) => {
     const cluster = makeCluster({ seed, testName, nodeCount: 5, snapshotEveryAppliedEntries: 4, persistDelayTicksMax: 2 });
     const leader = waitForLeader(cluster, 400);

@@ -205,7 +205,8 @@ describe("RaftStorage", () => {
         const reopened = await openRaftStorage(DIR, options(memory));
         const state = [reopened.snapshotMeta().index, reopened.firstIndex(), reopened.lastIndex()];
         if (action === "create") {
-          expect([[0, 1, 30], [20, 21, 30]], `crash after ${crashAfter}`).toContainEqual(state);
+          // A crash between the durable snapshot and the compaction keeps the whole log behind it: a longer catch-up tail.
+          expect([[0, 1, 30], [20, 1, 30], [20, 21, 30]], `crash after ${crashAfter}`).toContainEqual(state);
           if (!crashed) expect(state).toEqual([20, 21, 30]);
           expect(reopened.term(30)).toBe(1);
         } else {
