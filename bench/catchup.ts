@@ -17,9 +17,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
 import { findFreeBasePort, LocalCluster } from "../src/cli/local-cluster.js";
-import { loadState, logLines, sleep } from "./cluster-steps.js";
+import { loadState, logLines, secondsToCatchUp, sleep } from "./cluster-steps.js";
 import { writeResults } from "./results.js";
 import { handleUsage, numberOption } from "./usage.js";
 import { median, SteadyWriteLoad } from "./write-load.js";
@@ -48,9 +47,6 @@ const LOAD_SECONDS = flag("--seconds", quick ? 15 : 60);
 const ROUNDS = flag("--rounds", quick ? 1 : 2);
 const WRITERS = 16;
 const LOAD_KEYS = 1000;
-/** Caught up: applied within this many entries of the leader's commit index (a few writes in flight). */
-const CAUGHT_UP_ENTRIES = 500;
-const POLL_MS = 250;
 /** The load runs this long before the follower restarts (its first seconds, left out of writes/s). */
 const RESTART_AFTER_SECONDS = 2;
 
@@ -63,17 +59,6 @@ interface Round {
   snapshotsHeldBack: number;
   writesPerSecond: number;
   loadErrors: number;
-}
-
-/** Polls until `follower` is within CAUGHT_UP_ENTRIES of the leader's commit, for at most `seconds`. */
-async function secondsToCatchUp(cluster: LocalCluster, leader: number, follower: number, seconds: number): Promise<number | undefined> {
-  const started = performance.now();
-  while (performance.now() - started < seconds * 1000) {
-    const [lead, behind] = await Promise.all([cluster.status(leader), cluster.status(follower)]);
-    if (lead && behind && lead.commitIndex - behind.appliedIndex < CAUGHT_UP_ENTRIES) return (performance.now() - started) / 1000;
-    await sleep(POLL_MS);
-  }
-  return undefined;
 }
 
 async function runRound(round: number): Promise<Round> {

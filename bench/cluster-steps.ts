@@ -1,6 +1,6 @@
 /**
  * Steps the benchmarks on a LocalCluster of node processes share: waiting for a condition,
- * loading KV state, reading a node's log lines.
+ * loading KV state, reading a node's log lines, waiting for a follower to catch up.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -54,4 +54,18 @@ export async function logLines(cluster: LocalCluster, id: number, text: string):
     .split("\n")
     .filter((line) => line.includes(text))
     .map((line) => JSON.parse(line) as { time: number } & Record<string, unknown>);
+}
+
+/** Caught up: applied within this many entries of the leader's commit index (a few writes in flight). */
+export const CAUGHT_UP_ENTRIES = 500;
+
+/** Polls every 250 ms until `follower` is within CAUGHT_UP_ENTRIES of the leader's commit, for at most `seconds`; the seconds it took. */
+export async function secondsToCatchUp(cluster: LocalCluster, leader: number, follower: number, seconds: number): Promise<number | undefined> {
+  const started = performance.now();
+  while (performance.now() - started < seconds * 1000) {
+    const [lead, behind] = await Promise.all([cluster.status(leader), cluster.status(follower)]);
+    if (lead && behind && lead.commitIndex - behind.appliedIndex < CAUGHT_UP_ENTRIES) return (performance.now() - started) / 1000;
+    await sleep(250);
+  }
+  return undefined;
 }

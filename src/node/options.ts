@@ -120,6 +120,8 @@ export interface NodeStatus {
   commitIndex: number;
   appliedIndex: number;
   lastIndex: number;
+  /** The first entry still in the log: at or below snapshotIndex + 1 (the entries behind the snapshot are its catch-up tail). */
+  firstIndex: number;
   snapshotIndex: number;
   /** Index of the configuration in force (its log entry, or the snapshot it came with). */
   configIndex: number;

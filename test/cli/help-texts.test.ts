@@ -56,7 +56,7 @@ describe("raftwal --version and --help", () => {
 
 describe("the benchmarks' --help", () => {
   it("prints the usage and exits 0 without measuring; an unknown option exits 1 with the usage", () => {
-    for (const bench of ["wal", "core", "transport", "cluster", "restart", "membership", "rollover", "catchup"]) {
+    for (const bench of ["wal", "core", "transport", "cluster", "restart", "membership", "rollover", "catchup", "catchup-tail"]) {
       const started = Date.now();
       const help = spawnSync(process.execPath, [`${ROOT}/dist/bench/${bench}.js`, "--help"], { encoding: "utf8", timeout: 20_000 });
       expect(help.status, bench).toBe(0);
@@ -71,7 +71,7 @@ describe("the benchmarks' --help", () => {
   });
 
   it("a numeric option with a value that is not a positive number exits 1 with the usage", () => {
-    for (const [bench, option] of [["cluster", "--seconds"], ["restart", "--keys"], ["rollover", "--segment-bytes"], ["catchup", "--snapshot-every"]]) {
+    for (const [bench, option] of [["cluster", "--seconds"], ["restart", "--keys"], ["rollover", "--segment-bytes"], ["catchup", "--snapshot-every"], ["catchup-tail", "--tail"]]) {
       const bad = spawnSync(process.execPath, [`${ROOT}/dist/bench/${bench}.js`, option, "many"], { encoding: "utf8", timeout: 20_000 });
       expect(bad.status, bench).toBe(1);
       expect(bad.stderr, bench).toMatch(new RegExp(`^${option} needs a positive (whole )?number\\n\\nUsage: npm run bench:${bench}`));

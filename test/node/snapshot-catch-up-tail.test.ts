@@ -57,6 +57,8 @@ async function cutOffAndCatchUp(snapshotCatchUpEntries: number): Promise<{ snaps
     const index = leader.node.status().snapshotIndex;
     return index > laggingAppliedWhenCut + 30 && index;
   });
+  // With a tail its log still starts at or before what the follower lacks; without one, after.
+  expect(leader.node.status().firstIndex <= laggingAppliedWhenCut + 1).toBe(snapshotCatchUpEntries > 0);
   cutOff = 0;
   const applied = leader.node.status().appliedIndex;
   await until("the follower catching up", () => lagging.node.status().appliedIndex >= applied);
