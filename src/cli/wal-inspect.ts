@@ -1,6 +1,7 @@
 /**
  * `raftwal wal inspect DIR [--json]`: segments, the log's range, hard state, snapshots,
- * the cluster configuration in force and a health verdict, as a table or one JSON object.
+ * the entries kept behind the newest snapshot (its catch-up tail), the cluster configuration
+ * in force and a health verdict, as a table or one JSON object.
  */
 import { EntryType, type ClusterConfig } from "../proto/schema.js";
 import { describeClusterConfig } from "../raft/cluster-config.js";
@@ -67,6 +68,30 @@ function describeSnapshots(health: Health): string {
   return `snapshots (newest first):\n${table(rows)}`;
 }
 
+interface CatchUpTail {
+  firstIndex: number;
+  lastIndex: number;
+  entries: number;
+}
+
+/**
+ * The log's entries at or below the newest valid snapshot's index: kept behind it for
+ * followers a little behind (storage/raft-storage.ts, createSnapshot's `compactTo`).
+ */
+function catchUpTail(health: Health): CatchUpTail | undefined {
+  const snapshot = health.snapshots?.find((s) => s.status !== "corrupt");
+  const wal = health.wal;
+  if (!snapshot || wal.corruption || wal.entries === 0 || wal.firstIndex > snapshot.index) return undefined;
+  const lastIndex = Math.min(snapshot.index, wal.lastIndex);
+  return { firstIndex: wal.firstIndex, lastIndex, entries: lastIndex - wal.firstIndex + 1 };
+}
+
+function describeCatchUpTail(health: Health): string {
+  const tail = catchUpTail(health);
+  if (!tail) return "";
+  return `catch-up tail: ${tail.entries} entries (${tail.firstIndex}..${tail.lastIndex}) kept behind the newest snapshot, for followers a little behind\n`;
+}
+
 interface SegmentRow {
   segmentId: number;
   name: string;
@@ -104,6 +129,7 @@ function inspectText(target: WalTarget, rows: SegmentRow[], health: Health, conf
   }
   text += describeHardState(health);
   text += describeSnapshots(health);
+  text += describeCatchUpTail(health);
   text += describeConfiguration(configuration);
   return text + health.verdict.map((line) => `health: ${line}\n`).join("");
 }
@@ -127,6 +153,7 @@ function inspectJson(target: WalTarget, rows: SegmentRow[], health: Health, conf
         ...(s.problem ? { problem: s.problem } : {}),
         ...(s.meta ? { sizeBytes: s.meta.sizeBytes, config: { ...s.meta.config, description: describeClusterConfig(s.meta.config) } } : {}),
       })) ?? null,
+    catchUpTail: catchUpTail(health) ?? null,
     configuration: configuration.config ? { ...configuration, config: { ...configuration.config, description: describeClusterConfig(configuration.config) } } : configuration,
     health: { status: healthStatus(health), exitCode: health.exitCode, verdict: health.verdict },
   };

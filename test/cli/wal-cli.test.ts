@@ -68,9 +68,9 @@ function kvEntry(index: number, term: number, command: KvCommand): Entry {
  * A node data directory as the KV service writes it: configuration entries, KV commands, a
  * leader's empty entry, bytes that are no command, and a conflicting suffix overwritten in
  * term 2 (so the joint configuration at 5 is truncated away). With `snapshotAt`, a snapshot
- * there compacts the log.
+ * there compacts the log (up to `compactTo`, default the snapshot's index).
  */
-async function makeKvDirectory(name: string, snapshotAt?: number): Promise<string> {
+async function makeKvDirectory(name: string, snapshotAt?: number, compactTo?: number): Promise<string> {
   const dir = join(root, name);
   const storage = await openRaftStorage(dir);
   const value = new TextEncoder().encode("alice");
@@ -88,7 +88,7 @@ async function makeKvDirectory(name: string, snapshotAt?: number): Promise<strin
     kvEntry(8, 2, { op: "cas", clientId: "c2", seq: 1, key: "new", expect: null, value: new TextEncoder().encode("x") }),
   ]);
   await storage.saveHardState({ term: 2, vote: 1, commit: 8 });
-  if (snapshotAt !== undefined) await storage.createSnapshot({ index: snapshotAt, config: GROWN }, [new TextEncoder().encode("kv")]);
+  if (snapshotAt !== undefined) await storage.createSnapshot({ index: snapshotAt, config: GROWN, compactTo }, [new TextEncoder().encode("kv")]);
   await storage.close();
   return dir;
 }
@@ -241,6 +241,17 @@ describe("raftwal wal names every record and decodes what it holds", () => {
     expect((await cli(["wal", "inspect", join(compacted, "wal")])).stdout).toContain(
       "configuration: none (no configuration entry in the log; a WAL directory shows no snapshots)\n",
     );
+  });
+
+  it("inspect shows the entries kept behind the newest snapshot (its catch-up tail), and none when the log is compacted to it", async () => {
+    const withTail = await makeKvDirectory("kv-tail", 7, 4);
+    const text = (await cli(["wal", "inspect", withTail])).stdout;
+    expect(text).toContain("log: 4 entries (5..8), first index 5, last index 8\n");
+    expect(text).toContain("catch-up tail: 3 entries (5..7) kept behind the newest snapshot, for followers a little behind\n");
+    expect(JSON.parse((await cli(["wal", "inspect", withTail, "--json"])).stdout).catchUpTail).toEqual({ firstIndex: 5, lastIndex: 7, entries: 3 });
+    const compacted = await makeKvDirectory("kv-no-tail", 7);
+    expect((await cli(["wal", "inspect", compacted])).stdout).not.toContain("catch-up tail");
+    expect(JSON.parse((await cli(["wal", "inspect", compacted, "--json"])).stdout).catchUpTail).toBeNull();
   });
 
   it("inspect --json and verify --json give one JSON object each, with the exit code of the text form", async () => {
