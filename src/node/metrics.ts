@@ -24,6 +24,11 @@ export class NodeMetrics {
   readonly elections = new Counter({ name: "raftwal_elections_total", help: "Elections this node started as candidate", registers: [this.registry] });
   readonly leaderChanges = new Counter({ name: "raftwal_leader_changes_total", help: "Changes of the known leader", registers: [this.registry] });
   readonly snapshots = new Counter({ name: "raftwal_snapshots_total", help: "Snapshots taken by this node's state machine", registers: [this.registry] });
+  readonly snapshotsInstalled = new Counter({
+    name: "raftwal_snapshots_installed_total",
+    help: "Snapshots installed from the leader (a catch-up the log behind the leader's snapshot could not serve)",
+    registers: [this.registry],
+  });
   readonly snapshotsHeldBack = new Counter({
     name: "raftwal_snapshots_held_back_total",
     help: "Times a due snapshot waited because this leader was sending its snapshot to a follower",

@@ -356,6 +356,7 @@ export class RaftNode<Result = unknown> {
     this.appliedConfig = snapshot.config;
     this.updatePeers();
     this.noticeRemoval(snapshot.config, snapshot.index);
+    this.metrics.snapshotsInstalled.inc();
     this.logger.info("installed a snapshot from the leader", { index: snapshot.index, term: snapshot.term });
   }
 
