@@ -17,11 +17,8 @@
  * a fresh cluster; results (with every round's per-second series) go to
  * bench/results/catchup-tail.json.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { findFreeBasePort, LocalCluster } from "../src/cli/local-cluster.js";
-import { loadState, logLines, secondsToCatchUp, sleep, until } from "./cluster-steps.js";
+import type { LocalCluster } from "../src/cli/local-cluster.js";
+import { logLines, secondsToCatchUp, sleep, until, withLoadedCluster } from "./cluster-steps.js";
 import { writeResults } from "./results.js";
 import { handleUsage, numberOption } from "./usage.js";
 import { median, SteadyWriteLoad, throughputDip, type ThroughputDip } from "./write-load.js";
@@ -84,15 +81,9 @@ async function killUntilCompactedPast(cluster: LocalCluster, leader: number, fol
 }
 
 async function runRound(round: number, tail: number): Promise<Round> {
-  const dir = mkdtempSync(join(tmpdir(), "raftwal-bench-catchup-tail-"));
   const nodeArgs = ["--snapshot-every", String(SNAPSHOT_EVERY), "--snapshot-catch-up", String(tail)];
-  const cluster = new LocalCluster({ nodes: 3, dir, basePort: await findFreeBasePort(3), logs: "file", nodeArgs });
-  try {
-    await cluster.start();
-    const leader = await cluster.waitForLeader(30_000);
-    const follower = cluster.specs.find((spec) => spec.id !== leader)!.id;
-    const endpoints = [cluster.spec(leader).apiUrl];
-    const loadSeconds = await loadState(endpoints, { keys: KEYS, valueBytes: VALUE_BYTES, writers: WRITERS });
+  const state = { keys: KEYS, valueBytes: VALUE_BYTES, writers: WRITERS };
+  return withLoadedCluster(nodeArgs, state, async ({ cluster, leader, follower, endpoints, loadSeconds }) => {
     const load = new SteadyWriteLoad({ endpoints, clients: WRITERS, valueBytes: VALUE_BYTES, keys: LOAD_KEYS });
     load.start();
     let behindSnapshot: number;
@@ -128,10 +119,7 @@ async function runRound(round: number, tail: number): Promise<Round> {
       writesPerSecond: load.writesPerSecond,
       loadErrors: load.errors,
     };
-  } finally {
-    await cluster.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 function summary(rounds: Round[], tail: number): Record<string, number | string> {

@@ -14,11 +14,7 @@
  *
  * Every round starts a fresh cluster; results go to bench/results/catchup.json.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { findFreeBasePort, LocalCluster } from "../src/cli/local-cluster.js";
-import { loadState, logLines, secondsToCatchUp, sleep } from "./cluster-steps.js";
+import { loadState, logLines, secondsToCatchUp, sleep, withLoadedCluster } from "./cluster-steps.js";
 import { writeResults } from "./results.js";
 import { handleUsage, numberOption } from "./usage.js";
 import { median, SteadyWriteLoad } from "./write-load.js";
@@ -62,15 +58,8 @@ interface Round {
 }
 
 async function runRound(round: number): Promise<Round> {
-  const dir = mkdtempSync(join(tmpdir(), "raftwal-bench-catchup-"));
-  const cluster = new LocalCluster({ nodes: 3, dir, basePort: await findFreeBasePort(3), logs: "file", nodeArgs: ["--snapshot-every", String(SNAPSHOT_EVERY)] });
-  try {
-    await cluster.start();
-    const leader = await cluster.waitForLeader(30_000);
-    const follower = cluster.specs.find((spec) => spec.id !== leader)!.id;
-    const endpoints = [cluster.spec(leader).apiUrl];
-    const state = { keys: KEYS, valueBytes: VALUE_BYTES, writers: WRITERS };
-    const loadSeconds = await loadState(endpoints, state);
+  const state = { keys: KEYS, valueBytes: VALUE_BYTES, writers: WRITERS };
+  return withLoadedCluster(["--snapshot-every", String(SNAPSHOT_EVERY)], state, async ({ cluster, leader, follower, endpoints, loadSeconds }) => {
     await cluster.kill(follower);
     // Three snapshot intervals more: the leader compacts past everything the follower holds.
     await loadState(endpoints, { ...state, keys: Math.min(KEYS, 3 * SNAPSHOT_EVERY) });
@@ -96,10 +85,7 @@ async function runRound(round: number): Promise<Round> {
       writesPerSecond: median(writes),
       loadErrors: load.errors,
     };
-  } finally {
-    await cluster.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 async function main(): Promise<void> {

@@ -1,12 +1,15 @@
 /**
  * Steps the benchmarks on a LocalCluster of node processes share: waiting for a condition,
- * loading KV state, reading a node's log lines, waiting for a follower to catch up.
+ * loading KV state, reading a node's log lines, waiting for a follower to catch up, a fresh
+ * loaded 3-node cluster per round.
  */
+import { mkdtempSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { LocalCluster } from "../src/cli/local-cluster.js";
+import { findFreeBasePort, LocalCluster } from "../src/cli/local-cluster.js";
 import { KvClient } from "../src/kv/client.js";
 
 /** Node's promise timer, under the name the benchmarks use. */
@@ -68,4 +71,37 @@ export async function secondsToCatchUp(cluster: LocalCluster, leader: number, fo
     await sleep(250);
   }
   return undefined;
+}
+
+/** A fresh 3-node cluster with KV state loaded through its leader (withLoadedCluster). */
+export interface LoadedCluster {
+  cluster: LocalCluster;
+  leader: number;
+  /** A follower (the one the catch-up benchmarks kill and restart). */
+  follower: number;
+  /** The leader's API, where every load goes. */
+  endpoints: string[];
+  /** Seconds the state took to load. */
+  loadSeconds: number;
+}
+
+/**
+ * Starts 3 `raftwal node` processes with `nodeArgs` in a temporary directory (logs to files),
+ * loads `state` through the leader, runs `body`, then stops the cluster and removes its
+ * directory, whatever `body` did.
+ */
+export async function withLoadedCluster<T>(nodeArgs: string[], state: StateLoad, body: (loaded: LoadedCluster) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), "raftwal-bench-"));
+  const cluster = new LocalCluster({ nodes: 3, dir, basePort: await findFreeBasePort(3), logs: "file", nodeArgs });
+  try {
+    await cluster.start();
+    const leader = await cluster.waitForLeader(30_000);
+    const follower = cluster.specs.find((spec) => spec.id !== leader)!.id;
+    const endpoints = [cluster.spec(leader).apiUrl];
+    const loadSeconds = await loadState(endpoints, state);
+    return await body({ cluster, leader, follower, endpoints, loadSeconds });
+  } finally {
+    await cluster.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -25,6 +25,15 @@ export const SNAPSHOT_EVERY_WAL_BYTES_DEFAULT = 256 * 1024 * 1024;
 export const SNAPSHOT_CATCH_UP_ENTRIES_DEFAULT = 5_000;
 /** ... and at most about this many bytes of them. */
 export const SNAPSHOT_CATCH_UP_BYTES_DEFAULT = 64 * 1024 * 1024;
+
+/**
+ * The default catch-up tail for a snapshot interval: etcd's 5,000 entries, but at most half
+ * the interval, so that a node that snapshots often (tests, `--snapshot-every 50`) still
+ * catches far-behind followers up by snapshot and keeps a short log.
+ */
+export function snapshotCatchUpEntriesDefault(snapshotEveryEntries: number): number {
+  return Math.min(SNAPSHOT_CATCH_UP_ENTRIES_DEFAULT, Math.floor(snapshotEveryEntries / 2));
+}
 export const PROPOSAL_TIMEOUT_MS_DEFAULT = 5_000;
 export const READ_TIMEOUT_MS_DEFAULT = 5_000;
 /**

@@ -43,10 +43,10 @@ import {
   PROPOSAL_TIMEOUT_MS_DEFAULT,
   READ_TIMEOUT_MS_DEFAULT,
   SNAPSHOT_CATCH_UP_BYTES_DEFAULT,
-  SNAPSHOT_CATCH_UP_ENTRIES_DEFAULT,
   SNAPSHOT_EVERY_ENTRIES_DEFAULT,
   SNAPSHOT_EVERY_WAL_BYTES_DEFAULT,
   TICK_MS_DEFAULT,
+  snapshotCatchUpEntriesDefault,
   type NodeStatus,
   type PeerAddress,
   type RaftNodeOptions,
@@ -411,7 +411,7 @@ export class RaftNode<Result = unknown> {
     const data = this.options.stateMachine.snapshot();
     const compactTo = compactionPoint({
       snapshotIndex: index,
-      catchUpEntries: this.options.snapshotCatchUpEntries ?? Math.min(SNAPSHOT_CATCH_UP_ENTRIES_DEFAULT, Math.floor(everyEntries / 2)),
+      catchUpEntries: this.options.snapshotCatchUpEntries ?? snapshotCatchUpEntriesDefault(everyEntries),
       catchUpBytes: this.options.snapshotCatchUpBytes ?? SNAPSHOT_CATCH_UP_BYTES_DEFAULT,
       entriesSinceSnapshot,
       walBytesSinceSnapshot: this.walBytesSinceSnapshot,

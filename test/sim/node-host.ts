@@ -42,7 +42,7 @@ import type { Rng } from "../../src/rng.js";
 import { StateMachine } from "./state-machine.js";
 import type { VirtualClock } from "./time.js";
 import { trace, TRACE_ENABLED } from "./trace.js";
-import { snapshotDecision } from "../../src/node/snapshot-policy.js";
+import { compactionPoint, snapshotDecision } from "../../src/node/snapshot-policy.js";
 
 /** Where, inside the persistence of a Ready, a crash may strike. */
 export const CRASH_POINTS = ["before-persist", "after-chunks", "after-snapshot", "after-entries", "after-hard-state", "after-apply"] as const;
@@ -467,7 +467,15 @@ export class NodeHost {
     const config = this.disk.configAt(applied).config;
     this.options.checkers.membership.checkSnapshotConfig(this.id, applied, config, core);
     const meta = { index: applied, term: storage.term(applied), config, sizeBytes: data.length };
-    this.disk.takeSnapshot(meta, data, Math.max(storage.firstIndex() - 1, applied - this.options.snapshotCatchUpEntries));
+    // The node runtime's rule (entries only: the simulation's entries are small).
+    const compactTo = compactionPoint({
+      snapshotIndex: applied,
+      catchUpEntries: this.options.snapshotCatchUpEntries,
+      catchUpBytes: Number.POSITIVE_INFINITY,
+      entriesSinceSnapshot: 0,
+      walBytesSinceSnapshot: 0,
+    });
+    this.disk.takeSnapshot(meta, data, compactTo);
     core.snapshotTaken(meta);
   }
 
