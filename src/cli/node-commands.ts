@@ -37,6 +37,7 @@ interface NodeFlags extends FaultFlags {
   api?: HostPort;
   tickMs: number;
   electionTicks: number;
+  initialElectionTickAdvance: boolean;
   snapshotEvery: number;
   snapshotEveryBytes: number;
   snapshotCatchUp?: number;
@@ -124,6 +125,7 @@ function registerNode(program: Command, context: CliContext): void {
     .option("--api <host:port>", "HTTP API address (default: this node's API address in the configuration, or in its data directory's MEMBER file)", parseHostPort)
     .option("--tick-ms <ms>", "length of one Raft tick", parseInteger(1, 10_000), 100)
     .option("--election-ticks <n>", "election timeout base, in ticks", parseInteger(2, 1000), 10)
+    .option("--no-initial-election-tick-advance", "at start without a leader, wait a whole election timeout before the first campaign (default: after 2..election-ticks + 1 ticks, as etcd)")
     .option("--snapshot-every <n>", "snapshot and compact every N applied entries", parseInteger(1, 2 ** 31), SNAPSHOT_EVERY_ENTRIES_DEFAULT)
     .option("--snapshot-every-bytes <n>", "... or once about N bytes of entries went into the WAL", parseInteger(1024, 2 ** 50), SNAPSHOT_EVERY_WAL_BYTES_DEFAULT)
     .option("--snapshot-catch-up <n>", "entries kept in the log behind each snapshot, for followers a little behind (default: 5000 or half of --snapshot-every, whichever is smaller; 0: none)", parseInteger(0, 2 ** 31))
@@ -216,6 +218,7 @@ async function startNode(settings: NodeFlags & { id: number; dir: string }, logg
       apiListen: settings.api,
       tickMs: settings.tickMs,
       electionTimeoutTicks: settings.electionTicks,
+      initialElectionTickAdvance: settings.initialElectionTickAdvance !== false,
       snapshotEveryEntries: settings.snapshotEvery,
       snapshotEveryWalBytes: settings.snapshotEveryBytes,
       ...(settings.snapshotCatchUp !== undefined ? { snapshotCatchUpEntries: settings.snapshotCatchUp } : {}),

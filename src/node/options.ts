@@ -74,6 +74,13 @@ export interface RaftNodeOptions<Result> {
   tickMs?: number;
   electionTimeoutTicks?: number;
   heartbeatIntervalTicks?: number;
+  /**
+   * A node that starts without a leader counts electionTimeoutTicks - 2 ticks at once (1
+   * left for a single voter), so that the first election of a fresh or restarted cluster
+   * comes after 2..electionTimeoutTicks + 1 ticks instead of a whole randomized timeout
+   * (etcd's --initial-election-tick-advance; election-tick-advance.ts). Default true.
+   */
+  initialElectionTickAdvance?: boolean;
   snapshotEveryEntries?: number;
   /** Also snapshot once about this many bytes of entries were written to the WAL since the last one. */
   snapshotEveryWalBytes?: number;

@@ -61,6 +61,7 @@ import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import { memberAddress, openNodeParts, transportPeers } from "./startup.js";
 import type { OwnMember } from "./own-member.js";
 import { compactionPoint, snapshotDecision } from "./snapshot-policy.js";
+import { initialElectionTickAdvance } from "./election-tick-advance.js";
 
 /** Bytes a WAL record adds to an entry's data (record header, protobuf framing, padding): an estimate for the policy. */
 const WAL_RECORD_OVERHEAD_BYTES_ESTIMATE = 56;
@@ -153,8 +154,16 @@ export class RaftNode<Result = unknown> {
     this.transport.onRefused((peer, refusal, removed) => this.refusedBy(peer, refusal, removed));
     this.metrics.attachTransport(() => this.transport.stats());
     await this.transport.start();
+    this.advanceElectionTicks();
     this.ticker = setInterval(() => this.tick(), this.options.tickMs ?? TICK_MS_DEFAULT);
     this.kick();
+  }
+
+  /** At start, without a leader: the first campaign after a few ticks, not a whole election timeout (election-tick-advance.ts). */
+  private advanceElectionTicks(): void {
+    if (this.options.initialElectionTickAdvance === false) return;
+    const ticks = initialElectionTickAdvance(this.core, this.options.id, this.options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT);
+    for (let i = 0; i < ticks; i++) this.guard(() => this.core.tick());
   }
 
   /** The address the transport listens on (useful with port 0). */
