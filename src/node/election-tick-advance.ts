@@ -11,7 +11,7 @@
  * Time running faster never breaks safety. A node that restarts into a cluster that has a
  * leader may campaign before the leader's heartbeat reaches it: with PreVote and
  * CheckQuorum (both on by default) the voters that hear their leader refuse it without a
- * new term (thesis 9.6), so the leader is not disturbed.
+ * new term (thesis 4.2.3, 9.6), so the leader is not disturbed.
  */
 import { isVoter, voterIds } from "../raft/cluster-config.js";
 import type { RaftCore } from "../raft/types.js";

@@ -1,10 +1,17 @@
 /**
- * The node's initial election tick advance (src/node/election-tick-advance.ts), on cores
- * over memory storage: how many ticks a starting node counts at once, and when it then
- * campaigns. Seeded, so a failing seed replays exactly.
+ * The node's initial election tick advance (src/node/election-tick-advance.ts): on cores
+ * over memory storage, how many ticks a starting node counts at once and when it then
+ * campaigns (seeded, so a failing seed replays exactly); on three in-process nodes, that a
+ * follower restarting into a cluster with a leader does not disturb it.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
+import { encodeCommand } from "../../src/kv/command.js";
+import { startKvNode } from "../../src/kv/kv-node.js";
+import { silentLogger } from "../../src/node/logger.js";
 import { initialElectionTickAdvance } from "../../src/node/election-tick-advance.js";
+import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
+import { until } from "../waiting.js";
+import { closeAfterTest, closeKvNodes, startThree } from "./kv-nodes.js";
 import { MemoryStorage } from "../../src/raft/index.js";
 import type { RaftCore } from "../../src/raft/types.js";
 import { message, MessageType, newCore, seededRandom } from "../raft/helpers.js";
@@ -64,5 +71,32 @@ describe("initial election tick advance", () => {
   it("an election timeout of 2 ticks or less is not advanced below zero", () => {
     expect(initialElectionTickAdvance(newCore(1, [1, 2, 3]), 1, 2)).toBe(0);
     expect(initialElectionTickAdvance(newCore(1, [1, 2, 3]), 1, 1)).toBe(0);
+  });
+});
+
+afterEach(closeKvNodes);
+
+describe("initial election tick advance on running nodes", () => {
+  it("a follower restarted into a cluster that has a leader does not disturb it (PreVote, CheckQuorum)", async () => {
+    const disks = new Map([1, 2, 3].map((id) => [id, new MemoryFileSystem()]));
+    const nodes = await startThree({ fs: (id) => disks.get(id)! });
+    const leader = await until("a leader", () => nodes.find((n) => n.node.status().role === "leader"));
+    const { term } = leader.node.status();
+    const put = (key: string) => encodeCommand({ op: "put", clientId: "", seq: 0, key, value: new TextEncoder().encode("v") });
+    expect(await leader.node.propose(put("before"))).toEqual({ status: "ok" });
+    const follower = nodes.find((n) => n !== leader)!;
+    const id = follower.node.status().id;
+    await follower.close();
+    const restarted = closeAfterTest(
+      await startKvNode({ id, clusterId: "test", dataDir: `/data/node-${id}`, storage: { fs: disks.get(id)!, wal: { segmentSizeBytes: 1024 * 1024 } }, tickMs: 10, seed: 99, logger: silentLogger }),
+    );
+    // It starts without a leader and counts 8 of its 10 election ticks at once: it may
+    // campaign before the leader's heartbeat reaches it; its pre-vote must change nothing.
+    await until("the restarted follower to hear the leader", () => restarted.node.status().leader === leader.node.status().id);
+    expect(await leader.node.propose(put("after"))).toEqual({ status: "ok" });
+    await until("the restarted follower to apply the write", () => restarted.kv.get("after") !== undefined);
+    for (const node of [leader, restarted, ...nodes.filter((n) => n !== leader && n !== follower)]) {
+      expect(node.node.status()).toMatchObject({ term, leader: leader.node.status().id });
+    }
   });
 });
