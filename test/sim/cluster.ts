@@ -41,6 +41,8 @@ export interface ClusterOptions {
   snapshotEveryAppliedEntries?: number;
   /** Entries the log keeps behind each application snapshot (NodeHostOptions). Default 0. */
   snapshotCatchUpEntries?: number;
+  /** Every start counts election ticks ahead as the node runtime does (NodeHostOptions). Default false. */
+  initialElectionTickAdvance?: boolean;
   snapshotPaddingBytes?: number;
   workload?: Partial<WorkloadOptions>;
   /** A deliberately broken host on every node (HostMutation). */
@@ -155,6 +157,7 @@ export class Cluster implements HostObserver {
       crashDuringPersistProbability: options.crashDuringPersistProbability ?? 0,
       snapshotEveryAppliedEntries: options.snapshotEveryAppliedEntries ?? 0,
       snapshotCatchUpEntries: options.snapshotCatchUpEntries ?? 0,
+      initialElectionTickAdvance: options.initialElectionTickAdvance ?? false,
       snapshotPaddingBytes: options.snapshotPaddingBytes ?? 0,
       ...(options.mutation ? { mutation: options.mutation } : {}),
     });

@@ -50,6 +50,7 @@ function membershipRun(seed: number, testName: string, operations: readonly Memb
     persistDelayTicksMax: rng.between(0, 3),
     snapshotEveryAppliedEntries: rng.pick([0, 5, 20]),
     snapshotCatchUpEntries: new Rng(seed).derive("catch-up tail").pick([0, 3]),
+    initialElectionTickAdvance: new Rng(seed).derive("election tick advance").chance(0.5),
     snapshotPaddingBytes: rng.pick([0, 200]),
     workload: { proposeProbability: rng.pick([0.2, 0.5]), inflightMax: rng.between(1, 4), batchSizeMax: rng.pick([1, 3]), readProbability: 0.05 },
     membership: { operations, startProbability: 0.02, ...membership },

@@ -34,6 +34,8 @@
 import { clusterConfigCodec, EntryType, type ClusterConfig } from "../../src/proto/schema.js";
 import { RaftErrorCode, RaftwalError } from "../../src/raft/errors.js";
 import { createRaft } from "../../src/raft/index.js";
+import { initialElectionTickAdvance } from "../../src/node/election-tick-advance.js";
+import { ELECTION_TIMEOUT_TICKS_DEFAULT } from "../../src/raft/config.js";
 import type { Entry, Message, RaftConfig, RaftCore, ReadState, Ready, StorageDamage } from "../../src/raft/types.js";
 import type { Checkers } from "./checkers.js";
 import { damageDisk, flipRecordAt, type DamageKind, type DamageOutcome } from "./disk-damage.js";
@@ -88,6 +90,8 @@ export interface NodeHostOptions {
   snapshotEveryAppliedEntries: number;
   /** Entries the log keeps behind each application snapshot, a catch-up tail (src/node/snapshot-policy.ts, compactionPoint). */
   snapshotCatchUpEntries: number;
+  /** At every start, count election ticks ahead as the node runtime does (src/node/election-tick-advance.ts). */
+  initialElectionTickAdvance: boolean;
   /** Padding added to each application snapshot (to make large snapshots). */
   snapshotPaddingBytes: number;
   /** A deliberately broken host (HostMutation). */
@@ -192,6 +196,10 @@ export class NodeHost {
     this.hostConfig = this.core.clusterConfig().config;
     this.removalLearned = false;
     this.options.checkers.membership.checkConfigInForce(this.id, this.core, this.disk);
+    if (this.options.initialElectionTickAdvance) {
+      const ticks = initialElectionTickAdvance(this.core, this.id, this.options.core.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT);
+      for (let i = 0; i < ticks; i++) this.core.tick();
+    }
   }
 
   /** What the start tells the core was lost (the disk's repair mark), as the node runtime does; the broken host forgets the hard state. */

@@ -24,6 +24,7 @@ describe("randomized", () => {
       snapshotEveryAppliedEntries: rng.pick([0, 3, 10]),
       // Its own stream, so that the other choices of a seed stay what they were before the tail.
       snapshotCatchUpEntries: new Rng(seed).derive("catch-up tail").pick([0, 2, 8]),
+      initialElectionTickAdvance: new Rng(seed).derive("election tick advance").chance(0.5),
       snapshotPaddingBytes: rng.pick([0, 100, 2000]),
       workload: {
         proposeProbability: rng.pick([0.2, 0.6, 1]),

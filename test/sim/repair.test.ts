@@ -208,6 +208,7 @@ function damageRun(seed: number, testName: string, nodeCount: number, network: N
     persistDelayTicksMax: 2,
     snapshotEveryAppliedEntries: 20,
     snapshotCatchUpEntries: new Rng(seed).derive("catch-up tail").pick([0, 5]),
+    initialElectionTickAdvance: new Rng(seed).derive("election tick advance").chance(0.5),
     faults: { ...faultMix(network), damage: { ...DEFAULT_DAMAGE_PLAN, ...damage } },
     safetyTicks: 2000,
     electionTicksMax: 1000,
