@@ -159,10 +159,15 @@ export class RaftNode<Result = unknown> {
     this.kick();
   }
 
+  /** The election timeout the core runs with (startup.ts gives it the same). */
+  private get electionTimeoutTicks(): number {
+    return this.options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT;
+  }
+
   /** At start, without a leader: the first campaign after a few ticks, not a whole election timeout (election-tick-advance.ts). */
   private advanceElectionTicks(): void {
     if (this.options.initialElectionTickAdvance === false) return;
-    const ticks = initialElectionTickAdvance(this.core, this.options.id, this.options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT);
+    const ticks = initialElectionTickAdvance(this.core, this.options.id, this.electionTimeoutTicks);
     for (let i = 0; i < ticks; i++) this.guard(() => this.core.tick());
   }
 
@@ -473,7 +478,7 @@ export class RaftNode<Result = unknown> {
    */
   private noticeRemoval(config: ClusterConfig, index: number): void {
     if (!config.removed.includes(this.options.id) || this.removalCountdownTicks !== undefined) return;
-    this.removalCountdownTicks = this.options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT;
+    this.removalCountdownTicks = this.electionTimeoutTicks;
     this.logger.warn("this node was removed from the cluster; it stops taking part", { configIndex: index, configuration: describeClusterConfig(config) });
   }
 

@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { clusterConfigOf } from "../../src/raft/cluster-config.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
-import { openRaftStorage, type RaftStorageOptions } from "../../storage/raft-storage.js";
+import { openRaftStorage, type RaftStorage, type RaftStorageOptions } from "../../storage/raft-storage.js";
 import { snapshotFileName } from "../../storage/snapshot/format.js";
 import { entries, receiveSnapshot, snapshotPayload } from "./raft-storage-helpers.js";
 
@@ -24,11 +24,16 @@ async function logOf100(fs: MemoryFileSystem) {
   return storage;
 }
 
+/** An own snapshot at `index` (term 1, one voter) that compacts the log only up to `compactTo`: the entries after it are the tail. */
+function snapshotWithTail(storage: RaftStorage, index: number, compactTo: number, payloadBytes = 100) {
+  return storage.createSnapshot({ index, config: clusterConfigOf([1]), compactTo }, [snapshotPayload(index, 1, payloadBytes)]);
+}
+
 describe("RaftStorage: the catch-up tail behind a snapshot", () => {
   it("keeps the entries between compactTo and the snapshot readable, and across a reopen", async () => {
     const fs = new MemoryFileSystem();
     const storage = await logOf100(fs);
-    const meta = await storage.createSnapshot({ index: 60, config: clusterConfigOf([1]), compactTo: 40 }, [snapshotPayload(60, 1, 500)]);
+    const meta = await snapshotWithTail(storage, 60, 40, 500);
     expect(meta.index).toBe(60);
     expect([storage.snapshotIndex(), storage.firstIndex(), storage.lastIndex()]).toEqual([60, 41, 100]);
     expect(storage.term(40)).toBe(1);
@@ -47,10 +52,10 @@ describe("RaftStorage: the catch-up tail behind a snapshot", () => {
   it("a later snapshot moves the tail on; a compactTo at or below the compaction compacts nothing; beyond the snapshot is refused", async () => {
     const fs = new MemoryFileSystem();
     const storage = await logOf100(fs);
-    await storage.createSnapshot({ index: 50, config: clusterConfigOf([1]), compactTo: 30 }, [snapshotPayload(50, 1, 100)]);
-    await storage.createSnapshot({ index: 70, config: clusterConfigOf([1]), compactTo: 20 }, [snapshotPayload(70, 1, 100)]);
+    await snapshotWithTail(storage, 50, 30);
+    await snapshotWithTail(storage, 70, 20);
     expect([storage.snapshotIndex(), storage.firstIndex()]).toEqual([70, 31]);
-    await storage.createSnapshot({ index: 90, config: clusterConfigOf([1]), compactTo: 80 }, [snapshotPayload(90, 1, 100)]);
+    await snapshotWithTail(storage, 90, 80);
     expect([storage.snapshotIndex(), storage.firstIndex()]).toEqual([90, 81]);
     await expect(storage.createSnapshot({ index: 95, config: clusterConfigOf([1]), compactTo: 96 }, [])).rejects.toMatchObject({ code: "RAFTWAL_ERR_INVALID_ARGUMENT" });
     await expect(storage.createSnapshot({ index: 95, config: clusterConfigOf([1]), compactTo: -1 }, [])).rejects.toMatchObject({ code: "RAFTWAL_ERR_INVALID_ARGUMENT" });
@@ -61,7 +66,7 @@ describe("RaftStorage: the catch-up tail behind a snapshot", () => {
   it("a snapshot installed from the leader discards the tail with the log it replaces when the log does not hold its entry (section 7)", async () => {
     const fs = new MemoryFileSystem();
     const storage = await logOf100(fs);
-    await storage.createSnapshot({ index: 60, config: clusterConfigOf([1]), compactTo: 40 }, [snapshotPayload(60, 1, 100)]);
+    await snapshotWithTail(storage, 60, 40);
     await receiveSnapshot(storage, { index: 150, term: 3, config: clusterConfigOf([1]) }, snapshotPayload(150, 3, 300), 100);
     expect([storage.snapshotIndex(), storage.firstIndex(), storage.lastIndex()]).toEqual([150, 151, 150]);
     await storage.close();
@@ -73,8 +78,8 @@ describe("RaftStorage: the catch-up tail behind a snapshot", () => {
   it("a corrupt newest snapshot whose entries are still in the tail: open recovers from the older one with the log intact", async () => {
     const fs = new MemoryFileSystem();
     const storage = await logOf100(fs);
-    await storage.createSnapshot({ index: 50, config: clusterConfigOf([1]), compactTo: 30 }, [snapshotPayload(50, 1, 1000)]);
-    await storage.createSnapshot({ index: 80, config: clusterConfigOf([1]), compactTo: 45 }, [snapshotPayload(80, 1, 1000)]);
+    await snapshotWithTail(storage, 50, 30, 1000);
+    await snapshotWithTail(storage, 80, 45, 1000);
     await storage.close();
     fs.flipBit(`${DIR}/snap/${snapshotFileName(80, 1)}`, 500);
     // Without the tail (compacted to 80) this open fails with WAL_ERR_SNAPSHOT_CORRUPT (raft-storage.test.ts).
