@@ -94,6 +94,18 @@ async function expectEveryKey(cluster: LocalCluster, id: number, count: number, 
   for (let i = 0; i < count; i++) expect((await client.get(`key-${i}`, { stale: true }))?.toString(), `key-${i}`).toBe(valueOf(i, valueBytes));
 }
 
+/** Writes keys from `from` on, 16 at a time, until the leader's log starts after `index + 1`; returns how many keys exist then. */
+async function writeUntilCompactedPast(cluster: LocalCluster, client: KvClient, from: number, valueBytes: number, index: number): Promise<number> {
+  const leader = await cluster.waitForLeader();
+  let next = from;
+  await eventually(async () => {
+    await Promise.all(Array.from({ length: 16 }, (_, k) => client.put(`key-${next + k}`, valueOf(next + k, valueBytes))));
+    next += 16;
+    expect((await cluster.status(leader))!.firstIndex).toBeGreaterThan(index + 1);
+  });
+  return next;
+}
+
 async function flipByte(path: string, offset: number): Promise<void> {
   const bytes = await readFile(path);
   bytes[offset] ^= 0x20;
@@ -132,12 +144,16 @@ describe("a follower repairs damaged storage from its peers", () => {
     expect(snapshots.length).toBeGreaterThanOrEqual(2);
     const [newest, older] = snapshots;
     await flipByte(join(snapshotDirectory, newest.name), newest.fileBytes! - 8); // in the payload
+    // Each node snapshots at its own applied indexes, in the background: the leader's newest
+    // may still be below the follower's older one, and then its log holds the entries the
+    // follower lost and it sends those instead. Write on until the leader compacted past them.
+    const keys = await writeUntilCompactedPast(cluster, client, 200, 64, older.index);
     const lines = await restartAndRepair(cluster, follower, at);
     expect(lines.find((line) => line.msg.startsWith("storage damage: no valid snapshot at"))).toMatchObject({ compactedIndex: newest.index, newestValidIndex: older.index });
     const installed = lines.find((line) => line.msg === "installed a snapshot from the leader");
     expect(installed, "a snapshot fetched from the leader").toBeDefined();
     expect(installed!.index).toBeGreaterThan(older.index);
-    await expectEveryKey(cluster, follower, 200, 64);
+    await expectEveryKey(cluster, follower, keys, 64);
   });
 
   it("its only snapshot damaged (the WAL compacted to it), down for seconds: with no configuration naming it left, it restarts without --listen from its MEMBER file, repairs and serves every value", async () => {
