@@ -6,12 +6,15 @@
  *
  *   - flip-record: a record of the durable log fails its checksum. The log keeps its intact
  *     prefix before the damaged entry; every later record is set aside (the log stays
- *     contiguous); the log may have held up to its old last index.
+ *     contiguous); the log may have held up to its old last index. Damage above the
+ *     snapshot keeps the catch-up tail behind it; damage in the tail empties the log at it.
  *   - lose-segment: a sealed segment (a range of entries that is not the newest) is gone: the
  *     same outcome from the segment's first index (later segments are set aside too).
  *   - damage-snapshot: the newest snapshot (the log is compacted to it) fails its checksum,
  *     and perhaps older ones too: the node restarts at the newest valid older snapshot, or
  *     none, with an empty log; everything after that snapshot is lost, up to the old last index.
+ *     (The real storage loses nothing when a catch-up tail still reaches back to the older
+ *     snapshot: REPAIR.md. Here the log is always lost, the harder case for the repair.)
  *   - damage-hard-state: term and vote are lost. The restart's hard state is the storage's
  *     floors over a missing file: the last log term, no vote, commit at the snapshot index.
  *
@@ -20,7 +23,7 @@
  * the rng; a kind the disk cannot suffer (an empty log, no snapshot) returns undefined.
  */
 import type { Rng } from "../../src/rng.js";
-import type { Entry, HardState } from "../../src/raft/types.js";
+import type { HardState } from "../../src/raft/types.js";
 import type { SimDisk, StoredSnapshot } from "./disk.js";
 
 export const DAMAGE_KINDS = ["flip-record", "lose-segment", "damage-snapshot", "damage-hard-state"] as const;
@@ -54,22 +57,19 @@ export function damageDisk(disk: SimDisk, kind: DamageKind, rng: Rng): DamageOut
   }
 }
 
-function logEntries(disk: SimDisk): Entry[] {
-  const storage = disk.storage;
-  const first = storage.firstIndex();
-  const last = storage.lastIndex();
-  return last < first ? [] : storage.entries(first, last + 1, Number.MAX_SAFE_INTEGER);
-}
-
-/** The log is kept up to `lostFrom - 1` (at least the snapshot's index); the rest is lost. */
+/**
+ * The log is kept up to `lostFrom - 1`; the rest is lost. Damage above the snapshot keeps
+ * the catch-up tail behind it; damage in the tail leaves the log empty at the snapshot
+ * (SimDisk.rewrite, as the storage's reconcile).
+ */
 function cutLog(disk: SimDisk, kind: DamageKind, lostFrom: number, detail: string): DamageOutcome {
   const storage = disk.storage;
   const hard = storage.hardState();
   const lastIndex = storage.lastIndex();
-  const kept = logEntries(disk).filter((e) => e.index < lostFrom);
+  const log = disk.keptLog();
   const lostTo = Math.max(lastIndex, hard.commit);
   disk.markRepairing({ logLost: true, lostToIndex: lostTo, hardStateLost: false });
-  disk.rewrite(disk.snapshots(), kept, { ...hard, commit: Math.min(hard.commit, lostFrom - 1) });
+  disk.rewrite(disk.snapshots(), { ...log, entries: log.entries.filter((e) => e.index < lostFrom) }, { ...hard, commit: Math.min(hard.commit, lostFrom - 1) });
   return { kind, lostFromIndex: lostFrom, lostToIndex: lostTo, hardStateLost: false, detail };
 }
 
@@ -108,7 +108,7 @@ function damageSnapshot(disk: SimDisk, rng: Rng): DamageOutcome | undefined {
   const lostTo = Math.max(storage.lastIndex(), hard.commit);
   disk.markRepairing({ logLost: true, lostToIndex: lostTo, hardStateLost: false });
   const detail = `snapshots ${snapshots.slice(0, damaged).map((s) => s.meta.index).join(",")} damaged: restarts at ${restartAt === 0 ? "no snapshot" : `snapshot ${restartAt}`} with an empty log (was [${storage.firstIndex()}..${storage.lastIndex()}])`;
-  disk.rewrite(valid, [], { ...hard, commit: Math.min(hard.commit, restartAt) });
+  disk.rewrite(valid, { compacted: { index: 0, term: 0 }, entries: [] }, { ...hard, commit: Math.min(hard.commit, restartAt) });
   return { kind: "damage-snapshot", lostFromIndex: restartAt + 1, lostToIndex: lostTo, hardStateLost: false, detail };
 }
 

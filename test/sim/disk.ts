@@ -201,14 +201,15 @@ export class SimDisk {
 
   /**
    * Replaces the disk's content with what survives damage (disk-damage.ts): `snapshots`
-   * newest first (may be empty), the log `entries` (those after the newest of them are kept), and `hard`.
+   * newest first (may be empty), the durable log kept (`log.entries`, contiguous after the
+   * entry `log.compacted` names), and `hard`. As the real storage's reconcile does, a log that
+   * still holds the newest snapshot's entry keeps the entries behind it (its catch-up tail);
+   * otherwise the log restarts empty at the snapshot, keeping only what follows it.
    * The incoming snapshot's chunks are dropped (a restart starts any transfer anew).
    */
-  rewrite(snapshots: readonly StoredSnapshot[], entries: readonly Entry[], hard: HardState): void {
-    const storage = new MemoryStorage();
+  rewrite(snapshots: readonly StoredSnapshot[], log: KeptLog, hard: HardState): void {
     const newest = snapshots[0];
-    if (newest !== undefined) storage.applySnapshot(newest.meta, newest.data);
-    storage.append([...entries]);
+    const storage = newest !== undefined && keepsTailBehind(newest.meta, log) ? storageWithTail(newest, log) : storageAfter(newest, log.entries);
     storage.setHardState(hard);
     this.current = storage;
     this.older = snapshots.slice(1, 1 + OLDER_SNAPSHOTS_KEPT);
@@ -216,7 +217,15 @@ export class SimDisk {
     this.snapshotBase = { index: newest?.meta.index ?? 0, config: storage.snapshotMeta().config };
     this.configs = [];
     const after = newest?.meta.index ?? 0;
-    for (const entry of entries) if (entry.index > after && entry.type === EntryType.CLUSTER_CONFIG) this.configs.push({ index: entry.index, config: decodeConfig(entry) });
+    for (const entry of log.entries) if (entry.index > after && entry.type === EntryType.CLUSTER_CONFIG) this.configs.push({ index: entry.index, config: decodeConfig(entry) });
+  }
+
+  /** The durable log as `rewrite` takes it: every entry from the first still held, and the compaction point before them. */
+  keptLog(): KeptLog {
+    const storage = this.current;
+    const first = storage.firstIndex();
+    const last = storage.lastIndex();
+    return { compacted: { index: first - 1, term: storage.term(first - 1) }, entries: last < first ? [] : storage.entries(first, last + 1, Number.MAX_SAFE_INTEGER) };
   }
 
   /** The repair mark, if the disk is under repair (do not modify). */
@@ -244,4 +253,38 @@ export class SimDisk {
     const lastIndex = this.storage.lastIndex();
     return { lostFromIndex: mark.logLost ? lastIndex + 1 : 0, lostToIndex: Math.max(mark.lostToIndex, lastIndex), hardStateLost: mark.hardStateLost };
   }
+}
+
+/** A durable log to keep: `entries` follow the entry `compacted` names (index 0: the log starts at 1). */
+export interface KeptLog {
+  compacted: { index: number; term: number };
+  entries: readonly Entry[];
+}
+
+/** The log holds the snapshot's own entry, with entries behind it (a catch-up tail). */
+function keepsTailBehind(snapshot: SnapshotMeta, log: KeptLog): boolean {
+  if (log.compacted.index >= snapshot.index) return false;
+  const entry = log.entries[snapshot.index - log.compacted.index - 1];
+  return entry !== undefined && entry.index === snapshot.index && entry.term === snapshot.term;
+}
+
+/** Only what follows the snapshot (if any): entries at or below it are skipped by MemoryStorage.append. */
+function storageAfter(newest: StoredSnapshot | undefined, entries: readonly Entry[]): MemoryStorage {
+  const storage = new MemoryStorage();
+  if (newest !== undefined) storage.applySnapshot(newest.meta, newest.data);
+  storage.append([...entries]);
+  return storage;
+}
+
+/**
+ * The whole kept log behind the snapshot. MemoryStorage moves its compaction point only
+ * with a snapshot: a placeholder at `log.compacted` (as if one had been installed there),
+ * then the log, then the newest snapshot taken over it, which replaces the placeholder.
+ */
+function storageWithTail(newest: StoredSnapshot, log: KeptLog): MemoryStorage {
+  const storage = new MemoryStorage();
+  if (log.compacted.index > 0) storage.applySnapshot({ ...newest.meta, index: log.compacted.index, term: log.compacted.term }, new Uint8Array());
+  storage.append([...log.entries]);
+  storage.createSnapshot(newest.meta, newest.data);
+  return storage;
 }

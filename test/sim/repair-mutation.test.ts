@@ -96,12 +96,13 @@ describe("the simulator catches broken repair", () => {
     // The broken salvage: one record's bytes flipped, nothing set aside, nothing reported.
     const disk = follower.disk;
     const storage = disk.storage;
-    const entries = storage.entries(storage.firstIndex(), storage.lastIndex() + 1, Number.MAX_SAFE_INTEGER);
+    const log = disk.keptLog();
+    const entries = [...log.entries];
     const victim = entries.findIndex((entry) => entry.data.length > 0 && entry.index > 1);
     const flipped = entries[victim]!.data.slice();
     flipped[0]! ^= 0x20;
     entries[victim] = { ...entries[victim]!, data: flipped };
-    disk.rewrite(disk.snapshots(), entries, storage.hardState());
+    disk.rewrite(disk.snapshots(), { ...log, entries }, storage.hardState());
     expect(() => {
       cluster.restart(follower.id);
       cluster.run(50);

@@ -87,6 +87,35 @@ describe("storage damage repaired from peers: scenarios", () => {
     });
   }
 
+  seededTest("a flipped record above the snapshot keeps the catch-up tail behind it; one in the tail leaves the log empty at the snapshot", [695], (seed, testName) => {
+    const cluster = makeCluster({ seed, testName, nodeCount: 3, persistDelayTicksMax: 2, snapshotEveryAppliedEntries: 10, snapshotCatchUpEntries: 6 });
+    const follower = others(cluster, waitForLeader(cluster).id)[0]!;
+    const disk = () => cluster.node(follower).disk;
+    const holdsTailAndMore = () => disk().storage.firstIndex() <= disk().storage.snapshotMeta().index && disk().storage.lastIndex() >= disk().storage.snapshotMeta().index + 2;
+    for (let i = 0; !holdsTailAndMore(); i++) {
+      if (i === 200) cluster.fail(`node ${follower} never held a tail and two entries above its snapshot`);
+      commit(cluster, `before-${i}`);
+    }
+    cluster.crash(follower);
+    const { index: snapshotIndex } = disk().storage.snapshotMeta();
+    const firstIndex = disk().storage.firstIndex();
+    cluster.node(follower).damageRecordAt(snapshotIndex + 2);
+    expect([disk().storage.firstIndex(), disk().storage.lastIndex()]).toEqual([firstIndex, snapshotIndex + 1]);
+    expect(disk().storage.snapshotMeta().index).toBe(snapshotIndex);
+    cluster.restart(follower);
+    waitFor(cluster, () => whole(cluster, follower), 3000, `node ${follower} whole again, its tail kept`);
+
+    cluster.crash(follower);
+    const tailStart = disk().storage.firstIndex();
+    const snapshotNow = disk().storage.snapshotMeta().index;
+    expect(tailStart).toBeLessThan(snapshotNow);
+    cluster.node(follower).damageRecordAt(tailStart);
+    expect([disk().storage.firstIndex(), disk().storage.lastIndex()]).toEqual([snapshotNow + 1, snapshotNow]);
+    cluster.restart(follower);
+    waitFor(cluster, () => whole(cluster, follower), 3000, `node ${follower} whole again from its snapshot`);
+    finish(cluster);
+  });
+
   seededTest("a majority in turn (every node, one after the other), with a partition between", [621, 622], (seed, testName) => {
     const cluster = loadedCluster(seed, testName);
     const rng = cluster.rng.derive("kinds");
