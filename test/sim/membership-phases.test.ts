@@ -81,8 +81,8 @@ class JointChangeTracker {
   }
 }
 
-function jointChangeWithCrash(seed: number, testName: string, phase: Phase, victim: Victim): void {
-  const rng = new Rng(seed).derive("scenario");
+/** Three voters under load with learners 4 and 5 caught up, ready for the joint change. */
+function clusterWithLearners(seed: number, testName: string, rng: Rng): { cluster: Cluster; membership: ReturnType<typeof scenarioMembership> } {
   const cluster = makeCluster({
     seed,
     testName,
@@ -95,6 +95,12 @@ function jointChangeWithCrash(seed: number, testName: string, phase: Phase, vict
   cluster.workload.enabled = true;
   waitForLeader(cluster);
   addLearnersCaughtUp(cluster, membership, [4, 5]);
+  return { cluster, membership };
+}
+
+function jointChangeWithCrash(seed: number, testName: string, phase: Phase, victim: Victim): void {
+  const rng = new Rng(seed).derive("scenario");
+  const { cluster, membership } = clusterWithLearners(seed, testName, rng);
 
   const leaving = rng.shuffled([1, 2, 3]).slice(0, 2);
   const target = [...[1, 2, 3].filter((id) => !leaving.includes(id)), 4, 5].sort((a, b) => a - b);
