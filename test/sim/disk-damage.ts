@@ -10,11 +10,11 @@
  *     snapshot keeps the catch-up tail behind it; damage in the tail empties the log at it.
  *   - lose-segment: a sealed segment (a range of entries that is not the newest) is gone: the
  *     same outcome from the segment's first index (later segments are set aside too).
- *   - damage-snapshot: the newest snapshot (the log is compacted to it) fails its checksum,
- *     and perhaps older ones too: the node restarts at the newest valid older snapshot, or
- *     none, with an empty log; everything after that snapshot is lost, up to the old last index.
- *     (The real storage loses nothing when a catch-up tail still reaches back to the older
- *     snapshot: REPAIR.md. Here the log is always lost, the harder case for the repair.)
+ *   - damage-snapshot: the newest snapshot fails its checksum, and perhaps older ones too:
+ *     the node restarts at the newest valid older snapshot, or none. When the log's catch-up
+ *     tail still reaches back to it, nothing is lost: it restarts there with its log and no
+ *     repair starts (REPAIR.md). Otherwise the log restarts empty there; everything after
+ *     that snapshot is lost, up to the old last index.
  *   - damage-hard-state: term and vote are lost. The restart's hard state is the storage's
  *     floors over a missing file: the last log term, no vote, commit at the snapshot index.
  *
@@ -97,19 +97,34 @@ function loseSegment(disk: SimDisk, rng: Rng): DamageOutcome | undefined {
 }
 
 function damageSnapshot(disk: SimDisk, rng: Rng): DamageOutcome | undefined {
-  const snapshots = disk.snapshots();
-  if (snapshots.length === 0) return undefined;
+  const count = disk.snapshots().length;
+  if (count === 0) return undefined;
   let damaged = 1;
-  while (damaged < snapshots.length && rng.chance(OLDER_SNAPSHOT_DAMAGE_PROBABILITY)) damaged += 1;
+  while (damaged < count && rng.chance(OLDER_SNAPSHOT_DAMAGE_PROBABILITY)) damaged += 1;
+  return damageNewestSnapshots(disk, damaged);
+}
+
+/** The newest `damaged` snapshots fail their checksums (a scenario's own pick, or damageSnapshot's draw). */
+export function damageNewestSnapshots(disk: SimDisk, damaged: number): DamageOutcome {
+  const snapshots = disk.snapshots();
+  if (!(damaged >= 1 && damaged <= snapshots.length)) throw new Error(`cannot damage the newest ${damaged} of ${snapshots.length} snapshots`);
   const valid: StoredSnapshot[] = snapshots.slice(damaged);
   const storage = disk.storage;
   const hard = storage.hardState();
   const restartAt = valid[0]?.meta.index ?? 0;
+  const what = `snapshots ${snapshots.slice(0, damaged).map((s) => s.meta.index).join(",")} damaged: restarts at ${restartAt === 0 ? "no snapshot" : `snapshot ${restartAt}`}`;
+  const log = disk.keptLog();
+  const held = `[${storage.firstIndex()}..${storage.lastIndex()}]`;
+  if (log.compacted.index <= restartAt) {
+    // The log reaches back to the snapshot restarted from (a catch-up tail): it holds every
+    // entry the damaged snapshots covered, so nothing is lost and no repair starts.
+    disk.rewrite(valid, log, hard);
+    return { kind: "damage-snapshot", lostFromIndex: 0, lostToIndex: 0, hardStateLost: false, detail: `${what} with its log ${held}, nothing lost` };
+  }
   const lostTo = Math.max(storage.lastIndex(), hard.commit);
   disk.markRepairing({ logLost: true, lostToIndex: lostTo, hardStateLost: false });
-  const detail = `snapshots ${snapshots.slice(0, damaged).map((s) => s.meta.index).join(",")} damaged: restarts at ${restartAt === 0 ? "no snapshot" : `snapshot ${restartAt}`} with an empty log (was [${storage.firstIndex()}..${storage.lastIndex()}])`;
   disk.rewrite(valid, { compacted: { index: 0, term: 0 }, entries: [] }, { ...hard, commit: Math.min(hard.commit, restartAt) });
-  return { kind: "damage-snapshot", lostFromIndex: restartAt + 1, lostToIndex: lostTo, hardStateLost: false, detail };
+  return { kind: "damage-snapshot", lostFromIndex: restartAt + 1, lostToIndex: lostTo, hardStateLost: false, detail: `${what} with an empty log (was ${held})` };
 }
 
 function damageHardState(disk: SimDisk): DamageOutcome {

@@ -38,7 +38,7 @@ import { initialElectionTickAdvance } from "../../src/node/election-tick-advance
 import { ELECTION_TIMEOUT_TICKS_DEFAULT } from "../../src/raft/config.js";
 import type { Entry, Message, RaftConfig, RaftCore, ReadState, Ready, StorageDamage } from "../../src/raft/types.js";
 import type { Checkers } from "./checkers.js";
-import { damageDisk, flipRecordAt, type DamageKind, type DamageOutcome } from "./disk-damage.js";
+import { damageDisk, damageNewestSnapshots, flipRecordAt, type DamageKind, type DamageOutcome } from "./disk-damage.js";
 import { decodeConfig, SimDisk } from "./disk.js";
 import type { Rng } from "../../src/rng.js";
 import { StateMachine } from "./state-machine.js";
@@ -222,6 +222,11 @@ export class NodeHost {
   /** Damage at rest chosen by a scenario: a flipped bit in the record of entry `index`. */
   damageRecordAt(index: number): DamageOutcome {
     return this.damageWith(() => flipRecordAt(this.disk, index))!;
+  }
+
+  /** Damage at rest chosen by a scenario: the newest `count` snapshots fail their checksums. */
+  damageNewestSnapshots(count: number): DamageOutcome {
+    return this.damageWith(() => damageNewestSnapshots(this.disk, count))!;
   }
 
   private damageWith(strike: () => DamageOutcome | undefined): DamageOutcome | undefined {

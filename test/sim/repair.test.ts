@@ -116,6 +116,41 @@ describe("storage damage repaired from peers: scenarios", () => {
     finish(cluster);
   });
 
+  seededTest("its newest snapshot damaged while its catch-up tail reaches back to the older one: it restarts there with its log, nothing lost; every snapshot lost empties the log and repairs", [696], (seed, testName) => {
+    const cluster = makeCluster({ seed, testName, nodeCount: 3, persistDelayTicksMax: 2, snapshotEveryAppliedEntries: 10, snapshotCatchUpEntries: 15 });
+    const follower = others(cluster, waitForLeader(cluster).id)[0]!;
+    const disk = () => cluster.node(follower).disk;
+    const reachesOlder = () => disk().snapshots().length >= 3 && disk().storage.firstIndex() - 1 <= disk().snapshots()[1]!.meta.index;
+    for (let i = 0; !reachesOlder(); i++) {
+      if (i === 200) cluster.fail(`node ${follower} never held three snapshots with its log reaching back to the second`);
+      commit(cluster, `before-${i}`);
+    }
+    cluster.crash(follower);
+    const [, older] = disk().snapshots();
+    const log = [disk().storage.firstIndex(), disk().storage.lastIndex()];
+    const kept = cluster.node(follower).damageNewestSnapshots(1);
+    expect(kept.lostFromIndex).toBe(0);
+    expect(disk().repairMark()).toBeUndefined();
+    expect(disk().storage.snapshotMeta().index).toBe(older!.meta.index);
+    expect([disk().storage.firstIndex(), disk().storage.lastIndex()]).toEqual(log);
+    cluster.restart(follower);
+    expect(cluster.node(follower).raft().recovering(), "nothing lost: no repair").toBeUndefined();
+    cluster.run(50);
+
+    // Every snapshot damaged: the log, compacted up to the tail behind the newest, does not
+    // reach back to the start, so it restarts empty with no snapshot and is repaired.
+    cluster.crash(follower);
+    const snapshotsNow = disk().snapshots();
+    expect(disk().storage.firstIndex()).toBeGreaterThan(1);
+    const lost = cluster.node(follower).damageNewestSnapshots(snapshotsNow.length);
+    expect(lost.lostFromIndex).toBe(1);
+    expect(disk().repairMark()).toBeDefined();
+    cluster.restart(follower);
+    expect(cluster.node(follower).raft().recovering()).toBeDefined();
+    waitFor(cluster, () => whole(cluster, follower), 3000, `node ${follower} whole again`);
+    finish(cluster);
+  });
+
   seededTest("a majority in turn (every node, one after the other), with a partition between", [621, 622], (seed, testName) => {
     const cluster = loadedCluster(seed, testName);
     const rng = cluster.rng.derive("kinds");
