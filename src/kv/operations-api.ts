@@ -14,7 +14,7 @@
 import type http from "node:http";
 import { RaftwalError } from "../../storage/errors.js";
 import { NodeErrorCode } from "../node/errors.js";
-import { ELECTION_TIMEOUT_TICKS_DEFAULT, TICK_MS_DEFAULT } from "../node/options.js";
+import { electionTimeoutTicksOf, TICK_MS_DEFAULT } from "../node/options.js";
 import type { RaftNode } from "../node/raft-node.js";
 import { encodeBackup, type BackupHeader } from "./backup-format.js";
 import { KvErrorCode } from "./errors.js";
@@ -62,7 +62,7 @@ export class OperationsRoutes {
     const previousLeader = node.status().id;
     node.transferLeadership(to);
     const tickMs = this.options.tickMs ?? TICK_MS_DEFAULT;
-    const timeoutMs = LEADER_TRANSFER_TIMEOUT_ELECTIONS * (this.options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT) * tickMs;
+    const timeoutMs = LEADER_TRANSFER_TIMEOUT_ELECTIONS * electionTimeoutTicksOf(this.options) * tickMs;
     const deadline = Date.now() + timeoutMs;
     // Bounded by the deadline; the core abandons the transfer after an election timeout.
     while (node.leadership().leader !== to && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, tickMs));

@@ -17,6 +17,15 @@ export type { InitialClusterState, NodeMembership, PeerAddress, PeerConfig };
 
 export const TICK_MS_DEFAULT = 100;
 export { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT };
+
+/**
+ * The election timeout a node runs with, in ticks: the option or the default. One place, so
+ * that the core, the start's tick advance, the removal countdown, the redial bound and the
+ * leadership-transfer deadline all count the same timeout.
+ */
+export function electionTimeoutTicksOf(options: { electionTimeoutTicks?: number }): number {
+  return options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT;
+}
 /** Take a snapshot (and compact the WAL) every this many applied entries. */
 export const SNAPSHOT_EVERY_ENTRIES_DEFAULT = 100_000;
 /** ... or once about this many bytes of entries went into the WAL since the last snapshot. */

@@ -37,7 +37,7 @@ import { silentLogger, type Logger } from "./logger.js";
 import { membershipView, nodeMembership, PendingConfigChanges, type MembershipView } from "./membership.js";
 import { NodeMetrics } from "./metrics.js";
 import {
-  ELECTION_TIMEOUT_TICKS_DEFAULT,
+  electionTimeoutTicksOf,
   MEMBERSHIP_TIMEOUT_MS_DEFAULT,
   ON_STORAGE_CORRUPTION_DEFAULT,
   PROPOSAL_TIMEOUT_MS_DEFAULT,
@@ -159,15 +159,10 @@ export class RaftNode<Result = unknown> {
     this.kick();
   }
 
-  /** The election timeout the core runs with (startup.ts gives it the same). */
-  private get electionTimeoutTicks(): number {
-    return this.options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT;
-  }
-
   /** At start, without a leader: the first campaign after a few ticks, not a whole election timeout (election-tick-advance.ts). */
   private advanceElectionTicks(): void {
     if (this.options.initialElectionTickAdvance === false) return;
-    const ticks = initialElectionTickAdvance(this.core, this.options.id, this.electionTimeoutTicks);
+    const ticks = initialElectionTickAdvance(this.core, this.options.id, electionTimeoutTicksOf(this.options));
     for (let i = 0; i < ticks; i++) this.guard(() => this.core.tick());
   }
 
@@ -478,7 +473,7 @@ export class RaftNode<Result = unknown> {
    */
   private noticeRemoval(config: ClusterConfig, index: number): void {
     if (!config.removed.includes(this.options.id) || this.removalCountdownTicks !== undefined) return;
-    this.removalCountdownTicks = this.electionTimeoutTicks;
+    this.removalCountdownTicks = electionTimeoutTicksOf(this.options);
     this.logger.warn("this node was removed from the cluster; it stops taking part", { configIndex: index, configuration: describeClusterConfig(config) });
   }
 

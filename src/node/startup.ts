@@ -22,7 +22,7 @@ import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
 import type { Logger } from "./logger.js";
 import { formatAddress, parseAddress, prepareDataDirectory } from "./membership.js";
 import { OwnMember } from "./own-member.js";
-import { ELECTION_TIMEOUT_TICKS_DEFAULT, HEARTBEAT_INTERVAL_TICKS_DEFAULT, ON_STORAGE_CORRUPTION_DEFAULT, TICK_MS_DEFAULT, type RaftNodeOptions } from "./options.js";
+import { electionTimeoutTicksOf, HEARTBEAT_INTERVAL_TICKS_DEFAULT, ON_STORAGE_CORRUPTION_DEFAULT, TICK_MS_DEFAULT, type RaftNodeOptions } from "./options.js";
 
 export interface NodeParts {
   storage: RaftStorage;
@@ -53,7 +53,7 @@ export async function openNodeParts<Result>(options: RaftNodeOptions<Result>, lo
       id: options.id,
       storage,
       random: seededRandom(options.seed ?? randomInt(0, 2 ** 32 - 1)),
-      electionTimeoutTicks: options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT,
+      electionTimeoutTicks: electionTimeoutTicksOf(options),
       heartbeatIntervalTicks: options.heartbeatIntervalTicks ?? HEARTBEAT_INTERVAL_TICKS_DEFAULT,
       appliedIndex: snapshot.index,
       damage: storage.damage(),
@@ -102,7 +102,7 @@ function buildTransport<Result>(options: RaftNodeOptions<Result>, core: RaftCore
  * transport's own ceiling (5 s) would leave it waiting for several election timeouts.
  */
 export function redialDelayMsMax(options: Pick<RaftNodeOptions<unknown>, "tickMs" | "electionTimeoutTicks">): number {
-  const electionTimeoutMs = (options.tickMs ?? TICK_MS_DEFAULT) * (options.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT);
+  const electionTimeoutMs = (options.tickMs ?? TICK_MS_DEFAULT) * electionTimeoutTicksOf(options);
   return Math.max(BACKOFF_DEFAULTS.initialDelayMs, electionTimeoutMs);
 }
 

@@ -35,7 +35,7 @@ import { clusterConfigCodec, EntryType, type ClusterConfig } from "../../src/pro
 import { RaftErrorCode, RaftwalError } from "../../src/raft/errors.js";
 import { createRaft } from "../../src/raft/index.js";
 import { initialElectionTickAdvance } from "../../src/node/election-tick-advance.js";
-import { ELECTION_TIMEOUT_TICKS_DEFAULT } from "../../src/raft/config.js";
+import { electionTimeoutTicksOf } from "../../src/node/options.js";
 import type { Entry, Message, RaftConfig, RaftCore, ReadState, Ready, StorageDamage } from "../../src/raft/types.js";
 import type { Checkers } from "./checkers.js";
 import { damageDisk, damageNewestSnapshots, flipRecordAt, type DamageKind, type DamageOutcome } from "./disk-damage.js";
@@ -197,7 +197,7 @@ export class NodeHost {
     this.removalLearned = false;
     this.options.checkers.membership.checkConfigInForce(this.id, this.core, this.disk);
     if (this.options.initialElectionTickAdvance) {
-      const ticks = initialElectionTickAdvance(this.core, this.id, this.options.core.electionTimeoutTicks ?? ELECTION_TIMEOUT_TICKS_DEFAULT);
+      const ticks = initialElectionTickAdvance(this.core, this.id, electionTimeoutTicksOf(this.options.core));
       for (let i = 0; i < ticks; i++) this.core.tick();
     }
   }
