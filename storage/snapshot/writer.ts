@@ -31,6 +31,15 @@ import {
 /** Small chunks are gathered up to this many bytes per file write, to bound the number of write calls. */
 export const SNAPSHOT_WRITE_BUFFER_BYTES = 1024 * 1024;
 
+/**
+ * The payload is synced each time this many more bytes were written, so that sealing a
+ * large snapshot never flushes it all at once: a flush of tens of megabytes queues the
+ * WAL's small durable writes behind it on the same disk (RocksDB's `bytes_per_sync` does
+ * the same for its files). These syncs only pace the writeback; the snapshot is durable
+ * after seal()'s own sync, as before.
+ */
+export const SNAPSHOT_SYNC_EVERY_BYTES = 4 * 1024 * 1024;
+
 /** What a snapshot covers; the payload size is measured by the writer. */
 export interface SnapshotTarget {
   index: number;
@@ -61,6 +70,8 @@ export function assertSnapshotTarget(target: SnapshotTarget): void {
 export class SnapshotFileWriter {
   private payloadBytes = 0;
   private flushedBytes = 0;
+  /** Payload bytes the last pacing sync covered (SNAPSHOT_SYNC_EVERY_BYTES). */
+  private syncedBytes = 0;
   private checksum = 0;
   private buffer = new Uint8Array(SNAPSHOT_WRITE_BUFFER_BYTES);
   private bufferedBytes = 0;
@@ -130,6 +141,10 @@ export class SnapshotFileWriter {
       this.buffer.set(chunk, 0);
       this.bufferedBytes = chunk.length;
     }
+    if (this.flushedBytes - this.syncedBytes >= SNAPSHOT_SYNC_EVERY_BYTES) {
+      await this.guard("fsync", () => this.file.sync());
+      this.syncedBytes = this.flushedBytes;
+    }
   }
 
   private async flush(): Promise<void> {
@@ -148,6 +163,7 @@ export class SnapshotFileWriter {
     this.assertOpen();
     await this.flush();
     await this.guard("fsync", () => this.file.sync());
+    this.syncedBytes = this.flushedBytes;
   }
 
   /** Makes the snapshot durable under its final name (procedure at the top of this file). */
