@@ -97,7 +97,7 @@ function loseSegment(disk: SimDisk, rng: Rng): DamageOutcome | undefined {
 }
 
 function damageSnapshot(disk: SimDisk, rng: Rng): DamageOutcome | undefined {
-  const count = disk.snapshots().length;
+  const count = disk.snapshotCount();
   if (count === 0) return undefined;
   let damaged = 1;
   while (damaged < count && rng.chance(OLDER_SNAPSHOT_DAMAGE_PROBABILITY)) damaged += 1;

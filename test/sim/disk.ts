@@ -193,6 +193,11 @@ export class SimDisk {
     this.older = [{ meta, data: this.readSnapshotData() }, ...this.older].slice(0, OLDER_SNAPSHOTS_KEPT);
   }
 
+  /** How many snapshots snapshots() would return, without reading their data. */
+  snapshotCount(): number {
+    return (this.storage.snapshotMeta().index === 0 ? 0 : 1) + this.older.length;
+  }
+
   /** The snapshots kept, newest first: the storage's newest, then the older ones. */
   snapshots(): StoredSnapshot[] {
     const meta = this.storage.snapshotMeta();
