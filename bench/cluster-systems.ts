@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { CLUSTER_WAL_SEGMENT_BYTES_DEFAULT } from "../src/cli/cluster-command.js";
 import { findFreeBasePort, LocalCluster } from "../src/cli/local-cluster.js";
 import type { HttpRequest } from "./cluster-load.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export const KEYS = 1000;
 
@@ -139,7 +140,7 @@ export async function startEtcd(dir: string, members: number, basePort?: number)
       const status = (await postJson(url, "/v3/maintenance/status", {}).catch(() => undefined)) as { leader?: string; header?: { member_id?: string } } | undefined;
       if (status?.leader && status.leader === status.header?.member_id) return { ...etcdSystem(url, urls[(i + 1) % urls.length], children, stop), basePort: base };
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
   }
   await stop();
   throw new Error("etcd did not elect a leader within 30 s");

@@ -18,6 +18,7 @@ import { runLoad } from "./cluster-load.js";
 import { etcdVersion, keyOf, startEtcd, startRaftwal, type System } from "./cluster-systems.js";
 import { writeResults } from "./results.js";
 import { handleUsage, numberOption } from "./usage.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const USAGE = `Usage: npm run bench:restart [-- --keys N] [-- --value-bytes N] [-- --no-snapshots] [-- --no-etcd]
        (node dist/bench/restart.js [flags])
@@ -60,7 +61,7 @@ async function firstRead(system: System): Promise<void> {
   for (let attempt = 0; attempt < 600; attempt++) {
     const response = await fetch(new URL(request.path, system.leaderUrl), { method: request.method, body: request.body, headers: request.headers }).catch(() => undefined);
     if (response?.status === 200) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
   throw new Error(`${system.name}: no linearizable read answered within 30 s of the restart`);
 }
@@ -79,7 +80,7 @@ async function restart(start: Start, basePort: number): Promise<System & { baseP
     } catch (error) {
       if (attempt >= 5 || !/EADDRINUSE|in use/.test(String(error))) throw error;
       console.log(`restart attempt ${attempt} failed (${(error as Error).message}); trying again in 2 s`);
-      await new Promise((resolve) => setTimeout(resolve, 2000));
+      await sleep(2000);
     }
   }
 }
@@ -92,7 +93,7 @@ async function measure(name: string, dir: string, start: Start): Promise<Record<
   try {
     console.log(`${name}: writing ${KEY_COUNT.toLocaleString("en-US")} keys with ${FILL_CLIENTS} clients`);
     fill = await runLoad({ url: first.leaderUrl, clients: FILL_CLIENTS, seconds: 3600, warmupRequests: 0, requestsMax: KEY_COUNT, serverPids: first.pids(), request: (i, w) => first.request("put", i, w, VALUE, KEY_COUNT), check: (s, b) => first.check("put", s, b) });
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await sleep(2000);
     rss = first.pids().map(rssMiB);
   } finally {
     await first.stop();

@@ -37,6 +37,7 @@ import { NodeFileSystem } from "../storage/fs/node-file-system.js";
 import { Wal, type WalOptions } from "../storage/wal/index.js";
 import { COMMIT_RECORD_BYTES, RecordType } from "../storage/wal/format.js";
 import { entryRecordBytes, makeEntry, median, percentile } from "./wal-common.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** A row of the targets: entries of `entryBytes` data bytes from `appenders` closed-loop appenders. */
 export interface TargetRow {
@@ -118,10 +119,10 @@ export class CountingFileSystem extends NodeFileSystem {
     while (performance.now() < deadline) {
       const startedBefore = this.operationsStarted;
       if (this.inFlight === 0) {
-        await new Promise((resolve) => setTimeout(resolve, quietMs));
+        await sleep(quietMs);
         if (this.inFlight === 0 && this.operationsStarted === startedBefore) return quietMs;
       } else {
-        await new Promise((resolve) => setTimeout(resolve, 1));
+        await sleep(1);
       }
     }
     return 0;
@@ -334,7 +335,7 @@ class WalVariantLoad {
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
     const workers = Array.from({ length: this.row.appenders }, worker);
-    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    await sleep(seconds * 1000);
     running = false;
     await Promise.all(workers);
     await this.compaction;

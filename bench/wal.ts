@@ -28,6 +28,7 @@ import { crc32Implementation } from "../storage/wal/crc.js";
 import { COMMIT_RECORD_BYTES } from "../storage/wal/format.js";
 import type { Entry } from "../src/proto/schema.js";
 import { handleUsage } from "./usage.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 handleUsage(
   `Usage: npm run bench:wal [-- --quick]    (node --expose-gc dist/bench/wal.js [--quick])
@@ -208,7 +209,7 @@ class WalLoad {
     const started = performance.now();
     const busyBefore = fs.busyMs;
     const workers = Array.from({ length: this.appenders }, worker);
-    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    await sleep(seconds * 1000);
     running = false;
     await Promise.all(workers);
     const elapsed = (performance.now() - started) / 1000;

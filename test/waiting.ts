@@ -2,6 +2,7 @@
  * Waiting for a condition, bounded, in tests that run real timers (nodes on TCP, processes):
  * for convergence, catching up and repair, never for timing. Simulated tests drive ticks instead.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 
 const WAIT_TIMEOUT_MS_DEFAULT = 20_000;
 
@@ -13,7 +14,7 @@ export async function eventually<T>(check: () => Promise<T>, timeoutMs = WAIT_TI
       return await check();
     } catch (error) {
       if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
   }
 }
@@ -25,6 +26,6 @@ export async function until<T>(what: string, probe: () => T | undefined | false 
     const value = await probe();
     if (value !== undefined && value !== false) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await sleep(10);
   }
 }

@@ -24,6 +24,7 @@ import { fileURLToPath } from "node:url";
 import { KvClient, type MembersAnswer } from "../kv/client.js";
 import type { NodeStatus } from "../node/options.js";
 import { NODE_HEAP_FLAGS } from "./v8-heap.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 /**
  * The compiled CLI entry point (dist/src/cli/main.js). From the TypeScript sources (tests
@@ -423,9 +424,6 @@ function lastPlainLine(text: string): string | undefined {
     .pop();
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 function httpGet(url: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -20,6 +20,7 @@ import { RaftErrorCode } from "../raft/errors.js";
 import { KvErrorCode } from "./errors.js";
 import { encodeKeyForPath } from "./http-target.js";
 import type { MembersAnswer } from "./members-api.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export type { MembersAnswer };
 
@@ -365,7 +366,7 @@ export class KvClient {
         failures.set(address.origin.origin, describeFailure(error));
         this.endpointIndex = (this.endpointIndex + 1) % this.endpoints.length;
       }
-      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
+      await sleep(RETRY_DELAY_MS);
     }
     if (lastError instanceof KvError) throw lastError;
     const tried = this.endpoints.map((endpoint) => `${endpoint.origin} (${failures.get(endpoint.origin) ?? "not tried"})`);

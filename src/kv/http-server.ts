@@ -21,6 +21,7 @@ import { NodeErrorCode } from "../node/errors.js";
 import { KvErrorCode } from "./errors.js";
 import { errorAnswer } from "./http-errors.js";
 import { json, type ApiAddress } from "./http-io.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** TLS for the API (PEM). */
 export interface ApiTlsOptions {
@@ -129,7 +130,7 @@ export class ApiServer {
     server.closeIdleConnections();
     const deadline = Date.now() + drainTimeoutMs;
     // Bounded by the deadline.
-    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    while (this.inFlight > 0 && Date.now() < deadline) await sleep(10);
     server.closeAllConnections();
     await closed;
   }

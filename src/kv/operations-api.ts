@@ -21,6 +21,7 @@ import { KvErrorCode } from "./errors.js";
 import { drain, json, type RedirectToLeader } from "./http-io.js";
 import { checkQuery, integerParameter, type RequestTarget } from "./http-target.js";
 import type { KvResult, KvStateMachine } from "./state-machine.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** A transfer gets this many election timeouts to complete. */
 export const LEADER_TRANSFER_TIMEOUT_ELECTIONS = 2;
@@ -65,7 +66,7 @@ export class OperationsRoutes {
     const timeoutMs = LEADER_TRANSFER_TIMEOUT_ELECTIONS * electionTimeoutTicksOf(this.options) * tickMs;
     const deadline = Date.now() + timeoutMs;
     // Bounded by the deadline; the core abandons the transfer after an election timeout.
-    while (node.leadership().leader !== to && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, tickMs));
+    while (node.leadership().leader !== to && Date.now() < deadline) await sleep(tickMs);
     const now = node.leadership().leader;
     if (now !== to) {
       throw new RaftwalError(

@@ -62,6 +62,7 @@ import { memberAddress, openNodeParts, transportPeers } from "./startup.js";
 import type { OwnMember } from "./own-member.js";
 import { compactionPoint, snapshotDecision } from "./snapshot-policy.js";
 import { initialElectionTickAdvance } from "./election-tick-advance.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** Bytes a WAL record adds to an entry's data (record header, protobuf framing, padding): an estimate for the policy. */
 const WAL_RECORD_OVERHEAD_BYTES_ESTIMATE = 56;
@@ -640,7 +641,7 @@ export class RaftNode<Result = unknown> {
         if (code === RaftErrorCode.NOT_LEADER) throw this.notLeader();
         if (code !== RaftErrorCode.LEADER_NOT_READY || Date.now() + tickMs > deadline) throw error;
       }
-      await new Promise((resolve) => setTimeout(resolve, tickMs));
+      await sleep(tickMs);
     }
   }
 
@@ -745,7 +746,7 @@ export class RaftNode<Result = unknown> {
     const tickMs = this.options.tickMs ?? TICK_MS_DEFAULT;
     // Bounded by the deadline.
     while (!this.stopped && this.proposals.size + this.reads.size > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, tickMs));
+      await sleep(tickMs);
     }
   }
 

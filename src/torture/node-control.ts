@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { LocalCluster, NodeExit, NodeStatusJson } from "../cli/local-cluster.js";
 import type { RunEvents } from "./events.js";
 import { choose } from "./nemesis.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** A restarted node must answer its API within this time (recovery replays the WAL). */
 export const RESTART_TIMEOUT_MS = 20_000;
@@ -259,6 +260,7 @@ export function lastLines(text: string, count: number): string {
   return text.trim().split("\n").slice(-count).join(" / ").slice(0, 600);
 }
 
+/** Waits `ms` milliseconds (at once when `ms` is not positive). */
 export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+  return sleep(Math.max(0, ms));
 }

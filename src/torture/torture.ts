@@ -29,6 +29,7 @@ import { FaultRunner } from "./faults.js";
 import { History } from "./history.js";
 import { planFaults, type FaultStep, type NemesisGroup } from "./nemesis.js";
 import { renderFaultLog, renderReport } from "./report.js";
+import { delay } from "./node-control.js";
 import { Workload } from "./workload.js";
 
 export interface TortureOptions {
@@ -386,6 +387,3 @@ class StatusMonitor {
   }
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}

@@ -10,6 +10,7 @@ import http from "node:http";
 import { KvClient, KvError } from "../kv/client.js";
 import { seededRandom } from "../rng.js";
 import type { History, Invocation } from "./history.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export interface WorkloadOptions {
   endpoints: string[];
@@ -91,7 +92,7 @@ export class Workload {
       else invocation = { op: "delete", key };
       const observed = await this.perform(client, clientId, invocation);
       if (observed !== undefined) seen.set(key, observed);
-      if (this.options.thinkTimeMs > 0) await new Promise((resolve) => setTimeout(resolve, this.options.thinkTimeMs * (0.5 + random())));
+      if (this.options.thinkTimeMs > 0) await sleep(this.options.thinkTimeMs * (0.5 + random()));
     }
   }
 

@@ -10,6 +10,7 @@ import type { MembersAnswer } from "../../src/kv/client.js";
 import { startKvNode, type KvNode, type KvPeerConfig } from "../../src/kv/kv-node.js";
 import { silentLogger } from "../../src/node/logger.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 interface Run {
   code: number;
@@ -58,7 +59,7 @@ beforeAll(async () => {
     ),
   );
   // Bounded: two voters elect a leader within a few election timeouts.
-  for (let i = 0; i < 500 && !nodes.some((node) => node.node.status().role === "leader"); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  for (let i = 0; i < 500 && !nodes.some((node) => node.node.status().role === "leader"); i++) await sleep(10);
   endpoints = nodes.map((node) => `http://127.0.0.1:${node.apiAddress.port}`).join(",");
 });
 

@@ -19,6 +19,7 @@ import { ClusterSupervisor } from "../../src/cli/cluster-command.js";
 import { CLI_ENTRY, findFreeBasePort, LocalCluster } from "../../src/cli/local-cluster.js";
 import { runCli } from "../../src/cli/program.js";
 import { KvClient } from "../../src/kv/client.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -58,7 +59,7 @@ class ClusterProcess {
       const match = pattern.exec(this.stdout);
       if (match) return match;
       if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms; stdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
   }
 
@@ -183,7 +184,7 @@ describe("raftwal cluster's supervisor and a node that fails at once", () => {
     // Its peer port is taken before the restart: every restart fails at once.
     await listen(net.createServer(), victim.peerPort);
     const deadline = Date.now() + 20_000;
-    while (!lines.some((line) => line.includes("not restarting it")) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    while (!lines.some((line) => line.includes("not restarting it")) && Date.now() < deadline) await sleep(50);
     const mine = lines.filter((line) => line.startsWith(`node ${victim.id} `)).map((line) => line.replace(/pid \d+/, "pid P"));
     const failure = `raftwal: listen EADDRINUSE: address already in use 127.0.0.1:${victim.peerPort}`;
     expect(mine).toEqual([
@@ -227,7 +228,7 @@ describe("raftwal cluster from start to Ctrl-C", () => {
         commit = commits[0];
         break;
       }
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
     expect(commit).toBeGreaterThanOrEqual(31);
     for (const id of [1, 2, 3]) {

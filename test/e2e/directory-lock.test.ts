@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { CLI_ENTRY, findFreeBasePort, LocalCluster } from "../../src/cli/local-cluster.js";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** A process that should exit at once is killed (and the test fails) after this long. */
 const SECOND_PROCESS_TIMEOUT_MS = 20_000;
@@ -40,7 +41,7 @@ async function settled(cluster: LocalCluster, timeoutMs = 15_000): Promise<void>
     const status = await cluster.status(1);
     if (status && status.appliedIndex === status.lastIndex && status.commitIndex === status.lastIndex) return;
     if (Date.now() > deadline) throw new Error(`node 1 did not settle: ${JSON.stringify(status)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
 }
 

@@ -17,6 +17,7 @@ import { ExitCode } from "../../src/cli/io.js";
 import { API_PORT_OFFSET, CLI_ENTRY, findFreeBasePort, LocalCluster, type NodeExit } from "../../src/cli/local-cluster.js";
 import { KvClient, KvError, type MembersAnswer } from "../../src/kv/client.js";
 import { eventually } from "../waiting.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const clusters: LocalCluster[] = [];
 const supervisors: ClusterSupervisor[] = [];
@@ -67,7 +68,7 @@ async function promoteWhenCaughtUp(cluster: LocalCluster, id: number, timeoutMs 
     } catch (error) {
       if (!(error instanceof KvError && error.code === "RAFT_ERR_LEARNER_BEHIND") || Date.now() > deadline) throw error;
     }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
 }
 

@@ -19,6 +19,7 @@ import { readHardState } from "../../storage/hard-state.js";
 import { listSnapshotFiles } from "../../storage/snapshot-store.js";
 import { listSegments, scanWal } from "../../storage/wal/inspect.js";
 import { eventually } from "../waiting.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const fs = new NodeFileSystem();
 const clusters: LocalCluster[] = [];
@@ -167,7 +168,7 @@ describe("a follower repairs damaged storage from its peers", () => {
     await flipByte(join(snapshotDirectory, snapshots[0].name), snapshots[0].fileBytes! - 8); // in the payload
     // Down long enough for the leader's redial delay to grow past three election timeouts
     // (0.5 s each here) had it kept the transport's 5 s ceiling.
-    await new Promise((resolve) => setTimeout(resolve, 6000));
+    await sleep(6000);
     // LocalCluster restarts an existing member as `raftwal node --id N --dir D`: no --listen, no --api.
     const lines = await restartAndRepair(cluster, follower, at);
     expect(lines.find((line) => line.msg.startsWith("storage damage: no valid snapshot at"))).toMatchObject({ compactedIndex: snapshots[0].index, newestValidIndex: 0 });

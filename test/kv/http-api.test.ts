@@ -13,6 +13,7 @@ import { startKvNode, type KvNode } from "../../src/kv/kv-node.js";
 import { findFreeBasePort } from "../../src/cli/local-cluster.js";
 import { silentLogger } from "../../src/node/logger.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 let node: KvNode;
 let base: string;
@@ -33,7 +34,7 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${node.apiAddress.port}`;
   client = new KvClient({ endpoints: [base], operationTimeoutMs: 10_000 });
   // Bounded: a single voter elects itself within a few election timeouts.
-  for (let i = 0; i < 500 && node.node.status().role !== "leader"; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  for (let i = 0; i < 500 && node.node.status().role !== "leader"; i++) await sleep(10);
   expect(node.node.status().role).toBe("leader");
 });
 

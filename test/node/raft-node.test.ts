@@ -16,6 +16,7 @@ import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 import type { FileSystem, StorageFile } from "../../storage/fs/file-system.js";
 import { TcpTransport, type TcpTransportOptions } from "../../src/transport/transport.js";
 import type { Message } from "../../src/proto/schema.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** Wraps a file system so that every fsync waits while `hold` is set: a disk that stalls. */
 class StallingFileSystem extends MemoryFileSystem {
@@ -49,7 +50,7 @@ async function leaderOf(nodes: KvNode[], timeoutMs = 10_000): Promise<KvNode> {
   while (Date.now() < deadline) {
     const leaders = nodes.filter((n) => n.node.status().role === "leader");
     if (leaders.length === 1) return leaders[0];
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await sleep(10);
   }
   throw new Error("no leader");
 }
@@ -210,7 +211,7 @@ describe("RaftNode", () => {
     filesystems.get(id)!.hold = new Promise<void>((resolve) => (release = resolve));
     const stalled = leader.node.propose(put("b", "2", 2));
     // 100 ticks of 10 ms: five times the longest election timeout (10-20 ticks).
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await sleep(1000);
     for (const node of nodes) expect(node.node.status().term).toBe(term);
     expect(leader.node.status().role).toBe("leader");
     filesystems.get(id)!.hold = undefined;

@@ -8,6 +8,7 @@ import { TcpTransport, type TcpTransportOptions } from "../../src/transport/tran
 import type { TransportLogger } from "../../src/transport/logger.js";
 import type { PeerAddress } from "../../src/transport/tls.js";
 import { clusterConfigOf } from "../../src/raft/cluster-config.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export const CLUSTER_ID = "test-cluster";
 export const LOCALHOST = "127.0.0.1";
@@ -60,7 +61,7 @@ export async function waitUntil(what: string, predicate: () => boolean, timeoutM
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await sleep(5);
   }
 }
 
