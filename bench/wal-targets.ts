@@ -36,8 +36,9 @@ import type { OpenOptions, StorageFile } from "../storage/fs/file-system.js";
 import { NodeFileSystem } from "../storage/fs/node-file-system.js";
 import { Wal, type WalOptions } from "../storage/wal/index.js";
 import { COMMIT_RECORD_BYTES, RecordType } from "../storage/wal/format.js";
-import { entryRecordBytes, makeEntry, median, percentile } from "./wal-common.js";
 import { setTimeout as sleep } from "node:timers/promises";
+import { entryRecordBytes, makeEntry, median, percentile } from "./wal-common.js";
+import { handleUsage, numberOption } from "./usage.js";
 
 /** A row of the targets: entries of `entryBytes` data bytes from `appenders` closed-loop appenders. */
 export interface TargetRow {
@@ -582,22 +583,58 @@ export async function runTargets(quick: boolean): Promise<{ results: RowResult[]
   return { results, verdicts: targetVerdicts(results) };
 }
 
+const USAGE = `Usage: node dist/bench/wal-targets.js [options]   (npm run bench:wal runs it as its section (e))
+
+Issue 11's WAL targets: each round a slice of the disk's plain loop (the ceiling), then a
+slice of each WAL variant; the table gives medians of the per-round ratios.
+
+  --rounds N          rounds (default 15)
+  --slice S           seconds per slice (default 0.3)
+  --rows A,B          only these rows, of ${TARGET_ROWS.map((row) => row.name).join(", ")}
+  --no-default        none of the default variants (${DEFAULT_VARIANTS.map((variant) => variant.name).join(", ")})
+  --variant NAME=JSON another variant: WalOptions as JSON, plus "steady": true to compact as a node does
+                      (steady variants run on the 256-appender rows only; for example
+                      --variant sparse='{"preallocation":"sparse","steady":true}'); repeatable
+  --fresh-ceiling     also a ceiling that writes into new files
+  --json FILE         write the results to FILE
+  --help              this text
+`;
+
+/** Exits 1 with `why` and the usage: a bad argument must not start a run of minutes. */
+function refuse(why: string): never {
+  process.stderr.write(`${why}\n\n${USAGE}`);
+  process.exit(1);
+}
+
+function parseVariant(spec: string | undefined): Variant {
+  const equals = spec?.indexOf("=") ?? -1;
+  if (spec === undefined || equals <= 0) refuse("--variant needs NAME=JSON");
+  try {
+    const { steady, ...walOptions } = JSON.parse(spec.slice(equals + 1)) as WalOptions & { steady?: boolean };
+    return { name: spec.slice(0, equals), options: walOptions, steady };
+  } catch (error) {
+    refuse(`--variant ${spec.slice(0, equals)}: not JSON (${(error as Error).message})`);
+  }
+}
+
 function parseArguments(argv: string[]): TargetOptions {
-  const value = (flag: string): string | undefined => {
-    const at = argv.indexOf(flag);
-    return at >= 0 ? argv[at + 1] : undefined;
-  };
-  const names = value("--rows")?.split(",");
+  handleUsage(USAGE, ["--rounds", "--slice", "--rows", "--no-default", "--variant", "--fresh-ceiling", "--json"]);
+  const names = argv.includes("--rows") ? (argv[argv.indexOf("--rows") + 1] ?? "").split(",") : undefined;
+  const unknownRows = names?.filter((name) => !TARGET_ROWS.some((row) => row.name === name)) ?? [];
+  if (unknownRows.length > 0) refuse(`--rows: no row named ${unknownRows.join(", ")}`);
   const rows = names ? TARGET_ROWS.filter((row) => names.includes(row.name)) : TARGET_ROWS;
   const variants: Variant[] = argv.includes("--no-default") ? [] : DEFAULT_VARIANTS.slice();
   argv.forEach((arg, k) => {
-    if (arg !== "--variant") return;
-    const spec = argv[k + 1];
-    const parsed = JSON.parse(spec.slice(spec.indexOf("=") + 1)) as WalOptions & { steady?: boolean };
-    const { steady, ...walOptions } = parsed;
-    variants.push({ name: spec.slice(0, spec.indexOf("=")), options: walOptions, steady });
+    if (arg === "--variant") variants.push(parseVariant(argv[k + 1]));
   });
-  return { rounds: Number(value("--rounds") ?? 15), sliceSeconds: Number(value("--slice") ?? 0.3), rows, variants, freshCeiling: argv.includes("--fresh-ceiling") };
+  if (argv.includes("--json") && !(argv[argv.indexOf("--json") + 1] ?? "").trim()) refuse("--json needs a file name");
+  return {
+    rounds: numberOption(USAGE, "--rounds", 15, true),
+    sliceSeconds: numberOption(USAGE, "--slice", 0.3),
+    rows,
+    variants,
+    freshCeiling: argv.includes("--fresh-ceiling"),
+  };
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -70,6 +70,29 @@ describe("the benchmarks' --help", () => {
     }
   });
 
+  it("wal-targets (run alone, outside npm scripts) has the same usage checks, and refuses a row or variant it does not know", () => {
+    const run = (...args: string[]) => spawnSync(process.execPath, [`${ROOT}/dist/bench/wal-targets.js`, ...args], { encoding: "utf8", timeout: 20_000 });
+    const help = run("--help");
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: node dist\/bench\/wal-targets\.js/);
+    expect(help.stdout).toContain("1k256");
+    expect(help.stdout).not.toMatch(/entries\/s \|/);
+    const refusals: Array<[string[], RegExp]> = [
+      [["--bogus"], /^unknown option --bogus\n\nUsage:/],
+      [["--rounds", "many"], /^--rounds needs a positive whole number\n\nUsage:/],
+      [["--slice", "0"], /^--slice needs a positive number\n\nUsage:/],
+      [["--rows", "1k256,2k7"], /^--rows: no row named 2k7\n\nUsage:/],
+      [["--variant", "sparse={preallocation"], /^--variant sparse: not JSON \(.*\)\n\nUsage:/],
+      [["--variant", "nameless"], /^--variant needs NAME=JSON\n\nUsage:/],
+      [["--json"], /^--json needs a file name\n\nUsage:/],
+    ];
+    for (const [args, message] of refusals) {
+      const refused = run(...args);
+      expect(refused.status, args.join(" ")).toBe(1);
+      expect(refused.stderr, args.join(" ")).toMatch(message);
+    }
+  });
+
   it("a numeric option with a value that is not a positive number exits 1 with the usage", () => {
     for (const [bench, option] of [["cluster", "--seconds"], ["restart", "--keys"], ["rollover", "--segment-bytes"], ["catchup", "--snapshot-every"], ["catchup-tail", "--tail"]]) {
       const bad = spawnSync(process.execPath, [`${ROOT}/dist/bench/${bench}.js`, option, "many"], { encoding: "utf8", timeout: 20_000 });
