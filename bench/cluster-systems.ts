@@ -11,10 +11,10 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { CLUSTER_WAL_SEGMENT_BYTES_DEFAULT } from "../src/cli/cluster-command.js";
 import { findFreeBasePort, LocalCluster } from "../src/cli/local-cluster.js";
 import type { HttpRequest } from "./cluster-load.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 export const KEYS = 1000;
 

@@ -14,11 +14,11 @@ import { execFileSync } from "node:child_process";
 import os from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 import { runLoad } from "./cluster-load.js";
 import { etcdVersion, keyOf, startEtcd, startRaftwal, type System } from "./cluster-systems.js";
 import { writeResults } from "./results.js";
 import { handleUsage, numberOption } from "./usage.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 const USAGE = `Usage: npm run bench:restart [-- --keys N] [-- --value-bytes N] [-- --no-snapshots] [-- --no-etcd]
        (node dist/bench/restart.js [flags])

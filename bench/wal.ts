@@ -21,6 +21,7 @@ import { runTargets } from "./wal-targets.js";
 import { entryRecordBytes, makeEntry, median, percentile } from "./wal-common.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { OpenOptions, StorageFile } from "../storage/fs/file-system.js";
 import { NodeFileSystem } from "../storage/fs/node-file-system.js";
 import { Wal, type Preallocation } from "../storage/wal/index.js";
@@ -28,7 +29,6 @@ import { crc32Implementation } from "../storage/wal/crc.js";
 import { COMMIT_RECORD_BYTES } from "../storage/wal/format.js";
 import type { Entry } from "../src/proto/schema.js";
 import { handleUsage } from "./usage.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 handleUsage(
   `Usage: npm run bench:wal [-- --quick]    (node --expose-gc dist/bench/wal.js [--quick])

@@ -21,10 +21,10 @@ import http from "node:http";
 import net from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { setTimeout as delay } from "node:timers/promises";
 import { KvClient, type MembersAnswer } from "../kv/client.js";
 import type { NodeStatus } from "../node/options.js";
 import { NODE_HEAP_FLAGS } from "./v8-heap.js";
-import { setTimeout as delay } from "node:timers/promises";
 
 /**
  * The compiled CLI entry point (dist/src/cli/main.js). From the TypeScript sources (tests
@@ -423,7 +423,6 @@ function lastPlainLine(text: string): string | undefined {
     .filter((line) => line !== "" && !line.startsWith("{"))
     .pop();
 }
-
 
 function httpGet(url: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -15,12 +15,12 @@
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
+import { setTimeout as sleep } from "node:timers/promises";
 import { RaftwalError, RaftwalErrorCode } from "../../storage/errors.js";
 import { RaftErrorCode } from "../raft/errors.js";
 import { KvErrorCode } from "./errors.js";
 import { encodeKeyForPath } from "./http-target.js";
 import type { MembersAnswer } from "./members-api.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 export type { MembersAnswer };
 

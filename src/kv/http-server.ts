@@ -16,12 +16,12 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { RaftwalError, RaftwalErrorCode } from "../../storage/errors.js";
 import { NodeErrorCode } from "../node/errors.js";
 import { KvErrorCode } from "./errors.js";
 import { errorAnswer } from "./http-errors.js";
 import { json, type ApiAddress } from "./http-io.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 /** TLS for the API (PEM). */
 export interface ApiTlsOptions {

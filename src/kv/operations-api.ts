@@ -12,6 +12,7 @@
  * leader that is in place: ask again.
  */
 import type http from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import { RaftwalError } from "../../storage/errors.js";
 import { NodeErrorCode } from "../node/errors.js";
 import { electionTimeoutTicksOf, TICK_MS_DEFAULT } from "../node/options.js";
@@ -21,7 +22,6 @@ import { KvErrorCode } from "./errors.js";
 import { drain, json, type RedirectToLeader } from "./http-io.js";
 import { checkQuery, integerParameter, type RequestTarget } from "./http-target.js";
 import type { KvResult, KvStateMachine } from "./state-machine.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 /** A transfer gets this many election timeouts to complete. */
 export const LEADER_TRANSFER_TIMEOUT_ELECTIONS = 2;

@@ -23,6 +23,7 @@
  *     an error log line); it is never retried.
  */
 import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 import { RaftErrorCode, RaftwalError, RaftwalErrorCode } from "../raft/errors.js";
 import { EntryType, type ClusterConfig, type Member } from "../proto/schema.js";
 import { describeClusterConfig, isVoter, memberOf } from "../raft/cluster-config.js";
@@ -62,7 +63,6 @@ import { memberAddress, openNodeParts, transportPeers } from "./startup.js";
 import type { OwnMember } from "./own-member.js";
 import { compactionPoint, snapshotDecision } from "./snapshot-policy.js";
 import { initialElectionTickAdvance } from "./election-tick-advance.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 /** Bytes a WAL record adds to an entry's data (record header, protobuf framing, padding): an estimate for the policy. */
 const WAL_RECORD_OVERHEAD_BYTES_ESTIMATE = 56;
@@ -445,7 +445,6 @@ export class RaftNode<Result = unknown> {
     this.metrics.snapshots.inc();
     this.logger.info("snapshot taken", { index: meta.index, term: meta.term, sizeBytes: meta.sizeBytes });
   }
-
 
   /** The configuration in force changed (on append: thesis 4.1): connect to new members. */
   private observeClusterConfig(config: ClusterConfig): void {

@@ -7,10 +7,10 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { LocalCluster, NodeExit, NodeStatusJson } from "../cli/local-cluster.js";
 import type { RunEvents } from "./events.js";
 import { choose } from "./nemesis.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 /** A restarted node must answer its API within this time (recovery replays the WAL). */
 export const RESTART_TIMEOUT_MS = 20_000;
@@ -260,7 +260,7 @@ export function lastLines(text: string, count: number): string {
   return text.trim().split("\n").slice(-count).join(" / ").slice(0, 600);
 }
 
-/** Waits `ms` milliseconds (at once when `ms` is not positive). */
+/** Waits `ms` milliseconds; a negative `ms` (a deadline already passed) waits as 0 does. */
 export function delay(ms: number): Promise<void> {
   return sleep(Math.max(0, ms));
 }

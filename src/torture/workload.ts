@@ -7,10 +7,10 @@
  * The workload only records (history.ts); it judges nothing (checks.ts does).
  */
 import http from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import { KvClient, KvError } from "../kv/client.js";
 import { seededRandom } from "../rng.js";
 import type { History, Invocation } from "./history.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 export interface WorkloadOptions {
   endpoints: string[];

@@ -3,6 +3,7 @@
  * in-process KV cluster (TCP on 127.0.0.1, the in-memory file system): what it prints,
  * `--json`, and one line with the code and exit 1 for every refused change or bad argument.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findFreeBasePort } from "../../src/cli/local-cluster.js";
 import { runCli } from "../../src/cli/program.js";
@@ -10,7 +11,6 @@ import type { MembersAnswer } from "../../src/kv/client.js";
 import { startKvNode, type KvNode, type KvPeerConfig } from "../../src/kv/kv-node.js";
 import { silentLogger } from "../../src/node/logger.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 interface Run {
   code: number;

@@ -14,12 +14,12 @@ import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { ClusterSupervisor } from "../../src/cli/cluster-command.js";
 import { CLI_ENTRY, findFreeBasePort, LocalCluster } from "../../src/cli/local-cluster.js";
 import { runCli } from "../../src/cli/program.js";
 import { KvClient } from "../../src/kv/client.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const cleanups: Array<() => Promise<unknown> | unknown> = [];

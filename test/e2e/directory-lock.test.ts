@@ -10,10 +10,10 @@ import { readFileSync, readdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { CLI_ENTRY, findFreeBasePort, LocalCluster } from "../../src/cli/local-cluster.js";
 import { NodeFileSystem } from "../../storage/fs/node-file-system.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 /** A process that should exit at once is killed (and the test fails) after this long. */
 const SECOND_PROCESS_TIMEOUT_MS = 20_000;

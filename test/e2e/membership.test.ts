@@ -11,13 +11,13 @@ import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { ClusterSupervisor } from "../../src/cli/cluster-command.js";
 import { ExitCode } from "../../src/cli/io.js";
 import { API_PORT_OFFSET, CLI_ENTRY, findFreeBasePort, LocalCluster, type NodeExit } from "../../src/cli/local-cluster.js";
 import { KvClient, KvError, type MembersAnswer } from "../../src/kv/client.js";
 import { eventually } from "../waiting.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 const clusters: LocalCluster[] = [];
 const supervisors: ClusterSupervisor[] = [];

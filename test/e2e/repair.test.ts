@@ -11,6 +11,7 @@
 import { readFile, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { findFreeBasePort, LocalCluster } from "../../src/cli/local-cluster.js";
 import { KvClient } from "../../src/kv/client.js";
@@ -19,7 +20,6 @@ import { readHardState } from "../../storage/hard-state.js";
 import { listSnapshotFiles } from "../../storage/snapshot-store.js";
 import { listSegments, scanWal } from "../../storage/wal/inspect.js";
 import { eventually } from "../waiting.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 const fs = new NodeFileSystem();
 const clusters: LocalCluster[] = [];

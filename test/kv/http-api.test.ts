@@ -4,6 +4,7 @@
  * One in-process node on 127.0.0.1 (free ports) over the in-memory file system.
  */
 import http from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ERROR_CODES, NodeErrorCode, RaftwalError, WalErrorCode } from "../../src/errors.js";
 import { KvClient, KvError } from "../../src/kv/client.js";
@@ -13,7 +14,6 @@ import { startKvNode, type KvNode } from "../../src/kv/kv-node.js";
 import { findFreeBasePort } from "../../src/cli/local-cluster.js";
 import { silentLogger } from "../../src/node/logger.js";
 import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 let node: KvNode;
 let base: string;

@@ -4,6 +4,7 @@
  * fail an fsync, the real disk elsewhere.
  */
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeCommand } from "../../src/kv/command.js";
 import { startKvNode, type KvNode, type KvPeerConfig } from "../../src/kv/kv-node.js";
@@ -16,7 +17,6 @@ import { MemoryFileSystem } from "../../storage/fs/memory-file-system.js";
 import type { FileSystem, StorageFile } from "../../storage/fs/file-system.js";
 import { TcpTransport, type TcpTransportOptions } from "../../src/transport/transport.js";
 import type { Message } from "../../src/proto/schema.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 /** Wraps a file system so that every fsync waits while `hold` is set: a disk that stalls. */
 class StallingFileSystem extends MemoryFileSystem {

@@ -3,12 +3,12 @@
  * bounded condition wait, and a registry that closes everything a test opened.
  */
 import net from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { emptyMessage, MessageType, type Message } from "../../src/proto/schema.js";
 import { TcpTransport, type TcpTransportOptions } from "../../src/transport/transport.js";
 import type { TransportLogger } from "../../src/transport/logger.js";
 import type { PeerAddress } from "../../src/transport/tls.js";
 import { clusterConfigOf } from "../../src/raft/cluster-config.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 export const CLUSTER_ID = "test-cluster";
 export const LOCALHOST = "127.0.0.1";
