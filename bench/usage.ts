@@ -10,10 +10,13 @@ export function handleUsage(usage: string, knownOptions: readonly string[]): voi
     process.exit(0);
   }
   const unknown = args.filter((arg) => arg.startsWith("-") && !knownOptions.includes(arg));
-  if (unknown.length > 0) {
-    process.stderr.write(`unknown option ${unknown.join(", ")}\n\n${usage}`);
-    process.exit(1);
-  }
+  if (unknown.length > 0) refuseArguments(usage, `unknown option ${unknown.join(", ")}`);
+}
+
+/** Exits 1 saying `why`, then the usage: a bad argument must not start a run of minutes. */
+export function refuseArguments(usage: string, why: string): never {
+  process.stderr.write(`${why}\n\n${usage}`);
+  process.exit(1);
 }
 
 /**
@@ -25,9 +28,6 @@ export function numberOption(usage: string, name: string, fallback: number, inte
   const at = args.indexOf(name);
   if (at < 0) return fallback;
   const value = Number(args[at + 1]);
-  if (!(value > 0) || (integer && !Number.isInteger(value))) {
-    process.stderr.write(`${name} needs a positive ${integer ? "whole " : ""}number\n\n${usage}`);
-    process.exit(1);
-  }
+  if (!(value > 0) || (integer && !Number.isInteger(value))) refuseArguments(usage, `${name} needs a positive ${integer ? "whole " : ""}number`);
   return value;
 }

@@ -38,7 +38,7 @@ import { NodeFileSystem } from "../storage/fs/node-file-system.js";
 import { Wal, type WalOptions } from "../storage/wal/index.js";
 import { COMMIT_RECORD_BYTES, RecordType } from "../storage/wal/format.js";
 import { entryRecordBytes, makeEntry, median, percentile } from "./wal-common.js";
-import { handleUsage, numberOption } from "./usage.js";
+import { handleUsage, numberOption, refuseArguments } from "./usage.js";
 
 /** A row of the targets: entries of `entryBytes` data bytes from `appenders` closed-loop appenders. */
 export interface TargetRow {
@@ -600,10 +600,8 @@ slice of each WAL variant; the table gives medians of the per-round ratios.
   --help              this text
 `;
 
-/** Exits 1 with `why` and the usage: a bad argument must not start a run of minutes. */
 function refuse(why: string): never {
-  process.stderr.write(`${why}\n\n${USAGE}`);
-  process.exit(1);
+  return refuseArguments(USAGE, why);
 }
 
 function parseVariant(spec: string | undefined): Variant {
