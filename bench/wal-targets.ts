@@ -615,9 +615,15 @@ function parseVariant(spec: string | undefined): Variant {
   }
 }
 
-function parseArguments(argv: string[]): TargetOptions {
+/** The word after `flag`, "" when the flag ends the line, undefined without the flag. */
+function optionValue(argv: readonly string[], flag: string): string | undefined {
+  const at = argv.indexOf(flag);
+  return at < 0 ? undefined : (argv[at + 1] ?? "");
+}
+
+function parseArguments(argv: readonly string[]): { options: TargetOptions; jsonPath: string | undefined } {
   handleUsage(USAGE, ["--rounds", "--slice", "--rows", "--no-default", "--variant", "--fresh-ceiling", "--json"]);
-  const names = argv.includes("--rows") ? (argv[argv.indexOf("--rows") + 1] ?? "").split(",") : undefined;
+  const names = optionValue(argv, "--rows")?.split(",");
   const unknownRows = names?.filter((name) => !TARGET_ROWS.some((row) => row.name === name)) ?? [];
   if (unknownRows.length > 0) refuse(`--rows: no row named ${unknownRows.join(", ")}`);
   const rows = names ? TARGET_ROWS.filter((row) => names.includes(row.name)) : TARGET_ROWS;
@@ -625,20 +631,21 @@ function parseArguments(argv: string[]): TargetOptions {
   argv.forEach((arg, k) => {
     if (arg === "--variant") variants.push(parseVariant(argv[k + 1]));
   });
-  if (argv.includes("--json") && !(argv[argv.indexOf("--json") + 1] ?? "").trim()) refuse("--json needs a file name");
-  return {
+  const jsonPath = optionValue(argv, "--json");
+  if (jsonPath !== undefined && jsonPath.trim() === "") refuse("--json needs a file name");
+  const options: TargetOptions = {
     rounds: numberOption(USAGE, "--rounds", 15, true),
     sliceSeconds: numberOption(USAGE, "--slice", 0.3),
     rows,
     variants,
     freshCeiling: argv.includes("--fresh-ceiling"),
   };
+  return { options, jsonPath };
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const options = parseArguments(process.argv.slice(2));
+  const { options, jsonPath } = parseArguments(process.argv.slice(2));
   const results = await measureTargets(options);
   console.log(formatTargets(results));
-  const jsonAt = process.argv.indexOf("--json");
-  if (jsonAt >= 0) writeFileSync(process.argv[jsonAt + 1], JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2) + "\n");
+  if (jsonPath !== undefined) writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2) + "\n");
 }

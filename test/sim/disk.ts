@@ -193,15 +193,20 @@ export class SimDisk {
     this.older = [{ meta, data: this.readSnapshotData() }, ...this.older].slice(0, OLDER_SNAPSHOTS_KEPT);
   }
 
+  /** Whether the storage holds a snapshot (index 0: none yet). */
+  private hasNewestSnapshot(): boolean {
+    return this.storage.snapshotMeta().index !== 0;
+  }
+
   /** How many snapshots snapshots() would return, without reading their data. */
   snapshotCount(): number {
-    return (this.storage.snapshotMeta().index === 0 ? 0 : 1) + this.older.length;
+    return (this.hasNewestSnapshot() ? 1 : 0) + this.older.length;
   }
 
   /** The snapshots kept, newest first: the storage's newest, then the older ones. */
   snapshots(): StoredSnapshot[] {
-    const meta = this.storage.snapshotMeta();
-    return meta.index === 0 ? [...this.older] : [{ meta, data: this.readSnapshotData() }, ...this.older];
+    if (!this.hasNewestSnapshot()) return [...this.older];
+    return [{ meta: this.storage.snapshotMeta(), data: this.readSnapshotData() }, ...this.older];
   }
 
   /**
