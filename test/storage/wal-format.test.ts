@@ -1,6 +1,6 @@
 /** The on-disk format: pure encode/decode round trips and the checksum. */
 import { describe, expect, it } from "vitest";
-import { crc32Package, crc32Zlib, crc32 } from "../../storage/wal/crc.js";
+import { crc32Package, crc32Zlib, crc32NodeRs, crc32, loadNodeRsCrc32 } from "../../storage/wal/crc.js";
 import {
   COMMIT_FLAG_PIPELINED,
   COMMIT_PAYLOAD_BYTES,
@@ -42,7 +42,35 @@ describe("CRC-32", () => {
         expect(crc32Zlib(data)).toBe(whole);
         expect(crc32Zlib(data.subarray(split), crc32Zlib(data.subarray(0, split)))).toBe(whole);
       }
+      expect(crc32(data)).toBe(whole);
+      expect(crc32(data.subarray(split), crc32(data.subarray(0, split)))).toBe(whole);
     }
+  });
+
+  it("@node-rs/crc32 loads where it has a prebuilt binary (linux x64, as in CI) and agrees with crc-32, chained too (seeded)", () => {
+    if (process.platform === "linux" && process.arch === "x64") expect(crc32NodeRs, "the prebuilt binary of @node-rs/crc32 loads").toBeDefined();
+    if (!crc32NodeRs) return;
+    const next = seededRandom(20261129);
+    for (let trial = 0; trial < 200; trial++) {
+      const data = new Uint8Array(Math.floor(next() * 70_000));
+      for (let i = 0; i < data.length; i++) data[i] = Math.floor(next() * 256);
+      const split = Math.floor(next() * data.length);
+      const running = Math.floor(next() * 2 ** 32);
+      expect(crc32NodeRs!(data, running)).toBe(crc32Package(data, running));
+      expect(crc32NodeRs!(data.subarray(split), crc32NodeRs!(data.subarray(0, split)))).toBe(crc32Package(data));
+    }
+  });
+
+  it("falls back (undefined) when @node-rs/crc32 does not load, has no crc32, or gives wrong values", () => {
+    const missing = (): never => {
+      throw new Error("Cannot find module '@node-rs/crc32'");
+    };
+    expect(loadNodeRsCrc32(missing)).toBeUndefined();
+    expect(loadNodeRsCrc32(() => ({}))).toBeUndefined();
+    expect(loadNodeRsCrc32(() => ({ crc32: (data: Uint8Array) => data.length }))).toBeUndefined();
+    // A function that ignores the running value passes the whole check value but not the chained one.
+    expect(loadNodeRsCrc32(() => ({ crc32: (data: Uint8Array) => crc32Package(data) }))).toBeUndefined();
+    expect(loadNodeRsCrc32(() => ({ crc32: (data: Uint8Array, running: number) => crc32Package(data, running) }))).toBeDefined();
   });
 });
 
