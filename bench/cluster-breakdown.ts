@@ -7,6 +7,7 @@
  */
 import type { LatencyStageSummary, LatencySummary } from "../src/node/latency-trace.js";
 import { runLoad, type LoadResult } from "./cluster-load.js";
+import { median } from "./cluster-report.js";
 import type { System } from "./cluster-systems.js";
 
 export interface Breakdown {
@@ -39,11 +40,6 @@ export async function measureBreakdown(system: System, seconds: number, value: B
   return { client, leader };
 }
 
-function median(values: number[]): number {
-  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
-  return sorted.length === 0 ? Number.NaN : sorted[Math.floor(sorted.length / 2)];
-}
-
 /** Per stage, the median over rounds of its p50 (µs since the request was received, and since the stage before). */
 export function breakdownTable(rounds: Breakdown[]): Array<Record<string, string | number>> {
   if (rounds.length === 0) return [];
@@ -52,9 +48,9 @@ export function breakdownTable(rounds: Breakdown[]): Array<Record<string, string
     const of = (b: Breakdown): LatencyStageSummary => b.leader.stages.find((s) => s.stage === stage)!;
     return {
       stage,
-      "µs since received (p50, median of rounds)": median(rounds.map((b) => of(b).sinceReceivedUsP50)),
+      "µs since received (p50, median of rounds)": Math.round(median(rounds.map((b) => of(b).sinceReceivedUsP50))),
       "per round": rounds.map((b) => of(b).sinceReceivedUsP50).join(", "),
-      "µs since previous stage (p50)": median(rounds.map((b) => of(b).stepUsP50)),
+      "µs since previous stage (p50)": Math.round(median(rounds.map((b) => of(b).stepUsP50))),
     };
   });
   rows.push({

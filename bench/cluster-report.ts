@@ -106,7 +106,11 @@ export function printable(rows: SummaryRow[]): Array<Record<string, string | num
 
 /** The same table in Markdown, for the README. */
 export function markdown(rows: SummaryRow[]): string {
-  const table = printable(rows);
+  return markdownTable(printable(rows));
+}
+
+/** Rows of a printable table (console.table's shape) as a Markdown table. */
+export function markdownTable(table: Array<Record<string, string | number>>): string {
   const headers = Object.keys(table[0] ?? {});
   const line = (cells: Array<string | number>) => `| ${cells.join(" | ")} |`;
   return [line(headers), line(headers.map(() => "---")), ...table.map((row) => line(headers.map((h) => row[h])))].join("\n");

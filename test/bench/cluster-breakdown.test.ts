@@ -1,0 +1,21 @@
+/** The latency breakdown's table over rounds: per stage the median of the rounds' p50s, the same median as the ratio columns. */
+import { describe, expect, it } from "vitest";
+import type { Breakdown } from "../../bench/cluster-breakdown.js";
+import { breakdownTable } from "../../bench/cluster-breakdown.js";
+import type { LoadResult } from "../../bench/cluster-load.js";
+
+function round(syncedUs: number, clientMs: number): Breakdown {
+  const client: LoadResult = { ops: 1, errors: {}, seconds: 1, opsPerSecond: 1, latencyMsP50: clientMs, latencyMsP99: clientMs, latencyMsMax: clientMs, perSecondOps: [1], serverCpuUsPerOp: 1 };
+  const stage = (name: "requestReceived" | "leaderWalSynced", since: number) => ({ stage: name, sinceReceivedUsP50: since, sinceReceivedUsP90: since, stepUsP50: since, samples: 1 });
+  return { client, leader: { samples: 1, stages: [stage("requestReceived", 0), stage("leaderWalSynced", syncedUs)] } };
+}
+
+describe("bench:cluster's latency breakdown over rounds", () => {
+  it("takes the median of the rounds (the mean of the middle two for an even count), rounded to a µs", () => {
+    const table = breakdownTable([round(800, 1.5), round(1000, 1.7), round(861, 1.6), round(2000, 2.9)]);
+    const synced = table.find((row) => row.stage === "leaderWalSynced")!;
+    expect(synced["µs since received (p50, median of rounds)"]).toBe(931);
+    expect(synced["per round"]).toBe("800, 1000, 861, 2000");
+    expect(table.at(-1)!["µs since received (p50, median of rounds)"]).toBe(1650);
+  });
+});
