@@ -3,7 +3,9 @@
  * one-client plain puts; the leader's `GET /debug/latency` (src/node/latency-trace.ts) then
  * says, per stage, the median time since the leader's API received the request. The client's
  * own median beside it shows what lies outside the leader (the client, the loopback, the
- * kernel's socket work).
+ * kernel's socket work). One follower's trace of the same entries (from the append's arrival
+ * to its acknowledgement) says where the time between "sentToFollowers" and
+ * "firstFollowerAck" goes.
  */
 import type { LatencyStageSummary, LatencySummary } from "../src/node/latency-trace.js";
 import { runLoad, type LoadResult } from "./cluster-load.js";
@@ -14,6 +16,8 @@ export interface Breakdown {
   /** The client's view of the same puts (its p50 includes everything below). */
   client: LoadResult;
   leader: LatencySummary;
+  /** One follower's trace of the same puts' entries (absent from results saved before it was measured). */
+  follower?: LatencySummary["follower"];
 }
 
 async function debugLatency(url: string, method: "GET" | "DELETE"): Promise<unknown> {
@@ -27,6 +31,7 @@ export async function measureBreakdown(system: System, seconds: number, value: B
   // Warm up, then forget the warm-up's samples: the summary covers the measured puts only.
   await runLoad({ url: system.leaderUrl, clients: 1, seconds: 1, warmupRequests: 0, serverPids: [], request: (i, w) => system.request("put", i, w, value), check: (s, b) => system.check("put", s, b) });
   await debugLatency(system.leaderUrl, "DELETE");
+  await debugLatency(system.followerUrl, "DELETE");
   const client = await runLoad({
     url: system.leaderUrl,
     clients: 1,
@@ -37,27 +42,42 @@ export async function measureBreakdown(system: System, seconds: number, value: B
     check: (s, b) => system.check("put", s, b),
   });
   const leader = (await debugLatency(system.leaderUrl, "GET")) as LatencySummary;
-  return { client, leader };
+  const follower = ((await debugLatency(system.followerUrl, "GET")) as LatencySummary).follower;
+  return { client, leader, follower };
 }
 
-/** Per stage, the median over rounds of its p50 (µs since the request was received, and since the stage before). */
-export function breakdownTable(rounds: Breakdown[]): Array<Record<string, string | number>> {
+type TableRow = Record<string, string | number>;
+
+/** Per stage, the median over rounds of its p50 (µs since the first stage, and since the stage before). */
+function stageRows(rounds: Array<Array<LatencyStageSummary<string>>>, sinceHeading: string): TableRow[] {
   if (rounds.length === 0) return [];
-  const stages = rounds[0].leader.stages.map((s) => s.stage);
-  const rows: Array<Record<string, string | number>> = stages.map((stage) => {
-    const of = (b: Breakdown): LatencyStageSummary => b.leader.stages.find((s) => s.stage === stage)!;
+  return rounds[0].map(({ stage }) => {
+    const of = (stages: Array<LatencyStageSummary<string>>): LatencyStageSummary<string> => stages.find((s) => s.stage === stage)!;
     return {
       stage,
-      "µs since received (p50, median of rounds)": Math.round(median(rounds.map((b) => of(b).sinceReceivedUsP50))),
-      "per round": rounds.map((b) => of(b).sinceReceivedUsP50).join(", "),
-      "µs since previous stage (p50)": Math.round(median(rounds.map((b) => of(b).stepUsP50))),
+      [sinceHeading]: Math.round(median(rounds.map((stages) => of(stages).sinceReceivedUsP50))),
+      "per round": rounds.map((stages) => of(stages).sinceReceivedUsP50).join(", "),
+      "µs since previous stage (p50)": Math.round(median(rounds.map((stages) => of(stages).stepUsP50))),
     };
   });
+}
+
+/** The leader's stages over rounds, and the client's own median after them. */
+export function breakdownTable(rounds: Breakdown[]): TableRow[] {
+  if (rounds.length === 0) return [];
+  const sinceHeading = "µs since received (p50, median of rounds)";
+  const rows = stageRows(rounds.map((b) => b.leader.stages), sinceHeading);
   rows.push({
     stage: "client: request start to last byte",
-    "µs since received (p50, median of rounds)": Math.round(median(rounds.map((b) => b.client.latencyMsP50 * 1000))),
+    [sinceHeading]: Math.round(median(rounds.map((b) => b.client.latencyMsP50 * 1000))),
     "per round": rounds.map((b) => Math.round(b.client.latencyMsP50 * 1000)).join(", "),
     "µs since previous stage (p50)": "-",
   });
   return rows;
+}
+
+/** One follower's stages over the rounds that measured them (none in results saved before). */
+export function followerBreakdownTable(rounds: Breakdown[]): TableRow[] {
+  const measured = rounds.flatMap((b) => (b.follower && b.follower.samples > 0 ? [b.follower.stages] : []));
+  return stageRows(measured, "µs since the append arrived (p50, median of rounds)");
 }

@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import type { LoadResult } from "./cluster-load.js";
 import type { Breakdown } from "./cluster-breakdown.js";
-import { breakdownTable } from "./cluster-breakdown.js";
+import { breakdownTable, followerBreakdownTable } from "./cluster-breakdown.js";
 import { markdown, markdownTable, summarize, type Round } from "./cluster-report.js";
 import { rowSpecs } from "./cluster-rows.js";
 import { handleUsage } from "./usage.js";
@@ -24,3 +24,5 @@ const rounds: Round[] = runs.flatMap((run) => run.rounds.map((round) => ({ raftw
 console.log(markdown(summarize(rowSpecs(false), rounds)));
 const breakdowns = runs.flatMap((run) => run.breakdowns ?? []);
 if (breakdowns.length > 0) console.log(`\nLatency breakdown of one put (1 client, plain PUT, on the leader with --trace-latency):\n\n${markdownTable(breakdownTable(breakdowns))}`);
+const followerRows = followerBreakdownTable(breakdowns);
+if (followerRows.length > 0) console.log(`\nThe same puts on one follower (from the append's arrival to its acknowledgement):\n\n${markdownTable(followerRows)}`);

@@ -15,7 +15,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
-import { breakdownTable, measureBreakdown, type Breakdown } from "./cluster-breakdown.js";
+import { breakdownTable, followerBreakdownTable, measureBreakdown, type Breakdown } from "./cluster-breakdown.js";
 import { runLoad, type LoadResult } from "./cluster-load.js";
 import { markdown, printable, summarize, type Round } from "./cluster-report.js";
 import { CLUSTER_MEMBERS, COLD_SECONDS, etcdCluster, etcdSignature, raftwalSignature, rowSpecs, VALUE_BYTES_DEFAULT, type ClusterKind, type RowSpec } from "./cluster-rows.js";
@@ -32,7 +32,7 @@ for both (as ../shared/bench/kv-bench.mjs). Rows: puts of 256 B values with 1, 1
 256 clients (plain requests, and with KvClient's session headers at 1 and 16), the first
 ${COLD_SECONDS} s after start, 4 KiB and 64 KiB values, linearizable gets, stale gets at a
 follower, lease gets (a cluster with --read-mode lease), puts on 5 members; and the latency
-breakdown of one put (a leader with --trace-latency). Every cluster but for its cold row is
+breakdown of one put (a leader with --trace-latency, and one follower's part of it). Every cluster but for its cold row is
 first settled by unmeasured 16-client puts (8 s), the same for both systems. Prints every round and the median of the per-round
 ratios raftwal / etcd; writes bench/results/cluster.json. Takes about 3.5 minutes a round.
 
@@ -178,6 +178,11 @@ async function main(): Promise<void> {
   console.table(printable(summary));
   console.log("\nLatency breakdown of one put (1 client, plain PUT, on the leader with --trace-latency):");
   console.table(breakdownTable(breakdowns));
+  const followerRows = followerBreakdownTable(breakdowns);
+  if (followerRows.length > 0) {
+    console.log("\nThe same puts on one follower (from the append's arrival to its acknowledgement):");
+    console.table(followerRows);
+  }
   const path = writeResults("cluster", {
     date: new Date().toISOString(),
     machine: { cores: os.cpus().length, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter, node: process.version, etcd: etcd ?? null },

@@ -22,4 +22,4 @@ export type { PeerProgress } from "../raft/types.js";
 export { NotLeaderError, NodeErrorCode } from "./errors.js";
 export { createLogger, silentLogger, type Logger, type LogLevel } from "./logger.js";
 export { NodeMetrics } from "./metrics.js";
-export { LATENCY_STAGES, LatencyTrace, type LatencySample, type LatencyStage, type LatencySummary, type LatencyStageSummary } from "./latency-trace.js";
+export { LATENCY_STAGES, FOLLOWER_LATENCY_STAGES, LatencyTrace, type LatencySample, type LatencyStage, type FollowerLatencyStage, type LatencySummary, type LatencyStageSummary } from "./latency-trace.js";

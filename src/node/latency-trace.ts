@@ -1,9 +1,11 @@
 /**
- * An opt-in trace of where one write's time goes on the leader (RaftNodeOptions.latencyTrace,
- * `raftwal node --trace-latency`): the time of each stage of a proposal, from the moment its
- * HTTP request was handed to the API to the moment the answer was written, measured on the
- * leader's clock. `GET /debug/latency` serves the medians (kv/http-api.ts); the cluster
- * benchmark prints them.
+ * An opt-in trace of where one write's time goes (RaftNodeOptions.latencyTrace, `raftwal node
+ * --trace-latency`). On the leader: the time of each stage of a proposal, from the moment its
+ * HTTP request was handed to the API to the moment the answer was written. On a follower: the
+ * time of each stage of an entry, from the moment the append carrying it arrived to the moment
+ * the acknowledgement covering it was handed to the transport (the leader's "firstFollowerAck"
+ * is the faster follower's last stage plus the trip back). Each on its own node's clock.
+ * `GET /debug/latency` serves the medians (kv/http-api.ts); the cluster benchmark prints them.
  *
  * Off by default, and then it costs nothing: the node holds no trace, and every hook is one
  * `undefined` check. On, a hook is a Map lookup per entry or message; the trace keeps at most
@@ -42,6 +44,20 @@ export const LATENCY_STAGES = [
 
 export type LatencyStage = (typeof LATENCY_STAGES)[number];
 
+/** The stages of one entry on a follower, in the order they happen. */
+export const FOLLOWER_LATENCY_STAGES = [
+  /** The append carrying the entry arrived (decoded and handed to the node): the origin. */
+  "appendReceived",
+  /** The follower handed the entry to its WAL. */
+  "appendIssued",
+  /** Its WAL write (O_DSYNC) of the entry completed. */
+  "walSynced",
+  /** The acknowledgement covering the entry was handed to the transport. */
+  "acknowledged",
+] as const;
+
+export type FollowerLatencyStage = (typeof FOLLOWER_LATENCY_STAGES)[number];
+
 const STAGE_INDEX = new Map<LatencyStage, number>(LATENCY_STAGES.map((stage, i) => [stage, i]));
 /** Proposals traced at once; past this the oldest is dropped (a bound, not an expected load). */
 const OPEN_SAMPLES_MAX = 10_000;
@@ -54,9 +70,9 @@ export interface LatencySample {
   index: number;
 }
 
-export interface LatencyStageSummary {
-  stage: LatencyStage;
-  /** Median time from requestReceived to this stage, in µs. */
+export interface LatencyStageSummary<Stage extends string = LatencyStage> {
+  stage: Stage;
+  /** Median time from the first stage (requestReceived; appendReceived on a follower) to this stage, in µs. */
   sinceReceivedUsP50: number;
   sinceReceivedUsP90: number;
   /** Median time from the previous stage to this one, in µs (stages may overlap: the leader's write and the followers' acks run in parallel). */
@@ -68,11 +84,16 @@ export interface LatencyStageSummary {
 export interface LatencySummary {
   samples: number;
   stages: LatencyStageSummary[];
+  /** The entries this node traced as a follower (times since their append arrived). */
+  follower: { samples: number; stages: Array<LatencyStageSummary<FollowerLatencyStage>> };
 }
 
 export class LatencyTrace {
   private readonly open = new Map<number, LatencySample>();
   private finished: Float64Array[] = [];
+  /** Entries received as a follower and not yet acknowledged, by index: their stage times. */
+  private readonly followerOpen = new Map<number, Float64Array>();
+  private followerFinished: Float64Array[] = [];
 
   /** A new sample whose request was received at `receivedMs` (performance.now()). */
   begin(receivedMs = performance.now()): LatencySample {
@@ -83,8 +104,7 @@ export class LatencyTrace {
 
   /** Records `stage` of `sample` now (the first time only). */
   mark(sample: LatencySample, stage: LatencyStage): void {
-    const i = STAGE_INDEX.get(stage)!;
-    if (Number.isNaN(sample.times[i])) sample.times[i] = performance.now();
+    markOnce(sample.times, STAGE_INDEX.get(stage)!);
   }
 
   /** The core accepted the sample's proposal at `index`: later stages are found by index. */
@@ -104,14 +124,38 @@ export class LatencyTrace {
     }
   }
 
-  /** Messages about to be sent: appends carrying traced entries mark them sent. */
-  sending(messages: readonly Message[]): void {
-    if (this.open.size === 0) return;
-    for (const message of messages) if (message.type === MessageType.APPEND) this.markEntries(message.entries, "sentToFollowers");
+  /** `entries` handed to this node's WAL (a leader's own write, or a follower's). */
+  walAppendIssued(entries: readonly Entry[]): void {
+    this.markEntries(entries, "leaderAppendIssued");
+    this.markFollowerEntries(entries, FOLLOWER_STAGE_INDEX.appendIssued);
   }
 
-  /** A message received: an accepted append response acknowledges every traced entry up to its index. */
+  /** This node's WAL write of `entries` completed. */
+  walSynced(entries: readonly Entry[]): void {
+    this.markEntries(entries, "leaderWalSynced");
+    this.markFollowerEntries(entries, FOLLOWER_STAGE_INDEX.walSynced);
+  }
+
+  /**
+   * Messages about to be sent: appends carrying traced entries mark them sent; an accepted
+   * append response acknowledges (and completes) every entry received as a follower up to its index.
+   */
+  sending(messages: readonly Message[]): void {
+    for (const message of messages) {
+      if (message.type === MessageType.APPEND) this.markEntries(message.entries, "sentToFollowers");
+      else if (message.type === MessageType.APPEND_RESPONSE && !message.reject) this.followerAcknowledged(message.index);
+    }
+  }
+
+  /**
+   * A message received: an accepted append response acknowledges every traced entry up to its
+   * index; an append opens a follower sample for each entry it carries (once per index).
+   */
   received(message: Message): void {
+    if (message.type === MessageType.APPEND) {
+      if (message.entries.length > 0) this.followerReceived(message.entries);
+      return;
+    }
     if (this.open.size === 0 || message.type !== MessageType.APPEND_RESPONSE || message.reject) return;
     for (const [index, sample] of this.open) if (index <= message.index) this.mark(sample, "firstFollowerAck");
   }
@@ -120,30 +164,79 @@ export class LatencyTrace {
   finish(sample: LatencySample): void {
     this.mark(sample, "responseWritten");
     if (this.open.get(sample.index) === sample) this.open.delete(sample.index);
-    this.finished.push(sample.times);
-    if (this.finished.length > FINISHED_SAMPLES_MAX) this.finished = this.finished.slice(-FINISHED_SAMPLES_MAX / 2);
+    this.finished = keepNewest(this.finished, sample.times);
   }
 
   /** Forgets the finished samples (to summarize a settled period only). */
   reset(): void {
     this.finished = [];
+    this.followerFinished = [];
   }
 
   summary(): LatencySummary {
-    const stages = LATENCY_STAGES.map((stage, i): LatencyStageSummary => {
-      const since: number[] = [];
-      const step: number[] = [];
-      for (const times of this.finished) {
-        if (Number.isNaN(times[i])) continue;
-        since.push((times[i] - times[0]) * 1000);
-        if (i > 0 && !Number.isNaN(times[i - 1])) step.push((times[i] - times[i - 1]) * 1000);
-      }
-      since.sort((a, b) => a - b);
-      step.sort((a, b) => a - b);
-      return { stage, sinceReceivedUsP50: quantile(since, 0.5), sinceReceivedUsP90: quantile(since, 0.9), stepUsP50: i === 0 ? 0 : quantile(step, 0.5), samples: since.length };
-    });
-    return { samples: this.finished.length, stages };
+    return {
+      samples: this.finished.length,
+      stages: summarizeStages(LATENCY_STAGES, this.finished),
+      follower: { samples: this.followerFinished.length, stages: summarizeStages(FOLLOWER_LATENCY_STAGES, this.followerFinished) },
+    };
   }
+
+  private followerReceived(entries: readonly Entry[]): void {
+    const now = performance.now();
+    for (const entry of entries) {
+      if (this.followerOpen.has(entry.index)) continue;
+      const times = new Float64Array(FOLLOWER_LATENCY_STAGES.length).fill(Number.NaN);
+      times[0] = now;
+      this.followerOpen.set(entry.index, times);
+    }
+    while (this.followerOpen.size > OPEN_SAMPLES_MAX) this.followerOpen.delete(this.followerOpen.keys().next().value!);
+  }
+
+  private markFollowerEntries(entries: readonly Entry[], stage: number): void {
+    if (this.followerOpen.size === 0) return;
+    for (const entry of entries) {
+      const times = this.followerOpen.get(entry.index);
+      if (times) markOnce(times, stage);
+    }
+  }
+
+  /** An accepted append response for `index` leaves: the entries up to it are acknowledged. */
+  private followerAcknowledged(index: number): void {
+    for (const [entryIndex, times] of this.followerOpen) {
+      if (entryIndex > index) continue;
+      markOnce(times, FOLLOWER_STAGE_INDEX.acknowledged);
+      this.followerOpen.delete(entryIndex);
+      this.followerFinished = keepNewest(this.followerFinished, times);
+    }
+  }
+}
+
+const FOLLOWER_STAGE_INDEX = Object.fromEntries(FOLLOWER_LATENCY_STAGES.map((stage, i) => [stage, i])) as Record<FollowerLatencyStage, number>;
+
+function markOnce(times: Float64Array, stage: number): void {
+  if (Number.isNaN(times[stage])) times[stage] = performance.now();
+}
+
+/** `finished` with `times` appended, halved to the newest once it holds FINISHED_SAMPLES_MAX. */
+function keepNewest(finished: Float64Array[], times: Float64Array): Float64Array[] {
+  finished.push(times);
+  return finished.length > FINISHED_SAMPLES_MAX ? finished.slice(-FINISHED_SAMPLES_MAX / 2) : finished;
+}
+
+/** Per stage: the p50 and p90 of the time since the first stage, and the p50 of the step from the stage before. */
+function summarizeStages<Stage extends string>(stages: readonly Stage[], finished: readonly Float64Array[]): Array<LatencyStageSummary<Stage>> {
+  return stages.map((stage, i) => {
+    const since: number[] = [];
+    const step: number[] = [];
+    for (const times of finished) {
+      if (Number.isNaN(times[i])) continue;
+      since.push((times[i] - times[0]) * 1000);
+      if (i > 0 && !Number.isNaN(times[i - 1])) step.push((times[i] - times[i - 1]) * 1000);
+    }
+    since.sort((a, b) => a - b);
+    step.sort((a, b) => a - b);
+    return { stage, sinceReceivedUsP50: quantile(since, 0.5), sinceReceivedUsP90: quantile(since, 0.9), stepUsP50: i === 0 ? 0 : quantile(step, 0.5), samples: since.length };
+  });
 }
 
 function quantile(sorted: readonly number[], q: number): number {

@@ -69,7 +69,7 @@ const WAL_RECORD_OVERHEAD_BYTES_ESTIMATE = 56;
 
 export class RaftNode<Result = unknown> {
   readonly metrics = new NodeMetrics();
-  /** Where a leader's write spends its time (RaftNodeOptions.latencyTrace); undefined when off. */
+  /** Where a write spends its time, on the leader and on a follower (RaftNodeOptions.latencyTrace); undefined when off. */
   readonly latencyTrace: LatencyTrace | undefined;
   private readonly proposals = new PendingProposals<Result | undefined>();
   private readonly reads = new PendingReads();
@@ -303,9 +303,9 @@ export class RaftNode<Result = unknown> {
     for (const chunk of ready.snapshotChunks) await this.storage.writeSnapshotChunk(chunk);
     if (ready.snapshot) await this.storage.installSnapshot(ready.snapshot);
     if (ready.entries.length > 0) {
-      this.latencyTrace?.markEntries(ready.entries, "leaderAppendIssued");
+      this.latencyTrace?.walAppendIssued(ready.entries);
       await this.storage.append(ready.entries);
-      this.latencyTrace?.markEntries(ready.entries, "leaderWalSynced");
+      this.latencyTrace?.walSynced(ready.entries);
       for (const entry of ready.entries) this.walBytesSinceSnapshot += entry.data.length + WAL_RECORD_OVERHEAD_BYTES_ESTIMATE;
     }
     if (ready.hardState) {
