@@ -9,7 +9,7 @@
  */
 import type { LatencyStageSummary, LatencySummary } from "../src/node/latency-trace.js";
 import { runLoad, type LoadResult } from "./cluster-load.js";
-import { median } from "./cluster-report.js";
+import { median, type TableRow } from "./cluster-report.js";
 import type { System } from "./cluster-systems.js";
 
 export interface Breakdown {
@@ -45,8 +45,6 @@ export async function measureBreakdown(system: System, seconds: number, value: B
   const follower = ((await debugLatency(system.followerUrl, "GET")) as LatencySummary).follower;
   return { client, leader, follower };
 }
-
-type TableRow = Record<string, string | number>;
 
 /** Per stage, the median over rounds of its p50 (µs since the first stage, and since the stage before). */
 function stageRows(rounds: Array<Array<LatencyStageSummary<string>>>, sinceHeading: string): TableRow[] {

@@ -6,8 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { LoadResult } from "./cluster-load.js";
-import type { Breakdown } from "./cluster-breakdown.js";
-import { breakdownTable, followerBreakdownTable } from "./cluster-breakdown.js";
+import { breakdownTable, followerBreakdownTable, type Breakdown } from "./cluster-breakdown.js";
 import { markdown, markdownTable, summarize, type Round } from "./cluster-report.js";
 import { rowSpecs } from "./cluster-rows.js";
 import { handleUsage } from "./usage.js";

@@ -85,8 +85,11 @@ const range = (values: number[], digits = 1) => {
 };
 const ratio = (value: number) => (Number.isFinite(value) ? value.toFixed(2) : "-");
 
+/** One row of a printed table (console.table's shape; markdownTable's input). */
+export type TableRow = Record<string, string | number>;
+
 /** The table as printed (console.table) and as the README quotes it. */
-export function printable(rows: SummaryRow[]): Array<Record<string, string | number>> {
+export function printable(rows: SummaryRow[]): TableRow[] {
   return rows.map((row) => ({
     op: row.row,
     clients: row.clients,
@@ -110,7 +113,7 @@ export function markdown(rows: SummaryRow[]): string {
 }
 
 /** Rows of a printable table (console.table's shape) as a Markdown table. */
-export function markdownTable(table: Array<Record<string, string | number>>): string {
+export function markdownTable(table: TableRow[]): string {
   const headers = Object.keys(table[0] ?? {});
   const line = (cells: Array<string | number>) => `| ${cells.join(" | ")} |`;
   return [line(headers), line(headers.map(() => "---")), ...table.map((row) => line(headers.map((h) => row[h])))].join("\n");

@@ -58,7 +58,12 @@ export const FOLLOWER_LATENCY_STAGES = [
 
 export type FollowerLatencyStage = (typeof FOLLOWER_LATENCY_STAGES)[number];
 
-const STAGE_INDEX = new Map<LatencyStage, number>(LATENCY_STAGES.map((stage, i) => [stage, i]));
+/** Each stage's position in a sample's times. */
+function stageIndexes<Stage extends string>(stages: readonly Stage[]): Record<Stage, number> {
+  return Object.fromEntries(stages.map((stage, i) => [stage, i])) as Record<Stage, number>;
+}
+const STAGE_INDEX = stageIndexes(LATENCY_STAGES);
+const FOLLOWER_STAGE_INDEX = stageIndexes(FOLLOWER_LATENCY_STAGES);
 /** Proposals traced at once; past this the oldest is dropped (a bound, not an expected load). */
 const OPEN_SAMPLES_MAX = 10_000;
 /** Finished samples kept for the summary (the newest ones). */
@@ -104,7 +109,7 @@ export class LatencyTrace {
 
   /** Records `stage` of `sample` now (the first time only). */
   mark(sample: LatencySample, stage: LatencyStage): void {
-    markOnce(sample.times, STAGE_INDEX.get(stage)!);
+    markOnce(sample.times, STAGE_INDEX[stage]);
   }
 
   /** The core accepted the sample's proposal at `index`: later stages are found by index. */
@@ -210,8 +215,6 @@ export class LatencyTrace {
     }
   }
 }
-
-const FOLLOWER_STAGE_INDEX = Object.fromEntries(FOLLOWER_LATENCY_STAGES.map((stage, i) => [stage, i])) as Record<FollowerLatencyStage, number>;
 
 function markOnce(times: Float64Array, stage: number): void {
   if (Number.isNaN(times[stage])) times[stage] = performance.now();
