@@ -56,7 +56,7 @@ describe("raftwal --version and --help", () => {
 
 describe("the benchmarks' --help", () => {
   it("prints the usage and exits 0 without measuring; an unknown option exits 1 with the usage", () => {
-    for (const bench of ["wal", "core", "transport", "cluster", "restart", "membership", "rollover", "catchup", "catchup-tail"]) {
+    for (const bench of ["wal", "wal-cpu", "core", "transport", "cluster", "restart", "membership", "rollover", "catchup", "catchup-tail"]) {
       const started = Date.now();
       const help = spawnSync(process.execPath, [`${ROOT}/dist/bench/${bench}.js`, "--help"], { encoding: "utf8", timeout: 20_000 });
       expect(help.status, bench).toBe(0);
