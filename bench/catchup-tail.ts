@@ -21,7 +21,8 @@ import type { LocalCluster } from "../src/cli/local-cluster.js";
 import { logLines, secondsToCatchUp, sleep, until, withLoadedCluster } from "./cluster-steps.js";
 import { writeResults } from "./results.js";
 import { handleUsage, numberOption } from "./usage.js";
-import { median, SteadyWriteLoad, throughputDip, type ThroughputDip } from "./write-load.js";
+import { SteadyWriteLoad, throughputDip, type ThroughputDip } from "./write-load.js";
+import { median } from "./stats.js";
 
 const HELP = `Usage: npm run bench:catchup-tail [-- options]
 

@@ -17,7 +17,8 @@
 import { loadState, logLines, secondsToCatchUp, sleep, withLoadedCluster } from "./cluster-steps.js";
 import { writeResults } from "./results.js";
 import { handleUsage, numberOption } from "./usage.js";
-import { median, SteadyWriteLoad } from "./write-load.js";
+import { SteadyWriteLoad } from "./write-load.js";
+import { median } from "./stats.js";
 
 const HELP = `Usage: npm run bench:catchup [-- options]
 

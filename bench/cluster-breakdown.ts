@@ -9,7 +9,8 @@
  */
 import type { LatencyStageSummary, LatencySummary } from "../src/node/latency-trace.js";
 import { runLoad, type LoadResult } from "./cluster-load.js";
-import { median, type TableRow } from "./cluster-report.js";
+import type { TableRow } from "./cluster-report.js";
+import { median } from "./stats.js";
 import type { System } from "./cluster-systems.js";
 
 export interface Breakdown {

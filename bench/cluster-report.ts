@@ -6,6 +6,7 @@
  */
 import type { LoadResult } from "./cluster-load.js";
 import { etcdSignature, raftwalSignature, type RowSpec } from "./cluster-rows.js";
+import { median } from "./stats.js";
 
 /** One round's measurements, by signature (cluster-rows.ts). */
 export interface Round {
@@ -30,13 +31,6 @@ export interface SummaryRow {
   etcdServerCpuUsPerOp: number[];
   cpuRatio: number;
   errors: number;
-}
-
-export function median(values: number[]): number {
-  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
-  if (sorted.length === 0) return Number.NaN;
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 function ratios(raftwal: number[], etcd: number[]): number {

@@ -30,7 +30,8 @@ import { listSnapshotFiles } from "../storage/snapshot-store.js";
 import { loadState, logLines, sleep, until } from "./cluster-steps.js";
 import { writeResults } from "./results.js";
 import { handleUsage, numberOption } from "./usage.js";
-import { median, SteadyWriteLoad, throughputDip, type ThroughputDip } from "./write-load.js";
+import { SteadyWriteLoad, throughputDip, type ThroughputDip } from "./write-load.js";
+import { median } from "./stats.js";
 
 const HELP = `Usage: npm run bench:membership [-- options]
 

@@ -1,17 +1,6 @@
-/** What the WAL benchmarks share: the entries they append and the statistics they report. */
+/** What the WAL benchmarks share: the entries they append and their sizes. */
 import { recordBytes } from "../storage/wal/format.js";
 import { entryCodec, type Entry } from "../src/proto/schema.js";
-
-export function median(values: number[]): number {
-  const sorted = values.slice().sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
-
-export function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 
 const sharedData = new Map<number, Uint8Array>();
 

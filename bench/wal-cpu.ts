@@ -18,7 +18,8 @@ import { Wal } from "../storage/wal/wal.js";
 import { crc32Implementation } from "../storage/wal/crc.js";
 import { writeResults } from "./results.js";
 import { handleUsage, numberOption } from "./usage.js";
-import { makeEntry, median } from "./wal-common.js";
+import { median } from "./stats.js";
+import { makeEntry } from "./wal-common.js";
 
 const USAGE = `Usage: npm run bench:wal-cpu [-- --slices N] [-- --slice S] [-- --appenders N]
        (node dist/bench/wal-cpu.js [flags])

@@ -37,7 +37,8 @@ import type { OpenOptions, StorageFile } from "../storage/fs/file-system.js";
 import { NodeFileSystem } from "../storage/fs/node-file-system.js";
 import { Wal, type WalOptions } from "../storage/wal/index.js";
 import { COMMIT_RECORD_BYTES, RecordType } from "../storage/wal/format.js";
-import { entryRecordBytes, makeEntry, median, percentile } from "./wal-common.js";
+import { median, percentile } from "./stats.js";
+import { entryRecordBytes, makeEntry } from "./wal-common.js";
 import { handleUsage, numberOption, refuseArguments } from "./usage.js";
 
 /** A row of the targets: entries of `entryBytes` data bytes from `appenders` closed-loop appenders. */

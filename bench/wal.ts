@@ -18,7 +18,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { writeResults } from "./results.js";
 import { runTargets } from "./wal-targets.js";
-import { entryRecordBytes, makeEntry, median, percentile } from "./wal-common.js";
+import { median, percentile } from "./stats.js";
+import { entryRecordBytes, makeEntry } from "./wal-common.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";

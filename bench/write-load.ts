@@ -8,6 +8,7 @@
 import http from "node:http";
 import { performance } from "node:perf_hooks";
 import { KvClient } from "../src/kv/client.js";
+import { median } from "./stats.js";
 
 export interface WriteLoadOptions {
   endpoints: string[];
@@ -102,11 +103,4 @@ export function throughputDip(writesPerSecond: number[], timeline: LoadTimeline)
   const duringMean = during.reduce((sum, n) => sum + n, 0) / Math.max(1, during.length);
   const duringMin = during.length > 0 ? Math.min(...during) : NaN;
   return { beforeMedian, duringMin, duringMean, afterMedian: median(after), dipRatio: duringMin / beforeMedian, duringMeanRatio: duringMean / beforeMedian };
-}
-
-export function median(values: number[]): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
