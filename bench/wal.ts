@@ -16,20 +16,20 @@
  * noisy: compare the ratios, which are measured side by side in the same run.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { writeResults } from "./results.js";
-import { runTargets } from "./wal-targets.js";
-import { median, percentile } from "./stats.js";
-import { entryRecordBytes, makeEntry } from "./wal-common.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Entry } from "../src/proto/schema.js";
 import type { OpenOptions, StorageFile } from "../storage/fs/file-system.js";
 import { NodeFileSystem } from "../storage/fs/node-file-system.js";
-import { Wal, type Preallocation } from "../storage/wal/index.js";
 import { crc32Implementation } from "../storage/wal/crc.js";
 import { COMMIT_RECORD_BYTES } from "../storage/wal/format.js";
-import type { Entry } from "../src/proto/schema.js";
+import { Wal, type Preallocation } from "../storage/wal/index.js";
+import { writeResults } from "./results.js";
+import { median, percentile } from "./stats.js";
 import { handleUsage } from "./usage.js";
+import { entryRecordBytes, makeEntry } from "./wal-common.js";
+import { runTargets } from "./wal-targets.js";
 
 handleUsage(
   `Usage: npm run bench:wal [-- --quick]    (node --expose-gc dist/bench/wal.js [--quick])
