@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { DurableWriteHint, StorageFile } from "../storage/fs/file-system.js";
+import type { OpenOptions, StorageFile } from "../storage/fs/file-system.js";
 import { NodeFileSystem } from "../storage/fs/node-file-system.js";
 import { Wal } from "../storage/wal/wal.js";
 import { crc32Implementation } from "../storage/wal/crc.js";
@@ -39,27 +39,16 @@ const APPENDERS = numberOption(USAGE, "--appenders", 256, true);
 const SIZES = [128, 1024, 16384];
 const COMPACT_EVERY_ENTRIES = 100_000;
 
-/** A real file whose data writes and syncs complete at once without writing: the disk left out. */
-class InstantFile implements StorageFile {
-  constructor(private readonly file: StorageFile) {}
-  get path(): string {
-    return this.file.path;
-  }
-  read = (buffer: Uint8Array, offset: number, length: number, position: number) => this.file.read(buffer, offset, length, position);
-  readSync = (buffer: Uint8Array, offset: number, length: number, position: number) => this.file.readSync(buffer, offset, length, position);
-  write = (_data: Uint8Array, _position: number) => sleepTurn();
-  sync = () => sleepTurn();
-  writeDurable = (_data: Uint8Array, _position: number, _hint: DurableWriteHint) => sleepTurn();
-  truncate = (length: number) => this.file.truncate(length);
-  size = () => this.file.size();
-  close = () => this.file.close();
-}
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-const sleepTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
+/** Real files (opened, renamed, truncated), whose data writes and syncs complete a turn later without writing: the disk left out. */
 class InstantFileSystem extends NodeFileSystem {
-  override async open(...args: Parameters<NodeFileSystem["open"]>): Promise<StorageFile> {
-    return new InstantFile(await super.open(...args));
+  override async open(path: string, options?: OpenOptions): Promise<StorageFile> {
+    const file = await super.open(path, options);
+    file.write = nextTurn;
+    file.sync = nextTurn;
+    file.writeDurable = nextTurn;
+    return file;
   }
 }
 

@@ -146,6 +146,7 @@ export class LatencyTrace {
    * append response acknowledges (and completes) every entry received as a follower up to its index.
    */
   sending(messages: readonly Message[]): void {
+    if (this.open.size === 0 && this.followerOpen.size === 0) return;
     for (const message of messages) {
       if (message.type === MessageType.APPEND) this.markEntries(message.entries, "sentToFollowers");
       else if (message.type === MessageType.APPEND_RESPONSE && !message.reject) this.followerAcknowledged(message.index);
