@@ -96,8 +96,13 @@ export interface LatencySummary {
 export class LatencyTrace {
   private readonly open = new Map<number, LatencySample>();
   private finished: Float64Array[] = [];
-  /** Entries received as a follower and not yet acknowledged, by index: their stage times. */
+  /**
+   * Entries received as a follower and not yet acknowledged, by index: their stage times. Only
+   * an index above every one opened before gets a sample (a first arrival, not a resend or the
+   * replacement of a truncated tail), so the map's order is the indexes' order.
+   */
   private readonly followerOpen = new Map<number, Float64Array>();
+  private followerHighestOpened = 0;
   private followerFinished: Float64Array[] = [];
 
   /** A new sample whose request was received at `receivedMs` (performance.now()). */
@@ -190,7 +195,8 @@ export class LatencyTrace {
   private followerReceived(entries: readonly Entry[]): void {
     const now = performance.now();
     for (const entry of entries) {
-      if (this.followerOpen.has(entry.index)) continue;
+      if (entry.index <= this.followerHighestOpened) continue;
+      this.followerHighestOpened = entry.index;
       const times = new Float64Array(FOLLOWER_LATENCY_STAGES.length).fill(Number.NaN);
       times[0] = now;
       this.followerOpen.set(entry.index, times);
@@ -206,10 +212,10 @@ export class LatencyTrace {
     }
   }
 
-  /** An accepted append response for `index` leaves: the entries up to it are acknowledged. */
+  /** An accepted append response for `index` leaves: the entries up to it are acknowledged (the oldest first: the map is in index order). */
   private followerAcknowledged(index: number): void {
     for (const [entryIndex, times] of this.followerOpen) {
-      if (entryIndex > index) continue;
+      if (entryIndex > index) break;
       markOnce(times, FOLLOWER_STAGE_INDEX.acknowledged);
       this.followerOpen.delete(entryIndex);
       this.followerFinished = keepNewest(this.followerFinished, times);

@@ -79,6 +79,22 @@ describe("latency trace", () => {
     expect(trace.summary().follower.samples).toBe(0);
   });
 
+  it("traces a follower's entry from its first arrival only: a resend neither restarts nor reopens it", () => {
+    const trace = new LatencyTrace();
+    const entry = (index: number): Entry => ({ index, term: 1, type: EntryType.NORMAL, data: new Uint8Array(0) });
+    const append = (...indexes: number[]) => ({ ...newMessage(MessageType.APPEND, 1, 2, 1), entries: indexes.map(entry) });
+    const ack = (index: number) => ({ ...newMessage(MessageType.APPEND_RESPONSE, 2, 1, 1), index });
+    trace.received(append(3, 4));
+    trace.received(append(4, 5)); // 4 resent: still one sample, from its first arrival
+    trace.sending([ack(4)]);
+    expect(trace.summary().follower.samples).toBe(2);
+    trace.received(append(3, 4)); // both acknowledged already: not reopened
+    trace.sending([ack(5)]);
+    expect(trace.summary().follower.samples).toBe(3);
+    trace.sending([ack(9)]);
+    expect(trace.summary().follower.samples).toBe(3);
+  });
+
   it("is off by default: no trace on the node, and /debug/latency answers 404", async () => {
     const leader = await leaderOf(await startThree({ clusterId: "trace" }));
     expect(leader.node.latencyTrace).toBeUndefined();
