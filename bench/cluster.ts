@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { breakdownTable, followerBreakdownTable, measureBreakdown, type Breakdown } from "./cluster-breakdown.js";
 import { runLoad, type LoadResult } from "./cluster-load.js";
 import { markdown, printable, summarize, type Round } from "./cluster-report.js";
+import { saveRound, type ClusterResults } from "./cluster-results.js";
 import { CLUSTER_MEMBERS, COLD_SECONDS, etcdCluster, etcdSignature, raftwalSignature, rowSpecs, VALUE_BYTES_DEFAULT, type ClusterKind, type RowSpec } from "./cluster-rows.js";
 import { etcdVersion, KEYS, startEtcd, startRaftwal, type System } from "./cluster-systems.js";
 import { writeResults } from "./results.js";
@@ -183,15 +184,16 @@ async function main(): Promise<void> {
     console.log("\nThe same puts on one follower (from the append's arrival to its acknowledgement):");
     console.table(followerRows);
   }
-  const path = writeResults("cluster", {
+  const results: ClusterResults = {
     date: new Date().toISOString(),
     machine: { cores: os.cpus().length, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter, node: process.version, etcd: etcd ?? null },
     secondsPerRow: SECONDS,
-    rounds: rounds.map((round) => ({ raftwal: Object.fromEntries(round.raftwal), etcd: Object.fromEntries(round.etcd) })),
+    rounds: rounds.map(saveRound),
     summary,
     breakdowns,
     markdown: markdown(summary),
-  });
+  };
+  const path = writeResults("cluster", results);
   console.log(`results written to ${path}`);
 }
 

@@ -31,3 +31,16 @@ export function numberOption(usage: string, name: string, fallback: number, inte
   if (!(value > 0) || (integer && !Number.isInteger(value))) refuseArguments(usage, `${name} needs a positive ${integer ? "whole " : ""}number`);
   return value;
 }
+
+/**
+ * The word given as `name WORD`, or undefined when the option is absent; a missing or blank
+ * word, or another option in its place, is refused with the usage ("`name` needs `what`").
+ */
+export function stringOption(usage: string, name: string, what: string): string | undefined {
+  const args = process.argv.slice(2);
+  const at = args.indexOf(name);
+  if (at < 0) return undefined;
+  const value = args[at + 1];
+  if (value === undefined || value.trim() === "" || value.startsWith("--")) refuseArguments(usage, `${name} needs ${what}`);
+  return value;
+}

@@ -39,7 +39,7 @@ import { Wal, type WalOptions } from "../storage/wal/index.js";
 import { COMMIT_RECORD_BYTES, RecordType } from "../storage/wal/format.js";
 import { median, percentile } from "./stats.js";
 import { entryRecordBytes, makeEntry } from "./wal-common.js";
-import { handleUsage, numberOption, refuseArguments } from "./usage.js";
+import { handleUsage, numberOption, refuseArguments, stringOption } from "./usage.js";
 
 /** A row of the targets: entries of `entryBytes` data bytes from `appenders` closed-loop appenders. */
 export interface TargetRow {
@@ -601,39 +601,28 @@ slice of each WAL variant; the table gives medians of the per-round ratios.
   --help              this text
 `;
 
-function refuse(why: string): never {
-  return refuseArguments(USAGE, why);
-}
-
 function parseVariant(spec: string | undefined): Variant {
   const equals = spec?.indexOf("=") ?? -1;
-  if (spec === undefined || equals <= 0) refuse("--variant needs NAME=JSON");
+  if (spec === undefined || equals <= 0) refuseArguments(USAGE, "--variant needs NAME=JSON");
   try {
     const { steady, ...walOptions } = JSON.parse(spec.slice(equals + 1)) as WalOptions & { steady?: boolean };
     return { name: spec.slice(0, equals), options: walOptions, steady };
   } catch (error) {
-    refuse(`--variant ${spec.slice(0, equals)}: not JSON (${(error as Error).message})`);
+    refuseArguments(USAGE, `--variant ${spec.slice(0, equals)}: not JSON (${(error as Error).message})`);
   }
-}
-
-/** The word after `flag`, "" when the flag ends the line, undefined without the flag. */
-function optionValue(argv: readonly string[], flag: string): string | undefined {
-  const at = argv.indexOf(flag);
-  return at < 0 ? undefined : (argv[at + 1] ?? "");
 }
 
 function parseArguments(argv: readonly string[]): { options: TargetOptions; jsonPath: string | undefined } {
   handleUsage(USAGE, ["--rounds", "--slice", "--rows", "--no-default", "--variant", "--fresh-ceiling", "--json"]);
-  const names = optionValue(argv, "--rows")?.split(",");
+  const names = stringOption(USAGE, "--rows", "row names, comma-separated")?.split(",");
   const unknownRows = names?.filter((name) => !TARGET_ROWS.some((row) => row.name === name)) ?? [];
-  if (unknownRows.length > 0) refuse(`--rows: no row named ${unknownRows.join(", ")}`);
+  if (unknownRows.length > 0) refuseArguments(USAGE, `--rows: no row named ${unknownRows.join(", ")}`);
   const rows = names ? TARGET_ROWS.filter((row) => names.includes(row.name)) : TARGET_ROWS;
   const variants: Variant[] = argv.includes("--no-default") ? [] : DEFAULT_VARIANTS.slice();
   argv.forEach((arg, k) => {
     if (arg === "--variant") variants.push(parseVariant(argv[k + 1]));
   });
-  const jsonPath = optionValue(argv, "--json");
-  if (jsonPath !== undefined && jsonPath.trim() === "") refuse("--json needs a file name");
+  const jsonPath = stringOption(USAGE, "--json", "a file name");
   const options: TargetOptions = {
     rounds: numberOption(USAGE, "--rounds", 15, true),
     sliceSeconds: numberOption(USAGE, "--slice", 0.3),

@@ -85,6 +85,8 @@ describe("the benchmarks' --help", () => {
       [["--variant", "sparse={preallocation"], /^--variant sparse: not JSON \(.*\)\n\nUsage:/],
       [["--variant", "nameless"], /^--variant needs NAME=JSON\n\nUsage:/],
       [["--json"], /^--json needs a file name\n\nUsage:/],
+      [["--json", "--rows", "1k256"], /^--json needs a file name\n\nUsage:/],
+      [["--rows", " "], /^--rows needs row names, comma-separated\n\nUsage:/],
     ];
     for (const [args, message] of refusals) {
       const refused = run(...args);
