@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import type { LoadResult } from "../../bench/cluster-load.js";
 import { markdown, printable, summarize, type Round } from "../../bench/cluster-report.js";
+import { loadRound, saveRound, type SavedRound } from "../../bench/cluster-results.js";
 import { etcdSignature, raftwalSignature, rowSpecs } from "../../bench/cluster-rows.js";
 
 function load(opsPerSecond: number, serverCpuUsPerOp: number): LoadResult {
@@ -36,5 +37,11 @@ describe("bench:cluster's table", () => {
     const [row] = printable(summarize([spec], alone));
     expect(row["CPU ratio"]).toBe("-");
     expect(row.ratio).toBe("-");
+  });
+
+  it("summarizes rounds read back from the saved JSON (cluster-combine) as the rounds measured", () => {
+    const saved = JSON.parse(JSON.stringify(rounds.map(saveRound))) as SavedRound[];
+    expect(summarize([spec], saved.map(loadRound))).toEqual(summarize([spec], rounds));
+    expect(saved[0].raftwal[raftwalSignature(spec)].opsPerSecond).toBe(2000);
   });
 });
