@@ -612,7 +612,9 @@ function parseVariant(spec: string | undefined): Variant {
   }
 }
 
-function parseArguments(argv: readonly string[]): { options: TargetOptions; jsonPath: string | undefined } {
+/** The command line's options (all read from process.argv, as bench/usage.ts's helpers read them). */
+function parseArguments(): { options: TargetOptions; jsonPath: string | undefined } {
+  const argv = process.argv.slice(2);
   handleUsage(USAGE, ["--rounds", "--slice", "--rows", "--no-default", "--variant", "--fresh-ceiling", "--json"]);
   const names = stringOption(USAGE, "--rows", "row names, comma-separated")?.split(",");
   const unknownRows = names?.filter((name) => !TARGET_ROWS.some((row) => row.name === name)) ?? [];
@@ -634,7 +636,7 @@ function parseArguments(argv: readonly string[]): { options: TargetOptions; json
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { options, jsonPath } = parseArguments(process.argv.slice(2));
+  const { options, jsonPath } = parseArguments();
   const results = await measureTargets(options);
   console.log(formatTargets(results));
   if (jsonPath !== undefined) writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2) + "\n");
