@@ -80,3 +80,12 @@ export function followerBreakdownTable(rounds: Breakdown[]): TableRow[] {
   const measured = rounds.flatMap((b) => (b.follower && b.follower.samples > 0 ? [b.follower.stages] : []));
   return stageRows(measured, "µs since the append arrived (p50, median of rounds)");
 }
+
+/** What the benchmark and cluster-combine print of the breakdowns: the leader's table, then one follower's when measured. */
+export function breakdownSections(rounds: Breakdown[]): Array<{ title: string; rows: TableRow[] }> {
+  const sections: Array<{ title: string; rows: TableRow[] }> = [];
+  if (rounds.length > 0) sections.push({ title: "Latency breakdown of one put (1 client, plain PUT, on the leader with --trace-latency):", rows: breakdownTable(rounds) });
+  const followerRows = followerBreakdownTable(rounds);
+  if (followerRows.length > 0) sections.push({ title: "The same puts on one follower (from the append's arrival to its acknowledgement):", rows: followerRows });
+  return sections;
+}

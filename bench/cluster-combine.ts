@@ -5,7 +5,7 @@
  * latency breakdown of one put over the rounds of all of them.
  */
 import { readFileSync } from "node:fs";
-import { breakdownTable, followerBreakdownTable } from "./cluster-breakdown.js";
+import { breakdownSections } from "./cluster-breakdown.js";
 import { markdown, markdownTable, summarize } from "./cluster-report.js";
 import { loadRound, type ClusterResults } from "./cluster-results.js";
 import { rowSpecs } from "./cluster-rows.js";
@@ -17,6 +17,4 @@ const runs = process.argv.slice(2).map((file) => JSON.parse(readFileSync(file, "
 const rounds = runs.flatMap((run) => run.rounds.map(loadRound));
 console.log(markdown(summarize(rowSpecs(false), rounds)));
 const breakdowns = runs.flatMap((run) => run.breakdowns ?? []);
-if (breakdowns.length > 0) console.log(`\nLatency breakdown of one put (1 client, plain PUT, on the leader with --trace-latency):\n\n${markdownTable(breakdownTable(breakdowns))}`);
-const followerRows = followerBreakdownTable(breakdowns);
-if (followerRows.length > 0) console.log(`\nThe same puts on one follower (from the append's arrival to its acknowledgement):\n\n${markdownTable(followerRows)}`);
+for (const { title, rows } of breakdownSections(breakdowns)) console.log(`\n${title}\n\n${markdownTable(rows)}`);

@@ -15,7 +15,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
-import { breakdownTable, followerBreakdownTable, measureBreakdown, type Breakdown } from "./cluster-breakdown.js";
+import { breakdownSections, measureBreakdown, type Breakdown } from "./cluster-breakdown.js";
 import { runLoad, type LoadResult } from "./cluster-load.js";
 import { markdown, printable, summarize, type Round } from "./cluster-report.js";
 import { saveRound, type ClusterResults } from "./cluster-results.js";
@@ -177,12 +177,9 @@ async function main(): Promise<void> {
   const summary = summarize(specs, rounds);
   console.log(`\nMedians of per-round ratios raftwal / etcd (load average at the end ${loadAfter.map((l) => l.toFixed(2)).join(" ")}):`);
   console.table(printable(summary));
-  console.log("\nLatency breakdown of one put (1 client, plain PUT, on the leader with --trace-latency):");
-  console.table(breakdownTable(breakdowns));
-  const followerRows = followerBreakdownTable(breakdowns);
-  if (followerRows.length > 0) {
-    console.log("\nThe same puts on one follower (from the append's arrival to its acknowledgement):");
-    console.table(followerRows);
+  for (const { title, rows } of breakdownSections(breakdowns)) {
+    console.log(`\n${title}`);
+    console.table(rows);
   }
   const results: ClusterResults = {
     date: new Date().toISOString(),

@@ -160,7 +160,7 @@ export class LatencyTrace {
 
   /**
    * A message received: an accepted append response acknowledges every traced entry up to its
-   * index; an append opens a follower sample for each entry it carries (once per index).
+   * index; an append opens a follower sample for each entry it carries on its first arrival.
    */
   received(message: Message): void {
     if (message.type === MessageType.APPEND) {

@@ -62,16 +62,17 @@ export const crc32NodeRs: Crc32Function | undefined = nodeRsCrc32 ? (data, runni
  */
 export const CRC32_NATIVE_THRESHOLD_BYTES = 256;
 
-const nativeCrc32: NativeCrc32 | undefined = nodeRsCrc32 ?? zlibCrc32;
+/** The fastest native implementation that loads here, and its name; undefined when neither does. */
+const native: { crc32: NativeCrc32; name: string } | undefined = nodeRsCrc32
+  ? { crc32: nodeRsCrc32, name: "@node-rs/crc32" }
+  : zlibCrc32
+    ? { crc32: zlibCrc32, name: "zlib" }
+    : undefined;
 
 /** CRC-32 (IEEE, reflected 0xEDB88320) of `data`, continuing from `running` (0 to start). Unsigned. */
-export const crc32: Crc32Function = nativeCrc32
-  ? (data, running = 0) => (data.length < CRC32_NATIVE_THRESHOLD_BYTES ? CRC32.buf(data, running) >>> 0 : nativeCrc32(data, running))
+export const crc32: Crc32Function = native
+  ? (data, running = 0) => (data.length < CRC32_NATIVE_THRESHOLD_BYTES ? crc32Package(data, running) : native.crc32(data, running))
   : crc32Package;
 
 /** Which implementation `crc32` is (for the benchmark report). */
-export const crc32Implementation: string = nodeRsCrc32
-  ? `@node-rs/crc32 (crc-32 below ${CRC32_NATIVE_THRESHOLD_BYTES} B)`
-  : zlibCrc32
-    ? `zlib (crc-32 below ${CRC32_NATIVE_THRESHOLD_BYTES} B)`
-    : "crc-32";
+export const crc32Implementation: string = native ? `${native.name} (crc-32 below ${CRC32_NATIVE_THRESHOLD_BYTES} B)` : "crc-32";

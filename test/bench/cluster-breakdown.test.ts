@@ -1,7 +1,7 @@
 /** The latency breakdown's table over rounds: per stage the median of the rounds' p50s, the same median as the ratio columns. */
 import { describe, expect, it } from "vitest";
 import type { Breakdown } from "../../bench/cluster-breakdown.js";
-import { breakdownTable, followerBreakdownTable } from "../../bench/cluster-breakdown.js";
+import { breakdownSections, breakdownTable, followerBreakdownTable } from "../../bench/cluster-breakdown.js";
 import type { LoadResult } from "../../bench/cluster-load.js";
 
 function round(syncedUs: number, clientMs: number): Breakdown {
@@ -33,5 +33,13 @@ describe("bench:cluster's follower breakdown", () => {
     expect(table[2]["µs since the append arrived (p50, median of rounds)"]).toBe(820);
     expect(table[2]["per round"]).toBe("760, 1000, 820");
     expect(followerBreakdownTable([round(1, 1)])).toEqual([]);
+  });
+
+  it("is printed as a second section only where a follower was traced (bench:cluster and cluster-combine print the same sections)", () => {
+    expect(breakdownSections([])).toEqual([]);
+    expect(breakdownSections([round(1, 1)]).map((section) => section.title)).toEqual([expect.stringMatching(/^Latency breakdown of one put/)]);
+    const both = breakdownSections([followerRound(700, 760), round(1, 1)]);
+    expect(both.map((section) => section.title)).toEqual([expect.stringMatching(/^Latency breakdown of one put/), expect.stringMatching(/^The same puts on one follower/)]);
+    expect(both[1].rows).toEqual(followerBreakdownTable([followerRound(700, 760)]));
   });
 });
